@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Configures and builds hafab into ./build (ccache, Ninja). Extra args go to cmake --build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+werror=OFF; [ "${CI:-}" = "true" ] && werror=ON
+if [ ! -f build/build.ninja ]; then
+  cmake -S . -B build -G Ninja -DHAFAB_WERROR=$werror >/dev/null
+fi
+cmake --build build -j"$(nproc)" "$@"

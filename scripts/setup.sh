@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package hafab needs. Idempotent; run as root (or with sudo).
+set -euo pipefail
+pkgs=(
+  g++ cmake ninja-build ccache pkg-config
+  libboost-dev libboost-system-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libcli11-dev libsqlite3-dev libssl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
+  curl iproute2 procps etcd-server haproxy wrk
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The Debian etcd and haproxy packages start system services; hafab's tests start their own.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now etcd haproxy >/dev/null 2>&1 || true
+fi

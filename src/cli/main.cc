@@ -1,0 +1,58 @@
+// The `hafab` binary: one CLI11 app whose subcommands register themselves (command.h).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "cli/command.h"
+#include "core/log.h"
+
+namespace hafab::cli {
+namespace {
+
+std::vector<std::pair<int, AddCommand>>& Registry() {
+  static std::vector<std::pair<int, AddCommand>> r;
+  return r;
+}
+int g_exit_code = kExitOk;
+
+}  // namespace
+
+CommandRegistration::CommandRegistration(int order, AddCommand add) {
+  Registry().emplace_back(order, std::move(add));
+}
+
+void AddAllCommands(CLI::App& app) {
+  auto& r = Registry();
+  std::stable_sort(r.begin(), r.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [order, add] : r) add(app);
+}
+
+void SetExitCode(int code) { g_exit_code = code; }
+int GetExitCode() { return g_exit_code; }
+
+}  // namespace hafab::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"hafab: a high-availability fabric for unmodified applications"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "hafab 0.1.0");
+  std::string log_format = "text";
+  std::string log_level = "info";
+  app.add_option("--log-format", log_format, "Log format: text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", log_level, "Log level: trace, debug, info, warn, error");
+  app.parse_complete_callback([&] {
+    auto st = hafab::InitLogging("hafab", log_format, log_level);
+    if (!st.ok()) throw CLI::ValidationError(st.message());
+  });
+  hafab::cli::AddAllCommands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : hafab::cli::kExitUsage;
+  }
+  return hafab::cli::GetExitCode();
+}

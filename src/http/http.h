@@ -1,0 +1,92 @@
+// A small HTTP/1.1 server and client on Boost.Asio (Beast inside the .cc files only, so
+// that including this header stays cheap). Used by the controller API, the agent's
+// heartbeats and probes, the gateway's route watch and /metrics, the CLI, and the
+// example apps. Not for the gateway's data path.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/result.h"
+
+namespace hafab::http {
+
+struct Request {
+  std::string method;                         // "GET", "POST", ...
+  std::string target;                         // as sent: path and query
+  std::string path;                           // decoded path without the query
+  std::map<std::string, std::string> query;   // decoded query parameters
+  std::map<std::string, std::string> headers; // names lower-cased
+  std::string body;
+  std::string peer;                           // remote address, "127.0.0.1"
+
+  // "" when absent.
+  std::string Header(const std::string& lower_name) const;
+  std::string Query(const std::string& name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+
+  static Response Json(int status, std::string body);
+  static Response Text(int status, std::string body);
+};
+
+// Sends the response for one request. Call exactly once, on the server's io_context
+// thread (post to it from elsewhere). A responder may be kept for later (long-poll).
+using Responder = std::function<void(Response)>;
+using Handler = std::function<void(Request&& request, Responder respond)>;
+
+// Keep-alive HTTP/1.1 server. Runs on the given io_context; not thread-safe otherwise.
+class Server {
+ public:
+  Server(boost::asio::io_context& io, Handler handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds host:port (0 = a free port), starts accepting, returns the bound port.
+  // Errors: Unavailable if the address is in use or cannot be bound (message names it).
+  Result<uint16_t> Listen(const std::string& host, uint16_t port);
+  // Stops accepting and closes every connection; pending responders become no-ops.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+struct Url {
+  std::string host;
+  uint16_t port = 80;
+  std::string target = "/";  // path and query
+};
+// Parses "http://host:port/path?q". InvalidArgument naming the URL otherwise.
+Result<Url> ParseUrl(const std::string& url);
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// Blocking request with a deadline, for the CLI, tests and tools.
+// Errors: Unavailable (connect refused/reset, the message names host:port),
+// DeadlineExceeded (no full response within `timeout`). Any HTTP status is a Response.
+Result<Response> Fetch(const std::string& method, const std::string& url,
+                       const std::string& body = "", const Headers& headers = {},
+                       Duration timeout = std::chrono::seconds(5));
+
+// Asynchronous requests on an io_context, one connection per request.
+// `done` runs on the io_context thread with the same errors as Fetch.
+void AsyncFetch(boost::asio::io_context& io, const std::string& method, const std::string& url,
+                std::string body, Headers headers, Duration timeout,
+                std::function<void(Result<Response>)> done);
+
+}  // namespace hafab::http

@@ -1,0 +1,120 @@
+// The manifest model: what an operator declares. Parsed and validated by parser.h.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+
+namespace hafab::manifest {
+
+enum class RoleMode { kActivePassive, kLoadBalanced, kReplicated };
+enum class ProbeKind { kTcp, kHttp, kExec };
+enum class RestartPolicy { kAlways, kOnFailure, kNever };
+
+std::string_view RoleModeName(RoleMode m);        // "active-passive", ...
+std::string_view ProbeKindName(ProbeKind k);      // "tcp", "http", "exec"
+std::string_view RestartPolicyName(RestartPolicy p);  // "always", "on-failure", "never"
+
+// Where a value came from, for error messages: file:line:col (1-based).
+struct SourcePos {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string ToString() const;  // "f.yaml:3:5"
+};
+
+struct Probe {
+  ProbeKind kind = ProbeKind::kTcp;
+  std::string path = "/";             // http only
+  std::vector<std::string> command;   // exec only: argv
+  Duration interval = std::chrono::milliseconds(200);
+  Duration timeout = std::chrono::milliseconds(100);
+  int failure_threshold = 3;
+  int success_threshold = 1;
+};
+
+struct Probes {
+  std::optional<Probe> liveness;
+  // Readiness may answer busy: HTTP 503 or exec exit code 75 (out of rotation, not restarted).
+  std::optional<Probe> readiness;
+};
+
+struct Restart {
+  RestartPolicy policy = RestartPolicy::kAlways;
+  int max_restarts = 3;                                  // in place, within `window`
+  Duration window = std::chrono::seconds(60);
+  Duration backoff_initial = std::chrono::milliseconds(100);
+  Duration backoff_max = std::chrono::seconds(10);
+};
+
+struct Resources {
+  double cpu = 0;             // cores; 0 = unlimited
+  uint64_t memory_bytes = 0;  // 0 = unlimited; manifest writes "256Mi", "1Gi", "500M"
+};
+
+struct Endpoint {
+  std::string listen;               // "host:port" on the gateway
+  std::vector<std::string> allow;   // CIDRs and role names; empty = allow all
+};
+
+struct UpdatePolicy {
+  int max_unavailable_domains = 1;
+  Duration ready_timeout = std::chrono::seconds(30);
+};
+
+struct Autoscale {
+  int min = 1;
+  int max = 1;
+  std::string metric = "cpu";       // "cpu" (utilisation %) or "connections" (per instance)
+  double target = 70;
+  Duration stabilization = std::chrono::seconds(30);
+  Duration cooldown = std::chrono::seconds(30);
+};
+
+struct Role {
+  std::string name;
+  RoleMode mode = RoleMode::kLoadBalanced;
+  std::string command;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+  int instances = 1;                    // active-passive: primary + standbys
+  std::optional<Autoscale> autoscale;   // set when the manifest gives min/max
+  int port = 0;                         // the port the app listens on (HAFAB_PORT)
+  std::optional<Endpoint> endpoint;
+  std::string volume;                   // active-passive: the data disk that follows the primary
+  Probes probes;
+  Restart restart;
+  Resources resources;
+  UpdatePolicy update;
+  Duration stop_grace = std::chrono::seconds(5);
+  std::string version;                  // free-form; changes trigger a rolling upgrade
+  SourcePos pos;                        // where the role starts in the file
+};
+
+struct Node {
+  std::string name;
+  std::string fault_domain;
+  std::string update_domain;
+  std::string address = "127.0.0.1";   // embedded mode: every local node is on loopback
+  int capacity = 0;                    // max instances; 0 = unlimited
+  SourcePos pos;
+};
+
+struct Settings {
+  Duration heartbeat_interval = std::chrono::milliseconds(200);
+  Duration lease_ttl = std::chrono::milliseconds(1500);
+  std::string api_listen = "127.0.0.1:0";   // controller API; port 0 = pick a free one
+};
+
+struct Manifest {
+  std::string cluster = "hafab";
+  Settings settings;
+  std::vector<Node> nodes;   // for `hafab up` (embedded): the local nodes to start
+  std::vector<Role> roles;
+};
+
+}  // namespace hafab::manifest
