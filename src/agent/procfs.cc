@@ -1,0 +1,140 @@
+#include "agent/procfs.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+namespace hafab::agent {
+namespace {
+
+bool ReadSmallFile(const std::string& path, std::string* out) {
+  FILE* f = std::fopen(path.c_str(), "re");
+  if (f == nullptr) return false;
+  char buf[1024];
+  size_t n;
+  out->clear();
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out->append(buf, n);
+  std::fclose(f);
+  return true;
+}
+
+// Calls fn(pid) for every numeric entry of /proc.
+template <typename Fn>
+void ForEachPid(Fn fn) {
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    fn(static_cast<pid_t>(pid));
+  }
+  closedir(d);
+}
+
+bool Under(std::string_view path, std::string_view dir) {
+  if (path.substr(0, dir.size()) != dir) return false;
+  return path.size() == dir.size() || path[dir.size()] == '/';
+}
+
+std::string ReadLink(const std::string& path) {
+  char buf[4096];
+  ssize_t n = readlink(path.c_str(), buf, sizeof(buf) - 1);
+  if (n <= 0) return "";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  std::string text;
+  if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/stat", &text)) return std::nullopt;
+  // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
+  size_t close = text.rfind(')');
+  if (close == std::string::npos || close + 2 >= text.size()) return std::nullopt;
+  ProcStat st;
+  st.pid = pid;
+  st.state = text[close + 2];
+  // Fields from 3 on, space separated; field 3 is the state.
+  const char* p = text.c_str() + close + 2;
+  int field = 3;
+  uint64_t utime = 0, stime = 0;
+  while (*p != '\0') {
+    while (*p == ' ') ++p;
+    if (*p == '\0') break;
+    char* end = nullptr;
+    if (field == 5) st.pgid = static_cast<pid_t>(std::strtol(p, &end, 10));
+    if (field == 14) utime = std::strtoull(p, &end, 10);
+    if (field == 15) stime = std::strtoull(p, &end, 10);
+    if (field == 22) {
+      st.start_time = std::strtoull(p, &end, 10);
+      break;
+    }
+    while (*p != ' ' && *p != '\0') ++p;
+    ++field;
+  }
+  st.cpu_ticks = utime + stime;
+  return st;
+}
+
+uint64_t ReadRssBytes(pid_t pid) {
+  std::string text;
+  if (!ReadSmallFile("/proc/" + std::to_string(pid) + "/statm", &text)) return 0;
+  unsigned long long size = 0, resident = 0;
+  if (std::sscanf(text.c_str(), "%llu %llu", &size, &resident) != 2) return 0;
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  return resident * page;
+}
+
+std::vector<ProcStat> ProcessGroupMembers(pid_t pgid) {
+  std::vector<ProcStat> out;
+  ForEachPid([&](pid_t pid) {
+    auto st = ReadProcStat(pid);
+    if (st && st->pgid == pgid && st->state != 'Z') out.push_back(*st);
+  });
+  return out;
+}
+
+std::vector<pid_t> ProcessesHolding(const std::string& dir_in) {
+  std::string dir = dir_in;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  // Compare against the resolved path too: /proc links show resolved paths.
+  char resolved[PATH_MAX];
+  std::string real = realpath(dir.c_str(), resolved) != nullptr ? std::string(resolved) : dir;
+  std::vector<pid_t> out;
+  const pid_t self = getpid();
+  ForEachPid([&](pid_t pid) {
+    if (pid == self) return;
+    std::string base = "/proc/" + std::to_string(pid);
+    std::string cwd = ReadLink(base + "/cwd");
+    if (!cwd.empty() && (Under(cwd, real) || Under(cwd, dir))) {
+      out.push_back(pid);
+      return;
+    }
+    std::string fd_dir = base + "/fd";
+    DIR* d = opendir(fd_dir.c_str());
+    if (d == nullptr) return;
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::string target = ReadLink(fd_dir + "/" + e->d_name);
+      if (!target.empty() && (Under(target, real) || Under(target, dir))) {
+        out.push_back(pid);
+        break;
+      }
+    }
+    closedir(d);
+  });
+  return out;
+}
+
+uint64_t ClockTicksPerSecond() {
+  static const uint64_t ticks = static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
+  return ticks;
+}
+
+}  // namespace hafab::agent

@@ -1,0 +1,38 @@
+// Reading /proc: process start times (to recognise a pid across agent restarts), CPU and
+// memory use per process group, and which processes hold files under a directory.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hafab::agent {
+
+struct ProcStat {
+  pid_t pid = 0;
+  pid_t pgid = 0;
+  char state = '?';         // R, S, D, T (stopped), Z, ...
+  uint64_t cpu_ticks = 0;   // utime + stime, in clock ticks
+  uint64_t start_time = 0;  // field 22: clock ticks after boot
+};
+
+// /proc/<pid>/stat. nullopt if the process does not exist.
+std::optional<ProcStat> ReadProcStat(pid_t pid);
+
+// Resident set size of `pid` from /proc/<pid>/statm, in bytes; 0 if it does not exist.
+uint64_t ReadRssBytes(pid_t pid);
+
+// Every live process of process group `pgid` (scans /proc).
+std::vector<ProcStat> ProcessGroupMembers(pid_t pgid);
+
+// Processes with an open file descriptor or their cwd at or under `dir` (scans /proc).
+// Used before detaching a volume: the detach waits until this is empty.
+std::vector<pid_t> ProcessesHolding(const std::string& dir);
+
+// sysconf(_SC_CLK_TCK).
+uint64_t ClockTicksPerSecond();
+
+}  // namespace hafab::agent
