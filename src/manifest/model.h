@@ -15,8 +15,8 @@ enum class RoleMode { kActivePassive, kLoadBalanced, kReplicated };
 enum class ProbeKind { kTcp, kHttp, kExec };
 enum class RestartPolicy { kAlways, kOnFailure, kNever };
 
-std::string_view RoleModeName(RoleMode m);        // "active-passive", ...
-std::string_view ProbeKindName(ProbeKind k);      // "tcp", "http", "exec"
+std::string_view RoleModeName(RoleMode m);            // "active-passive", ...
+std::string_view ProbeKindName(ProbeKind k);          // "tcp", "http", "exec"
 std::string_view RestartPolicyName(RestartPolicy p);  // "always", "on-failure", "never"
 
 // Where a value came from, for error messages: file:line:col (1-based).
@@ -24,55 +24,72 @@ struct SourcePos {
   std::string file;
   int line = 0;
   int column = 0;
-  std::string ToString() const;  // "f.yaml:3:5"
+  std::string ToString() const;  // "f.yaml:3:5"; just "f.yaml" when line is 0 (no position)
+  // Positions say where a value was written, not what it is: they always compare equal, so two
+  // manifests that differ only in layout or comments are equal.
+  bool operator==(const SourcePos&) const { return true; }
 };
 
 struct Probe {
   ProbeKind kind = ProbeKind::kTcp;
-  std::string path = "/";             // http only
-  std::vector<std::string> command;   // exec only: argv
+  std::string path = "/";            // http only
+  std::vector<std::string> command;  // exec only: argv
   Duration interval = std::chrono::milliseconds(200);
   Duration timeout = std::chrono::milliseconds(100);
   int failure_threshold = 3;
   int success_threshold = 1;
+
+  bool operator==(const Probe&) const = default;
 };
 
 struct Probes {
   std::optional<Probe> liveness;
   // Readiness may answer busy: HTTP 503 or exec exit code 75 (out of rotation, not restarted).
   std::optional<Probe> readiness;
+
+  bool operator==(const Probes&) const = default;
 };
 
 struct Restart {
   RestartPolicy policy = RestartPolicy::kAlways;
-  int max_restarts = 3;                                  // in place, within `window`
+  int max_restarts = 3;  // in place, within `window`
   Duration window = std::chrono::seconds(60);
   Duration backoff_initial = std::chrono::milliseconds(100);
   Duration backoff_max = std::chrono::seconds(10);
+
+  bool operator==(const Restart&) const = default;
 };
 
 struct Resources {
   double cpu = 0;             // cores; 0 = unlimited
   uint64_t memory_bytes = 0;  // 0 = unlimited; manifest writes "256Mi", "1Gi", "500M"
+
+  bool operator==(const Resources&) const = default;
 };
 
 struct Endpoint {
-  std::string listen;               // "host:port" on the gateway
-  std::vector<std::string> allow;   // CIDRs and role names; empty = allow all
+  std::string listen;              // "host:port" on the gateway
+  std::vector<std::string> allow;  // CIDRs and role names; empty = allow all
+
+  bool operator==(const Endpoint&) const = default;
 };
 
 struct UpdatePolicy {
   int max_unavailable_domains = 1;
   Duration ready_timeout = std::chrono::seconds(30);
+
+  bool operator==(const UpdatePolicy&) const = default;
 };
 
 struct Autoscale {
   int min = 1;
   int max = 1;
-  std::string metric = "cpu";       // "cpu" (utilisation %) or "connections" (per instance)
+  std::string metric = "cpu";  // "cpu" (utilisation %) or "connections" (per instance)
   double target = 70;
   Duration stabilization = std::chrono::seconds(30);
   Duration cooldown = std::chrono::seconds(30);
+
+  bool operator==(const Autoscale&) const = default;
 };
 
 struct Role {
@@ -81,40 +98,50 @@ struct Role {
   std::string command;
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
-  int instances = 1;                    // active-passive: primary + standbys
-  std::optional<Autoscale> autoscale;   // set when the manifest gives min/max
-  int port = 0;                         // the port the app listens on (HAFAB_PORT)
+  int instances = 1;  // active-passive: primary + standbys
+  // Set when the manifest gives min/max (load-balanced roles only); then instances == min,
+  // the count to start with.
+  std::optional<Autoscale> autoscale;
+  int port = 0;  // the port the app listens on (HAFAB_PORT)
   std::optional<Endpoint> endpoint;
-  std::string volume;                   // active-passive: the data disk that follows the primary
+  std::string volume;  // active-passive: the data disk that follows the primary
   Probes probes;
   Restart restart;
   Resources resources;
   UpdatePolicy update;
   Duration stop_grace = std::chrono::seconds(5);
-  std::string version;                  // free-form; changes trigger a rolling upgrade
-  SourcePos pos;                        // where the role starts in the file
+  std::string version;  // free-form; changes trigger a rolling upgrade
+  SourcePos pos;        // where the role starts in the file
+
+  bool operator==(const Role&) const = default;
 };
 
 struct Node {
   std::string name;
-  std::string fault_domain;
-  std::string update_domain;
-  std::string address = "127.0.0.1";   // embedded mode: every local node is on loopback
-  int capacity = 0;                    // max instances; 0 = unlimited
+  std::string fault_domain;           // the manifest may omit it: defaults to the node's name
+  std::string update_domain;          // likewise
+  std::string address = "127.0.0.1";  // embedded mode: every local node is on loopback
+  int capacity = 0;                   // max instances; 0 = unlimited
   SourcePos pos;
+
+  bool operator==(const Node&) const = default;
 };
 
 struct Settings {
   Duration heartbeat_interval = std::chrono::milliseconds(200);
   Duration lease_ttl = std::chrono::milliseconds(1500);
-  std::string api_listen = "127.0.0.1:0";   // controller API; port 0 = pick a free one
+  std::string api_listen = "127.0.0.1:0";  // controller API; port 0 = pick a free one
+
+  bool operator==(const Settings&) const = default;
 };
 
 struct Manifest {
   std::string cluster = "hafab";
   Settings settings;
-  std::vector<Node> nodes;   // for `hafab up` (embedded): the local nodes to start
+  std::vector<Node> nodes;  // for `hafab up` (embedded): the local nodes to start
   std::vector<Role> roles;
+
+  bool operator==(const Manifest&) const = default;
 };
 
 }  // namespace hafab::manifest
