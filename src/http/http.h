@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -19,13 +20,13 @@
 namespace hafab::http {
 
 struct Request {
-  std::string method;                         // "GET", "POST", ...
-  std::string target;                         // as sent: path and query
-  std::string path;                           // decoded path without the query
-  std::map<std::string, std::string> query;   // decoded query parameters
-  std::map<std::string, std::string> headers; // names lower-cased
+  std::string method;                          // "GET", "POST", ...
+  std::string target;                          // as sent: path and query
+  std::string path;                            // decoded path without the query
+  std::map<std::string, std::string> query;    // decoded query parameters
+  std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
-  std::string peer;                           // remote address, "127.0.0.1"
+  std::string peer;  // remote address, "127.0.0.1"
 
   // "" when absent.
   std::string Header(const std::string& lower_name) const;
@@ -40,6 +41,10 @@ struct Response {
 
   static Response Json(int status, std::string body);
   static Response Text(int status, std::string body);
+
+  // Case-insensitive lookup in `headers` (a fetched response lists every header it
+  // received there, names lower-cased, except content-type); "" when absent.
+  std::string Header(const std::string& name) const;
 };
 
 // Sends the response for one request. Call exactly once, on the server's io_context
@@ -59,7 +64,13 @@ class Server {
   // Errors: Unavailable if the address is in use or cannot be bound (message names it).
   Result<uint16_t> Listen(const std::string& host, uint16_t port);
   // Stops accepting and closes every connection; pending responders become no-ops.
+  // Idempotent; the destructor calls it.
   void Stop();
+  // Graceful shutdown: stops accepting, closes idle connections at once, lets each
+  // request already received be answered (its response written), then closes its
+  // connection. `done` runs on the io_context once no connection is left (at once if
+  // none). Stop() may still be called to cut it short (then `done` does not run).
+  void Drain(std::function<void()> done);
 
  private:
   struct Impl;
@@ -73,6 +84,12 @@ struct Url {
 };
 // Parses "http://host:port/path?q". InvalidArgument naming the URL otherwise.
 Result<Url> ParseUrl(const std::string& url);
+
+// Decodes %XX escapes (and '+' as a space when `plus_is_space`, as in a query).
+// Malformed escapes are kept as written.
+std::string PercentDecode(std::string_view text, bool plus_is_space);
+// Escapes every byte except unreserved ones (A-Z a-z 0-9 - . _ ~), for building URLs.
+std::string PercentEncode(std::string_view text);
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 

@@ -1,0 +1,182 @@
+// http::Fetch and http::AsyncFetch on Boost.Beast: one connection per request, one
+// steady_timer as the deadline over resolve + connect + write + read.
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+
+#include "http/http.h"
+
+namespace hafab::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+constexpr uint64_t kResponseBodyLimit = 256u << 20;
+
+// "Connection refused" -> "connection refused", to read well after a colon.
+std::string Explain(const error_code& ec) {
+  std::string message = ec.message();
+  if (!message.empty() && message[0] >= 'A' && message[0] <= 'Z' &&
+      (message.size() < 2 || !(message[1] >= 'A' && message[1] <= 'Z'))) {
+    message[0] = static_cast<char>(message[0] - 'A' + 'a');
+  }
+  return message;
+}
+
+class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
+ public:
+  FetchOperation(asio::io_context& io, Url url, std::function<void(Result<Response>)> done)
+      : url_(std::move(url)),
+        name_(url_.host.find(':') != std::string::npos
+                  ? "[" + url_.host + "]:" + std::to_string(url_.port)
+                  : url_.host + ":" + std::to_string(url_.port)),
+        resolver_(io),
+        socket_(io),
+        timer_(io),
+        done_(std::move(done)) {}
+
+  void Start(const std::string& method, std::string body, const Headers& headers,
+             Duration timeout) {
+    request_.method_string(method);
+    request_.target(url_.target);
+    request_.version(11);
+    request_.set(bhttp::field::host, url_.port == 80 ? url_.host : name_);
+    request_.set(bhttp::field::user_agent, "hafab");
+    if (!body.empty()) request_.set(bhttp::field::content_type, "application/json");
+    for (const auto& [name, value] : headers) request_.set(name, value);
+    request_.keep_alive(false);
+    request_.body() = std::move(body);
+    request_.prepare_payload();
+    head_ = method == "HEAD";
+
+    timer_.expires_after(timeout);
+    timer_.async_wait([self = shared_from_this(), timeout](error_code ec) {
+      if (ec) return;  // cancelled: the request finished first
+      self->Finish(Status::DeadlineExceeded(
+          self->method() + " " + self->name_ + self->url_.target + ": no response within " +
+          std::to_string(static_cast<long long>(ToMillis(timeout))) + "ms"));
+    });
+    resolver_.async_resolve(
+        url_.host, std::to_string(url_.port),
+        [self = shared_from_this()](error_code ec, tcp::resolver::results_type results) {
+          self->OnResolve(ec, std::move(results));
+        });
+  }
+
+ private:
+  std::string method() const { return std::string(request_.method_string()); }
+
+  void OnResolve(error_code ec, tcp::resolver::results_type results) {
+    if (finished_) return;
+    if (ec) return Finish(Status::Unavailable("cannot resolve " + url_.host + ": " + Explain(ec)));
+    asio::async_connect(
+        socket_, results,
+        [self = shared_from_this()](error_code ec, const tcp::endpoint&) { self->OnConnect(ec); });
+  }
+
+  void OnConnect(error_code ec) {
+    if (finished_) return;
+    if (ec) return Finish(Status::Unavailable("cannot connect to " + name_ + ": " + Explain(ec)));
+    bhttp::async_write(socket_, request_,
+                       [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
+  }
+
+  void OnWrite(error_code ec) {
+    if (finished_) return;
+    // A server that answers early (413) and closes may make the write fail; still read.
+    parser_.emplace();
+    parser_->body_limit(kResponseBodyLimit);
+    if (head_) parser_->skip(true);
+    bhttp::async_read(socket_, buffer_, *parser_,
+                      [self = shared_from_this(), write_ec = ec](error_code ec, size_t) {
+                        self->OnRead(ec, write_ec);
+                      });
+  }
+
+  void OnRead(error_code ec, error_code write_ec) {
+    if (finished_) return;
+    if (ec) {
+      error_code cause = write_ec ? write_ec : ec;
+      return Finish(Status::Unavailable(method() + " " + name_ + url_.target + ": " +
+                                        (cause == bhttp::error::end_of_stream
+                                             ? std::string("connection closed before a response")
+                                             : Explain(cause))));
+    }
+    auto& message = parser_->get();
+    if (message.result_int() >= 100 && message.result_int() < 200) {
+      return OnWrite(write_ec);  // interim (100 Continue): the final response follows
+    }
+    Response response;
+    response.status = static_cast<int>(message.result_int());
+    response.content_type = std::string(message[bhttp::field::content_type]);
+    for (const auto& field : message) {
+      if (field.name() == bhttp::field::content_type) continue;
+      std::string name(field.name_string());
+      for (char& c : name) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      }
+      response.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    response.body = std::move(message.body());
+    Finish(std::move(response));
+  }
+
+  void Finish(Result<Response> result) {
+    if (finished_) return;
+    finished_ = true;
+    error_code ignored;
+    timer_.cancel();
+    resolver_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    auto done = std::move(done_);
+    done(std::move(result));
+  }
+
+  Url url_;
+  std::string name_;
+  tcp::resolver resolver_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  std::function<void(Result<Response>)> done_;
+  bhttp::request<bhttp::string_body> request_;
+  std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+  beast::flat_buffer buffer_;
+  bool head_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+void AsyncFetch(asio::io_context& io, const std::string& method, const std::string& url,
+                std::string body, Headers headers, Duration timeout,
+                std::function<void(Result<Response>)> done) {
+  auto parsed = ParseUrl(url);
+  if (!parsed.ok()) {
+    asio::post(io, [done = std::move(done), status = parsed.status()] { done(status); });
+    return;
+  }
+  auto operation = std::make_shared<FetchOperation>(io, std::move(parsed).value(), std::move(done));
+  operation->Start(method, std::move(body), headers, timeout);
+}
+
+Result<Response> Fetch(const std::string& method, const std::string& url, const std::string& body,
+                       const Headers& headers, Duration timeout) {
+  asio::io_context io;
+  std::optional<Result<Response>> result;
+  AsyncFetch(io, method, url, body, headers, timeout,
+             [&result](Result<Response> r) { result.emplace(std::move(r)); });
+  io.run();
+  if (!result) return Status::Internal("fetch " + url + " ended without a result");
+  return std::move(*result);
+}
+
+}  // namespace hafab::http
