@@ -171,7 +171,7 @@ class Validator {
     }
     switch (role.mode) {
       case RoleMode::kActivePassive:
-        if (role.instances == 1) {
+        if (role.instances == 1 && !role.autoscale) {
           Warning(p + ".instances",
                   p + ": active-passive with instances: 1 has no standby; a failure waits for "
                       "a restart or relocation (use instances: 2)");
@@ -232,7 +232,7 @@ class Validator {
     }
     std::string ap = p + ".endpoint.allow";
     if (!Written(ap)) {
-      if (Clean(lp)) {
+      if (Clean(lp) && CleanUnder(p + ".endpoint")) {
         Warning(p + ".endpoint",
                 p + ".endpoint: no allow list: the endpoint accepts connections from every "
                     "source (add e.g. allow: [127.0.0.0/8] or role names)");

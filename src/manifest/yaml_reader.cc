@@ -307,7 +307,7 @@ bool YamlReader::ReadStringMap(const Field& f, std::map<std::string, std::string
     }
     item.key = kv.first.Scalar();
     item.path = f.path + "." + item.key;
-    positions_[item.path] = Pos(item);
+    positions_[item.path] = Pos(kv.first);  // a map's entries are named by their key
     auto [it, inserted] = lines.emplace(item.key, Pos(kv.first).line);
     if (!inserted) {
       Error(item.path, Pos(kv.first),
