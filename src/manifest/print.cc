@@ -1,7 +1,9 @@
 // PrintManifest (declared in parser.h): the canonical YAML form of a Manifest.
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <charconv>
+#include <regex>
 
 #include "core/duration.h"
 #include "manifest/parser.h"
@@ -17,16 +19,38 @@ std::string Number(double v) {
   return std::string(buf, ptr);
 }
 
+// Free text (commands, versions, env values). ParseManifest reads every scalar as text, but
+// other YAML tools would read 1.10 as a number and yes as true: quote what looks like one.
+struct Text {
+  const std::string& s;
+};
+
+bool LooksLikeNumberOrBool(const std::string& s) {
+  static const std::regex kNumber(
+      "[-+]?(\\.?[0-9][0-9_]*\\.?[0-9_]*([eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|\\.inf|\\.nan)");
+  std::string lower;
+  for (char c : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* b : {"y", "n", "yes", "no", "true", "false", "on", "off"}) {
+    if (lower == b) return true;
+  }
+  return std::regex_match(s, kNumber);
+}
+
+YAML::Emitter& operator<<(YAML::Emitter& out, Text t) {
+  if (LooksLikeNumberOrBool(t.s)) out << YAML::DoubleQuoted;
+  return out << t.s;
+}
+
 void Flow(YAML::Emitter& out, const std::vector<std::string>& items) {
   out << YAML::Flow << YAML::BeginSeq;
-  for (const std::string& s : items) out << s;
+  for (const std::string& s : items) out << Text{s};
   out << YAML::EndSeq;
 }
 
 void PrintProbe(YAML::Emitter& out, const char* which, const Probe& p) {
   out << YAML::Key << which << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "kind" << YAML::Value << std::string(ProbeKindName(p.kind));
-  if (p.kind == ProbeKind::kHttp) out << YAML::Key << "path" << YAML::Value << p.path;
+  if (p.kind == ProbeKind::kHttp) out << YAML::Key << "path" << YAML::Value << Text{p.path};
   if (p.kind == ProbeKind::kExec) {
     out << YAML::Key << "command" << YAML::Value;
     Flow(out, p.command);
@@ -43,14 +67,14 @@ void PrintRole(YAML::Emitter& out, const Role& r) {
   out << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << r.name;
   out << YAML::Key << "mode" << YAML::Value << std::string(RoleModeName(r.mode));
-  out << YAML::Key << "command" << YAML::Value << r.command;
+  out << YAML::Key << "command" << YAML::Value << Text{r.command};
   if (!r.args.empty()) {
     out << YAML::Key << "args" << YAML::Value;
     Flow(out, r.args);
   }
   if (!r.env.empty()) {
     out << YAML::Key << "env" << YAML::Value << YAML::BeginMap;
-    for (const auto& [k, v] : r.env) out << YAML::Key << k << YAML::Value << v;
+    for (const auto& [k, v] : r.env) out << YAML::Key << k << YAML::Value << Text{v};
     out << YAML::EndMap;
   }
   if (r.autoscale) {
@@ -69,7 +93,7 @@ void PrintRole(YAML::Emitter& out, const Role& r) {
   if (r.port != 0) out << YAML::Key << "port" << YAML::Value << r.port;
   if (r.endpoint) {
     out << YAML::Key << "endpoint" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "listen" << YAML::Value << r.endpoint->listen;
+    out << YAML::Key << "listen" << YAML::Value << Text{r.endpoint->listen};
     if (!r.endpoint->allow.empty()) {
       out << YAML::Key << "allow" << YAML::Value;
       Flow(out, r.endpoint->allow);
@@ -109,7 +133,7 @@ void PrintRole(YAML::Emitter& out, const Role& r) {
   if (r.stop_grace != defaults.stop_grace) {
     out << YAML::Key << "stop_grace" << YAML::Value << FormatDuration(r.stop_grace);
   }
-  if (!r.version.empty()) out << YAML::Key << "version" << YAML::Value << r.version;
+  if (!r.version.empty()) out << YAML::Key << "version" << YAML::Value << Text{r.version};
   out << YAML::EndMap;
 }
 
@@ -123,7 +147,7 @@ std::string PrintManifest(const Manifest& m) {
   out << YAML::Key << "heartbeat_interval" << YAML::Value
       << FormatDuration(m.settings.heartbeat_interval);
   out << YAML::Key << "lease_ttl" << YAML::Value << FormatDuration(m.settings.lease_ttl);
-  out << YAML::Key << "api_listen" << YAML::Value << m.settings.api_listen;
+  out << YAML::Key << "api_listen" << YAML::Value << Text{m.settings.api_listen};
   out << YAML::EndMap;
   if (!m.nodes.empty()) {
     out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
@@ -132,7 +156,7 @@ std::string PrintManifest(const Manifest& m) {
       out << YAML::Key << "name" << YAML::Value << n.name;
       out << YAML::Key << "fault_domain" << YAML::Value << n.fault_domain;
       out << YAML::Key << "update_domain" << YAML::Value << n.update_domain;
-      out << YAML::Key << "address" << YAML::Value << n.address;
+      out << YAML::Key << "address" << YAML::Value << Text{n.address};
       if (n.capacity != 0) out << YAML::Key << "capacity" << YAML::Value << n.capacity;
       out << YAML::EndMap;
     }

@@ -68,6 +68,23 @@ TEST(PrintTest, AwkwardStringsAndNumbersRoundTrip) {
   ExpectRoundTrip(m);
 }
 
+TEST(PrintTest, QuotesTextThatOtherYamlToolsWouldReadAsNumbersOrBooleans) {
+  Manifest m;
+  Role r;
+  r.name = "web";
+  r.command = "web-app";
+  r.version = "1.10";
+  r.env = {{"ON", "yes"}, {"N", "007"}, {"WORD", "plain"}};
+  m.roles.push_back(r);
+  std::string printed = PrintManifest(m);
+  EXPECT_THAT(printed, ::testing::HasSubstr("version: \"1.10\""));
+  EXPECT_THAT(printed, ::testing::HasSubstr("ON: \"yes\""));
+  EXPECT_THAT(printed, ::testing::HasSubstr("N: \"007\""));
+  EXPECT_THAT(printed, ::testing::HasSubstr("WORD: plain"));
+  EXPECT_THAT(printed, ::testing::HasSubstr("command: web-app"));
+  ExpectRoundTrip(m);
+}
+
 TEST(PrintTest, EqualityIgnoresPositionsButNotValues) {
   auto a = ParseManifest("roles:\n  - {name: w, command: w}\n", "a.yaml");
   auto b = ParseManifest("# comment\n\nroles:\n- name: w\n  command: w\n", "b.yaml");
