@@ -1,0 +1,639 @@
+#include "agent/supervisor.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace hafab::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+int64_t Millis(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Writes via a temporary file and rename, so a crash never leaves half a file.
+void WriteFileAtomic(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) {
+      spdlog::warn("cannot write {}", tmp);
+      return;
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) spdlog::warn("cannot rename {} to {}: {}", tmp, path, ec.message());
+}
+
+std::string MinimalJson(const Assignment& a) {
+  return json{
+      {"instance", a.instance},
+      {"role", a.role},
+      {"mode", a.mode == manifest::RoleMode::kActivePassive ? "active-passive" : "load-balanced"},
+      {"run", a.run},
+      {"epoch", a.epoch},
+      {"command", a.command},
+      {"args", a.args},
+      {"env", a.env},
+      {"port", a.port},
+      {"volume", a.volume},
+      {"spec_hash", a.spec_hash},
+      {"stop_grace_ms", Millis(a.stop_grace)}}
+      .dump();
+}
+
+}  // namespace
+
+std::string_view InstanceStateName(InstanceState s) {
+  switch (s) {
+    case InstanceState::kStarting:
+      return "starting";
+    case InstanceState::kRunning:
+      return "running";
+    case InstanceState::kStopping:
+      return "stopping";
+    case InstanceState::kStopped:
+      return "stopped";
+    case InstanceState::kBackoff:
+      return "backoff";
+    case InstanceState::kFailed:
+      return "failed";
+  }
+  return "stopped";
+}
+
+struct Supervisor::Instance {
+  Assignment desired;
+  bool removed = false;
+  bool hold = false;  // not to be started again until the assignment changes
+  std::string hold_reason;
+  // The current process, if pid != 0, and the assignment it was started with.
+  pid_t pid = 0;
+  Assignment running;
+  std::map<std::string, std::string> running_env;
+  TimePoint started_at{};
+  InstanceState state = InstanceState::kStopped;
+  TimePoint kill_at{};
+  bool kill_sent = false;
+  bool stop_counts_as_failure = false;
+  std::string stop_reason;
+  TimePoint backoff_until{};
+  int consecutive_failures = 0;
+  std::deque<TimePoint> restart_times;
+  int restarts = 0;
+  std::string last_exit;
+  std::string message;
+  std::optional<ProbeTracker> liveness;
+  std::optional<ProbeTracker> readiness;
+  bool cpu_valid = false;
+  uint64_t last_cpu_ticks = 0;
+  TimePoint last_cpu_at{};
+  double cpu_percent = 0;
+  uint64_t rss_bytes = 0;
+};
+
+Supervisor::Supervisor(Clock& clock, Launcher& launcher, VolumeManager& volumes, Options options)
+    : clock_(clock), launcher_(launcher), volumes_(volumes), options_(std::move(options)) {
+  std::error_code ec;
+  for (const char* sub : {"logs", "run", "work"})
+    fs::create_directories(options_.data_dir + "/" + sub, ec);
+  LoadEpochs();
+}
+
+Supervisor::~Supervisor() = default;
+
+std::string Supervisor::LogPath(const std::string& instance) const {
+  return options_.data_dir + "/logs/" + instance + ".log";
+}
+std::string Supervisor::PidFilePath(const std::string& instance) const {
+  return options_.data_dir + "/run/" + instance + ".pid";
+}
+
+uint64_t Supervisor::HighestEpoch(const std::string& role) const {
+  auto it = highest_epoch_.find(role);
+  return it == highest_epoch_.end() ? 0 : it->second;
+}
+
+void Supervisor::LoadEpochs() {
+  std::string text = ReadFile(options_.data_dir + "/epochs.json");
+  if (text.empty()) return;
+  try {
+    json j = json::parse(text);
+    for (auto& [role, epoch] : j.items()) highest_epoch_[role] = epoch.get<uint64_t>();
+  } catch (const std::exception& e) {
+    spdlog::warn("ignoring unreadable {}/epochs.json: {}", options_.data_dir, e.what());
+  }
+}
+
+void Supervisor::SaveEpochs() {
+  WriteFileAtomic(options_.data_dir + "/epochs.json", json(highest_epoch_).dump() + "\n");
+}
+
+void Supervisor::AdoptLeftovers() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(options_.data_dir + "/run", ec)) {
+    const std::string path = entry.path().string();
+    if (entry.path().extension() != ".pid") continue;
+    pid_t pid = 0;
+    uint64_t start_time = 0;
+    std::optional<Assignment> a;
+    try {
+      json j = json::parse(ReadFile(path));
+      pid = j.at("pid").get<pid_t>();
+      start_time = j.at("start_time").get<uint64_t>();
+      auto parsed = ParseAssignment(j.at("assignment").get<std::string>());
+      if (parsed.ok()) a = *parsed;
+    } catch (const std::exception& e) {
+      spdlog::warn("ignoring unreadable pid file {}: {}", path, e.what());
+    }
+    auto now_start =
+        (pid > 1 && options_.start_time_of) ? options_.start_time_of(pid) : std::nullopt;
+    if (!a || !now_start || *now_start != start_time) {
+      spdlog::info("pid file {}: process {} is gone (or its pid was reused); removing", path, pid);
+      fs::remove(path, ec);
+      continue;
+    }
+    auto& in = instances_[a->instance];
+    in = std::make_unique<Instance>();
+    in->desired = *a;
+    in->running = *a;
+    in->pid = pid;
+    in->state = InstanceState::kRunning;
+    in->started_at = clock_.Now();
+    if (a->probes.liveness) {
+      in->liveness.emplace(a->probes.liveness->failure_threshold,
+                           a->probes.liveness->success_threshold);
+    }
+    if (a->probes.readiness) {
+      in->readiness.emplace(a->probes.readiness->failure_threshold,
+                            a->probes.readiness->success_threshold);
+    }
+    launcher_.Adopt(pid, start_time);
+    if (!a->volume.empty()) volumes_.NoteAttached(a->volume, a->instance);
+    spdlog::info("adopted instance {} (pid {}) left by the previous agent run", a->instance, pid);
+  }
+}
+
+void Supervisor::Apply(const AssignmentList& list) {
+  bool epochs_changed = false;
+  for (const Assignment& a : list.assignments) {
+    uint64_t& e = highest_epoch_[a.role];
+    if (a.epoch > e) {
+      e = a.epoch;
+      epochs_changed = true;
+    }
+  }
+  if (epochs_changed) SaveEpochs();
+  std::set<std::string> listed;
+  for (const Assignment& a : list.assignments) {
+    listed.insert(a.instance);
+    auto& slot = instances_[a.instance];
+    if (!slot) {
+      slot = std::make_unique<Instance>();
+      slot->desired = a;
+      continue;
+    }
+    Instance& in = *slot;
+    const Assignment& old = in.desired;
+    if (in.removed || old.spec_hash != a.spec_hash || old.epoch != a.epoch || old.run != a.run ||
+        old.volume != a.volume || old.command != a.command || old.args != a.args) {
+      // A new assignment: whatever made us give up on the old one no longer holds.
+      in.hold = false;
+      in.hold_reason.clear();
+      in.restart_times.clear();
+      in.consecutive_failures = 0;
+      if (in.state == InstanceState::kFailed) in.state = InstanceState::kStopped;
+    }
+    in.desired = a;
+    in.removed = false;
+  }
+  for (auto& [name, in] : instances_) {
+    if (!listed.count(name)) in->removed = true;
+  }
+}
+
+void Supervisor::Fence(const std::string& reason) {
+  if (!fenced_) spdlog::error("self-fencing: {}", reason);
+  fenced_ = true;
+  for (auto& [name, in] : instances_) {
+    if (in->pid == 0 || !in->running.IsActivePrimary()) continue;
+    if (in->state == InstanceState::kStopping && in->kill_sent) continue;
+    spdlog::error("self-fencing: killing primary {} (pid {}, epoch {})", name, in->pid,
+                  in->running.epoch);
+    BeginStop(*in, "fenced: " + reason, /*kill_now=*/true, /*counts_as_failure=*/false);
+  }
+}
+
+void Supervisor::Unfence() {
+  if (fenced_) spdlog::info("fresh assignments after the fence: primaries may start again");
+  fenced_ = false;
+}
+
+bool Supervisor::WantsRunning(const Instance& in, std::string* why, bool* refused) const {
+  *refused = false;
+  why->clear();
+  if (in.removed || !in.desired.run) return false;
+  if (in.hold) {
+    *why = in.hold_reason;
+    return false;
+  }
+  if (in.desired.IsActivePrimary()) {
+    if (fenced_) {
+      *why = "fenced: waiting for a fresh assignment list from the controller";
+      return false;
+    }
+    uint64_t highest = HighestEpoch(in.desired.role);
+    if (in.desired.epoch < highest) {
+      *refused = true;
+      *why = "refused: epoch " + std::to_string(in.desired.epoch) + " is older than epoch " +
+             std::to_string(highest) + " seen for role " + in.desired.role;
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Supervisor::NeedsRestartForSpec(const Instance& in) const {
+  const Assignment& r = in.running;
+  const Assignment& d = in.desired;
+  return r.spec_hash != d.spec_hash || r.volume != d.volume || r.command != d.command ||
+         r.args != d.args || r.env != d.env || r.port != d.port;
+}
+
+void Supervisor::Step(Instance& in) {
+  const TimePoint now = clock_.Now();
+  std::string why;
+  bool refused = false;
+  bool wanted = WantsRunning(in, &why, &refused);
+  if (in.pid != 0) {
+    if (in.state == InstanceState::kStopping) {
+      if (!in.kill_sent && now >= in.kill_at) {
+        spdlog::warn("instance {}: still running {}ms after SIGTERM; sending SIGKILL",
+                     in.desired.instance, Millis(in.running.stop_grace));
+        (void)launcher_.SignalGroup(in.pid, SIGKILL);
+        in.kill_sent = true;
+      }
+      return;
+    }
+    if (!wanted) {
+      if (refused) spdlog::error("instance {}: {}", in.desired.instance, why);
+      in.message = why;
+      BeginStop(in, why.empty() ? (in.removed ? "no longer assigned" : "assigned as standby") : why,
+                false, false);
+      return;
+    }
+    if (NeedsRestartForSpec(in)) {
+      BeginStop(in, "assignment changed", false, false);
+      return;
+    }
+    in.running.epoch = in.desired.epoch;  // same process, the role's epoch moved on
+    return;
+  }
+  if (!wanted) {
+    if (refused && in.message != why) spdlog::error("instance {}: {}", in.desired.instance, why);
+    in.message = why;
+    in.state = (refused || in.state == InstanceState::kFailed) ? InstanceState::kFailed
+                                                               : InstanceState::kStopped;
+    return;
+  }
+  if (in.state == InstanceState::kFailed) return;
+  if (in.state == InstanceState::kBackoff && now < in.backoff_until) return;
+  if (!in.desired.volume.empty() && !volumes_.IsAttached(in.desired.volume)) {
+    in.state = InstanceState::kStarting;
+    in.message = "waiting for volume " + in.desired.volume + " to attach";
+    for (const auto& v : volumes_.Report()) {
+      if (v.name == in.desired.volume && !v.error.empty()) in.message += ": " + v.error;
+    }
+    return;
+  }
+  if (in.desired.IsActivePrimary() && !options_.lease_valid()) {
+    in.state = InstanceState::kStarting;
+    in.message = "waiting for a lease from the controller before starting a primary";
+    return;
+  }
+  Launch(in);
+}
+
+void Supervisor::Launch(Instance& in) {
+  const Assignment& a = in.desired;
+  LaunchSpec spec;
+  spec.argv.push_back(a.command);
+  spec.argv.insert(spec.argv.end(), a.args.begin(), a.args.end());
+  spec.env["PATH"] = options_.path_env;
+  if (const char* home = getenv("HOME")) spec.env["HOME"] = home;
+  for (const auto& [k, v] : a.env) spec.env[k] = v;
+  spec.env["HAFAB_ROLE"] = a.role;
+  spec.env["HAFAB_INSTANCE"] = a.instance;
+  spec.env["HAFAB_PORT"] = std::to_string(a.port);
+  spec.env["HAFAB_VOLUME_DIR"] = a.volume.empty() ? "" : volumes_.MountPath(a.volume);
+  spec.env["HAFAB_EPOCH"] = std::to_string(a.epoch);
+  spec.env["HAFAB_NODE"] = options_.node;
+  spec.cwd = options_.data_dir + "/work/" + a.instance;
+  std::error_code ec;
+  fs::create_directories(spec.cwd, ec);
+  spec.log_path = LogPath(a.instance);
+  if (options_.limiter != nullptr) {
+    Status st = options_.limiter->Prepare(a.instance, a.resources, &spec);
+    if (!st.ok())
+      spdlog::warn("instance {}: resource limits not applied: {}", a.instance, st.ToString());
+  }
+  auto pid = launcher_.Start(spec);
+  in.running = a;
+  in.started_at = clock_.Now();
+  if (!pid.ok()) {
+    spdlog::error("instance {}: cannot start: {}", a.instance, pid.status().ToString());
+    ScheduleRestart(in, "start failed: " + pid.status().message());
+    return;
+  }
+  in.pid = *pid;
+  in.running_env = spec.env;
+  in.state = InstanceState::kRunning;
+  in.message.clear();
+  in.kill_sent = false;
+  in.stop_counts_as_failure = false;
+  in.cpu_valid = false;
+  in.cpu_percent = 0;
+  in.rss_bytes = 0;
+  in.liveness.reset();
+  in.readiness.reset();
+  if (a.probes.liveness) {
+    in.liveness.emplace(a.probes.liveness->failure_threshold, a.probes.liveness->success_threshold);
+  }
+  if (a.probes.readiness) {
+    in.readiness.emplace(a.probes.readiness->failure_threshold,
+                         a.probes.readiness->success_threshold);
+  }
+  WritePidFile(in);
+  spdlog::info("instance {}: started pid {} (role {}, epoch {}, run {})", a.instance, in.pid,
+               a.role, a.epoch, a.run);
+}
+
+void Supervisor::BeginStop(Instance& in, const std::string& reason, bool kill_now,
+                           bool counts_as_failure) {
+  const TimePoint now = clock_.Now();
+  in.state = InstanceState::kStopping;
+  in.stop_reason = reason;
+  in.stop_counts_as_failure = counts_as_failure;
+  in.kill_at = now + in.running.stop_grace;
+  in.kill_sent = kill_now;
+  spdlog::info("instance {}: stopping pid {} with {}: {}", in.running.instance, in.pid,
+               kill_now ? "SIGKILL" : "SIGTERM", reason);
+  (void)launcher_.SignalGroup(in.pid, kill_now ? SIGKILL : SIGTERM);
+}
+
+void Supervisor::HandleExit(Instance& in, const ProcessExit& exit) {
+  const std::string name = in.running.instance.empty() ? in.desired.instance : in.running.instance;
+  // Whatever the leader left in its group dies with it: never a second copy.
+  (void)launcher_.SignalGroup(exit.pid, SIGKILL);
+  in.pid = 0;
+  RemovePidFile(name);
+  std::string desc = exit.Describe();
+  bool oom = options_.limiter != nullptr && options_.limiter->OomKilled(name);
+  if (oom) desc = "oom";
+  spdlog::info("instance {}: pid {} ended: {}", name, exit.pid, desc);
+  if (in.state == InstanceState::kStopping) {
+    if (in.stop_counts_as_failure) {
+      ScheduleRestart(in, in.stop_reason + " (" + desc + ")");
+      return;
+    }
+    in.last_exit = desc;
+    in.state = InstanceState::kStopped;
+    return;
+  }
+  const bool success = exit.Success() && !oom;
+  const auto policy = in.running.restart.policy;
+  if (policy == manifest::RestartPolicy::kNever ||
+      (policy == manifest::RestartPolicy::kOnFailure && success)) {
+    in.last_exit = desc;
+    in.state = success ? InstanceState::kStopped : InstanceState::kFailed;
+    in.hold = true;
+    in.hold_reason = "exited (" + desc + "); restart policy " +
+                     (policy == manifest::RestartPolicy::kNever ? "never" : "on-failure");
+    return;
+  }
+  ScheduleRestart(in, desc);
+}
+
+void Supervisor::ScheduleRestart(Instance& in, const std::string& last_exit) {
+  const TimePoint now = clock_.Now();
+  const manifest::Restart& r = in.running.restart;
+  in.last_exit = last_exit;
+  if (r.policy == manifest::RestartPolicy::kNever) {
+    in.state = InstanceState::kFailed;
+    in.hold = true;
+    in.hold_reason = last_exit + "; restart policy never";
+    return;
+  }
+  while (!in.restart_times.empty() && in.restart_times.front() <= now - r.window) {
+    in.restart_times.pop_front();
+  }
+  if (r.max_restarts >= 0 && static_cast<int>(in.restart_times.size()) >= r.max_restarts) {
+    in.state = InstanceState::kFailed;
+    in.hold = true;
+    in.hold_reason = "gave up after " + std::to_string(in.restart_times.size()) +
+                     " restarts within " + std::to_string(Millis(r.window)) +
+                     "ms; last exit: " + last_exit;
+    in.message = in.hold_reason;
+    spdlog::error("instance {}: {}", in.running.instance, in.hold_reason);
+    return;
+  }
+  if (now - in.started_at >= r.backoff_max) in.consecutive_failures = 0;  // it ran a good while
+  ++in.consecutive_failures;
+  Duration delay = r.backoff_initial;
+  for (int i = 1; i < in.consecutive_failures && delay < r.backoff_max; ++i) delay *= 2;
+  if (delay > r.backoff_max) delay = r.backoff_max;
+  in.restart_times.push_back(now);
+  ++in.restarts;
+  in.state = InstanceState::kBackoff;
+  in.backoff_until = now + delay;
+  in.message = "restarting in " + std::to_string(Millis(delay)) + "ms after " + last_exit;
+  spdlog::warn("instance {}: {}", in.running.instance, in.message);
+}
+
+void Supervisor::RecordProbe(const std::string& instance, pid_t pid, ProbeType type,
+                             ProbeOutcome outcome) {
+  auto it = instances_.find(instance);
+  if (it == instances_.end()) return;
+  Instance& in = *it->second;
+  if (in.pid != pid || in.state != InstanceState::kRunning) return;
+  auto& tracker = type == ProbeType::kLiveness ? in.liveness : in.readiness;
+  if (!tracker) return;
+  if (type == ProbeType::kLiveness && outcome == ProbeOutcome::kFailed &&
+      !tracker->ever_succeeded() && clock_.Now() - in.started_at < options_.startup_grace) {
+    return;  // still starting up
+  }
+  tracker->Record(outcome);
+  if (type == ProbeType::kLiveness && tracker->liveness() == Liveness::kFailed) {
+    spdlog::warn("instance {}: liveness probe failed {} times; killing pid {}", instance,
+                 in.running.probes.liveness->failure_threshold, pid);
+    BeginStop(in, "liveness failed", /*kill_now=*/true, /*counts_as_failure=*/true);
+  }
+}
+
+std::map<std::string, std::string> Supervisor::DesiredVolumes() const {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, in] : instances_) {
+    const Assignment& d = in->desired;
+    if (in->removed || d.volume.empty()) continue;
+    if (fenced_ && d.IsActivePrimary()) continue;
+    out[d.volume] = name;
+  }
+  return out;
+}
+
+std::vector<pid_t> Supervisor::Pids() const {
+  std::vector<pid_t> out;
+  for (const auto& [name, in] : instances_) {
+    if (in->pid != 0) out.push_back(in->pid);
+  }
+  return out;
+}
+
+void Supervisor::Tick() {
+  for (const ProcessExit& exit : launcher_.Reap()) {
+    bool found = false;
+    for (auto& [name, in] : instances_) {
+      if (in->pid == exit.pid) {
+        HandleExit(*in, exit);
+        found = true;
+        break;
+      }
+    }
+    if (!found) spdlog::debug("reaped pid {} of no instance: {}", exit.pid, exit.Describe());
+  }
+  // A volume stays pinned while a process that was started with it still runs.
+  std::set<std::string> pinned;
+  for (const auto& [name, in] : instances_) {
+    if (in->pid != 0 && !in->running.volume.empty()) pinned.insert(in->running.volume);
+  }
+  volumes_.SetDesired(DesiredVolumes(), std::move(pinned));
+  volumes_.Tick();
+  for (auto it = instances_.begin(); it != instances_.end();) {
+    Instance& in = *it->second;
+    Step(in);
+    if (in.removed && in.pid == 0) {
+      spdlog::info("instance {}: stopped and forgotten", it->first);
+      RemovePidFile(it->first);
+      if (options_.limiter != nullptr) options_.limiter->Release(it->first);
+      it = instances_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  const TimePoint now = clock_.Now();
+  if (now >= next_log_check_) {
+    next_log_check_ = now + options_.log_check_interval;
+    RotateLogs();
+  }
+  if (options_.usage && now >= next_usage_) {
+    next_usage_ = now + options_.usage_interval;
+    SampleUsage();
+  }
+}
+
+void Supervisor::RotateLogs() {
+  for (const auto& [name, in] : instances_) {
+    const std::string path = LogPath(name);
+    std::error_code ec;
+    auto size = fs::file_size(path, ec);
+    if (ec || size <= options_.log_max_bytes) continue;
+    // copy-and-truncate: the process keeps its O_APPEND descriptor (and survives an agent
+    // restart, which a pipe through the agent would not).
+    fs::copy_file(path, path + ".1", fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      spdlog::warn("log rotation of {} failed: {}", path, ec.message());
+      continue;
+    }
+    if (truncate(path.c_str(), 0) != 0) spdlog::warn("cannot truncate {}", path);
+  }
+}
+
+void Supervisor::SampleUsage() {
+  std::vector<pid_t> pids = Pids();
+  auto usage = options_.usage(pids);
+  const TimePoint now = clock_.Now();
+  for (auto& [name, in] : instances_) {
+    if (in->pid == 0) continue;
+    auto u = usage.find(in->pid);
+    if (u == usage.end()) continue;
+    in->rss_bytes = u->second.rss_bytes;
+    if (in->cpu_valid && now > in->last_cpu_at && u->second.cpu_ticks >= in->last_cpu_ticks) {
+      double secs = std::chrono::duration<double>(now - in->last_cpu_at).count();
+      double used = static_cast<double>(u->second.cpu_ticks - in->last_cpu_ticks) /
+                    static_cast<double>(options_.ticks_per_second);
+      in->cpu_percent = 100.0 * used / secs;
+    }
+    in->cpu_valid = true;
+    in->last_cpu_ticks = u->second.cpu_ticks;
+    in->last_cpu_at = now;
+  }
+}
+
+void Supervisor::WritePidFile(const Instance& in) {
+  uint64_t start_time = 0;
+  if (options_.start_time_of) start_time = options_.start_time_of(in.pid).value_or(0);
+  const Assignment& a = in.running;
+  json j{{"pid", in.pid},
+         {"start_time", start_time},
+         {"assignment", a.raw_json.empty() ? MinimalJson(a) : a.raw_json}};
+  WriteFileAtomic(PidFilePath(a.instance), j.dump() + "\n");
+}
+
+void Supervisor::RemovePidFile(const std::string& instance) {
+  std::error_code ec;
+  fs::remove(PidFilePath(instance), ec);
+}
+
+std::vector<InstanceReport> Supervisor::Report() const {
+  std::vector<InstanceReport> out;
+  for (const auto& [name, in] : instances_) {
+    InstanceReport r;
+    r.instance = name;
+    r.role = in->desired.role;
+    r.epoch = in->pid != 0 ? in->running.epoch : in->desired.epoch;
+    r.run = in->desired.run && !in->removed;
+    r.state = in->state;
+    r.pid = in->pid;
+    if (in->pid != 0 && in->state == InstanceState::kRunning) {
+      if (in->liveness) r.liveness = in->liveness->liveness();
+      if (in->readiness) r.readiness = in->readiness->readiness();
+    }
+    r.restarts = in->restarts;
+    r.last_exit = in->last_exit;
+    r.message = in->message;
+    r.cpu_percent = in->cpu_percent;
+    r.rss_bytes = in->rss_bytes;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<ProbeTarget> Supervisor::ProbeTargets() const {
+  std::vector<ProbeTarget> out;
+  for (const auto& [name, in] : instances_) {
+    if (in->pid == 0 || in->state != InstanceState::kRunning) continue;
+    if (!in->running.probes.liveness && !in->running.probes.readiness) continue;
+    out.push_back({name, in->pid, in->running.port, in->running_env, in->running.probes.liveness,
+                   in->running.probes.readiness});
+  }
+  return out;
+}
+
+}  // namespace hafab::agent

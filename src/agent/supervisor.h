@@ -1,0 +1,158 @@
+// Supervisor: makes the node's instance processes match the assignments. Level-triggered:
+// Apply() records what is wanted, Tick() moves each instance one step toward it. Per
+// instance a small state machine driven by the Clock:
+//
+//   starting (waiting for its volume / a lease) -> running -> stopping -> stopped
+//   running -(unexpected exit)-> backoff -(delay)-> running ...   -> failed (gave up)
+//
+// Stop = SIGTERM to the process group, SIGKILL after stop_grace. Restarts follow the
+// assignment's restart policy with exponential backoff. A primary (run: true) of an
+// active-passive role is refused when its epoch is lower than the highest seen for its role,
+// and is started only while the agent holds a valid lease. Fence() kills primaries at once.
+// Pid files <data-dir>/run/<instance>.pid let the next agent run adopt what this one started.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/assignment.h"
+#include "agent/launcher.h"
+#include "agent/probe.h"
+#include "agent/resource_limiter.h"
+#include "agent/volume_manager.h"
+#include "core/clock.h"
+
+namespace hafab::agent {
+
+enum class InstanceState { kStarting, kRunning, kStopping, kStopped, kBackoff, kFailed };
+std::string_view InstanceStateName(InstanceState s);
+
+enum class ProbeType { kLiveness, kReadiness };
+
+// One instance as the heartbeat reports it.
+struct InstanceReport {
+  std::string instance;
+  std::string role;
+  uint64_t epoch = 0;
+  bool run = false;
+  InstanceState state = InstanceState::kStopped;
+  pid_t pid = 0;
+  Liveness liveness = Liveness::kUnknown;
+  Readiness readiness = Readiness::kUnknown;
+  int restarts = 0;
+  std::string last_exit;  // "exit 1", "signal 9 (Killed)", "oom", "liveness failed", ...
+  std::string message;    // why it is not running as assigned; "" if it is
+  double cpu_percent = 0;
+  uint64_t rss_bytes = 0;
+};
+
+// What the probe runner needs to probe one running process.
+struct ProbeTarget {
+  std::string instance;
+  pid_t pid = 0;
+  int port = 0;
+  std::map<std::string, std::string> env;  // for exec probes
+  std::optional<manifest::Probe> liveness;
+  std::optional<manifest::Probe> readiness;
+};
+
+// CPU and memory of one process group.
+struct GroupUsage {
+  uint64_t cpu_ticks = 0;
+  uint64_t rss_bytes = 0;
+};
+
+class Supervisor {
+ public:
+  struct Options {
+    std::string node;
+    std::string data_dir;  // logs/, run/ and work/ live under it
+    std::string path_env;  // PATH given to instances (the agent's own)
+    uint64_t log_max_bytes = 10 << 20;
+    // Liveness failures before a process's first success count only after this long.
+    Duration startup_grace = std::chrono::seconds(10);
+    Duration log_check_interval = std::chrono::seconds(1);
+    Duration usage_interval = std::chrono::seconds(1);
+    ResourceLimiter* limiter = nullptr;  // nullptr: no limits
+    // Usage of the given process groups; nullptr: not measured.
+    std::function<std::map<pid_t, GroupUsage>(const std::vector<pid_t>&)> usage;
+    uint64_t ticks_per_second = 100;
+    // Whether the agent holds a valid lease now; primaries start only then.
+    std::function<bool()> lease_valid = [] { return true; };
+    // /proc start time of a pid (procfs.h ReadProcStat), nullopt if it is not running.
+    // Recorded in pid files so a reused pid is never mistaken for an instance.
+    std::function<std::optional<uint64_t>(pid_t)> start_time_of;
+  };
+
+  Supervisor(Clock& clock, Launcher& launcher, VolumeManager& volumes, Options options);
+  ~Supervisor();
+
+  // Finds instances left by a previous agent run (pid files whose process still runs with
+  // the recorded start time) and adopts them as running with their recorded assignment;
+  // the next Apply keeps them if they still match, else stops them.
+  // Call once, before the first Apply.
+  void AdoptLeftovers();
+
+  // Records the wanted state. Instances not in `list` are stopped and forgotten.
+  void Apply(const AssignmentList& list);
+
+  // Self-fence: SIGKILL every active-passive primary now (no grace), release its volume,
+  // and start no primary until Unfence().
+  void Fence(const std::string& reason);
+  // A fresh assignment list arrived after a fence: primaries may start again.
+  void Unfence();
+  bool fenced() const { return fenced_; }
+
+  // A probe result for process `pid` of `instance` (stale results for an older process are
+  // ignored). Liveness reaching failed kills the process; the restart policy applies.
+  void RecordProbe(const std::string& instance, pid_t pid, ProbeType type, ProbeOutcome outcome);
+
+  // Reaps exits and moves every instance one step. Call on SIGCHLD and every few ms.
+  void Tick();
+
+  std::vector<InstanceReport> Report() const;
+  std::vector<ProbeTarget> ProbeTargets() const;
+  // Highest epoch seen per role (persisted in <data-dir>/epochs.json).
+  uint64_t HighestEpoch(const std::string& role) const;
+  // The volumes the supervisor wants attached now (name -> instance).
+  std::map<std::string, std::string> DesiredVolumes() const;
+  // Pids of the live instance processes.
+  std::vector<pid_t> Pids() const;
+
+  std::string LogPath(const std::string& instance) const;
+  std::string PidFilePath(const std::string& instance) const;
+
+ private:
+  struct Instance;
+  void Step(Instance& in);
+  bool WantsRunning(const Instance& in, std::string* why, bool* refused) const;
+  bool NeedsRestartForSpec(const Instance& in) const;
+  void Launch(Instance& in);
+  void BeginStop(Instance& in, const std::string& reason, bool kill_now, bool counts_as_failure);
+  void HandleExit(Instance& in, const ProcessExit& exit);
+  void ScheduleRestart(Instance& in, const std::string& last_exit);
+  void WritePidFile(const Instance& in);
+  void RemovePidFile(const std::string& instance);
+  void RotateLogs();
+  void SampleUsage();
+  void SaveEpochs();
+  void LoadEpochs();
+
+  Clock& clock_;
+  Launcher& launcher_;
+  VolumeManager& volumes_;
+  Options options_;
+  std::map<std::string, std::unique_ptr<Instance>> instances_;
+  std::map<std::string, uint64_t> highest_epoch_;
+  bool fenced_ = false;
+  TimePoint next_log_check_{};
+  TimePoint next_usage_{};
+};
+
+}  // namespace hafab::agent

@@ -1,0 +1,411 @@
+#include "agent/supervisor.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "agent/test_util.h"
+#include "provider/local_provider.h"
+#include "testing/fake_clock.h"
+#include "testing/fake_launcher.h"
+
+namespace hafab::agent {
+namespace {
+
+using std::chrono::milliseconds;
+using testutil::MakeAssignment;
+
+std::string Kvd(const std::string& extra = "") {
+  return R"({"instance": "kvd-0", "role": "kvd", "mode": "active-passive", "run": true,
+             "epoch": 3, "command": "kvd", "args": ["--x"], "port": 7101, "spec_hash": "h1",
+             "stop_grace_ms": 500,
+             "restart": {"policy": "always", "max_restarts": 3, "window_ms": 60000,
+                         "backoff_initial_ms": 100, "backoff_max_ms": 1000})" +
+         extra + "}";
+}
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  SupervisorTest()
+      : provider_(dir_.path() + "/volumes"),
+        volumes_(
+            clock_, provider_, "n1",
+            [](std::function<Status()> op, std::function<void(Status)> done) { done(op()); },
+            [this](const std::string&) { return holders_; }) {
+    Reset();
+  }
+
+  void Reset() {
+    supervisor_.reset();
+    Supervisor::Options o;
+    o.node = "n1";
+    o.data_dir = dir_.path() + "/data";
+    o.path_env = "/usr/bin:/bin";
+    o.lease_valid = [this] { return lease_valid_; };
+    o.start_time_of = [this](pid_t pid) -> std::optional<uint64_t> {
+      if (!launcher_.Alive(pid)) return std::nullopt;
+      return 5000 + pid;
+    };
+    supervisor_ = std::make_unique<Supervisor>(clock_, launcher_, volumes_, o);
+  }
+
+  void Apply(std::vector<std::string> jsons, uint64_t gen = 1) {
+    AssignmentList list;
+    list.generation = gen;
+    for (auto& j : jsons) list.assignments.push_back(MakeAssignment(j));
+    supervisor_->Apply(list);
+    supervisor_->Tick();
+  }
+
+  InstanceReport Get(const std::string& instance) {
+    for (auto& r : supervisor_->Report()) {
+      if (r.instance == instance) return r;
+    }
+    ADD_FAILURE() << "no instance " << instance;
+    return {};
+  }
+
+  void Advance(Duration d) {
+    clock_.Advance(d);
+    supervisor_->Tick();
+  }
+
+  testutil::TempDir dir_;
+  testing::FakeClock clock_;
+  testing::FakeLauncher launcher_;
+  provider::LocalProvider provider_;
+  std::vector<pid_t> holders_;
+  VolumeManager volumes_;
+  bool lease_valid_ = true;
+  std::unique_ptr<Supervisor> supervisor_;
+};
+
+TEST_F(SupervisorTest, StartsWithEnvironmentAndLogFile) {
+  Apply({Kvd(R"(, "env": {"K": "V"})")});
+  ASSERT_EQ(launcher_.started().size(), 1u);
+  const LaunchSpec& spec = launcher_.last_started().spec;
+  EXPECT_EQ(spec.argv, (std::vector<std::string>{"kvd", "--x"}));
+  EXPECT_EQ(spec.env.at("HAFAB_ROLE"), "kvd");
+  EXPECT_EQ(spec.env.at("HAFAB_INSTANCE"), "kvd-0");
+  EXPECT_EQ(spec.env.at("HAFAB_PORT"), "7101");
+  EXPECT_EQ(spec.env.at("HAFAB_EPOCH"), "3");
+  EXPECT_EQ(spec.env.at("HAFAB_NODE"), "n1");
+  EXPECT_EQ(spec.env.at("HAFAB_VOLUME_DIR"), "");
+  EXPECT_EQ(spec.env.at("PATH"), "/usr/bin:/bin");
+  EXPECT_EQ(spec.env.at("K"), "V");
+  EXPECT_EQ(spec.log_path, dir_.path() + "/data/logs/kvd-0.log");
+  auto r = Get("kvd-0");
+  EXPECT_EQ(r.state, InstanceState::kRunning);
+  EXPECT_EQ(r.pid, launcher_.last_started().pid);
+  EXPECT_TRUE(std::filesystem::exists(supervisor_->PidFilePath("kvd-0")));
+  // Applying the same list again changes nothing.
+  Apply({Kvd(R"(, "env": {"K": "V"})")}, 2);
+  EXPECT_EQ(launcher_.started().size(), 1u);
+}
+
+TEST_F(SupervisorTest, RestartBackoffDoublesUpToMax) {
+  Apply({Kvd(R"(, "restart": {"policy": "always", "max_restarts": 100, "window_ms": 60000,
+                              "backoff_initial_ms": 100, "backoff_max_ms": 350})")});
+  std::vector<int64_t> delays;
+  for (int i = 0; i < 4; ++i) {
+    size_t starts = launcher_.started().size();
+    launcher_.Exit(launcher_.last_started().pid, 1);
+    supervisor_->Tick();
+    EXPECT_EQ(Get("kvd-0").state, InstanceState::kBackoff);
+    EXPECT_EQ(Get("kvd-0").last_exit, "exit 1");
+    int64_t waited = 0;
+    while (launcher_.started().size() == starts) {
+      Advance(milliseconds(10));
+      waited += 10;
+      ASSERT_LT(waited, 10000);
+    }
+    delays.push_back(waited);
+  }
+  EXPECT_EQ(delays, (std::vector<int64_t>{100, 200, 350, 350}));
+  EXPECT_EQ(Get("kvd-0").restarts, 4);
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kRunning);
+}
+
+TEST_F(SupervisorTest, GivesUpAfterMaxRestartsInWindow) {
+  Apply({Kvd()});  // max_restarts 3
+  for (int i = 0; i < 3; ++i) {
+    launcher_.Kill(launcher_.last_started().pid, SIGSEGV);
+    supervisor_->Tick();
+    Advance(milliseconds(1000));
+  }
+  EXPECT_EQ(launcher_.started().size(), 4u);
+  launcher_.Kill(launcher_.last_started().pid, SIGSEGV);
+  Advance(milliseconds(5000));
+  auto r = Get("kvd-0");
+  EXPECT_EQ(r.state, InstanceState::kFailed);
+  EXPECT_NE(r.message.find("gave up"), std::string::npos) << r.message;
+  EXPECT_NE(r.last_exit.find("signal 11"), std::string::npos) << r.last_exit;
+  EXPECT_EQ(launcher_.started().size(), 4u);
+  // A new assignment (new spec) tries again.
+  Apply({Kvd(R"(, "spec_hash": "h2")")}, 2);
+  EXPECT_EQ(launcher_.started().size(), 5u);
+}
+
+TEST_F(SupervisorTest, RestartPolicies) {
+  Apply({Kvd(R"(, "restart": {"policy": "on-failure"})")});
+  launcher_.Exit(launcher_.last_started().pid, 0);
+  Advance(milliseconds(5000));
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStopped);
+  EXPECT_EQ(launcher_.started().size(), 1u);
+
+  Apply({Kvd(R"(, "spec_hash": "h2", "restart": {"policy": "on-failure"})")}, 2);
+  ASSERT_EQ(launcher_.started().size(), 2u);
+  launcher_.Exit(launcher_.last_started().pid, 2);
+  supervisor_->Tick();
+  Advance(milliseconds(5000));
+  EXPECT_EQ(launcher_.started().size(), 3u);
+
+  Apply({Kvd(R"(, "spec_hash": "h3", "restart": {"policy": "never"})")}, 3);
+  // The spec changed: the running process is replaced.
+  Advance(milliseconds(10));
+  ASSERT_EQ(launcher_.started().size(), 4u);
+  launcher_.Exit(launcher_.last_started().pid, 2);
+  supervisor_->Tick();
+  Advance(milliseconds(5000));
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kFailed);
+  EXPECT_EQ(launcher_.started().size(), 4u);
+}
+
+TEST_F(SupervisorTest, StopSendsSigtermThenSigkillAfterGrace) {
+  Apply({Kvd()});
+  pid_t pid = launcher_.last_started().pid;
+  launcher_.IgnoreSigterm(pid);
+  Apply({Kvd(R"(, "run": false)")}, 2);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 1);
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStopping);
+  Advance(milliseconds(499));
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 0);
+  Advance(milliseconds(1));
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 1);
+  supervisor_->Tick();
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStopped);
+  EXPECT_FALSE(std::filesystem::exists(supervisor_->PidFilePath("kvd-0")));
+  Advance(milliseconds(5000));
+  EXPECT_EQ(launcher_.started().size(), 1u);  // a standby stays stopped
+}
+
+TEST_F(SupervisorTest, UnlistedInstanceIsStoppedAndForgotten) {
+  Apply({Kvd(), R"({"instance": "web-0", "role": "web", "command": "web"})"});
+  EXPECT_EQ(launcher_.LiveCount(), 2u);
+  Apply({R"({"instance": "web-0", "role": "web", "command": "web"})"}, 2);
+  supervisor_->Tick();
+  EXPECT_EQ(launcher_.LiveCount(), 1u);
+  ASSERT_EQ(supervisor_->Report().size(), 1u);
+  EXPECT_EQ(supervisor_->Report()[0].instance, "web-0");
+}
+
+TEST_F(SupervisorTest, RefusesPrimaryWithStaleEpoch) {
+  Apply({Kvd(R"(, "run": false, "epoch": 5)")});
+  EXPECT_EQ(supervisor_->HighestEpoch("kvd"), 5u);
+  Apply({Kvd(R"(, "epoch": 4)")}, 2);
+  EXPECT_EQ(launcher_.started().size(), 0u);
+  auto r = Get("kvd-0");
+  EXPECT_EQ(r.state, InstanceState::kFailed);
+  EXPECT_NE(r.message.find("epoch 4 is older than epoch 5"), std::string::npos) << r.message;
+  // The highest epoch survives an agent restart.
+  Reset();
+  EXPECT_EQ(supervisor_->HighestEpoch("kvd"), 5u);
+  Apply({Kvd(R"(, "epoch": 4)")}, 3);
+  EXPECT_EQ(launcher_.started().size(), 0u);
+  Apply({Kvd(R"(, "epoch": 6)")}, 4);
+  EXPECT_EQ(launcher_.started().size(), 1u);
+}
+
+TEST_F(SupervisorTest, LoadBalancedRoleHasNoEpochRefusal) {
+  Apply({R"({"instance": "w-0", "role": "w", "command": "w", "epoch": 5, "run": false})"});
+  Apply({R"({"instance": "w-0", "role": "w", "command": "w", "epoch": 1})"}, 2);
+  EXPECT_EQ(launcher_.started().size(), 1u);
+}
+
+TEST_F(SupervisorTest, FenceKillsPrimariesOnlyUntilFreshAssignments) {
+  Apply({Kvd(), R"({"instance": "web-0", "role": "web", "command": "web"})"});
+  pid_t kvd = launcher_.started()[0].spec.env.at("HAFAB_INSTANCE") == "kvd-0"
+                  ? launcher_.started()[0].pid
+                  : launcher_.started()[1].pid;
+  supervisor_->Fence("lease expired");
+  EXPECT_EQ(launcher_.SignalsSentTo(kvd, SIGKILL), 1);
+  EXPECT_EQ(launcher_.SignalsSentTo(kvd, SIGTERM), 0);  // no grace: this is fencing
+  supervisor_->Tick();
+  EXPECT_FALSE(launcher_.Alive(kvd));
+  EXPECT_EQ(launcher_.LiveCount(), 1u);  // the load-balanced instance keeps running
+  // Re-applying the old list does not restart the primary while fenced.
+  Apply({Kvd(), R"({"instance": "web-0", "role": "web", "command": "web"})"});
+  Advance(milliseconds(5000));
+  EXPECT_EQ(launcher_.LiveCount(), 1u);
+  EXPECT_NE(Get("kvd-0").message.find("fenced"), std::string::npos);
+  supervisor_->Unfence();
+  Advance(milliseconds(10));
+  EXPECT_EQ(launcher_.LiveCount(), 2u);
+}
+
+TEST_F(SupervisorTest, PrimaryWaitsForLease) {
+  lease_valid_ = false;
+  Apply({Kvd()});
+  EXPECT_EQ(launcher_.started().size(), 0u);
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStarting);
+  lease_valid_ = true;
+  Advance(milliseconds(10));
+  EXPECT_EQ(launcher_.started().size(), 1u);
+}
+
+TEST_F(SupervisorTest, LivenessFailureKillsAndRestarts) {
+  Apply({Kvd(R"(, "probes": {"liveness": {"kind": "tcp", "interval_ms": 100, "timeout_ms": 50,
+                                          "failure_threshold": 3, "success_threshold": 1}})")});
+  pid_t pid = launcher_.last_started().pid;
+  ASSERT_EQ(supervisor_->ProbeTargets().size(), 1u);
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kLiveness, ProbeOutcome::kOk);
+  EXPECT_EQ(Get("kvd-0").liveness, Liveness::kOk);
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kLiveness, ProbeOutcome::kFailed);
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kLiveness, ProbeOutcome::kFailed);
+  EXPECT_EQ(Get("kvd-0").liveness, Liveness::kFailing);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 0);
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kLiveness, ProbeOutcome::kFailed);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 1);
+  supervisor_->Tick();
+  auto r = Get("kvd-0");
+  EXPECT_EQ(r.state, InstanceState::kBackoff);
+  EXPECT_NE(r.last_exit.find("liveness failed"), std::string::npos) << r.last_exit;
+  Advance(milliseconds(100));
+  EXPECT_EQ(launcher_.started().size(), 2u);
+  // A late result for the old process is ignored.
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kLiveness, ProbeOutcome::kFailed);
+  EXPECT_EQ(Get("kvd-0").liveness, Liveness::kUnknown);
+}
+
+TEST_F(SupervisorTest, LivenessFailuresDuringStartupGraceIgnored) {
+  Apply({Kvd(R"(, "probes": {"liveness": {"kind": "tcp", "failure_threshold": 1}})")});
+  pid_t pid = launcher_.last_started().pid;
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kLiveness, ProbeOutcome::kFailed);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 0);
+  clock_.Advance(std::chrono::seconds(11));
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kLiveness, ProbeOutcome::kFailed);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 1);
+}
+
+TEST_F(SupervisorTest, ReadinessBusyVersusFailed) {
+  Apply({Kvd(R"(, "probes": {"readiness": {"kind": "http", "failure_threshold": 2}})")});
+  pid_t pid = launcher_.last_started().pid;
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kReadiness, ProbeOutcome::kOk);
+  EXPECT_EQ(Get("kvd-0").readiness, Readiness::kReady);
+  for (int i = 0; i < 5; ++i) {
+    supervisor_->RecordProbe("kvd-0", pid, ProbeType::kReadiness, ProbeOutcome::kBusy);
+  }
+  EXPECT_EQ(Get("kvd-0").readiness, Readiness::kBusy);
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kReadiness, ProbeOutcome::kFailed);
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kReadiness, ProbeOutcome::kFailed);
+  EXPECT_EQ(Get("kvd-0").readiness, Readiness::kFailed);
+  // Readiness never restarts an instance.
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 0);
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kRunning);
+}
+
+std::string VolumeState(VolumeManager& v, const std::string& name) {
+  for (const auto& r : v.Report()) {
+    if (r.name == name) return std::string(VolumeStateName(r.state));
+  }
+  return "absent";
+}
+
+TEST_F(SupervisorTest, VolumeAttachedBeforeStartAndDetachedAfterStop) {
+  Apply({Kvd(R"(, "volume": "kvd-data")")});
+  ASSERT_EQ(launcher_.started().size(), 1u);
+  EXPECT_EQ(launcher_.last_started().spec.env.at("HAFAB_VOLUME_DIR"),
+            dir_.path() + "/volumes/kvd-data/data");
+  EXPECT_EQ(provider_.Describe("kvd-data")->node, "n1");
+  EXPECT_EQ(VolumeState(volumes_, "kvd-data"), "attached");
+  pid_t pid = launcher_.last_started().pid;
+  launcher_.IgnoreSigterm(pid);
+  holders_ = {4242};
+  // The controller moves the volume away: stop first, report detaching meanwhile.
+  Apply({Kvd(R"(, "run": false)")}, 2);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 1);
+  EXPECT_EQ(VolumeState(volumes_, "kvd-data"), "detaching");
+  Advance(milliseconds(600));  // grace over: SIGKILL
+  Advance(milliseconds(200));
+  EXPECT_FALSE(launcher_.Alive(pid));
+  EXPECT_EQ(VolumeState(volumes_, "kvd-data"), "detaching");  // a process still holds it
+  EXPECT_EQ(provider_.Describe("kvd-data")->node, "n1");
+  holders_.clear();
+  Advance(milliseconds(200));
+  EXPECT_EQ(VolumeState(volumes_, "kvd-data"), "detached");
+  EXPECT_EQ(provider_.Describe("kvd-data")->node, "");
+}
+
+TEST_F(SupervisorTest, VolumeAttachConflictWaits) {
+  ASSERT_TRUE(provider_.Attach("kvd-data", "n2", "kvd-1").ok());
+  Apply({Kvd(R"(, "volume": "kvd-data")")});
+  EXPECT_EQ(launcher_.started().size(), 0u);
+  auto r = Get("kvd-0");
+  EXPECT_EQ(r.state, InstanceState::kStarting);
+  EXPECT_NE(r.message.find("n2"), std::string::npos) << r.message;
+  ASSERT_TRUE(provider_.Detach("kvd-data", "n2").ok());
+  Advance(std::chrono::seconds(1));
+  Advance(milliseconds(10));
+  EXPECT_EQ(launcher_.started().size(), 1u);
+}
+
+TEST_F(SupervisorTest, FenceDetachesPrimaryVolume) {
+  Apply({Kvd(R"(, "volume": "kvd-data")")});
+  supervisor_->Fence("lease expired");
+  supervisor_->Tick();
+  supervisor_->Tick();
+  EXPECT_EQ(VolumeState(volumes_, "kvd-data"), "detached");
+  EXPECT_EQ(provider_.Describe("kvd-data")->node, "");
+}
+
+TEST_F(SupervisorTest, AdoptsMatchingLeftoverAndReplacesChangedOne) {
+  Apply({Kvd(), R"({"instance": "web-0", "role": "web", "command": "web", "spec_hash": "w1"})"});
+  ASSERT_EQ(launcher_.started().size(), 2u);
+  // The agent dies (SIGKILL): its processes keep running; a new agent starts.
+  Reset();
+  supervisor_->AdoptLeftovers();
+  supervisor_->Tick();
+  EXPECT_EQ(supervisor_->Report().size(), 2u);
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kRunning);
+  pid_t kvd_pid = Get("kvd-0").pid;
+  pid_t web_pid = Get("web-0").pid;
+  Apply({Kvd(), R"({"instance": "web-0", "role": "web", "command": "web", "spec_hash": "w2"})"}, 2);
+  EXPECT_EQ(launcher_.SignalsSentTo(kvd_pid, SIGTERM), 0);  // still matches: adopted
+  EXPECT_EQ(launcher_.SignalsSentTo(web_pid, SIGTERM), 1);  // changed: replaced
+  supervisor_->Tick();
+  EXPECT_EQ(launcher_.started().size(), 3u);
+  EXPECT_EQ(launcher_.LiveCount(), 2u);  // never two copies
+}
+
+TEST_F(SupervisorTest, LeftoverOfDeadProcessIgnored) {
+  Apply({Kvd()});
+  launcher_.Kill(launcher_.last_started().pid, SIGKILL);  // dies while no agent runs
+  Reset();
+  launcher_.Reap();
+  supervisor_->AdoptLeftovers();
+  EXPECT_TRUE(supervisor_->Report().empty());
+  EXPECT_FALSE(std::filesystem::exists(supervisor_->PidFilePath("kvd-0")));
+}
+
+TEST_F(SupervisorTest, LogRotation) {
+  Apply({Kvd()});
+  std::string log = supervisor_->LogPath("kvd-0");
+  std::ofstream(log) << std::string(11 << 20, 'x');
+  Advance(std::chrono::seconds(1));
+  EXPECT_EQ(std::filesystem::file_size(log), 0u);
+  EXPECT_EQ(std::filesystem::file_size(log + ".1"), size_t{11} << 20);
+}
+
+TEST_F(SupervisorTest, StartFailureBacksOff) {
+  launcher_.FailNextStart(Status::NotFound("kvd not found on PATH"));
+  Apply({Kvd()});
+  auto r = Get("kvd-0");
+  EXPECT_EQ(r.state, InstanceState::kBackoff);
+  EXPECT_NE(r.last_exit.find("not found"), std::string::npos);
+  Advance(milliseconds(100));
+  EXPECT_EQ(launcher_.started().size(), 1u);
+}
+
+}  // namespace
+}  // namespace hafab::agent

@@ -1,0 +1,155 @@
+#include "agent/volume_manager.h"
+
+#include <spdlog/spdlog.h>
+
+namespace hafab::agent {
+
+std::string_view VolumeStateName(VolumeState s) {
+  switch (s) {
+    case VolumeState::kAttached:
+      return "attached";
+    case VolumeState::kDetaching:
+      return "detaching";
+    case VolumeState::kAttaching:
+    case VolumeState::kDetached:
+      return "detached";
+  }
+  return "detached";
+}
+
+VolumeManager::VolumeManager(Clock& clock, provider::Provider& provider, std::string node,
+                             Runner runner, HolderCheck holders)
+    : clock_(clock),
+      provider_(provider),
+      node_(std::move(node)),
+      runner_(std::move(runner)),
+      holders_(std::move(holders)) {}
+
+void VolumeManager::SetDesired(std::map<std::string, std::string> desired,
+                               std::set<std::string> pinned) {
+  desired_ = std::move(desired);
+  pinned_ = std::move(pinned);
+}
+
+bool VolumeManager::IsAttached(const std::string& name) const {
+  auto it = volumes_.find(name);
+  return it != volumes_.end() && it->second.state == VolumeState::kAttached;
+}
+
+std::string VolumeManager::MountPath(const std::string& name) const {
+  return provider_.MountPath(name, node_);
+}
+
+void VolumeManager::NoteAttached(const std::string& name, const std::string& instance) {
+  Volume& v = volumes_[name];
+  if (v.op_in_flight) return;
+  v.state = VolumeState::kAttached;
+  v.instance = instance;
+}
+
+std::vector<VolumeReport> VolumeManager::Report() const {
+  std::vector<VolumeReport> out;
+  for (const auto& [name, v] : volumes_) out.push_back({name, v.state, v.instance, v.error});
+  return out;
+}
+
+void VolumeManager::Tick() {
+  const TimePoint now = clock_.Now();
+  for (const auto& [name, instance] : desired_) {
+    Volume& v = volumes_[name];
+    if (v.op_in_flight) continue;
+    if (v.state == VolumeState::kDetaching) {
+      // Wanted again before the provider detach began: it is still ours.
+      v.state = VolumeState::kAttached;
+      v.error.clear();
+    }
+    if (v.state == VolumeState::kAttached) continue;
+    if (now < v.next_attempt) continue;
+    v.instance = instance;
+    StartAttach(name, v);
+  }
+  for (auto& [name, v] : volumes_) {
+    if (desired_.count(name) || v.op_in_flight) continue;
+    if (v.state == VolumeState::kAttached || v.state == VolumeState::kAttaching) {
+      spdlog::info("volume {}: no longer assigned here; detaching once no process holds {}", name,
+                   MountPath(name));
+      v.state = VolumeState::kDetaching;
+      v.error.clear();
+      v.next_attempt = now;
+      v.next_describe = now + describe_interval;
+    }
+    if (v.state == VolumeState::kDetaching && !pinned_.count(name) && now >= v.next_attempt) {
+      StepDetaching(name, v);
+    }
+  }
+}
+
+void VolumeManager::StartAttach(const std::string& name, Volume& v) {
+  v.state = VolumeState::kAttaching;
+  v.op_in_flight = true;
+  std::string instance = v.instance;
+  runner_([this, name, instance] { return provider_.Attach(name, node_, instance); },
+          [this, name](Status st) {
+            Volume& v = volumes_[name];
+            v.op_in_flight = false;
+            if (st.ok()) {
+              spdlog::info("volume {}: attached to {} for {}", name, node_, v.instance);
+              v.state = VolumeState::kAttached;
+              v.error.clear();
+            } else {
+              spdlog::warn("volume {}: attach failed: {}", name, st.ToString());
+              v.error = st.ToString();
+              v.next_attempt = clock_.Now() + retry_interval;
+            }
+          });
+}
+
+void VolumeManager::StepDetaching(const std::string& name, Volume& v) {
+  const TimePoint now = clock_.Now();
+  std::vector<pid_t> holders = holders_(MountPath(name));
+  if (!holders.empty()) {
+    std::string pids;
+    for (pid_t p : holders) pids += (pids.empty() ? "" : ",") + std::to_string(p);
+    v.error = "still held by pid " + pids;
+    v.next_attempt = now + holder_check_interval;
+    if (now >= v.next_describe) {
+      // With a shared root (LocalProvider in `hafab up`) the holder may be another node's
+      // instance after the controller force-detached ours: then the volume is not ours.
+      v.next_describe = now + describe_interval;
+      v.op_in_flight = true;
+      runner_(
+          [this, name]() -> Status {
+            auto d = provider_.Describe(name);
+            if (!d.ok()) return d.status();
+            return d->node == node_ ? Status::Ok() : Status::NotFound("not attached here");
+          },
+          [this, name](Status st) {
+            Volume& v = volumes_[name];
+            v.op_in_flight = false;
+            if (st.code() == StatusCode::kNotFound && v.state == VolumeState::kDetaching) {
+              spdlog::info("volume {}: no longer attached to {} (force-detached)", name, node_);
+              v.state = VolumeState::kDetached;
+              v.error.clear();
+            }
+          });
+    }
+    return;
+  }
+  v.op_in_flight = true;
+  runner_([this, name] { return provider_.Detach(name, node_); },
+          [this, name](Status st) {
+            Volume& v = volumes_[name];
+            v.op_in_flight = false;
+            if (st.ok()) {
+              spdlog::info("volume {}: detached from {}", name, node_);
+              v.state = VolumeState::kDetached;
+              v.error.clear();
+            } else {
+              spdlog::warn("volume {}: detach failed: {}", name, st.ToString());
+              v.error = st.ToString();
+              v.next_attempt = clock_.Now() + retry_interval;
+            }
+          });
+}
+
+}  // namespace hafab::agent

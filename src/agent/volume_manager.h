@@ -1,0 +1,90 @@
+// VolumeManager: keeps the node's attached volumes equal to the desired set, through the
+// Provider. Attach happens before an instance starts; detach is asynchronous: a volume
+// leaves the desired set, is reported `detaching` until no process holds a file (or its cwd)
+// under its mount path, and only then is detached through the provider and reported
+// `detached`. Provider calls run through a Runner (a worker thread in the agent, inline in
+// tests) so a slow exec script never blocks heartbeats.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "provider/provider.h"
+
+namespace hafab::agent {
+
+enum class VolumeState { kAttaching, kAttached, kDetaching, kDetached };
+// Wire names: attaching is reported as "detached" (not attached yet) with its error, if any.
+std::string_view VolumeStateName(VolumeState s);
+
+struct VolumeReport {
+  std::string name;
+  VolumeState state = VolumeState::kDetached;
+  std::string instance;
+  std::string error;  // why an attach or detach has not succeeded yet; "" if none
+};
+
+class VolumeManager {
+ public:
+  // Runs `op` (possibly on another thread) and then `done` with its result on the caller's
+  // thread (the agent posts it back to its io_context).
+  using Runner = std::function<void(std::function<Status()> op, std::function<void(Status)> done)>;
+  // Pids of processes holding files under a directory (procfs.h ProcessesHolding).
+  using HolderCheck = std::function<std::vector<pid_t>(const std::string& dir)>;
+
+  VolumeManager(Clock& clock, provider::Provider& provider, std::string node, Runner runner,
+                HolderCheck holders);
+
+  // The volumes this node must have attached, name -> instance. Others are detached, but
+  // a `pinned` one (an instance process started with it still runs) only reports
+  // `detaching` until it is unpinned: the instance stops first, then the volume detaches.
+  void SetDesired(std::map<std::string, std::string> desired, std::set<std::string> pinned = {});
+
+  // Starts the provider calls and holder checks that are due. Call often.
+  void Tick();
+
+  // True once the provider confirmed the attach (and no detach has begun).
+  bool IsAttached(const std::string& name) const;
+  // HAFAB_VOLUME_DIR for an instance on this node.
+  std::string MountPath(const std::string& name) const;
+  // Every volume this node attached since the agent started, desired or not.
+  std::vector<VolumeReport> Report() const;
+  // A volume the previous agent run left attached here (found through an adopted instance):
+  // marks it attached without calling the provider.
+  void NoteAttached(const std::string& name, const std::string& instance);
+
+  Duration retry_interval = std::chrono::seconds(1);
+  Duration holder_check_interval = std::chrono::milliseconds(100);
+  // While holders remain, how often to ask the provider whether the volume is still ours.
+  Duration describe_interval = std::chrono::seconds(2);
+
+ private:
+  struct Volume {
+    VolumeState state = VolumeState::kDetached;
+    std::string instance;
+    std::string error;
+    bool op_in_flight = false;
+    TimePoint next_attempt{};
+    TimePoint next_describe{};
+  };
+  void StartAttach(const std::string& name, Volume& v);
+  void StepDetaching(const std::string& name, Volume& v);
+
+  Clock& clock_;
+  provider::Provider& provider_;
+  std::string node_;
+  Runner runner_;
+  HolderCheck holders_;
+  std::map<std::string, std::string> desired_;
+  std::set<std::string> pinned_;
+  std::map<std::string, Volume> volumes_;
+};
+
+}  // namespace hafab::agent
