@@ -102,6 +102,26 @@ bool CompareValues(const std::string& actual, Compare::Op op, const std::string&
 }
 
 // Reads a key's row; nullopt if missing.
+// Rejects what etcd rejects: a key put twice in one branch, or put and deleted in it.
+Status ValidateBranch(const std::vector<Op>& ops) {
+  std::set<std::string> puts;
+  for (const Op& op : ops) {
+    if (op.type == Op::Type::kPut && !puts.insert(op.key).second) {
+      return Status::InvalidArgument("key " + op.key + " is put twice in one transaction");
+    }
+  }
+  for (const Op& op : ops) {
+    if (op.type == Op::Type::kPut) continue;
+    auto it = puts.lower_bound(op.key);
+    bool hit = it != puts.end() &&
+               (op.type == Op::Type::kDelete ? *it == op.key : it->starts_with(op.key));
+    if (hit) {
+      return Status::InvalidArgument("key " + *it + " is both put and deleted in one transaction");
+    }
+  }
+  return Status::Ok();
+}
+
 Result<std::optional<KeyValue>> ReadKey(sqlite::Db& db, const std::string& key) {
   HAFAB_ASSIGN_OR_RETURN(auto stmt,
                          db.Prepare("SELECT value, create_revision, mod_revision, version, lease "
@@ -355,6 +375,7 @@ struct Core {
   }
 
   Status Apply(Writer& writer, const std::vector<Op>& ops) REQUIRES_LOCK(mu) {
+    HAFAB_RETURN_IF_ERROR(ValidateBranch(ops));
     for (const Op& op : ops) {
       switch (op.type) {
         case Op::Type::kPut:

@@ -36,8 +36,10 @@ struct Compare {
   std::string key;
   Target target = Target::kValue;
   Op op = Op::kEqual;
-  std::string value;   // for kValue
+  std::string value;   // for kValue; compared byte-wise (unsigned, like memcmp)
   int64_t number = 0;  // for the others; a missing key has version/revisions 0
+  // As in etcd, a kValue compare on a missing key is false whatever the op (a missing
+  // value is not ""): test existence with Missing()/Exists().
 
   static Compare ValueEquals(std::string key, std::string value);
   static Compare ModRevisionEquals(std::string key, Revision rev);
@@ -58,6 +60,10 @@ struct Op {
 };
 
 // If every compare holds, `success` is applied, else `failure`; atomically, all or nothing.
+// Ops apply in order, all at one revision. As in etcd, within one branch a key may be put
+// at most once and may not be both put and deleted (by kDelete or kDeletePrefix): such a
+// transaction is rejected with InvalidArgument. A transaction that changes nothing (no
+// ops, or deletes of missing keys) does not advance the revision.
 struct Txn {
   std::vector<Compare> compares;
   std::vector<Op> success;
@@ -93,7 +99,9 @@ class Watcher {
   // any thread and makes a waiting Next() return Unavailable("watch cancelled") promptly.
   // Errors: Conflict if the start revision was compacted; Unavailable if the store closed
   // or the connection broke (the caller re-watches from its last revision + 1).
+  // `timeout` is real time even when the store runs on a fake clock: it blocks a thread.
   virtual Result<WatchBatch> Next(Duration timeout) = 0;
+  // Ends the watch: this and every later Next() return Unavailable("watch cancelled").
   virtual void Cancel() = 0;
 };
 
@@ -109,10 +117,16 @@ class Store {
   virtual Result<RangeResult> Range(const std::string& prefix) = 0;
 
   // Applies `txn` atomically. InvalidArgument for an op naming a lease that does not exist
-  // (or has expired); Unavailable when the backend cannot commit now (nothing applied).
+  // (or has expired), or a branch touching a key twice (see Txn); nothing is applied then.
+  // Unavailable when the backend cannot commit now (nothing applied, as far as the backend
+  // knows: a remote backend may lose the answer of a commit that did apply, so writers
+  // make their transactions safe to retry, e.g. guarded by a compare).
   virtual Result<TxnResult> Commit(const Txn& txn) = 0;
 
   // Events for keys under `prefix` with revision >= `start` (0 = from now on).
+  // Conflict("revision R compacted; oldest is S") if `start` is older than the history
+  // kept; a backend may report it here or from the first Next(). The caller then
+  // re-reads with Range and watches from that read's revision + 1.
   virtual Result<std::unique_ptr<Watcher>> Watch(const std::string& prefix, Revision start) = 0;
 
   // Grants a lease; keys put with it are deleted when it expires or is revoked.
@@ -123,7 +137,8 @@ class Store {
   // Deletes the lease and its keys. NotFound if it does not exist.
   virtual Status RevokeLease(LeaseId lease) = 0;
 
-  // Convenience, built on Commit.
+  // Convenience, built on Commit; they return the store's revision afterwards (unchanged
+  // when Delete finds no key).
   Result<Revision> Put(const std::string& key, const std::string& value, LeaseId lease = 0);
   Result<Revision> Delete(const std::string& key);
 };

@@ -368,9 +368,10 @@ TEST_P(StoreConformanceTest, CompareAndSwapLosesToAConcurrentWriter) {
 
 TEST_P(StoreConformanceTest, TxnIsAllOrNothing) {
   Put("keep", "old");
+  Put("doomed", "old");
   Revision before = CurrentRevision();
   Txn txn;
-  txn.success = {Op::Put("keep", "new"), Op::Put("fresh", "x"), Op::Delete("keep"),
+  txn.success = {Op::Put("keep", "new"), Op::Put("fresh", "x"), Op::Delete("doomed"),
                  Op::Put("leased", "y", /*lease=*/987654321)};
   auto r = store().Commit(txn);
   ASSERT_FALSE(r.ok()) << "an op naming an unknown lease must fail the transaction";
@@ -379,8 +380,38 @@ TEST_P(StoreConformanceTest, TxnIsAllOrNothing) {
   EXPECT_EQ(Get("keep").version, 1);
   EXPECT_FALSE(Exists("fresh"));
   EXPECT_FALSE(Exists("leased"));
+  EXPECT_TRUE(Exists("doomed"));
   EXPECT_EQ(CurrentRevision(), before);
   EXPECT_EQ(Put("after", "z"), before + 1) << "a failed commit must not use up a revision";
+}
+
+TEST_P(StoreConformanceTest, TxnRejectsAKeyPutTwiceOrPutAndDeleted) {
+  Put("a/1", "old");
+  Revision before = CurrentRevision();
+  std::vector<std::vector<Op>> bad = {
+      {Op::Put("a/1", "x"), Op::Put("a/1", "y")},
+      {Op::Put("a/1", "x"), Op::Delete("a/1")},
+      {Op::Delete("a/1"), Op::Put("a/1", "x")},
+      {Op::DeletePrefix("a/"), Op::Put("a/2", "x")},
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    Txn txn;
+    txn.success = bad[i];
+    auto r = store().Commit(txn);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << "case " << i;
+  }
+  Txn in_failure_branch;
+  in_failure_branch.compares = {Compare::Missing("a/1")};
+  in_failure_branch.failure = {Op::Put("b", "1"), Op::Put("b", "2")};
+  EXPECT_EQ(store().Commit(in_failure_branch).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Get("a/1").value, "old");
+  EXPECT_EQ(CurrentRevision(), before);
+  // Distinct keys, and deletes that overlap each other, are fine.
+  Txn fine;
+  fine.success = {Op::Put("a/2", "x"), Op::Put("a/3", "y"), Op::DeletePrefix("a/1"),
+                  Op::Delete("a/1")};
+  EXPECT_TRUE(Commit(fine).succeeded);
+  EXPECT_THAT(RangeKeys("a/"), ElementsAre("a/2", "a/3"));
 }
 
 // --- Delete, delete-prefix, range ------------------------------------------------------
