@@ -330,7 +330,17 @@ ParseOutcome ParseManifest(std::string_view yaml_text, const std::string& file_n
   ParseOutcome out;
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(yaml_text));
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
+    if (documents.size() > 1) {
+      YAML::Mark m = documents[1].Mark();
+      SourcePos pos{file_name, std::max(m.line, 0) + 1, std::max(m.column, 0) + 1};
+      out.diagnostics.push_back(
+          {pos, false,
+           "a manifest is one YAML document; found " + std::to_string(documents.size()) +
+               " (remove the \"---\" separators or use one file per manifest)"});
+      return out;
+    }
+    if (!documents.empty()) root = documents[0];
   } catch (const YAML::Exception& e) {
     SourcePos pos{file_name, std::max(e.mark.line, 0) + 1, std::max(e.mark.column, 0) + 1};
     out.diagnostics.push_back({pos, false, "YAML syntax error: " + e.msg});

@@ -191,6 +191,13 @@ TEST(ParseErrorTest, YamlSyntaxErrorHasItsPosition) {
                           "defined"));
 }
 
+TEST(ParseErrorTest, OneDocumentPerManifest) {
+  EXPECT_THAT(DiagnosticsOf(std::string(kOneRole) + "---\n" + std::string(kOneRole)),
+              ElementsAre("m.yaml:5:1: error: a manifest is one YAML document; found 2 (remove "
+                          "the \"---\" separators or use one file per manifest)"));
+  EXPECT_TRUE(ParseManifest("---\n" + std::string(kOneRole), "m.yaml").ok());
+}
+
 TEST(ParseErrorTest, EmptyOrNotAMap) {
   EXPECT_THAT(DiagnosticsOf(""), ElementsAre("m.yaml:1:1: error: the manifest is empty; it "
                                              "needs at least roles:"));

@@ -116,6 +116,15 @@ class Validator {
       }
     }
     if (role.endpoint) CheckEndpoint(p, role);
+    if (role.port != 0 && Clean(p + ".port")) {
+      auto [it, inserted] = first_port_.emplace(role.port, std::pair(p, role.name));
+      if (!inserted) {
+        Warning(p + ".port", p + ".port: " + std::to_string(role.port) +
+                                 " is also the port of role " + Quote(it->second.second) +
+                                 " (line " + std::to_string(At(it->second.first + ".port").line) +
+                                 "); their instances cannot share a node");
+      }
+    }
     if (!CleanUnder(p)) return;  // relationships below assume every field read as written
 
     CheckMode(p, role);
@@ -273,7 +282,8 @@ class Validator {
   std::set<std::string> role_names_;
   std::map<std::string, std::string> first_role_;                            // name -> path
   std::map<std::string, std::pair<std::string, std::string>> first_volume_;  // -> path, role
-  std::map<std::string, std::pair<std::string, std::string>> first_listen_;  // -> path, role
+  std::map<std::string, std::pair<std::string, std::string>> first_listen_;
+  std::map<int, std::pair<std::string, std::string>> first_port_;  // -> path, role
 };
 
 }  // namespace

@@ -201,6 +201,15 @@ TEST(ValidateTest, SettingsAndRestartRelations) {
                           "least backoff_initial (5s)"));
 }
 
+TEST(ValidateTest, RolesSharingAPortWarn) {
+  EXPECT_THAT(DiagnosticsOf("roles:\n"
+                            "  - {name: a, command: a, port: 8080}\n"
+                            "  - {name: b, command: b, port: 8080}\n"
+                            "  - {name: c, command: c, port: 8081}\n"),
+              ElementsAre("m.yaml:3:33: warning: roles[1].port: 8080 is also the port of role "
+                          "\"a\" (line 2); their instances cannot share a node"));
+}
+
 TEST(ValidateTest, EnvNames) {
   EXPECT_THAT(DiagnosticsOf(std::string(kOneRole) + "    env: {MY-VAR: 1, HAFAB_PORT: 9}\n"),
               ElementsAre("m.yaml:4:11: error: roles[0].env.MY-VAR: \"MY-VAR\" is not a valid "
