@@ -151,6 +151,17 @@ TEST(SqliteCrashTest, SigkillMidStreamKeepsEveryAckedTxnAndNoHalfTxn) {
     EXPECT_EQ(last_b->value, std::to_string(last));
     EXPECT_EQ(last_a->version, last + 1);
     EXPECT_EQ(last_a->mod_revision, last + 1);
+    // The history agrees: four put events per transaction, one revision each.
+    auto watcher = store.Watch("", 1);
+    ASSERT_TRUE(watcher.ok()) << watcher.status().ToString();
+    auto history = (*watcher)->Next(std::chrono::seconds(5));
+    ASSERT_TRUE(history.ok()) << history.status().ToString();
+    ASSERT_EQ(history->events.size(), static_cast<size_t>(4 * (last + 1)));
+    for (size_t e = 0; e < history->events.size(); ++e) {
+      const KeyValue& kv = history->events[e].kv;
+      ASSERT_EQ(kv.mod_revision, static_cast<Revision>(e / 4) + 1) << kv.key;
+      ASSERT_EQ(kv.value, std::to_string(e / 4)) << kv.key;
+    }
     std::printf("round %d: killed after %" PRIu64 " acks; last acked %" PRId64
                 ", last committed %" PRId64 "\n",
                 round, acks, max_acked, last);
