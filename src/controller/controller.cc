@@ -1,0 +1,646 @@
+#include "controller/controller.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstring>
+
+namespace hafab::controller {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kEventsInMemory = 2000;
+
+int64_t WallMs(Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+// Reads an optional member of a JSON object into `out`, naming `path.key` on a type error.
+template <typename T>
+Status Read(const json& obj, const char* key, const std::string& path, T* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return Status::Ok();
+  const std::string where = path.empty() ? key : path + "." + key;
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!it->is_string()) return Status::InvalidArgument(where + ": must be a string");
+  } else if constexpr (std::is_same_v<T, double>) {
+    if (!it->is_number()) return Status::InvalidArgument(where + ": must be a number");
+  } else {
+    if (!it->is_number_integer()) return Status::InvalidArgument(where + ": must be an integer");
+  }
+  *out = it->get<T>();
+  return Status::Ok();
+}
+
+std::string PosString(const manifest::SourcePos& p) {
+  if (p.line <= 0) return p.file.empty() ? "manifest" : p.file;
+  return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
+}
+
+}  // namespace
+
+std::string StableHash(const std::string& text) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64, h);
+  return buf;
+}
+
+Controller::Controller(store::Store& store, Clock& clock, provider::Provider* provider,
+                       ControllerOptions opts)
+    : store_(store), clock_(clock), provider_(provider), opts_(std::move(opts)) {}
+
+Status Controller::Start() {
+  HAFAB_RETURN_IF_ERROR(Load());
+  started_at_ = clock_.Now();
+  id_ = "ctl-" + std::to_string(NextSeq());
+  // A new controller knows nothing of liveness: every node that was up gets one full TTL
+  // before it can be declared down, and every known gateway must acknowledge (or let its
+  // lease expire) before a fence completes.
+  for (const auto& [name, n] : nodes_) {
+    if (!n.down) node_leases_.Renew(name, started_at_ + opts_.lease_ttl);
+    node_generation_[name] = NextSeq();
+    dirty_nodes_.insert(name);
+  }
+  for (const auto& g : gateways_) {
+    gateway_leases_.Renew(g, started_at_ + opts_.lease_ttl);
+    gateway_acked_[g] = 0;
+  }
+  for (auto& [id, op] : ops_) {
+    if (op.state != "running") continue;
+    std::string prev = op.owner;
+    op.owner = id_;
+    PutOp(op);
+    Emit("op-resumed",
+         "resuming " + op.kind + " of " + op.role + " at step " + op.step + " (was owned by " +
+             prev + ")",
+         {{"op", op.id}, {"role", op.role}});
+  }
+  Emit("controller-started", "controller " + id_ + " started", {});
+  HAFAB_RETURN_IF_ERROR(Commit());
+  Publish();
+  return Status::Ok();
+}
+
+Status Controller::Load() {
+  roles_.clear();
+  instances_.clear();
+  by_node_.clear();
+  nodes_.clear();
+  gateways_.clear();
+  ops_.clear();
+  pending_.clear();
+  HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
+  for (const auto& kv : all.kvs) {
+    json j = json::parse(kv.value, nullptr, false);
+    auto starts = [&](const char* p) { return kv.key.rfind(p, 0) == 0; };
+    if (kv.key == kSeqKey) {
+      seq_ = std::max(seq_, j.is_number_integer() ? j.get<int64_t>() : 0);
+      seq_floor_ = seq_;
+      continue;
+    }
+    if (j.is_discarded()) {
+      spdlog::error("store: {} is not JSON; ignored", kv.key);
+      continue;
+    }
+    if (starts(kRolesPrefix)) {
+      auto r = RoleFromJson(j);
+      if (r.ok()) roles_[r->spec.name] = *r;
+    } else if (starts(kInstancesPrefix)) {
+      auto r = InstanceFromJson(j);
+      if (r.ok()) {
+        by_node_[r->node].insert(r->name);
+        instances_[r->name] = *r;
+      }
+    } else if (starts(kNodesPrefix)) {
+      auto r = NodeFromJson(j);
+      if (r.ok()) nodes_[r->name] = *r;
+    } else if (starts(kGatewaysPrefix)) {
+      gateways_.insert(kv.key.substr(std::strlen(kGatewaysPrefix)));
+    } else if (starts(kOpsPrefix)) {
+      auto r = OperationFromJson(j);
+      if (r.ok()) ops_[r->id] = *r;
+    } else if (starts(kEventsPrefix)) {
+      auto r = EventFromJson(j);
+      if (r.ok()) {
+        stored_events_.push_back(r->id);
+        if (events_.empty() || events_.back().id < r->id) events_.push_back(*r);
+      }
+    }
+  }
+  while (events_.size() > kEventsInMemory) events_.pop_front();
+  routes_dirty_ = true;
+  for (const auto& [n, _] : nodes_) dirty_nodes_.insert(n);
+  return Status::Ok();
+}
+
+// Sequence numbers (generations, routes versions, event and operation ids) grow across
+// restarts: the store keeps a floor above every number handed out, raised 1000 at a time.
+int64_t Controller::NextSeq() {
+  ++seq_;
+  if (seq_ >= seq_floor_) {
+    seq_floor_ = seq_ + 1000;
+    auto r = store_.Put(kSeqKey, std::to_string(seq_floor_));
+    if (!r.ok()) spdlog::error("store: cannot raise the sequence floor: {}", r.status().ToString());
+  }
+  return seq_;
+}
+
+void Controller::PutRole(const RoleRecord& r) {
+  auto it = roles_.find(r.spec.name);
+  json j = ToJson(r);
+  if (it != roles_.end() && ToJson(it->second) == j) return;
+  roles_[r.spec.name] = r;
+  pending_.push_back(store::Op::Put(kRolesPrefix + r.spec.name, j.dump()));
+  MarkRoleDirty(r.spec.name);
+}
+
+void Controller::DeleteRole(const std::string& name) {
+  if (!roles_.erase(name)) return;
+  pending_.push_back(store::Op::Delete(kRolesPrefix + name));
+  routes_dirty_ = true;
+}
+
+void Controller::PutInstance(const InstanceRecord& r) {
+  auto it = instances_.find(r.name);
+  json j = ToJson(r);
+  if (it != instances_.end()) {
+    if (ToJson(it->second) == j) return;
+    by_node_[it->second.node].erase(r.name);
+    dirty_nodes_.insert(it->second.node);
+  }
+  instances_[r.name] = r;
+  by_node_[r.node].insert(r.name);
+  dirty_nodes_.insert(r.node);
+  routes_dirty_ = true;
+  pending_.push_back(store::Op::Put(kInstancesPrefix + r.name, j.dump()));
+}
+
+void Controller::DeleteInstance(const std::string& name) {
+  auto it = instances_.find(name);
+  if (it == instances_.end()) return;
+  by_node_[it->second.node].erase(name);
+  dirty_nodes_.insert(it->second.node);
+  instances_.erase(it);
+  restarts_.erase(name);
+  routes_dirty_ = true;
+  pending_.push_back(store::Op::Delete(kInstancesPrefix + name));
+}
+
+void Controller::PutNode(const NodeRecord& r) {
+  auto it = nodes_.find(r.name);
+  json j = ToJson(r);
+  if (it != nodes_.end() && ToJson(it->second) == j) return;
+  nodes_[r.name] = r;
+  dirty_nodes_.insert(r.name);
+  routes_dirty_ = true;
+  pending_.push_back(store::Op::Put(kNodesPrefix + r.name, j.dump()));
+}
+
+void Controller::PutOp(const Operation& op) {
+  Operation& slot = ops_[op.id];
+  if (&slot != &op) slot = op;
+  pending_.push_back(store::Op::Put(kOpsPrefix + op.id, ToJson(op).dump()));
+}
+
+void Controller::Emit(const std::string& type, const std::string& message,
+                      std::map<std::string, std::string> fields) {
+  Event e;
+  e.id = NextSeq();
+  e.time_ms = WallMs(clock_);
+  e.type = type;
+  e.message = message;
+  e.fields = std::move(fields);
+  spdlog::info("event {}: {}", type, message);
+  pending_.push_back(store::Op::Put(EventKey(e.id), ToJson(e).dump()));
+  stored_events_.push_back(e.id);
+  events_.push_back(std::move(e));
+  while (events_.size() > kEventsInMemory) events_.pop_front();
+  if (listener_.event_added) listener_.event_added();
+}
+
+Status Controller::Commit() {
+  if (crashed_) {
+    pending_.clear();
+    return Status::Unavailable("controller crashed (test)");
+  }
+  if (pending_.empty()) return Status::Ok();
+  store::Txn txn;
+  txn.success = std::move(pending_);
+  pending_.clear();
+  auto r = store_.Commit(txn);
+  if (r.ok()) return Status::Ok();
+  spdlog::error("store commit failed ({}); reloading state from the store", r.status().ToString());
+  reload_needed_ = true;
+  return r.status();
+}
+
+void Controller::Publish() {
+  if (crashed_) return;
+  std::set<std::string> dirty;
+  dirty.swap(dirty_nodes_);
+  for (const auto& node : dirty) {
+    std::string text = BuildAssignments(node).dump();
+    auto& cache = assignments_cache_[node];
+    if (cache == text && node_generation_.count(node)) continue;
+    cache = std::move(text);
+    node_generation_[node] = NextSeq();
+    if (listener_.assignments_changed) listener_.assignments_changed(node);
+  }
+  if (routes_dirty_) {
+    routes_dirty_ = false;
+    json routes = BuildRoutes();
+    std::string text = routes.dump();
+    if (text != routes_cache_ || routes_version_ == 0) {
+      routes_cache_ = std::move(text);
+      routes_version_ = NextSeq();
+      routes_json_ = {{"version", routes_version_}, {"endpoints", std::move(routes)}};
+      if (listener_.routes_changed) listener_.routes_changed();
+    }
+  }
+}
+
+void Controller::MarkRoleDirty(const std::string& role) {
+  routes_dirty_ = true;
+  for (const auto& [name, inst] : instances_) {
+    if (inst.role == role) dirty_nodes_.insert(inst.node);
+  }
+}
+
+InstanceRecord* Controller::FindInstance(const std::string& name) {
+  auto it = instances_.find(name);
+  return it == instances_.end() ? nullptr : &it->second;
+}
+
+const NodeObservation* Controller::Observation(const std::string& node) const {
+  auto it = observed_.find(node);
+  return it == observed_.end() || !it->second.heard ? nullptr : &it->second;
+}
+
+const ObservedInstance* Controller::Observed(const InstanceRecord& inst) const {
+  const NodeObservation* obs = Observation(inst.node);
+  if (obs == nullptr) return nullptr;
+  auto it = obs->instances.find(inst.name);
+  return it == obs->instances.end() ? nullptr : &it->second;
+}
+
+bool Controller::NodeDown(const std::string& node) const {
+  auto it = nodes_.find(node);
+  return it == nodes_.end() || it->second.down || !node_leases_.Live(node);
+}
+
+bool Controller::SilentPastMargin(const std::string& node) const {
+  if (node_leases_.Live(node)) return false;
+  const NodeObservation* obs = Observation(node);
+  TimePoint last = obs != nullptr ? obs->last_heartbeat : started_at_;
+  return clock_.Now() >= last + opts_.lease_ttl + opts_.fence_margin;
+}
+
+void Controller::OnNodeExpired(const std::string& node) {
+  auto it = nodes_.find(node);
+  if (it == nodes_.end() || it->second.down) return;
+  NodeRecord r = it->second;
+  r.down = true;
+  PutNode(r);
+  Emit(
+      "node-down",
+      "node " + node + " is down: no heartbeat for " + std::to_string(ToMs(opts_.lease_ttl)) + "ms",
+      {{"node", node}});
+}
+
+Result<json> Controller::AgentHeartbeat(const std::string& node, const json& body) {
+  if (crashed_) return Status::Unavailable("controller stopping");
+  if (!body.is_object()) return Status::InvalidArgument("body: must be a JSON object");
+  NodeObservation next;
+  std::string addr, fd, ud;
+  HAFAB_RETURN_IF_ERROR(Read(body, "address", "", &addr));
+  HAFAB_RETURN_IF_ERROR(Read(body, "agent_version", "", &next.agent_version));
+  HAFAB_RETURN_IF_ERROR(Read(body, "boot_id", "", &next.boot_id));
+  HAFAB_RETURN_IF_ERROR(Read(body, "assignments_generation", "", &next.assignments_generation));
+  if (body.contains("labels")) {
+    if (!body["labels"].is_object()) return Status::InvalidArgument("labels: must be an object");
+    HAFAB_RETURN_IF_ERROR(Read(body["labels"], "fault_domain", "labels", &fd));
+    HAFAB_RETURN_IF_ERROR(Read(body["labels"], "update_domain", "labels", &ud));
+  }
+  if (body.contains("instances")) {
+    if (!body["instances"].is_array())
+      return Status::InvalidArgument("instances: must be an array");
+    for (size_t i = 0; i < body["instances"].size(); ++i) {
+      const json& ij = body["instances"][i];
+      std::string path = "instances[" + std::to_string(i) + "]";
+      if (!ij.is_object()) return Status::InvalidArgument(path + ": must be an object");
+      std::string name;
+      ObservedInstance o;
+      HAFAB_RETURN_IF_ERROR(Read(ij, "instance", path, &name));
+      if (name.empty()) return Status::InvalidArgument(path + ".instance: required");
+      HAFAB_RETURN_IF_ERROR(Read(ij, "role", path, &o.role));
+      HAFAB_RETURN_IF_ERROR(Read(ij, "state", path, &o.state));
+      HAFAB_RETURN_IF_ERROR(Read(ij, "liveness", path, &o.liveness));
+      HAFAB_RETURN_IF_ERROR(Read(ij, "readiness", path, &o.readiness));
+      HAFAB_RETURN_IF_ERROR(Read(ij, "epoch", path, &o.epoch));
+      HAFAB_RETURN_IF_ERROR(Read(ij, "pid", path, &o.pid));
+      HAFAB_RETURN_IF_ERROR(Read(ij, "restarts", path, &o.restarts));
+      HAFAB_RETURN_IF_ERROR(Read(ij, "last_exit", path, &o.last_exit));
+      HAFAB_RETURN_IF_ERROR(Read(ij, "cpu_percent", path, &o.cpu_percent));
+      HAFAB_RETURN_IF_ERROR(Read(ij, "rss_bytes", path, &o.rss_bytes));
+      next.instances[name] = o;
+    }
+  }
+  if (body.contains("volumes")) {
+    if (!body["volumes"].is_array()) return Status::InvalidArgument("volumes: must be an array");
+    for (size_t i = 0; i < body["volumes"].size(); ++i) {
+      const json& vj = body["volumes"][i];
+      std::string path = "volumes[" + std::to_string(i) + "]";
+      if (!vj.is_object()) return Status::InvalidArgument(path + ": must be an object");
+      std::string name;
+      ObservedVolume v;
+      HAFAB_RETURN_IF_ERROR(Read(vj, "name", path, &name));
+      if (name.empty()) return Status::InvalidArgument(path + ".name: required");
+      HAFAB_RETURN_IF_ERROR(Read(vj, "state", path, &v.state));
+      HAFAB_RETURN_IF_ERROR(Read(vj, "instance", path, &v.instance));
+      next.volumes[name] = v;
+    }
+  }
+
+  TimePoint now = clock_.Now();
+  NodeObservation& obs = observed_[node];
+  // Anything the gateway shows (state, readiness, epoch) changes the routing table.
+  auto shown = [](const ObservedInstance& o) {
+    return o.state + "/" + o.liveness + "/" + o.readiness + "/" + std::to_string(o.epoch);
+  };
+  if (obs.instances.size() != next.instances.size()) routes_dirty_ = true;
+  for (const auto& [name, o] : next.instances) {
+    auto old = obs.instances.find(name);
+    if (old == obs.instances.end() || shown(old->second) != shown(o)) routes_dirty_ = true;
+    if (instances_.count(name)) TrackRestarts(name, o.restarts);
+  }
+  next.heard = true;
+  next.last_heartbeat = now;
+  next.address = addr.empty() ? obs.address : addr;
+  obs = std::move(next);
+
+  node_leases_.Renew(node, now + opts_.lease_ttl);
+  NodeRecord rec;
+  auto it = nodes_.find(node);
+  bool known = it != nodes_.end();
+  if (known) rec = it->second;
+  rec.name = node;
+  if (!addr.empty()) rec.address = addr;
+  if (!fd.empty()) rec.fault_domain = fd;
+  if (!ud.empty()) rec.update_domain = ud;
+  bool was_down = known && rec.down;
+  rec.down = false;
+  PutNode(rec);
+  if (!known) Emit("node-joined", "node " + node + " joined", {{"node", node}});
+  if (was_down) Emit("node-up", "node " + node + " is back", {{"node", node}});
+
+  // Failures of this node's instances are acted on now, not at the next reconcile.
+  std::set<std::string> here = by_node_[node];  // a copy: relocation edits the index
+  for (const auto& name : here) {
+    auto ii = instances_.find(name);
+    if (ii == instances_.end()) continue;
+    auto ri = roles_.find(ii->second.role);
+    if (ri != roles_.end()) CheckHealth(ri->second, ii->second);
+  }
+  AdvanceOps();
+  Status st = Commit();
+  Publish();
+  if (!st.ok()) return st;
+  return json{{"lease_ttl_ms", ToMs(opts_.lease_ttl)},
+              {"assignments_generation", AssignmentsGeneration(node)}};
+}
+
+int64_t Controller::AssignmentsGeneration(const std::string& node) {
+  auto it = node_generation_.find(node);
+  if (it != node_generation_.end()) return it->second;
+  dirty_nodes_.insert(node);
+  Publish();
+  return node_generation_[node];
+}
+
+json Controller::Assignments(const std::string& node) {
+  int64_t gen = AssignmentsGeneration(node);
+  return {{"generation", gen}, {"assignments", BuildAssignments(node)}};
+}
+
+Result<json> Controller::GatewayHeartbeat(const std::string& id, const json& body) {
+  if (crashed_) return Status::Unavailable("controller stopping");
+  if (!body.is_object()) return Status::InvalidArgument("body: must be a JSON object");
+  int64_t version = 0;
+  HAFAB_RETURN_IF_ERROR(Read(body, "routes_version", "", &version));
+  gateway_leases_.Renew(id, clock_.Now() + opts_.lease_ttl);
+  gateway_acked_[id] = version;
+  if (!gateways_.count(id)) {
+    gateways_.insert(id);
+    pending_.push_back(store::Op::Put(kGatewaysPrefix + id, json{{"id", id}}.dump()));
+    Emit("gateway-joined", "gateway " + id + " joined", {{"gateway", id}});
+  }
+  AdvanceOps();
+  Status st = Commit();
+  Publish();
+  if (!st.ok()) return st;
+  return json{{"lease_ttl_ms", ToMs(opts_.lease_ttl)}};
+}
+
+Result<json> Controller::Apply(const manifest::Manifest& m) {
+  if (crashed_) return Status::Unavailable("controller stopping");
+  // Changes a running cluster cannot take are refused before anything is written.
+  std::map<std::string, std::string> volume_owner;
+  for (size_t i = 0; i < m.roles.size(); ++i) {
+    const manifest::Role& r = m.roles[i];
+    std::string where = PosString(r.pos) + ": error: roles[" + std::to_string(i) + "]";
+    auto old = roles_.find(r.name);
+    if (old != roles_.end() && old->second.spec.mode != r.mode) {
+      return Status::InvalidArgument(where + ".mode: cannot change a running role from " +
+                                     ModeName(old->second.spec.mode) + " to " + ModeName(r.mode) +
+                                     "; remove the role first");
+    }
+    if (!r.volume.empty()) {
+      auto [it, fresh] = volume_owner.emplace(r.volume, r.name);
+      if (!fresh) {
+        return Status::InvalidArgument(where + ".volume: '" + r.volume +
+                                       "' is already the volume of role " + it->second);
+      }
+    }
+    if (old != roles_.end() && old->second.spec.volume != r.volume && ActiveOp(r.name)) {
+      return Status::Conflict(where + ".volume: a failover of " + r.name +
+                              " is running; apply again when it is done");
+    }
+  }
+  std::vector<std::string> names;
+  std::set<std::string> wanted;
+  for (const auto& r : m.roles) {
+    RoleRecord rec;
+    auto old = roles_.find(r.name);
+    if (old != roles_.end()) rec = old->second;
+    rec.spec = r;
+    PutRole(rec);
+    wanted.insert(r.name);
+    names.push_back(r.name);
+  }
+  std::vector<std::string> removed;
+  for (const auto& [name, _] : roles_) {
+    if (!wanted.count(name)) removed.push_back(name);
+  }
+  for (const auto& name : removed) DeleteRole(name);
+  TimePoint now = clock_.Now();
+  for (const auto& n : m.nodes) {
+    NodeRecord rec;
+    auto old = nodes_.find(n.name);
+    bool fresh = old == nodes_.end();
+    if (!fresh) rec = old->second;
+    rec.name = n.name;
+    if (!n.address.empty()) rec.address = n.address;
+    if (!n.fault_domain.empty()) rec.fault_domain = n.fault_domain;
+    if (!n.update_domain.empty()) rec.update_domain = n.update_domain;
+    rec.capacity = n.capacity;
+    PutNode(rec);
+    // A node declared but not yet heard from gets one lease to show up.
+    if (fresh && !node_leases_.Live(n.name)) node_leases_.Renew(n.name, now + opts_.lease_ttl);
+  }
+  Emit("applied",
+       "manifest applied: " + std::to_string(m.roles.size()) + " roles" +
+           (removed.empty() ? "" : ", removed " + std::to_string(removed.size())),
+       {});
+  HAFAB_RETURN_IF_ERROR(Commit());
+  Reconcile();
+  (void)Commit();
+  Publish();
+  return json{{"applied", true}, {"cluster", m.cluster}, {"roles", names}, {"removed", removed}};
+}
+
+Result<json> Controller::Scale(const std::string& role, int n) {
+  auto it = roles_.find(role);
+  if (it == roles_.end()) return Status::NotFound("role " + role + " does not exist");
+  if (n < 1 || n > 1000) return Status::InvalidArgument("instances: must be between 1 and 1000");
+  RoleRecord rec = it->second;
+  int before = rec.spec.instances;
+  rec.spec.instances = n;
+  PutRole(rec);
+  Emit("scaled",
+       "role " + role + " scaled from " + std::to_string(before) + " to " + std::to_string(n) +
+           " instances",
+       {{"role", role}});
+  HAFAB_RETURN_IF_ERROR(Commit());
+  Reconcile();
+  (void)Commit();
+  Publish();
+  return json{{"role", role}, {"instances", n}};
+}
+
+Result<json> Controller::Drain(const std::string& node, bool drain) {
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return Status::NotFound("node " + node + " is not known");
+  NodeRecord rec = it->second;
+  rec.drained = drain;
+  PutNode(rec);
+  Emit(drain ? "node-drained" : "node-undrained",
+       "node " + node + (drain ? " drained: its instances move away" : " back in service"),
+       {{"node", node}});
+  HAFAB_RETURN_IF_ERROR(Commit());
+  Reconcile();
+  AdvanceOps();
+  (void)Commit();
+  Publish();
+  return json{{"node", node}, {"drained", drain}};
+}
+
+Result<json> Controller::RequestFailover(const std::string& role, const std::string& to) {
+  auto it = roles_.find(role);
+  if (it == roles_.end()) return Status::NotFound("role " + role + " does not exist");
+  RoleRecord& r = it->second;
+  if (r.spec.mode != manifest::RoleMode::kActivePassive) {
+    return Status::InvalidArgument("role: " + role + " is " + ModeName(r.spec.mode) +
+                                   "; failover is for active-passive roles");
+  }
+  if (const Operation* op = ActiveOp(role)) {
+    return Status::Conflict("role: " + role + " already has operation " + op->id + " at step " +
+                            op->step);
+  }
+  if (!to.empty()) {
+    if (!nodes_.count(to)) return Status::NotFound("to: node " + to + " is not known");
+    if (NodeDown(to)) return Status::InvalidArgument("to: node " + to + " is down");
+    bool has_standby = false;
+    for (const auto& name : by_node_[to]) {
+      const InstanceRecord& inst = instances_.at(name);
+      if (inst.role == role && inst.name != r.primary) has_standby = true;
+    }
+    if (!has_standby) {
+      return Status::InvalidArgument("to: node " + to + " has no standby of role " + role);
+    }
+  }
+  StartFailover(r, to.empty() ? "planned switchover" : "planned switchover to " + to, true, to);
+  const Operation* op = ActiveOp(role);
+  Status st = Commit();
+  Publish();
+  if (!st.ok()) return st;
+  std::string id = op ? op->id : "";
+  if (id.empty()) {
+    // It completed at once (possible only when nothing had to wait); report the last one.
+    for (const auto& [oid, o] : ops_) {
+      if (o.role == role) id = oid;
+    }
+  }
+  return json{{"operation", id}, {"role", role}, {"to", to}};
+}
+
+const Operation* Controller::ActiveOp(const std::string& role) const {
+  for (const auto& [id, op] : ops_) {
+    if (op.role == role && op.state == "running") return &op;
+  }
+  return nullptr;
+}
+
+void Controller::Tick() {
+  if (crashed_) return;
+  if (reload_needed_) {
+    Status st = Load();
+    if (!st.ok()) {
+      spdlog::error("store reload failed: {}", st.ToString());
+      return;
+    }
+    reload_needed_ = false;
+  }
+  TimePoint now = clock_.Now();
+  bool expired = false;
+  for (const auto& node : node_leases_.PopExpired(now)) {
+    OnNodeExpired(node);
+    expired = true;
+  }
+  for (const auto& gw : gateway_leases_.PopExpired(now)) {
+    Emit("gateway-lease-expired",
+         "gateway " + gw + " silent for " + std::to_string(ToMs(opts_.lease_ttl)) +
+             "ms: it no longer routes active-passive roles",
+         {{"gateway", gw}});
+  }
+  if (expired || now >= next_reconcile_) {
+    next_reconcile_ = now + opts_.reconcile_interval;
+    Reconcile();
+  }
+  AdvanceOps();
+  if (now >= next_gc_) {
+    next_gc_ = now + opts_.gc_interval;
+    Gc();
+  }
+  (void)Commit();
+  Publish();
+}
+
+std::vector<Event> Controller::EventsAfter(int64_t after, size_t limit) const {
+  std::vector<Event> out;
+  auto it = std::upper_bound(events_.begin(), events_.end(), after,
+                             [](int64_t a, const Event& e) { return a < e.id; });
+  for (; it != events_.end() && out.size() < limit; ++it) out.push_back(*it);
+  return out;
+}
+
+}  // namespace hafab::controller

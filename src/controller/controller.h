@@ -1,0 +1,280 @@
+// Controller: the fabric controller's logic, with no network and no threads. Desired state
+// (applied roles, instances, nodes, operations) lives in the Store and is mirrored in
+// memory; observed state (heartbeats) and leases live only in memory (DESIGN: "Heartbeats
+// never go through the store"). Driven by explicit inputs (heartbeats, API calls) and by
+// Tick() on a timer, on an injected Clock, so unit tests drive it on a FakeClock with fake
+// agents and gateways, and the HTTP layer (api.h) only moves bytes.
+//
+// The implementation is split by concern: controller.cc (state, persistence, heartbeats,
+// operator calls), reconciler.cc (instances, placement, assignments, routes), failover.cc
+// (the nine journaled steps), ops.cc (the journal), gc.cc (sweeper), views.cc (status JSON).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "controller/leases.h"
+#include "controller/records.h"
+#include "core/clock.h"
+#include "core/result.h"
+#include "manifest/model.h"
+#include "provider/provider.h"
+#include "store/store.h"
+
+namespace hafab::controller {
+
+// The nine failover steps of DESIGN.md, in order; then "done".
+inline constexpr const char* kFailoverSteps[] = {
+    "detect", "fence", "stop", "detach", "promote", "wait_detached", "attach", "start", "route"};
+
+struct ControllerOptions {
+  Duration lease_ttl = std::chrono::milliseconds(1500);
+  // Added to a silent node's lease before its volume may be force-detached: by then its
+  // agent has stopped its primaries itself.
+  Duration fence_margin = std::chrono::milliseconds(500);
+  Duration reconcile_interval = std::chrono::milliseconds(100);
+  Duration gc_interval = std::chrono::seconds(1);
+  // Tests and the fault harness: stop right after recording the start of this step.
+  std::string crash_at_step;
+  // true: _exit(137) at crash_at_step (the process test); false: the object goes inert,
+  // persisting nothing more (the in-process "crash" of unit tests).
+  bool crash_exits = true;
+};
+
+// What an agent reports about one instance (docs/architecture.md, heartbeat).
+struct ObservedInstance {
+  std::string role;
+  std::string state;      // starting | running | stopping | stopped | backoff | failed
+  std::string liveness;   // unknown | ok | failing | failed
+  std::string readiness;  // unknown | ready | busy | failed
+  int64_t epoch = 0;
+  int64_t pid = 0;
+  int restarts = 0;
+  std::string last_exit;
+  double cpu_percent = 0;
+  uint64_t rss_bytes = 0;
+};
+
+struct ObservedVolume {
+  std::string state;  // attached | detaching | detached
+  std::string instance;
+};
+
+struct NodeObservation {
+  bool heard = false;  // a heartbeat arrived since this controller started
+  TimePoint last_heartbeat{};
+  std::string address;
+  std::string agent_version;
+  std::string boot_id;
+  int64_t assignments_generation = 0;  // the generation the agent says it runs
+  std::map<std::string, ObservedInstance> instances;
+  std::map<std::string, ObservedVolume> volumes;
+};
+
+// Callbacks for long-polls; run on the caller's thread at the end of the call that made
+// the change.
+struct ControllerListener {
+  std::function<void(const std::string& node)> assignments_changed;
+  std::function<void()> routes_changed;
+  std::function<void()> event_added;
+};
+
+// Not thread-safe: one event-loop thread calls everything.
+class Controller {
+ public:
+  // `store` and `clock` (and `provider`, which may be null: then detach completion is
+  // judged from agents' reports only) must outlive the controller.
+  Controller(store::Store& store, Clock& clock, provider::Provider* provider,
+             ControllerOptions opts);
+
+  // Loads the store, gives every known node and gateway one full lease TTL, adopts the
+  // running operations of a previous incarnation. Errors: the store's.
+  Status Start();
+  void SetListener(ControllerListener l) { listener_ = std::move(l); }
+
+  // Applies a parsed, validated manifest in one store transaction: its roles become the
+  // desired roles (roles absent from it are removed), its nodes are registered.
+  // InvalidArgument ("file:line:col: error: roles[i].field: ...") for a change the running
+  // cluster cannot take; nothing is applied then. Unavailable: the store's error.
+  Result<nlohmann::json> Apply(const manifest::Manifest& m);
+
+  // Agent heartbeat body (docs/architecture.md). Renews the node's lease, records what it
+  // observes, answers {"lease_ttl_ms", "assignments_generation"}. InvalidArgument names
+  // the bad field ("instances[1].restarts: must be an integer").
+  Result<nlohmann::json> AgentHeartbeat(const std::string& node, const nlohmann::json& body);
+  // {"generation": G, "assignments": [...]} for the node (empty for an unknown node).
+  nlohmann::json Assignments(const std::string& node);
+  int64_t AssignmentsGeneration(const std::string& node);
+
+  // Gateway heartbeat {"routes_version": V}: renews its lease, records its acknowledgement.
+  Result<nlohmann::json> GatewayHeartbeat(const std::string& id, const nlohmann::json& body);
+  nlohmann::json Routes() const { return routes_json_; }
+  int64_t RoutesVersion() const { return routes_version_; }
+
+  // Planned switchover of an active-passive role to a standby (on node `to`, "" = any).
+  // NotFound (role, node), InvalidArgument (not active-passive, no standby on `to`),
+  // Conflict (an operation is already running for the role).
+  Result<nlohmann::json> RequestFailover(const std::string& role, const std::string& to);
+  // NotFound; InvalidArgument "instances: must be between 1 and 1000".
+  Result<nlohmann::json> Scale(const std::string& role, int instances);
+  // Drains (or, with drain=false, returns to service) a node. NotFound for an unknown node.
+  Result<nlohmann::json> Drain(const std::string& node, bool drain);
+
+  // Lease expiry, reconciliation, operations, GC. Call every ~20ms.
+  void Tick();
+
+  nlohmann::json StatusJson() const;
+  nlohmann::json RolesJson() const;
+  nlohmann::json NodesJson() const;
+  nlohmann::json VolumesJson() const;
+  nlohmann::json OpsJson() const;
+  nlohmann::json GatewaysJson() const;
+  // Events with id > after, oldest first, at most `limit`.
+  std::vector<Event> EventsAfter(int64_t after, size_t limit = 500) const;
+  int64_t LastEventId() const { return events_.empty() ? 0 : events_.back().id; }
+
+  // For tests and views.
+  const std::map<std::string, RoleRecord>& roles() const { return roles_; }
+  const std::map<std::string, InstanceRecord>& instances() const { return instances_; }
+  const std::map<std::string, NodeRecord>& nodes() const { return nodes_; }
+  const std::map<std::string, Operation>& ops() const { return ops_; }
+  const std::string& id() const { return id_; }
+  bool crashed() const { return crashed_; }
+  bool NodeLive(const std::string& node) const { return node_leases_.Live(node); }
+  // The running operation of a role, or nullptr.
+  const Operation* ActiveOp(const std::string& role) const;
+  // Runs the current step of operation `id` once without advancing it (idempotence tests).
+  // Returns "done", "wait" or "abort".
+  std::string RunStepOnce(const std::string& id);
+  // Drives operations now (also done by Tick and heartbeats).
+  void AdvanceOps();
+
+ private:
+  enum class StepResult { kDone, kWait, kAbort };
+  struct RestartTrack {
+    int last_seen = -1;
+    std::deque<TimePoint> times;
+  };
+
+  // --- state and persistence (controller.cc)
+  Status Load();
+  int64_t NextSeq();
+  void PutRole(const RoleRecord& r);
+  void DeleteRole(const std::string& name);
+  void PutInstance(const InstanceRecord& r);
+  void DeleteInstance(const std::string& name);
+  void PutNode(const NodeRecord& r);
+  void PutOp(const Operation& op);
+  void Emit(const std::string& type, const std::string& message,
+            std::map<std::string, std::string> fields = {});
+  // Commits the pending writes in one transaction. On failure drops them, marks memory
+  // for a reload from the store at the next Tick (references stay valid until then) and
+  // returns the error.
+  Status Commit();
+  // Recomputes dirty assignments and the routing table; bumps generations and versions
+  // that changed and tells the listener.
+  void Publish();
+  void MarkRoleDirty(const std::string& role);
+  InstanceRecord* FindInstance(const std::string& name);
+  const ObservedInstance* Observed(const InstanceRecord& inst) const;
+  const NodeObservation* Observation(const std::string& node) const;
+  bool NodeDown(const std::string& node) const;
+  // The node has been silent for lease_ttl + fence_margin: its agent has fenced itself.
+  bool SilentPastMargin(const std::string& node) const;
+  void OnNodeExpired(const std::string& node);
+
+  // --- reconciler.cc
+  void Reconcile();
+  void EnsureCount(RoleRecord& role, std::vector<std::string> names);
+  void CheckHealth(RoleRecord& role, InstanceRecord& inst);
+  bool Relocate(const RoleRecord& role, InstanceRecord& inst, const std::string& why);
+  std::optional<std::string> Place(const std::string& role, const std::string& moving,
+                                   const std::set<std::string>& exclude) const;
+  int PortFor(const manifest::Role& spec, const std::string& node, const std::string& moving) const;
+  bool RestartsExceeded(const InstanceRecord& inst);
+  void TrackRestarts(const std::string& instance, int restarts);
+  bool InstanceReady(const RoleRecord& role, const InstanceRecord& inst, bool* busy) const;
+  nlohmann::json BuildAssignments(const std::string& node) const;
+  nlohmann::json BuildRoutes() const;
+  std::vector<std::string> ResolveAllow(const std::vector<std::string>& allow) const;
+
+  // --- failover.cc
+  void StartFailover(RoleRecord& role, const std::string& reason, bool planned,
+                     const std::string& to);
+  void AdvanceOp(Operation& op);
+  StepResult RunStep(Operation& op);
+  StepResult StepFence(Operation& op);
+  StepResult StepStop(Operation& op);
+  StepResult StepDetach(Operation& op);
+  StepResult StepPromote(Operation& op);
+  StepResult StepWaitDetached(Operation& op);
+  StepResult StepAttach(Operation& op);
+  StepResult StepStart(Operation& op);
+  StepResult StepRoute(Operation& op);
+  std::string ChooseNewPrimary(const Operation& op);
+
+  // --- ops.cc
+  void BeginStep(Operation& op);
+  void CompleteStep(Operation& op);
+  void FinishOp(Operation& op, const std::string& state, const std::string& error);
+  void Note(Operation& op, const std::string& note);  // once per distinct note
+
+  // --- gc.cc
+  void Gc();
+
+  store::Store& store_;
+  Clock& clock_;
+  provider::Provider* provider_;
+  ControllerOptions opts_;
+  ControllerListener listener_;
+  std::string id_;
+  bool crashed_ = false;
+  bool reload_needed_ = false;  // a commit failed: memory may be ahead of the store
+  TimePoint started_at_{};
+
+  // Desired state, mirrored from the store.
+  std::map<std::string, RoleRecord> roles_;
+  std::map<std::string, InstanceRecord> instances_;
+  std::map<std::string, std::set<std::string>> by_node_;  // node -> instances
+  std::map<std::string, NodeRecord> nodes_;
+  std::set<std::string> gateways_;
+  std::map<std::string, Operation> ops_;
+  std::deque<Event> events_;           // the most recent, in memory
+  std::deque<int64_t> stored_events_;  // ids of events in the store, for trimming
+  std::vector<store::Op> pending_;
+
+  // Observed state, memory only.
+  std::map<std::string, NodeObservation> observed_;
+  LeaseTable node_leases_;
+  LeaseTable gateway_leases_;
+  std::map<std::string, int64_t> gateway_acked_;
+  std::map<std::string, RestartTrack> restarts_;
+  std::map<std::string, int64_t> fence_version_;  // op id -> routes version to confirm
+  std::set<std::string> warned_;                  // one-shot warnings (unplaceable, ...)
+
+  // Derived and published.
+  int64_t seq_ = 0;
+  int64_t seq_floor_ = 0;
+  std::map<std::string, int64_t> node_generation_;
+  std::map<std::string, std::string> assignments_cache_;
+  std::set<std::string> dirty_nodes_;
+  bool routes_dirty_ = true;
+  nlohmann::json routes_json_;
+  std::string routes_cache_;
+  int64_t routes_version_ = 0;
+  TimePoint next_reconcile_{};
+  TimePoint next_gc_{};
+};
+
+// A stable 64-bit FNV-1a hash in hex, for spec_hash.
+std::string StableHash(const std::string& text);
+
+}  // namespace hafab::controller

@@ -1,0 +1,284 @@
+// Controller behaviour with fake agents on a fake clock: apply, placement, assignments,
+// routes, leases, restart-then-relocate, scale, drain.
+#include "controller/controller.h"
+
+#include <gtest/gtest.h>
+
+#include "controller/fixture.h"
+
+namespace hafab::controller::testsupport {
+namespace {
+
+TEST_F(ClusterTest, PlacesActivePassivePrimaryAndStandbyInDifferentDomains) {
+  Run(100ms);  // agents register
+  ApplyRoles({KvdRole(2)});
+  Run(300ms);
+  const auto& p = Inst("kvd-0");
+  const auto& s = Inst("kvd-1");
+  EXPECT_NE(p.node, s.node);
+  EXPECT_NE(c_->nodes().at(p.node).fault_domain, c_->nodes().at(s.node).fault_domain);
+  EXPECT_NE(c_->nodes().at(p.node).update_domain, c_->nodes().at(s.node).update_domain);
+  EXPECT_EQ(Role("kvd").primary, "kvd-0");
+  EXPECT_TRUE(p.run);
+  EXPECT_TRUE(p.volume);
+  EXPECT_FALSE(s.run);
+  EXPECT_FALSE(s.volume);
+  EXPECT_EQ(p.epoch, 1);
+  EXPECT_EQ(s.epoch, 1);
+  EXPECT_EQ(agent(p.node).State("kvd-0"), "running");
+  EXPECT_EQ(agent(s.node).State("kvd-1"), "stopped");
+
+  // The assignment of the primary carries the volume; the standby's does not.
+  auto a = c_->Assignments(p.node)["assignments"][0];
+  EXPECT_EQ(a["volume"], "kvd-data");
+  EXPECT_EQ(a["run"], true);
+  EXPECT_EQ(a["port"], 7101);
+  auto b = c_->Assignments(s.node)["assignments"][0];
+  EXPECT_FALSE(b.contains("volume"));
+  EXPECT_EQ(b["run"], false);
+
+  // Routes: only the primary, ready, at the role's epoch.
+  auto e = Endpoint("kvd");
+  ASSERT_EQ(e["backends"].size(), 1u);
+  EXPECT_EQ(e["backends"][0]["instance"], "kvd-0");
+  EXPECT_EQ(e["backends"][0]["ready"], true);
+  EXPECT_EQ(e["epoch"], 1);
+}
+
+TEST_F(ClusterTest, EmbeddedNodesOnOneAddressGetDistinctPorts) {
+  Run(100ms);
+  ApplyRoles({WebRole(5)});
+  Run(200ms);
+  std::set<int> ports;
+  for (const auto& [name, inst] : c_->instances()) ports.insert(inst.port);
+  EXPECT_EQ(ports.size(), 5u);  // every node is 127.0.0.1
+  EXPECT_EQ(Inst("web-0").port, 8080);
+  EXPECT_EQ(Running("web"), 5);
+  EXPECT_EQ(Endpoint("web")["backends"].size(), 5u);
+}
+
+TEST_F(ClusterTest, AllowListResolvesRoleNamesToNodeAddresses) {
+  Run(100ms);
+  ApplyRoles({KvdRole(2), WebRole(2)});
+  Run(200ms);
+  auto allow = Endpoint("kvd")["allow"];
+  EXPECT_EQ(allow, nlohmann::json({"127.0.0.0/8", "127.0.0.1/32"}));
+}
+
+TEST_F(ClusterTest, GenerationAndRoutesVersionGrowOnEveryChangeOnly) {
+  Run(100ms);
+  ApplyRoles({WebRole(2)});
+  Run(200ms);
+  int64_t g = c_->AssignmentsGeneration("n1");
+  int64_t v = c_->RoutesVersion();
+  Run(500ms);  // nothing changes
+  EXPECT_EQ(c_->AssignmentsGeneration("n1"), g);
+  EXPECT_EQ(c_->RoutesVersion(), v);
+  ASSERT_TRUE(c_->Scale("web", 3).ok());
+  Run(200ms);
+  EXPECT_GT(c_->RoutesVersion(), v);
+  // A new controller on the same store never goes back in generation or version.
+  int64_t before = c_->RoutesVersion();
+  NewController();
+  EXPECT_GT(c_->RoutesVersion(), before);
+  EXPECT_GT(c_->AssignmentsGeneration("n1"), g);
+}
+
+TEST_F(ClusterTest, HeartbeatsDoNotWriteTheStore) {
+  Run(100ms);
+  ApplyRoles({WebRole(3)});
+  Run(500ms);
+  int commits = store_.commits();
+  Run(2s);  // 20 rounds of heartbeats from 3 agents and a gateway, nothing changing
+  EXPECT_EQ(store_.commits(), commits);
+}
+
+TEST_F(ClusterTest, HeartbeatErrorsNameTheField) {
+  auto r = c_->AgentHeartbeat("n1", {{"instances", {{{"instance", "x"}, {"restarts", "two"}}}}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "instances[0].restarts: must be an integer");
+  r = c_->AgentHeartbeat("n1", {{"labels", {{"fault_domain", 3}}}});
+  EXPECT_EQ(r.status().message(), "labels.fault_domain: must be a string");
+}
+
+TEST_F(ClusterTest, NodeLeaseExpiryDeclaresDownAndRelocatesLoadBalanced) {
+  Run(100ms);
+  ApplyRoles({WebRole(3)});
+  Run(300ms);
+  std::string victim = Inst("web-0").node;
+  agent(victim).Kill();
+  Run(1400ms);  // within the 1.5s lease
+  EXPECT_FALSE(c_->nodes().at(victim).down);
+  Run(300ms);
+  EXPECT_TRUE(c_->nodes().at(victim).down);
+  EXPECT_NE(Inst("web-0").node, victim);
+  Run(200ms);
+  EXPECT_EQ(Running("web"), 3);
+  for (const auto& b : Endpoint("web")["backends"]) EXPECT_NE(b["node"], victim);
+}
+
+TEST_F(ClusterTest, NewControllerGivesKnownNodesOneFullLease) {
+  Run(100ms);
+  ApplyRoles({WebRole(3)});
+  Run(300ms);
+  agent("n3").Kill();
+  NewController();
+  // n3 was up when the old controller stopped: the new one waits a full TTL for it.
+  for (auto& a : agents_) a->Step(*c_);
+  clock_.Advance(1400ms);
+  c_->Tick();
+  EXPECT_FALSE(c_->nodes().at("n3").down);
+  Run(200ms);
+  EXPECT_TRUE(c_->nodes().at("n3").down);
+  EXPECT_FALSE(c_->nodes().at("n1").down);
+}
+
+TEST_F(ClusterTest, RestartsInPlaceThenRelocatesAfterTheLimit) {
+  Run(100ms);
+  auto web = WebRole(1);
+  web.restart.max_restarts = 2;
+  web.restart.window = std::chrono::seconds(60);
+  ApplyRoles({web});
+  Run(200ms);
+  std::string home = Inst("web-0").node;
+  // The agent restarts in place: the controller counts, and does not move it yet.
+  agent(home).SetRestarts("web-0", 1);
+  Run(200ms);
+  agent(home).SetRestarts("web-0", 2);
+  Run(200ms);
+  EXPECT_EQ(Inst("web-0").node, home);
+  // One more within the window: past the limit, it moves to another node.
+  agent(home).SetRestarts("web-0", 3);
+  Run(200ms);
+  EXPECT_NE(Inst("web-0").node, home);
+  EXPECT_EQ(Running("web"), 1);
+}
+
+TEST_F(ClusterTest, RestartsOutsideTheWindowDoNotRelocate) {
+  Run(100ms);
+  auto web = WebRole(1);
+  web.restart.max_restarts = 1;
+  web.restart.window = std::chrono::seconds(2);
+  ApplyRoles({web});
+  Run(200ms);
+  std::string home = Inst("web-0").node;
+  agent(home).SetRestarts("web-0", 1);
+  Run(3s);
+  agent(home).SetRestarts("web-0", 2);
+  Run(200ms);
+  EXPECT_EQ(Inst("web-0").node, home);
+}
+
+TEST_F(ClusterTest, InstanceFailedByAgentIsRelocated) {
+  Run(100ms);
+  ApplyRoles({WebRole(1)});
+  Run(200ms);
+  std::string home = Inst("web-0").node;
+  agent(home).Crash("web-0");
+  Run(300ms);
+  EXPECT_NE(Inst("web-0").node, home);
+}
+
+TEST_F(ClusterTest, ScaleUpAndDown) {
+  Run(100ms);
+  ApplyRoles({WebRole(2)});
+  Run(200ms);
+  ASSERT_TRUE(c_->Scale("web", 4).ok());
+  Run(200ms);
+  EXPECT_EQ(Running("web"), 4);
+  ASSERT_TRUE(c_->Scale("web", 1).ok());
+  Run(200ms);
+  EXPECT_EQ(c_->instances().size(), 1u);
+  EXPECT_TRUE(c_->instances().count("web-0"));
+  EXPECT_EQ(c_->Scale("web", 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c_->Scale("nope", 2).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ClusterTest, DrainMovesEverythingOff) {
+  Run(100ms);
+  ApplyRoles({WebRole(3)});
+  Run(200ms);
+  ASSERT_TRUE(c_->Drain("n2", true).ok());
+  Run(300ms);
+  for (const auto& [name, inst] : c_->instances()) EXPECT_NE(inst.node, "n2");
+  EXPECT_EQ(Running("web"), 3);
+  EXPECT_EQ(c_->Drain("n9", true).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ClusterTest, CapacityIsRespected) {
+  manifest::Manifest m;
+  for (const char* n : {"n1", "n2", "n3"}) {
+    manifest::Node node;
+    node.name = n;
+    node.capacity = 1;
+    m.nodes.push_back(node);
+  }
+  m.roles = {WebRole(4)};
+  ASSERT_TRUE(c_->Apply(m).ok());
+  Run(300ms);
+  EXPECT_EQ(c_->instances().size(), 3u);  // the fourth has no room
+  bool unplaceable = false;
+  for (const auto& e : c_->EventsAfter(0)) unplaceable |= e.type == "unplaceable";
+  EXPECT_TRUE(unplaceable);
+}
+
+TEST_F(ClusterTest, ApplyRefusesModeChangeAndAppliesNothing) {
+  Run(100ms);
+  ApplyRoles({KvdRole(2)});
+  Run(200ms);
+  manifest::Manifest m;
+  auto kvd = KvdRole(2);
+  kvd.mode = manifest::RoleMode::kLoadBalanced;
+  kvd.pos = {"m.yaml", 4, 5};
+  m.roles = {WebRole(2), kvd};
+  auto r = c_->Apply(m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message().rfind("m.yaml:4:5: error: roles[1].mode: cannot change", 0), 0u)
+      << r.status().message();
+  EXPECT_FALSE(c_->roles().count("web"));  // nothing half-applied
+}
+
+TEST_F(ClusterTest, ApplyIsOneTransaction) {
+  Run(100ms);
+  manifest::Manifest m;
+  m.roles = {KvdRole(2), WebRole(2)};
+  store_.FailNextCommits(1);
+  auto r = c_->Apply(m);
+  ASSERT_FALSE(r.ok());
+  c_->Tick();  // reloads from the store
+  EXPECT_TRUE(c_->roles().empty());
+  NewController();
+  EXPECT_TRUE(c_->roles().empty());
+}
+
+TEST_F(ClusterTest, RemovedRoleStopsItsInstances) {
+  Run(100ms);
+  ApplyRoles({WebRole(2), KvdRole(2)});
+  Run(200ms);
+  ApplyRoles({KvdRole(2)});
+  Run(200ms);
+  EXPECT_EQ(Running("web"), 0);
+  for (const auto& [name, inst] : c_->instances()) EXPECT_EQ(inst.role, "kvd");
+}
+
+TEST_F(ClusterTest, StatusShowsInstancesNodesVolumes) {
+  Run(100ms);
+  ApplyRoles({KvdRole(2)});
+  Run(300ms);
+  auto st = c_->StatusJson();
+  ASSERT_EQ(st["instances"].size(), 2u);
+  auto i0 = st["instances"][0];
+  EXPECT_EQ(i0["instance"], "kvd-0");
+  EXPECT_EQ(i0["kind"], "primary");
+  EXPECT_EQ(i0["state"], "running");
+  EXPECT_EQ(i0["ready"], true);
+  EXPECT_EQ(i0["epoch"], 1);
+  EXPECT_FALSE(i0["fault_domain"].get<std::string>().empty());
+  EXPECT_EQ(st["nodes"].size(), 3u);
+  EXPECT_EQ(st["volumes"][0]["attached_to"], Inst("kvd-0").node);
+}
+
+}  // namespace
+}  // namespace hafab::controller::testsupport

@@ -1,0 +1,331 @@
+// Failover of an active-passive role: DESIGN.md's nine steps, in order, each idempotent
+// (running a step twice leaves the same state), each confirmed before the next starts.
+//   detect -> fence -> stop -> detach -> promote -> wait_detached -> attach -> start -> route
+#include <spdlog/spdlog.h>
+
+#include <tuple>
+
+#include "controller/controller.h"
+
+namespace hafab::controller {
+
+namespace {
+
+int64_t WallMs(Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+bool Running(const std::string& state) {
+  return state == "starting" || state == "running" || state == "stopping";
+}
+
+}  // namespace
+
+void Controller::StartFailover(RoleRecord& role, const std::string& reason, bool planned,
+                               const std::string& to) {
+  if (ActiveOp(role.spec.name) != nullptr) return;
+  Operation op;
+  op.id = "op-" + std::to_string(NextSeq());
+  op.role = role.spec.name;
+  op.reason = reason;
+  op.planned = planned;
+  op.to = to;
+  op.owner = id_;
+  op.old_primary = role.primary;
+  if (const InstanceRecord* old = FindInstance(role.primary)) op.old_node = old->node;
+  op.volume = role.spec.volume;
+  op.epoch = role.epoch + 1;
+  op.step = kFailoverSteps[0];
+  op.created_ms = WallMs(clock_);
+  PutOp(op);
+  Emit("failover-started",
+       op.role + " (" + op.id + "): " + (planned ? "planned switchover" : "failover") +
+           " of primary " + (op.old_primary.empty() ? "(none)" : op.old_primary) +
+           (op.old_node.empty() ? "" : " on " + op.old_node) + ": " + reason,
+       {{"op", op.id}, {"role", op.role}});
+  AdvanceOp(ops_[op.id]);
+}
+
+Controller::StepResult Controller::RunStep(Operation& op) {
+  if (!roles_.count(op.role)) {
+    op.error = "role " + op.role + " was removed";
+    return StepResult::kAbort;
+  }
+  const std::string& s = op.step;
+  if (s == "detect") return StepResult::kDone;  // the trigger is recorded in the operation
+  if (s == "fence") return StepFence(op);
+  if (s == "stop") return StepStop(op);
+  if (s == "detach") return StepDetach(op);
+  if (s == "promote") return StepPromote(op);
+  if (s == "wait_detached") return StepWaitDetached(op);
+  if (s == "attach") return StepAttach(op);
+  if (s == "start") return StepStart(op);
+  if (s == "route") return StepRoute(op);
+  op.error = "unknown step " + s;
+  return StepResult::kAbort;
+}
+
+// Bump the epoch and take the primary out of the routing table; done when every live
+// gateway has acknowledged that table (or its lease expired: then it stopped routing
+// active-passive roles by itself).
+Controller::StepResult Controller::StepFence(Operation& op) {
+  RoleRecord r = roles_.at(op.role);
+  r.epoch = std::max(r.epoch, op.epoch);
+  r.routed = false;
+  PutRole(r);
+  if (provider_ != nullptr && !op.old_node.empty() &&
+      warned_.insert("endpoint-removed/" + op.id).second) {
+    Status st = provider_->RemoveEndpoint(op.role, op.old_node);
+    if (!st.ok()) spdlog::warn("RemoveEndpoint {} {}: {}", op.role, op.old_node, st.ToString());
+  }
+  if (!Commit().ok()) return StepResult::kWait;
+  Publish();
+  int64_t& version = fence_version_[op.id];
+  if (version == 0) version = routes_version_;
+  for (const auto& gw : gateway_leases_.Holders()) {
+    if (gateway_acked_[gw] < version) {
+      Note(op, "waiting for gateway " + gw + " to acknowledge routes version " +
+                   std::to_string(version));
+      return StepResult::kWait;
+    }
+  }
+  return StepResult::kDone;
+}
+
+// Stop the old primary: its agent stops it (run: false), or, when its node is silent, the
+// node's lease plus the fence margin passes (its agent stops primaries it cannot renew).
+Controller::StepResult Controller::StepStop(Operation& op) {
+  InstanceRecord* old = FindInstance(op.old_primary);
+  if (old == nullptr) return StepResult::kDone;
+  if (old->run) {
+    InstanceRecord r = *old;
+    r.run = false;
+    PutInstance(r);
+  }
+  const std::string node = old->node;
+  if (!node_leases_.Live(node)) {
+    if (SilentPastMargin(node)) return StepResult::kDone;
+    Note(op, "node " + node + " is silent: waiting for its lease plus the fence margin");
+    return StepResult::kWait;
+  }
+  Publish();
+  const NodeObservation* obs = Observation(node);
+  const ObservedInstance* o = Observed(*old);
+  bool taken = obs != nullptr && obs->assignments_generation >= node_generation_[node];
+  if (o == nullptr || (!Running(o->state) && (o->state != "backoff" || taken))) {
+    return StepResult::kDone;
+  }
+  Note(op, "waiting for node " + node + " to stop " + old->name);
+  return StepResult::kWait;
+}
+
+// Take the volume away from the old node: its assignment drops the volume (the agent
+// detaches asynchronously), or, for a silent node, the provider force-detaches it.
+Controller::StepResult Controller::StepDetach(Operation& op) {
+  if (InstanceRecord* old = FindInstance(op.old_primary); old != nullptr && old->volume) {
+    InstanceRecord r = *old;
+    r.volume = false;
+    PutInstance(r);
+  }
+  if (op.volume.empty() || op.old_node.empty()) return StepResult::kDone;
+  if (!node_leases_.Live(op.old_node) && provider_ != nullptr) {
+    if (!SilentPastMargin(op.old_node)) {
+      Note(op, "node " + op.old_node + " is silent: waiting before force-detach");
+      return StepResult::kWait;
+    }
+    Status st = provider_->ForceDetach(op.volume, op.old_node);
+    if (!st.ok()) {
+      Note(op,
+           "force-detach of " + op.volume + " from " + op.old_node + " failed: " + st.ToString());
+      return StepResult::kWait;
+    }
+  }
+  return StepResult::kDone;
+}
+
+std::string Controller::ChooseNewPrimary(const Operation& op) {
+  std::string old_fd;
+  if (auto ni = nodes_.find(op.old_node); ni != nodes_.end()) old_fd = ni->second.fault_domain;
+  std::string best;
+  std::tuple<int, int, int> best_score{};
+  for (const auto& [name, inst] : instances_) {
+    if (inst.role != op.role || name == op.old_primary) continue;
+    auto ni = nodes_.find(inst.node);
+    if (ni == nodes_.end() || ni->second.down || ni->second.drained || !NodeLive(inst.node)) {
+      continue;
+    }
+    if (op.planned && !op.to.empty() && inst.node != op.to) continue;
+    const ObservedInstance* o = Observed(inst);
+    if (o != nullptr && o->state == "failed") continue;
+    std::tuple<int, int, int> score{!old_fd.empty() && ni->second.fault_domain == old_fd ? 1 : 0,
+                                    o == nullptr ? 1 : 0, inst.ordinal};
+    if (best.empty() || score < best_score) {
+      best = name;
+      best_score = score;
+    }
+  }
+  if (!best.empty()) return best;
+  // No standby: move the old primary's instance (or any instance) to a node with room,
+  // or, failing that, restart it where it is if its node is healthy.
+  const InstanceRecord* mover = FindInstance(op.old_primary);
+  if (mover == nullptr) {
+    for (const auto& [name, inst] : instances_) {
+      if (inst.role == op.role) {
+        mover = &inst;
+        break;
+      }
+    }
+  }
+  if (mover == nullptr) return "";
+  std::optional<std::string> node;
+  if (!op.to.empty()) {
+    if (NodeLive(op.to) && !NodeDown(op.to)) node = op.to;
+  } else {
+    node = Place(op.role, mover->name, {mover->node});
+  }
+  if (!node) {
+    auto ni = nodes_.find(mover->node);
+    if (ni != nodes_.end() && !ni->second.drained && !NodeDown(mover->node)) return mover->name;
+    return "";
+  }
+  InstanceRecord r = *mover;
+  std::string from = r.node;
+  r.node = *node;
+  r.port = PortFor(roles_.at(op.role).spec, *node, r.name);
+  r.run = false;
+  r.volume = false;
+  restarts_.erase(r.name);
+  PutInstance(r);
+  Emit("relocated",
+       "instance " + r.name + " relocated from " + from + " to " + r.node +
+           " to become primary (no standby available)",
+       {{"role", op.role}, {"instance", r.name}, {"node", r.node}});
+  return r.name;
+}
+
+// Pick the new primary; every instance of the role (the old primary included: it rejoins
+// as a standby) gets the new epoch, stopped and without the volume until the next steps.
+Controller::StepResult Controller::StepPromote(Operation& op) {
+  std::string chosen = op.new_primary;
+  if (chosen.empty() || !instances_.count(chosen)) chosen = ChooseNewPrimary(op);
+  if (chosen.empty()) {
+    Note(op, "no healthy node for a new primary of " + op.role + "; waiting");
+    return StepResult::kWait;
+  }
+  const InstanceRecord& np = instances_.at(chosen);
+  if (op.new_primary != chosen || op.new_node != np.node) {
+    op.new_primary = chosen;
+    op.new_node = np.node;
+    PutOp(op);
+  }
+  RoleRecord r = roles_.at(op.role);
+  r.primary = chosen;
+  r.epoch = std::max(r.epoch, op.epoch);
+  r.routed = false;
+  PutRole(r);
+  for (const auto& [name, inst] : instances_) {
+    if (inst.role != op.role) continue;
+    InstanceRecord c = inst;
+    c.epoch = op.epoch;
+    c.run = false;
+    c.volume = false;
+    PutInstance(c);
+    restarts_.erase(name);
+  }
+  return StepResult::kDone;
+}
+
+// Never attach a volume that is still attached elsewhere (the seed's warning): wait until
+// the provider shows it attached nowhere (or already to the new node, on a resume).
+Controller::StepResult Controller::StepWaitDetached(Operation& op) {
+  if (op.volume.empty()) return StepResult::kDone;
+  if (provider_ != nullptr) {
+    auto d = provider_->Describe(op.volume);
+    if (!d.ok()) {
+      if (d.status().code() == StatusCode::kNotFound) return StepResult::kDone;
+      Note(op, "describe " + op.volume + ": " + d.status().ToString());
+      return StepResult::kWait;
+    }
+    if (d->node.empty() || d->node == op.new_node) return StepResult::kDone;
+    if (!node_leases_.Live(d->node) && SilentPastMargin(d->node)) {
+      Status st = provider_->ForceDetach(op.volume, d->node);
+      if (!st.ok()) spdlog::warn("ForceDetach {} {}: {}", op.volume, d->node, st.ToString());
+    }
+    Note(op, "waiting for volume " + op.volume + " to detach from node " + d->node);
+    return StepResult::kWait;
+  }
+  for (const auto& [node, obs] : observed_) {
+    if (node == op.new_node || !node_leases_.Live(node)) continue;
+    auto v = obs.volumes.find(op.volume);
+    if (v != obs.volumes.end() &&
+        (v->second.state == "attached" || v->second.state == "detaching")) {
+      Note(op, "waiting for volume " + op.volume + " to detach from node " + node);
+      return StepResult::kWait;
+    }
+  }
+  return StepResult::kDone;
+}
+
+Controller::StepResult Controller::StepAttach(Operation& op) {
+  InstanceRecord* np = FindInstance(op.new_primary);
+  if (np == nullptr || nodes_.at(np->node).down) {
+    op.error = "new primary " + op.new_primary + " or its node is gone";
+    return StepResult::kAbort;
+  }
+  InstanceRecord r = *np;
+  r.volume = !op.volume.empty();
+  r.run = false;
+  r.epoch = op.epoch;
+  PutInstance(r);
+  if (op.volume.empty()) return StepResult::kDone;
+  const NodeObservation* obs = Observation(np->node);
+  if (obs != nullptr) {
+    auto v = obs->volumes.find(op.volume);
+    if (v != obs->volumes.end() && v->second.state == "attached") return StepResult::kDone;
+  }
+  Note(op, "waiting for node " + np->node + " to attach volume " + op.volume);
+  return StepResult::kWait;
+}
+
+Controller::StepResult Controller::StepStart(Operation& op) {
+  InstanceRecord* np = FindInstance(op.new_primary);
+  if (np == nullptr || nodes_.at(np->node).down) {
+    op.error = "new primary " + op.new_primary + " or its node is gone";
+    return StepResult::kAbort;
+  }
+  InstanceRecord r = *np;
+  r.volume = !op.volume.empty();
+  r.run = true;
+  r.epoch = op.epoch;
+  PutInstance(r);
+  const ObservedInstance* o = Observed(*np);
+  bool current = o != nullptr && (o->epoch == 0 || o->epoch >= op.epoch);
+  if (current && o->state == "failed") {
+    op.error = "new primary " + np->name + " failed to start: " + o->last_exit;
+    return StepResult::kAbort;
+  }
+  if (current && o->state == "running") {
+    const manifest::Probes& probes = roles_.at(op.role).spec.probes;
+    bool ok =
+        probes.readiness ? o->readiness == "ready" : (probes.liveness ? o->liveness == "ok" : true);
+    if (ok) return StepResult::kDone;
+  }
+  Note(op, "waiting for " + np->name + " on " + np->node + " to start and be ready");
+  return StepResult::kWait;
+}
+
+Controller::StepResult Controller::StepRoute(Operation& op) {
+  RoleRecord r = roles_.at(op.role);
+  r.primary = op.new_primary;
+  r.epoch = std::max(r.epoch, op.epoch);
+  r.routed = true;
+  PutRole(r);
+  if (provider_ != nullptr && warned_.insert("endpoint-added/" + op.id).second) {
+    Status st = provider_->AddEndpoint(op.role, op.new_node);
+    if (!st.ok()) spdlog::warn("AddEndpoint {} {}: {}", op.role, op.new_node, st.ToString());
+  }
+  return StepResult::kDone;
+}
+
+}  // namespace hafab::controller

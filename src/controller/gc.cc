@@ -1,0 +1,97 @@
+// The GC sweeper: finds and repairs what an interrupted operation (or a lost message) left
+// behind: operations nobody drives, instances no assignment wants, volumes attached where
+// no instance has them; and trims old events and finished operations from the store.
+#include <spdlog/spdlog.h>
+
+#include "controller/controller.h"
+
+namespace hafab::controller {
+
+namespace {
+constexpr size_t kEventsKept = 5000;
+constexpr size_t kFinishedOpsKept = 200;
+}  // namespace
+
+void Controller::Gc() {
+  if (crashed_) return;
+  // Operations with no (live) owner: this controller is the only one, so it adopts them.
+  for (auto& [id, op] : ops_) {
+    if (op.state != "running" || op.owner == id_) continue;
+    std::string prev = op.owner.empty() ? "nobody" : op.owner;
+    op.owner = id_;
+    PutOp(op);
+    Emit("gc-op-adopted", "operation " + id + " (owned by " + prev + ") resumed at step " + op.step,
+         {{"op", id}, {"role", op.role}});
+  }
+
+  // Instances an agent runs that no assignment wants: tell the agent again.
+  for (const auto& [node, obs] : observed_) {
+    if (!obs.heard || !node_leases_.Live(node)) continue;
+    const auto& wanted = by_node_[node];
+    for (const auto& [name, o] : obs.instances) {
+      if (wanted.count(name) || (o.state != "running" && o.state != "starting")) continue;
+      if (warned_.insert("orphan/" + node + "/" + name).second) {
+        Emit("gc-orphan-instance",
+             "node " + node + " runs " + name +
+                 " that no assignment wants; re-sending its assignments",
+             {{"node", node}, {"instance", name}});
+        assignments_cache_.erase(node);
+        dirty_nodes_.insert(node);
+      }
+    }
+  }
+
+  // Volumes attached where no instance has them.
+  for (const auto& [rname, role] : roles_) {
+    const std::string& vol = role.spec.volume;
+    if (vol.empty() || ActiveOp(rname) != nullptr) continue;
+    std::string want;
+    for (const auto& [name, inst] : instances_) {
+      if (inst.role == rname && inst.volume) want = inst.node;
+    }
+    for (const auto& [node, obs] : observed_) {
+      if (node == want || !node_leases_.Live(node)) continue;
+      auto v = obs.volumes.find(vol);
+      if (v != obs.volumes.end() && v->second.state == "attached" &&
+          warned_.insert("stray-volume/" + node + "/" + vol).second) {
+        Emit("gc-stray-volume",
+             "node " + node + " holds volume " + vol +
+                 " that no instance there has; re-sending its assignments",
+             {{"node", node}, {"role", rname}});
+        assignments_cache_.erase(node);
+        dirty_nodes_.insert(node);
+      }
+    }
+    if (provider_ == nullptr) continue;
+    auto d = provider_->Describe(vol);
+    if (!d.ok() || d->node.empty() || d->node == want) continue;
+    if (!node_leases_.Live(d->node) && SilentPastMargin(d->node)) {
+      Status st = provider_->ForceDetach(vol, d->node);
+      Emit("gc-force-detach",
+           "volume " + vol + " was attached to silent node " + d->node +
+               " with no instance for it: force-detach " +
+               (st.ok() ? "done" : "failed: " + st.ToString()),
+           {{"node", d->node}, {"role", rname}});
+    }
+  }
+
+  // Trim history.
+  while (stored_events_.size() > kEventsKept) {
+    pending_.push_back(store::Op::Delete(EventKey(stored_events_.front())));
+    stored_events_.pop_front();
+  }
+  std::vector<std::string> finished;
+  for (const auto& [id, op] : ops_) {
+    if (op.state != "running") finished.push_back(id);
+  }
+  // Ids are "op-<seq>": sort numerically, drop the oldest.
+  std::sort(finished.begin(), finished.end(), [](const std::string& a, const std::string& b) {
+    return std::stoll(a.substr(3)) < std::stoll(b.substr(3));
+  });
+  for (size_t i = 0; i + kFinishedOpsKept < finished.size(); ++i) {
+    pending_.push_back(store::Op::Delete(kOpsPrefix + finished[i]));
+    ops_.erase(finished[i]);
+  }
+}
+
+}  // namespace hafab::controller

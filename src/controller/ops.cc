@@ -1,0 +1,150 @@
+// The operation journal: every step of an operation is recorded in the store before it
+// acts (the step's name and start time) and after it completes (its duration and the next
+// step), so a controller that dies mid-way resumes at the recorded step. Steps are
+// idempotent, so running the recorded step again is always safe.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "controller/controller.h"
+
+namespace hafab::controller {
+
+namespace {
+
+int64_t WallMs(Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+std::string NextStep(const std::string& step) {
+  constexpr size_t n = std::size(kFailoverSteps);
+  for (size_t i = 0; i + 1 < n; ++i) {
+    if (step == kFailoverSteps[i]) return kFailoverSteps[i + 1];
+  }
+  return "done";
+}
+
+}  // namespace
+
+void Controller::BeginStep(Operation& op) {
+  op.step_begun = true;
+  op.steps.push_back({op.step, WallMs(clock_), -1, ""});
+  PutOp(op);
+  Emit("failover-step", op.role + " (" + op.id + "): step " + op.step + " started",
+       {{"op", op.id}, {"role", op.role}, {"step", op.step}});
+  Status st = Commit();
+  if (!st.ok()) return;
+  if (!opts_.crash_at_step.empty() && op.step == opts_.crash_at_step) {
+    if (opts_.crash_exits) {
+      spdlog::critical("HAFAB_TEST_CRASH_AT_STEP={}: exiting after recording the step's start",
+                       op.step);
+      _exit(137);
+    }
+    crashed_ = true;  // in-process "crash": nothing more is persisted or published
+  }
+}
+
+void Controller::CompleteStep(Operation& op) {
+  int64_t now = WallMs(clock_);
+  int64_t took = 0;
+  if (!op.steps.empty()) {
+    took = now - op.steps.back().started_ms;
+    op.steps.back().duration_ms = took;
+  }
+  std::string done = op.step;
+  Emit("failover-step-done",
+       op.role + " (" + op.id + "): step " + done + " done in " + std::to_string(took) + "ms",
+       {{"op", op.id}, {"role", op.role}, {"step", done}});
+  std::string next = NextStep(op.step);
+  if (next == "done") {
+    FinishOp(op, "done", "");
+    return;
+  }
+  op.step = next;
+  op.step_begun = false;
+  PutOp(op);
+  (void)Commit();
+}
+
+void Controller::FinishOp(Operation& op, const std::string& state, const std::string& error) {
+  op.state = state;
+  op.step_begun = false;
+  op.error = error;
+  op.finished_ms = WallMs(clock_);
+  PutOp(op);
+  fence_version_.erase(op.id);
+  std::string timeline;
+  for (const auto& s : op.steps) {
+    timeline +=
+        (timeline.empty() ? "" : ", ") + s.name + " " + std::to_string(s.duration_ms) + "ms";
+  }
+  if (state == "done") {
+    Emit("failover-done",
+         op.role + " (" + op.id + "): " + op.new_primary + " on " + op.new_node +
+             " is primary at epoch " + std::to_string(op.epoch) + " after " +
+             std::to_string(op.finished_ms - op.created_ms) + "ms [" + timeline + "]",
+         {{"op", op.id}, {"role", op.role}, {"node", op.new_node}});
+  } else {
+    Emit("failover-" + state,
+         op.role + " (" + op.id + ") " + state + " at step " + op.step + ": " + error,
+         {{"op", op.id}, {"role", op.role}});
+  }
+  (void)Commit();
+}
+
+void Controller::Note(Operation& op, const std::string& note) {
+  if (op.steps.empty() || op.steps.back().note == note) return;
+  op.steps.back().note = note;
+  PutOp(op);
+  Emit("failover-wait", op.role + " (" + op.id + "): " + note,
+       {{"op", op.id}, {"role", op.role}, {"step", op.step}});
+}
+
+void Controller::AdvanceOps() {
+  std::vector<std::string> running;
+  for (const auto& [id, op] : ops_) {
+    if (op.state == "running") running.push_back(id);
+  }
+  for (const auto& id : running) {
+    if (crashed_ || reload_needed_) return;
+    auto it = ops_.find(id);
+    if (it != ops_.end()) AdvanceOp(it->second);
+  }
+}
+
+void Controller::AdvanceOp(Operation& op) {
+  // Bounded: a pass runs each step at most once.
+  for (size_t pass = 0; pass <= std::size(kFailoverSteps); ++pass) {
+    if (op.state != "running" || crashed_ || reload_needed_) return;
+    if (!op.step_begun) {
+      BeginStep(op);
+      if (crashed_ || reload_needed_) return;
+    }
+    StepResult r = RunStep(op);
+    if (r == StepResult::kWait) {
+      (void)Commit();
+      return;
+    }
+    if (r == StepResult::kAbort) {
+      FinishOp(op, "aborted", op.error);
+      return;
+    }
+    CompleteStep(op);
+  }
+}
+
+std::string Controller::RunStepOnce(const std::string& id) {
+  auto it = ops_.find(id);
+  if (it == ops_.end() || it->second.state != "running") return "none";
+  Operation& op = it->second;
+  if (!op.step_begun) BeginStep(op);
+  if (crashed_) return "crashed";
+  StepResult r = RunStep(op);
+  (void)Commit();
+  Publish();
+  return r == StepResult::kDone ? "done" : r == StepResult::kWait ? "wait" : "abort";
+}
+
+}  // namespace hafab::controller

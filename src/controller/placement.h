@@ -1,0 +1,44 @@
+// Placement: where a new (or relocated) instance of a role goes, and which port it gets.
+// Pure functions of their inputs, so the rules are unit-tested without a controller.
+#pragma once
+
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace hafab::controller {
+
+struct NodeCandidate {
+  std::string name;
+  std::string fault_domain;
+  std::string update_domain;
+  int capacity = 0;  // max instances; 0 = unlimited
+  int load = 0;      // instances assigned to the node now (all roles)
+};
+
+// Where the role's other instances are.
+struct Peer {
+  std::string node;
+  std::string fault_domain;
+  std::string update_domain;
+};
+
+// Picks a node among `candidates` (already filtered to live, undrained nodes) for one more
+// instance of a role whose other instances are `peers`. Rules, in order:
+//   1. capacity: a node at its capacity is never chosen;
+//   2. prefer a node with no instance of the role;
+//   3. spread: fewest peers sharing the node's fault domain plus its update domain (so the
+//      first two instances land in a different fault domain AND update domain when the
+//      nodes allow it);
+//   4. the least loaded node; then the name, so the choice is deterministic.
+// nullopt when no candidate has room.
+std::optional<std::string> PickNode(const std::vector<NodeCandidate>& candidates,
+                                    const std::vector<Peer>& peers);
+
+// The port for an instance on a node address whose ports in use are `used`: `preferred`
+// if free (the role's port, for ordinal 0), else the next free one above it (above 20000
+// when the role names no port).
+int PickPort(int preferred, const std::set<int>& used);
+
+}  // namespace hafab::controller

@@ -1,0 +1,362 @@
+// The reconciler: level-triggered, it compares desired state (roles) with what exists
+// (instance records) and with what agents observe, and makes the records match: creates
+// and removes instances, relocates them off down, drained or crash-looping nodes, and
+// starts failovers of active-passive primaries. Also builds what agents and gateways read.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "controller/controller.h"
+#include "controller/placement.h"
+
+namespace hafab::controller {
+
+using manifest::RoleMode;
+using nlohmann::json;
+
+namespace {
+
+bool IsAddressLike(const std::string& s) {
+  if (s.find('/') != std::string::npos || s.find(':') != std::string::npos) return true;
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+}
+
+// "host:port" -> {host, port}; port 0 when it does not parse.
+std::pair<std::string, int> SplitHostPort(const std::string& hp) {
+  auto colon = hp.rfind(':');
+  if (colon == std::string::npos) return {hp, 0};
+  try {
+    return {hp.substr(0, colon), std::stoi(hp.substr(colon + 1))};
+  } catch (...) {
+    return {hp.substr(0, colon), 0};
+  }
+}
+
+}  // namespace
+
+void Controller::Reconcile() {
+  if (crashed_) return;
+  std::map<std::string, std::vector<std::string>> by_role;
+  std::vector<std::string> orphans;
+  for (const auto& [name, inst] : instances_) {
+    if (roles_.count(inst.role)) {
+      by_role[inst.role].push_back(name);
+    } else {
+      orphans.push_back(name);
+    }
+  }
+  for (const auto& name : orphans) {
+    Emit("instance-removed", "instance " + name + " removed: its role is no longer applied",
+         {{"instance", name}});
+    DeleteInstance(name);
+  }
+  for (auto& [name, role] : roles_) EnsureCount(role, by_role[name]);
+  std::vector<std::string> names;
+  for (const auto& [name, _] : instances_) names.push_back(name);
+  for (const auto& name : names) {
+    auto it = instances_.find(name);
+    if (it == instances_.end()) continue;
+    auto ri = roles_.find(it->second.role);
+    if (ri != roles_.end()) CheckHealth(ri->second, it->second);
+  }
+}
+
+void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
+  const std::string& rname = role.spec.name;
+  if (ActiveOp(rname) != nullptr) return;  // a failover owns the role's instances now
+  bool ap = role.spec.mode == RoleMode::kActivePassive;
+  std::set<int> ordinals;
+  for (const auto& n : names) ordinals.insert(instances_.at(n).ordinal);
+  while (static_cast<int>(names.size()) < role.spec.instances) {
+    int ord = 0;
+    while (ordinals.count(ord)) ++ord;
+    auto node = Place(rname, "", {});
+    if (!node) {
+      if (warned_.insert("unplaceable/" + rname).second) {
+        Emit("unplaceable",
+             "role " + rname + ": no live node with room for instance " + rname + "-" +
+                 std::to_string(ord),
+             {{"role", rname}});
+      }
+      break;
+    }
+    warned_.erase("unplaceable/" + rname);
+    InstanceRecord r;
+    r.name = rname + "-" + std::to_string(ord);
+    r.role = rname;
+    r.ordinal = ord;
+    r.node = *node;
+    r.port = PortFor(role.spec, *node, "");
+    r.epoch = role.epoch;
+    r.created_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.WallNow().time_since_epoch())
+            .count();
+    std::string what = "instance";
+    if (ap) {
+      bool has_primary = !role.primary.empty() && instances_.count(role.primary);
+      if (!has_primary) {
+        r.run = true;
+        r.volume = !role.spec.volume.empty();
+        RoleRecord rr = role;
+        rr.primary = r.name;
+        rr.routed = true;
+        PutRole(rr);
+        what = "primary";
+      } else {
+        r.run = false;
+        what = "standby";
+      }
+    }
+    PutInstance(r);
+    ordinals.insert(ord);
+    names.push_back(r.name);
+    Emit("instance-placed",
+         what + " " + r.name + " placed on node " + r.node + " port " + std::to_string(r.port),
+         {{"role", rname}, {"instance", r.name}, {"node", r.node}});
+  }
+  while (static_cast<int>(names.size()) > role.spec.instances) {
+    std::string victim;
+    int best = -1;
+    for (const auto& n : names) {
+      const auto& inst = instances_.at(n);
+      if (n != role.primary && inst.ordinal > best) {
+        best = inst.ordinal;
+        victim = n;
+      }
+    }
+    if (victim.empty()) break;
+    Emit("instance-removed", "instance " + victim + " removed (scale down)",
+         {{"role", rname}, {"instance", victim}});
+    DeleteInstance(victim);
+    names.erase(std::find(names.begin(), names.end(), victim));
+  }
+  if (ap && !names.empty() && (role.primary.empty() || !instances_.count(role.primary))) {
+    StartFailover(role, "role has no primary", false, "");
+  }
+}
+
+void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
+  auto ni = nodes_.find(inst.node);
+  bool declared_down = ni == nodes_.end() || ni->second.down;
+  bool drained = ni != nodes_.end() && ni->second.drained;
+  const ObservedInstance* o = Observed(inst);
+  bool current = o != nullptr && (o->epoch == 0 || o->epoch >= inst.epoch);
+  bool crashed = current && inst.run && (o->state == "failed" || RestartsExceeded(inst));
+  if (role.spec.mode != RoleMode::kActivePassive) {
+    if (declared_down) {
+      Relocate(role, inst, "node " + inst.node + " is down");
+    } else if (drained) {
+      Relocate(role, inst, "node " + inst.node + " is drained");
+    } else if (crashed) {
+      Relocate(role, inst, "restart limit reached on node " + inst.node);
+    }
+    return;
+  }
+  if (ActiveOp(role.spec.name) != nullptr) return;
+  if (inst.name == role.primary) {
+    if (declared_down) {
+      StartFailover(role, "node " + inst.node + " of primary " + inst.name + " is down", false, "");
+    } else if (drained) {
+      StartFailover(role, "node " + inst.node + " is drained", true, "");
+    } else if (crashed || (current && inst.run && o->liveness == "failed")) {
+      StartFailover(role,
+                    "primary " + inst.name + " failed (state " + o->state + ", liveness " +
+                        o->liveness + ", restarts " + std::to_string(o->restarts) + ")",
+                    false, "");
+    }
+  } else if (drained) {
+    Relocate(role, inst, "node " + inst.node + " is drained");
+  }
+  // A standby on a down node stays: when the node returns it is a standby again.
+}
+
+bool Controller::Relocate(const RoleRecord& role, InstanceRecord& inst, const std::string& why) {
+  auto node = Place(role.spec.name, inst.name, {inst.node});
+  if (!node) {
+    if (warned_.insert("relocate/" + inst.name).second) {
+      Emit("unplaceable", "cannot relocate " + inst.name + " (" + why + "): no live node with room",
+           {{"role", role.spec.name}, {"instance", inst.name}});
+    }
+    return false;
+  }
+  warned_.erase("relocate/" + inst.name);
+  InstanceRecord r = inst;
+  std::string from = r.node;
+  r.node = *node;
+  r.port = PortFor(role.spec, *node, r.name);
+  if (role.spec.mode == RoleMode::kActivePassive && r.name != role.primary) {
+    r.run = false;
+    r.volume = false;
+  }
+  restarts_.erase(r.name);
+  PutInstance(r);
+  Emit("relocated", "instance " + r.name + " relocated from " + from + " to " + r.node + ": " + why,
+       {{"role", role.spec.name}, {"instance", r.name}, {"node", r.node}});
+  return true;
+}
+
+std::optional<std::string> Controller::Place(const std::string& role, const std::string& moving,
+                                             const std::set<std::string>& exclude) const {
+  std::vector<NodeCandidate> candidates;
+  for (const auto& [name, n] : nodes_) {
+    if (n.down || n.drained || !node_leases_.Live(name) || exclude.count(name)) continue;
+    int load = 0;
+    auto bn = by_node_.find(name);
+    if (bn != by_node_.end()) load = static_cast<int>(bn->second.size() - bn->second.count(moving));
+    candidates.push_back({name, n.fault_domain, n.update_domain, n.capacity, load});
+  }
+  std::vector<Peer> peers;
+  for (const auto& [name, inst] : instances_) {
+    if (inst.role != role || name == moving) continue;
+    auto ni = nodes_.find(inst.node);
+    peers.push_back({inst.node, ni == nodes_.end() ? "" : ni->second.fault_domain,
+                     ni == nodes_.end() ? "" : ni->second.update_domain});
+  }
+  return PickNode(candidates, peers);
+}
+
+int Controller::PortFor(const manifest::Role& spec, const std::string& node,
+                        const std::string& moving) const {
+  auto ni = nodes_.find(node);
+  std::string address = ni == nodes_.end() ? "" : ni->second.address;
+  std::set<int> used;
+  for (const auto& [name, inst] : instances_) {
+    if (name == moving) continue;
+    auto other = nodes_.find(inst.node);
+    if (other != nodes_.end() && other->second.address == address) used.insert(inst.port);
+  }
+  // Gateway listeners on the same address are taken too (embedded mode: all on loopback).
+  for (const auto& [rname, r] : roles_) {
+    if (!r.spec.endpoint) continue;
+    auto [host, port] = SplitHostPort(r.spec.endpoint->listen);
+    if (port > 0 && (host == address || host == "0.0.0.0" || host.empty())) used.insert(port);
+  }
+  return PickPort(spec.port, used);
+}
+
+void Controller::TrackRestarts(const std::string& instance, int restarts) {
+  RestartTrack& t = restarts_[instance];
+  if (t.last_seen >= 0 && restarts > t.last_seen) {
+    int n = std::min(restarts - t.last_seen, 100);
+    for (int i = 0; i < n; ++i) t.times.push_back(clock_.Now());
+  }
+  t.last_seen = restarts;
+}
+
+bool Controller::RestartsExceeded(const InstanceRecord& inst) {
+  auto ri = roles_.find(inst.role);
+  auto ti = restarts_.find(inst.name);
+  if (ri == roles_.end() || ti == restarts_.end()) return false;
+  const manifest::Restart& policy = ri->second.spec.restart;
+  TimePoint now = clock_.Now();
+  auto& times = ti->second.times;
+  while (!times.empty() && times.front() + policy.window < now) times.pop_front();
+  return static_cast<int>(times.size()) > policy.max_restarts;
+}
+
+bool Controller::InstanceReady(const RoleRecord& role, const InstanceRecord& inst,
+                               bool* busy) const {
+  *busy = false;
+  const ObservedInstance* o = Observed(inst);
+  if (o == nullptr || NodeDown(inst.node) || o->state != "running") return false;
+  if (o->epoch != 0 && o->epoch < inst.epoch) return false;
+  *busy = o->readiness == "busy";
+  if (role.spec.probes.readiness) return o->readiness == "ready" || o->readiness == "busy";
+  return o->liveness != "failed";
+}
+
+json Controller::BuildAssignments(const std::string& node) const {
+  json out = json::array();
+  auto bn = by_node_.find(node);
+  if (bn == by_node_.end()) return out;
+  for (const auto& name : bn->second) {
+    const InstanceRecord& inst = instances_.at(name);
+    auto ri = roles_.find(inst.role);
+    if (ri == roles_.end()) continue;
+    const manifest::Role& spec = ri->second.spec;
+    json s = RoleSpecToJson(spec);
+    json hashed = {{"command", s["command"]}, {"args", s["args"]},
+                   {"env", s["env"]},         {"probes", s["probes"]},
+                   {"restart", s["restart"]}, {"resources", s["resources"]},
+                   {"version", s["version"]}, {"port", inst.port}};
+    json a = {{"instance", inst.name},
+              {"role", inst.role},
+              {"mode", ModeName(spec.mode)},
+              {"run", inst.run},
+              {"epoch", inst.epoch},
+              {"command", spec.command},
+              {"args", spec.args},
+              {"env", spec.env},
+              {"port", inst.port},
+              {"spec_hash", StableHash(hashed.dump())},
+              {"stop_grace_ms", ToMs(spec.stop_grace)},
+              {"probes", s["probes"]},
+              {"restart", s["restart"]},
+              {"resources", s["resources"]}};
+    if (inst.volume && !spec.volume.empty()) a["volume"] = spec.volume;
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+std::vector<std::string> Controller::ResolveAllow(const std::vector<std::string>& allow) const {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const auto& entry : allow) {
+    if (IsAddressLike(entry)) {
+      if (seen.insert(entry).second) out.push_back(entry);
+      continue;
+    }
+    std::set<std::string> resolved;  // a role name: the addresses of its nodes
+    for (const auto& [name, inst] : instances_) {
+      if (inst.role != entry) continue;
+      auto ni = nodes_.find(inst.node);
+      if (ni == nodes_.end() || ni->second.address.empty()) continue;
+      const std::string& a = ni->second.address;
+      resolved.insert(a + (a.find(':') != std::string::npos ? "/128" : "/32"));
+    }
+    for (const auto& cidr : resolved) {
+      if (seen.insert(cidr).second) out.push_back(cidr);
+    }
+  }
+  return out;
+}
+
+json Controller::BuildRoutes() const {
+  json endpoints = json::array();
+  for (const auto& [rname, role] : roles_) {
+    if (!role.spec.endpoint) continue;
+    bool ap = role.spec.mode == RoleMode::kActivePassive;
+    json ep = {{"role", rname},
+               {"mode", ap ? "active-passive" : "load-balanced"},
+               {"listen", role.spec.endpoint->listen},
+               {"allow", ResolveAllow(role.spec.endpoint->allow)},
+               {"epoch", role.epoch},
+               {"backends", json::array()}};
+    auto add = [&](const InstanceRecord& inst) {
+      if (NodeDown(inst.node)) return;
+      bool busy = false;
+      bool ready = InstanceReady(role, inst, &busy);
+      ep["backends"].push_back({{"instance", inst.name},
+                                {"node", inst.node},
+                                {"address", nodes_.at(inst.node).address},
+                                {"port", inst.port},
+                                {"epoch", inst.epoch},
+                                {"ready", ready},
+                                {"busy", busy}});
+    };
+    if (ap) {
+      auto pi = instances_.find(role.primary);
+      if (role.routed && pi != instances_.end() && pi->second.run) add(pi->second);
+    } else {
+      for (const auto& [name, inst] : instances_) {
+        if (inst.role == rname && inst.run) add(inst);
+      }
+    }
+    endpoints.push_back(std::move(ep));
+  }
+  return endpoints;
+}
+
+}  // namespace hafab::controller

@@ -1,0 +1,344 @@
+#include "controller/records.h"
+
+#include <cstdio>
+#include <functional>
+
+namespace hafab::controller {
+
+using manifest::ProbeKind;
+using manifest::RestartPolicy;
+using manifest::RoleMode;
+using nlohmann::json;
+
+int64_t ToMs(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+Duration FromMs(int64_t ms) { return std::chrono::milliseconds(ms); }
+
+std::string ModeName(RoleMode m) {
+  switch (m) {
+    case RoleMode::kActivePassive:
+      return "active-passive";
+    case RoleMode::kLoadBalanced:
+      return "load-balanced";
+    case RoleMode::kReplicated:
+      return "replicated";
+  }
+  return "load-balanced";
+}
+
+namespace {
+
+RoleMode ModeFromName(const std::string& s) {
+  if (s == "active-passive") return RoleMode::kActivePassive;
+  if (s == "replicated") return RoleMode::kReplicated;
+  return RoleMode::kLoadBalanced;
+}
+
+std::string KindName(ProbeKind k) {
+  switch (k) {
+    case ProbeKind::kTcp:
+      return "tcp";
+    case ProbeKind::kHttp:
+      return "http";
+    case ProbeKind::kExec:
+      return "exec";
+  }
+  return "tcp";
+}
+
+ProbeKind KindFromName(const std::string& s) {
+  if (s == "http") return ProbeKind::kHttp;
+  if (s == "exec") return ProbeKind::kExec;
+  return ProbeKind::kTcp;
+}
+
+std::string PolicyName(RestartPolicy p) {
+  switch (p) {
+    case RestartPolicy::kAlways:
+      return "always";
+    case RestartPolicy::kOnFailure:
+      return "on-failure";
+    case RestartPolicy::kNever:
+      return "never";
+  }
+  return "always";
+}
+
+RestartPolicy PolicyFromName(const std::string& s) {
+  if (s == "on-failure") return RestartPolicy::kOnFailure;
+  if (s == "never") return RestartPolicy::kNever;
+  return RestartPolicy::kAlways;
+}
+
+json ProbeToJson(const std::optional<manifest::Probe>& p) {
+  if (!p) return nullptr;
+  return {{"kind", KindName(p->kind)},
+          {"interval_ms", ToMs(p->interval)},
+          {"timeout_ms", ToMs(p->timeout)},
+          {"failure_threshold", p->failure_threshold},
+          {"success_threshold", p->success_threshold},
+          {"path", p->path},
+          {"command", p->command}};
+}
+
+std::optional<manifest::Probe> ProbeFromJson(const json& j) {
+  if (j.is_null()) return std::nullopt;
+  manifest::Probe p;
+  p.kind = KindFromName(j.value("kind", "tcp"));
+  p.interval = FromMs(j.value("interval_ms", int64_t{200}));
+  p.timeout = FromMs(j.value("timeout_ms", int64_t{100}));
+  p.failure_threshold = j.value("failure_threshold", 3);
+  p.success_threshold = j.value("success_threshold", 1);
+  p.path = j.value("path", "/");
+  p.command = j.value("command", std::vector<std::string>{});
+  return p;
+}
+
+template <typename T>
+Result<T> Guard(const char* what, const std::function<T()>& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(std::string(what) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+json RoleSpecToJson(const manifest::Role& r) {
+  json j = {{"name", r.name},
+            {"mode", ModeName(r.mode)},
+            {"command", r.command},
+            {"args", r.args},
+            {"env", r.env},
+            {"instances", r.instances},
+            {"port", r.port},
+            {"volume", r.volume},
+            {"probes",
+             {{"liveness", ProbeToJson(r.probes.liveness)},
+              {"readiness", ProbeToJson(r.probes.readiness)}}},
+            {"restart",
+             {{"policy", PolicyName(r.restart.policy)},
+              {"max_restarts", r.restart.max_restarts},
+              {"window_ms", ToMs(r.restart.window)},
+              {"backoff_initial_ms", ToMs(r.restart.backoff_initial)},
+              {"backoff_max_ms", ToMs(r.restart.backoff_max)}}},
+            {"resources", {{"cpu", r.resources.cpu}, {"memory_bytes", r.resources.memory_bytes}}},
+            {"stop_grace_ms", ToMs(r.stop_grace)},
+            {"version", r.version}};
+  if (r.endpoint) j["endpoint"] = {{"listen", r.endpoint->listen}, {"allow", r.endpoint->allow}};
+  if (r.autoscale) {
+    j["autoscale"] = {{"min", r.autoscale->min},
+                      {"max", r.autoscale->max},
+                      {"metric", r.autoscale->metric},
+                      {"target", r.autoscale->target}};
+  }
+  j["update"] = {{"max_unavailable_domains", r.update.max_unavailable_domains},
+                 {"ready_timeout_ms", ToMs(r.update.ready_timeout)}};
+  return j;
+}
+
+Result<manifest::Role> RoleSpecFromJson(const json& j) {
+  return Guard<manifest::Role>("role spec", [&] {
+    manifest::Role r;
+    r.name = j.at("name").get<std::string>();
+    r.mode = ModeFromName(j.value("mode", "load-balanced"));
+    r.command = j.value("command", "");
+    r.args = j.value("args", std::vector<std::string>{});
+    r.env = j.value("env", std::map<std::string, std::string>{});
+    r.instances = j.value("instances", 1);
+    r.port = j.value("port", 0);
+    r.volume = j.value("volume", "");
+    if (j.contains("probes")) {
+      r.probes.liveness = ProbeFromJson(j["probes"].value("liveness", json(nullptr)));
+      r.probes.readiness = ProbeFromJson(j["probes"].value("readiness", json(nullptr)));
+    }
+    if (j.contains("restart")) {
+      const json& rs = j["restart"];
+      r.restart.policy = PolicyFromName(rs.value("policy", "always"));
+      r.restart.max_restarts = rs.value("max_restarts", 3);
+      r.restart.window = FromMs(rs.value("window_ms", int64_t{60000}));
+      r.restart.backoff_initial = FromMs(rs.value("backoff_initial_ms", int64_t{100}));
+      r.restart.backoff_max = FromMs(rs.value("backoff_max_ms", int64_t{10000}));
+    }
+    if (j.contains("resources")) {
+      r.resources.cpu = j["resources"].value("cpu", 0.0);
+      r.resources.memory_bytes = j["resources"].value("memory_bytes", uint64_t{0});
+    }
+    r.stop_grace = FromMs(j.value("stop_grace_ms", int64_t{5000}));
+    r.version = j.value("version", "");
+    if (j.contains("endpoint") && j["endpoint"].is_object()) {
+      manifest::Endpoint e;
+      e.listen = j["endpoint"].value("listen", "");
+      e.allow = j["endpoint"].value("allow", std::vector<std::string>{});
+      r.endpoint = e;
+    }
+    if (j.contains("autoscale") && j["autoscale"].is_object()) {
+      manifest::Autoscale a;
+      a.min = j["autoscale"].value("min", 1);
+      a.max = j["autoscale"].value("max", 1);
+      a.metric = j["autoscale"].value("metric", "cpu");
+      a.target = j["autoscale"].value("target", 70.0);
+      r.autoscale = a;
+    }
+    if (j.contains("update")) {
+      r.update.max_unavailable_domains = j["update"].value("max_unavailable_domains", 1);
+      r.update.ready_timeout = FromMs(j["update"].value("ready_timeout_ms", int64_t{30000}));
+    }
+    return r;
+  });
+}
+
+json ToJson(const RoleRecord& r) {
+  return {{"spec", RoleSpecToJson(r.spec)},
+          {"epoch", r.epoch},
+          {"primary", r.primary},
+          {"routed", r.routed}};
+}
+
+Result<RoleRecord> RoleFromJson(const json& j) {
+  RoleRecord r;
+  if (!j.is_object() || !j.contains("spec")) return Status::InvalidArgument("role: no spec");
+  HAFAB_ASSIGN_OR_RETURN(r.spec, RoleSpecFromJson(j["spec"]));
+  return Guard<RoleRecord>("role", [&] {
+    r.epoch = j.value("epoch", int64_t{1});
+    r.primary = j.value("primary", "");
+    r.routed = j.value("routed", true);
+    return r;
+  });
+}
+
+json ToJson(const InstanceRecord& r) {
+  return {{"name", r.name},     {"role", r.role},   {"ordinal", r.ordinal},
+          {"node", r.node},     {"port", r.port},   {"run", r.run},
+          {"volume", r.volume}, {"epoch", r.epoch}, {"created_ms", r.created_ms}};
+}
+
+Result<InstanceRecord> InstanceFromJson(const json& j) {
+  return Guard<InstanceRecord>("instance", [&] {
+    InstanceRecord r;
+    r.name = j.at("name").get<std::string>();
+    r.role = j.at("role").get<std::string>();
+    r.ordinal = j.value("ordinal", 0);
+    r.node = j.value("node", "");
+    r.port = j.value("port", 0);
+    r.run = j.value("run", true);
+    r.volume = j.value("volume", false);
+    r.epoch = j.value("epoch", int64_t{1});
+    r.created_ms = j.value("created_ms", int64_t{0});
+    return r;
+  });
+}
+
+json ToJson(const NodeRecord& r) {
+  return {{"name", r.name},
+          {"address", r.address},
+          {"fault_domain", r.fault_domain},
+          {"update_domain", r.update_domain},
+          {"capacity", r.capacity},
+          {"drained", r.drained},
+          {"down", r.down}};
+}
+
+Result<NodeRecord> NodeFromJson(const json& j) {
+  return Guard<NodeRecord>("node", [&] {
+    NodeRecord r;
+    r.name = j.at("name").get<std::string>();
+    r.address = j.value("address", "127.0.0.1");
+    r.fault_domain = j.value("fault_domain", "");
+    r.update_domain = j.value("update_domain", "");
+    r.capacity = j.value("capacity", 0);
+    r.drained = j.value("drained", false);
+    r.down = j.value("down", false);
+    return r;
+  });
+}
+
+json ToJson(const Operation& r) {
+  json steps = json::array();
+  for (const auto& s : r.steps) {
+    steps.push_back({{"name", s.name},
+                     {"started_ms", s.started_ms},
+                     {"duration_ms", s.duration_ms},
+                     {"note", s.note}});
+  }
+  return {{"id", r.id},
+          {"kind", r.kind},
+          {"role", r.role},
+          {"reason", r.reason},
+          {"planned", r.planned},
+          {"to", r.to},
+          {"owner", r.owner},
+          {"state", r.state},
+          {"step", r.step},
+          {"step_begun", r.step_begun},
+          {"old_primary", r.old_primary},
+          {"old_node", r.old_node},
+          {"new_primary", r.new_primary},
+          {"new_node", r.new_node},
+          {"volume", r.volume},
+          {"epoch", r.epoch},
+          {"created_ms", r.created_ms},
+          {"finished_ms", r.finished_ms},
+          {"error", r.error},
+          {"steps", steps}};
+}
+
+Result<Operation> OperationFromJson(const json& j) {
+  return Guard<Operation>("operation", [&] {
+    Operation r;
+    r.id = j.at("id").get<std::string>();
+    r.kind = j.value("kind", "failover");
+    r.role = j.value("role", "");
+    r.reason = j.value("reason", "");
+    r.planned = j.value("planned", false);
+    r.to = j.value("to", "");
+    r.owner = j.value("owner", "");
+    r.state = j.value("state", "running");
+    r.step = j.value("step", "");
+    r.step_begun = j.value("step_begun", false);
+    r.old_primary = j.value("old_primary", "");
+    r.old_node = j.value("old_node", "");
+    r.new_primary = j.value("new_primary", "");
+    r.new_node = j.value("new_node", "");
+    r.volume = j.value("volume", "");
+    r.epoch = j.value("epoch", int64_t{0});
+    r.created_ms = j.value("created_ms", int64_t{0});
+    r.finished_ms = j.value("finished_ms", int64_t{0});
+    r.error = j.value("error", "");
+    for (const auto& s : j.value("steps", json::array())) {
+      r.steps.push_back({s.value("name", ""), s.value("started_ms", int64_t{0}),
+                         s.value("duration_ms", int64_t{-1}), s.value("note", "")});
+    }
+    return r;
+  });
+}
+
+json ToJson(const Event& e) {
+  json j = {{"id", e.id}, {"time_ms", e.time_ms}, {"type", e.type}, {"message", e.message}};
+  for (const auto& [k, v] : e.fields) j[k] = v;
+  return j;
+}
+
+Result<Event> EventFromJson(const json& j) {
+  return Guard<Event>("event", [&] {
+    Event e;
+    e.id = j.at("id").get<int64_t>();
+    e.time_ms = j.value("time_ms", int64_t{0});
+    e.type = j.value("type", "");
+    e.message = j.value("message", "");
+    for (const auto& [k, v] : j.items()) {
+      if (v.is_string() && k != "type" && k != "message") e.fields[k] = v.get<std::string>();
+    }
+    return e;
+  });
+}
+
+std::string EventKey(int64_t id) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%020lld", kEventsPrefix, static_cast<long long>(id));
+  return buf;
+}
+
+}  // namespace hafab::controller

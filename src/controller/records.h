@@ -1,0 +1,132 @@
+// The controller's durable records (desired state and decisions), their store keys and
+// their JSON form. Observed state (heartbeats) is never a record: it lives in memory.
+//
+// Store layout (all JSON values):
+//   /hafab/roles/<role>          RoleRecord: the applied spec plus epoch, primary, routed
+//   /hafab/instances/<instance>  InstanceRecord: placement and what the agent must do
+//   /hafab/nodes/<node>          NodeRecord: labels, capacity, drained, down
+//   /hafab/gateways/<id>         GatewayRecord: gateways seen, so a new controller waits
+//                                for their acknowledgement (or lease expiry) when fencing
+//   /hafab/ops/<id>              Operation: a journaled failover and its timeline
+//   /hafab/events/<20-digit id>  Event
+//   /hafab/seq                   the floor of the sequence allocator (see Sequence)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "manifest/model.h"
+
+namespace hafab::controller {
+
+inline constexpr char kRolesPrefix[] = "/hafab/roles/";
+inline constexpr char kInstancesPrefix[] = "/hafab/instances/";
+inline constexpr char kNodesPrefix[] = "/hafab/nodes/";
+inline constexpr char kGatewaysPrefix[] = "/hafab/gateways/";
+inline constexpr char kOpsPrefix[] = "/hafab/ops/";
+inline constexpr char kEventsPrefix[] = "/hafab/events/";
+inline constexpr char kSeqKey[] = "/hafab/seq";
+
+std::string ModeName(manifest::RoleMode m);  // "active-passive", "load-balanced", "replicated"
+
+// A role as applied, and the role-wide state failover moves.
+struct RoleRecord {
+  manifest::Role spec;
+  int64_t epoch = 1;    // bumped at fencing; the fencing token of the primary
+  std::string primary;  // active-passive: the instance that is (or becomes) primary
+  bool routed = true;   // active-passive: whether the gateway may route to the primary
+};
+
+// One instance `<role>-<ordinal>` and what its node's agent must do with it.
+struct InstanceRecord {
+  std::string name;
+  std::string role;
+  int ordinal = 0;
+  std::string node;
+  int port = 0;
+  bool run = true;      // false: a standby, kept stopped
+  bool volume = false;  // the role's volume is assigned to this instance's node
+  int64_t epoch = 1;
+  int64_t created_ms = 0;  // wall time, for "age"
+};
+
+struct NodeRecord {
+  std::string name;
+  std::string address = "127.0.0.1";
+  std::string fault_domain;
+  std::string update_domain;
+  int capacity = 0;  // 0 = unlimited
+  bool drained = false;
+  bool down = false;
+};
+
+struct GatewayRecord {
+  std::string id;
+};
+
+// One step of an operation's timeline.
+struct StepRecord {
+  std::string name;
+  int64_t started_ms = 0;    // wall time
+  int64_t duration_ms = -1;  // -1 while running
+  std::string note;
+};
+
+// A journaled operation. Today: kind "failover" (planned or not).
+struct Operation {
+  std::string id;
+  std::string kind = "failover";
+  std::string role;
+  std::string reason;
+  bool planned = false;
+  std::string to;                 // planned: the node asked for ("" = any)
+  std::string owner;              // the controller incarnation driving it
+  std::string state = "running";  // running | done | aborted | failed
+  std::string step;               // the current step's name
+  bool step_begun = false;        // the current step's start is recorded
+  std::string old_primary, old_node;
+  std::string new_primary, new_node;
+  std::string volume;
+  int64_t epoch = 0;  // the epoch the new primary serves
+  int64_t created_ms = 0;
+  int64_t finished_ms = 0;
+  std::string error;
+  std::vector<StepRecord> steps;
+};
+
+struct Event {
+  int64_t id = 0;
+  int64_t time_ms = 0;  // wall
+  std::string type;     // "node-down", "failover-step", ...
+  std::string message;
+  std::map<std::string, std::string> fields;  // role, node, instance, op
+};
+
+nlohmann::json RoleSpecToJson(const manifest::Role& r);
+Result<manifest::Role> RoleSpecFromJson(const nlohmann::json& j);
+
+nlohmann::json ToJson(const RoleRecord& r);
+nlohmann::json ToJson(const InstanceRecord& r);
+nlohmann::json ToJson(const NodeRecord& r);
+nlohmann::json ToJson(const Operation& r);
+nlohmann::json ToJson(const Event& r);
+
+// Errors: InvalidArgument naming the field that does not fit.
+Result<RoleRecord> RoleFromJson(const nlohmann::json& j);
+Result<InstanceRecord> InstanceFromJson(const nlohmann::json& j);
+Result<NodeRecord> NodeFromJson(const nlohmann::json& j);
+Result<Operation> OperationFromJson(const nlohmann::json& j);
+Result<Event> EventFromJson(const nlohmann::json& j);
+
+// The key of event `id`: ids sort as keys.
+std::string EventKey(int64_t id);
+
+int64_t ToMs(Duration d);
+Duration FromMs(int64_t ms);
+
+}  // namespace hafab::controller

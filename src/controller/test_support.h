@@ -1,0 +1,237 @@
+// Test support for the controller's unit tests: a minimal in-memory Store (transactions with
+// compares, prefix reads; no watches or leases), a fake Provider that records attachments,
+// and fake agents/gateways that feed heartbeats and read assignments and routes back.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "controller/controller.h"
+#include "store/store.h"
+
+namespace hafab::controller::testsupport {
+
+class MemoryStore final : public store::Store {
+ public:
+  Result<store::KeyValue> Get(const std::string& key) override {
+    std::lock_guard l(mu_);
+    auto it = kv_.find(key);
+    if (it == kv_.end()) return Status::NotFound("key " + key + " not found");
+    return it->second;
+  }
+  Result<store::RangeResult> Range(const std::string& prefix) override {
+    std::lock_guard l(mu_);
+    store::RangeResult r;
+    for (auto it = kv_.lower_bound(prefix); it != kv_.end() && it->first.rfind(prefix, 0) == 0;
+         ++it) {
+      r.kvs.push_back(it->second);
+    }
+    r.revision = rev_;
+    return r;
+  }
+  Result<store::TxnResult> Commit(const store::Txn& txn) override {
+    std::lock_guard l(mu_);
+    if (fail_commits_ > 0) {
+      --fail_commits_;
+      return Status::Unavailable("injected commit failure");
+    }
+    ++commits_;
+    bool ok = true;
+    for (const auto& c : txn.compares) {
+      auto it = kv_.find(c.key);
+      int64_t create = it == kv_.end() ? 0 : it->second.create_revision;
+      if (c.target == store::Compare::Target::kCreateRevision) {
+        ok &= c.op == store::Compare::Op::kEqual ? create == c.number : create > c.number;
+      } else if (c.target == store::Compare::Target::kValue) {
+        ok &= it != kv_.end() && it->second.value == c.value;
+      }
+    }
+    const auto& ops = ok ? txn.success : txn.failure;
+    if (!ops.empty()) ++rev_;
+    for (const auto& op : ops) {
+      if (op.type == store::Op::Type::kPut) {
+        auto& kv = kv_[op.key];
+        if (kv.create_revision == 0) kv.create_revision = rev_;
+        kv.key = op.key;
+        kv.value = op.value;
+        kv.mod_revision = rev_;
+        ++kv.version;
+      } else if (op.type == store::Op::Type::kDelete) {
+        kv_.erase(op.key);
+      } else {
+        for (auto it = kv_.lower_bound(op.key);
+             it != kv_.end() && it->first.rfind(op.key, 0) == 0;) {
+          it = kv_.erase(it);
+        }
+      }
+    }
+    return store::TxnResult{ok, rev_};
+  }
+  Result<std::unique_ptr<store::Watcher>> Watch(const std::string&, store::Revision) override {
+    return Status::Internal("MemoryStore: no watches");
+  }
+  Result<store::LeaseId> GrantLease(Duration) override {
+    return Status::Internal("MemoryStore: no leases");
+  }
+  Status KeepAlive(store::LeaseId) override { return Status::Internal("no leases"); }
+  Status RevokeLease(store::LeaseId) override { return Status::Internal("no leases"); }
+
+  int commits() const { return commits_; }
+  void FailNextCommits(int n) { fail_commits_ = n; }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, store::KeyValue> kv_;
+  store::Revision rev_ = 0;
+  int commits_ = 0;
+  int fail_commits_ = 0;
+};
+
+// Volumes attached exclusively, as LocalProvider promises, in memory.
+class FakeProvider final : public provider::Provider {
+ public:
+  Status Attach(const std::string& v, const std::string& node, const std::string& inst) override {
+    auto& a = att_[v];
+    if (!a.node.empty() && a.node != node) {
+      return Status::Conflict("volume " + v + " is attached to " + a.node);
+    }
+    a = {node, inst};
+    return Status::Ok();
+  }
+  Status Detach(const std::string& v, const std::string& node) override {
+    auto it = att_.find(v);
+    if (it != att_.end() && it->second.node == node) it->second = {};
+    return Status::Ok();
+  }
+  Status ForceDetach(const std::string& v, const std::string& node) override {
+    ++force_detaches;
+    return Detach(v, node);
+  }
+  Result<provider::VolumeAttachment> Describe(const std::string& v) override {
+    auto it = att_.find(v);
+    if (it == att_.end()) return Status::NotFound("volume " + v);
+    return it->second;
+  }
+  std::string MountPath(const std::string& v, const std::string& node) override {
+    return "/tmp/" + v;
+  }
+  Status AddEndpoint(const std::string&, const std::string&) override { return Status::Ok(); }
+  Status RemoveEndpoint(const std::string&, const std::string&) override { return Status::Ok(); }
+
+  int force_detaches = 0;
+
+ private:
+  std::map<std::string, provider::VolumeAttachment> att_;
+};
+
+// An in-process agent that does what a real one would, instantly: runs instances whose
+// assignment says run (at the assigned epoch), attaches and detaches volumes through the
+// provider, and reports it all in its heartbeat.
+class FakeAgent {
+ public:
+  FakeAgent(std::string node, std::string fd, std::string ud, FakeProvider* provider)
+      : node_(std::move(node)), fd_(std::move(fd)), ud_(std::move(ud)), provider_(provider) {}
+
+  // Pulls assignments and makes the node match them.
+  void Sync(Controller& c) {
+    nlohmann::json a = c.Assignments(node_);
+    generation_ = a["generation"].get<int64_t>();
+    std::map<std::string, nlohmann::json> want;
+    for (const auto& x : a["assignments"]) want[x["instance"].get<std::string>()] = x;
+    for (auto it = inst_.begin(); it != inst_.end();) {
+      if (!want.count(it->first)) {
+        it = inst_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    std::set<std::string> keep_volumes;
+    for (const auto& [name, x] : want) {
+      auto& s = inst_[name];
+      s.role = x["role"].get<std::string>();
+      s.epoch = x["epoch"].get<int64_t>();
+      if (x.contains("volume")) {
+        std::string v = x["volume"].get<std::string>();
+        keep_volumes.insert(v);
+        if (provider_->Attach(v, node_, name).ok()) volumes_[v] = name;
+      }
+      bool run = x["run"].get<bool>() && !hung_.count(name);
+      if (!run) {
+        s.state = crashed_.count(name) ? "failed" : "stopped";
+      } else if (crashed_.count(name)) {
+        s.state = "failed";
+      } else {
+        s.state = "running";
+      }
+    }
+    for (auto it = volumes_.begin(); it != volumes_.end();) {
+      if (!keep_volumes.count(it->first)) {
+        (void)provider_->Detach(it->first, node_);
+        it = volumes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  nlohmann::json HeartbeatBody() const {
+    nlohmann::json insts = nlohmann::json::array();
+    for (const auto& [name, s] : inst_) {
+      insts.push_back({{"instance", name},
+                       {"role", s.role},
+                       {"epoch", s.epoch},
+                       {"state", s.state},
+                       {"liveness", s.state == "running" ? "ok" : "unknown"},
+                       {"readiness", s.state == "running" ? "ready" : "unknown"},
+                       {"restarts", restarts_.count(name) ? restarts_.at(name) : 0}});
+    }
+    nlohmann::json vols = nlohmann::json::array();
+    for (const auto& [v, inst] : volumes_) {
+      vols.push_back({{"name", v}, {"state", "attached"}, {"instance", inst}});
+    }
+    return {{"node", node_},
+            {"address", "127.0.0.1"},
+            {"labels", {{"fault_domain", fd_}, {"update_domain", ud_}}},
+            {"assignments_generation", generation_},
+            {"instances", insts},
+            {"volumes", vols}};
+  }
+
+  // Heartbeat, then sync, then heartbeat again (what a real agent does within ~1 interval).
+  void Step(Controller& c) {
+    if (dead_) return;
+    (void)c.AgentHeartbeat(node_, HeartbeatBody());
+    Sync(c);
+    (void)c.AgentHeartbeat(node_, HeartbeatBody());
+  }
+
+  std::string State(const std::string& inst) const {
+    auto it = inst_.find(inst);
+    return it == inst_.end() ? "" : it->second.state;
+  }
+  void Crash(const std::string& inst) { crashed_.insert(inst); }
+  void Heal(const std::string& inst) { crashed_.erase(inst); }
+  void SetRestarts(const std::string& inst, int n) { restarts_[inst] = n; }
+  void Kill() { dead_ = true; }
+  void Revive() { dead_ = false; }
+  bool dead() const { return dead_; }
+  const std::string& node() const { return node_; }
+
+ private:
+  struct Inst {
+    std::string role, state;
+    int64_t epoch = 0;
+  };
+  std::string node_, fd_, ud_;
+  FakeProvider* provider_;
+  int64_t generation_ = 0;
+  std::map<std::string, Inst> inst_;
+  std::map<std::string, std::string> volumes_;
+  std::set<std::string> crashed_, hung_;
+  std::map<std::string, int> restarts_;
+  bool dead_ = false;
+};
+
+}  // namespace hafab::controller::testsupport

@@ -1,0 +1,155 @@
+// Read-only views of the controller's state for the API (`GET /v1/status` and friends).
+#include "controller/controller.h"
+
+namespace hafab::controller {
+
+using manifest::RoleMode;
+using nlohmann::json;
+
+json Controller::RolesJson() const {
+  json out = json::array();
+  for (const auto& [name, r] : roles_) {
+    int placed = 0, ready = 0;
+    for (const auto& [iname, inst] : instances_) {
+      if (inst.role != name) continue;
+      ++placed;
+      bool busy;
+      if (inst.run && InstanceReady(r, inst, &busy)) ++ready;
+    }
+    const Operation* op = ActiveOp(name);
+    out.push_back({{"name", name},
+                   {"mode", ModeName(r.spec.mode)},
+                   {"instances", r.spec.instances},
+                   {"placed", placed},
+                   {"ready", ready},
+                   {"epoch", r.epoch},
+                   {"primary", r.primary},
+                   {"routed", r.routed},
+                   {"endpoint", r.spec.endpoint ? r.spec.endpoint->listen : ""},
+                   {"volume", r.spec.volume},
+                   {"port", r.spec.port},
+                   {"version", r.spec.version},
+                   {"operation", op ? op->id : ""}});
+  }
+  return out;
+}
+
+json Controller::NodesJson() const {
+  json out = json::array();
+  TimePoint now = clock_.Now();
+  for (const auto& [name, n] : nodes_) {
+    const NodeObservation* obs = Observation(name);
+    std::string state = n.down ? "down" : (node_leases_.Live(name) ? "up" : "expiring");
+    if (!n.down && obs == nullptr) state = "waiting";  // not heard since this controller started
+    auto bn = by_node_.find(name);
+    json j = {{"name", name},
+              {"address", n.address},
+              {"fault_domain", n.fault_domain},
+              {"update_domain", n.update_domain},
+              {"capacity", n.capacity},
+              {"state", state},
+              {"drained", n.drained},
+              {"instances", bn == by_node_.end() ? 0 : bn->second.size()},
+              {"agent_version", obs ? obs->agent_version : ""},
+              {"assignments_generation", obs ? obs->assignments_generation : 0}};
+    j["last_heartbeat_ms_ago"] =
+        obs ? json(static_cast<int64_t>(ToMillis(now - obs->last_heartbeat))) : json(nullptr);
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+json Controller::VolumesJson() const {
+  json out = json::array();
+  for (const auto& [rname, r] : roles_) {
+    if (r.spec.volume.empty()) continue;
+    std::string inst_name, node;
+    for (const auto& [iname, inst] : instances_) {
+      if (inst.role == rname && inst.volume) {
+        inst_name = iname;
+        node = inst.node;
+      }
+    }
+    json reported = json::array();
+    for (const auto& [n, obs] : observed_) {
+      auto v = obs.volumes.find(r.spec.volume);
+      if (v != obs.volumes.end()) reported.push_back({{"node", n}, {"state", v->second.state}});
+    }
+    json j = {{"name", r.spec.volume},
+              {"role", rname},
+              {"instance", inst_name},
+              {"node", node},
+              {"reported", reported}};
+    if (provider_ != nullptr) {
+      auto d = provider_->Describe(r.spec.volume);
+      j["attached_to"] = d.ok() ? json(d->node) : json(nullptr);
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+json Controller::OpsJson() const {
+  json out = json::array();
+  for (const auto& [id, op] : ops_) out.push_back(ToJson(op));
+  std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
+    return a["created_ms"].get<int64_t>() > b["created_ms"].get<int64_t>();
+  });
+  return out;
+}
+
+json Controller::GatewaysJson() const {
+  json out = json::array();
+  for (const auto& g : gateways_) {
+    auto a = gateway_acked_.find(g);
+    out.push_back({{"id", g},
+                   {"live", gateway_leases_.Live(g)},
+                   {"routes_version", a == gateway_acked_.end() ? 0 : a->second}});
+  }
+  return out;
+}
+
+json Controller::StatusJson() const {
+  json instances = json::array();
+  int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.WallNow().time_since_epoch())
+          .count();
+  for (const auto& [name, inst] : instances_) {
+    auto ri = roles_.find(inst.role);
+    if (ri == roles_.end()) continue;
+    const RoleRecord& r = ri->second;
+    const ObservedInstance* o = Observed(inst);
+    auto ni = nodes_.find(inst.node);
+    bool busy = false;
+    bool ready = InstanceReady(r, inst, &busy);
+    std::string kind = "instance";
+    if (r.spec.mode == RoleMode::kActivePassive) kind = name == r.primary ? "primary" : "standby";
+    instances.push_back({{"instance", name},
+                         {"role", inst.role},
+                         {"kind", kind},
+                         {"node", inst.node},
+                         {"fault_domain", ni == nodes_.end() ? "" : ni->second.fault_domain},
+                         {"update_domain", ni == nodes_.end() ? "" : ni->second.update_domain},
+                         {"port", inst.port},
+                         {"run", inst.run},
+                         {"volume", inst.volume ? r.spec.volume : ""},
+                         {"state", o ? o->state : "unknown"},
+                         {"liveness", o ? o->liveness : "unknown"},
+                         {"readiness", o ? o->readiness : "unknown"},
+                         {"ready", ready},
+                         {"busy", busy},
+                         {"epoch", inst.epoch},
+                         {"restarts", o ? o->restarts : 0},
+                         {"pid", o ? o->pid : 0},
+                         {"age_s", inst.created_ms > 0 ? (now_ms - inst.created_ms) / 1000 : 0}});
+  }
+  json ops = OpsJson();
+  if (ops.size() > 20) ops.erase(ops.begin() + 20, ops.end());
+  return {{"controller", id_},          {"routes_version", routes_version_},
+          {"roles", RolesJson()},       {"instances", instances},
+          {"nodes", NodesJson()},       {"volumes", VolumesJson()},
+          {"operations", ops},          {"gateways", GatewaysJson()},
+          {"last_event", LastEventId()}};
+}
+
+}  // namespace hafab::controller
