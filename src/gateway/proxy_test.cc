@@ -1,0 +1,442 @@
+// Integration tests of the data path: an in-process Proxy with tiny TCP backends on
+// 127.0.0.1, every port chosen by the kernel, every wait a polled condition.
+#include "gateway/proxy.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "gateway/test_util.h"
+
+namespace hafab::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::ClosedWithin;
+using testing::DeadPort;
+using testing::Dial;
+using testing::ReadAll;
+using testing::ReadLine;
+using testing::SendAll;
+using testing::TestBackend;
+using testing::WaitFor;
+
+constexpr const char* kListen = "127.0.0.1:0";
+
+struct B {
+  std::string instance;
+  uint16_t port;
+  uint64_t epoch = 0;
+  bool ready = true;
+  bool busy = false;
+};
+
+std::shared_ptr<const RouteTable> Table(uint64_t version, const std::string& mode, uint64_t epoch,
+                                        const std::vector<B>& backends,
+                                        const std::vector<std::string>& allow = {}) {
+  nlohmann::json ep = {{"role", "svc"}, {"mode", mode}, {"listen", kListen}, {"epoch", epoch}};
+  if (!allow.empty()) ep["allow"] = allow;
+  ep["backends"] = nlohmann::json::array();
+  for (const auto& b : backends) {
+    ep["backends"].push_back({{"instance", b.instance},
+                              {"address", "127.0.0.1"},
+                              {"port", b.port},
+                              {"epoch", b.epoch},
+                              {"ready", b.ready},
+                              {"busy", b.busy}});
+  }
+  nlohmann::json j = {{"version", version}, {"endpoints", {ep}}};
+  auto t = RouteTable::Parse(j.dump());
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  return *t;
+}
+
+class ProxyTest : public ::testing::Test {
+ protected:
+  void StartProxy(ProxyOptions options = {}) {
+    if (options.threads == 0) options.threads = 2;
+    auto p = Proxy::Start(options);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    proxy_ = std::move(p).value();
+  }
+  void Install(std::shared_ptr<const RouteTable> t) {
+    ASSERT_TRUE(proxy_->Install(t).ok());
+    // Every thread routes from it before the test goes on.
+    ASSERT_TRUE(WaitFor([&] { return proxy_->RoutesVersion() == t->version(); }));
+  }
+  uint16_t Port() { return proxy_->BoundPort(kListen).value_or(0); }
+  EndpointTotals Totals() { return proxy_->stats().Endpoint("svc"); }
+  BackendTotals Backend(const std::string& instance) {
+    return proxy_->stats().Backend("svc", instance);
+  }
+  // Connects through the gateway and returns the fd after the backend's greeting.
+  int DialGreeted(std::string* greeting) {
+    int fd = Dial(Port());
+    if (fd < 0) return fd;
+    *greeting = ReadLine(fd);
+    return fd;
+  }
+
+  std::unique_ptr<Proxy> proxy_;
+};
+
+TEST_F(ProxyTest, ActivePassiveSwitchClosesOldAndRoutesNewToNewPrimary) {
+  TestBackend a("a"), b("b");
+  StartProxy();
+  Install(Table(1, "active-passive", 1, {{"a", a.port(), 1}, {"b", b.port(), 0}}));
+  std::string g;
+  int c1 = DialGreeted(&g);
+  ASSERT_GE(c1, 0);
+  EXPECT_EQ(g, "a");
+  ASSERT_TRUE(SendAll(c1, "ping\n"));
+  EXPECT_EQ(ReadLine(c1), "ping");
+
+  // Failover: epoch 2, b is the primary.
+  Install(Table(2, "active-passive", 2, {{"a", a.port(), 1}, {"b", b.port(), 2}}));
+  EXPECT_TRUE(ClosedWithin(c1, 5s));
+  EXPECT_TRUE(WaitFor([&] { return a.active() == 0; }));
+  int c2 = DialGreeted(&g);
+  ASSERT_GE(c2, 0);
+  EXPECT_EQ(g, "b");
+  EXPECT_EQ(Totals().fenced, 1u);
+  EXPECT_EQ(Backend("a").fenced, 1u);
+  close(c1);
+  close(c2);
+}
+
+TEST_F(ProxyTest, ConnectionWaitsForPrimaryAndIsServedWhenOneAppears) {
+  TestBackend b("b");
+  StartProxy();
+  // Epoch 2 has no ready backend yet (b is still starting).
+  Install(Table(1, "active-passive", 2, {{"b", b.port(), 2, /*ready=*/false}}));
+  int c = Dial(Port());
+  ASSERT_GE(c, 0);
+  ASSERT_TRUE(SendAll(c, "early\n"));
+  ASSERT_TRUE(WaitFor([&] { return Totals().waits == 1; }));
+  EXPECT_EQ(b.accepted(), 0);
+  Install(Table(2, "active-passive", 2, {{"b", b.port(), 2, /*ready=*/true}}));
+  EXPECT_EQ(ReadLine(c), "b");
+  EXPECT_EQ(ReadLine(c), "early");  // what the client sent while waiting is not lost
+  EXPECT_EQ(Totals().wait_timeouts, 0u);
+  EXPECT_TRUE(WaitFor([&] { return Totals().wait_ns > 0; }));
+  close(c);
+}
+
+TEST_F(ProxyTest, WaitForPrimaryIsBounded) {
+  TestBackend b("b");
+  ProxyOptions o;
+  o.primary_wait = 100ms;
+  StartProxy(o);
+  Install(Table(1, "active-passive", 2, {{"b", b.port(), 1}}));
+  int c = Dial(Port());
+  ASSERT_GE(c, 0);
+  EXPECT_TRUE(ClosedWithin(c, 5s));
+  EXPECT_EQ(Totals().wait_timeouts, 1u);
+  EXPECT_EQ(b.accepted(), 0);
+  close(c);
+}
+
+TEST_F(ProxyTest, BusyBackendGetsNoNewConnections) {
+  TestBackend a("a"), b("b");
+  StartProxy();
+  Install(Table(1, "load-balanced", 0,
+                {{"a", a.port(), 0, true, /*busy=*/true}, {"b", b.port(), 0, true, false}}));
+  std::vector<int> fds;
+  for (int i = 0; i < 6; ++i) {
+    std::string g;
+    int fd = DialGreeted(&g);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(g, "b");
+    fds.push_back(fd);
+  }
+  EXPECT_EQ(a.accepted(), 0);
+  for (int fd : fds) close(fd);
+}
+
+TEST_F(ProxyTest, DeadBackendIsSkippedWithoutClientError) {
+  TestBackend b("b");
+  const uint16_t dead = DeadPort();
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"dead", dead}, {"b", b.port()}}));
+  for (int i = 0; i < 6; ++i) {
+    std::string g;
+    int fd = DialGreeted(&g);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(g, "b") << "connection " << i;
+    close(fd);
+  }
+  EXPECT_GE(Totals().connect_errors, 1u);
+  EXPECT_GE(Backend("dead").connect_errors, 1u);
+  EXPECT_EQ(Totals().no_backend, 0u);
+}
+
+TEST_F(ProxyTest, AllBackendsDeadClosesClientAndCounts) {
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"d1", DeadPort()}, {"d2", DeadPort()}}));
+  int fd = Dial(Port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(ClosedWithin(fd, 5s));
+  close(fd);
+  EXPECT_TRUE(WaitFor([&] { return Totals().no_backend == 1; }));
+  EXPECT_EQ(Totals().connect_errors, 2u);
+}
+
+TEST_F(ProxyTest, AclAllowsMatchingClients) {
+  TestBackend a("a");
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}, {"10.0.0.0/8", "127.0.0.0/8"}));
+  std::string g;
+  int fd = DialGreeted(&g);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(g, "a");
+  EXPECT_EQ(Totals().acl_denied, 0u);
+  close(fd);
+}
+
+TEST_F(ProxyTest, AclDeniesOthersAtOnceAndCounts) {
+  TestBackend a("a");
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}, {"10.0.0.0/8"}));
+  int fd = Dial(Port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(ClosedWithin(fd, 5s));
+  close(fd);
+  EXPECT_TRUE(WaitFor([&] { return Totals().acl_denied == 1; }));
+  EXPECT_EQ(Totals().total, 0u);
+  EXPECT_EQ(a.accepted(), 0);
+}
+
+TEST_F(ProxyTest, ClientHalfCloseReachesBackendAndReplyStillFlows) {
+  TestBackend a("a");
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}));
+  std::string g;
+  int fd = DialGreeted(&g);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "request\n"));
+  ASSERT_EQ(shutdown(fd, SHUT_WR), 0);
+  bool eof = false;
+  // The backend echoes, sees EOF, answers "eof" and closes: all must arrive.
+  EXPECT_EQ(ReadAll(fd, &eof), "request\neof\n");
+  EXPECT_TRUE(eof);
+  close(fd);
+  EXPECT_TRUE(WaitFor([&] { return Totals().active == 0; }));
+}
+
+TEST_F(ProxyTest, BackendHalfCloseReachesClientAndClientCanStillSend) {
+  TestBackend a("a");
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}));
+  std::string g;
+  int fd = DialGreeted(&g);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "close-write\n"));
+  bool eof = false;
+  EXPECT_EQ(ReadAll(fd, &eof), "close-write\n");
+  EXPECT_TRUE(eof);
+  // The other direction is still open: the backend receives this.
+  ASSERT_TRUE(SendAll(fd, "after\n"));
+  EXPECT_TRUE(WaitFor([&] { return a.received().find("after\n") != std::string::npos; }));
+  EXPECT_EQ(Totals().active, 1u);
+  close(fd);
+  EXPECT_TRUE(WaitFor([&] { return Totals().active == 0; }));
+}
+
+TEST_F(ProxyTest, LeastConnectionsSpreadsHeldConnections) {
+  TestBackend a("a"), b("b"), c("c");
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}, {"b", b.port()}, {"c", c.port()}}));
+  std::vector<int> fds;
+  for (int i = 0; i < 6; ++i) {
+    std::string g;
+    int fd = DialGreeted(&g);
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+  }
+  EXPECT_EQ(a.active(), 2);
+  EXPECT_EQ(b.active(), 2);
+  EXPECT_EQ(c.active(), 2);
+  for (int fd : fds) close(fd);
+  EXPECT_TRUE(WaitFor([&] { return Backend("a").active + Backend("b").active == 0; }));
+}
+
+TEST_F(ProxyTest, LeastConnectionsPrefersTheEmptierBackend) {
+  TestBackend a("a"), b("b");
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}));
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) {
+    std::string g;
+    fds.push_back(DialGreeted(&g));
+    ASSERT_EQ(g, "a");
+  }
+  // b joins: the next three all go to b until it has as many as a.
+  Install(Table(2, "load-balanced", 0, {{"a", a.port()}, {"b", b.port()}}));
+  for (int i = 0; i < 3; ++i) {
+    std::string g;
+    fds.push_back(DialGreeted(&g));
+    EXPECT_EQ(g, "b");
+  }
+  for (int fd : fds) close(fd);
+}
+
+TEST_F(ProxyTest, LeaseLossStopsActivePassiveRoutingUntilRenewed) {
+  TestBackend a("a");
+  StartProxy();
+  proxy_->SetLeaseDeadline(RealClock().Now() + 10s);
+  Install(Table(1, "active-passive", 1, {{"a", a.port(), 1}}));
+  std::string g;
+  int c1 = DialGreeted(&g);
+  ASSERT_EQ(g, "a");
+  // The lease runs out (the controller cannot be reached): connections are cut, new
+  // ones are held.
+  proxy_->SetLeaseDeadline(RealClock().Now() + 50ms);
+  EXPECT_TRUE(ClosedWithin(c1, 5s));
+  EXPECT_EQ(Totals().fenced, 1u);
+  int c2 = Dial(Port());
+  ASSERT_GE(c2, 0);
+  ASSERT_TRUE(WaitFor([&] { return Totals().waits == 1; }));
+  EXPECT_EQ(a.accepted(), 1);
+  // Renewed: the held connection is served.
+  proxy_->SetLeaseDeadline(RealClock().Now() + 10s);
+  EXPECT_EQ(ReadLine(c2), "a");
+  close(c1);
+  close(c2);
+}
+
+TEST_F(ProxyTest, LeaseDoesNotAffectLoadBalanced) {
+  TestBackend a("a");
+  StartProxy();
+  proxy_->SetLeaseDeadline(RealClock().Now() - 1s);
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}));
+  std::string g;
+  int fd = DialGreeted(&g);
+  EXPECT_EQ(g, "a");
+  close(fd);
+}
+
+TEST_F(ProxyTest, BulkTransferBothDirectionsIntact) {
+  for (bool splice : {true, false}) {
+    TestBackend a("a");
+    ProxyOptions o;
+    o.splice = splice;
+    StartProxy(o);
+    Install(Table(1, "load-balanced", 0, {{"a", a.port()}}));
+    std::string g;
+    int fd = DialGreeted(&g);
+    ASSERT_GE(fd, 0);
+    std::string data(8 << 20, '\0');
+    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + (i >> 13));
+    std::thread writer([&] {
+      SendAll(fd, data);
+      shutdown(fd, SHUT_WR);
+    });
+    bool eof = false;
+    std::string back = ReadAll(fd, &eof);
+    writer.join();
+    EXPECT_TRUE(eof);
+    EXPECT_TRUE(back == data + "eof\n") << "splice=" << splice << " got " << back.size();
+    close(fd);
+    EXPECT_TRUE(WaitFor([&] { return Totals().active == 0; }));
+    EXPECT_GE(Totals().bytes_in, data.size());
+    proxy_.reset();
+  }
+}
+
+TEST_F(ProxyTest, ConnectionLimitHoldsNewClientsUntilOneCloses) {
+  TestBackend a("a");
+  ProxyOptions o;
+  o.threads = 1;
+  o.max_connections = 1;
+  StartProxy(o);
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}));
+  std::string g;
+  int c1 = DialGreeted(&g);
+  ASSERT_EQ(g, "a");
+  int c2 = Dial(Port());  // completes in the kernel's backlog, not accepted by the gateway
+  ASSERT_GE(c2, 0);
+  timeval tv{0, 200000};
+  setsockopt(c2, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  EXPECT_EQ(ReadLine(c2), "");  // nothing yet
+  EXPECT_EQ(a.accepted(), 1);
+  close(c1);
+  tv = {5, 0};
+  setsockopt(c2, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  EXPECT_EQ(ReadLine(c2), "a");
+  close(c2);
+}
+
+TEST_F(ProxyTest, IdleConnectionsAreClosed) {
+  TestBackend a("a");
+  ProxyOptions o;
+  o.idle_timeout = 100ms;
+  StartProxy(o);
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}));
+  std::string g;
+  int fd = DialGreeted(&g);
+  ASSERT_EQ(g, "a");
+  EXPECT_TRUE(ClosedWithin(fd, 5s));
+  EXPECT_EQ(Totals().idle_closed, 1u);
+  close(fd);
+}
+
+TEST_F(ProxyTest, RemovedEndpointStopsListening) {
+  TestBackend a("a");
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}));
+  const uint16_t port = Port();
+  std::string g;
+  int fd = DialGreeted(&g);
+  ASSERT_EQ(g, "a");
+  auto empty = RouteTable::Parse(R"({"version": 2, "endpoints": []})");
+  Install(*empty);
+  EXPECT_TRUE(ClosedWithin(fd, 5s));
+  EXPECT_FALSE(proxy_->BoundPort(kListen).has_value());
+  EXPECT_TRUE(WaitFor([&] {
+    int probe = Dial(port);
+    if (probe >= 0) close(probe);
+    return probe < 0;
+  }));
+  close(fd);
+}
+
+TEST_F(ProxyTest, DrainStopsAcceptingAndLetsConnectionsFinish) {
+  TestBackend a("a");
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}));
+  const uint16_t port = Port();
+  std::string g;
+  int fd = DialGreeted(&g);
+  ASSERT_EQ(g, "a");
+  std::thread drainer([&] { proxy_->Drain(10s); });
+  EXPECT_TRUE(WaitFor([&] {
+    int probe = Dial(port);
+    if (probe >= 0) close(probe);
+    return probe < 0;
+  }));
+  // The open connection still works during the drain.
+  ASSERT_TRUE(SendAll(fd, "still\n"));
+  EXPECT_EQ(ReadLine(fd), "still");
+  auto start = RealClock().Now();
+  close(fd);
+  drainer.join();
+  EXPECT_LT(RealClock().Now() - start, 5s);
+}
+
+TEST_F(ProxyTest, DrainDeadlineCutsRemainingConnections) {
+  TestBackend a("a");
+  StartProxy();
+  Install(Table(1, "load-balanced", 0, {{"a", a.port()}}));
+  std::string g;
+  int fd = DialGreeted(&g);
+  ASSERT_EQ(g, "a");
+  proxy_->Drain(50ms);
+  EXPECT_TRUE(ClosedWithin(fd, 5s));
+  close(fd);
+}
+
+}  // namespace
+}  // namespace hafab::gateway

@@ -1,0 +1,89 @@
+// RouteTable: the gateway's immutable routing snapshot, parsed from the controller's
+// `GET /v1/routes` answer (docs/architecture.md). The data path holds a
+// std::shared_ptr<const RouteTable>; a new table replaces the old one atomically.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "gateway/acl.h"
+
+namespace hafab::gateway {
+
+enum class RoutingMode {
+  kActivePassive,  // only the primary of the endpoint's current epoch
+  kLoadBalanced,   // least connections across ready, non-busy backends
+};
+std::string_view RoutingModeName(RoutingMode mode);
+
+// A socket address with its length, ready for bind/connect.
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+  uint16_t port() const;
+  // "127.0.0.1:7000" or "[::1]:7000".
+  std::string ToString() const;
+  // Parses a numeric "host:port" or "[v6]:port" (no name lookup: the data path never
+  // resolves names). Errors: InvalidArgument naming the text.
+  static Result<SocketAddress> Parse(std::string_view host_port);
+  // Numeric host and a port. Errors: InvalidArgument.
+  static Result<SocketAddress> FromHostPort(const std::string& host, uint16_t port);
+};
+
+struct Backend {
+  std::string instance;  // "kvd-0"
+  std::string node;      // "n1"
+  SocketAddress address;
+  uint64_t epoch = 0;
+  bool ready = false;
+  bool busy = false;
+
+  // Whether two backends are the same target (instance and address), whatever their state.
+  bool SameTarget(const Backend& o) const;
+};
+
+struct Endpoint {
+  std::string role;  // "kvd"; also the name used in metrics
+  RoutingMode mode = RoutingMode::kLoadBalanced;
+  std::string listen;  // as written in the table: the key that identifies the listener
+  SocketAddress listen_address;
+  uint64_t epoch = 0;  // active-passive: the epoch whose primary may serve
+  Acl allow;
+  std::vector<Backend> backends;
+
+  // Active-passive: index of the backend whose epoch equals `epoch` and that is ready and
+  // not busy; -1 when there is none (a failover is under way).
+  int PrimaryIndex() const;
+  // Load-balanced: whether backends[i] may get a new connection (ready and not busy).
+  bool Routable(size_t i) const { return backends[i].ready && !backends[i].busy; }
+};
+
+class RouteTable {
+ public:
+  RouteTable(uint64_t version, std::vector<Endpoint> endpoints)
+      : version_(version), endpoints_(std::move(endpoints)) {}
+
+  // Parses the JSON of `GET /v1/routes`. Errors: InvalidArgument naming the field, e.g.
+  // "endpoints[0].backends[1].port: must be an integer 1..65535". Two endpoints with the
+  // same `listen` are an error.
+  static Result<std::shared_ptr<const RouteTable>> Parse(std::string_view json);
+
+  uint64_t version() const { return version_; }
+  const std::vector<Endpoint>& endpoints() const { return endpoints_; }
+  // nullptr when no endpoint has this `listen`.
+  const Endpoint* FindByListen(std::string_view listen) const;
+
+ private:
+  uint64_t version_;
+  std::vector<Endpoint> endpoints_;
+};
+
+}  // namespace hafab::gateway

@@ -1,0 +1,124 @@
+#include "gateway/route_table.h"
+
+#include <gtest/gtest.h>
+
+namespace hafab::gateway {
+namespace {
+
+constexpr const char* kExample = R"({"version": 17, "endpoints": [
+  {"role": "kvd", "mode": "active-passive", "listen": "127.0.0.1:7000",
+   "allow": ["127.0.0.0/8"], "epoch": 3,
+   "backends": [{"instance": "kvd-0", "node": "n1", "address": "127.0.0.1", "port": 7101,
+                 "epoch": 2, "ready": true, "busy": false},
+                {"instance": "kvd-1", "node": "n2", "address": "127.0.0.1", "port": 7102,
+                 "epoch": 3, "ready": true, "busy": false}]},
+  {"role": "web", "mode": "load-balanced", "listen": "[::1]:8080",
+   "backends": [{"instance": "web-0", "address": "::1", "port": 9000, "ready": true},
+                {"instance": "web-1", "address": "127.0.0.1", "port": 9001, "ready": true,
+                 "busy": true}]}]})";
+
+TEST(RouteTableTest, ParsesTheProtocolExample) {
+  auto t = RouteTable::Parse(kExample);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  const RouteTable& table = **t;
+  EXPECT_EQ(table.version(), 17u);
+  ASSERT_EQ(table.endpoints().size(), 2u);
+  const Endpoint& kvd = table.endpoints()[0];
+  EXPECT_EQ(kvd.role, "kvd");
+  EXPECT_EQ(kvd.mode, RoutingMode::kActivePassive);
+  EXPECT_EQ(kvd.listen_address.ToString(), "127.0.0.1:7000");
+  EXPECT_EQ(kvd.epoch, 3u);
+  ASSERT_EQ(kvd.allow.entries().size(), 1u);
+  EXPECT_EQ(kvd.allow.entries()[0].ToString(), "127.0.0.0/8");
+  ASSERT_EQ(kvd.backends.size(), 2u);
+  EXPECT_EQ(kvd.backends[1].instance, "kvd-1");
+  EXPECT_EQ(kvd.backends[1].node, "n2");
+  EXPECT_EQ(kvd.backends[1].address.ToString(), "127.0.0.1:7102");
+  // The primary is the ready backend of the endpoint's epoch, not the first one.
+  EXPECT_EQ(kvd.PrimaryIndex(), 1);
+
+  const Endpoint& web = table.endpoints()[1];
+  EXPECT_EQ(web.mode, RoutingMode::kLoadBalanced);
+  EXPECT_EQ(web.listen_address.ToString(), "[::1]:8080");
+  EXPECT_TRUE(web.allow.allow_all());
+  EXPECT_TRUE(web.Routable(0));
+  EXPECT_FALSE(web.Routable(1));  // busy
+  EXPECT_EQ(table.FindByListen("[::1]:8080"), &web);
+  EXPECT_EQ(table.FindByListen("1.2.3.4:1"), nullptr);
+}
+
+TEST(RouteTableTest, NoPrimaryWhenEpochHasNoReadyBackend) {
+  auto t = RouteTable::Parse(R"({"version": 1, "endpoints": [
+    {"role": "kvd", "mode": "active-passive", "listen": "127.0.0.1:0", "epoch": 4,
+     "backends": [{"instance": "a", "address": "127.0.0.1", "port": 1, "epoch": 3, "ready": true},
+                  {"instance": "b", "address": "127.0.0.1", "port": 2, "epoch": 4,
+                   "ready": false}]}]})");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ((*t)->endpoints()[0].PrimaryIndex(), -1);
+}
+
+TEST(RouteTableTest, EmptyTable) {
+  auto t = RouteTable::Parse(R"({"version": 0, "endpoints": []})");
+  ASSERT_TRUE(t.ok());
+  EXPECT_TRUE((*t)->endpoints().empty());
+}
+
+struct BadCase {
+  const char* json;
+  const char* error;  // substring of the message
+};
+
+TEST(RouteTableTest, ErrorsNameTheField) {
+  const BadCase cases[] = {
+      {"not json", "not valid JSON"},
+      {"[]", "must be a JSON object"},
+      {R"({"endpoints": []})", "routes.version: is required"},
+      {R"({"version": -1})", "routes.version: must be a non-negative integer"},
+      {R"({"version": 1, "endpoints": {}})", "endpoints: must be an array"},
+      {R"({"version": 1, "endpoints": [{"mode": "load-balanced", "listen": "127.0.0.1:1"}]})",
+       "endpoints[0].role: is required"},
+      {R"({"version": 1, "endpoints": [{"role": "a", "mode": "primary", "listen": "127.0.0.1:1"}]})",
+       "endpoints[0].mode: must be \"active-passive\" or \"load-balanced\""},
+      {R"({"version": 1, "endpoints": [{"role": "a", "mode": "load-balanced", "listen": "x:1"}]})",
+       "endpoints[0].listen: bad address \"x:1\""},
+      {R"({"version": 1, "endpoints": [{"role": "a", "mode": "load-balanced", "listen": "127.0.0.1:70000"}]})",
+       "endpoints[0].listen"},
+      {R"({"version": 1, "endpoints": [{"role": "a", "mode": "load-balanced", "listen": "127.0.0.1:1",
+           "allow": ["10.0.0.0/8", "web"]}]})",
+       "endpoints[0].allow[1]: bad CIDR \"web\""},
+      {R"({"version": 1, "endpoints": [{"role": "a", "mode": "load-balanced", "listen": "127.0.0.1:1",
+           "backends": [{"instance": "a-0", "address": "127.0.0.1", "port": 0}]}]})",
+       "endpoints[0].backends[0].port: must be an integer 1..65535"},
+      {R"({"version": 1, "endpoints": [{"role": "a", "mode": "load-balanced", "listen": "127.0.0.1:1",
+           "backends": [{"instance": "a-0", "address": "db.local", "port": 5}]}]})",
+       "endpoints[0].backends[0].address"},
+      {R"({"version": 1, "endpoints": [{"role": "a", "mode": "load-balanced", "listen": "127.0.0.1:1",
+           "backends": [{"instance": "a-0", "address": "127.0.0.1", "port": 5, "ready": "yes"}]}]})",
+       "endpoints[0].backends[0].ready: must be true or false"},
+      {R"({"version": 1, "endpoints": [
+           {"role": "a", "mode": "load-balanced", "listen": "127.0.0.1:1"},
+           {"role": "b", "mode": "load-balanced", "listen": "127.0.0.1:1"}]})",
+       "endpoints[1].listen: \"127.0.0.1:1\" is used by another endpoint"},
+  };
+  for (const auto& c : cases) {
+    auto t = RouteTable::Parse(c.json);
+    ASSERT_FALSE(t.ok()) << c.json;
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(t.status().message().find(c.error), std::string::npos)
+        << "got: " << t.status().message() << "\nwanted: " << c.error;
+  }
+}
+
+TEST(SocketAddressTest, ParsesAndFormats) {
+  auto a = SocketAddress::Parse("[::1]:80");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->port(), 80);
+  EXPECT_EQ(a->ToString(), "[::1]:80");
+  EXPECT_FALSE(SocketAddress::Parse("::1:80").ok());
+  EXPECT_FALSE(SocketAddress::Parse("127.0.0.1").ok());
+  EXPECT_FALSE(SocketAddress::Parse("127.0.0.1:").ok());
+  EXPECT_TRUE(SocketAddress::Parse("0.0.0.0:0").ok());
+}
+
+}  // namespace
+}  // namespace hafab::gateway

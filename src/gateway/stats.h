@@ -1,0 +1,115 @@
+// Gateway counters per endpoint and per backend. Each data-path thread writes only its
+// own slot (a cache line of relaxed atomics, no locks, no shared writes); readers sum the
+// slots. Rendered as Prometheus text (/metrics) and JSON (/stats).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace hafab::gateway {
+
+// Adds `d` to a counter that only the calling thread writes (no read-modify-write bus lock).
+inline void Bump(std::atomic<uint64_t>& c, uint64_t d = 1) {
+  c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+}
+inline void Drop(std::atomic<uint64_t>& c, uint64_t d = 1) {
+  c.store(c.load(std::memory_order_relaxed) - d, std::memory_order_relaxed);
+}
+
+struct alignas(64) EndpointSlot {
+  std::atomic<uint64_t> active{0};          // connections accepted and not yet closed
+  std::atomic<uint64_t> total{0};           // connections accepted (after the ACL)
+  std::atomic<uint64_t> bytes_in{0};        // client -> backend
+  std::atomic<uint64_t> bytes_out{0};       // backend -> client
+  std::atomic<uint64_t> connect_errors{0};  // backend connect attempts that failed
+  std::atomic<uint64_t> acl_denied{0};      // connections closed at once by the ACL
+  std::atomic<uint64_t> waits{0};           // connections that had to wait for a primary
+  std::atomic<uint64_t> wait_ns{0};         // total time spent waiting for a primary
+  std::atomic<uint64_t> wait_timeouts{0};   // waits that ended without a primary
+  std::atomic<uint64_t> fenced{0};          // connections closed by an epoch change/lease loss
+  std::atomic<uint64_t> no_backend{0};      // closed because no backend could take them
+  std::atomic<uint64_t> idle_closed{0};     // closed by the idle timeout
+};
+
+struct alignas(64) BackendSlot {
+  std::atomic<uint64_t> active{0};
+  std::atomic<uint64_t> total{0};
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> connect_errors{0};
+  std::atomic<uint64_t> fenced{0};
+};
+
+// Sums of all slots: a point-in-time view (each counter read once, not all at one instant).
+struct EndpointTotals {
+  uint64_t active = 0, total = 0, bytes_in = 0, bytes_out = 0, connect_errors = 0, acl_denied = 0,
+           waits = 0, wait_ns = 0, wait_timeouts = 0, fenced = 0, no_backend = 0, idle_closed = 0;
+};
+struct BackendTotals {
+  uint64_t active = 0, total = 0, bytes_in = 0, bytes_out = 0, connect_errors = 0, fenced = 0;
+};
+
+class EndpointStats {
+ public:
+  EndpointStats(std::string role, std::string listen, int threads);
+  const std::string& role() const { return role_; }
+  const std::string& listen() const { return listen_; }
+  // REQUIRES: 0 <= thread < threads. Only that thread writes the slot.
+  EndpointSlot& slot(int thread) { return slots_[thread]; }
+  EndpointTotals Sum() const;
+
+ private:
+  std::string role_, listen_;
+  int threads_;
+  std::unique_ptr<EndpointSlot[]> slots_;
+};
+
+class BackendStats {
+ public:
+  BackendStats(std::string instance, std::string address, int threads);
+  const std::string& instance() const { return instance_; }
+  const std::string& address() const { return address_; }
+  BackendSlot& slot(int thread) { return slots_[thread]; }
+  // Active connections across all threads (for least-connections). Lock-free.
+  uint64_t Active() const;
+  BackendTotals Sum() const;
+
+ private:
+  std::string instance_, address_;
+  int threads_;
+  std::unique_ptr<BackendSlot[]> slots_;
+};
+
+// Owns every counter object. Get* are called when a table is installed (never on the data
+// path); counters of endpoints and backends that left the table are kept, so totals do not
+// go backwards. Thread-safe.
+class StatsRegistry {
+ public:
+  explicit StatsRegistry(int threads) : threads_(threads) {}
+  std::shared_ptr<EndpointStats> GetEndpoint(const std::string& role, const std::string& listen);
+  std::shared_ptr<BackendStats> GetBackend(const std::string& role, const std::string& instance,
+                                           const std::string& address);
+
+  // Prometheus text exposition format 0.0.4. `extra` is appended as-is (gateway gauges).
+  std::string RenderPrometheus(const std::string& extra = "") const;
+  // {"endpoints": [{"role", "listen", counters..., "backends": [{...}]}]}
+  std::string RenderJson() const;
+
+  // Sums for one endpoint / backend; zeros when unknown. For tests and the API.
+  EndpointTotals Endpoint(const std::string& role) const;
+  BackendTotals Backend(const std::string& role, const std::string& instance) const;
+
+ private:
+  int threads_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<EndpointStats>> endpoints_;  // by role
+  // by (role, instance + " " + address)
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<BackendStats>> backends_;
+};
+
+}  // namespace hafab::gateway

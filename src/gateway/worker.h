@@ -1,0 +1,147 @@
+// Internal to the gateway's data path: what Proxy publishes to its threads, and one
+// event-loop thread (Worker). Not for use outside src/gateway.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "gateway/proxy.h"
+#include "gateway/route_table.h"
+#include "gateway/stats.h"
+
+namespace hafab::gateway::internal {
+
+// A listening socket owned jointly by Proxy and the one worker that polls it; closed
+// when the last holder lets go (so a worker never sees a reused descriptor number).
+struct Listener {
+  explicit Listener(int fd) : fd(fd) {}
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  int fd;
+};
+
+struct PublishedEndpoint {
+  const Endpoint* endpoint = nullptr;
+  std::shared_ptr<EndpointStats> stats;
+  std::vector<std::shared_ptr<BackendStats>> backend_stats;  // parallel to endpoint->backends
+  std::vector<std::shared_ptr<Listener>> listeners;          // one per thread, or none
+};
+
+// What the workers route from: a table plus everything resolved off the data path.
+struct Snapshot {
+  std::shared_ptr<const RouteTable> table;
+  std::vector<PublishedEndpoint> endpoints;  // parallel to table->endpoints()
+};
+
+inline int64_t ToTicks(TimePoint t) { return t.time_since_epoch().count(); }
+inline TimePoint FromTicks(int64_t t) { return TimePoint(Duration(t)); }
+
+// State shared by Proxy (writer) and its workers (readers). All fields are atomics.
+struct Shared {
+  ProxyOptions options;
+  Clock* clock = nullptr;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot;
+  std::atomic<int64_t> lease_deadline{ToTicks(TimePoint::max())};
+  std::atomic<bool> draining{false};
+  std::atomic<int64_t> drain_deadline{ToTicks(TimePoint::max())};
+};
+
+struct Conn;
+struct EndpointState;
+struct Direction;
+
+// One data-path thread: its own epoll, its own listener per endpoint, its own connections.
+// Everything but Wake, applied_version and active runs on the worker's thread only.
+class Worker {
+ public:
+  Worker(int index, Shared& shared, size_t connection_limit);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Errors: Internal if epoll or the wake-up eventfd cannot be created.
+  Status Init();
+  // The event loop; returns when a drain has finished. Runs on the worker's thread.
+  void Run();
+  // Makes the loop look at the shared state (table, lease, drain) now. Thread-safe.
+  void Wake();
+
+  uint64_t applied_version() const { return applied_version_.load(std::memory_order_acquire); }
+  uint64_t active() const { return active_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Pipe {
+    int r = -1, w = -1;
+  };
+
+  void ApplySnapshot();
+  void RefreshConnections(EndpointState& es);
+  void CheckLease();
+  void BeginDrain();
+  void Sweep();
+  int TimeoutMillis() const;
+
+  void SetListening(EndpointState& es, bool on);
+  void PauseListeners(bool paused);
+  void OnAccept(EndpointState& es);
+
+  void Route(Conn* c);
+  void StartConnect(Conn* c, int backend_index);
+  void ConnectFailed(Conn* c);
+  void AbortConnect(Conn* c);
+  void OnConnected(Conn* c);
+  void Wait(Conn* c);
+  void EndWait(Conn* c);
+  void ProcessReroutes();
+
+  void OnClientEvent(Conn* c, uint32_t events);
+  void OnBackendEvent(Conn* c, uint32_t events);
+  void PumpConn(Conn* c);
+  bool Pump(Conn* c, Direction& d, bool upstream);
+  bool PumpSplice(Conn* c, Direction& d, bool upstream);
+  bool PumpBuffer(Conn* c, Direction& d, bool upstream);
+  void Account(Conn* c, bool upstream, size_t n);
+  bool FinishDirection(Direction& d);
+  void Close(Conn* c);
+  void CloseFenced(Conn* c);
+
+  bool GetPipe(Pipe* p);
+  void PutPipe(Pipe* p, bool empty);
+
+  const int index_;
+  Shared& shared_;
+  const size_t limit_;  // 0: none
+  Clock& clock_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  struct WakeHandle {
+    uint8_t tag;
+  } wake_handle_;
+
+  std::shared_ptr<const Snapshot> snap_;
+  uint64_t generation_ = 0;  // bumped per snapshot applied: resets connect retries
+  std::map<std::string, std::unique_ptr<EndpointState>> endpoints_;  // by listen
+  std::vector<Conn*> graveyard_;  // closed in this batch, freed after it
+  std::vector<Conn*> reroute_;    // to route again after this batch
+  std::vector<Pipe> pipe_pool_;
+  size_t conns_ = 0;
+  bool paused_ = false;
+  bool lease_ok_ = true;
+  bool draining_ = false;
+  TimePoint now_{};
+  TimePoint next_sweep_{};
+  TimePoint drain_deadline_ = TimePoint::max();
+  uint64_t rotation_ = 0;  // tie-breaker for least-connections
+
+  std::atomic<uint64_t> applied_version_{0};
+  std::atomic<uint64_t> active_{0};
+};
+
+}  // namespace hafab::gateway::internal
