@@ -324,6 +324,20 @@ void SortByPosition(Diagnostics* diagnostics) {
       });
 }
 
+// yaml-cpp's message for a tab in indentation ("illegal block entry") does not say so.
+std::string TabHint(std::string_view text, int line) {
+  size_t begin = 0;
+  for (int l = 1; l < line && begin != std::string_view::npos; ++l) {
+    begin = text.find('\n', begin);
+    if (begin != std::string_view::npos) ++begin;
+  }
+  if (begin == std::string_view::npos) return "";
+  for (size_t i = begin; i < text.size() && (text[i] == ' ' || text[i] == '\t'); ++i) {
+    if (text[i] == '\t') return " (this line is indented with a tab; YAML indents with spaces)";
+  }
+  return "";
+}
+
 }  // namespace
 
 ParseOutcome ParseManifest(std::string_view yaml_text, const std::string& file_name) {
@@ -343,7 +357,8 @@ ParseOutcome ParseManifest(std::string_view yaml_text, const std::string& file_n
     if (!documents.empty()) root = documents[0];
   } catch (const YAML::Exception& e) {
     SourcePos pos{file_name, std::max(e.mark.line, 0) + 1, std::max(e.mark.column, 0) + 1};
-    out.diagnostics.push_back({pos, false, "YAML syntax error: " + e.msg});
+    out.diagnostics.push_back(
+        {pos, false, "YAML syntax error: " + e.msg + TabHint(yaml_text, pos.line)});
     return out;
   }
   if (root.IsNull()) {

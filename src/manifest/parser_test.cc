@@ -186,6 +186,9 @@ TEST(ParseErrorTest, YamlSyntaxErrorHasItsPosition) {
               ElementsAre(::testing::StartsWith("m.yaml:")));
   EXPECT_THAT(DiagnosticsOf("cluster: a\n  roles: b\n"),
               ElementsAre("m.yaml:2:8: error: YAML syntax error: illegal map value"));
+  EXPECT_THAT(DiagnosticsOf("roles:\n\t- name: a\n"),
+              ElementsAre("m.yaml:2:2: error: YAML syntax error: illegal block entry (this line "
+                          "is indented with a tab; YAML indents with spaces)"));
   EXPECT_THAT(DiagnosticsOf("roles: *missing\n"),
               ElementsAre("m.yaml:1:8: error: YAML syntax error: the referenced anchor is not "
                           "defined"));
