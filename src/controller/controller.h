@@ -47,6 +47,8 @@ struct ControllerOptions {
   // true: _exit(137) at crash_at_step (the process test); false: the object goes inert,
   // persisting nothing more (the in-process "crash" of unit tests).
   bool crash_exits = true;
+  // false: operations move only through RunStepOnce (step-by-step idempotence tests).
+  bool drive_ops = true;
 };
 
 // What an agent reports about one instance (docs/architecture.md, heartbeat).
@@ -151,9 +153,10 @@ class Controller {
   bool NodeLive(const std::string& node) const { return node_leases_.Live(node); }
   // The running operation of a role, or nullptr.
   const Operation* ActiveOp(const std::string& role) const;
-  // Runs the current step of operation `id` once without advancing it (idempotence tests).
-  // Returns "done", "wait" or "abort".
-  std::string RunStepOnce(const std::string& id);
+  // Runs the current step of operation `id` once (idempotence tests); when it is done and
+  // `complete`, records its completion and moves to the next step.
+  // Returns "done", "wait", "abort", "crashed" or "none" (no such running operation).
+  std::string RunStepOnce(const std::string& id, bool complete);
   // Drives operations now (also done by Tick and heartbeats).
   void AdvanceOps();
 

@@ -50,10 +50,11 @@ class ClusterTest : public ::testing::Test {
   }
 
   // A new controller object on the same store: what a restarted process sees.
-  void NewController(std::string crash_at = "") {
+  void NewController(std::string crash_at = "", bool drive_ops = true) {
     ControllerOptions o;
     o.crash_at_step = std::move(crash_at);
     o.crash_exits = false;
+    o.drive_ops = drive_ops;
     c_ = std::make_unique<Controller>(store_, clock_, &provider_, o);
     ASSERT_TRUE(c_->Start().ok());
   }

@@ -115,6 +115,7 @@ void Controller::AdvanceOps() {
 }
 
 void Controller::AdvanceOp(Operation& op) {
+  if (!opts_.drive_ops) return;
   // Bounded: a pass runs each step at most once.
   for (size_t pass = 0; pass <= std::size(kFailoverSteps); ++pass) {
     if (op.state != "running" || crashed_ || reload_needed_) return;
@@ -135,13 +136,15 @@ void Controller::AdvanceOp(Operation& op) {
   }
 }
 
-std::string Controller::RunStepOnce(const std::string& id) {
+std::string Controller::RunStepOnce(const std::string& id, bool complete) {
   auto it = ops_.find(id);
   if (it == ops_.end() || it->second.state != "running") return "none";
   Operation& op = it->second;
   if (!op.step_begun) BeginStep(op);
   if (crashed_) return "crashed";
   StepResult r = RunStep(op);
+  if (r == StepResult::kDone && complete) CompleteStep(op);
+  if (r == StepResult::kAbort) FinishOp(op, "aborted", op.error);
   (void)Commit();
   Publish();
   return r == StepResult::kDone ? "done" : r == StepResult::kWait ? "wait" : "abort";

@@ -214,7 +214,11 @@ class FakeAgent {
   void Crash(const std::string& inst) { crashed_.insert(inst); }
   void Heal(const std::string& inst) { crashed_.erase(inst); }
   void SetRestarts(const std::string& inst, int n) { restarts_[inst] = n; }
-  void Kill() { dead_ = true; }
+  // The whole node dies: agent and instances. Volumes stay attached (in the provider).
+  void Kill() {
+    dead_ = true;
+    inst_.clear();
+  }
   void Revive() { dead_ = false; }
   bool dead() const { return dead_; }
   const std::string& node() const { return node_; }

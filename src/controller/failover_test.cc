@@ -1,0 +1,296 @@
+// Failover of an active-passive role with fake agents on a fake clock: the nine steps in
+// order, each idempotent, resumable by a new controller at every recorded step.
+#include <gtest/gtest.h>
+
+#include "controller/controller.h"
+#include "controller/fixture.h"
+
+namespace hafab::controller::testsupport {
+namespace {
+
+class FailoverTest : public ClusterTest {
+ protected:
+  void StartKvd() {
+    Run(100ms);
+    ApplyRoles({KvdRole(3)});
+    Run(300ms);
+    ASSERT_EQ(Role("kvd").primary, "kvd-0");
+    old_node_ = PrimaryNode();
+  }
+
+  // Checked after every round: one primary runs (at most), the volume is attached at most
+  // once (the fake provider refuses a second attach), the gateway never routes to an
+  // instance that is not running at the endpoint's epoch.
+  void CheckInvariants() {
+    int running = Running("kvd");
+    EXPECT_LE(running, 1);
+    auto e = Endpoint("kvd");
+    for (const auto& b : e["backends"]) {
+      std::string inst = b["instance"];
+      std::string node = b["node"];
+      // A dead node's instance stays routed until its lease expires (detection time);
+      // what must never happen is routing to a live node's instance that is not running.
+      if (b["ready"] == true && !agent(node).dead()) {
+        EXPECT_EQ(agent(node).State(inst), "running") << inst;
+        EXPECT_EQ(b["epoch"], e["epoch"]);
+      }
+    }
+  }
+
+  void RunChecked(Duration d) {
+    for (Duration t{}; t < d; t += 100ms) {
+      Run(100ms);
+      CheckInvariants();
+    }
+  }
+
+  const Operation* LastOp() {
+    const Operation* last = nullptr;
+    for (const auto& [id, op] : c_->ops()) {
+      if (last == nullptr || op.created_ms >= last->created_ms) last = &op;
+    }
+    return last;
+  }
+
+  // The failover finished: a new primary on another node, at epoch 2, running, holding the
+  // volume alone, routed; the old primary a stopped standby at the new epoch.
+  void ExpectFailedOverFrom(const std::string& old_node) {
+    const Operation* op = LastOp();
+    ASSERT_NE(op, nullptr);
+    EXPECT_EQ(op->state, "done") << op->step << " " << op->error;
+    std::vector<std::string> steps;
+    for (const auto& s : op->steps) steps.push_back(s.name);
+    EXPECT_EQ(steps,
+              std::vector<std::string>(std::begin(kFailoverSteps), std::end(kFailoverSteps)));
+    for (const auto& s : op->steps) EXPECT_GE(s.duration_ms, 0) << s.name;
+    const std::string np = Role("kvd").primary;
+    EXPECT_NE(np, "kvd-0");
+    EXPECT_NE(Inst(np).node, old_node);
+    EXPECT_EQ(Role("kvd").epoch, 2);
+    EXPECT_TRUE(Role("kvd").routed);
+    EXPECT_EQ(Inst(np).epoch, 2);
+    EXPECT_TRUE(Inst(np).run);
+    EXPECT_TRUE(Inst(np).volume);
+    EXPECT_EQ(agent(Inst(np).node).State(np), "running");
+    EXPECT_EQ(provider_.Describe("kvd-data")->node, Inst(np).node);
+    EXPECT_EQ(Running("kvd"), 1);
+    const auto& old = Inst("kvd-0");
+    EXPECT_FALSE(old.run);
+    EXPECT_FALSE(old.volume);
+    EXPECT_EQ(old.epoch, 2);
+    auto e = Endpoint("kvd");
+    ASSERT_EQ(e["backends"].size(), 1u);
+    EXPECT_EQ(e["backends"][0]["instance"], np);
+    EXPECT_EQ(e["epoch"], 2);
+  }
+
+  std::string old_node_;
+};
+
+TEST_F(FailoverTest, NodeLossFailsOverToAnotherFaultDomain) {
+  StartKvd();
+  agent(old_node_).Kill();
+  RunChecked(4s);
+  ExpectFailedOverFrom(old_node_);
+  EXPECT_EQ(provider_.force_detaches, 1);
+  EXPECT_NE(c_->nodes().at(Inst(Role("kvd").primary).node).fault_domain,
+            c_->nodes().at(old_node_).fault_domain);
+}
+
+TEST_F(FailoverTest, SilentNodeIsFencedForLeasePlusMarginBeforeForceDetach) {
+  StartKvd();
+  agent(old_node_).Kill();
+  TimePoint killed = clock_.Now();
+  // Until lease (1.5s) + margin (0.5s) have passed, the volume stays where it was.
+  while (clock_.Now() < killed + 1900ms) {
+    Run(100ms);
+    EXPECT_EQ(provider_.force_detaches, 0);
+    EXPECT_EQ(provider_.Describe("kvd-data")->node, old_node_);
+  }
+  RunChecked(2s);
+  ExpectFailedOverFrom(old_node_);
+}
+
+TEST_F(FailoverTest, PrimaryFailureTriggersFailoverAndOldPrimaryRejoinsAsStandby) {
+  StartKvd();
+  agent(old_node_).Crash("kvd-0");  // the agent gave up on it: state failed
+  RunChecked(2s);
+  ExpectFailedOverFrom(old_node_);
+  EXPECT_EQ(provider_.force_detaches, 0);  // the live agent detached it itself
+  agent(old_node_).Heal("kvd-0");
+  RunChecked(1s);
+  EXPECT_EQ(agent(old_node_).State("kvd-0"), "stopped");
+}
+
+TEST_F(FailoverTest, ReturningNodeRejoinsAsStandbyWithTheNewEpoch) {
+  StartKvd();
+  agent(old_node_).Kill();
+  RunChecked(4s);
+  ExpectFailedOverFrom(old_node_);
+  agent(old_node_).Revive();
+  RunChecked(1s);
+  EXPECT_FALSE(c_->nodes().at(old_node_).down);
+  EXPECT_EQ(agent(old_node_).State("kvd-0"), "stopped");
+  auto a = c_->Assignments(old_node_)["assignments"][0];
+  EXPECT_EQ(a["instance"], "kvd-0");
+  EXPECT_EQ(a["run"], false);
+  EXPECT_EQ(a["epoch"], 2);
+  EXPECT_FALSE(a.contains("volume"));
+  EXPECT_EQ(Running("kvd"), 1);
+}
+
+TEST_F(FailoverTest, FenceWaitsForEveryLiveGatewayToAcknowledge) {
+  StartKvd();
+  gateway_alive_ = false;  // silent from now: its lease runs out after 1.5s
+  ASSERT_TRUE(c_->RequestFailover("kvd", "").ok());
+  Run(1200ms);
+  EXPECT_EQ(LastOp()->step, "fence");
+  EXPECT_EQ(agent(old_node_).State("kvd-0"), "running");  // not stopped before fencing
+  Run(1s);
+  EXPECT_NE(LastOp()->step, "fence");
+  RunChecked(2s);
+  ExpectFailedOverFrom(old_node_);
+}
+
+TEST_F(FailoverTest, PlannedSwitchoverDrainsBeforeStopping) {
+  StartKvd();
+  std::string target;
+  for (const auto& [name, inst] : c_->instances()) {
+    if (name != "kvd-0") target = inst.node;
+  }
+  auto r = c_->RequestFailover("kvd", target);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(c_->RequestFailover("kvd", "").status().code(), StatusCode::kConflict);
+  // Routes lose the old primary before it is stopped: new connections wait at the gateway.
+  bool stopped_while_routed = false;
+  for (int i = 0; i < 30; ++i) {
+    Run(100ms);
+    CheckInvariants();
+    auto e = Endpoint("kvd");
+    for (const auto& b : e["backends"]) {
+      if (b["instance"] == "kvd-0" && agent(old_node_).State("kvd-0") != "running") {
+        stopped_while_routed = true;
+      }
+    }
+  }
+  EXPECT_FALSE(stopped_while_routed);
+  ExpectFailedOverFrom(old_node_);
+  EXPECT_EQ(Inst(Role("kvd").primary).node, target);
+  EXPECT_TRUE(LastOp()->planned);
+}
+
+TEST_F(FailoverTest, RequestFailoverValidates) {
+  StartKvd();
+  ApplyRoles({KvdRole(3), WebRole(1)});
+  EXPECT_EQ(c_->RequestFailover("nope", "").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(c_->RequestFailover("web", "").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c_->RequestFailover("kvd", "n9").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(c_->RequestFailover("kvd", old_node_).status().code(),
+            StatusCode::kInvalidArgument);  // no standby there: the primary is
+}
+
+TEST_F(FailoverTest, DrainingThePrimarysNodeSwitchesOver) {
+  StartKvd();
+  ASSERT_TRUE(c_->Drain(old_node_, true).ok());
+  RunChecked(3s);
+  ExpectFailedOverFrom(old_node_);
+  EXPECT_TRUE(LastOp()->planned);
+  for (const auto& [name, inst] : c_->instances()) EXPECT_NE(inst.node, old_node_);
+}
+
+TEST_F(FailoverTest, EventsNameEveryStep) {
+  StartKvd();
+  int64_t mark = c_->LastEventId();
+  ASSERT_TRUE(c_->RequestFailover("kvd", "").ok());
+  RunChecked(2s);
+  std::vector<std::string> started;
+  bool done = false;
+  for (const auto& e : c_->EventsAfter(mark)) {
+    if (e.type == "failover-step") started.push_back(e.fields.at("step"));
+    done |= e.type == "failover-done";
+  }
+  EXPECT_EQ(started,
+            std::vector<std::string>(std::begin(kFailoverSteps), std::end(kFailoverSteps)));
+  EXPECT_TRUE(done);
+}
+
+// Every step run twice in a row leaves the same records as running it once.
+TEST_F(FailoverTest, EveryStepIsIdempotent) {
+  StartKvd();
+  NewController("", /*drive_ops=*/false);
+  Run(200ms);
+  ASSERT_TRUE(c_->RequestFailover("kvd", "").ok());
+  std::string id = LastOp()->id;
+  auto snapshot = [&] {
+    nlohmann::json j;
+    for (const auto& [n, r] : c_->roles()) j["roles"][n] = ToJson(r);
+    for (const auto& [n, r] : c_->instances()) j["instances"][n] = ToJson(r);
+    auto d = provider_.Describe("kvd-data");
+    j["attached"] = d.ok() ? d->node : "";
+    j["routes"] = c_->Routes()["endpoints"];
+    return j;
+  };
+  for (const char* step : kFailoverSteps) {
+    ASSERT_EQ(c_->ops().at(id).step, step);
+    std::string r1 = c_->RunStepOnce(id, false);
+    nlohmann::json once = snapshot();
+    std::string r2 = c_->RunStepOnce(id, false);
+    EXPECT_EQ(snapshot(), once) << "step " << step << " is not idempotent";
+    EXPECT_EQ(r1, r2) << step;
+    // Let agents and the gateway react until the step's condition holds.
+    for (int i = 0; i < 40 && c_->RunStepOnce(id, false) == "wait"; ++i) Run(100ms);
+    ASSERT_EQ(c_->RunStepOnce(id, true), "done") << "step " << step;
+  }
+  Run(300ms);
+  ExpectFailedOverFrom(old_node_);
+}
+
+struct ResumeCase {
+  std::string step;
+  bool node_loss;
+};
+
+class ResumeTest : public FailoverTest, public ::testing::WithParamInterface<ResumeCase> {};
+
+// The controller "dies" right after recording the start of a step; a new controller on the
+// same store resumes at that step and finishes without a second primary or volume.
+TEST_P(ResumeTest, NewControllerResumesAtTheRecordedStep) {
+  StartKvd();
+  NewController(GetParam().step);
+  Run(200ms);
+  if (GetParam().node_loss) {
+    agent(old_node_).Kill();
+  } else {
+    (void)c_->RequestFailover("kvd", "");  // may "crash" inside the call
+  }
+  for (int i = 0; i < 60 && !c_->crashed(); ++i) RunChecked(100ms);
+  ASSERT_TRUE(c_->crashed()) << "never reached step " << GetParam().step;
+  const Operation* op = LastOp();
+  ASSERT_EQ(op->step, GetParam().step);
+  // Agents keep running while no controller answers; then a new one starts.
+  clock_.Advance(300ms);
+  NewController();
+  EXPECT_EQ(c_->ops().at(op->id).owner, c_->id());
+  RunChecked(5s);
+  ExpectFailedOverFrom(old_node_);
+  int begun = 0;
+  for (const auto& s : LastOp()->steps) begun += s.name == GetParam().step;
+  EXPECT_EQ(begun, 1);  // resumed, not restarted
+}
+
+std::vector<ResumeCase> AllSteps() {
+  std::vector<ResumeCase> out;
+  for (bool loss : {false, true}) {
+    for (const char* s : kFailoverSteps) out.push_back({s, loss});
+  }
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllSteps, ResumeTest, ::testing::ValuesIn(AllSteps()),
+                         [](const auto& info) {
+                           return std::string(info.param.node_loss ? "NodeLoss_" : "Planned_") +
+                                  info.param.step;
+                         });
+
+}  // namespace
+}  // namespace hafab::controller::testsupport
