@@ -132,6 +132,21 @@ std::vector<pid_t> ProcessesHolding(const std::string& dir_in) {
   return out;
 }
 
+std::map<pid_t, GroupUsage> UsageOfGroups(const std::vector<pid_t>& pgids) {
+  std::map<pid_t, GroupUsage> out;
+  if (pgids.empty()) return out;
+  for (pid_t g : pgids) out[g];
+  ForEachPid([&](pid_t pid) {
+    auto st = ReadProcStat(pid);
+    if (!st || st->state == 'Z') return;
+    auto it = out.find(st->pgid);
+    if (it == out.end()) return;
+    it->second.cpu_ticks += st->cpu_ticks;
+    it->second.rss_bytes += ReadRssBytes(pid);
+  });
+  return out;
+}
+
 uint64_t ClockTicksPerSecond() {
   static const uint64_t ticks = static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
   return ticks;

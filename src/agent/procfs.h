@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,15 @@ std::vector<ProcStat> ProcessGroupMembers(pid_t pgid);
 // Processes with an open file descriptor or their cwd at or under `dir` (scans /proc).
 // Used before detaching a volume: the detach waits until this is empty.
 std::vector<pid_t> ProcessesHolding(const std::string& dir);
+
+// CPU and memory of one process group.
+struct GroupUsage {
+  uint64_t cpu_ticks = 0;
+  uint64_t rss_bytes = 0;
+};
+
+// Usage of each of the given process groups, summed over their live members (one /proc scan).
+std::map<pid_t, GroupUsage> UsageOfGroups(const std::vector<pid_t>& pgids);
 
 // sysconf(_SC_CLK_TCK).
 uint64_t ClockTicksPerSecond();

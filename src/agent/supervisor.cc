@@ -229,16 +229,28 @@ void Supervisor::Apply(const AssignmentList& list) {
   }
 }
 
-void Supervisor::Fence(const std::string& reason) {
+bool Supervisor::Idle() const {
+  if (!Pids().empty()) return false;
+  for (const auto& v : volumes_.Report()) {
+    if (v.state != VolumeState::kDetached) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> Supervisor::Fence(const std::string& reason) {
   if (!fenced_) spdlog::error("self-fencing: {}", reason);
   fenced_ = true;
+  std::vector<std::string> killed;
   for (auto& [name, in] : instances_) {
     if (in->pid == 0 || !in->running.IsActivePrimary()) continue;
     if (in->state == InstanceState::kStopping && in->kill_sent) continue;
     spdlog::error("self-fencing: killing primary {} (pid {}, epoch {})", name, in->pid,
                   in->running.epoch);
     BeginStop(*in, "fenced: " + reason, /*kill_now=*/true, /*counts_as_failure=*/false);
+    in->message = "fenced: " + reason;
+    killed.push_back(name);
   }
+  return killed;
 }
 
 void Supervisor::Unfence() {

@@ -24,6 +24,7 @@
 #include "agent/assignment.h"
 #include "agent/launcher.h"
 #include "agent/probe.h"
+#include "agent/procfs.h"
 #include "agent/resource_limiter.h"
 #include "agent/volume_manager.h"
 #include "core/clock.h"
@@ -62,12 +63,6 @@ struct ProbeTarget {
   std::optional<manifest::Probe> readiness;
 };
 
-// CPU and memory of one process group.
-struct GroupUsage {
-  uint64_t cpu_ticks = 0;
-  uint64_t rss_bytes = 0;
-};
-
 class Supervisor {
  public:
   struct Options {
@@ -101,10 +96,14 @@ class Supervisor {
 
   // Records the wanted state. Instances not in `list` are stopped and forgotten.
   void Apply(const AssignmentList& list);
+  // Stops every instance gracefully and forgets it (agent shutdown); volumes detach after.
+  void StopAll() { Apply(AssignmentList{}); }
+  // True when no instance process runs and no volume is attached or detaching.
+  bool Idle() const;
 
   // Self-fence: SIGKILL every active-passive primary now (no grace), release its volume,
-  // and start no primary until Unfence().
-  void Fence(const std::string& reason);
+  // and start no primary until Unfence(). Returns the instances it killed.
+  std::vector<std::string> Fence(const std::string& reason);
   // A fresh assignment list arrived after a fence: primaries may start again.
   void Unfence();
   bool fenced() const { return fenced_; }

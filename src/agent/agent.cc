@@ -1,0 +1,332 @@
+#include "agent/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "agent/procfs.h"
+
+namespace hafab::agent {
+
+namespace asio = boost::asio;
+
+// Runs provider calls (which may run operator scripts for seconds) one at a time off the
+// io thread, and posts each result back to it.
+class Agent::Worker {
+ public:
+  explicit Worker(asio::io_context& io) : io_(io), thread_([this] { Loop(); }) {}
+  ~Worker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void Run(std::function<Status()> op, std::function<void(Status)> done) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.emplace_back(std::move(op), std::move(done));
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      std::pair<std::function<Status()>, std::function<void(Status)>> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (stop_) return;
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      Status st = job.first();
+      asio::post(io_, [done = std::move(job.second), st] { done(st); });
+    }
+  }
+
+  asio::io_context& io_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::function<Status()>, std::function<void(Status)>>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+namespace {
+
+int64_t Ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+
+}  // namespace
+
+Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::Provider& provider,
+             ResourceLimiter* limiter, AgentOptions options)
+    : io_(io),
+      clock_(clock),
+      options_(std::move(options)),
+      worker_(std::make_unique<Worker>(io)),
+      limiter_(limiter),
+      client_(io, options_.controllers, options_.token),
+      lease_(clock),
+      tick_timer_(io),
+      heartbeat_timer_(io),
+      fence_timer_(io),
+      poll_retry_timer_(io),
+      sigchld_(io, SIGCHLD),
+      boot_id_(ReadBootId()) {
+  Worker* worker = worker_.get();
+  volumes_ = std::make_unique<VolumeManager>(
+      clock_, provider, options_.node,
+      [worker](std::function<Status()> op, std::function<void(Status)> done) {
+        worker->Run(std::move(op), std::move(done));
+      },
+      [](const std::string& dir) { return ProcessesHolding(dir); });
+  Supervisor::Options so;
+  so.node = options_.node;
+  so.data_dir = options_.data_dir;
+  if (options_.path_env.empty()) {
+    const char* path = getenv("PATH");
+    so.path_env = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  } else {
+    so.path_env = options_.path_env;
+  }
+  so.limiter = limiter_;
+  so.usage = [](const std::vector<pid_t>& pgids) { return UsageOfGroups(pgids); };
+  so.ticks_per_second = ClockTicksPerSecond();
+  so.lease_valid = [this] { return lease_.Valid(); };
+  so.start_time_of = [](pid_t pid) -> std::optional<uint64_t> {
+    auto st = ReadProcStat(pid);
+    if (!st || st->state == 'Z') return std::nullopt;
+    return st->start_time;
+  };
+  supervisor_ = std::make_unique<Supervisor>(clock_, launcher, *volumes_, std::move(so));
+  probes_ = std::make_unique<ProbeRunner>(
+      io_, options_.address,
+      [this](const std::string& instance, pid_t pid, ProbeType type, ProbeOutcome outcome) {
+        supervisor_->RecordProbe(instance, pid, type, outcome);
+      });
+}
+
+Agent::~Agent() {
+  probes_.reset();
+  worker_.reset();
+}
+
+void Agent::Start() {
+  spdlog::info("agent {}: data dir {}, controllers {}, resource limits: {}", options_.node,
+               options_.data_dir, fmt::join(options_.controllers, ","),
+               limiter_ != nullptr ? limiter_->Mechanism() : "none");
+  RestoreLease();
+  supervisor_->AdoptLeftovers();
+  CheckLease();  // adopted primaries whose lease ran out while no agent ran are fenced now
+  ArmFenceTimer();
+  WatchChildren();
+  Tick();
+  SendHeartbeat();
+  Poll(/*immediate=*/false);
+}
+
+void Agent::Shutdown(std::function<void()> done) {
+  spdlog::info("agent {}: shutting down: stopping every instance", options_.node);
+  shutting_down_ = true;
+  shutdown_done_ = std::move(done);
+  supervisor_->StopAll();
+  Tick();
+}
+
+void Agent::WatchChildren() {
+  sigchld_.async_wait([this](boost::system::error_code ec, int) {
+    if (ec) return;
+    supervisor_->Tick();
+    WatchChildren();
+  });
+}
+
+void Agent::ScheduleTick() {
+  tick_timer_.expires_after(options_.tick_interval);
+  tick_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    Tick();
+  });
+}
+
+void Agent::Tick() {
+  CheckLease();
+  supervisor_->Tick();
+  probes_->Sync(supervisor_->ProbeTargets());
+  if (shutting_down_ && shutdown_done_ && supervisor_->Idle()) {
+    spdlog::info("agent {}: every instance stopped and every volume detached", options_.node);
+    auto done = std::move(shutdown_done_);
+    shutdown_done_ = nullptr;
+    done();
+    return;
+  }
+  ScheduleTick();
+}
+
+void Agent::CheckLease() {
+  if (!lease_.Expired() || supervisor_->fenced()) return;
+  const auto since = clock_.Now() - (lease_.deadline() - options_.lease_ttl);
+  std::string reason = "could not renew the lease with the controller for " +
+                       std::to_string(Ms(since)) + "ms (lease_ttl " +
+                       std::to_string(Ms(options_.lease_ttl)) + "ms; last tried " +
+                       client_.current_url() + ")";
+  std::vector<std::string> killed = supervisor_->Fence(reason);
+  fenced_at_ = clock_.Now();
+  if (!killed.empty() || heartbeats_ok_ > 0) {
+    unreported_fence_ = FenceRecord{reason, clock_.WallNow(), killed};
+  }
+  supervisor_->Tick();
+}
+
+void Agent::ArmFenceTimer() {
+  if (!lease_.held()) return;
+  Duration left = lease_.deadline() - clock_.Now();
+  if (left < Duration::zero()) left = Duration::zero();
+  fence_timer_.expires_after(left + std::chrono::milliseconds(1));
+  fence_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    CheckLease();
+  });
+}
+
+void Agent::PersistLease() {
+  const std::string path = options_.data_dir + "/run/lease";
+  {
+    std::ofstream out(path + ".tmp", std::ios::trunc);
+    out << std::chrono::duration_cast<std::chrono::nanoseconds>(
+               lease_.deadline().time_since_epoch())
+               .count()
+        << "\n";
+  }
+  std::rename((path + ".tmp").c_str(), path.c_str());
+}
+
+void Agent::RestoreLease() {
+  // The deadline the previous run held, on the system-wide monotonic clock: adopted primaries
+  // may keep running until then, and are fenced at once if it has passed.
+  std::ifstream in(options_.data_dir + "/run/lease");
+  int64_t ns = 0;
+  if (in >> ns && ns > 0) {
+    lease_.Restore(TimePoint(std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(ns))));
+    spdlog::info(
+        "agent {}: lease of the previous run {} {}ms ago", options_.node,
+        lease_.Valid() ? "ends" : "ended",
+        Ms(lease_.Valid() ? lease_.deadline() - clock_.Now() : clock_.Now() - lease_.deadline()));
+  }
+}
+
+void Agent::ScheduleHeartbeat() {
+  heartbeat_timer_.expires_after(options_.heartbeat_interval);
+  heartbeat_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    SendHeartbeat();
+  });
+}
+
+void Agent::SendHeartbeat() {
+  ScheduleHeartbeat();
+  if (heartbeat_in_flight_) return;  // never pile up: the next one goes when this returns
+  HeartbeatInput in;
+  in.node = options_.node;
+  in.address = options_.address;
+  in.agent_version = kAgentVersion;
+  in.boot_id = boot_id_;
+  in.labels = options_.labels;
+  in.assignments_generation = applied_generation_;
+  in.instances = supervisor_->Report();
+  in.volumes = volumes_->Report();
+  in.fence = unreported_fence_;
+  if (limiter_ != nullptr) in.resource_limits = limiter_->Mechanism();
+  const bool carried_fence = unreported_fence_.has_value();
+  const TimePoint sent_at = clock_.Now();
+  heartbeat_in_flight_ = true;
+  Duration timeout = std::min<Duration>(options_.lease_ttl, std::chrono::seconds(1));
+  client_.Heartbeat(
+      options_.node, BuildHeartbeat(in), timeout,
+      [this, sent_at, carried_fence](Result<HeartbeatAnswer> r) {
+        heartbeat_in_flight_ = false;
+        if (!r.ok()) {
+          if (heartbeat_failures_++ % 25 == 0) {
+            spdlog::warn("agent {}: heartbeat failed ({} in a row): {}", options_.node,
+                         heartbeat_failures_, r.status().ToString());
+          }
+          return;
+        }
+        if (heartbeat_failures_ > 0) {
+          spdlog::info("agent {}: heartbeat answered again after {} failures", options_.node,
+                       heartbeat_failures_);
+        }
+        heartbeat_failures_ = 0;
+        ++heartbeats_ok_;
+        options_.lease_ttl = r->lease_ttl;
+        lease_.Renewed(sent_at, r->lease_ttl);
+        PersistLease();
+        ArmFenceTimer();
+        if (carried_fence) unreported_fence_.reset();
+        controller_generation_ = r->assignments_generation;
+        if (!have_list_ || controller_generation_ != applied_generation_ || supervisor_->fenced()) {
+          Poll(/*immediate=*/true);
+        }
+      });
+}
+
+void Agent::Poll(bool immediate) {
+  bool& in_flight = immediate ? immediate_poll_in_flight_ : long_poll_in_flight_;
+  if (in_flight) return;
+  in_flight = true;
+  const uint64_t seq = ++poll_seq_;
+  const TimePoint sent_at = clock_.Now();
+  client_.FetchAssignments(options_.node, have_list_ ? applied_generation_ : 0,
+                           immediate ? Duration::zero() : options_.assignments_wait,
+                           [this, seq, sent_at, immediate](Result<AssignmentList> r) {
+                             (immediate ? immediate_poll_in_flight_ : long_poll_in_flight_) = false;
+                             const bool ok = r.ok();
+                             OnAssignments(seq, sent_at, std::move(r));
+                             if (immediate) return;
+                             if (ok) {
+                               Poll(false);
+                               return;
+                             }
+                             poll_retry_timer_.expires_after(options_.retry_interval);
+                             poll_retry_timer_.async_wait([this](boost::system::error_code ec) {
+                               if (!ec) Poll(false);
+                             });
+                           });
+}
+
+void Agent::OnAssignments(uint64_t seq, TimePoint sent_at, Result<AssignmentList> r) {
+  if (!r.ok()) {
+    if (r.status().code() != StatusCode::kUnavailable &&
+        r.status().code() != StatusCode::kDeadlineExceeded) {
+      spdlog::warn("agent {}: assignments: {}", options_.node, r.status().ToString());
+    }
+    return;
+  }
+  if (shutting_down_) return;
+  const AssignmentList& list = *r;
+  const bool newer = !have_list_ || list.generation > applied_generation_ ||
+                     (list.generation != applied_generation_ && seq > applied_seq_);
+  if (newer) {
+    spdlog::info("agent {}: applying assignments generation {} ({} instances)", options_.node,
+                 list.generation, list.assignments.size());
+    supervisor_->Apply(list);
+    applied_generation_ = list.generation;
+    have_list_ = true;
+  }
+  applied_seq_ = std::max(applied_seq_, seq);
+  if (supervisor_->fenced() && fenced_at_ && sent_at > *fenced_at_ && lease_.Valid()) {
+    if (!newer) supervisor_->Apply(list);
+    supervisor_->Unfence();
+  }
+  supervisor_->Tick();
+}
+
+}  // namespace hafab::agent

@@ -1,0 +1,107 @@
+// Agent: one node's guest agent. On one io_context thread it heartbeats the controller,
+// long-polls its assignments and applies them to the Supervisor, runs probes, reaps
+// children (SIGCHLD), and fences itself when its lease runs out.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/controller_client.h"
+#include "agent/heartbeat.h"
+#include "agent/launcher.h"
+#include "agent/lease.h"
+#include "agent/probe_runner.h"
+#include "agent/resource_limiter.h"
+#include "agent/supervisor.h"
+#include "agent/volume_manager.h"
+#include "provider/provider.h"
+
+namespace hafab::agent {
+
+inline constexpr char kAgentVersion[] = "0.1.0";
+
+struct AgentOptions {
+  std::string node;
+  std::string address = "127.0.0.1";
+  std::vector<std::string> controllers;  // base URLs, tried in turn
+  std::string token;
+  std::string data_dir;
+  std::map<std::string, std::string> labels;  // fault_domain, update_domain
+  Duration heartbeat_interval = std::chrono::milliseconds(200);
+  Duration tick_interval = std::chrono::milliseconds(50);
+  Duration lease_ttl = std::chrono::milliseconds(1500);  // until the controller says otherwise
+  Duration assignments_wait = std::chrono::seconds(5);
+  Duration retry_interval = std::chrono::milliseconds(200);
+  std::string path_env;  // PATH for instances; "" = the agent's own
+};
+
+class Agent {
+ public:
+  // `launcher`, `provider` and `limiter` (may be null) outlive the agent.
+  Agent(boost::asio::io_context& io, Clock& clock, Launcher& launcher, provider::Provider& provider,
+        ResourceLimiter* limiter, AgentOptions options);
+  ~Agent();
+
+  // Adopts leftovers of a previous run and starts the timers. Call once, before io.run().
+  void Start();
+  // Stops every instance gracefully, detaches volumes, then calls `done` (on the io thread).
+  void Shutdown(std::function<void()> done);
+
+  Supervisor& supervisor() { return *supervisor_; }
+  const LeaseTracker& lease() const { return lease_; }
+  uint64_t applied_generation() const { return applied_generation_; }
+  int heartbeats_ok() const { return heartbeats_ok_; }
+
+ private:
+  void Tick();
+  void ScheduleTick();
+  void SendHeartbeat();
+  void ScheduleHeartbeat();
+  void Poll(bool immediate);
+  void OnAssignments(uint64_t seq, TimePoint sent_at, Result<AssignmentList> r);
+  void CheckLease();
+  void ArmFenceTimer();
+  void PersistLease();
+  void RestoreLease();
+  void WatchChildren();
+
+  boost::asio::io_context& io_;
+  Clock& clock_;
+  AgentOptions options_;
+  class Worker;
+  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<VolumeManager> volumes_;
+  std::unique_ptr<Supervisor> supervisor_;
+  ResourceLimiter* limiter_;
+  ControllerClient client_;
+  LeaseTracker lease_;
+  std::unique_ptr<ProbeRunner> probes_;
+  boost::asio::steady_timer tick_timer_;
+  boost::asio::steady_timer heartbeat_timer_;
+  boost::asio::steady_timer fence_timer_;
+  boost::asio::steady_timer poll_retry_timer_;
+  boost::asio::signal_set sigchld_;
+  std::string boot_id_;
+  bool heartbeat_in_flight_ = false;
+  bool long_poll_in_flight_ = false;
+  bool immediate_poll_in_flight_ = false;
+  bool have_list_ = false;
+  uint64_t applied_generation_ = 0;
+  uint64_t poll_seq_ = 0;
+  uint64_t applied_seq_ = 0;
+  uint64_t controller_generation_ = 0;
+  std::optional<TimePoint> fenced_at_;
+  std::optional<FenceRecord> unreported_fence_;
+  int heartbeats_ok_ = 0;
+  int heartbeat_failures_ = 0;
+  bool shutting_down_ = false;
+  std::function<void()> shutdown_done_;
+};
+
+}  // namespace hafab::agent

@@ -1,0 +1,389 @@
+// The agent with real processes, against a fake controller on loopback.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+#include <fstream>
+#include <thread>
+
+#include "agent/agent.h"
+#include "agent/cgroup_limiter.h"
+#include "agent/fake_controller.h"
+#include "agent/process_launcher.h"
+#include "agent/procfs.h"
+#include "agent/test_util.h"
+#include "provider/local_provider.h"
+
+namespace hafab::agent {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+bool WaitFor(const std::function<bool()>& cond, Duration timeout = std::chrono::seconds(10)) {
+  const TimePoint deadline = RealClock().Now() + timeout;
+  while (RealClock().Now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return cond();
+}
+
+bool ProcessAlive(pid_t pid) {
+  auto st = ReadProcStat(pid);
+  return st && st->state != 'Z';
+}
+
+// Live processes whose command line contains `marker`.
+int CountProcesses(const std::string& marker) {
+  int n = 0;
+  DIR* d = opendir("/proc");
+  while (dirent* e = readdir(d)) {
+    pid_t pid = atoi(e->d_name);
+    if (pid <= 0 || !ProcessAlive(pid)) continue;
+    std::ifstream in(std::string("/proc/") + e->d_name + "/cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), {});
+    if (cmd.find(marker) != std::string::npos) ++n;
+  }
+  closedir(d);
+  return n;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+json Assignment(const std::string& instance, std::vector<std::string> argv, json extra = {}) {
+  json a{{"instance", instance},
+         {"role", instance.substr(0, instance.rfind('-'))},
+         {"mode", "load-balanced"},
+         {"run", true},
+         {"epoch", 1},
+         {"command", argv[0]},
+         {"args", std::vector<std::string>(argv.begin() + 1, argv.end())},
+         {"port", 0},
+         {"spec_hash", "h1"},
+         {"stop_grace_ms", 2000},
+         {"restart",
+          {{"policy", "always"},
+           {"max_restarts", 10},
+           {"window_ms", 60000},
+           {"backoff_initial_ms", 50},
+           {"backoff_max_ms", 500}}}};
+  for (auto& [k, v] : extra.items()) a[k] = v;
+  return a;
+}
+
+// One agent on its own io_context thread, as `hafab agent` runs it.
+class AgentHarness {
+ public:
+  AgentHarness(testutil::FakeController& controller, const std::string& data_dir,
+               const std::string& volume_root, ResourceLimiter* limiter = nullptr)
+      : provider_(volume_root) {
+    AgentOptions o;
+    o.node = "n1";
+    o.controllers = {controller.url()};
+    o.token = controller.token();
+    o.data_dir = data_dir;
+    o.labels = {{"fault_domain", "fd1"}};
+    o.heartbeat_interval = 100ms;
+    agent_ = std::make_unique<Agent>(io_, RealClock(), launcher_, provider_, limiter, o);
+    agent_->Start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~AgentHarness() {
+    if (thread_.joinable()) Shutdown();
+  }
+
+  // As SIGKILL of the agent: its loop stops, its instances keep running.
+  void Kill() {
+    if (!thread_.joinable()) return;
+    io_.stop();
+    thread_.join();
+    agent_.reset();
+  }
+  // As SIGTERM: stop the instances, detach volumes, return.
+  void Shutdown() {
+    boost::asio::post(io_, [this] { agent_->Shutdown([this] { io_.stop(); }); });
+    thread_.join();
+    agent_.reset();
+  }
+
+  provider::LocalProvider& provider() { return provider_; }
+
+ private:
+  boost::asio::io_context io_;
+  ProcessLauncher launcher_;
+  provider::LocalProvider provider_;
+  std::unique_ptr<Agent> agent_;
+  std::thread thread_;
+};
+
+class AgentIntegrationTest : public ::testing::Test {
+ protected:
+  std::string data_dir() { return dir_.path() + "/n1"; }
+  std::string volume_root() { return dir_.path() + "/volumes"; }
+
+  // Waits until the last heartbeat shows `instance` with a predicate true; returns it.
+  json WaitInstance(const std::string& instance, const std::function<bool(const json&)>& pred,
+                    Duration timeout = std::chrono::seconds(10)) {
+    json found;
+    bool ok = WaitFor(
+        [&] {
+          found = controller_.Instance(instance);
+          return !found.is_null() && pred(found);
+        },
+        timeout);
+    EXPECT_TRUE(ok) << "instance " << instance << " last seen as " << found.dump();
+    return found;
+  }
+  static bool Running(const json& i) { return i["state"] == "running" && i["pid"] != 0; }
+
+  testutil::TempDir dir_;
+  testutil::FakeController controller_;
+};
+
+TEST_F(AgentIntegrationTest, StartsReportsStopsAndForgets) {
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  ASSERT_TRUE(WaitFor([&] { return controller_.heartbeats() > 0; }));
+  auto hb = controller_.LastHeartbeat();
+  EXPECT_EQ(hb["node"], "n1");
+  EXPECT_EQ(hb["labels"]["fault_domain"], "fd1");
+  EXPECT_EQ(hb["agent_version"], kAgentVersion);
+
+  controller_.SetAssignments(json::array({Assignment(
+      "sleeper-0", {"sh", "-c", "echo started $HAFAB_INSTANCE $HAFAB_NODE; exec sleep 1000.11"})}));
+  json i = WaitInstance("sleeper-0", Running);
+  pid_t pid = i["pid"].get<pid_t>();
+  EXPECT_TRUE(ProcessAlive(pid));
+  EXPECT_TRUE(WaitFor([&] {
+    std::ifstream in(data_dir() + "/logs/sleeper-0.log");
+    std::string line;
+    std::getline(in, line);
+    return line == "started sleeper-0 n1";
+  }));
+  EXPECT_EQ(controller_.LastHeartbeat()["assignments_generation"], 2);
+  // Unassigned: stopped (SIGTERM) and forgotten.
+  controller_.SetAssignments(json::array());
+  ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }));
+  ASSERT_TRUE(WaitFor([&] { return controller_.LastHeartbeat()["instances"].empty(); }));
+  EXPECT_EQ(CountProcesses("1000.11"), 0);
+}
+
+TEST_F(AgentIntegrationTest, SigkilledInstanceIsRestarted) {
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  controller_.SetAssignments(json::array({Assignment("sleeper-0", {"sleep", "1000.12"})}));
+  pid_t pid = WaitInstance("sleeper-0", Running)["pid"].get<pid_t>();
+  kill(pid, SIGKILL);
+  json i = WaitInstance("sleeper-0",
+                        [&](const json& i) { return Running(i) && i["pid"].get<pid_t>() != pid; });
+  EXPECT_EQ(i["restarts"], 1);
+  EXPECT_EQ(i["last_exit"], "signal 9 (Killed)");
+  EXPECT_EQ(CountProcesses("1000.12"), 1);
+}
+
+TEST_F(AgentIntegrationTest, StopEscalatesToSigkillAfterGrace) {
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  controller_.SetAssignments(json::array({Assignment(
+      "stubborn-0", {"sh", "-c", "trap '' TERM; while true; do sleep 0.05; done; : 1000.13"},
+      {{"stop_grace_ms", 300}})}));
+  pid_t pid = WaitInstance("stubborn-0", Running)["pid"].get<pid_t>();
+  const TimePoint start = RealClock().Now();
+  controller_.SetAssignments(json::array({Assignment(
+      "stubborn-0", {"sh", "-c", "trap '' TERM; while true; do sleep 0.05; done; : 1000.13"},
+      {{"stop_grace_ms", 300}, {"run", false}})}));
+  ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }));
+  EXPECT_GE(RealClock().Now() - start, 300ms);
+  json i = WaitInstance("stubborn-0", [](const json& i) { return i["state"] == "stopped"; });
+  EXPECT_EQ(i["last_exit"], "signal 9 (Killed)");
+  EXPECT_EQ(CountProcesses("1000.13"), 0);  // the whole group is gone
+}
+
+TEST_F(AgentIntegrationTest, HungInstanceCaughtByLiveness) {
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  int port = FreePort();
+  json probes = {{"liveness",
+                  {{"kind", "http"},
+                   {"path", "/"},
+                   {"interval_ms", 100},
+                   {"timeout_ms", 200},
+                   {"failure_threshold", 3},
+                   {"success_threshold", 1}}},
+                 {"readiness", nullptr}};
+  controller_.SetAssignments(json::array({Assignment(
+      "web-0",
+      {"/usr/bin/python3", "-m", "http.server", std::to_string(port), "--bind", "127.0.0.1"},
+      {{"port", port}, {"probes", probes}})}));
+  json i = WaitInstance("web-0", [](const json& i) { return Running(i) && i["liveness"] == "ok"; });
+  pid_t pid = i["pid"].get<pid_t>();
+  kill(pid, SIGSTOP);  // hung: accepts nothing, answers nothing
+  i = WaitInstance("web-0", [&](const json& i) {
+    return Running(i) && i["pid"].get<pid_t>() != pid && i["liveness"] == "ok";
+  });
+  EXPECT_EQ(i["restarts"], 1);
+  EXPECT_NE(i["last_exit"].get<std::string>().find("liveness failed"), std::string::npos)
+      << i.dump();
+  EXPECT_FALSE(ProcessAlive(pid));
+}
+
+TEST_F(AgentIntegrationTest, ReadinessBusyAndFailedFromExecProbe) {
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  std::string flag = dir_.path() + "/state";
+  std::ofstream(flag) << "75";
+  json probes = {{"readiness",
+                  {{"kind", "exec"},
+                   {"command", {"sh", "-c", "exit $(cat " + flag + ")"}},
+                   {"interval_ms", 50},
+                   {"timeout_ms", 1000},
+                   {"failure_threshold", 2},
+                   {"success_threshold", 1}}}};
+  controller_.SetAssignments(
+      json::array({Assignment("w-0", {"sleep", "1000.14"}, {{"probes", probes}})}));
+  WaitInstance("w-0", [](const json& i) { return i["readiness"] == "busy"; });
+  std::ofstream(flag) << "0";
+  WaitInstance("w-0", [](const json& i) { return i["readiness"] == "ready"; });
+  std::ofstream(flag) << "1";
+  json i = WaitInstance("w-0", [](const json& i) { return i["readiness"] == "failed"; });
+  EXPECT_EQ(i["restarts"], 0);  // readiness never restarts
+}
+
+TEST_F(AgentIntegrationTest, VolumeAttachConflictThenDetachWaitsForHolder) {
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  ASSERT_TRUE(agent.provider().Attach("kvd-data", "n2", "kvd-1").ok());
+  json kvd =
+      Assignment("kvd-0",
+                 {"sh", "-c",
+                  "echo x > $HAFAB_VOLUME_DIR/f; setsid sleep 1000.15 >> $HAFAB_VOLUME_DIR/f "
+                  "2>&1 & exec sleep 1000.16"},
+                 {{"volume", "kvd-data"}, {"mode", "active-passive"}});
+  controller_.SetAssignments(json::array({kvd}));
+  json i = WaitInstance("kvd-0", [](const json& i) {
+    return i["state"] == "starting" &&
+           i["message"].get<std::string>().find("n2") != std::string::npos;
+  });
+  EXPECT_NE(controller_.Volume("kvd-data")["error"].get<std::string>().find("kvd-1"),
+            std::string::npos);
+  ASSERT_TRUE(agent.provider().Detach("kvd-data", "n2").ok());
+  WaitInstance("kvd-0", Running);
+  EXPECT_EQ(controller_.Volume("kvd-data")["state"], "attached");
+  EXPECT_EQ(agent.provider().Describe("kvd-data")->node, "n1");
+  ASSERT_TRUE(WaitFor([&] { return CountProcesses("1000.15") == 1; }));
+
+  // The volume is taken away: the instance stops, a process of its own session still holds
+  // the volume, so the detach waits.
+  kvd.erase("volume");
+  kvd["run"] = false;
+  controller_.SetAssignments(json::array({kvd}));
+  WaitInstance("kvd-0", [](const json& i) { return i["state"] == "stopped"; });
+  ASSERT_TRUE(WaitFor([&] { return controller_.Volume("kvd-data")["state"] == "detaching"; }));
+  std::this_thread::sleep_for(300ms);  // give a wrong detach the chance to happen
+  EXPECT_EQ(controller_.Volume("kvd-data")["state"], "detaching");
+  EXPECT_EQ(agent.provider().Describe("kvd-data")->node, "n1");
+  EXPECT_NE(controller_.Volume("kvd-data")["error"].get<std::string>().find("held by"),
+            std::string::npos);
+  auto holders = ProcessesHolding(agent.provider().MountPath("kvd-data", "n1"));
+  ASSERT_EQ(holders.size(), 1u);
+  kill(holders[0], SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return controller_.Volume("kvd-data")["state"] == "detached"; }));
+  EXPECT_EQ(agent.provider().Describe("kvd-data")->node, "");
+}
+
+TEST_F(AgentIntegrationTest, RestartedAgentAdoptsItsInstances) {
+  json a = Assignment("sleeper-0", {"sleep", "1000.17"});
+  json b = Assignment("other-0", {"sleep", "1000.18"});
+  controller_.SetAssignments(json::array({a, b}));
+  pid_t pid_a, pid_b;
+  {
+    AgentHarness agent(controller_, data_dir(), volume_root());
+    pid_a = WaitInstance("sleeper-0", Running)["pid"].get<pid_t>();
+    pid_b = WaitInstance("other-0", Running)["pid"].get<pid_t>();
+    agent.Kill();
+  }
+  EXPECT_TRUE(ProcessAlive(pid_a));
+  // While no agent ran, other-0's spec changed: the new agent replaces it, adopts sleeper-0.
+  b["spec_hash"] = "h2";
+  b["args"] = {"1000.19"};
+  controller_.SetAssignments(json::array({a, b}));
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  WaitInstance("other-0", [&](const json& i) { return Running(i) && i["pid"] != pid_b; });
+  json i = WaitInstance("sleeper-0", Running);
+  EXPECT_EQ(i["pid"].get<pid_t>(), pid_a);
+  EXPECT_EQ(CountProcesses("1000.17"), 1);  // never two copies
+  EXPECT_EQ(CountProcesses("1000.18"), 0);
+  EXPECT_EQ(CountProcesses("1000.19"), 1);
+  // The adopted process is still supervised: killed, it is restarted.
+  kill(pid_a, SIGKILL);
+  WaitInstance("sleeper-0", [&](const json& i) { return Running(i) && i["pid"] != pid_a; });
+  EXPECT_EQ(CountProcesses("1000.17"), 1);
+}
+
+TEST_F(AgentIntegrationTest, SilentControllerFencesPrimaryOnly) {
+  controller_.lease_ttl = 800ms;
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  json primary = Assignment("kvd-0", {"sleep", "1000.20"},
+                            {{"mode", "active-passive"}, {"volume", "kvd-data"}, {"epoch", 2}});
+  json web = Assignment("web-0", {"sleep", "1000.21"});
+  controller_.SetAssignments(json::array({primary, web}));
+  pid_t kvd = WaitInstance("kvd-0", Running)["pid"].get<pid_t>();
+  pid_t web_pid = WaitInstance("web-0", Running)["pid"].get<pid_t>();
+  ASSERT_TRUE(WaitFor([&] { return controller_.Volume("kvd-data")["state"] == "attached"; }));
+  // The last heartbeat the controller answers: from here the agent must kill its primary
+  // within lease_ttl of when it sent that heartbeat.
+  controller_.SetSilent(true);
+  const TimePoint silent_at = RealClock().Now();
+  ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(kvd); }, 5s));
+  const Duration fenced_after = RealClock().Now() - silent_at;
+  EXPECT_LE(fenced_after, 800ms + 150ms) << ToMillis(fenced_after);
+  EXPECT_TRUE(ProcessAlive(web_pid));
+  ASSERT_TRUE(WaitFor([&] { return agent.provider().Describe("kvd-data")->node.empty(); }));
+  // The controller returns: the agent reports the fence, then restarts the primary only from
+  // a fresh assignment list.
+  controller_.SetSilent(false);
+  ASSERT_TRUE(WaitFor([&] { return !controller_.FenceReports().empty(); }));
+  auto fence = controller_.FenceReports()[0];
+  EXPECT_EQ(fence["killed"], json::array({"kvd-0"}));
+  EXPECT_NE(fence["reason"].get<std::string>().find("lease"), std::string::npos);
+  WaitInstance("kvd-0", [&](const json& i) { return Running(i) && i["pid"] != kvd; });
+  EXPECT_EQ(CountProcesses("1000.20"), 1);
+}
+
+TEST_F(AgentIntegrationTest, ShutdownStopsInstancesAndDetaches) {
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  controller_.SetAssignments(json::array(
+      {Assignment("kvd-0", {"sleep", "1000.22"}, {{"volume", "v1"}, {"mode", "active-passive"}})}));
+  pid_t pid = WaitInstance("kvd-0", Running)["pid"].get<pid_t>();
+  agent.Shutdown();
+  EXPECT_FALSE(ProcessAlive(pid));
+  EXPECT_EQ(agent.provider().Describe("v1")->node, "");
+}
+
+TEST_F(AgentIntegrationTest, MemoryLimitKillIsReportedAsOom) {
+  auto limiter = MakeResourceLimiter("hafab-test-" + std::to_string(getpid()));
+  if (limiter->Mechanism() == "rlimit") GTEST_SKIP() << "no writable cgroup on this machine";
+  AgentHarness agent(controller_, data_dir(), volume_root(), limiter.get());
+  controller_.SetAssignments(json::array({Assignment(
+      "hog-0",
+      {"/usr/bin/python3", "-c",
+       "import time\nx = []\nwhile True:\n  x.append(bytearray(8 << 20)); time.sleep(0.01)"},
+      {{"resources", {{"cpu", 0.5}, {"memory_bytes", 64 << 20}}},
+       {"restart", {{"policy", "never"}}}})}));
+  json i = WaitInstance(
+      "hog-0", [](const json& i) { return i["last_exit"] == "oom"; }, 30s);
+  EXPECT_EQ(i["state"], "failed");
+  EXPECT_EQ(controller_.LastHeartbeat()["resource_limits"], limiter->Mechanism());
+}
+
+}  // namespace
+}  // namespace hafab::agent

@@ -1,0 +1,179 @@
+#include "agent/cgroup_limiter.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace hafab::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+Status WriteValue(const std::string& path, const std::string& value) {
+  std::ofstream out(path);
+  out << value;
+  out.flush();
+  if (!out) return Status::Internal("cannot write '" + value + "' to " + path);
+  return Status::Ok();
+}
+
+// The value after `key` in a "key value" per line file (memory.oom_control, memory.events).
+uint64_t ReadKeyed(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  std::string k;
+  uint64_t v;
+  while (in >> k >> v) {
+    if (k == key) return v;
+  }
+  return 0;
+}
+
+// This process's cgroup path in the hierarchy with `controller` ("" = the v2 unified one).
+std::string OwnCgroupPath(const std::string& controller) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    // id:controllers:path
+    size_t a = line.find(':');
+    size_t b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string controllers = line.substr(a + 1, b - a - 1);
+    std::string path = line.substr(b + 1);
+    if (controller.empty()
+            ? controllers.empty()
+            : (("," + controllers + ",").find("," + controller + ",") != std::string::npos)) {
+      return path == "/" ? "" : path;
+    }
+  }
+  return "";
+}
+
+bool Writable(const std::string& dir) { return access(dir.c_str(), W_OK) == 0; }
+
+Status MakeDir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Internal("cannot create cgroup " + dir + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
+CgroupV1Limiter::CgroupV1Limiter(std::string memory_base, std::string cpu_base)
+    : memory_base_(std::move(memory_base)), cpu_base_(std::move(cpu_base)) {}
+
+CgroupV1Limiter::~CgroupV1Limiter() {
+  rmdir(memory_base_.c_str());
+  rmdir(cpu_base_.c_str());
+}
+
+Status CgroupV1Limiter::Prepare(const std::string& instance, const manifest::Resources& r,
+                                LaunchSpec* spec) {
+  const std::string mem = memory_base_ + "/" + instance;
+  const std::string cpu = cpu_base_ + "/" + instance;
+  HAFAB_RETURN_IF_ERROR(MakeDir(mem));
+  HAFAB_RETURN_IF_ERROR(MakeDir(cpu));
+  HAFAB_RETURN_IF_ERROR(WriteValue(mem + "/memory.limit_in_bytes",
+                                   r.memory_bytes > 0 ? std::to_string(r.memory_bytes) : "-1"));
+  if (r.cpu > 0) {
+    HAFAB_RETURN_IF_ERROR(WriteValue(cpu + "/cpu.cfs_period_us", "100000"));
+    HAFAB_RETURN_IF_ERROR(
+        WriteValue(cpu + "/cpu.cfs_quota_us",
+                   std::to_string(std::max<int64_t>(1000, std::llround(r.cpu * 100000)))));
+  } else {
+    HAFAB_RETURN_IF_ERROR(WriteValue(cpu + "/cpu.cfs_quota_us", "-1"));
+  }
+  oom_baseline_[instance] = ReadKeyed(mem + "/memory.oom_control", "oom_kill");
+  spec->cgroup_procs = {mem + "/cgroup.procs", cpu + "/cgroup.procs"};
+  return Status::Ok();
+}
+
+bool CgroupV1Limiter::OomKilled(const std::string& instance) {
+  uint64_t now = ReadKeyed(memory_base_ + "/" + instance + "/memory.oom_control", "oom_kill");
+  uint64_t& base = oom_baseline_[instance];
+  bool killed = now > base;
+  base = now;
+  return killed;
+}
+
+void CgroupV1Limiter::Release(const std::string& instance) {
+  rmdir((memory_base_ + "/" + instance).c_str());
+  rmdir((cpu_base_ + "/" + instance).c_str());
+  oom_baseline_.erase(instance);
+}
+
+CgroupV2Limiter::CgroupV2Limiter(std::string base) : base_(std::move(base)) {}
+
+CgroupV2Limiter::~CgroupV2Limiter() { rmdir(base_.c_str()); }
+
+Status CgroupV2Limiter::Prepare(const std::string& instance, const manifest::Resources& r,
+                                LaunchSpec* spec) {
+  const std::string dir = base_ + "/" + instance;
+  HAFAB_RETURN_IF_ERROR(MakeDir(dir));
+  HAFAB_RETURN_IF_ERROR(
+      WriteValue(dir + "/memory.max", r.memory_bytes > 0 ? std::to_string(r.memory_bytes) : "max"));
+  HAFAB_RETURN_IF_ERROR(WriteValue(
+      dir + "/cpu.max",
+      r.cpu > 0 ? std::to_string(std::max<int64_t>(1000, std::llround(r.cpu * 100000))) + " 100000"
+                : "max 100000"));
+  oom_baseline_[instance] = ReadKeyed(dir + "/memory.events", "oom_kill");
+  spec->cgroup_procs = {dir + "/cgroup.procs"};
+  return Status::Ok();
+}
+
+bool CgroupV2Limiter::OomKilled(const std::string& instance) {
+  uint64_t now = ReadKeyed(base_ + "/" + instance + "/memory.events", "oom_kill");
+  uint64_t& base = oom_baseline_[instance];
+  bool killed = now > base;
+  base = now;
+  return killed;
+}
+
+void CgroupV2Limiter::Release(const std::string& instance) {
+  rmdir((base_ + "/" + instance).c_str());
+  oom_baseline_.erase(instance);
+}
+
+Status RlimitLimiter::Prepare(const std::string& instance, const manifest::Resources& r,
+                              LaunchSpec* spec) {
+  spec->rlimit_as_bytes = r.memory_bytes;
+  spec->nice = (r.cpu > 0 && r.cpu < 1) ? 10 : 0;
+  return Status::Ok();
+}
+
+std::unique_ptr<ResourceLimiter> MakeResourceLimiter(const std::string& group) {
+  // cgroup v2 with the memory and cpu controllers delegated to our subtree.
+  const std::string v2_root = "/sys/fs/cgroup";
+  std::ifstream controllers_file(v2_root + "/cgroup.controllers");
+  if (controllers_file) {
+    const std::string own = v2_root + OwnCgroupPath("");
+    std::string base = own + "/" + group;
+    std::ifstream own_controllers(own + "/cgroup.controllers");
+    std::string list((std::istreambuf_iterator<char>(own_controllers)), {});
+    if (list.find("memory") != std::string::npos && list.find("cpu") != std::string::npos &&
+        MakeDir(base).ok() && WriteValue(base + "/cgroup.subtree_control", "+memory +cpu").ok()) {
+      spdlog::info("resource limits: cgroup v2 under {}", base);
+      return std::make_unique<CgroupV2Limiter>(base);
+    }
+  }
+  // cgroup v1 cpu and memory hierarchies.
+  const std::string mem_mount = "/sys/fs/cgroup/memory";
+  const std::string cpu_mount = "/sys/fs/cgroup/cpu";
+  if (fs::exists(mem_mount + "/cgroup.procs") && fs::exists(cpu_mount + "/cgroup.procs")) {
+    std::string mem_base = mem_mount + OwnCgroupPath("memory") + "/" + group;
+    std::string cpu_base = cpu_mount + OwnCgroupPath("cpu") + "/" + group;
+    if (MakeDir(mem_base).ok() && MakeDir(cpu_base).ok() && Writable(mem_base) &&
+        Writable(cpu_base)) {
+      spdlog::info("resource limits: cgroup v1 (memory {}, cpu {})", mem_base, cpu_base);
+      return std::make_unique<CgroupV1Limiter>(mem_base, cpu_base);
+    }
+  }
+  spdlog::info("resource limits: setrlimit(RLIMIT_AS) and nice (no writable cgroup)");
+  return std::make_unique<RlimitLimiter>();
+}
+
+}  // namespace hafab::agent

@@ -1,0 +1,46 @@
+// ControllerClient: the agent's two calls to the controller (heartbeat, assignments) over
+// http::AsyncFetch, with failover across several controller URLs: a failure (unreachable,
+// timeout, 503 not-leader) moves the next call to the next URL.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "agent/assignment.h"
+#include "agent/heartbeat.h"
+#include "core/result.h"
+
+namespace hafab::agent {
+
+// Not thread-safe: the io_context thread only.
+class ControllerClient {
+ public:
+  // `base_urls` like "http://127.0.0.1:7070". REQUIRES: not empty.
+  ControllerClient(boost::asio::io_context& io, std::vector<std::string> base_urls,
+                   std::string token);
+
+  // POST /v1/agents/{node}/heartbeat. Errors: Unavailable / DeadlineExceeded (try again,
+  // the next URL is used), PermissionDenied (401/403), Internal (other statuses).
+  void Heartbeat(const std::string& node, std::string body, Duration timeout,
+                 std::function<void(Result<HeartbeatAnswer>)> done);
+
+  // GET /v1/agents/{node}/assignments?after=G&wait_ms=W. Errors as Heartbeat, and
+  // InvalidArgument when the answer does not parse.
+  void FetchAssignments(const std::string& node, uint64_t after, Duration wait,
+                        std::function<void(Result<AssignmentList>)> done);
+
+  const std::string& current_url() const { return urls_[current_]; }
+
+ private:
+  void Call(const std::string& method, const std::string& path, std::string body, Duration timeout,
+            std::function<void(Result<std::string>)> done);
+
+  boost::asio::io_context& io_;
+  std::vector<std::string> urls_;
+  std::string token_;
+  size_t current_ = 0;
+};
+
+}  // namespace hafab::agent

@@ -1,0 +1,172 @@
+// `hafab agent`: the guest agent of one node (src/agent/agent.h).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "agent/agent.h"
+#include "agent/cgroup_limiter.h"
+#include "agent/process_launcher.h"
+#include "cli/command.h"
+#include "core/duration.h"
+#include "provider/exec_provider.h"
+#include "provider/local_provider.h"
+
+namespace hafab::cli {
+namespace {
+
+constexpr char kAgentHelp[] =
+    R"(Runs the agent of one node: it heartbeats the controller, runs the instances the
+controller assigns to this node (logs in DATA_DIR/logs, pid files in DATA_DIR/run), probes
+them, attaches and detaches their volumes, and kills its primaries when it cannot renew its
+lease (self-fencing).
+
+SIGTERM or SIGINT: stop every instance gracefully, detach volumes, exit 0 (a second signal
+exits at once, leaving instances running). An agent killed with SIGKILL leaves its instances
+running; the next agent started with the same --data-dir adopts them (or stops those that
+no longer match their assignment), so an agent upgrade does not restart applications.
+
+Example:
+  hafab agent --node n1 --controller http://127.0.0.1:7070 --token-file state/admin.token \
+      --data-dir state/nodes/n1 --volume-root state/volumes --fault-domain fd1)";
+
+struct Flags {
+  std::string node;
+  std::string controllers;
+  std::string token_file;
+  std::string data_dir;
+  std::string volume_root;
+  std::string address = "127.0.0.1";
+  std::string fault_domain;
+  std::string update_domain;
+  std::string heartbeat_interval = "200ms";
+  std::string provider = "local";
+  std::string provider_config;
+  bool no_limits = false;
+};
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+void RunAgent(const Flags& f) {
+  signal(SIGPIPE, SIG_IGN);
+  agent::AgentOptions o;
+  o.node = f.node;
+  o.address = f.address;
+  o.controllers = SplitComma(f.controllers);
+  o.data_dir = std::filesystem::absolute(f.data_dir).string();
+  if (!f.fault_domain.empty()) o.labels["fault_domain"] = f.fault_domain;
+  if (!f.update_domain.empty()) o.labels["update_domain"] = f.update_domain;
+  auto interval = ParseDuration(f.heartbeat_interval);
+  if (!interval.ok() || *interval <= Duration::zero()) {
+    spdlog::error("--heartbeat-interval: {}",
+                  interval.ok() ? "must be positive" : interval.status().message());
+    SetExitCode(kExitUsage);
+    return;
+  }
+  o.heartbeat_interval = *interval;
+  if (o.controllers.empty()) {
+    spdlog::error("--controller: give at least one URL");
+    SetExitCode(kExitUsage);
+    return;
+  }
+  if (!f.token_file.empty()) {
+    std::ifstream in(f.token_file);
+    if (!in || !std::getline(in, o.token)) {
+      spdlog::error("--token-file {}: cannot read it", f.token_file);
+      SetExitCode(kExitError);
+      return;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  if (ec) {
+    spdlog::error("--data-dir {}: {}", o.data_dir, ec.message());
+    SetExitCode(kExitError);
+    return;
+  }
+  std::unique_ptr<provider::Provider> prov;
+  if (f.provider == "local") {
+    std::string root = f.volume_root.empty() ? o.data_dir + "/volumes" : f.volume_root;
+    std::filesystem::create_directories(root, ec);
+    prov = std::make_unique<provider::LocalProvider>(std::filesystem::absolute(root).string());
+  } else {
+    auto config = provider::LoadExecProviderConfig(f.provider_config);
+    if (!config.ok()) {
+      spdlog::error("--provider-config: {}", config.status().message());
+      SetExitCode(kExitUsage);
+      return;
+    }
+    prov = std::make_unique<provider::ExecProvider>(*config);
+  }
+  std::unique_ptr<agent::ResourceLimiter> limiter;
+  if (!f.no_limits) limiter = agent::MakeResourceLimiter("hafab-" + f.node);
+
+  boost::asio::io_context io;
+  agent::ProcessLauncher launcher;
+  agent::Agent a(io, RealClock(), launcher, *prov, limiter.get(), o);
+  boost::asio::signal_set stop_signals(io, SIGTERM, SIGINT);
+  int signals_seen = 0;
+  std::function<void()> wait_signal;
+  wait_signal = [&] {
+    stop_signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      if (++signals_seen > 1) {
+        spdlog::warn("second signal: exiting now, instances keep running");
+        io.stop();
+        return;
+      }
+      spdlog::info("signal {}: stopping instances", sig);
+      a.Shutdown([&] { io.stop(); });
+      wait_signal();
+    });
+  };
+  wait_signal();
+  a.Start();
+  io.run();
+  SetExitCode(kExitOk);
+}
+
+HAFAB_COMMAND(30, [](CLI::App& app) {
+  auto* cmd = app.add_subcommand("agent", "Run the agent of one node");
+  cmd->footer(kAgentHelp);
+  auto f = std::make_shared<Flags>();
+  cmd->add_option("--node", f->node, "This node's name")->required();
+  cmd->add_option("--controller", f->controllers,
+                  "Controller base URL(s), comma-separated; the next is tried on failure")
+      ->required();
+  cmd->add_option("--token-file", f->token_file, "File holding the controller's admin token");
+  cmd->add_option("--data-dir", f->data_dir, "This node's directory (logs, pid files, work dirs)")
+      ->required();
+  cmd->add_option("--volume-root", f->volume_root,
+                  "Local provider: the directory of volumes shared by the local nodes "
+                  "(default DATA_DIR/volumes)");
+  cmd->add_option("--address", f->address, "The address instances listen on (reported)");
+  cmd->add_option("--fault-domain", f->fault_domain, "Label fault_domain");
+  cmd->add_option("--update-domain", f->update_domain, "Label update_domain");
+  cmd->add_option("--heartbeat-interval", f->heartbeat_interval, "e.g. 200ms");
+  cmd->add_option("--provider", f->provider, "Volume provider: local or exec")
+      ->check(CLI::IsMember({"local", "exec"}));
+  cmd->add_option("--provider-config", f->provider_config,
+                  "Exec provider: JSON file naming the scripts (see provider/exec_provider.h)");
+  cmd->add_flag("--no-resource-limits", f->no_limits,
+                "Do not apply per-instance CPU/memory limits");
+  cmd->callback([f] { RunAgent(*f); });
+});
+
+}  // namespace
+}  // namespace hafab::cli
