@@ -154,6 +154,10 @@ void Proxy::SetLeaseDeadline(TimePoint deadline) {
   if (deadline < internal::FromTicks(old) || internal::FromTicks(old) <= now) WakeAll();
 }
 
+bool Proxy::LeaseValid() const {
+  return shared_->clock->Now() < internal::FromTicks(shared_->lease_deadline.load());
+}
+
 uint64_t Proxy::RoutesVersion() const {
   uint64_t v = UINT64_MAX;
   for (const auto& w : workers_) v = std::min(v, w->applied_version());

@@ -68,6 +68,9 @@ class Proxy {
   // Thread-safe.
   void SetLeaseDeadline(TimePoint deadline);
 
+  // Whether active-passive endpoints may be routed now (the lease has not run out).
+  bool LeaseValid() const;
+
   // The version of the table that every thread routes from (the lowest among them); 0
   // before the first table. This is what the heartbeat acknowledges. Thread-safe.
   uint64_t RoutesVersion() const;
