@@ -234,8 +234,14 @@ Status Controller::Commit() {
     return Status::Unavailable("controller crashed (test)");
   }
   if (pending_.empty()) return Status::Ok();
+  // A key written twice since the last commit: only the last write counts (a store
+  // transaction may name each key once, as in etcd).
   store::Txn txn;
-  txn.success = std::move(pending_);
+  std::set<std::string> seen;
+  for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
+    if (seen.insert(it->key).second) txn.success.push_back(std::move(*it));
+  }
+  std::reverse(txn.success.begin(), txn.success.end());
   pending_.clear();
   auto r = store_.Commit(txn);
   if (r.ok()) return Status::Ok();

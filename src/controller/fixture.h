@@ -111,7 +111,7 @@ class ClusterTest : public ::testing::Test {
   }
 
   testing::FakeClock clock_;
-  MemoryStore store_;
+  MemoryStore store_{clock_};
   FakeProvider provider_;
   std::unique_ptr<Controller> c_;
   std::vector<std::unique_ptr<FakeAgent>> agents_;

@@ -1,5 +1,5 @@
-// Test support for the controller's unit tests: a minimal in-memory Store (transactions with
-// compares, prefix reads; no watches or leases), a fake Provider that records attachments,
+// Test support for the controller's unit tests: a counted SqliteStore in memory that fails
+// commits on demand, a fake Provider that records attachments,
 // and fake agents/gateways that feed heartbeats and read assignments and routes back.
 #pragma once
 
@@ -9,82 +9,43 @@
 #include <string>
 
 #include "controller/controller.h"
+#include "store/sqlite_store.h"
 #include "store/store.h"
 
 namespace hafab::controller::testsupport {
 
 class MemoryStore final : public store::Store {
  public:
-  Result<store::KeyValue> Get(const std::string& key) override {
-    std::lock_guard l(mu_);
-    auto it = kv_.find(key);
-    if (it == kv_.end()) return Status::NotFound("key " + key + " not found");
-    return it->second;
+  // A private SqliteStore in memory, counted, with commit failures on demand.
+  explicit MemoryStore(Clock& clock) {
+    auto s = store::SqliteStore::Open(":memory:", clock);
+    HAFAB_CHECK(s.ok(), s.status().ToString());
+    inner_ = std::move(s).value();
   }
+  Result<store::KeyValue> Get(const std::string& key) override { return inner_->Get(key); }
   Result<store::RangeResult> Range(const std::string& prefix) override {
-    std::lock_guard l(mu_);
-    store::RangeResult r;
-    for (auto it = kv_.lower_bound(prefix); it != kv_.end() && it->first.rfind(prefix, 0) == 0;
-         ++it) {
-      r.kvs.push_back(it->second);
-    }
-    r.revision = rev_;
-    return r;
+    return inner_->Range(prefix);
   }
   Result<store::TxnResult> Commit(const store::Txn& txn) override {
-    std::lock_guard l(mu_);
     if (fail_commits_ > 0) {
       --fail_commits_;
       return Status::Unavailable("injected commit failure");
     }
     ++commits_;
-    bool ok = true;
-    for (const auto& c : txn.compares) {
-      auto it = kv_.find(c.key);
-      int64_t create = it == kv_.end() ? 0 : it->second.create_revision;
-      if (c.target == store::Compare::Target::kCreateRevision) {
-        ok &= c.op == store::Compare::Op::kEqual ? create == c.number : create > c.number;
-      } else if (c.target == store::Compare::Target::kValue) {
-        ok &= it != kv_.end() && it->second.value == c.value;
-      }
-    }
-    const auto& ops = ok ? txn.success : txn.failure;
-    if (!ops.empty()) ++rev_;
-    for (const auto& op : ops) {
-      if (op.type == store::Op::Type::kPut) {
-        auto& kv = kv_[op.key];
-        if (kv.create_revision == 0) kv.create_revision = rev_;
-        kv.key = op.key;
-        kv.value = op.value;
-        kv.mod_revision = rev_;
-        ++kv.version;
-      } else if (op.type == store::Op::Type::kDelete) {
-        kv_.erase(op.key);
-      } else {
-        for (auto it = kv_.lower_bound(op.key);
-             it != kv_.end() && it->first.rfind(op.key, 0) == 0;) {
-          it = kv_.erase(it);
-        }
-      }
-    }
-    return store::TxnResult{ok, rev_};
+    return inner_->Commit(txn);
   }
-  Result<std::unique_ptr<store::Watcher>> Watch(const std::string&, store::Revision) override {
-    return Status::Internal("MemoryStore: no watches");
+  Result<std::unique_ptr<store::Watcher>> Watch(const std::string& p, store::Revision r) override {
+    return inner_->Watch(p, r);
   }
-  Result<store::LeaseId> GrantLease(Duration) override {
-    return Status::Internal("MemoryStore: no leases");
-  }
-  Status KeepAlive(store::LeaseId) override { return Status::Internal("no leases"); }
-  Status RevokeLease(store::LeaseId) override { return Status::Internal("no leases"); }
+  Result<store::LeaseId> GrantLease(Duration ttl) override { return inner_->GrantLease(ttl); }
+  Status KeepAlive(store::LeaseId l) override { return inner_->KeepAlive(l); }
+  Status RevokeLease(store::LeaseId l) override { return inner_->RevokeLease(l); }
 
   int commits() const { return commits_; }
   void FailNextCommits(int n) { fail_commits_ = n; }
 
  private:
-  std::mutex mu_;
-  std::map<std::string, store::KeyValue> kv_;
-  store::Revision rev_ = 0;
+  std::unique_ptr<store::SqliteStore> inner_;
   int commits_ = 0;
   int fail_commits_ = 0;
 };

@@ -1,0 +1,307 @@
+#include "controller/api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <vector>
+
+#include "manifest/parser.h"
+
+namespace hafab::controller {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t kMaxWaitMs = 60000;
+
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    if (j > i) parts.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
+// Reads an integer query parameter; `fallback` when absent.
+Result<int64_t> QueryInt(const http::Request& req, const std::string& name, int64_t fallback) {
+  std::string v = req.Query(name);
+  if (v.empty()) return fallback;
+  int64_t out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size() || out < 0) {
+    return Status::InvalidArgument(name + ": must be a non-negative integer, got '" + v + "'");
+  }
+  return out;
+}
+
+Result<json> BodyJson(const http::Request& req, bool allow_empty) {
+  if (req.body.empty() && allow_empty) return json::object();
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) return Status::InvalidArgument("body: not valid JSON");
+  if (!j.is_object()) return Status::InvalidArgument("body: must be a JSON object");
+  return j;
+}
+
+http::Response Ok(const json& j) { return http::Response::Json(200, j.dump()); }
+
+}  // namespace
+
+int HttpStatus(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kConflict:
+      return 409;
+    case StatusCode::kUnavailable:
+    case StatusCode::kDeadlineExceeded:
+      return 503;
+    case StatusCode::kInternal:
+      return 500;
+  }
+  return 500;
+}
+
+http::Response ErrorResponse(const Status& st) {
+  return http::Response::Json(HttpStatus(st), json{{"error", st.message()}}.dump());
+}
+
+Api::Api(Controller& controller, Clock& clock, Tokens tokens)
+    : c_(controller), clock_(clock), tokens_(std::move(tokens)) {
+  ControllerListener l;
+  l.assignments_changed = [this](const std::string& node) { Wake(Kind::kAssignments, node); };
+  l.routes_changed = [this] { Wake(Kind::kRoutes, ""); };
+  // Events are announced before they are committed: answer after the call that made them.
+  l.event_added = [this] { events_pending_ = true; };
+  c_.SetListener(std::move(l));
+}
+
+void Api::Handle(http::Request&& req, http::Responder respond) {
+  std::string auth = req.Header("authorization");
+  std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
+  bool admin = !token.empty() && TokenEquals(token, tokens_.admin);
+  bool reader = !token.empty() && TokenEquals(token, tokens_.read);
+  if (!admin && !reader) {
+    respond(http::Response::Json(
+        401, json{{"error", auth.empty() ? "Authorization: missing; send 'Bearer TOKEN' "
+                                           "(admin.token or read.token in the state directory)"
+                                         : "Authorization: unknown bearer token"}}
+                 .dump()));
+  } else if (!admin && req.method != "GET") {
+    respond(http::Response::Json(
+        403, json{{"error", "Authorization: the read token allows GET only"}}.dump()));
+  } else {
+    Route(req, admin, respond);
+  }
+  if (events_pending_) Wake(Kind::kEvents, "");
+}
+
+void Api::Route(const http::Request& req, bool admin, http::Responder& respond) {
+  auto p = SplitPath(req.path);
+  const std::string& m = req.method;
+  auto reply = [&](const Result<json>& r) { respond(r.ok() ? Ok(*r) : ErrorResponse(r.status())); };
+  if (p.size() < 2 || p[0] != "v1") {
+    respond(ErrorResponse(Status::NotFound("path: no such API: " + req.path)));
+    return;
+  }
+  const std::string& what = p[1];
+  if (m == "GET" && p.size() == 2) {
+    if (what == "status") return respond(Ok(c_.StatusJson()));
+    if (what == "roles") return respond(Ok({{"roles", c_.RolesJson()}}));
+    if (what == "nodes") return respond(Ok({{"nodes", c_.NodesJson()}}));
+    if (what == "volumes") return respond(Ok({{"volumes", c_.VolumesJson()}}));
+    if (what == "ops") return respond(Ok({{"operations", c_.OpsJson()}}));
+    if (what == "gateways") return respond(Ok({{"gateways", c_.GatewaysJson()}}));
+    if (what == "events" || what == "routes") {
+      auto after = QueryInt(req, "after", 0);
+      auto wait = QueryInt(req, "wait_ms", 0);
+      if (!after.ok()) return respond(ErrorResponse(after.status()));
+      if (!wait.ok()) return respond(ErrorResponse(wait.status()));
+      return Wait(what == "events" ? Kind::kEvents : Kind::kRoutes, "", *after, *wait,
+                  std::move(respond));
+    }
+  }
+  if (m == "GET" && p.size() == 3 && what == "ops") {
+    for (const auto& op : c_.OpsJson()) {
+      if (op["id"] == p[2]) return respond(Ok(op));
+    }
+    return respond(ErrorResponse(Status::NotFound("operation " + p[2] + " does not exist")));
+  }
+  if (m == "POST" && p.size() == 2 && what == "apply") {
+    std::string file = req.Query("file").empty() ? "manifest" : req.Query("file");
+    manifest::ParseOutcome outcome = manifest::ParseManifest(req.body, file);
+    json diags = json::array();
+    std::string first_error;
+    for (const auto& d : outcome.diagnostics) {
+      diags.push_back(d.ToString());
+      if (!d.warning && first_error.empty()) first_error = d.ToString();
+    }
+    if (!outcome.ok() || !outcome.manifest) {
+      return respond(http::Response::Json(
+          400, json{{"error", first_error.empty() ? file + ": invalid manifest" : first_error},
+                    {"diagnostics", diags}}
+                   .dump()));
+    }
+    auto r = c_.Apply(*outcome.manifest);
+    if (!r.ok()) return respond(ErrorResponse(r.status()));
+    json out = *r;
+    out["warnings"] = diags;
+    return respond(Ok(out));
+  }
+  if (p.size() == 4 && what == "agents") {
+    const std::string& node = p[2];
+    if (m == "POST" && p[3] == "heartbeat") {
+      auto body = BodyJson(req, false);
+      if (!body.ok()) return respond(ErrorResponse(body.status()));
+      return reply(c_.AgentHeartbeat(node, *body));
+    }
+    if (m == "GET" && p[3] == "assignments") {
+      auto after = QueryInt(req, "after", 0);
+      auto wait = QueryInt(req, "wait_ms", 0);
+      if (!after.ok()) return respond(ErrorResponse(after.status()));
+      if (!wait.ok()) return respond(ErrorResponse(wait.status()));
+      return Wait(Kind::kAssignments, node, *after, *wait, std::move(respond));
+    }
+  }
+  if (m == "POST" && p.size() == 4 && what == "gateways" && p[3] == "heartbeat") {
+    auto body = BodyJson(req, false);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    return reply(c_.GatewayHeartbeat(p[2], *body));
+  }
+  if (m == "POST" && p.size() == 4 && what == "roles") {
+    auto body = BodyJson(req, true);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    if (p[3] == "failover") {
+      std::string to;
+      if (body->contains("to")) {
+        if (!(*body)["to"].is_string()) {
+          return respond(ErrorResponse(Status::InvalidArgument("to: must be a node name")));
+        }
+        to = (*body)["to"].get<std::string>();
+      }
+      return reply(c_.RequestFailover(p[2], to));
+    }
+    if (p[3] == "scale") {
+      if (!body->contains("instances") || !(*body)["instances"].is_number_integer()) {
+        return respond(ErrorResponse(
+            Status::InvalidArgument("instances: required, an integer between 1 and 1000")));
+      }
+      return reply(c_.Scale(p[2], (*body)["instances"].get<int>()));
+    }
+  }
+  if (m == "POST" && p.size() == 4 && what == "nodes" && (p[3] == "drain" || p[3] == "undrain")) {
+    return reply(c_.Drain(p[2], p[3] == "drain"));
+  }
+  (void)admin;
+  respond(ErrorResponse(Status::NotFound("path: no such API: " + m + " " + req.path)));
+}
+
+void Api::Wait(Kind kind, const std::string& node, int64_t after, int64_t wait_ms,
+               http::Responder respond) {
+  Waiter w{kind, node, after,
+           clock_.Now() + std::chrono::milliseconds(std::min(wait_ms, kMaxWaitMs)),
+           std::move(respond)};
+  if (wait_ms == 0 || Ready(w)) {
+    w.respond(Answer(w));
+    return;
+  }
+  uint64_t id = next_id_++;
+  by_deadline_.emplace(w.deadline, id);
+  if (kind == Kind::kAssignments) by_node_.emplace(node, id);
+  waiters_.emplace(id, std::move(w));
+}
+
+bool Api::Ready(const Waiter& w) {
+  switch (w.kind) {
+    case Kind::kAssignments:
+      return c_.AssignmentsGeneration(w.node) > w.after;
+    case Kind::kRoutes:
+      return c_.RoutesVersion() > w.after;
+    case Kind::kEvents:
+      return c_.LastEventId() > w.after;
+  }
+  return true;
+}
+
+http::Response Api::Answer(const Waiter& w) {
+  switch (w.kind) {
+    case Kind::kAssignments:
+      return Ok(c_.Assignments(w.node));
+    case Kind::kRoutes:
+      return Ok(c_.Routes());
+    case Kind::kEvents: {
+      json events = json::array();
+      for (const auto& e : c_.EventsAfter(w.after)) events.push_back(ToJson(e));
+      return Ok({{"events", events}, {"last", c_.LastEventId()}});
+    }
+  }
+  return Ok(json::object());
+}
+
+void Api::Answered(uint64_t id) {
+  auto it = waiters_.find(id);
+  if (it == waiters_.end()) return;
+  for (auto d = by_deadline_.lower_bound(it->second.deadline);
+       d != by_deadline_.end() && d->first == it->second.deadline; ++d) {
+    if (d->second == id) {
+      by_deadline_.erase(d);
+      break;
+    }
+  }
+  if (it->second.kind == Kind::kAssignments) {
+    auto range = by_node_.equal_range(it->second.node);
+    for (auto n = range.first; n != range.second; ++n) {
+      if (n->second == id) {
+        by_node_.erase(n);
+        break;
+      }
+    }
+  }
+  Waiter w = std::move(it->second);
+  waiters_.erase(it);
+  w.respond(Answer(w));
+}
+
+void Api::Wake(Kind kind, const std::string& node) {
+  if (kind == Kind::kEvents) events_pending_ = false;
+  std::vector<uint64_t> due;
+  if (kind == Kind::kAssignments) {
+    auto range = by_node_.equal_range(node);
+    for (auto n = range.first; n != range.second; ++n) {
+      if (Ready(waiters_.at(n->second))) due.push_back(n->second);
+    }
+  } else {
+    for (const auto& [id, w] : waiters_) {
+      if (w.kind == kind && Ready(w)) due.push_back(id);
+    }
+  }
+  for (uint64_t id : due) Answered(id);
+}
+
+void Api::ExpireWaits() {
+  if (events_pending_) Wake(Kind::kEvents, "");
+  TimePoint now = clock_.Now();
+  std::vector<uint64_t> due;
+  for (auto it = by_deadline_.begin(); it != by_deadline_.end() && it->first <= now; ++it) {
+    due.push_back(it->second);
+  }
+  for (uint64_t id : due) Answered(id);
+}
+
+void Api::FlushAll() {
+  std::vector<uint64_t> all;
+  for (const auto& [id, w] : waiters_) all.push_back(id);
+  for (uint64_t id : all) Answered(id);
+}
+
+}  // namespace hafab::controller

@@ -1,0 +1,247 @@
+// The HTTP/JSON API, called through Api::Handle (no sockets): auth, errors that name the
+// field, apply validation, long-polls.
+#include "controller/api.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "controller/test_support.h"
+#include "testing/fake_clock.h"
+
+namespace hafab::controller {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testsupport::FakeProvider;
+using testsupport::MemoryStore;
+
+constexpr char kManifest[] = R"(cluster: t
+roles:
+  - name: kvd
+    mode: active-passive
+    command: kvd
+    instances: 2
+    port: 7101
+    volume: kvd-data
+    endpoint:
+      listen: 127.0.0.1:7000
+  - name: web
+    mode: load-balanced
+    command: web
+    instances: 2
+    port: 8080
+)";
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(c_.Start().ok());
+    api_ = std::make_unique<Api>(c_, clock_, Tokens{"admintok", "readtok"});
+  }
+
+  // Sends a request; returns the response if answered synchronously.
+  std::optional<http::Response> Send(const std::string& method, const std::string& path,
+                                     const std::string& body = "",
+                                     const std::string& token = "admintok",
+                                     std::map<std::string, std::string> query = {}) {
+    http::Request r;
+    r.method = method;
+    r.path = path;
+    r.target = path;
+    r.query = std::move(query);
+    r.body = body;
+    if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
+    last_.reset();
+    api_->Handle(std::move(r), [this](http::Response resp) { last_ = std::move(resp); });
+    return last_;
+  }
+  json Body(const std::optional<http::Response>& r) { return json::parse(r->body); }
+
+  void Heartbeat(const std::string& node, const std::string& fd) {
+    auto r = Send(
+        "POST", "/v1/agents/" + node + "/heartbeat",
+        json{{"address", "127.0.0.1"}, {"labels", {{"fault_domain", fd}, {"update_domain", fd}}}}
+            .dump());
+    ASSERT_EQ(r->status, 200) << r->body;
+  }
+
+  testing::FakeClock clock_;
+  MemoryStore store_{clock_};
+  FakeProvider provider_;
+  Controller c_{store_, clock_, &provider_, ControllerOptions{}};
+  std::unique_ptr<Api> api_;
+  std::optional<http::Response> last_;
+};
+
+TEST_F(ApiTest, EveryCallNeedsABearerToken) {
+  auto r = Send("GET", "/v1/status", "", "");
+  EXPECT_EQ(r->status, 401);
+  EXPECT_NE(Body(r)["error"].get<std::string>().find("Authorization"), std::string::npos);
+  EXPECT_EQ(Send("GET", "/v1/status", "", "wrong")->status, 401);
+  EXPECT_EQ(Send("GET", "/v1/status", "", "readtok")->status, 200);
+  EXPECT_EQ(Send("GET", "/v1/status")->status, 200);
+}
+
+TEST_F(ApiTest, ReadTokenIsGetOnly) {
+  auto r = Send("POST", "/v1/apply", kManifest, "readtok");
+  EXPECT_EQ(r->status, 403);
+  EXPECT_TRUE(c_.roles().empty());
+}
+
+TEST_F(ApiTest, ApplyValidationErrorIs400WithFileLineColAndAppliesNothing) {
+  std::string bad = kManifest;
+  bad.replace(bad.find("instances: 2"), 12, "instances: two");
+  auto r = Send("POST", "/v1/apply", bad, "admintok", {{"file", "kvd.yaml"}});
+  ASSERT_EQ(r->status, 400);
+  std::string err = Body(r)["error"];
+  EXPECT_EQ(err.rfind("kvd.yaml:6:16: error: roles[0].instances:", 0), 0u) << err;
+  EXPECT_NE(err.find("error"), std::string::npos);
+  EXPECT_NE(err.find("instances"), std::string::npos) << err;
+  EXPECT_TRUE(c_.roles().empty());
+  auto status = Body(Send("GET", "/v1/roles"));
+  EXPECT_TRUE(status["roles"].empty());
+}
+
+TEST_F(ApiTest, ApplyThenStatusShowsPlacedInstances) {
+  Heartbeat("n1", "fd1");
+  Heartbeat("n2", "fd2");
+  auto r = Send("POST", "/v1/apply", kManifest);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Body(r)["roles"], json({"kvd", "web"}));
+  auto st = Body(Send("GET", "/v1/status"));
+  EXPECT_EQ(st["roles"].size(), 2u);
+  EXPECT_EQ(st["instances"].size(), 4u);
+  EXPECT_EQ(st["nodes"].size(), 2u);
+  for (const char* p : {"/v1/roles", "/v1/nodes", "/v1/volumes", "/v1/ops", "/v1/gateways"}) {
+    EXPECT_EQ(Send("GET", p)->status, 200) << p;
+  }
+}
+
+TEST_F(ApiTest, ErrorsNameTheField) {
+  auto r = Send("POST", "/v1/agents/n1/heartbeat", "{not json");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(Body(r)["error"], "body: not valid JSON");
+  r = Send("POST", "/v1/agents/n1/heartbeat", R"({"instances": 3})");
+  EXPECT_EQ(Body(r)["error"], "instances: must be an array");
+  Send("POST", "/v1/apply", kManifest);
+  r = Send("POST", "/v1/roles/web/scale", R"({"instances": "x"})");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(Body(r)["error"].get<std::string>().rfind("instances:", 0), 0u);
+  r = Send("POST", "/v1/roles/nope/failover", "{}");
+  EXPECT_EQ(r->status, 404);
+  r = Send("POST", "/v1/roles/web/failover", "{}");
+  EXPECT_EQ(r->status, 400);
+  r = Send("GET", "/v1/events", "", "admintok", {{"after", "-1"}});
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(Body(r)["error"].get<std::string>().rfind("after:", 0), 0u);
+  EXPECT_EQ(Send("GET", "/v1/nope")->status, 404);
+  EXPECT_EQ(Send("POST", "/v1/nodes/n9/drain")->status, 404);
+}
+
+TEST_F(ApiTest, AssignmentsLongPollAnswersOnChangeOrTimeout) {
+  Heartbeat("n1", "fd1");
+  Send("POST", "/v1/apply", kManifest);
+  auto now = Body(Send("GET", "/v1/agents/n1/assignments"));
+  int64_t gen = now["generation"];
+  EXPECT_EQ(now["assignments"].size(), 4u);  // one node: everything is here
+  // Nothing newer: the poll waits.
+  auto r = Send("GET", "/v1/agents/n1/assignments", "", "admintok",
+                {{"after", std::to_string(gen)}, {"wait_ms", "5000"}});
+  EXPECT_FALSE(r.has_value());
+  EXPECT_EQ(api_->waiting(), 1u);
+  // A change answers it at once, with the new generation.
+  ASSERT_EQ(Send("POST", "/v1/roles/web/scale", R"({"instances": 1})")->status, 200);
+  ASSERT_TRUE(last_.has_value() || api_->waiting() == 0);
+  EXPECT_EQ(api_->waiting(), 0u);
+  // Without change, the wait ends after wait_ms with the same generation.
+  int64_t gen2 = Body(Send("GET", "/v1/agents/n1/assignments"))["generation"];
+  EXPECT_GT(gen2, gen);
+  std::optional<http::Response> answer;
+  http::Request req;
+  req.method = "GET";
+  req.path = "/v1/agents/n1/assignments";
+  req.query = {{"after", std::to_string(gen2)}, {"wait_ms", "1000"}};
+  req.headers["authorization"] = "Bearer admintok";
+  api_->Handle(std::move(req), [&](http::Response resp) { answer = std::move(resp); });
+  EXPECT_FALSE(answer);
+  clock_.Advance(999ms);
+  api_->ExpireWaits();
+  EXPECT_FALSE(answer);
+  clock_.Advance(2ms);
+  api_->ExpireWaits();
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(json::parse(answer->body)["generation"], gen2);
+}
+
+TEST_F(ApiTest, RoutesLongPollAndGatewayAck) {
+  Heartbeat("n1", "fd1");
+  Heartbeat("n2", "fd2");
+  Send("POST", "/v1/apply", kManifest);
+  auto routes = Body(Send("GET", "/v1/routes"));
+  int64_t v = routes["version"];
+  ASSERT_EQ(routes["endpoints"].size(), 1u);
+  EXPECT_EQ(routes["endpoints"][0]["role"], "kvd");
+  auto hb = Send("POST", "/v1/gateways/gw1/heartbeat", json{{"routes_version", v}}.dump());
+  EXPECT_EQ(Body(hb)["lease_ttl_ms"], 1500);
+  std::optional<http::Response> answer;
+  http::Request req;
+  req.method = "GET";
+  req.path = "/v1/routes";
+  req.query = {{"after", std::to_string(v)}, {"wait_ms", "5000"}};
+  req.headers["authorization"] = "Bearer readtok";
+  api_->Handle(std::move(req), [&](http::Response resp) { answer = std::move(resp); });
+  EXPECT_FALSE(answer);
+  ASSERT_EQ(Send("POST", "/v1/roles/kvd/failover", "{}")->status, 200);
+  ASSERT_TRUE(answer);  // the fence removed the primary: a new table
+  auto fenced = json::parse(answer->body);
+  EXPECT_GT(fenced["version"].get<int64_t>(), v);
+  EXPECT_TRUE(fenced["endpoints"][0]["backends"].empty());
+  EXPECT_EQ(fenced["endpoints"][0]["epoch"], 2);
+  EXPECT_EQ(Send("POST", "/v1/roles/kvd/failover", "{}")->status, 409);
+}
+
+TEST_F(ApiTest, EventsLongPoll) {
+  auto first = Body(Send("GET", "/v1/events"));
+  int64_t last = first["last"];
+  EXPECT_FALSE(first["events"].empty());  // controller-started
+  std::optional<http::Response> answer;
+  http::Request req;
+  req.method = "GET";
+  req.path = "/v1/events";
+  req.query = {{"after", std::to_string(last)}, {"wait_ms", "5000"}};
+  req.headers["authorization"] = "Bearer readtok";
+  api_->Handle(std::move(req), [&](http::Response resp) { answer = std::move(resp); });
+  EXPECT_FALSE(answer);
+  Heartbeat("n1", "fd1");  // node-joined
+  ASSERT_TRUE(answer);
+  auto ev = json::parse(answer->body)["events"];
+  ASSERT_FALSE(ev.empty());
+  EXPECT_EQ(ev[0]["type"], "node-joined");
+  EXPECT_GT(ev[0]["id"].get<int64_t>(), last);
+}
+
+TEST(TokensTest, CreatedOnceWithMode0600) {
+  std::string dir = ::testing::TempDir() + "/tokens_test_" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  auto t = LoadOrCreateTokens(dir);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->admin.size(), 64u);
+  EXPECT_NE(t->admin, t->read);
+  struct stat st;
+  ASSERT_EQ(stat((dir + "/admin.token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  auto again = LoadOrCreateTokens(dir);
+  EXPECT_EQ(again->admin, t->admin);
+  EXPECT_EQ(again->read, t->read);
+  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(TokenEquals("abc", "abc"));
+  EXPECT_FALSE(TokenEquals("abc", "abd"));
+  EXPECT_FALSE(TokenEquals("abc", "ab"));
+}
+
+}  // namespace
+}  // namespace hafab::controller

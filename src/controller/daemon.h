@@ -1,0 +1,29 @@
+// The `hafab controller` process: opens the store, starts the Controller and its API on an
+// http::Server, writes `<state-dir>/api.url`, ticks the controller every 20ms, and exits
+// cleanly on SIGTERM/SIGINT.
+#pragma once
+
+#include <string>
+
+#include "core/clock.h"
+#include "core/status.h"
+
+namespace hafab::controller {
+
+struct DaemonOptions {
+  std::string state_dir;
+  std::string listen = "127.0.0.1:0";
+  std::string store;        // "sqlite:PATH"; "" = sqlite:<state-dir>/controller.db
+  std::string manifest;     // applied at start when set
+  std::string volume_root;  // LocalProvider root; "" = no provider (agents' reports only)
+  Duration lease_ttl = std::chrono::milliseconds(1500);
+  Duration fence_margin = std::chrono::milliseconds(500);
+  std::string crash_at_step;  // HAFAB_TEST_CRASH_AT_STEP
+};
+
+// Runs until SIGTERM/SIGINT. Errors: bad options (InvalidArgument), the store or the
+// listening address unavailable (Unavailable), an invalid --manifest (InvalidArgument with
+// its diagnostics).
+Status RunDaemon(const DaemonOptions& opts);
+
+}  // namespace hafab::controller
