@@ -1,0 +1,163 @@
+// The `hafab agent` binary itself: flags, SIGTERM, SIGKILL + adoption, and its memory use.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "agent/fake_controller.h"
+#include "agent/procfs.h"
+#include "agent/test_util.h"
+
+#ifndef HAFAB_BINARY
+#error "HAFAB_BINARY must name the hafab executable"
+#endif
+
+namespace hafab::agent {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+bool WaitFor(const std::function<bool()>& cond, Duration timeout = std::chrono::seconds(15)) {
+  const TimePoint deadline = RealClock().Now() + timeout;
+  while (RealClock().Now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return cond();
+}
+
+bool Alive(pid_t pid) {
+  auto st = ReadProcStat(pid);
+  return st && st->state != 'Z';
+}
+
+uint64_t VmRssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      uint64_t kib;
+      in >> kib;
+      return kib;
+    }
+    std::getline(in, key);
+  }
+  return 0;
+}
+
+class AgentBinaryTest : public ::testing::Test {
+ protected:
+  void SetUp() override { std::ofstream(dir_.path() + "/token") << controller_.token() << "\n"; }
+  void TearDown() override {
+    if (agent_pid_ > 0 && Alive(agent_pid_)) {
+      kill(agent_pid_, SIGTERM);
+      Wait();
+    }
+    if (HasFailure() || getenv("HAFAB_SHOW_AGENT_LOG") != nullptr) {
+      std::ifstream in(dir_.path() + "/agent.log");
+      std::printf("--- agent.log ---\n%s\n",
+                  std::string(std::istreambuf_iterator<char>(in), {}).c_str());
+    }
+  }
+
+  void StartAgent() {
+    agent_pid_ = fork();
+    if (agent_pid_ == 0) {
+      std::string data = dir_.path() + "/n1";
+      std::string volumes = dir_.path() + "/volumes";
+      std::string log = dir_.path() + "/agent.log";
+      freopen(log.c_str(), "a", stderr);
+      execl(HAFAB_BINARY, HAFAB_BINARY, "agent", "--node", "n1", "--controller",
+            ("http://127.0.0.1:1," + controller_.url()).c_str(),  // the first URL is dead
+            "--token-file", (dir_.path() + "/token").c_str(), "--data-dir", data.c_str(),
+            "--volume-root", volumes.c_str(), "--fault-domain", "fd1", "--update-domain", "ud2",
+            "--heartbeat-interval", "100ms", nullptr);
+      _exit(127);
+    }
+  }
+  int Wait() {
+    int status = 0;
+    waitpid(agent_pid_, &status, 0);
+    agent_pid_ = 0;
+    return status;
+  }
+  std::vector<pid_t> RunningPids() {
+    std::vector<pid_t> out;
+    auto hb = controller_.LastHeartbeat();
+    if (hb.is_null()) return out;
+    for (auto& i : hb["instances"]) {
+      if (i["state"] == "running") out.push_back(i["pid"].get<pid_t>());
+    }
+    return out;
+  }
+
+  testutil::TempDir dir_;
+  testutil::FakeController controller_;
+  pid_t agent_pid_ = 0;
+};
+
+TEST_F(AgentBinaryTest, TenInstancesSigkillAdoptionAndSigterm) {
+  json list = json::array();
+  for (int i = 0; i < 10; ++i) {
+    list.push_back(
+        {{"instance", "s-" + std::to_string(i)},
+         {"role", "s"},
+         {"command", "sleep"},
+         {"args", {"2000." + std::to_string(i)}},
+         {"spec_hash", "h"},
+         {"probes",
+          {{"liveness", {{"kind", "exec"}, {"command", {"true"}}, {"interval_ms", 200}}}}}});
+  }
+  controller_.SetAssignments(list);
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return RunningPids().size() == 10; }));
+  auto hb = controller_.LastHeartbeat();
+  EXPECT_EQ(hb["labels"]["update_domain"], "ud2");
+  std::this_thread::sleep_for(1s);  // a second of heartbeats and probes
+  uint64_t rss_kib = VmRssKiB(agent_pid_);
+  std::printf("agent RSS with 10 instances: %.2f MiB\n", rss_kib / 1024.0);
+  RecordProperty("agent_rss_kib", std::to_string(rss_kib));
+  EXPECT_LT(rss_kib, 10u * 1024);
+
+  // SIGKILL: instances survive; a new agent adopts them without a second copy.
+  std::vector<pid_t> before = RunningPids();
+  kill(agent_pid_, SIGKILL);
+  Wait();
+  for (pid_t p : before) EXPECT_TRUE(Alive(p));
+  const int beats = controller_.heartbeats();
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return controller_.heartbeats() > beats + 3; }));
+  ASSERT_TRUE(WaitFor([&] { return RunningPids().size() == 10; }));
+  auto after = RunningPids();
+  std::sort(before.begin(), before.end());
+  std::sort(after.begin(), after.end());
+  EXPECT_EQ(before, after);
+
+  // SIGTERM: instances stopped gracefully, exit 0.
+  kill(agent_pid_, SIGTERM);
+  int status = Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  for (pid_t p : after) EXPECT_FALSE(Alive(p));
+}
+
+TEST_F(AgentBinaryTest, BadFlagsExitWithUsageError) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stderr);
+    freopen("/dev/null", "w", stdout);
+    execl(HAFAB_BINARY, HAFAB_BINARY, "agent", "--node", "n1", nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+}
+
+}  // namespace
+}  // namespace hafab::agent

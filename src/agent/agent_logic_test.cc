@@ -1,0 +1,142 @@
+// Unit tests of the agent's pure pieces: lease deadline, heartbeat body, assignment parsing.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/assignment.h"
+#include "agent/heartbeat.h"
+#include "agent/lease.h"
+#include "testing/fake_clock.h"
+
+namespace hafab::agent {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(LeaseTrackerTest, DeadlineCountsFromSendTimeNotAnswerTime) {
+  testing::FakeClock clock;
+  LeaseTracker lease(clock);
+  EXPECT_FALSE(lease.Valid());
+  EXPECT_FALSE(lease.Expired());  // never held: nothing to fence
+  const TimePoint sent = clock.Now();
+  clock.Advance(milliseconds(400));  // the answer takes 400ms to come back
+  lease.Renewed(sent, milliseconds(1500));
+  EXPECT_EQ(lease.deadline(), sent + milliseconds(1500));
+  clock.Advance(milliseconds(1099));
+  EXPECT_TRUE(lease.Valid());
+  clock.Advance(milliseconds(1));  // exactly sent + ttl: the controller's earliest expiry
+  EXPECT_FALSE(lease.Valid());
+  EXPECT_TRUE(lease.Expired());
+}
+
+TEST(LeaseTrackerTest, OutOfOrderAnswersNeverShortenOrStretchWrongly) {
+  testing::FakeClock clock;
+  LeaseTracker lease(clock);
+  const TimePoint t0 = clock.Now();
+  lease.Renewed(t0 + milliseconds(200), milliseconds(1500));
+  lease.Renewed(t0, milliseconds(1500));  // an older heartbeat's answer arrives late
+  EXPECT_EQ(lease.deadline(), t0 + milliseconds(1700));
+}
+
+TEST(LeaseTrackerTest, RestoredDeadlineFromPreviousRun) {
+  testing::FakeClock clock;
+  LeaseTracker lease(clock);
+  lease.Restore(clock.Now() - milliseconds(1));
+  EXPECT_TRUE(lease.Expired());
+  lease.Restore(clock.Now() + milliseconds(500));
+  EXPECT_TRUE(lease.Valid());
+}
+
+TEST(HeartbeatTest, BodyFollowsTheProtocol) {
+  HeartbeatInput in;
+  in.node = "n1";
+  in.address = "127.0.0.1";
+  in.agent_version = "0.1.0";
+  in.boot_id = "b";
+  in.labels = {{"fault_domain", "fd1"}};
+  in.assignments_generation = 12;
+  InstanceReport r;
+  r.instance = "kvd-0";
+  r.role = "kvd";
+  r.epoch = 3;
+  r.run = true;
+  r.state = InstanceState::kRunning;
+  r.pid = 4242;
+  r.liveness = Liveness::kOk;
+  r.readiness = Readiness::kBusy;
+  r.cpu_percent = 1.5;
+  r.rss_bytes = 1048576;
+  in.instances = {r};
+  in.volumes = {{"kvd-data", VolumeState::kDetaching, "kvd-0", "still held by pid 7"},
+                {"other", VolumeState::kAttaching, "x-0", ""}};
+  in.fence = FenceRecord{"lease expired", WallTime(std::chrono::seconds(10)), {"kvd-0"}};
+  auto j = nlohmann::json::parse(BuildHeartbeat(in));
+  EXPECT_EQ(j["node"], "n1");
+  EXPECT_EQ(j["assignments_generation"], 12);
+  EXPECT_EQ(j["labels"]["fault_domain"], "fd1");
+  auto i = j["instances"][0];
+  EXPECT_EQ(i["state"], "running");
+  EXPECT_EQ(i["liveness"], "ok");
+  EXPECT_EQ(i["readiness"], "busy");
+  EXPECT_EQ(i["pid"], 4242);
+  EXPECT_EQ(i["epoch"], 3);
+  EXPECT_EQ(i["rss_bytes"], 1048576);
+  EXPECT_EQ(j["volumes"][0]["state"], "detaching");
+  EXPECT_EQ(j["volumes"][0]["error"], "still held by pid 7");
+  EXPECT_EQ(j["volumes"][1]["state"], "detached");  // attaching is not attached yet
+  EXPECT_EQ(j["fence"]["killed"][0], "kvd-0");
+  EXPECT_EQ(j["fence"]["at_unix_ms"], 10000);
+}
+
+TEST(HeartbeatTest, ParsesAnswer) {
+  auto a = ParseHeartbeatAnswer(R"({"lease_ttl_ms": 900, "assignments_generation": 13})");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->lease_ttl, milliseconds(900));
+  EXPECT_EQ(a->assignments_generation, 13u);
+  EXPECT_FALSE(ParseHeartbeatAnswer("not json").ok());
+}
+
+TEST(AssignmentTest, ParsesTheProtocolExample) {
+  auto list = ParseAssignments(R"({"generation": 13, "assignments": [
+    {"instance": "kvd-0", "role": "kvd", "mode": "active-passive", "run": true, "epoch": 3,
+     "command": "/path/kvd", "args": [], "env": {"K": "V"}, "port": 7101,
+     "volume": "kvd-data", "spec_hash": "abc", "stop_grace_ms": 5000,
+     "probes": {"liveness": {"kind": "tcp", "interval_ms": 200, "timeout_ms": 100,
+                             "failure_threshold": 3, "success_threshold": 1,
+                             "path": "/", "command": []},
+                "readiness": null},
+     "restart": {"policy": "always", "max_restarts": 3, "window_ms": 60000,
+                 "backoff_initial_ms": 100, "backoff_max_ms": 10000},
+     "resources": {"cpu": 0.5, "memory_bytes": 268435456},
+     "a_field_from_the_future": 1}]})");
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  EXPECT_EQ(list->generation, 13u);
+  const Assignment& a = list->assignments.at(0);
+  EXPECT_TRUE(a.IsActivePrimary());
+  EXPECT_EQ(a.epoch, 3u);
+  EXPECT_EQ(a.env.at("K"), "V");
+  EXPECT_EQ(a.volume, "kvd-data");
+  EXPECT_EQ(a.stop_grace, milliseconds(5000));
+  ASSERT_TRUE(a.probes.liveness.has_value());
+  EXPECT_EQ(a.probes.liveness->kind, manifest::ProbeKind::kTcp);
+  EXPECT_FALSE(a.probes.readiness.has_value());
+  EXPECT_EQ(a.restart.backoff_max, milliseconds(10000));
+  EXPECT_EQ(a.resources.memory_bytes, 268435456u);
+  // raw_json round-trips for pid files.
+  auto again = ParseAssignment(a.raw_json);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->spec_hash, "abc");
+}
+
+TEST(AssignmentTest, RejectsBadInput) {
+  EXPECT_EQ(ParseAssignments("{").status().code(), StatusCode::kInvalidArgument);
+  auto st = ParseAssignments(R"({"assignments": [{"instance": "x-0", "command": "c",
+                                   "probes": {"liveness": {"kind": "udp"}}}]})");
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.status().message().find("x-0"), std::string::npos);
+  EXPECT_NE(st.status().message().find("udp"), std::string::npos);
+  EXPECT_FALSE(ParseAssignments(R"({"assignments": [{"instance": "x-0"}]})").ok());
+}
+
+}  // namespace
+}  // namespace hafab::agent
