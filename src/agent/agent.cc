@@ -124,6 +124,7 @@ void Agent::Start() {
                options_.data_dir, fmt::join(options_.controllers, ","),
                limiter_ != nullptr ? limiter_->Mechanism() : "none");
   RestoreLease();
+  volumes_->PersistTo(options_.data_dir + "/run/volumes.json");
   supervisor_->AdoptLeftovers();
   CheckLease();  // adopted primaries whose lease ran out while no agent ran are fenced now
   ArmFenceTimer();

@@ -359,6 +359,31 @@ TEST_F(SupervisorTest, FenceDetachesPrimaryVolume) {
   EXPECT_EQ(provider_.Describe("kvd-data")->node, "");
 }
 
+TEST_F(SupervisorTest, VolumeLeftAttachedByCrashedAgentIsDetached) {
+  auto inline_runner = [](std::function<Status()> op, std::function<void(Status)> done) {
+    done(op());
+  };
+  auto no_holders = [](const std::string&) { return std::vector<pid_t>{}; };
+  const std::string state = dir_.path() + "/volumes.json";
+  {
+    VolumeManager before(clock_, provider_, "n1", inline_runner, no_holders);
+    before.PersistTo(state);
+    before.SetDesired({{"v", "kvd-0"}});
+    before.Tick();
+    ASSERT_TRUE(before.IsAttached("v"));
+  }  // the agent crashes
+  VolumeManager after(clock_, provider_, "n1", inline_runner, no_holders);
+  after.PersistTo(state);
+  EXPECT_TRUE(after.IsAttached("v"));
+  after.SetDesired({});  // nothing needs it any more
+  after.Tick();
+  EXPECT_EQ(VolumeState(after, "v"), "detached");
+  EXPECT_EQ(provider_.Describe("v")->node, "");
+  VolumeManager third(clock_, provider_, "n1", inline_runner, no_holders);
+  third.PersistTo(state);
+  EXPECT_TRUE(third.Report().empty());
+}
+
 TEST_F(SupervisorTest, AdoptsMatchingLeftoverAndReplacesChangedOne) {
   Apply({Kvd(), R"({"instance": "web-0", "role": "web", "command": "web", "spec_hash": "w1"})"});
   ASSERT_EQ(launcher_.started().size(), 2u);

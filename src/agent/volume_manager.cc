@@ -2,6 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 namespace hafab::agent {
 
 std::string_view VolumeStateName(VolumeState s) {
@@ -53,6 +58,40 @@ std::vector<VolumeReport> VolumeManager::Report() const {
   return out;
 }
 
+void VolumeManager::PersistTo(const std::string& path) {
+  state_path_ = path;
+  std::ifstream in(path);
+  if (!in) return;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    auto j = nlohmann::json::parse(ss.str());
+    for (auto& [name, instance] : j.items()) {
+      if (!volumes_.count(name)) {
+        spdlog::info("volume {}: left attached here by the previous agent run", name);
+        NoteAttached(name, instance.get<std::string>());
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("ignoring unreadable {}: {}", path, e.what());
+  }
+}
+
+void VolumeManager::Save() {
+  if (state_path_.empty()) return;
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, v] : volumes_) {
+    // Attaching counts too: the provider may have attached it before we crashed.
+    if (v.state != VolumeState::kDetached || v.op_in_flight) j[name] = v.instance;
+  }
+  const std::string tmp = state_path_ + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << j.dump() << "\n";
+  }
+  std::rename(tmp.c_str(), state_path_.c_str());
+}
+
 void VolumeManager::Tick() {
   const TimePoint now = clock_.Now();
   for (const auto& [name, instance] : desired_) {
@@ -87,6 +126,7 @@ void VolumeManager::Tick() {
 void VolumeManager::StartAttach(const std::string& name, Volume& v) {
   v.state = VolumeState::kAttaching;
   v.op_in_flight = true;
+  Save();
   std::string instance = v.instance;
   runner_([this, name, instance] { return provider_.Attach(name, node_, instance); },
           [this, name](Status st) {
@@ -98,6 +138,7 @@ void VolumeManager::StartAttach(const std::string& name, Volume& v) {
               v.error.clear();
             } else {
               spdlog::warn("volume {}: attach failed: {}", name, st.ToString());
+              if (st.code() == StatusCode::kConflict) v.state = VolumeState::kDetached;
               v.error = st.ToString();
               v.next_attempt = clock_.Now() + retry_interval;
             }
@@ -144,6 +185,7 @@ void VolumeManager::StepDetaching(const std::string& name, Volume& v) {
               spdlog::info("volume {}: detached from {}", name, node_);
               v.state = VolumeState::kDetached;
               v.error.clear();
+              Save();
             } else {
               spdlog::warn("volume {}: detach failed: {}", name, st.ToString());
               v.error = st.ToString();

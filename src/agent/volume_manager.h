@@ -60,6 +60,10 @@ class VolumeManager {
   // marks it attached without calling the provider.
   void NoteAttached(const std::string& name, const std::string& instance);
 
+  // Remembers the volumes attached here in `path` (JSON), so that an agent restarted after a
+  // crash detaches the ones nothing needs any more. Loads what a previous run left.
+  void PersistTo(const std::string& path);
+
   Duration retry_interval = std::chrono::seconds(1);
   Duration holder_check_interval = std::chrono::milliseconds(100);
   // While holders remain, how often to ask the provider whether the volume is still ours.
@@ -76,6 +80,7 @@ class VolumeManager {
   };
   void StartAttach(const std::string& name, Volume& v);
   void StepDetaching(const std::string& name, Volume& v);
+  void Save();
 
   Clock& clock_;
   provider::Provider& provider_;
@@ -84,6 +89,7 @@ class VolumeManager {
   HolderCheck holders_;
   std::map<std::string, std::string> desired_;
   std::set<std::string> pinned_;
+  std::string state_path_;
   std::map<std::string, Volume> volumes_;
 };
 
