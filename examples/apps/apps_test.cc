@@ -1,0 +1,389 @@
+// Runs the real kvd and echo-app binaries as child processes on loopback.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "http/http.h"
+#include "kv_log.h"
+
+namespace hafab::apps {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Polls `condition` until it holds or `timeout` passes.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return condition();
+}
+
+uint16_t FreePort() {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  return acceptor.local_endpoint().port();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// One app process on 127.0.0.1:<free port>, its stderr kept in a file.
+class AppProcess {
+ public:
+  AppProcess(std::string binary, std::map<std::string, std::string> env, std::string log_path)
+      : binary_(std::move(binary)), env_(std::move(env)), log_path_(std::move(log_path)) {}
+  ~AppProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // Starts the app and waits until GET /health answers. Retries on another port if the
+  // chosen one was taken in the meantime. Returns false (with the log) if it never did.
+  ::testing::AssertionResult Start() {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      port_ = FreePort();
+      Spawn();
+      bool up = WaitFor([&] {
+        if (Exited()) return true;
+        auto r = http::Fetch("GET", Url("/health"), "", {}, 500ms);
+        return r.ok() && r->status == 200;
+      });
+      if (up && !Exited()) return ::testing::AssertionSuccess();
+      if (!Exited()) break;  // never answered: not a port race
+      if (ReadFile(log_path_).find("already in use") == std::string::npos) break;
+    }
+    return ::testing::AssertionFailure() << binary_ << " did not come up; its log:\n"
+                                         << ReadFile(log_path_);
+  }
+
+  // Runs the app to completion (for apps expected to refuse to start).
+  int RunToExit() {
+    port_ = FreePort();
+    Spawn();
+    EXPECT_TRUE(WaitFor([&] { return Exited(); }));
+    return exit_status_;
+  }
+
+  void Kill(int signal) { ::kill(pid_, signal); }
+
+  // Waits for the process to end; returns its wait status.
+  std::optional<int> Wait(std::chrono::milliseconds timeout = 10s) {
+    if (!WaitFor([&] { return Exited(); }, timeout)) return std::nullopt;
+    return exit_status_;
+  }
+
+  std::string Url(const std::string& target) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + target;
+  }
+  std::string Log() const { return ReadFile(log_path_); }
+
+ private:
+  void Spawn() {
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string entry = *e;
+      if (!entry.starts_with("HAFAB_")) env_strings.push_back(entry);
+    }
+    auto env = env_;
+    env["HAFAB_PORT"] = std::to_string(port_);
+    env.try_emplace("HAFAB_HOST", "127.0.0.1");
+    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::vector<char*> argv = {binary_.data(), nullptr};
+
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) ::dup2(fd, 2);
+      ::execve(binary_.c_str(), argv.data(), envp.data());
+      ::_exit(127);
+    }
+    exited_ = false;
+  }
+
+  bool Exited() {
+    if (exited_) return true;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited_ = true;
+      exit_status_ = status;
+      pid_ = -1;
+    }
+    return exited_;
+  }
+
+  std::string binary_;
+  std::map<std::string, std::string> env_;
+  std::string log_path_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int exit_status_ = 0;
+};
+
+class AppsTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/apps_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<AppProcess> Kvd(const std::string& instance = "kvd-0") {
+    return std::make_unique<AppProcess>(
+        KVD_PATH,
+        std::map<std::string, std::string>{{"HAFAB_INSTANCE", instance},
+                                           {"HAFAB_EPOCH", "7"},
+                                           {"HAFAB_VOLUME_DIR", dir_ + "/volume"}},
+        dir_ + "/kvd.stderr");
+  }
+
+  std::unique_ptr<AppProcess> Echo(std::map<std::string, std::string> env = {}) {
+    env.try_emplace("HAFAB_INSTANCE", "echo-3");
+    env.try_emplace("HAFAB_EPOCH", "1");
+    return std::make_unique<AppProcess>(ECHO_APP_PATH, env, dir_ + "/echo.stderr");
+  }
+
+  std::string dir_;
+};
+
+int StatusOf(const std::string& method, const std::string& url, const std::string& body = "") {
+  auto r = http::Fetch(method, url, body, {}, 5s);
+  return r.ok() ? r->status : -1;
+}
+
+TEST_F(AppsTest, KvdPutGetAndMissingKey) {
+  auto kvd = Kvd();
+  ASSERT_TRUE(kvd->Start());
+  auto put = http::Fetch("PUT", kvd->Url("/kv/colour"), "blue");
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->status, 200);
+  auto get = http::Fetch("GET", kvd->Url("/kv/colour"));
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  EXPECT_EQ(get->status, 200);
+  EXPECT_EQ(get->body, "blue");
+  ASSERT_EQ(StatusOf("PUT", kvd->Url("/kv/colour"), "green"), 200);
+  EXPECT_EQ(http::Fetch("GET", kvd->Url("/kv/colour"))->body, "green");
+  EXPECT_EQ(StatusOf("GET", kvd->Url("/kv/absent")), 404);
+  EXPECT_EQ(StatusOf("GET", kvd->Url("/elsewhere")), 404);
+  EXPECT_EQ(StatusOf("DELETE", kvd->Url("/kv/colour")), 405);
+  // A key with a slash and a space, percent-encoded in the URL.
+  ASSERT_EQ(StatusOf("PUT", kvd->Url("/kv/a%2Fb%20c"), "x"), 200);
+  EXPECT_EQ(http::Fetch("GET", kvd->Url("/kv/a%2Fb%20c"))->body, "x");
+}
+
+TEST_F(AppsTest, KvdAndEchoStampEveryResponseWithInstanceAndEpoch) {
+  auto kvd = Kvd("kvd-1");
+  ASSERT_TRUE(kvd->Start());
+  for (auto [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"GET", "/health"}, {"GET", "/kv/none"}, {"PUT", "/kv/k"}, {"GET", "/nowhere"}}) {
+    auto r = http::Fetch(method, kvd->Url(target), "v");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->Header("x-hafab-instance"), "kvd-1") << method << " " << target;
+    EXPECT_EQ(r->Header("x-hafab-epoch"), "7") << method << " " << target;
+  }
+  auto echo = Echo();
+  ASSERT_TRUE(echo->Start());
+  for (std::string target : {"/", "/ready", "/health", "/nowhere"}) {
+    auto r = http::Fetch("GET", echo->Url(target));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->Header("x-hafab-instance"), "echo-3") << target;
+    EXPECT_EQ(r->Header("x-hafab-epoch"), "1") << target;
+  }
+}
+
+TEST_F(AppsTest, KvdRefusesToStartWithoutADataDirectory) {
+  AppProcess kvd(KVD_PATH, {{"HAFAB_INSTANCE", "kvd-0"}}, dir_ + "/kvd.stderr");
+  int status = kvd.RunToExit();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_NE(kvd.Log().find("no data directory: set HAFAB_VOLUME_DIR or pass --data-dir"),
+            std::string::npos)
+      << kvd.Log();
+}
+
+// The durability promise: a write answered 200 survives a SIGKILL right after it.
+TEST_F(AppsTest, EveryAcknowledgedPutSurvivesSigkill) {
+  auto kvd = Kvd();
+  ASSERT_TRUE(kvd->Start());
+  std::mutex mu;
+  std::map<std::string, std::string> acknowledged;
+  std::atomic<bool> killed{false};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; !killed; ++i) {
+        std::string key = "w" + std::to_string(w) + "-" + std::to_string(i);
+        std::string value = "value-" + key + std::string(i % 50, '.');
+        auto r = http::Fetch("PUT", kvd->Url("/kv/" + key), value, {}, 5s);
+        if (!r.ok() || r->status != 200) return;  // the server is gone
+        std::lock_guard lock(mu);
+        acknowledged[key] = value;
+      }
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard lock(mu);
+    return acknowledged.size() >= 200;
+  }));
+  kvd->Kill(SIGKILL);  // while the writers still have requests in flight
+  killed = true;
+  for (auto& t : writers) t.join();
+  auto status = kvd->Wait();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFSIGNALED(*status));
+
+  auto restarted = Kvd();
+  ASSERT_TRUE(restarted->Start());
+  EXPECT_NE(restarted->Log().find("replayed"), std::string::npos) << restarted->Log();
+  size_t missing = 0;
+  for (const auto& [key, value] : acknowledged) {
+    auto r = http::Fetch("GET", restarted->Url("/kv/" + key));
+    if (!r.ok() || r->status != 200 || r->body != value) ++missing;
+  }
+  EXPECT_EQ(missing, 0u) << "of " << acknowledged.size() << " acknowledged writes";
+}
+
+TEST_F(AppsTest, KvdToleratesATornLastRecordAndKeepsWriting) {
+  auto kvd = Kvd();
+  ASSERT_TRUE(kvd->Start());
+  ASSERT_EQ(StatusOf("PUT", kvd->Url("/kv/one"), "1"), 200);
+  ASSERT_EQ(StatusOf("PUT", kvd->Url("/kv/two"), "2"), 200);
+  kvd->Kill(SIGKILL);
+  ASSERT_TRUE(kvd->Wait().has_value());
+  // What a crash in the middle of an append leaves behind: half a record.
+  std::string record = EncodeKvRecord("three", "3333333333");
+  {
+    std::ofstream out(dir_ + "/volume/kvd.log", std::ios::binary | std::ios::app);
+    out << record.substr(0, record.size() / 2);
+  }
+  auto restarted = Kvd();
+  ASSERT_TRUE(restarted->Start());
+  EXPECT_NE(restarted->Log().find("truncated a torn last record of " +
+                                  std::to_string(record.size() / 2) + " bytes"),
+            std::string::npos)
+      << restarted->Log();
+  EXPECT_EQ(http::Fetch("GET", restarted->Url("/kv/one"))->body, "1");
+  EXPECT_EQ(http::Fetch("GET", restarted->Url("/kv/two"))->body, "2");
+  EXPECT_EQ(StatusOf("GET", restarted->Url("/kv/three")), 404);
+  ASSERT_EQ(StatusOf("PUT", restarted->Url("/kv/four"), "4"), 200);
+  restarted->Kill(SIGTERM);
+  ASSERT_TRUE(restarted->Wait().has_value());
+
+  auto again = Kvd();
+  ASSERT_TRUE(again->Start());
+  EXPECT_EQ(http::Fetch("GET", again->Url("/kv/four"))->body, "4");
+}
+
+TEST_F(AppsTest, SigtermExitsZero) {
+  auto kvd = Kvd();
+  auto echo = Echo();
+  ASSERT_TRUE(kvd->Start());
+  ASSERT_TRUE(echo->Start());
+  kvd->Kill(SIGTERM);
+  echo->Kill(SIGTERM);
+  for (auto* app : {kvd.get(), echo.get()}) {
+    auto status = app->Wait();
+    ASSERT_TRUE(status.has_value()) << app->Log();
+    ASSERT_TRUE(WIFEXITED(*status)) << app->Log();
+    EXPECT_EQ(WEXITSTATUS(*status), 0) << app->Log();
+  }
+}
+
+TEST_F(AppsTest, SigtermLetsASlowRequestInFlightFinish) {
+  auto echo = Echo();
+  ASSERT_TRUE(echo->Start());
+  auto slow = std::async(std::launch::async,
+                         [&] { return http::Fetch("GET", echo->Url("/slow?ms=300"), "", {}, 5s); });
+  // SIGTERM only once the app has read the request (before, it would be refused).
+  ASSERT_TRUE(WaitFor([&] {
+    auto stats = http::Fetch("GET", echo->Url("/stats"));
+    return stats.ok() && stats->body.find("\"slow_pending\": 1") != std::string::npos;
+  }));
+  echo->Kill(SIGTERM);
+  auto r = slow.get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << echo->Log();
+  EXPECT_EQ(r->status, 200);
+  auto status = echo->Wait();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << echo->Log();
+}
+
+TEST_F(AppsTest, EchoAnswersWithItsInstanceId) {
+  auto echo = Echo({{"HAFAB_INSTANCE", "web-2"}});
+  ASSERT_TRUE(echo->Start());
+  auto r = http::Fetch("GET", echo->Url("/"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "web-2\n");
+}
+
+TEST_F(AppsTest, EchoBusySwitchFlipsReadinessBetween200And503) {
+  std::string busy_file = dir_ + "/busy";
+  auto echo = Echo({{"HAFAB_BUSY_FILE", busy_file}});
+  ASSERT_TRUE(echo->Start());
+  EXPECT_EQ(StatusOf("GET", echo->Url("/ready")), 200);
+  ASSERT_EQ(StatusOf("POST", echo->Url("/busy")), 200);
+  EXPECT_EQ(StatusOf("GET", echo->Url("/ready")), 503);
+  EXPECT_EQ(StatusOf("GET", echo->Url("/")), 200);  // busy is not down
+  ASSERT_EQ(StatusOf("POST", echo->Url("/unbusy")), 200);
+  EXPECT_EQ(StatusOf("GET", echo->Url("/ready")), 200);
+
+  std::ofstream(busy_file) << "maintenance";
+  EXPECT_EQ(StatusOf("GET", echo->Url("/ready")), 503);
+  std::filesystem::remove(busy_file);
+  EXPECT_EQ(StatusOf("GET", echo->Url("/ready")), 200);
+}
+
+TEST_F(AppsTest, EchoSlowDoesNotBlockOtherRequests) {
+  auto echo = Echo();
+  ASSERT_TRUE(echo->Start());
+  auto start = std::chrono::steady_clock::now();
+  auto slow = std::async(std::launch::async, [&] {
+    return http::Fetch("GET", echo->Url("/slow?ms=1500"), "", {}, 10s);
+  });
+  for (int i = 0; i < 5; ++i) {
+    auto r = http::Fetch("GET", echo->Url("/"), "", {}, 1s);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200);
+  }
+  // All five answered while the slow request was still waiting.
+  EXPECT_EQ(slow.wait_for(0s), std::future_status::timeout);
+  auto r = slow.get();
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "slept 1500ms\n");
+  EXPECT_GE(elapsed, 1500ms);
+  EXPECT_EQ(StatusOf("GET", echo->Url("/slow?ms=soon")), 400);
+}
+
+}  // namespace
+}  // namespace hafab::apps

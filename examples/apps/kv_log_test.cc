@@ -1,0 +1,103 @@
+#include "kv_log.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace hafab::apps {
+namespace {
+
+class KvLogTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/kv_log_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    path_ = dir_ + "/kvd.log";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void AppendRaw(const std::string& bytes) {
+    std::ofstream out(path_, std::ios::binary | std::ios::app);
+    out << bytes;
+  }
+
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(KvLogTest, ReplaysTheLastValueOfEachKey) {
+  {
+    KvLog::Replay replay;
+    auto log = KvLog::Open(path_, &replay);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    EXPECT_EQ(replay.records, 0u);
+    ASSERT_TRUE((*log)->Append("a", "1").ok());
+    ASSERT_TRUE((*log)->Append("b", std::string("bin\0ary", 7)).ok());
+    ASSERT_TRUE((*log)->Append("a", "2").ok());
+    ASSERT_TRUE((*log)->Append("empty", "").ok());
+  }
+  KvLog::Replay replay;
+  auto log = KvLog::Open(path_, &replay);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  EXPECT_EQ(replay.records, 4u);
+  EXPECT_EQ(replay.torn_bytes, 0u);
+  EXPECT_EQ(replay.entries, (std::map<std::string, std::string>{
+                                {"a", "2"}, {"b", std::string("bin\0ary", 7)}, {"empty", ""}}));
+}
+
+// A crash can cut the last record anywhere: in its header, in its payload, or leave
+// its full length with garbage inside. Each is truncated and the log stays appendable.
+TEST_F(KvLogTest, TruncatesATornLastRecordWhereverItWasCut) {
+  std::string record = EncodeKvRecord("torn-key", "torn-value-0123456789");
+  std::string garbled = record;
+  garbled[garbled.size() - 3] ^= 0x5a;
+  for (std::string tail : {record.substr(0, 5), record.substr(0, 16), record.substr(0, 25),
+                           record.substr(0, record.size() - 1), garbled}) {
+    std::filesystem::remove(path_);
+    {
+      auto log = KvLog::Open(path_, nullptr);
+      ASSERT_TRUE(log.ok());
+      ASSERT_TRUE((*log)->Append("kept", "yes").ok());
+    }
+    AppendRaw(tail);
+    KvLog::Replay replay;
+    {
+      auto log = KvLog::Open(path_, &replay);
+      ASSERT_TRUE(log.ok()) << log.status().ToString();
+      EXPECT_EQ(replay.torn_bytes, tail.size());
+      EXPECT_EQ(replay.entries, (std::map<std::string, std::string>{{"kept", "yes"}}));
+      ASSERT_TRUE((*log)->Append("after", "crash").ok());
+    }
+    auto log = KvLog::Open(path_, &replay);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    EXPECT_EQ(replay.torn_bytes, 0u);
+    EXPECT_EQ(replay.entries,
+              (std::map<std::string, std::string>{{"kept", "yes"}, {"after", "crash"}}));
+  }
+}
+
+TEST_F(KvLogTest, RefusesACorruptRecordThatIsNotTheLast) {
+  std::string first = EncodeKvRecord("a", "1");
+  first[first.size() - 1] ^= 1;
+  AppendRaw(first + EncodeKvRecord("b", "2"));
+  auto log = KvLog::Open(path_, nullptr);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), StatusCode::kInternal);
+  EXPECT_NE(log.status().message().find("corrupt record at offset 0 of " + path_),
+            std::string::npos)
+      << log.status().message();
+}
+
+TEST_F(KvLogTest, OpenNamesThePathWhenTheDirectoryIsMissing) {
+  std::string missing = dir_ + "/no/such/dir/kvd.log";
+  auto log = KvLog::Open(missing, nullptr);
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.status().message().find(missing), std::string::npos) << log.status().message();
+}
+
+}  // namespace
+}  // namespace hafab::apps
