@@ -175,10 +175,11 @@ void Agent::Tick() {
 void Agent::CheckLease() {
   if (!lease_.Expired() || supervisor_->fenced()) return;
   const auto since = clock_.Now() - (lease_.deadline() - options_.lease_ttl);
-  std::string reason = "could not renew the lease with the controller for " +
-                       std::to_string(Ms(since)) + "ms (lease_ttl " +
-                       std::to_string(Ms(options_.lease_ttl)) + "ms; last tried " +
-                       client_.current_url() + ")";
+  std::string reason = heartbeats_ok_ == 0 ? "no lease from the controller since the agent started"
+                                           : "could not renew the lease with the controller for " +
+                                                 std::to_string(Ms(since)) + "ms (lease_ttl " +
+                                                 std::to_string(Ms(options_.lease_ttl)) +
+                                                 "ms; last tried " + client_.current_url() + ")";
   std::vector<std::string> killed = supervisor_->Fence(reason);
   fenced_at_ = clock_.Now();
   if (!killed.empty() || heartbeats_ok_ > 0) {
@@ -215,12 +216,18 @@ void Agent::RestoreLease() {
   // may keep running until then, and are fenced at once if it has passed.
   std::ifstream in(options_.data_dir + "/run/lease");
   int64_t ns = 0;
-  if (in >> ns && ns > 0) {
-    lease_.Restore(TimePoint(std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(ns))));
-    spdlog::info(
-        "agent {}: lease of the previous run {} {}ms ago", options_.node,
-        lease_.Valid() ? "ends" : "ended",
-        Ms(lease_.Valid() ? lease_.deadline() - clock_.Now() : clock_.Now() - lease_.deadline()));
+  if (!(in >> ns) || ns <= 0) {
+    // No lease was ever renewed here: a primary left running without one is fenced at once.
+    lease_.Restore(clock_.Now());
+    return;
+  }
+  lease_.Restore(TimePoint(std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(ns))));
+  if (lease_.Valid()) {
+    spdlog::info("agent {}: the previous run's lease ends in {}ms", options_.node,
+                 Ms(lease_.deadline() - clock_.Now()));
+  } else {
+    spdlog::info("agent {}: the previous run's lease ended {}ms ago", options_.node,
+                 Ms(clock_.Now() - lease_.deadline()));
   }
 }
 

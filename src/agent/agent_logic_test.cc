@@ -136,6 +136,8 @@ TEST(AssignmentTest, RejectsBadInput) {
   EXPECT_NE(st.status().message().find("x-0"), std::string::npos);
   EXPECT_NE(st.status().message().find("udp"), std::string::npos);
   EXPECT_FALSE(ParseAssignments(R"({"assignments": [{"instance": "x-0"}]})").ok());
+  EXPECT_FALSE(
+      ParseAssignments(R"({"assignments": [{"instance": "../etc", "command": "c"}]})").ok());
 }
 
 }  // namespace

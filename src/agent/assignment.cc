@@ -40,6 +40,11 @@ Assignment ParseOne(const json& j) {
   Assignment a;
   a.raw_json = j.dump();
   a.instance = j.at("instance").get<std::string>();
+  // The name becomes file names (logs, pid files, cgroups): no path tricks.
+  if (a.instance.empty() || a.instance == "." || a.instance == ".." ||
+      a.instance.find('/') != std::string::npos || a.instance.find('\0') != std::string::npos) {
+    throw std::runtime_error("'instance' must be a plain name, not '" + a.instance + "'");
+  }
   a.role = j.value("role", "");
   std::string mode = j.value("mode", "load-balanced");
   if (mode == "active-passive") {

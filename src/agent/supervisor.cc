@@ -238,7 +238,7 @@ bool Supervisor::Idle() const {
 }
 
 std::vector<std::string> Supervisor::Fence(const std::string& reason) {
-  if (!fenced_) spdlog::error("self-fencing: {}", reason);
+  if (!fenced_) spdlog::warn("self-fencing: {}", reason);
   fenced_ = true;
   std::vector<std::string> killed;
   for (auto& [name, in] : instances_) {
