@@ -98,6 +98,7 @@ Status Controller::Load() {
   nodes_.clear();
   gateways_.clear();
   ops_.clear();
+  running_ops_.clear();
   pending_.clear();
   HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
   for (const auto& kv : all.kvs) {
@@ -128,7 +129,10 @@ Status Controller::Load() {
       gateways_.insert(kv.key.substr(std::strlen(kGatewaysPrefix)));
     } else if (starts(kOpsPrefix)) {
       auto r = OperationFromJson(j);
-      if (r.ok()) ops_[r->id] = *r;
+      if (r.ok()) {
+        if (r->state == "running") running_ops_[r->role] = r->id;
+        ops_[r->id] = *r;
+      }
     } else if (starts(kEventsPrefix)) {
       auto r = EventFromJson(j);
       if (r.ok()) {
@@ -209,6 +213,12 @@ void Controller::PutNode(const NodeRecord& r) {
 void Controller::PutOp(const Operation& op) {
   Operation& slot = ops_[op.id];
   if (&slot != &op) slot = op;
+  if (op.state == "running") {
+    running_ops_[op.role] = op.id;
+  } else if (auto it = running_ops_.find(op.role);
+             it != running_ops_.end() && it->second == op.id) {
+    running_ops_.erase(it);
+  }
   pending_.push_back(store::Op::Put(kOpsPrefix + op.id, ToJson(op).dump()));
 }
 
@@ -600,10 +610,10 @@ Result<json> Controller::RequestFailover(const std::string& role, const std::str
 }
 
 const Operation* Controller::ActiveOp(const std::string& role) const {
-  for (const auto& [id, op] : ops_) {
-    if (op.role == role && op.state == "running") return &op;
-  }
-  return nullptr;
+  auto it = running_ops_.find(role);
+  if (it == running_ops_.end()) return nullptr;
+  auto op = ops_.find(it->second);
+  return op == ops_.end() ? nullptr : &op->second;
 }
 
 void Controller::Tick() {

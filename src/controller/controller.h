@@ -250,8 +250,9 @@ class Controller {
   std::map<std::string, NodeRecord> nodes_;
   std::set<std::string> gateways_;
   std::map<std::string, Operation> ops_;
-  std::deque<Event> events_;           // the most recent, in memory
-  std::deque<int64_t> stored_events_;  // ids of events in the store, for trimming
+  std::map<std::string, std::string> running_ops_;  // role -> id of its running operation
+  std::deque<Event> events_;                        // the most recent, in memory
+  std::deque<int64_t> stored_events_;               // ids of events in the store, for trimming
   std::vector<store::Op> pending_;
 
   // Observed state, memory only.

@@ -280,5 +280,88 @@ TEST_F(ClusterTest, StatusShowsInstancesNodesVolumes) {
   EXPECT_EQ(st["volumes"][0]["attached_to"], Inst("kvd-0").node);
 }
 
+TEST_F(ClusterTest, ScaleDownOfActivePassiveKeepsThePrimary) {
+  Run(100ms);
+  ApplyRoles({KvdRole(3)});
+  Run(200ms);
+  ASSERT_TRUE(c_->RequestFailover("kvd", "").ok());
+  Run(1s);
+  std::string primary = Role("kvd").primary;
+  ASSERT_NE(primary, "kvd-0");
+  ASSERT_TRUE(c_->Scale("kvd", 1).ok());
+  Run(200ms);
+  ASSERT_EQ(c_->instances().size(), 1u);
+  EXPECT_TRUE(c_->instances().count(primary));
+  EXPECT_EQ(Running("kvd"), 1);
+}
+
+TEST_F(ClusterTest, GcForceDetachesAVolumeLeftOnASilentNode) {
+  Run(100ms);
+  ApplyRoles({KvdRole(2)});
+  Run(300ms);
+  std::string home = Inst("kvd-0").node;
+  std::string other;
+  for (const auto& a : agents_) {
+    if (a->node() != home && a->node() != Inst("kvd-1").node) other = a->node();
+  }
+  // An interrupted operation left the volume on a node that then died.
+  ASSERT_TRUE(provider_.Detach("kvd-data", home).ok());
+  ASSERT_TRUE(provider_.Attach("kvd-data", other, "kvd-9").ok());
+  agent(other).Kill();
+  Run(1500ms);
+  EXPECT_EQ(provider_.Describe("kvd-data")->node, other);  // not before lease + margin
+  Run(2s);
+  EXPECT_EQ(provider_.Describe("kvd-data")->node, home);  // detached, then re-attached
+  bool event = false;
+  for (const auto& e : c_->EventsAfter(0)) event |= e.type == "gc-force-detach";
+  EXPECT_TRUE(event);
+}
+
+TEST_F(ClusterTest, GcResendsAssignmentsToANodeRunningAnUnwantedInstance) {
+  Run(100ms);
+  ApplyRoles({WebRole(1)});
+  Run(200ms);
+  int64_t gen = c_->AssignmentsGeneration("n3");
+  nlohmann::json hb = agent("n3").HeartbeatBody();
+  hb["instances"].push_back({{"instance", "ghost-0"}, {"role", "ghost"}, {"state", "running"}});
+  ASSERT_TRUE(c_->AgentHeartbeat("n3", hb).ok());
+  clock_.Advance(1100ms);
+  c_->Tick();
+  EXPECT_GT(c_->AssignmentsGeneration("n3"), gen);
+  bool event = false;
+  for (const auto& e : c_->EventsAfter(0)) event |= e.type == "gc-orphan-instance";
+  EXPECT_TRUE(event);
+}
+
+// Heartbeat handling does not grow with the cluster: measured on 2000 nodes.
+TEST(ControllerScaleTest, HeartbeatCostIsIndependentOfClusterSize) {
+  testing::FakeClock clock;
+  MemoryStore store(clock);
+  FakeProvider provider;
+  ControllerOptions o;
+  o.lease_ttl = std::chrono::hours(1);
+  Controller c(store, clock, &provider, o);
+  ASSERT_TRUE(c.Start().ok());
+  auto body = [](int i) {
+    return nlohmann::json{
+        {"address", "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250)},
+        {"labels", {{"fault_domain", "fd" + std::to_string(i % 10)}}}};
+  };
+  auto measure = [&](int nodes) {
+    for (int i = 0; i < nodes; ++i)
+      EXPECT_TRUE(c.AgentHeartbeat("n" + std::to_string(i), body(i)).ok());
+    auto start = std::chrono::steady_clock::now();
+    for (int k = 0; k < 5000; ++k) {
+      int i = k % nodes;
+      EXPECT_TRUE(c.AgentHeartbeat("n" + std::to_string(i), body(i)).ok());
+    }
+    return ToMillis(std::chrono::steady_clock::now() - start) / 5000 * 1000;  // us each
+  };
+  double small = measure(20);
+  double large = measure(2000);
+  std::cout << "heartbeat: " << small << " us (20 nodes), " << large << " us (2000 nodes)\n";
+  EXPECT_LT(large, small * 5 + 50);
+}
+
 }  // namespace
 }  // namespace hafab::controller::testsupport

@@ -111,6 +111,11 @@ Controller::StepResult Controller::StepStop(Operation& op) {
   }
   Publish();
   const NodeObservation* obs = Observation(node);
+  if (obs == nullptr) {
+    // A controller that just started has not heard this node yet: what it runs is unknown.
+    Note(op, "waiting for the first heartbeat of node " + node);
+    return StepResult::kWait;
+  }
   const ObservedInstance* o = Observed(*old);
   bool taken = obs != nullptr && obs->assignments_generation >= node_generation_[node];
   if (o == nullptr || (!Running(o->state) && (o->state != "backoff" || taken))) {

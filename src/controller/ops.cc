@@ -104,9 +104,7 @@ void Controller::Note(Operation& op, const std::string& note) {
 
 void Controller::AdvanceOps() {
   std::vector<std::string> running;
-  for (const auto& [id, op] : ops_) {
-    if (op.state == "running") running.push_back(id);
-  }
+  for (const auto& [role, id] : running_ops_) running.push_back(id);
   for (const auto& id : running) {
     if (crashed_ || reload_needed_) return;
     auto it = ops_.find(id);

@@ -118,7 +118,8 @@ json Controller::StatusJson() const {
     auto ri = roles_.find(inst.role);
     if (ri == roles_.end()) continue;
     const RoleRecord& r = ri->second;
-    const ObservedInstance* o = Observed(inst);
+    // What a silent node last said is not its state now.
+    const ObservedInstance* o = NodeDown(inst.node) ? nullptr : Observed(inst);
     auto ni = nodes_.find(inst.node);
     bool busy = false;
     bool ready = InstanceReady(r, inst, &busy);
@@ -127,6 +128,7 @@ json Controller::StatusJson() const {
     instances.push_back({{"instance", name},
                          {"role", inst.role},
                          {"kind", kind},
+                         {"primary", kind == "primary"},
                          {"node", inst.node},
                          {"fault_domain", ni == nodes_.end() ? "" : ni->second.fault_domain},
                          {"update_domain", ni == nodes_.end() ? "" : ni->second.update_domain},
