@@ -47,8 +47,10 @@ struct Response {
   std::string Header(const std::string& name) const;
 };
 
-// Sends the response for one request. Call exactly once, on the server's io_context
-// thread (post to it from elsewhere). A responder may be kept for later (long-poll).
+// Sends the response for one request. Call it once; later calls, and calls after the
+// connection closed or the server stopped, are no-ops. It may be kept for later
+// (long-poll) and called from any thread (it dispatches to the server's io_context),
+// but not after that io_context is destroyed. A handler that throws gets a 500.
 using Responder = std::function<void(Response)>;
 using Handler = std::function<void(Request&& request, Responder respond)>;
 
@@ -71,6 +73,10 @@ class Server {
   // connection. `done` runs on the io_context once no connection is left (at once if
   // none). Stop() may still be called to cut it short (then `done` does not run).
   void Drain(std::function<void()> done);
+  // Closes a connection that has not sent a complete request within `timeout` of being
+  // accepted or of its last response (default 120 s). Never limits how long a handler
+  // takes to respond. Applies to reads started after the call.
+  void SetIdleTimeout(Duration timeout);
 
  private:
   struct Impl;

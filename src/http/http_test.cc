@@ -241,6 +241,40 @@ TEST(HttpTest, DrainAnswersTheRequestInFlightThenReportsDone) {
   EXPECT_TRUE(WaitFor([&] { return drained.load(); }));
 }
 
+TEST(HttpTest, IdleConnectionsAreClosedButSlowHandlersAreNot) {
+  std::unique_ptr<asio::steady_timer> timer;
+  TestServer server([&](Request&&, Responder respond) {
+    // Answers after three idle timeouts: the limit must not apply while handling.
+    timer = std::make_unique<asio::steady_timer>(server.io(), 150ms);
+    timer->async_wait(
+        [respond](boost::system::error_code) { respond(Response::Text(200, "slow but fine")); });
+  });
+  server.RunOnIo([&] { server.server().SetIdleTimeout(50ms); });
+  auto slow = Fetch("GET", server.Url("/"), "", {}, 2s);
+  ASSERT_TRUE(slow.ok()) << slow.status().ToString();
+  EXPECT_EQ(slow->body, "slow but fine");
+
+  asio::io_context io;
+  tcp::socket idle(io);
+  idle.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server.port()));
+  char byte;
+  std::optional<boost::system::error_code> read_ended;
+  idle.async_read_some(asio::buffer(&byte, 1),
+                       [&](boost::system::error_code ec, size_t) { read_ended = ec; });
+  io.run_for(5s);  // returns as soon as the server closes the connection
+  ASSERT_TRUE(read_ended.has_value()) << "the idle connection was not closed";
+  EXPECT_EQ(*read_ended, asio::error::eof);
+  server.RunOnIo([&] { timer.reset(); });
+}
+
+TEST(HttpTest, AHandlerThatThrowsAnswers500) {
+  TestServer server([](Request&&, Responder) -> void { throw std::runtime_error("boom"); });
+  auto result = Fetch("GET", server.Url("/"));
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->status, 500);
+  EXPECT_EQ(result->body, "internal error: boom\n");
+}
+
 TEST(HttpTest, FetchToAClosedPortIsUnavailableAndNamesIt) {
   asio::io_context io;
   tcp::acceptor probe(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));

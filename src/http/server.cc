@@ -2,6 +2,7 @@
 // request at a time and writing the handler's response whenever its Responder is called.
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
@@ -63,6 +64,7 @@ struct ServerCore {
   Handler handler;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections;
+  Duration idle_timeout = std::chrono::seconds(120);
   bool stopped = false;
   bool draining = false;
   std::function<void()> drained;
@@ -75,7 +77,9 @@ struct ServerCore {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::shared_ptr<ServerCore> server, tcp::socket socket)
-      : server_(std::move(server)), socket_(std::move(socket)) {
+      : server_(std::move(server)),
+        socket_(std::move(socket)),
+        idle_timer_(socket_.get_executor()) {
     error_code ec;
     auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) peer_ = endpoint.address().to_string();
@@ -94,6 +98,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Close() {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
+    idle_timer_.cancel();
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
@@ -108,6 +113,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->body_limit(kRequestBodyLimit);
     parser_->header_limit(kRequestHeaderLimit);
+    // The idle limit covers waiting for a request and reading it, never the handler's
+    // time to answer (a long-poll may take minutes).
+    idle_timer_.expires_after(server_->idle_timeout);
+    idle_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+      auto self = weak.lock();
+      if (!ec && self && self->state_ == State::kReading) self->Close();
+    });
     bhttp::async_read_header(
         socket_, buffer_, *parser_,
         [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
@@ -155,6 +167,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Answers a request we could not parse, then closes.
   void SendFinal(Response response) {
+    idle_timer_.cancel();
     keep_alive_ = false;
     version_ = 11;
     state_ = State::kHandling;
@@ -164,6 +177,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnBody(error_code ec) {
     if (state_ == State::kClosed) return;
     if (ec) return OnReadError(ec);
+    idle_timer_.cancel();
     auto message = parser_->release();
     parser_.reset();
     keep_alive_ = message.keep_alive();
@@ -191,7 +205,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
                      });
     };
     if (server_->stopped) return Close();
-    server_->handler(std::move(request), std::move(respond));
+    try {
+      server_->handler(std::move(request), respond);
+    } catch (const std::exception& e) {
+      respond(Response::Text(500, std::string("internal error: ") + e.what() + "\n"));
+    }
   }
 
   void Write(Response response) {
@@ -217,6 +235,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::shared_ptr<ServerCore> server_;
   tcp::socket socket_;
+  asio::steady_timer idle_timer_;
   std::string peer_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -307,6 +326,8 @@ void Server::Stop() {
     if (auto connection = weak.lock()) connection->Close();
   }
 }
+
+void Server::SetIdleTimeout(Duration timeout) { impl_->idle_timeout = timeout; }
 
 void Server::Drain(std::function<void()> done) {
   if (impl_->stopped) return;
