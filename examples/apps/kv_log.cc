@@ -127,10 +127,17 @@ Result<std::unique_ptr<KvLog>> KvLog::Open(const std::string& path, Replay* repl
 }
 
 Status KvLog::Append(const std::string& key, const std::string& value) {
-  if (key.size() > UINT32_MAX || value.size() > UINT32_MAX) {
-    return Status::InvalidArgument("key or value larger than 4 GiB");
+  return AppendBatch({{key, value}});
+}
+
+Status KvLog::AppendBatch(const std::vector<std::pair<std::string, std::string>>& records) {
+  std::string record;
+  for (const auto& [key, value] : records) {
+    if (key.size() > UINT32_MAX || value.size() > UINT32_MAX) {
+      return Status::InvalidArgument("key or value larger than 4 GiB");
+    }
+    record += EncodeKvRecord(key, value);
   }
-  std::string record = EncodeKvRecord(key, value);
   size_t written = 0;
   Status failure;
   while (written < record.size()) {

@@ -6,6 +6,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/result.h"
 #include "core/status.h"
@@ -37,6 +39,9 @@ class KvLog {
   // length. Errors: InvalidArgument for a key or value above 4 GiB; Internal (names the
   // path and the OS error) when write or fsync fail.
   Status Append(const std::string& key, const std::string& value);
+  // Appends several records with one write and one fsync (group commit): all of them are
+  // durable when it returns OK, none is kept on error. Errors as Append.
+  Status AppendBatch(const std::vector<std::pair<std::string, std::string>>& records);
 
   const std::string& path() const { return path_; }
 

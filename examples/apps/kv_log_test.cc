@@ -49,6 +49,21 @@ TEST_F(KvLogTest, ReplaysTheLastValueOfEachKey) {
                                 {"a", "2"}, {"b", std::string("bin\0ary", 7)}, {"empty", ""}}));
 }
 
+TEST_F(KvLogTest, ABatchIsReplayedLikeSingleAppends) {
+  {
+    auto log = KvLog::Open(path_, nullptr);
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->AppendBatch({{"x", "1"}, {"y", "2"}, {"x", "3"}}).ok());
+    ASSERT_TRUE((*log)->Append("z", "4").ok());
+  }
+  KvLog::Replay replay;
+  auto log = KvLog::Open(path_, &replay);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  EXPECT_EQ(replay.records, 4u);
+  EXPECT_EQ(replay.entries,
+            (std::map<std::string, std::string>{{"x", "3"}, {"y", "2"}, {"z", "4"}}));
+}
+
 // A crash can cut the last record anywhere: in its header, in its payload, or leave
 // its full length with garbage inside. Each is truncated and the log stays appendable.
 TEST_F(KvLogTest, TruncatesATornLastRecordWhereverItWasCut) {

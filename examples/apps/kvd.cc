@@ -3,6 +3,7 @@
 // and replays the log at start.
 //
 //   PUT /kv/KEY  (body = value)  -> 200 once durable; 500 if the write failed
+//                                   (concurrent PUTs share one fsync: group commit)
 //   GET /kv/KEY                  -> 200 value, or 404
 //   GET /health                  -> 200
 // Every response carries X-Hafab-Instance and X-Hafab-Epoch.
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "app_common.h"
+#include "group_commit.h"
 #include "http/http.h"
 #include "kv_log.h"
 
@@ -53,6 +55,10 @@ int Main(int argc, char** argv) {
                                            .c_str()
                                      : "");
 
+  boost::asio::io_context io;
+  // Destroyed before `io` and `log`: its destructor flushes and joins the writer thread.
+  auto committer = std::make_unique<GroupCommitter>(io, **log);
+
   auto handler = [&](http::Request&& request, http::Responder respond) {
     if (request.path == "/health") {
       return respond(request.method == "GET" || request.method == "HEAD"
@@ -64,13 +70,19 @@ int Main(int argc, char** argv) {
     }
     std::string key = request.path.substr(kKeyPrefix.size());
     if (request.method == "PUT") {
-      Status written = (*log)->Append(key, request.body);
-      if (!written.ok()) {
-        std::fprintf(stderr, "kvd: PUT %s failed: %s\n", key.c_str(), written.message().c_str());
-        return respond(http::Response::Text(500, written.message() + "\n"));
-      }
-      entries.insert_or_assign(std::move(key), std::move(request.body));
-      return respond(http::Response::Text(200, "stored\n"));
+      std::string value = request.body;
+      committer->Append(key, std::move(request.body),
+                        [&entries, key, value = std::move(value), respond](Status written) mutable {
+                          if (!written.ok()) {
+                            std::fprintf(stderr, "kvd: PUT %s failed: %s\n", key.c_str(),
+                                         written.message().c_str());
+                            return respond(http::Response::Text(500, written.message() + "\n"));
+                          }
+                          // Visible to readers only once durable.
+                          entries.insert_or_assign(std::move(key), std::move(value));
+                          respond(http::Response::Text(200, "stored\n"));
+                        });
+      return;
     }
     if (request.method == "GET" || request.method == "HEAD") {
       auto it = entries.find(key);
@@ -85,7 +97,6 @@ int Main(int argc, char** argv) {
     respond(std::move(response));
   };
 
-  boost::asio::io_context io;
   http::Server server(io, WithIdentity(*config, handler));
   return ServeUntilSignal("kvd", *config, io, server);
 }
