@@ -275,6 +275,31 @@ TEST(HttpTest, AHandlerThatThrowsAnswers500) {
   EXPECT_EQ(result->body, "internal error: boom\n");
 }
 
+TEST(HttpTest, DrainClosesIdleKeepAliveConnectionsAtOnce) {
+  TestServer server(EchoHandler);
+  asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server.port()));
+  bhttp::request<bhttp::string_body> request(bhttp::verb::get, "/", 11);
+  request.set(bhttp::field::host, "x");
+  bhttp::write(socket, request);
+  boost::beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> response;
+  bhttp::read(socket, buffer, response);
+  ASSERT_TRUE(response.keep_alive());  // now idle, waiting for its next request
+
+  std::atomic<bool> drained{false};
+  server.RunOnIo([&] { server.server().Drain([&] { drained = true; }); });
+  EXPECT_TRUE(WaitFor([&] { return drained.load(); }));
+  char byte;
+  std::optional<boost::system::error_code> read_ended;
+  socket.async_read_some(asio::buffer(&byte, 1),
+                         [&](boost::system::error_code ec, size_t) { read_ended = ec; });
+  io.run_for(5s);
+  ASSERT_TRUE(read_ended.has_value());
+  EXPECT_EQ(*read_ended, asio::error::eof);
+}
+
 TEST(HttpTest, FetchToAClosedPortIsUnavailableAndNamesIt) {
   asio::io_context io;
   tcp::acceptor probe(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));

@@ -228,7 +228,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bhttp::async_write(socket_, *message,
                        [self = shared_from_this(), message](error_code ec, size_t) {
                          if (self->state_ == State::kClosed) return;
-                         if (ec || !self->keep_alive_) return self->Close();
+                         if (ec || !self->keep_alive_ || self->server_->draining) {
+                           return self->Close();
+                         }
                          self->ReadHeader();
                        });
   }
