@@ -521,7 +521,9 @@ Result<json> Controller::Apply(const manifest::Manifest& m) {
     rec.capacity = n.capacity;
     PutNode(rec);
     // A node declared but not yet heard from gets one lease to show up.
-    if (fresh && !node_leases_.Live(n.name)) node_leases_.Renew(n.name, now + opts_.lease_ttl);
+    if (fresh && !node_leases_.Live(n.name)) {
+      node_leases_.Renew(n.name, now + std::max(opts_.lease_ttl, opts_.first_contact_grace));
+    }
   }
   Emit("applied",
        "manifest applied: " + std::to_string(m.roles.size()) + " roles" +

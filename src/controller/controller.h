@@ -40,6 +40,9 @@ struct ControllerOptions {
   // Added to a silent node's lease before its volume may be force-detached: by then its
   // agent has stopped its primaries itself.
   Duration fence_margin = std::chrono::milliseconds(500);
+  // A node declared by a manifest but never heard from gets this long to show up before
+  // it is declared down (its agent is usually started right after the apply).
+  Duration first_contact_grace = std::chrono::seconds(5);
   Duration reconcile_interval = std::chrono::milliseconds(100);
   Duration gc_interval = std::chrono::seconds(1);
   // Tests and the fault harness: stop right after recording the start of this step.

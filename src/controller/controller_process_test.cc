@@ -252,6 +252,26 @@ TEST_F(ControllerProcessTest, NodeKillFailsOverAndTheNodeRejoinsAsStandby) {
   EXPECT_EQ(AttachedTo(), now.second);
 }
 
+TEST_F(ControllerProcessTest, PlannedSwitchoverToANamedNode) {
+  StartCluster();
+  auto [inst, node] = SolePrimary();
+  std::string to = node == "n3" ? "n2" : "n3";
+  TimePoint asked = RealClock().Now();
+  auto r = Api("POST", "/v1/roles/app/failover", json{{"to", to}}.dump());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(WaitFor("the switchover", [&] {
+    auto p = SolePrimary();
+    return OpsDone() && p.second == to;
+  }));
+  std::cout << "planned switchover: " << ToMillis(RealClock().Now() - asked) << " ms\n";
+  EXPECT_EQ(AttachedTo(), to);
+  auto op = Api("GET", "/v1/ops/" + (*r)["operation"].get<std::string>());
+  ASSERT_TRUE(op.ok());
+  EXPECT_EQ((*op)["state"], "done");
+  EXPECT_EQ((*op)["planned"], true);
+  EXPECT_EQ((*op)["steps"].size(), std::size(kFailoverSteps));
+}
+
 // The fault harness in small: the controller is SIGKILLed (_exit 137) right after it
 // records the start of each step in turn; the controller started again finishes.
 TEST_F(ControllerProcessTest, ControllerKilledAtEveryStepResumes) {

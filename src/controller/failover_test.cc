@@ -245,6 +245,53 @@ TEST_F(FailoverTest, EveryStepIsIdempotent) {
   ExpectFailedOverFrom(old_node_);
 }
 
+TEST_F(FailoverTest, SingleInstanceRoleMovesToAnotherNodeWhenItsNodeDies) {
+  Run(100ms);
+  ApplyRoles({KvdRole(1)});
+  Run(300ms);
+  std::string home = PrimaryNode();
+  agent(home).Kill();
+  RunChecked(4s);
+  EXPECT_EQ(LastOp()->state, "done");
+  EXPECT_NE(PrimaryNode(), home);
+  EXPECT_EQ(Role("kvd").epoch, 2);
+  EXPECT_EQ(Running("kvd"), 1);
+  EXPECT_EQ(provider_.Describe("kvd-data")->node, PrimaryNode());
+}
+
+TEST_F(FailoverTest, ManifestNodesNeverHeardFromGetAGraceToShowUp) {
+  manifest::Manifest m;
+  for (const char* n : {"n1", "n2", "n3"}) {
+    manifest::Node node;
+    node.name = n;
+    m.nodes.push_back(node);
+  }
+  m.roles = {KvdRole(2)};
+  ASSERT_TRUE(c_->Apply(m).ok());
+  // The agents start late (3s > lease TTL): nothing is declared down, nothing fails over.
+  clock_.Advance(3s);
+  c_->Tick();
+  for (const auto& [n, rec] : c_->nodes()) EXPECT_FALSE(rec.down) << n;
+  Run(500ms);
+  EXPECT_TRUE(c_->ops().empty());
+  EXPECT_EQ(Running("kvd"), 1);
+}
+
+TEST_F(FailoverTest, PrimaryRestartedPastTheLimitFailsOver) {
+  Run(100ms);
+  auto kvd = KvdRole(2);
+  kvd.restart.max_restarts = 2;
+  ApplyRoles({kvd});
+  Run(300ms);
+  old_node_ = PrimaryNode();
+  agent(old_node_).SetRestarts("kvd-0", 2);  // restarted in place by the agent: fine
+  Run(500ms);
+  EXPECT_TRUE(c_->ops().empty());
+  agent(old_node_).SetRestarts("kvd-0", 3);  // one more within the window: move it
+  RunChecked(2s);
+  ExpectFailedOverFrom(old_node_);
+}
+
 struct ResumeCase {
   std::string step;
   bool node_loss;

@@ -159,7 +159,9 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
       StartFailover(role, "node " + inst.node + " of primary " + inst.name + " is down", false, "");
     } else if (drained) {
       StartFailover(role, "node " + inst.node + " is drained", true, "");
-    } else if (crashed || (current && inst.run && o->liveness == "failed")) {
+    } else if (crashed) {
+      // Liveness failures are the agent's to act on first (restart in place, per the
+      // policy); the primary moves once the agent gives up or the restarts pass the limit.
       StartFailover(role,
                     "primary " + inst.name + " failed (state " + o->state + ", liveness " +
                         o->liveness + ", restarts " + std::to_string(o->restarts) + ")",
