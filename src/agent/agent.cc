@@ -1,6 +1,8 @@
 #include "agent/agent.h"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/wait.h>
 
 #include <boost/asio/post.hpp>
 #include <condition_variable>
@@ -9,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "agent/process_launcher.h"
 #include "agent/procfs.h"
 
 namespace hafab::agent {
@@ -115,6 +118,8 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
 }
 
 Agent::~Agent() {
+  // The watchdog is left running unless Shutdown stopped it: it guards the primaries that
+  // outlive this agent object (a crash or a test's simulated SIGKILL).
   probes_.reset();
   worker_.reset();
 }
@@ -126,6 +131,7 @@ void Agent::Start() {
   RestoreLease();
   volumes_->PersistTo(options_.data_dir + "/run/volumes.json");
   supervisor_->AdoptLeftovers();
+  StartWatchdog();
   CheckLease();  // adopted primaries whose lease ran out while no agent ran are fenced now
   ArmFenceTimer();
   WatchChildren();
@@ -142,9 +148,44 @@ void Agent::Shutdown(std::function<void()> done) {
   Tick();
 }
 
+void Agent::StartWatchdog() {
+  if (options_.watchdog_argv.empty()) return;
+  LaunchSpec spec;
+  spec.argv = options_.watchdog_argv;
+  if (const char* path = getenv("PATH")) spec.env["PATH"] = path;
+  spec.log_path = options_.data_dir + "/logs/watchdog.log";
+  auto pid = SpawnProcess(spec);
+  if (!pid.ok()) {
+    spdlog::error("agent {}: cannot start the fence watchdog: {}", options_.node,
+                  pid.status().ToString());
+    return;
+  }
+  watchdog_pid_ = *pid;
+  // Registering it retires any watchdog of a previous agent run.
+  std::ofstream(options_.data_dir + "/run/watchdog.pid") << watchdog_pid_ << "\n";
+  spdlog::info("agent {}: fence watchdog pid {}", options_.node, watchdog_pid_);
+}
+
+void Agent::StopWatchdog() {
+  if (watchdog_pid_ <= 0) return;
+  kill(watchdog_pid_, SIGTERM);
+  int status;
+  waitpid(watchdog_pid_, &status, 0);
+  std::remove((options_.data_dir + "/run/watchdog.pid").c_str());
+  watchdog_pid_ = 0;
+}
+
 void Agent::WatchChildren() {
   sigchld_.async_wait([this](boost::system::error_code ec, int) {
     if (ec) return;
+    if (watchdog_pid_ > 0) {
+      int status;
+      if (waitpid(watchdog_pid_, &status, WNOHANG) == watchdog_pid_) {
+        spdlog::warn("agent {}: the fence watchdog exited; starting another", options_.node);
+        watchdog_pid_ = 0;
+        StartWatchdog();
+      }
+    }
     supervisor_->Tick();
     WatchChildren();
   });
@@ -166,6 +207,7 @@ void Agent::Tick() {
     spdlog::info("agent {}: every instance stopped and every volume detached", options_.node);
     auto done = std::move(shutdown_done_);
     shutdown_done_ = nullptr;
+    StopWatchdog();
     done();
     return;
   }

@@ -39,6 +39,9 @@ struct AgentOptions {
   Duration assignments_wait = std::chrono::seconds(5);
   Duration retry_interval = std::chrono::milliseconds(200);
   std::string path_env;  // PATH for instances; "" = the agent's own
+  // The fence watchdog to start (fence_watchdog.h), e.g. {"/proc/self/exe", "agent-watchdog",
+  // ...}; empty = none (then a crashed agent leaves its primaries unfenced).
+  std::vector<std::string> watchdog_argv;
 };
 
 class Agent {
@@ -70,6 +73,8 @@ class Agent {
   void PersistLease();
   void RestoreLease();
   void WatchChildren();
+  void StartWatchdog();
+  void StopWatchdog();
 
   boost::asio::io_context& io_;
   Clock& clock_;
@@ -102,6 +107,7 @@ class Agent {
   int heartbeat_failures_ = 0;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
+  pid_t watchdog_pid_ = 0;
 };
 
 }  // namespace hafab::agent

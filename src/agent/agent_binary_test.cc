@@ -145,6 +145,45 @@ TEST_F(AgentBinaryTest, TenInstancesSigkillAdoptionAndSigterm) {
   for (pid_t p : after) EXPECT_FALSE(Alive(p));
 }
 
+TEST_F(AgentBinaryTest, WatchdogFencesPrimaryOfKilledAgent) {
+  controller_.lease_ttl = 800ms;
+  json list = json::array({{{"instance", "kvd-0"},
+                            {"role", "kvd"},
+                            {"mode", "active-passive"},
+                            {"run", true},
+                            {"epoch", 1},
+                            {"command", "sleep"},
+                            {"args", {"2000.31"}},
+                            {"spec_hash", "h"}},
+                           {{"instance", "web-0"},
+                            {"role", "web"},
+                            {"command", "sleep"},
+                            {"args", {"2000.32"}},
+                            {"spec_hash", "h"}}});
+  controller_.SetAssignments(list);
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return RunningPids().size() == 2; }));
+  pid_t kvd = controller_.Instance("kvd-0")["pid"].get<pid_t>();
+  pid_t web = controller_.Instance("web-0")["pid"].get<pid_t>();
+  // The agent dies and the controller hears nothing more from this node.
+  controller_.SetSilent(true);
+  const TimePoint silent_at = RealClock().Now();
+  kill(agent_pid_, SIGKILL);
+  Wait();
+  ASSERT_TRUE(WaitFor([&] { return !Alive(kvd); }, 5s));
+  const Duration fenced_after = RealClock().Now() - silent_at;
+  EXPECT_LE(fenced_after, 800ms + 250ms) << ToMillis(fenced_after);
+  EXPECT_TRUE(Alive(web));  // load-balanced instances are not fenced
+  kill(web, SIGKILL);
+  std::string log;
+  ASSERT_TRUE(WaitFor([&] {  // the watchdog exits: agent gone, no primary left
+    std::ifstream in(dir_.path() + "/n1/logs/watchdog.log");
+    log.assign(std::istreambuf_iterator<char>(in), {});
+    return log.find("exiting") != std::string::npos;
+  }));
+  EXPECT_NE(log.find("killing primary kvd-0"), std::string::npos) << log;
+}
+
 TEST_F(AgentBinaryTest, BadFlagsExitWithUsageError) {
   pid_t pid = fork();
   if (pid == 0) {

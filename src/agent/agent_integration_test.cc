@@ -13,10 +13,12 @@
 #include "agent/agent.h"
 #include "agent/cgroup_limiter.h"
 #include "agent/fake_controller.h"
+#include "agent/fence_watchdog.h"
 #include "agent/process_launcher.h"
 #include "agent/procfs.h"
 #include "agent/test_util.h"
 #include "provider/local_provider.h"
+#include "testing/fake_clock.h"
 
 namespace hafab::agent {
 namespace {
@@ -382,6 +384,45 @@ TEST_F(AgentIntegrationTest, AdoptedPrimaryIsFencedWhenLeaseRanOutWhileAgentWasD
   WaitInstance("kvd-0", [&](const json& i) { return Running(i) && i["pid"] != kvd; });
   ASSERT_FALSE(controller_.FenceReports().empty());
   EXPECT_EQ(controller_.FenceReports()[0]["killed"], json::array({"kvd-0"}));
+}
+
+TEST(FenceWatchdogTest, KillsOnlyPrimariesAndOnlyAfterTheLease) {
+  testutil::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/run");
+  ProcessLauncher launcher;
+  auto spawn = [&](const std::string& name, const std::string& mode) {
+    LaunchSpec spec;
+    spec.argv = {"sleep", "1000.25"};
+    spec.env = {{"PATH", "/usr/bin:/bin"}};
+    pid_t pid = *launcher.Start(spec);
+    json a{{"instance", name}, {"role", "r"}, {"mode", mode}, {"run", true}, {"command", "sleep"}};
+    std::ofstream(dir.path() + "/run/" + name + ".pid") << json{
+        {"pid", pid},
+        {"start_time", ReadProcStat(pid)->start_time},
+        {"assignment", a.dump()}}.dump();
+    return pid;
+  };
+  pid_t primary = spawn("kvd-0", "active-passive");
+  pid_t web = spawn("web-0", "load-balanced");
+  testing::FakeClock clock;
+  const TimePoint deadline = clock.Now() + 1500ms;
+  std::ofstream(dir.path() + "/run/lease")
+      << std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  WatchdogPass pass = RunWatchdogPass(clock, dir.path());
+  EXPECT_EQ(pass.live_primaries, 1);
+  EXPECT_EQ(pass.killed, 0);
+  clock.Advance(1500ms);
+  pass = RunWatchdogPass(clock, dir.path());
+  EXPECT_EQ(pass.killed, 1);
+  ASSERT_TRUE(WaitFor([&] {
+    for (auto& e : launcher.Reap()) {
+      if (e.pid == primary) return true;
+    }
+    return false;
+  }));
+  EXPECT_TRUE(ProcessAlive(web));
+  kill(web, SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return !launcher.Reap().empty(); }));
 }
 
 TEST_F(AgentIntegrationTest, ShutdownStopsInstancesAndDetaches) {

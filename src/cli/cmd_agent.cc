@@ -1,6 +1,7 @@
 // `hafab agent`: the guest agent of one node (src/agent/agent.h).
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -11,7 +12,9 @@
 
 #include "agent/agent.h"
 #include "agent/cgroup_limiter.h"
+#include "agent/fence_watchdog.h"
 #include "agent/process_launcher.h"
+#include "agent/procfs.h"
 #include "cli/command.h"
 #include "core/duration.h"
 #include "provider/exec_provider.h"
@@ -113,6 +116,21 @@ void RunAgent(const Flags& f) {
     }
     prov = std::make_unique<provider::ExecProvider>(*config);
   }
+  {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+      auto st = agent::ReadProcStat(getpid());
+      o.watchdog_argv = {std::string(self, static_cast<size_t>(n)),
+                         "agent-watchdog",
+                         "--data-dir",
+                         o.data_dir,
+                         "--agent-pid",
+                         std::to_string(getpid()),
+                         "--agent-start",
+                         std::to_string(st ? st->start_time : 0)};
+    }
+  }
   std::unique_ptr<agent::ResourceLimiter> limiter;
   if (!f.no_limits) limiter = agent::MakeResourceLimiter("hafab-" + f.node);
 
@@ -166,6 +184,22 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
   cmd->add_flag("--no-resource-limits", f->no_limits,
                 "Do not apply per-instance CPU/memory limits");
   cmd->callback([f] { RunAgent(*f); });
+});
+
+// The fence watchdog the agent starts (agent/fence_watchdog.h); not for people to run.
+HAFAB_COMMAND(31, [](CLI::App& app) {
+  auto* cmd =
+      app.add_subcommand("agent-watchdog", "Kill an agent's primaries if its lease runs out");
+  cmd->group("");  // hidden from --help
+  auto data_dir = std::make_shared<std::string>();
+  auto agent_pid = std::make_shared<int>(0);
+  auto agent_start = std::make_shared<uint64_t>(0);
+  cmd->add_option("--data-dir", *data_dir)->required();
+  cmd->add_option("--agent-pid", *agent_pid)->required();
+  cmd->add_option("--agent-start", *agent_start);
+  cmd->callback([=] {
+    SetExitCode(agent::RunFenceWatchdog(RealClock(), *data_dir, *agent_pid, *agent_start));
+  });
 });
 
 }  // namespace
