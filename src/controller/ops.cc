@@ -127,7 +127,7 @@ void Controller::AdvanceOp(Operation& op) {
       return;
     }
     if (r == StepResult::kAbort) {
-      FinishOp(op, "aborted", op.error);
+      FinishOp(op, "failed", op.error);
       return;
     }
     CompleteStep(op);
@@ -142,7 +142,7 @@ std::string Controller::RunStepOnce(const std::string& id, bool complete) {
   if (crashed_) return "crashed";
   StepResult r = RunStep(op);
   if (r == StepResult::kDone && complete) CompleteStep(op);
-  if (r == StepResult::kAbort) FinishOp(op, "aborted", op.error);
+  if (r == StepResult::kAbort) FinishOp(op, "failed", op.error);
   (void)Commit();
   Publish();
   return r == StepResult::kDone ? "done" : r == StepResult::kWait ? "wait" : "abort";

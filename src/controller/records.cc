@@ -1,6 +1,7 @@
 #include "controller/records.h"
 
 #include <cstdio>
+#include <ctime>
 #include <functional>
 
 namespace hafab::controller {
@@ -102,6 +103,18 @@ Result<T> Guard(const char* what, const std::function<T()>& f) {
   } catch (const std::exception& e) {
     return Status::InvalidArgument(std::string(what) + ": " + e.what());
   }
+}
+
+// "2026-11-23T10:14:27.483Z"
+std::string IsoTime(int64_t ms) {
+  time_t secs = static_cast<time_t>(ms / 1000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
 }
 
 }  // namespace
@@ -258,10 +271,14 @@ Result<NodeRecord> NodeFromJson(const json& j) {
 json ToJson(const Operation& r) {
   json steps = json::array();
   for (const auto& s : r.steps) {
+    // "step", "state" and "detail" repeat name/duration/note for readers (the CLI).
     steps.push_back({{"name", s.name},
+                     {"step", s.name},
+                     {"state", s.duration_ms < 0 ? "running" : "done"},
                      {"started_ms", s.started_ms},
                      {"duration_ms", s.duration_ms},
-                     {"note", s.note}});
+                     {"note", s.note},
+                     {"detail", s.note}});
   }
   return {{"id", r.id},
           {"kind", r.kind},
@@ -316,7 +333,9 @@ Result<Operation> OperationFromJson(const json& j) {
 }
 
 json ToJson(const Event& e) {
-  json j = {{"id", e.id}, {"time_ms", e.time_ms}, {"type", e.type}, {"message", e.message}};
+  json j = {{"id", e.id},           {"seq", e.id},
+            {"time_ms", e.time_ms}, {"time", IsoTime(e.time_ms)},
+            {"type", e.type},       {"message", e.message}};
   for (const auto& [k, v] : e.fields) j[k] = v;
   return j;
 }
@@ -329,7 +348,9 @@ Result<Event> EventFromJson(const json& j) {
     e.type = j.value("type", "");
     e.message = j.value("message", "");
     for (const auto& [k, v] : j.items()) {
-      if (v.is_string() && k != "type" && k != "message") e.fields[k] = v.get<std::string>();
+      if (v.is_string() && k != "type" && k != "message" && k != "time") {
+        e.fields[k] = v.get<std::string>();
+      }
     }
     return e;
   });

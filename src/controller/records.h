@@ -84,11 +84,12 @@ struct Operation {
   std::string role;
   std::string reason;
   bool planned = false;
-  std::string to;                 // planned: the node asked for ("" = any)
-  std::string owner;              // the controller incarnation driving it
-  std::string state = "running";  // running | done | aborted | failed
-  std::string step;               // the current step's name
-  bool step_begun = false;        // the current step's start is recorded
+  std::string to;     // planned: the node asked for ("" = any)
+  std::string owner;  // the controller incarnation driving it
+  std::string state =
+      "running";            // running | done | failed (a failed failover is followed by a new one)
+  std::string step;         // the current step's name
+  bool step_begun = false;  // the current step's start is recorded
   std::string old_primary, old_node;
   std::string new_primary, new_node;
   std::string volume;

@@ -43,6 +43,7 @@ json Controller::NodesJson() const {
     if (!n.down && obs == nullptr) state = "waiting";  // not heard since this controller started
     auto bn = by_node_.find(name);
     json j = {{"name", name},
+              {"node", name},
               {"address", n.address},
               {"fault_domain", n.fault_domain},
               {"update_domain", n.update_domain},
@@ -127,6 +128,7 @@ json Controller::StatusJson() const {
     if (r.spec.mode == RoleMode::kActivePassive) kind = name == r.primary ? "primary" : "standby";
     instances.push_back({{"instance", name},
                          {"role", inst.role},
+                         {"mode", ModeName(r.spec.mode)},
                          {"kind", kind},
                          {"primary", kind == "primary"},
                          {"node", inst.node},
@@ -143,7 +145,8 @@ json Controller::StatusJson() const {
                          {"epoch", inst.epoch},
                          {"restarts", o ? o->restarts : 0},
                          {"pid", o ? o->pid : 0},
-                         {"age_s", inst.created_ms > 0 ? (now_ms - inst.created_ms) / 1000 : 0}});
+                         {"age_s", inst.created_ms > 0 ? (now_ms - inst.created_ms) / 1000 : 0},
+                         {"age_ms", inst.created_ms > 0 ? now_ms - inst.created_ms : 0}});
   }
   json ops = OpsJson();
   if (ops.size() > 20) ops.erase(ops.begin() + 20, ops.end());
