@@ -1,7 +1,9 @@
 // The `hafab agent` binary itself: flags, SIGTERM, SIGKILL + adoption, and its memory use.
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -183,6 +185,73 @@ TEST_F(AgentBinaryTest, WatchdogFencesPrimaryOfKilledAgent) {
   }));
   EXPECT_NE(log.find("killing primary kvd-0"), std::string::npos) << log;
 }
+
+#ifdef KVD_PATH
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// kvd's data follows its volume: written by kvd-0, detached, attached for kvd-1 at a higher
+// epoch, read back.
+TEST_F(AgentBinaryTest, KvdDataFollowsTheVolume) {
+  const int port = FreePort();
+  auto kvd = [&](const std::string& instance, uint64_t epoch, bool run, bool volume) {
+    json a{{"instance", instance},
+           {"role", "kvd"},
+           {"mode", "active-passive"},
+           {"run", run},
+           {"epoch", epoch},
+           {"command", KVD_PATH},
+           {"port", port},
+           {"spec_hash", "k"},
+           {"env", {{"HAFAB_HOST", "127.0.0.1"}}},
+           {"probes",
+            {{"liveness", {{"kind", "tcp"}, {"interval_ms", 100}}},
+             {"readiness", {{"kind", "http"}, {"path", "/health"}, {"interval_ms", 100}}}}}};
+    if (volume) a["volume"] = "kvd-data";
+    return a;
+  };
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/kv/greeting";
+  controller_.SetAssignments(json::array({kvd("kvd-0", 1, true, true)}));
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] {
+    auto i = controller_.Instance("kvd-0");
+    return !i.is_null() && i["readiness"] == "ready";
+  }));
+  auto put = http::Fetch("PUT", url, "hello");
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  ASSERT_EQ(put->status, 200);
+  // Failover, as the controller orders it: stop and detach here...
+  controller_.SetAssignments(json::array({kvd("kvd-0", 1, false, false)}));
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = controller_.Volume("kvd-data");
+    return !v.is_null() && v["state"] == "detached";
+  }));
+  // ...then attach and start the new primary with the next epoch.
+  controller_.SetAssignments(json::array({kvd("kvd-1", 2, true, true)}));
+  ASSERT_TRUE(WaitFor([&] {
+    auto i = controller_.Instance("kvd-1");
+    return !i.is_null() && i["readiness"] == "ready";
+  }));
+  auto get = http::Fetch("GET", url);
+  ASSERT_TRUE(get.ok()) << get.status().ToString();
+  EXPECT_EQ(get->status, 200);
+  EXPECT_EQ(get->body, "hello");
+  bool epoch_header = false;
+  for (const auto& [k, v] : get->headers) {
+    if ((k == "X-Hafab-Epoch" || k == "x-hafab-epoch") && v == "2") epoch_header = true;
+  }
+  EXPECT_TRUE(epoch_header);
+}
+#endif
 
 TEST_F(AgentBinaryTest, BadFlagsExitWithUsageError) {
   pid_t pid = fork();
