@@ -327,6 +327,16 @@ void Supervisor::Step(Instance& in) {
   }
   if (in.state == InstanceState::kFailed) return;
   if (in.state == InstanceState::kBackoff && now < in.backoff_until) return;
+  if (!in.desired.volume.empty()) {
+    // Never two processes on one volume: another instance started with it must end first.
+    for (const auto& [other_name, other] : instances_) {
+      if (other.get() != &in && other->pid != 0 && other->running.volume == in.desired.volume) {
+        in.state = InstanceState::kStarting;
+        in.message = "waiting for " + other_name + " to stop using volume " + in.desired.volume;
+        return;
+      }
+    }
+  }
   if (!in.desired.volume.empty() && !volumes_.IsAttached(in.desired.volume)) {
     in.state = InstanceState::kStarting;
     in.message = "waiting for volume " + in.desired.volume + " to attach";

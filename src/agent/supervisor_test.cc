@@ -337,6 +337,25 @@ TEST_F(SupervisorTest, VolumeAttachedBeforeStartAndDetachedAfterStop) {
   EXPECT_EQ(provider_.Describe("kvd-data")->node, "");
 }
 
+TEST_F(SupervisorTest, VolumeMovesBetweenInstancesWithoutOverlap) {
+  Apply({Kvd(R"(, "volume": "kvd-data")")});
+  pid_t old_pid = launcher_.last_started().pid;
+  launcher_.IgnoreSigterm(old_pid);
+  // One list: kvd-0 demoted, kvd-1 promoted with the same volume on this node.
+  Apply({Kvd(R"(, "run": false)"),
+         R"({"instance": "kvd-1", "role": "kvd", "mode": "active-passive", "epoch": 4,
+             "command": "kvd", "volume": "kvd-data"})"},
+        2);
+  EXPECT_EQ(launcher_.started().size(), 1u);
+  EXPECT_EQ(Get("kvd-1").state, InstanceState::kStarting);
+  EXPECT_NE(Get("kvd-1").message.find("kvd-0"), std::string::npos);
+  Advance(milliseconds(600));  // kvd-0's grace runs out: SIGKILL
+  Advance(milliseconds(10));
+  EXPECT_FALSE(launcher_.Alive(old_pid));
+  ASSERT_EQ(launcher_.started().size(), 2u);
+  EXPECT_EQ(launcher_.last_started().spec.env.at("HAFAB_INSTANCE"), "kvd-1");
+}
+
 TEST_F(SupervisorTest, VolumeAttachConflictWaits) {
   ASSERT_TRUE(provider_.Attach("kvd-data", "n2", "kvd-1").ok());
   Apply({Kvd(R"(, "volume": "kvd-data")")});
