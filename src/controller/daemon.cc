@@ -105,7 +105,23 @@ Status RunDaemon(const DaemonOptions& opts) {
   http::Server server(io, [&api](http::Request&& req, http::Responder respond) {
     api.Handle(std::move(req), std::move(respond));
   });
-  HAFAB_ASSIGN_OR_RETURN(uint16_t bound, server.Listen(host, static_cast<uint16_t>(port)));
+  // With port 0, a restarted controller takes the port it had before when it is free:
+  // agents and gateways know only that address (the `hafab up` children keep their argv).
+  std::string remembered = state + "/api.listen";
+  Result<uint16_t> listened = Status::Unavailable("not tried");
+  if (port == 0) {
+    std::ifstream in(remembered);
+    int before = 0;
+    std::string h;
+    if (in >> h >> before && h == host && before > 0 && before < 65536) {
+      listened = server.Listen(host, static_cast<uint16_t>(before));
+      if (!listened.ok()) spdlog::info("port {} of the last run is taken; picking another", before);
+    }
+  }
+  if (!listened.ok()) listened = server.Listen(host, static_cast<uint16_t>(port));
+  if (!listened.ok()) return listened.status();
+  uint16_t bound = *listened;
+  HAFAB_RETURN_IF_ERROR(WriteFileAtomically(remembered, host + " " + std::to_string(bound) + "\n"));
   std::string url_host = host == "0.0.0.0" || host.empty() ? "127.0.0.1" : host;
   std::string url = "http://" + url_host + ":" + std::to_string(bound);
   HAFAB_RETURN_IF_ERROR(WriteFileAtomically(state + "/api.url", url + "\n"));
