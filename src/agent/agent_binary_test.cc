@@ -174,6 +174,8 @@ TEST_F(AgentBinaryTest, WatchdogFencesPrimaryOfKilledAgent) {
   Wait();
   ASSERT_TRUE(WaitFor([&] { return !Alive(kvd); }, 5s));
   const Duration fenced_after = RealClock().Now() - silent_at;
+  std::printf("primary killed %.0fms after the controller went silent (lease_ttl 800ms)\n",
+              ToMillis(fenced_after));
   EXPECT_LE(fenced_after, 800ms + 250ms) << ToMillis(fenced_after);
   EXPECT_TRUE(Alive(web));  // load-balanced instances are not fenced
   kill(web, SIGKILL);

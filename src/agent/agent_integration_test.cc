@@ -347,6 +347,8 @@ TEST_F(AgentIntegrationTest, SilentControllerFencesPrimaryOnly) {
   const TimePoint silent_at = RealClock().Now();
   ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(kvd); }, 5s));
   const Duration fenced_after = RealClock().Now() - silent_at;
+  std::printf("primary killed %.0fms after the controller went silent (lease_ttl 800ms)\n",
+              ToMillis(fenced_after));
   EXPECT_LE(fenced_after, 800ms + 250ms) << ToMillis(fenced_after);
   EXPECT_TRUE(ProcessAlive(web_pid));
   ASSERT_TRUE(WaitFor([&] { return agent.provider().Describe("kvd-data")->node.empty(); }));
