@@ -314,6 +314,11 @@ bool Controller::NodeDown(const std::string& node) const {
   return it == nodes_.end() || it->second.down || !node_leases_.Live(node);
 }
 
+bool Controller::NodeDeclaredDown(const std::string& node) const {
+  auto it = nodes_.find(node);
+  return it == nodes_.end() || it->second.down;
+}
+
 bool Controller::SilentPastMargin(const std::string& node) const {
   if (node_leases_.Live(node)) return false;
   const NodeObservation* obs = Observation(node);

@@ -192,7 +192,8 @@ class Controller {
   InstanceRecord* FindInstance(const std::string& name);
   const ObservedInstance* Observed(const InstanceRecord& inst) const;
   const NodeObservation* Observation(const std::string& node) const;
-  bool NodeDown(const std::string& node) const;
+  bool NodeDown(const std::string& node) const;          // declared down, unknown, or lease expired
+  bool NodeDeclaredDown(const std::string& node) const;  // declared down or unknown
   // The node has been silent for lease_ttl + fence_margin: its agent has fenced itself.
   bool SilentPastMargin(const std::string& node) const;
   void OnNodeExpired(const std::string& node);

@@ -16,7 +16,7 @@ int64_t WallMs(Clock& clock) {
       .count();
 }
 
-bool Running(const std::string& state) {
+bool Running(const std::string& state) {  // the process exists or is being made
   return state == "starting" || state == "running" || state == "stopping";
 }
 
@@ -274,7 +274,7 @@ Controller::StepResult Controller::StepWaitDetached(Operation& op) {
 
 Controller::StepResult Controller::StepAttach(Operation& op) {
   InstanceRecord* np = FindInstance(op.new_primary);
-  if (np == nullptr || nodes_.at(np->node).down) {
+  if (np == nullptr || NodeDeclaredDown(np->node)) {
     op.error = "new primary " + op.new_primary + " or its node is gone";
     return StepResult::kAbort;
   }
@@ -295,7 +295,7 @@ Controller::StepResult Controller::StepAttach(Operation& op) {
 
 Controller::StepResult Controller::StepStart(Operation& op) {
   InstanceRecord* np = FindInstance(op.new_primary);
-  if (np == nullptr || nodes_.at(np->node).down) {
+  if (np == nullptr || NodeDeclaredDown(np->node)) {
     op.error = "new primary " + op.new_primary + " or its node is gone";
     return StepResult::kAbort;
   }

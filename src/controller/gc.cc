@@ -85,9 +85,15 @@ void Controller::Gc() {
     if (op.state != "running") finished.push_back(id);
   }
   // Ids are "op-<seq>": sort numerically, drop the oldest.
-  std::sort(finished.begin(), finished.end(), [](const std::string& a, const std::string& b) {
-    return std::stoll(a.substr(3)) < std::stoll(b.substr(3));
-  });
+  auto seq = [](const std::string& id) -> long long {
+    try {
+      return std::stoll(id.substr(3));
+    } catch (...) {
+      return 0;  // not one of ours: oldest
+    }
+  };
+  std::sort(finished.begin(), finished.end(),
+            [&](const std::string& a, const std::string& b) { return seq(a) < seq(b); });
   for (size_t i = 0; i + kFinishedOpsKept < finished.size(); ++i) {
     pending_.push_back(store::Op::Delete(kOpsPrefix + finished[i]));
     ops_.erase(finished[i]);
