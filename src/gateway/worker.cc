@@ -585,7 +585,7 @@ void Worker::OnConnected(Conn* c) {
 void Worker::OnClientEvent(Conn* c, uint32_t events) {
   switch (c->state) {
     case Conn::State::kProxying:
-      PumpConn(c);
+      PumpOnEvent(c, /*client_side=*/true, events);
       break;
     case Conn::State::kWaiting:
     case Conn::State::kConnecting:
@@ -600,18 +600,32 @@ void Worker::OnClientEvent(Conn* c, uint32_t events) {
 
 void Worker::OnBackendEvent(Conn* c, uint32_t events) {
   if (c->state == Conn::State::kProxying) {
-    PumpConn(c);
+    PumpOnEvent(c, /*client_side=*/false, events);
     return;
   }
   if (c->state != Conn::State::kConnecting) return;
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (getsockopt(c->backend_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+  // A failed connect always reports EPOLLERR; writable without it means connected.
+  if (events & (EPOLLERR | EPOLLHUP)) {
     ConnectFailed(c);
     return;
   }
   if (events & EPOLLOUT) OnConnected(c);
+}
+
+// Pumps only what an event on one socket can have unblocked: the direction it feeds
+// (readable), and the direction it drains if bytes are held for it (writable). A direction
+// with nothing pending stopped on its source's EAGAIN, whose next edge will wake it.
+void Worker::PumpOnEvent(Conn* c, bool client_side, uint32_t events) {
+  Direction& from = client_side ? c->up : c->down;
+  Direction& to = client_side ? c->down : c->up;
+  bool ok = true;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ok = Pump(c, from, client_side);
+  if (ok && (to.pending > 0 || (events & (EPOLLHUP | EPOLLERR)))) ok = Pump(c, to, !client_side);
+  if (!ok) {
+    Close(c);
+    return;
+  }
+  if (c->up.done && c->down.done) Close(c);
 }
 
 void Worker::PumpConn(Conn* c) {

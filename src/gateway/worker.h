@@ -104,6 +104,7 @@ class Worker {
   void OnClientEvent(Conn* c, uint32_t events);
   void OnBackendEvent(Conn* c, uint32_t events);
   void PumpConn(Conn* c);
+  void PumpOnEvent(Conn* c, bool client_side, uint32_t events);
   bool Pump(Conn* c, Direction& d, bool upstream);
   bool PumpSplice(Conn* c, Direction& d, bool upstream);
   bool PumpBuffer(Conn* c, Direction& d, bool upstream);
