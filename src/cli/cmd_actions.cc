@@ -1,0 +1,139 @@
+// Verbs that change the cluster: apply, failover, scale, drain. Long operations show their
+// steps as they fill in; --wait blocks until the operation ends.
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "cli/api_client.h"
+#include "cli/command.h"
+#include "cli/status_view.h"
+
+namespace hafab::cli {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+// Follows operation `id` until it ends, printing each step once it starts and ends.
+Status WaitForOperation(const ApiClient& c, const std::string& id, Duration limit) {
+  auto deadline = RealClock().Now() + limit;
+  size_t printed = 0;
+  std::string last_state;
+  while (RealClock().Now() < deadline) {
+    HAFAB_ASSIGN_OR_RETURN(json op, c.Call("GET", "/v1/ops/" + id));
+    const json steps = op.value("steps", json::array());
+    for (; printed < steps.size(); ++printed) {
+      const json& s = steps[printed];
+      if (s.value("state", "") == "running") break;  // print it when it ends
+      std::cout << "  " << s.value("step", "?") << "  " << s.value("state", "") << "  "
+                << s.value("duration_ms", 0.0) << "ms"
+                << (s.contains("detail") ? "  " + s["detail"].get<std::string>() : "") << "\n"
+                << std::flush;
+    }
+    std::string state = op.value("state", "");
+    if (state == "succeeded" || state == "done") {
+      std::cout << "operation " << id << " succeeded\n";
+      return Status::Ok();
+    }
+    if (state == "failed" || state == "rolled-back") {
+      return Status::Internal("operation " + id + " " + state + ": " + op.value("error", ""));
+    }
+    std::this_thread::sleep_for(100ms);  // polling the operation with a deadline
+  }
+  return Status::DeadlineExceeded("operation " + id + " still running after " +
+                                  std::to_string(limit / 1s) + "s; follow it with `hafab ops`");
+}
+
+Status Started(const ApiClient& c, const json& answer, bool wait) {
+  std::string id = answer.value("operation", "");
+  if (id.empty()) {
+    std::cout << answer.dump() << "\n";
+    return Status::Ok();
+  }
+  std::cout << "operation " << id << " started\n";
+  if (!wait) return Status::Ok();
+  return WaitForOperation(c, id, 120s);
+}
+
+HAFAB_COMMAND(40, [](CLI::App& app) {
+  auto o = std::make_shared<ApiOptions>();
+  auto file = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand("apply", "Apply a manifest to a running cluster");
+  cmd->footer("Example:\n  hafab apply -f examples/quickstart.yaml");
+  cmd->add_option("-f,--file", *file, "Manifest (YAML)")->required()->check(CLI::ExistingFile);
+  AddApiFlags(cmd, o.get());
+  cmd->callback([=] {
+    WithClient(*o, [&](const ApiClient& c) -> Status {
+      std::ifstream in(*file);
+      std::stringstream yaml;
+      yaml << in.rdbuf();
+      HAFAB_ASSIGN_OR_RETURN(json j, c.Call("POST", "/v1/apply?file=" + *file, yaml.str()));
+      std::cout << "applied " << *file << "\n";
+      return Status::Ok();
+    });
+  });
+});
+
+HAFAB_COMMAND(41, [](CLI::App& app) {
+  auto o = std::make_shared<ApiOptions>();
+  auto role = std::make_shared<std::string>();
+  auto to = std::make_shared<std::string>();
+  auto wait = std::make_shared<bool>(true);
+  auto* cmd = app.add_subcommand("failover", "Planned switchover of an active-passive role");
+  cmd->footer(
+      "Examples:\n  hafab failover kvd\n  hafab failover kvd --to n3\n\n"
+      "The old primary is drained first: clients see a pause, not an error.");
+  cmd->add_option("role", *role, "Active-passive role")->required();
+  cmd->add_option("--to", *to, "Node to promote (default: the best standby)");
+  cmd->add_flag("--wait,!--no-wait", *wait, "Wait and show the steps (default)");
+  AddApiFlags(cmd, o.get());
+  cmd->callback([=] {
+    WithClient(*o, [&](const ApiClient& c) -> Status {
+      json body = json::object();
+      if (!to->empty()) body["to"] = *to;
+      HAFAB_ASSIGN_OR_RETURN(json j,
+                             c.Call("POST", "/v1/roles/" + *role + "/failover", body.dump()));
+      return Started(c, j, *wait);
+    });
+  });
+});
+
+HAFAB_COMMAND(42, [](CLI::App& app) {
+  auto o = std::make_shared<ApiOptions>();
+  auto role = std::make_shared<std::string>();
+  auto n = std::make_shared<int>(0);
+  auto* cmd = app.add_subcommand("scale", "Set the number of instances of a role");
+  cmd->footer("Example:\n  hafab scale echo 5");
+  cmd->add_option("role", *role, "Role")->required();
+  cmd->add_option("instances", *n, "Number of instances")->required()->check(CLI::Range(0, 10000));
+  AddApiFlags(cmd, o.get());
+  cmd->callback([=] {
+    WithClient(*o, [&](const ApiClient& c) -> Status {
+      HAFAB_ASSIGN_OR_RETURN(
+          json j, c.Call("POST", "/v1/roles/" + *role + "/scale", json{{"instances", *n}}.dump()));
+      std::cout << "scaled " << *role << " to " << *n << " instances\n";
+      return Status::Ok();
+    });
+  });
+});
+
+HAFAB_COMMAND(43, [](CLI::App& app) {
+  auto o = std::make_shared<ApiOptions>();
+  auto node = std::make_shared<std::string>();
+  auto wait = std::make_shared<bool>(true);
+  auto* cmd = app.add_subcommand("drain", "Move every instance off a node");
+  cmd->footer("Example:\n  hafab drain n2");
+  cmd->add_option("node", *node, "Node")->required();
+  cmd->add_flag("--wait,!--no-wait", *wait, "Wait and show the steps (default)");
+  AddApiFlags(cmd, o.get());
+  cmd->callback([=] {
+    WithClient(*o, [&](const ApiClient& c) -> Status {
+      HAFAB_ASSIGN_OR_RETURN(json j, c.Call("POST", "/v1/nodes/" + *node + "/drain", "{}"));
+      return Started(c, j, *wait);
+    });
+  });
+});
+
+}  // namespace
+}  // namespace hafab::cli

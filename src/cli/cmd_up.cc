@@ -1,0 +1,422 @@
+// `hafab up FILE`: the embedded default. Starts, on this machine, the controller (SQLite
+// store in the state directory), one agent per node of the manifest and the gateway,
+// applies the manifest, prints where everything is, and supervises the three kinds of
+// process until Ctrl-C / SIGTERM, when it stops them all and leaves nothing behind.
+//
+// `up` makes itself a child subreaper, so instances orphaned by a killed agent are
+// reparented to it and are still found and stopped at shutdown.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "cli/api_client.h"
+#include "cli/command.h"
+#include "cli/procs.h"
+#include "cli/status_view.h"
+#include "core/duration.h"
+#include "manifest/parser.h"
+
+namespace hafab::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// Stands in an argv for the controller's URL, known only once the controller listens.
+constexpr char kApiPlaceholder[] = "{api}";
+
+struct UpOptions {
+  std::string file;
+  std::string state_dir = ".hafab";
+  std::string api_listen;
+  std::string revive_after = "5s";
+  std::string log_format = "text";
+  bool watch = true;
+};
+
+// One supervised child: what to run, and its pid while it runs.
+struct Child {
+  std::string name;  // "controller", "gateway", "agent n1"
+  std::vector<std::string> argv;
+  std::string log_path;
+  pid_t pid = 0;
+  TimePoint restart_at{};  // when a dead child is started again; {} = not scheduled
+};
+
+pid_t Spawn(const Child& c, const std::string& path_env) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  // Child: default signal mask and handlers, its own output file, then exec.
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  setpgid(0, 0);  // Ctrl-C on the terminal reaches `up` only; it stops children in order
+  int fd = open(c.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+  }
+  int devnull = open("/dev/null", O_RDONLY);
+  if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+  setenv("PATH", path_env.c_str(), 1);
+  std::vector<char*> argv;
+  for (const auto& a : c.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  std::fprintf(stderr, "exec %s failed: %s\n", argv[0], std::strerror(errno));
+  _exit(127);
+}
+
+class Up {
+ public:
+  explicit Up(UpOptions opts) : opts_(std::move(opts)) {}
+
+  int Run();
+
+ private:
+  Status Prepare(const manifest::Manifest& m);
+  Status StartController();
+  void StartChild(Child& c);
+  void WriteUpFile();
+  void Reap();
+  void RestartDue();
+  void Shutdown();
+  void PrintBanner(const manifest::Manifest& m);
+  void Refresh();
+
+  UpOptions opts_;
+  std::string state_;  // absolute state dir
+  std::string self_;
+  std::string path_env_;
+  Duration revive_after_{};
+  Child controller_;
+  Child gateway_;
+  std::map<std::string, Child> agents_;  // by node name
+  std::optional<ApiClient> api_;
+  int64_t events_seen_ = 0;
+  bool tty_ = isatty(STDOUT_FILENO);
+};
+
+Status Up::Prepare(const manifest::Manifest& m) {
+  std::error_code ec;
+  fs::create_directories(opts_.state_dir + "/logs", ec);
+  if (ec) return Status::Unavailable("cannot create " + opts_.state_dir + ": " + ec.message());
+  state_ = fs::canonical(opts_.state_dir).string();
+  fs::create_directories(state_ + "/volumes", ec);
+  fs::create_directories(state_ + "/nodes", ec);
+
+  // One `up` per state directory.
+  std::ifstream in(state_ + "/up.json");
+  if (in) {
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_object() && j.contains("pid") && Alive(j["pid"].get<pid_t>()) &&
+        j["pid"].get<pid_t>() != getpid()) {
+      return Status::Conflict("`hafab up` is already running on " + state_ + " (pid " +
+                              std::to_string(j["pid"].get<pid_t>()) + "); stop it first");
+    }
+  }
+
+  self_ = SelfExe();
+  const char* path = std::getenv("PATH");
+  path_env_ = fs::path(self_).parent_path().string() + ":" + (path ? path : "/usr/bin:/bin");
+  auto revive = ParseDuration(opts_.revive_after);
+  if (!revive.ok()) return revive.status().WithContext("--revive-after");
+  revive_after_ = *revive;
+
+  std::string api_listen = opts_.api_listen.empty() ? m.settings.api_listen : opts_.api_listen;
+  std::string token = state_ + "/admin.token";
+  controller_ = {"controller",
+                 {self_, "--log-format", opts_.log_format, "controller", "--state-dir", state_,
+                  "--listen", api_listen, "--volume-root", state_ + "/volumes", "--lease-ttl",
+                  FormatDuration(m.settings.lease_ttl)},
+                 state_ + "/logs/controller.log"};
+  for (const auto& n : m.nodes) {
+    std::string dir = state_ + "/nodes/" + n.name;
+    fs::create_directories(dir, ec);
+    agents_[n.name] = {"agent " + n.name,
+                       {self_,
+                        "--log-format",
+                        opts_.log_format,
+                        "agent",
+                        "--node",
+                        n.name,
+                        "--controller",
+                        kApiPlaceholder,
+                        "--token-file",
+                        token,
+                        "--data-dir",
+                        dir,
+                        "--volume-root",
+                        state_ + "/volumes",
+                        "--address",
+                        n.address,
+                        "--fault-domain",
+                        n.fault_domain,
+                        "--update-domain",
+                        n.update_domain,
+                        "--heartbeat-interval",
+                        FormatDuration(m.settings.heartbeat_interval)},
+                       state_ + "/logs/agent-" + n.name + ".log"};
+  }
+  gateway_ = {"gateway",
+              {self_, "--log-format", opts_.log_format, "gateway", "--id", "gw1", "--controller",
+               kApiPlaceholder, "--token-file", token, "--state-dir", state_},
+              state_ + "/logs/gateway.log"};
+  return Status::Ok();
+}
+
+void Up::StartChild(Child& c) {
+  for (auto& arg : c.argv) {
+    if (arg == kApiPlaceholder && api_) arg = api_->url();
+  }
+  c.pid = Spawn(c, path_env_);
+  c.restart_at = {};
+  WriteUpFile();
+}
+
+Status Up::StartController() {
+  fs::remove(state_ + "/api.url");
+  StartChild(controller_);
+  // The controller writes api.url once it listens; then it must answer with our token.
+  auto deadline = RealClock().Now() + 20s;
+  while (RealClock().Now() < deadline) {
+    int status;
+    if (waitpid(controller_.pid, &status, WNOHANG) == controller_.pid) {
+      controller_.pid = 0;
+      return Status::Unavailable("the controller exited at start; see " + controller_.log_path);
+    }
+    ApiOptions o;
+    o.state_dir = state_;
+    auto client = ApiClient::Connect(o);
+    if (client.ok() && client->Call("GET", "/v1/status", "", 1s).ok()) {
+      api_ = *client;
+      // A restarted controller must come back on the same address the agents know.
+      auto url = http::ParseUrl(api_->url());
+      auto listen = std::find(controller_.argv.begin(), controller_.argv.end(), "--listen");
+      if (url.ok() && listen != controller_.argv.end()) {
+        *(listen + 1) = url->host + ":" + std::to_string(url->port);
+      }
+      return Status::Ok();
+    }
+    std::this_thread::sleep_for(50ms);  // polling a condition with a deadline
+  }
+  return Status::DeadlineExceeded("the controller did not answer within 20s; see " +
+                                  controller_.log_path);
+}
+
+void Up::WriteUpFile() {
+  nlohmann::json j = {{"pid", getpid()},
+                      {"api", api_ ? api_->url() : ""},
+                      {"controller", controller_.pid},
+                      {"gateway", gateway_.pid}};
+  for (const auto& [name, c] : agents_) j["agents"][name] = c.pid;
+  std::string tmp = state_ + "/up.json.tmp";
+  std::ofstream(tmp) << j.dump(2) << "\n";
+  fs::rename(tmp, state_ + "/up.json");
+}
+
+void Up::Reap() {
+  int status;
+  pid_t pid;
+  while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    std::vector<Child*> all{&controller_, &gateway_};
+    for (auto& [n, c] : agents_) all.push_back(&c);
+    for (Child* c : all) {
+      if (c->pid != pid) continue;
+      c->pid = 0;
+      std::string how = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                            : "exited " + std::to_string(WEXITSTATUS(status));
+      // A node that died is brought back after --revive-after, like a rebooted VM;
+      // the controller and gateway are restarted at once, like a service manager would.
+      bool is_agent = c != &controller_ && c != &gateway_;
+      Duration delay = is_agent ? revive_after_ : Duration(200ms);
+      if (is_agent && revive_after_ == Duration::zero()) {
+        std::cout << "up: " << c->name << " " << how << "; not restarting (--revive-after 0)\n";
+      } else {
+        c->restart_at = RealClock().Now() + delay;
+        std::cout << "up: " << c->name << " " << how << "; restarting in " << FormatDuration(delay)
+                  << "\n";
+      }
+      WriteUpFile();
+    }
+    // Anything else is an orphaned instance reparented to us (subreaper): just reaped.
+  }
+}
+
+void Up::RestartDue() {
+  auto now = RealClock().Now();
+  std::vector<Child*> all{&controller_, &gateway_};
+  for (auto& [n, c] : agents_) all.push_back(&c);
+  for (Child* c : all) {
+    if (c->pid == 0 && c->restart_at != TimePoint{} && now >= c->restart_at) {
+      std::cout << "up: starting " << c->name << "\n";
+      StartChild(*c);
+    }
+  }
+}
+
+void Up::Shutdown() {
+  std::cout << "\nup: stopping gateway, agents (they stop their instances), controller...\n";
+  auto stop_all = [&](std::vector<Child*> group, Duration grace) {
+    for (Child* c : group) {
+      if (c->pid > 0) kill(c->pid, SIGTERM);
+    }
+    auto deadline = RealClock().Now() + grace;
+    for (Child* c : group) {
+      while (c->pid > 0) {
+        int status;
+        pid_t r = waitpid(c->pid, &status, WNOHANG);
+        if (r == c->pid || (r < 0 && errno == ECHILD)) {
+          c->pid = 0;
+        } else if (RealClock().Now() >= deadline) {
+          std::cout << "up: " << c->name << " did not stop in time; killing it\n";
+          kill(c->pid, SIGKILL);
+          waitpid(c->pid, &status, 0);
+          c->pid = 0;
+        } else {
+          std::this_thread::sleep_for(20ms);
+        }
+      }
+    }
+  };
+  std::vector<Child*> agents;
+  for (auto& [n, c] : agents_) agents.push_back(&c);
+  stop_all({&gateway_}, 5s);
+  stop_all(agents, 15s);
+  stop_all({&controller_}, 5s);
+  // Whatever is left (instances of a killed agent, reparented to us) goes too.
+  for (int round = 0; round < 50; ++round) {
+    auto left = Descendants(getpid());
+    if (left.empty()) break;
+    for (pid_t p : left) kill(p, SIGKILL);
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  fs::remove(state_ + "/up.json");
+  std::cout << "up: stopped; state kept in " << state_ << " (run `hafab up` again to resume)\n";
+}
+
+void Up::PrintBanner(const manifest::Manifest& m) {
+  std::cout << "hafab is up: cluster " << m.cluster << ", " << m.nodes.size() << " nodes\n\n";
+  std::cout << "  endpoints (through the gateway):\n";
+  for (const auto& r : m.roles) {
+    if (r.endpoint) {
+      std::cout << "    " << r.name << " (" << manifest::RoleModeName(r.mode) << ")  "
+                << r.endpoint->listen << "\n";
+    }
+  }
+  std::cout << "\n  API:    " << api_->url() << "   token: " << state_ << "/admin.token\n"
+            << "  logs:   " << state_ << "/logs/\n\n"
+            << "  try:    hafab status    hafab events --follow    hafab ops\n"
+            << "          hafab kill NODE (a node crash; it comes back after " << opts_.revive_after
+            << ")\n"
+            << "  stop:   Ctrl-C\n\n";
+  std::cout.flush();
+}
+
+void Up::Refresh() {
+  if (!api_ || !opts_.watch) return;
+  if (tty_) {
+    auto st = api_->Call("GET", "/v1/status", "", 1s);
+    if (st.ok()) {
+      std::cout << "\033[H\033[J" << RenderStatusTable(*st) << "\n";
+    }
+  }
+  // Events as they come: on a terminal under the table, elsewhere one line each.
+  auto ev =
+      api_->Call("GET", "/v1/events?after=" + std::to_string(events_seen_) + "&wait_ms=0", "", 1s);
+  if (ev.ok()) {
+    std::cout << RenderEvents(*ev, &events_seen_);
+  }
+  std::cout.flush();
+}
+
+int Up::Run() {
+  auto outcome = manifest::LoadManifestFile(opts_.file);
+  for (const auto& d : outcome.diagnostics) std::cerr << d.ToString() << "\n";
+  if (!outcome.ok()) return kExitError;
+  const manifest::Manifest& m = *outcome.manifest;
+  if (m.nodes.empty()) {
+    std::cerr << opts_.file << ": `hafab up` needs a `nodes:` section (e.g. `nodes: 3`)\n";
+    return kExitError;
+  }
+
+  // Signals arrive through sigtimedwait below, never asynchronously.
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGINT, SIGTERM, SIGCHLD, SIGHUP}) sigaddset(&mask, s);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  Status st = Prepare(m);
+  if (st.ok()) st = StartController();
+  if (st.ok()) {
+    std::ifstream in(opts_.file);
+    std::stringstream yaml;
+    yaml << in.rdbuf();
+    auto applied = api_->Call("POST", "/v1/apply?file=" + opts_.file, yaml.str(), 10s);
+    if (!applied.ok()) st = applied.status().WithContext("apply " + opts_.file);
+  }
+  if (!st.ok()) {
+    std::cerr << "up: " << st.message() << "\n";
+    Shutdown();
+    return kExitError;
+  }
+  for (auto& [name, c] : agents_) StartChild(c);
+  StartChild(gateway_);
+  PrintBanner(m);
+
+  TimePoint next_refresh = RealClock().Now();
+  while (true) {
+    timespec ts{0, 100'000'000};
+    int sig = sigtimedwait(&mask, nullptr, &ts);
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) break;
+    Reap();
+    RestartDue();
+    if (RealClock().Now() >= next_refresh) {
+      Refresh();
+      next_refresh = RealClock().Now() + 1s;
+    }
+  }
+  Shutdown();
+  return kExitOk;
+}
+
+HAFAB_COMMAND(10, [](CLI::App& app) {
+  auto opts = std::make_shared<UpOptions>();
+  auto* cmd = app.add_subcommand("up", "Start a whole cluster on this machine from a manifest");
+  cmd->footer(
+      "Example:\n  hafab up examples/quickstart.yaml\n\n"
+      "Starts the controller (SQLite store in --state-dir), one agent per node of the\n"
+      "manifest, and the gateway; applies the manifest; shows status until Ctrl-C.\n"
+      "Running it again on the same state directory resumes the cluster.");
+  cmd->add_option("file", opts->file, "Manifest (YAML)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--state-dir", opts->state_dir, "State directory")->capture_default_str();
+  cmd->add_option("--api-listen", opts->api_listen,
+                  "Controller API address (default: the manifest's settings.api_listen)");
+  cmd->add_option("--revive-after", opts->revive_after,
+                  "Restart a killed node's agent after this long (0 = never)")
+      ->capture_default_str();
+  cmd->add_flag("!--no-watch", opts->watch, "Do not print status and events while running");
+  cmd->callback([opts, &app] {
+    auto* fmt = app.get_option("--log-format");
+    if (fmt->count() > 0) opts->log_format = fmt->as<std::string>();
+    Up up(*opts);
+    SetExitCode(up.Run());
+  });
+});
+
+}  // namespace
+}  // namespace hafab::cli

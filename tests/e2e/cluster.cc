@@ -1,0 +1,250 @@
+#include "tests/e2e/cluster.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "http/http.h"
+
+namespace hafab::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+std::string Manifest(const ClusterOptions& o, int kvd_port, int echo_port, int kvd_app,
+                     int echo_app) {
+  std::ostringstream m;
+  m << "cluster: e2e\n"
+    << "settings:\n  lease_ttl: " << o.lease_ttl << "\n  api_listen: 127.0.0.1:0\n"
+    << "nodes:\n";
+  for (int i = 1; i <= o.nodes; ++i) {
+    m << "  - name: n" << i << "\n    fault_domain: fd" << i << "\n    update_domain: ud" << i
+      << "\n";
+  }
+  m << "roles:\n"
+    << "  - name: kvd\n    mode: active-passive\n    command: kvd\n    instances: "
+    << o.kvd_instances << "\n    port: " << kvd_app << "\n    volume: kvd-data\n"
+    << "    endpoint:\n      listen: 127.0.0.1:" << kvd_port << "\n      allow: [127.0.0.0/8]\n"
+    << "    probes:\n"
+    << "      liveness: {kind: tcp, interval: 100ms, timeout: 100ms, failure_threshold: 3}\n"
+    << "      readiness: {kind: http, path: /health, interval: 100ms, timeout: 100ms}\n";
+  if (o.echo_instances > 0) {
+    m << "  - name: echo\n    mode: load-balanced\n    command: echo-app\n    instances: "
+      << o.echo_instances << "\n    port: " << echo_app << "\n"
+      << "    endpoint:\n      listen: 127.0.0.1:" << echo_port << "\n      allow: [127.0.0.0/8]\n"
+      << "    probes:\n"
+      << "      readiness: {kind: http, path: /ready, interval: 100ms, timeout: 100ms}\n";
+  }
+  return m.str();
+}
+
+}  // namespace
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+Cluster::Cluster(ClusterOptions opts) : opts_(std::move(opts)) {
+  char tmpl[] = "/tmp/hafab-e2e-XXXXXX";
+  dir_ = mkdtemp(tmpl);
+  state_dir_ = dir_ + "/state";
+}
+
+Cluster::~Cluster() {
+  if (up_pid_ > 0) (void)Stop(10s);
+  std::error_code ec;
+  if (!std::getenv("HAFAB_KEEP_TEST_DIRS")) fs::remove_all(dir_, ec);
+}
+
+Status Cluster::Start(Duration timeout) {
+  kvd_port_ = FreePort();
+  echo_port_ = FreePort();
+  // App ports: the controller uses the role's port for instance 0 and the next ones after.
+  // They stay below the kernel's ephemeral range (32768+), where outgoing connections of the
+  // checker and the gateway would otherwise take them.
+  int kvd_app = 20000 + (FreePort() % 12000);
+  int echo_app = kvd_app + 100;
+  std::string file = dir_ + "/cluster.yaml";
+  std::ofstream(file) << Manifest(opts_, kvd_port_, echo_port_, kvd_app, echo_app);
+
+  std::vector<std::string> args = {
+      HAFAB_BIN,         "up", file, "--state-dir", state_dir_, "--no-watch", "--revive-after",
+      opts_.revive_after};
+  args.insert(args.end(), opts_.extra_up_args.begin(), opts_.extra_up_args.end());
+  up_pid_ = fork();
+  if (up_pid_ == 0) {
+    int fd = open((dir_ + "/up.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return WaitFor(
+      "kvd to answer through the gateway at " + kvd_url(),
+      [&] {
+        auto r = http::Fetch("GET", kvd_url() + "/health", "", {}, 500ms);
+        return r.ok() && r->status == 200;
+      },
+      timeout);
+}
+
+Status Cluster::Stop(Duration timeout) {
+  if (up_pid_ <= 0) return Status::Ok();
+  kill(up_pid_, SIGTERM);
+  int status = 0;
+  auto deadline = RealClock().Now() + timeout;
+  while (waitpid(up_pid_, &status, WNOHANG) == 0) {
+    if (RealClock().Now() > deadline) {
+      kill(up_pid_, SIGKILL);
+      waitpid(up_pid_, &status, 0);
+      up_pid_ = 0;
+      return Status::DeadlineExceeded("`hafab up` did not stop within the deadline");
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  up_pid_ = 0;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return Status::Internal("`hafab up` exited with status " + std::to_string(status) +
+                            "; log: " + ReadFile(dir_ + "/up.log"));
+  }
+  auto left = LeftoverProcesses();
+  if (!left.empty()) {
+    std::string pids;
+    for (pid_t p : left) pids += " " + std::to_string(p);
+    for (pid_t p : left) kill(p, SIGKILL);
+    return Status::Internal("processes left behind:" + pids);
+  }
+  return Status::Ok();
+}
+
+Result<json> Cluster::Api(const std::string& method, const std::string& path,
+                          const std::string& body) {
+  std::string url = ReadFile(state_dir_ + "/api.url");
+  std::string token = ReadFile(state_dir_ + "/admin.token");
+  if (url.empty()) return Status::Unavailable("no api.url yet");
+  HAFAB_ASSIGN_OR_RETURN(http::Response r, http::Fetch(method, url + path, body,
+                                                       {{"Authorization", "Bearer " + token}}, 2s));
+  json j = json::parse(r.body, nullptr, false);
+  if (r.status / 100 != 2)
+    return Status::Internal(path + ": HTTP " + std::to_string(r.status) + " " + r.body);
+  if (j.is_discarded()) return Status::Internal(path + ": not JSON: " + r.body);
+  return j;
+}
+
+int Cluster::Hafab(const std::vector<std::string>& args, std::string* out) {
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], 1);
+    dup2(pipefd[1], 2);
+    close(pipefd[0]);
+    std::vector<std::string> all = {HAFAB_BIN};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (out) *out = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Status Cluster::WaitFor(const std::string& what, const std::function<bool()>& pred,
+                        Duration timeout) {
+  auto deadline = RealClock().Now() + timeout;
+  while (RealClock().Now() < deadline) {
+    if (pred()) return Status::Ok();
+    if (up_pid_ > 0 && waitpid(up_pid_, nullptr, WNOHANG) == up_pid_) {
+      up_pid_ = 0;
+      return Status::Internal("`hafab up` exited while waiting for " + what + "; log:\n" +
+                              ReadFile(dir_ + "/up.log"));
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return Status::DeadlineExceeded("timed out waiting for " + what + "; up log:\n" +
+                                  ReadFile(dir_ + "/up.log"));
+}
+
+std::pair<std::string, std::string> Cluster::KvdPrimary() {
+  auto st = Api("GET", "/v1/status");
+  if (!st.ok()) return {};
+  for (const auto& i : st->value("instances", json::array())) {
+    if (i.value("role", "") == "kvd" && i.value("primary", false) &&
+        i.value("state", "") == "running") {
+      return {i.value("instance", ""), i.value("node", "")};
+    }
+  }
+  return {};
+}
+
+std::vector<pid_t> Cluster::LeftoverProcesses() const {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0 || pid == getpid()) continue;
+    std::string base = "/proc/" + std::string(e->d_name);
+    std::string stat = ReadFile(base + "/stat");
+    auto close_paren = stat.rfind(')');
+    if (close_paren != std::string::npos && stat.size() > close_paren + 2 &&
+        stat[close_paren + 2] == 'Z') {
+      continue;
+    }
+    std::string cmdline = ReadFile(base + "/cmdline");
+    std::string environ = ReadFile(base + "/environ");
+    if (cmdline.find(state_dir_) != std::string::npos ||
+        environ.find(state_dir_) != std::string::npos) {
+      out.push_back(static_cast<pid_t>(pid));
+    }
+  }
+  closedir(d);
+  return out;
+}
+
+}  // namespace hafab::e2e

@@ -1,0 +1,68 @@
+// An embedded cluster for end-to-end tests: `hafab up` as a real child process on free
+// loopback ports, with helpers to wait on the controller's state and to stop it cleanly.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/result.h"
+
+namespace hafab::e2e {
+
+// A free TCP port on 127.0.0.1 (bound to port 0, then released).
+int FreePort();
+
+struct ClusterOptions {
+  int nodes = 3;
+  int kvd_instances = 2;
+  int echo_instances = 3;
+  std::string revive_after = "5s";  // longer than a lease: a killed node is seen down
+  std::string lease_ttl = "1500ms";
+  std::vector<std::string> extra_up_args;
+};
+
+class Cluster {
+ public:
+  explicit Cluster(ClusterOptions opts = {});
+  ~Cluster();  // stops `up` if still running
+
+  // Writes the manifest and starts `hafab up`. Then waits until kvd has a ready primary
+  // that answers through the gateway. Errors explain what was still missing.
+  Status Start(Duration timeout = std::chrono::seconds(30));
+  // SIGTERM to `up`, waits for it to exit. OK if it exited 0 and left no process behind.
+  Status Stop(Duration timeout = std::chrono::seconds(30));
+
+  // GET/POST on the controller's API with the admin token.
+  Result<nlohmann::json> Api(const std::string& method, const std::string& path,
+                             const std::string& body = "");
+  // Runs the hafab binary with `args` (and --state-dir); returns its exit code, output in *out.
+  int Hafab(const std::vector<std::string>& args, std::string* out = nullptr);
+
+  // Polls `pred` every 20ms until it holds or `timeout` passes.
+  Status WaitFor(const std::string& what, const std::function<bool()>& pred, Duration timeout);
+
+  // The kvd primary's instance id and node, from /v1/status ("" if none is running).
+  std::pair<std::string, std::string> KvdPrimary();
+
+  std::string kvd_url() const { return "http://127.0.0.1:" + std::to_string(kvd_port_); }
+  std::string echo_url() const { return "http://127.0.0.1:" + std::to_string(echo_port_); }
+  const std::string& state_dir() const { return state_dir_; }
+  pid_t up_pid() const { return up_pid_; }
+  // Processes that still name this cluster's state directory (argv or environment).
+  std::vector<pid_t> LeftoverProcesses() const;
+
+ private:
+  ClusterOptions opts_;
+  std::string dir_;
+  std::string state_dir_;
+  int kvd_port_ = 0;
+  int echo_port_ = 0;
+  pid_t up_pid_ = 0;
+};
+
+}  // namespace hafab::e2e
