@@ -18,7 +18,7 @@ namespace hafab::gateway::internal {
 namespace {
 
 constexpr size_t kSpliceChunk = 1 << 16;  // one default pipe's capacity
-constexpr size_t kBufferSize = 1 << 14;   // read/write fallback
+constexpr size_t kBufferSize = 1 << 14;   // copy mode: scratch and leftover buffers
 constexpr int kMaxEvents = 256;
 constexpr int kAcceptBatch = 64;
 constexpr size_t kPipePoolMax = 128;
@@ -48,8 +48,9 @@ struct Direction {
   size_t pending = 0;            // bytes read and not yet written
   bool eof = false;              // src sent FIN
   bool done = false;             // FIN passed on to dst
-  bool buffered = false;         // read/write instead of splice
-  std::unique_ptr<char[]> buf;
+  bool buffered = true;          // read/send; false: splice through the pipe
+  bool splice_ok = false;        // may move to splice on a bulk transfer
+  std::unique_ptr<char[]> buf;   // the unsent rest of a read, in copy mode
   size_t off = 0;
 };
 
@@ -134,6 +135,7 @@ Worker::~Worker() {
 }
 
 Status Worker::Init() {
+  scratch_.reset(new char[kBufferSize]);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) return Status::Internal(std::string("epoll_create1: ") + strerror(errno));
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -575,7 +577,7 @@ void Worker::OnConnected(Conn* c) {
   c->up.dst = c->backend_fd;
   c->down.src = c->backend_fd;
   c->down.dst = c->client_fd;
-  c->up.buffered = c->down.buffered = !shared_.options.splice;
+  c->up.splice_ok = c->down.splice_ok = shared_.options.splice;
   if (shared_.options.idle_timeout > Duration::zero()) {
     next_sweep_ = std::min(next_sweep_, now_ + shared_.options.idle_timeout);
   }
@@ -679,6 +681,7 @@ bool Worker::PumpSplice(Conn* c, Direction& d, bool upstream) {
       Pipe p;
       if (!GetPipe(&p)) {
         d.buffered = true;  // out of descriptors for pipes: copy instead
+        d.splice_ok = false;
         return PumpBuffer(c, d, upstream);
       }
       d.pipe_r = p.r;
@@ -698,16 +701,19 @@ bool Worker::PumpSplice(Conn* c, Direction& d, bool upstream) {
     if (WouldBlock(errno)) return true;  // the pipe is empty, so src has nothing
     if (errno == EINVAL) {               // this kernel cannot splice these: copy instead
       d.buffered = true;
+      d.splice_ok = false;
       return PumpBuffer(c, d, upstream);
     }
     return false;
   }
 }
 
+// Copy mode, used first on every connection: small exchanges (requests, replies) cost one
+// read and one send through the worker's scratch buffer, with no pipe and no per-connection
+// buffer. A read that fills the buffer means a bulk transfer: the direction moves to splice.
 bool Worker::PumpBuffer(Conn* c, Direction& d, bool upstream) {
-  if (!d.buf) d.buf.reset(new char[kBufferSize]);
   for (;;) {
-    if (d.pending > 0) {
+    if (d.pending > 0) {  // the rest of a partial send, kept in d.buf
       ssize_t n = send(d.dst, d.buf.get() + d.off, d.pending, MSG_NOSIGNAL);
       if (n > 0) {
         d.off += n;
@@ -720,19 +726,31 @@ bool Worker::PumpBuffer(Conn* c, Direction& d, bool upstream) {
       return false;
     }
     if (d.eof) return FinishDirection(d);
-    ssize_t n = read(d.src, d.buf.get(), kBufferSize);
-    if (n > 0) {
-      d.off = 0;
-      d.pending = n;
-      continue;
-    }
+    if (!d.buffered) return PumpSplice(c, d, upstream);
+    ssize_t n = read(d.src, scratch_.get(), kBufferSize);
     if (n == 0) {
       d.eof = true;
       continue;
     }
-    if (errno == EINTR) continue;
-    if (WouldBlock(errno)) return true;
-    return false;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (WouldBlock(errno)) return true;
+      return false;
+    }
+    ssize_t w = send(d.dst, scratch_.get(), n, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (!WouldBlock(errno) && errno != EINTR) return false;
+      w = 0;
+    }
+    if (w > 0) Account(c, upstream, w);
+    if (w < n) {
+      if (!d.buf) d.buf.reset(new char[kBufferSize]);
+      std::memcpy(d.buf.get(), scratch_.get() + w, n - w);
+      d.off = 0;
+      d.pending = n - w;
+      return true;  // dst is full: its EPOLLOUT resumes us
+    }
+    if (static_cast<size_t>(n) == kBufferSize && d.splice_ok) d.buffered = false;
   }
 }
 

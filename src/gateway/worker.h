@@ -132,6 +132,7 @@ class Worker {
   std::vector<Conn*> graveyard_;  // closed in this batch, freed after it
   std::vector<Conn*> reroute_;    // to route again after this batch
   std::vector<Pipe> pipe_pool_;
+  std::unique_ptr<char[]> scratch_;  // copy mode reads land here
   size_t conns_ = 0;
   bool paused_ = false;
   bool lease_ok_ = true;
