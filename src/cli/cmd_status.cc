@@ -4,6 +4,7 @@
 #include "cli/api_client.h"
 #include "cli/command.h"
 #include "cli/status_view.h"
+#include "cli/yaml_output.h"
 
 namespace hafab::cli {
 namespace {
@@ -22,8 +23,7 @@ Status PrintGet(const ApiClient& c, const std::string& kind, const std::string& 
   if (output == "json") {
     std::cout << j.dump(2) << "\n";
   } else if (output == "yaml") {
-    // JSON is valid YAML; block style is what people expect, so print it indented.
-    std::cout << j.dump(2) << "\n";
+    std::cout << ToYaml(j);
   } else if (kind == "ops") {
     std::cout << RenderOps(j);
   } else {

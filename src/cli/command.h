@@ -11,9 +11,9 @@ namespace hafab::cli {
 // Documented exit codes of the hafab command (README "Exit codes").
 enum ExitCode : int {
   kExitOk = 0,
-  kExitError = 1,         // the request failed or the input is invalid
-  kExitUsage = 2,         // bad flags or arguments
-  kExitUnreachable = 3,   // the controller could not be reached
+  kExitError = 1,        // the request failed or the input is invalid
+  kExitUsage = 2,        // bad flags or arguments
+  kExitUnreachable = 3,  // the controller could not be reached
 };
 
 using AddCommand = std::function<void(CLI::App&)>;

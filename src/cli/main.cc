@@ -2,6 +2,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include "cli/command.h"
@@ -48,6 +50,28 @@ int main(int argc, char** argv) {
     if (!st.ok()) throw CLI::ValidationError(st.message());
   });
   hafab::cli::AddAllCommands(app);
+  // Name an unknown verb and list the real ones (CLI11 alone says "A subcommand is required").
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--log-format" || arg == "--log-level") {
+      ++i;
+      continue;
+    }
+    if (arg.empty() || arg[0] == '-') continue;
+    auto all = app.get_subcommands([](const CLI::App*) { return true; });
+    bool known = std::any_of(all.begin(), all.end(),
+                             [&](const CLI::App* sub) { return sub->get_name() == arg; });
+    if (!known) {
+      std::string verbs;
+      for (const auto* sub : all) {
+        if (!sub->get_group().empty()) verbs += (verbs.empty() ? "" : ", ") + sub->get_name();
+      }
+      std::fprintf(stderr, "unknown command \"%s\"; commands: %s (see hafab --help)\n", arg.c_str(),
+                   verbs.c_str());
+      return hafab::cli::kExitUsage;
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -91,8 +91,9 @@ std::string RenderOps(const json& ops) {
            Str(op, "state") + "  " + Str(op, "reason", "") + "\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& s : op.value("steps", json::array())) {
-      rows.push_back({"   ", Str(s, "step"), Str(s, "state"), Str(s, "duration_ms") + "ms",
-                      Str(s, "detail", "")});
+      bool running = s.value("duration_ms", 0.0) < 0;
+      rows.push_back({"   ", Str(s, "step"), Str(s, "state"),
+                      running ? "..." : Str(s, "duration_ms") + "ms", Str(s, "detail", "")});
     }
     out += FormatTable(rows);
   }

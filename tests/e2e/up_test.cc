@@ -89,6 +89,13 @@ TEST(UpTest, NodeKillFailsOverWithoutLosingWrites) {
 
   ASSERT_EQ(c.Hafab({"ops", "--state-dir", c.state_dir()}, &out), 0) << out;
   EXPECT_NE(out.find("failover"), std::string::npos) << out;
+  EXPECT_NE(out.find("wait_detached"), std::string::npos) << out;
+  ASSERT_EQ(c.Hafab({"status", "--state-dir", c.state_dir()}, &out), 0) << out;
+  EXPECT_NE(out.find(new_primary), std::string::npos) << out;
+  // The volume moved, so kvd logged on both nodes: `hafab logs` shows both.
+  ASSERT_EQ(c.Hafab({"logs", "kvd", "--state-dir", c.state_dir()}, &out), 0) << out;
+  EXPECT_NE(out.find("[" + node + "/" + primary + "]"), std::string::npos) << out;
+  EXPECT_NE(out.find("[" + new_node + "/" + new_primary + "]"), std::string::npos) << out;
 
   Status stopped = c.Stop();
   EXPECT_TRUE(stopped.ok()) << stopped.ToString();
