@@ -40,6 +40,8 @@ if [[ $PIN == 1 && $NCPU -ge 2 ]]; then
   PIN_DESC="proxy on CPU 0; wrk and backend on CPU 1"
 else
   PIN=0
+  PROXY_CPUS=all
+  LOAD_CPUS=all
   PIN_DESC="no pinning ($NCPU CPUs shared by wrk, proxy and backend)"
 fi
 pin() {  # pin CPUS cmd...: runs cmd (exec'd, so that its pid is the one to kill)
@@ -104,7 +106,7 @@ frontend bench
 backend app
   server app1 127.0.0.1:$BACKEND_PORT
 CFG
-spawn "${PROXY_CPUS:-0}" "$WORK/haproxy.log" /usr/sbin/haproxy -db -f "$WORK/haproxy.cfg"
+spawn "$PROXY_CPUS" "$WORK/haproxy.log" /usr/sbin/haproxy -db -f "$WORK/haproxy.cfg"
 HAPROXY_PID=$!
 PIDS+=($HAPROXY_PID)
 wait_port "$HAPROXY_PORT"
@@ -115,7 +117,7 @@ cat > "$WORK/routes.json" <<JSON
   "backends": [{"instance": "app1", "address": "127.0.0.1", "port": $BACKEND_PORT,
                 "ready": true}]}]}
 JSON
-spawn "${PROXY_CPUS:-0}" "$WORK/gateway.log" "$HAFAB" --log-level warn gateway --id bench \
+spawn "$PROXY_CPUS" "$WORK/gateway.log" "$HAFAB" --log-level warn gateway --id bench \
   --routes-file "$WORK/routes.json" --threads "$THREADS"
 GATEWAY_PID=$!
 PIDS+=($GATEWAY_PID)
