@@ -37,7 +37,9 @@ std::string Manifest(const ClusterOptions& o, int kvd_port, int echo_port, int k
                      int echo_app) {
   std::ostringstream m;
   m << "cluster: e2e\n"
-    << "settings:\n  lease_ttl: " << o.lease_ttl << "\n  api_listen: 127.0.0.1:0\n"
+    << "settings:\n";
+  if (!o.lease_ttl.empty()) m << "  lease_ttl: " << o.lease_ttl << "\n";
+  m << "  api_listen: 127.0.0.1:0\n"
     << "nodes:\n";
   for (int i = 1; i <= o.nodes; ++i) {
     m << "  - name: n" << i << "\n    fault_domain: fd" << i << "\n    update_domain: ud" << i

@@ -22,7 +22,7 @@ struct ClusterOptions {
   int kvd_instances = 2;
   int echo_instances = 3;
   std::string revive_after = "5s";  // longer than a lease: a killed node is seen down
-  std::string lease_ttl = "1500ms";
+  std::string lease_ttl = "1500ms";  // "" = leave it out of the manifest (the default)
   std::vector<std::string> extra_up_args;
 };
 

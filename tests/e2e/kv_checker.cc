@@ -25,6 +25,16 @@ void KvChecker::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::vector<Ack> KvChecker::AcksSnapshot() {
+  std::lock_guard<std::mutex> l(mu_);
+  return acks_;
+}
+
+std::vector<Ack> KvChecker::Acks() {
+  std::lock_guard<std::mutex> l(mu_);
+  return acks_;
+}
+
 void KvChecker::Loop() {
   int64_t key = 0;
   TimePoint next = RealClock().Now();
@@ -137,7 +147,7 @@ CheckReport KvChecker::Check(Duration read_timeout) {
     TimePoint deadline = RealClock().Now() + read_timeout;
     bool found = false;
     while (true) {
-      auto r = http::Fetch("GET", url_ + "/kv/" + k, "", {}, 3s);
+      auto r = http::Fetch("GET", (read_url_.empty() ? url_ : read_url_) + "/kv/" + k, "", {}, 3s);
       if (r.ok() && r->status == 200) {
         found = r->body == want;
         break;

@@ -42,6 +42,13 @@ class KvChecker {
   void Start();
   void Stop();
   int64_t acked() const { return acked_count_.load(); }
+  // Every acknowledged write so far, in ack order (a copy).
+  std::vector<Ack> Acks();
+  // Check() reads the keys back from `url` instead of the write URL (e.g. a checker that
+  // writes straight to one instance reads back through the gateway). Call before Check().
+  void set_read_url(std::string url) { read_url_ = std::move(url); }
+  // A copy of the acknowledged writes so far, in ack order (safe while running).
+  std::vector<Ack> AcksSnapshot();
 
   // REQUIRES: stopped. Reads every acknowledged key back (retrying for up to `read_timeout`
   // while the service is unavailable) and evaluates the properties.
@@ -60,6 +67,7 @@ class KvChecker {
   std::string url_;
   Duration interval_;
   std::string prefix_;
+  std::string read_url_;  // "" = url_
   std::atomic<bool> running_{false};
   std::atomic<int64_t> acked_count_{0};
   std::thread thread_;
