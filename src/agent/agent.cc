@@ -153,6 +153,10 @@ void Agent::StartWatchdog() {
   LaunchSpec spec;
   spec.argv = options_.watchdog_argv;
   if (const char* path = getenv("PATH")) spec.env["PATH"] = path;
+  // TEST ONLY: tests/faults breaks fencing on purpose to prove its checker catches it.
+  if (const char* skip = getenv("HAFAB_TEST_SKIP_SELF_FENCE")) {
+    spec.env["HAFAB_TEST_SKIP_SELF_FENCE"] = skip;
+  }
   spec.log_path = options_.data_dir + "/logs/watchdog.log";
   auto pid = SpawnProcess(spec);
   if (!pid.ok()) {
