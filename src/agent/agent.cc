@@ -114,6 +114,7 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
       io_, options_.address,
       [this](const std::string& instance, pid_t pid, ProbeType type, ProbeOutcome outcome) {
         supervisor_->RecordProbe(instance, pid, type, outcome);
+        HeartbeatOnChange();
       });
 }
 
@@ -191,6 +192,7 @@ void Agent::WatchChildren() {
       }
     }
     supervisor_->Tick();
+    HeartbeatOnChange();
     WatchChildren();
   });
 }
@@ -215,6 +217,7 @@ void Agent::Tick() {
     done();
     return;
   }
+  HeartbeatOnChange();
   ScheduleTick();
 }
 
@@ -285,9 +288,38 @@ void Agent::ScheduleHeartbeat() {
   });
 }
 
+std::string Agent::ReportDigest() const {
+  std::string d = std::to_string(applied_generation_) + (supervisor_->fenced() ? "F" : "-");
+  for (const auto& i : supervisor_->Report()) {
+    d += "|" + i.instance + ":" + std::to_string(i.epoch) + ":" + std::to_string(i.run) + ":" +
+         std::to_string(static_cast<int>(i.state)) + ":" + std::to_string(i.pid) + ":" +
+         std::to_string(static_cast<int>(i.liveness)) + ":" +
+         std::to_string(static_cast<int>(i.readiness)) + ":" + std::to_string(i.restarts);
+  }
+  for (const auto& v : volumes_->Report()) {
+    d += "|" + v.name + ":" + std::to_string(static_cast<int>(v.state)) + ":" + v.instance;
+  }
+  return d;
+}
+
+void Agent::HeartbeatOnChange() {
+  if (shutting_down_ || heartbeats_ok_ == 0) return;  // the regular timer until first contact
+  if (ReportDigest() != sent_digest_) HeartbeatNow();
+}
+
+void Agent::HeartbeatNow() {
+  if (heartbeat_in_flight_) {
+    heartbeat_again_ = true;
+    return;
+  }
+  SendHeartbeat();
+}
+
 void Agent::SendHeartbeat() {
   ScheduleHeartbeat();
   if (heartbeat_in_flight_) return;  // never pile up: the next one goes when this returns
+  heartbeat_again_ = false;
+  sent_digest_ = ReportDigest();
   HeartbeatInput in;
   in.node = options_.node;
   in.address = options_.address;
@@ -329,6 +361,7 @@ void Agent::SendHeartbeat() {
         if (!have_list_ || controller_generation_ != applied_generation_ || supervisor_->fenced()) {
           Poll(/*immediate=*/true);
         }
+        if (heartbeat_again_) SendHeartbeat();
       });
 }
 
@@ -381,6 +414,7 @@ void Agent::OnAssignments(uint64_t seq, TimePoint sent_at, Result<AssignmentList
     supervisor_->Unfence();
   }
   supervisor_->Tick();
+  HeartbeatOnChange();  // the new generation (and what it started) reaches the controller now
 }
 
 }  // namespace hafab::agent

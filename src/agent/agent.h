@@ -66,6 +66,12 @@ class Agent {
   void ScheduleTick();
   void SendHeartbeat();
   void ScheduleHeartbeat();
+  // Sends a heartbeat now (or right after the one in flight) instead of at the next interval.
+  void HeartbeatNow();
+  // HeartbeatNow() if an instance, a volume, the applied generation or the fence changed
+  // since the last heartbeat sent: the controller's failover steps wait on these reports.
+  void HeartbeatOnChange();
+  std::string ReportDigest() const;
   void Poll(bool immediate);
   void OnAssignments(uint64_t seq, TimePoint sent_at, Result<AssignmentList> r);
   void CheckLease();
@@ -94,6 +100,8 @@ class Agent {
   boost::asio::signal_set sigchld_;
   std::string boot_id_;
   bool heartbeat_in_flight_ = false;
+  bool heartbeat_again_ = false;  // a change happened while a heartbeat was in flight
+  std::string sent_digest_;       // ReportDigest() as of the last heartbeat sent
   bool long_poll_in_flight_ = false;
   bool immediate_poll_in_flight_ = false;
   bool have_list_ = false;

@@ -26,7 +26,7 @@ TEST(ParseTest, MinimalManifestHasDefaults) {
   const Manifest& m = *out.manifest;
   EXPECT_EQ(m.cluster, "hafab");
   EXPECT_EQ(m.settings.heartbeat_interval, 200ms);
-  EXPECT_EQ(m.settings.lease_ttl, 1500ms);
+  EXPECT_EQ(m.settings.lease_ttl, 1000ms);
   EXPECT_TRUE(m.nodes.empty());
   ASSERT_EQ(m.roles.size(), 1u);
   const Role& r = m.roles[0];
