@@ -146,8 +146,6 @@ Status Proxy::Install(std::shared_ptr<const RouteTable> table) {
 
 void Proxy::SetLeaseDeadline(TimePoint deadline) {
   const int64_t old = shared_->lease_deadline.exchange(internal::ToTicks(deadline));
-  // Regaining the lease must release held connections now; losing it is noticed by each
-  // worker's own timer, so only a move forward past "now" needs a wake-up.
   // Workers sleep until the deadline they last saw: an earlier one (or a lease regained,
   // which must release held connections now) needs a wake-up; a renewal does not.
   const TimePoint now = shared_->clock->Now();
