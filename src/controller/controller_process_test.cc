@@ -1,8 +1,9 @@
 // Integration: the real `hafab controller` and three real `hafab agent` processes on
-// loopback, an active-passive role (a `sleep` process with a volume), and faults: SIGKILL of
-// the primary's whole node, and SIGKILL of the controller right after it records the start
-// of each failover step (HAFAB_TEST_CRASH_AT_STEP). Checks: the failover completes, one
-// primary runs, the volume is attached to its node only.
+// loopback, an active-passive role (kvd with its volume), and faults: SIGKILL of the
+// primary's whole node, and SIGKILL of the controller right after it records the start of
+// each failover step (HAFAB_TEST_CRASH_AT_STEP). Checks: the failover completes, one primary
+// runs, the volume is attached to its node only, and every write kvd acknowledged before the
+// fault is readable from the new primary.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -197,16 +198,50 @@ class ControllerProcessTest : public ::testing::Test {
 roles:
   - name: app
     mode: active-passive
-    command: /bin/sleep
-    args: ["100000"]
+    command: )" KVD_BINARY R"(
     instances: 3
     port: 7301
     volume: app-data
     stop_grace: 1s
+    probes:
+      readiness: {kind: http, path: /health, interval: 100ms, timeout: 500ms}
 )";
     auto applied = Api("POST", "/v1/apply?file=t.yaml", manifest);
     ASSERT_TRUE(applied.ok()) << applied.status().ToString();
     ASSERT_TRUE(WaitFor("a running primary", [&] { return !SolePrimary().first.empty(); }));
+  }
+
+  // The port of `instance` as placed by the controller; 0 if unknown.
+  int PortOf(const std::string& instance) {
+    auto st = Api("GET", "/v1/status");
+    if (!st.ok()) return 0;
+    for (const auto& i : (*st)["instances"]) {
+      if (i["instance"] == instance) return i["port"].get<int>();
+    }
+    return 0;
+  }
+
+  // Writes `n` keys to the primary `instance` directly; returns those kvd acknowledged.
+  std::vector<std::string> Write(const std::string& instance, int n) {
+    const std::string base = "http://127.0.0.1:" + std::to_string(PortOf(instance)) + "/kv/";
+    std::vector<std::string> acked;
+    for (int k = 0; k < n; ++k) {
+      std::string key = "k" + std::to_string(next_key_++);
+      auto r = http::Fetch("PUT", base + key, "v-" + key, {}, 2s);
+      if (r.ok() && r->status == 200) acked.push_back(key);
+    }
+    return acked;
+  }
+
+  // Every key in `keys` reads back its value from the primary `instance`.
+  void ExpectReadable(const std::string& instance, const std::vector<std::string>& keys) {
+    const std::string base = "http://127.0.0.1:" + std::to_string(PortOf(instance)) + "/kv/";
+    int missing = 0;
+    for (const auto& key : keys) {
+      auto r = http::Fetch("GET", base + key, "", {}, 2s);
+      if (!r.ok() || r->status != 200 || r->body != "v-" + key) ++missing;
+    }
+    EXPECT_EQ(missing, 0) << "of " << keys.size() << " acknowledged writes on " << instance;
   }
 
   std::string AttachedTo() {
@@ -218,6 +253,7 @@ roles:
   std::string dir_, url_, token_;
   pid_t controller_ = 0;
   int port_ = 0;
+  int next_key_ = 0;
   std::map<std::string, pid_t> agents_;
 };
 
@@ -225,6 +261,8 @@ TEST_F(ControllerProcessTest, NodeKillFailsOverAndTheNodeRejoinsAsStandby) {
   StartCluster();
   auto [inst, node] = SolePrimary();
   ASSERT_EQ(AttachedTo(), node);
+  const auto acked = Write(inst, 20);
+  ASSERT_EQ(acked.size(), 20u);
   TimePoint killed = RealClock().Now();
   StopGroup(agents_[node], SIGKILL);  // agent and its instances: the node is gone
   std::pair<std::string, std::string> now;
@@ -235,6 +273,7 @@ TEST_F(ControllerProcessTest, NodeKillFailsOverAndTheNodeRejoinsAsStandby) {
   double ms = ToMillis(RealClock().Now() - killed);
   std::cout << "node kill -> new primary running: " << ms << " ms\n";
   EXPECT_EQ(AttachedTo(), now.second);
+  ExpectReadable(now.first, acked);
   ASSERT_TRUE(WaitFor("the operation to finish", [&] { return OpsDone(); }));
   // The node comes back: its instance is a stopped standby with the new epoch.
   StartAgent(node, node == "n1" ? "fd1" : node == "n2" ? "fd2" : "fd3");
@@ -276,10 +315,14 @@ TEST_F(ControllerProcessTest, PlannedSwitchoverToANamedNode) {
 // records the start of each step in turn; the controller started again finishes.
 TEST_F(ControllerProcessTest, ControllerKilledAtEveryStepResumes) {
   StartCluster();
+  std::vector<std::string> acked;
   for (const char* step : kFailoverSteps) {
     SCOPED_TRACE(step);
     auto [inst, node] = SolePrimary();
     ASSERT_FALSE(inst.empty());
+    const auto written = Write(inst, 5);
+    ASSERT_EQ(written.size(), 5u);
+    acked.insert(acked.end(), written.begin(), written.end());
     StopGroup(controller_, SIGTERM);
     StartController(step);
     auto r = Api("POST", "/v1/roles/app/failover", "{}");
@@ -297,6 +340,7 @@ TEST_F(ControllerProcessTest, ControllerKilledAtEveryStepResumes) {
     auto p = SolePrimary();
     EXPECT_NE(p.second, node);
     EXPECT_EQ(AttachedTo(), p.second);
+    ExpectReadable(p.first, acked);  // every write so far, across all the failovers
   }
 }
 
