@@ -5,7 +5,7 @@ pkgs=(
   g++ cmake ninja-build ccache pkg-config
   libboost-dev libboost-system-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev libsqlite3-dev libssl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
-  curl iproute2 procps etcd-server haproxy wrk
+  curl iproute2 procps etcd-server etcd-client haproxy wrk
 )
 missing=()
 for p in "${pkgs[@]}"; do
