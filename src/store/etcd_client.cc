@@ -477,7 +477,11 @@ Result<json> EtcdClient::CallOnce(size_t index, const std::string& path, const s
     *may_retry = retry == Retry::kIdempotent;
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.answers_lost;
-    return Status::Unavailable("answer lost (" + read.message() + ")" +
+    std::string why = read.code() == StatusCode::kDeadlineExceeded
+                          ? "no answer within the " +
+                                std::to_string(Millis(options_.request_timeout)) + "ms budget"
+                          : read.message();
+    return Status::Unavailable("answer lost (" + why + ")" +
                                (retry == Retry::kOnlyUnapplied
                                     ? "; the request may or may not have been applied"
                                     : ""));

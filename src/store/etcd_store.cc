@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "core/thread_annotations.h"
@@ -238,17 +239,38 @@ class EtcdWatcher final : public Watcher {
   }
 
  private:
-  // Opens a stream from next_revision_ (0 = from now) and waits for its "created".
+  // Opens a stream from next_revision_ (0 = from now) and waits for its "created", trying
+  // the endpoints in turn (a member without a leader answers the watch with an error) until
+  // `deadline`. Gives a reopen at least a moment, so that short Next timeouts still resume.
   Status Open(TimePoint deadline, const EtcdEndpoint* avoid) {
+    Clock& clock = RealClock();
+    const EtcdClientOptions& options = client_->options();
+    deadline = std::max(deadline, clock.Now() + std::min<Duration>(options.request_timeout,
+                                                                   std::chrono::seconds(1)));
+    std::optional<EtcdEndpoint> skip;
+    if (avoid != nullptr) skip = *avoid;
+    Status last = Status::Unavailable("watch not opened");
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (cancelled_) return Status::Unavailable("watch cancelled");
+      }
+      last = OpenOnce(deadline, skip ? &*skip : nullptr, &skip);
+      if (last.ok() || last.code() == StatusCode::kConflict) return last;
+      if (clock.Now() >= deadline) return last;
+      std::this_thread::sleep_for(std::min<Duration>(options.retry_backoff, deadline - clock.Now()));
+    }
+  }
+
+  Status OpenOnce(TimePoint deadline, const EtcdEndpoint* avoid,
+                  std::optional<EtcdEndpoint>* failed_on) {
     json create = PrefixRange(prefix_);
     if (next_revision_ > 0) create["start_revision"] = std::to_string(next_revision_);
     create["progress_notify"] = true;
     auto stream = client_->OpenStream("/v3/watch", {{"create_request", create}}, avoid, deadline);
     if (!stream.ok()) return stream.status();
-    TimePoint created_by = std::min(RealClock().Now() + client_->options().request_timeout,
-                                    std::max(deadline, RealClock().Now() +
-                                                           client_->options().dial_timeout));
-    auto first = (*stream)->Next(created_by);
+    *failed_on = (*stream)->endpoint();
+    auto first = (*stream)->Next(deadline);
     if (!first.ok()) return first.status();
     const json* result = first->contains("result") ? &(*first)["result"] : nullptr;
     if (result == nullptr || !result->value("created", false)) {

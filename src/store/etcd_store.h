@@ -32,7 +32,8 @@ namespace hafab::store {
 // - Watches: one HTTP stream per watcher. When the stream breaks (member died, lost its
 //   leader), Next resumes on another endpoint from the revision after the last event it
 //   delivered, so the caller sees no gap and no duplicate; only when no endpoint serves
-//   the watch for request_timeout does Next return Unavailable (then re-watch). A start
+//   the watch for request_timeout does Next return Unavailable (then re-watch). A Next
+//   that reopens the stream may take up to a second longer than its timeout. A start
 //   revision that was compacted is a Conflict from Next.
 // - The store never compacts; run etcd with --auto-compaction-retention (docs/deploy).
 class EtcdStore final : public Store {

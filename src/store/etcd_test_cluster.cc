@@ -223,6 +223,39 @@ std::string EtcdTestCluster::Url() const {
   return url;
 }
 
+std::string EtcdTestCluster::UrlStartingWith(int member) const {
+  std::string url = "etcd://" + Endpoint(member).Name();
+  for (int i = 0; i < size(); ++i) {
+    if (i != member) url += "," + Endpoint(i).Name();
+  }
+  return url;
+}
+
+int EtcdTestCluster::Leader() const {
+  for (int i = 0; i < size(); ++i) {
+    if (!Running(i)) continue;
+    EtcdClientOptions options;
+    options.request_timeout = std::chrono::seconds(1);
+    EtcdClient client({Endpoint(i)}, options);
+    auto status = client.Call("/v3/maintenance/status", nlohmann::json::object(),
+                              EtcdClient::Retry::kIdempotent);
+    if (!status.ok()) continue;
+    std::string leader = status->value("leader", std::string());
+    if (leader.empty()) continue;
+    // Find the member with that id: each answers with its own id in the header.
+    for (int j = 0; j < size(); ++j) {
+      if (!Running(j)) continue;
+      EtcdClient other({Endpoint(j)}, options);
+      auto s = other.Call("/v3/maintenance/status", nlohmann::json::object(),
+                          EtcdClient::Retry::kIdempotent);
+      if (s.ok() && s->value("header", nlohmann::json::object()).value("member_id", "") == leader) {
+        return j;
+      }
+    }
+  }
+  return -1;
+}
+
 std::vector<EtcdEndpoint> EtcdTestCluster::Endpoints() const {
   std::vector<EtcdEndpoint> out;
   for (int i = 0; i < size(); ++i) out.push_back(Endpoint(i));

@@ -51,6 +51,11 @@ class EtcdTestCluster {
   // The member whose client endpoint is `endpoint_name` ("127.0.0.1:P"); -1 if none.
   int MemberOf(const std::string& endpoint_name) const;
 
+  // The same endpoints with `member` first: a client prefers the first endpoint.
+  std::string UrlStartingWith(int member) const;
+  // The member that is leader now, as the running members report it; -1 if none knows.
+  int Leader() const;
+
   // SIGKILLs the member and waits for it to exit. Idempotent.
   void Kill(int member);
   // Starts a killed member again on its data directory and ports; does not wait.
