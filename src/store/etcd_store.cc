@@ -173,10 +173,31 @@ Status CheckBranch(const std::vector<Op>& ops, const char* branch) {
   return Status::Ok();
 }
 
+}  // namespace
+
+namespace etcd_internal {
+
+class EtcdWatcher;
+
+// The live watchers of one store, so that closing the store ends them.
+struct WatchRegistry {
+  std::mutex mu;
+  std::set<EtcdWatcher*> live GUARDED_BY(mu);
+};
+
 class EtcdWatcher final : public Watcher {
  public:
-  EtcdWatcher(std::shared_ptr<EtcdClient> client, std::string prefix)
-      : client_(std::move(client)), prefix_(std::move(prefix)) {}
+  EtcdWatcher(std::shared_ptr<EtcdClient> client, std::shared_ptr<WatchRegistry> registry,
+              std::string prefix)
+      : client_(std::move(client)), registry_(std::move(registry)), prefix_(std::move(prefix)) {
+    std::lock_guard<std::mutex> lock(registry_->mu);
+    registry_->live.insert(this);
+  }
+
+  ~EtcdWatcher() override {
+    std::lock_guard<std::mutex> lock(registry_->mu);
+    registry_->live.erase(this);
+  }
 
   // Opens the stream and waits for etcd to confirm the watch, so that every change
   // committed after Watch returns is seen.
@@ -192,7 +213,7 @@ class EtcdWatcher final : public Watcher {
     while (true) {
       {
         std::lock_guard<std::mutex> lock(mu_);
-        if (cancelled_) return Status::Unavailable("watch cancelled");
+        if (cancelled_) return Status::Unavailable(cancel_reason_);
       }
       if (!final_.ok()) return final_;
       if (stream_ == nullptr) {
@@ -232,9 +253,14 @@ class EtcdWatcher final : public Watcher {
     }
   }
 
-  void Cancel() override {
+  void Cancel() override { End("watch cancelled"); }
+
+  // Ends the watch: this and every later Next return Unavailable(reason).
+  void End(const std::string& reason) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (cancelled_) return;
     cancelled_ = true;
+    cancel_reason_ = reason;
     if (stream_ != nullptr) stream_->Interrupt();
   }
 
@@ -253,7 +279,7 @@ class EtcdWatcher final : public Watcher {
     while (true) {
       {
         std::lock_guard<std::mutex> lock(mu_);
-        if (cancelled_) return Status::Unavailable("watch cancelled");
+        if (cancelled_) return Status::Unavailable(cancel_reason_);
       }
       last = OpenOnce(deadline, skip ? &*skip : nullptr, &skip);
       if (last.ok() || last.code() == StatusCode::kConflict) return last;
@@ -342,6 +368,7 @@ class EtcdWatcher final : public Watcher {
   }
 
   const std::shared_ptr<EtcdClient> client_;
+  const std::shared_ptr<WatchRegistry> registry_;
   const std::string prefix_;
   Revision next_revision_ = 0;  // the first revision not yet delivered
   Revision last_revision_ = 0;  // the newest store revision seen
@@ -352,11 +379,14 @@ class EtcdWatcher final : public Watcher {
   int64_t resumes_ = 0;
   std::mutex mu_;
   bool cancelled_ GUARDED_BY(mu_) = false;
+  std::string cancel_reason_ GUARDED_BY(mu_);
   // Replaced only by the thread in Next (under mu_); Cancel interrupts it under mu_.
   std::unique_ptr<EtcdStream> stream_;
 };
 
-}  // namespace
+}  // namespace etcd_internal
+
+using etcd_internal::EtcdWatcher;
 
 Result<std::unique_ptr<EtcdStore>> EtcdStore::Open(const std::string& url, Options options) {
   HAFAB_ASSIGN_OR_RETURN(auto endpoints, ParseEtcdUrl(url));
@@ -375,7 +405,13 @@ Result<std::unique_ptr<EtcdStore>> EtcdStore::Open(std::vector<EtcdEndpoint> end
   return std::unique_ptr<EtcdStore>(new EtcdStore(std::move(client)));
 }
 
-EtcdStore::~EtcdStore() = default;
+EtcdStore::EtcdStore(std::shared_ptr<EtcdClient> client)
+    : client_(std::move(client)), watches_(std::make_shared<etcd_internal::WatchRegistry>()) {}
+
+EtcdStore::~EtcdStore() {
+  std::lock_guard<std::mutex> lock(watches_->mu);
+  for (EtcdWatcher* w : watches_->live) w->End("store closed");
+}
 
 Result<KeyValue> EtcdStore::Get(const std::string& key) {
   HAFAB_ASSIGN_OR_RETURN(json answer, client_->Call("/v3/kv/range", {{"key", Base64Encode(key)}},
@@ -436,7 +472,7 @@ Result<TxnResult> EtcdStore::Commit(const Txn& txn) {
 
 Result<std::unique_ptr<Watcher>> EtcdStore::Watch(const std::string& prefix, Revision start) {
   if (start < 0) return Status::InvalidArgument("watch start revision must be >= 0");
-  auto watcher = std::make_unique<EtcdWatcher>(client_, prefix);
+  auto watcher = std::make_unique<EtcdWatcher>(client_, watches_, prefix);
   HAFAB_RETURN_IF_ERROR(watcher->Start(start));
   return std::unique_ptr<Watcher>(std::move(watcher));
 }

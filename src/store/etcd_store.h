@@ -13,6 +13,10 @@
 
 namespace hafab::store {
 
+namespace etcd_internal {
+struct WatchRegistry;
+}  // namespace etcd_internal
+
 // How the Store contract maps onto etcd:
 // - Keys, values, revisions, versions, compares and transactions are etcd's own; a key
 //   put twice (or put and deleted) in one branch is rejected here, before sending, with
@@ -47,7 +51,7 @@ class EtcdStore final : public Store {
   static Result<std::unique_ptr<EtcdStore>> Open(std::vector<EtcdEndpoint> endpoints,
                                                  Options options = {});
 
-  // Watchers may outlive the store; they keep its connection settings.
+  // Watchers may outlive the store: they answer Unavailable("store closed") afterwards.
   ~EtcdStore() override;
 
   Result<KeyValue> Get(const std::string& key) override;
@@ -64,8 +68,9 @@ class EtcdStore final : public Store {
   std::string EndpointList() const { return client_->EndpointList(); }
 
  private:
-  explicit EtcdStore(std::shared_ptr<EtcdClient> client) : client_(std::move(client)) {}
-  std::shared_ptr<EtcdClient> client_;
+  explicit EtcdStore(std::shared_ptr<EtcdClient> client);
+  std::shared_ptr<EtcdClient> client_;  // shared with the watchers
+  std::shared_ptr<etcd_internal::WatchRegistry> watches_;
 };
 
 }  // namespace hafab::store

@@ -5,6 +5,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -258,6 +259,27 @@ TEST_F(EtcdSingleTest, WatchFromACompactedRevisionIsAConflict) {
   }
   EXPECT_EQ(status.code(), StatusCode::kConflict) << status.ToString();
   EXPECT_THAT(status.message(), HasSubstr("compacted; oldest is " + std::to_string(latest)));
+}
+
+TEST_F(EtcdSingleTest, ClosingTheStoreEndsItsWatchers) {
+  auto w = store_->Watch("closing/", 0);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  std::atomic<bool> returned{false};
+  Status result;
+  std::thread waiter([&] {
+    auto batch = (*w)->Next(std::chrono::seconds(60));
+    result = batch.ok() ? Status::Internal("Next returned a batch") : batch.status();
+    returned = true;
+  });
+  store_.reset();
+  TimePoint give_up = RealClock().Now() + std::chrono::seconds(5);
+  while (!returned.load() && RealClock().Now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // poll interval
+  }
+  EXPECT_TRUE(returned.load()) << "Next still blocked after the store closed";
+  waiter.join();
+  EXPECT_EQ(result.code(), StatusCode::kUnavailable);
+  EXPECT_THAT(result.message(), HasSubstr("store closed"));
 }
 
 TEST_F(EtcdSingleTest, StatsCountCallsAndNameTheEndpoint) {
