@@ -33,6 +33,8 @@ struct Flags {
   std::string lease_ttl = "1500ms";
   std::string volume_root;
   std::string fence_margin = "500ms";
+  std::string provider = "local";
+  std::string provider_config;
 };
 
 void Run(const Flags& f) {
@@ -42,6 +44,8 @@ void Run(const Flags& f) {
   o.store = f.store;
   o.manifest = f.manifest;
   o.volume_root = f.volume_root;
+  o.provider = f.provider;
+  o.provider_config = f.provider_config;
   for (auto [flag, text, out] : {std::tuple{"--lease-ttl", f.lease_ttl, &o.lease_ttl},
                                  std::tuple{"--fence-margin", f.fence_margin, &o.fence_margin}}) {
     auto d = ParseDuration(text);
@@ -73,6 +77,11 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
   cmd->add_option("--lease-ttl", f->lease_ttl, "Node and gateway lease")->capture_default_str();
   cmd->add_option("--volume-root", f->volume_root,
                   "Root of the local volumes (LocalProvider), as given to the agents");
+  cmd->add_option("--provider", f->provider,
+                  "Volume provider, as given to the agents: local or exec")
+      ->check(CLI::IsMember({"local", "exec"}));
+  cmd->add_option("--provider-config", f->provider_config,
+                  "Exec provider: JSON file naming the scripts (see provider/exec_provider.h)");
   cmd->add_option("--fence-margin", f->fence_margin,
                   "Safety margin after a silent node's lease before force-detaching its volume")
       ->capture_default_str();

@@ -43,6 +43,9 @@ struct UpOptions {
   std::string revive_after = "5s";
   std::string log_format = "text";
   bool watch = true;
+  std::string provider = "local";  // given to the controller and every agent
+  std::string provider_config;
+  std::string agent_wrapper;  // prefix of each agent's command line; {node} = the node's name
 };
 
 // One supervised child: what to run, and its pid while it runs.
@@ -73,7 +76,7 @@ pid_t Spawn(const Child& c, const std::string& path_env) {
   std::vector<char*> argv;
   for (const auto& a : c.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  execv(argv[0], argv.data());
+  execvp(argv[0], argv.data());  // a wrapper (--agent-wrapper) may be found on PATH
   std::fprintf(stderr, "exec %s failed: %s\n", argv[0], std::strerror(errno));
   _exit(127);
 }
@@ -141,6 +144,15 @@ Status Up::Prepare(const manifest::Manifest& m) {
                   "--listen", api_listen, "--volume-root", state_ + "/volumes", "--lease-ttl",
                   FormatDuration(m.settings.lease_ttl)},
                  state_ + "/logs/controller.log"};
+  std::vector<std::string> provider_args;
+  if (opts_.provider == "exec") {
+    if (opts_.provider_config.empty()) {
+      return Status::InvalidArgument("--provider exec needs --provider-config FILE");
+    }
+    provider_args = {"--provider", "exec", "--provider-config",
+                     fs::absolute(opts_.provider_config).string()};
+  }
+  controller_.argv.insert(controller_.argv.end(), provider_args.begin(), provider_args.end());
   for (const auto& n : m.nodes) {
     std::string dir = state_ + "/nodes/" + n.name;
     fs::create_directories(dir, ec);
@@ -168,6 +180,15 @@ Status Up::Prepare(const manifest::Manifest& m) {
                         "--heartbeat-interval",
                         FormatDuration(m.settings.heartbeat_interval)},
                        state_ + "/logs/agent-" + n.name + ".log"};
+    std::vector<std::string>& argv = agents_[n.name].argv;
+    argv.insert(argv.end(), provider_args.begin(), provider_args.end());
+    std::vector<std::string> wrapper;
+    std::istringstream words(opts_.agent_wrapper);
+    for (std::string w; words >> w;) {
+      for (size_t at; (at = w.find("{node}")) != std::string::npos;) w.replace(at, 6, n.name);
+      wrapper.push_back(w);
+    }
+    argv.insert(argv.begin(), wrapper.begin(), wrapper.end());
   }
   gateway_ = {"gateway",
               {self_, "--log-format", opts_.log_format, "gateway", "--id", "gw1", "--controller",
@@ -410,6 +431,17 @@ HAFAB_COMMAND(10, [](CLI::App& app) {
                   "Restart a killed node's agent after this long (0 = never)")
       ->capture_default_str();
   cmd->add_flag("!--no-watch", opts->watch, "Do not print status and events while running");
+  cmd->add_option("--provider", opts->provider,
+                  "Volume provider of the controller and agents: local (STATE_DIR/volumes) or "
+                  "exec (scripts named by --provider-config)")
+      ->check(CLI::IsMember({"local", "exec"}))
+      ->capture_default_str();
+  cmd->add_option("--provider-config", opts->provider_config,
+                  "Exec provider: JSON file naming the scripts (see provider/exec_provider.h)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--agent-wrapper", opts->agent_wrapper,
+                  "Run each agent under this command, {node} replaced by its node name (e.g. "
+                  "\"nsenter --net=/run/netns/{node} --\")");
   cmd->callback([opts, &app] {
     auto* fmt = app.get_option("--log-format");
     if (fmt->count() > 0) opts->log_format = fmt->as<std::string>();

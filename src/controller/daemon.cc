@@ -15,6 +15,7 @@
 #include "controller/tokens.h"
 #include "http/http.h"
 #include "manifest/parser.h"
+#include "provider/exec_provider.h"
 #include "provider/local_provider.h"
 #include "store/sqlite_store.h"
 
@@ -77,7 +78,13 @@ Status RunDaemon(const DaemonOptions& opts) {
   std::unique_ptr<store::SqliteStore> st = std::move(opened).value();
 
   std::unique_ptr<provider::Provider> prov;
-  if (!opts.volume_root.empty()) {
+  if (opts.provider == "exec") {
+    auto config = provider::LoadExecProviderConfig(opts.provider_config);
+    if (!config.ok()) return config.status().WithContext("--provider-config");
+    prov = std::make_unique<provider::ExecProvider>(*config);
+  } else if (opts.provider != "local") {
+    return Status::InvalidArgument("--provider: want local or exec, got '" + opts.provider + "'");
+  } else if (!opts.volume_root.empty()) {
     fs::create_directories(opts.volume_root, ec);
     prov = std::make_unique<provider::LocalProvider>(fs::absolute(opts.volume_root).string());
   }

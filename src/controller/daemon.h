@@ -16,6 +16,8 @@ struct DaemonOptions {
   std::string store;        // "sqlite:PATH"; "" = sqlite:<state-dir>/controller.db
   std::string manifest;     // applied at start when set
   std::string volume_root;  // LocalProvider root; "" = no provider (agents' reports only)
+  std::string provider = "local";  // "local" (volume_root) or "exec" (provider_config)
+  std::string provider_config;     // ExecProvider JSON config (provider/exec_provider.h)
   Duration lease_ttl = std::chrono::milliseconds(1500);
   Duration fence_margin = std::chrono::milliseconds(500);
   std::string crash_at_step;  // HAFAB_TEST_CRASH_AT_STEP
