@@ -428,6 +428,35 @@ TEST_F(EtcdClusterTest, ClientAndWatchFailOverWhenTheirEndpointDies) {
   EXPECT_TRUE(quiet->events.empty());
 }
 
+TEST_F(EtcdClusterTest, WatchIsUnavailableWhenNoEndpointServesItForTheBudget) {
+  // A client that knows only one member: when it dies there is nowhere to resume.
+  EtcdStore::Options options;
+  options.request_timeout = std::chrono::seconds(1);
+  auto st = EtcdStore::Open("etcd://" + cluster_->Endpoint(1).Name(), options);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  auto w = (*st)->Watch("u/", 0);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  cluster_->Kill(1);
+  Clock& clock = RealClock();
+  TimePoint start = clock.Now();
+  Status status;
+  while (clock.Now() - start < std::chrono::seconds(10)) {
+    auto batch = (*w)->Next(std::chrono::milliseconds(200));
+    if (!batch.ok()) {
+      status = batch.status();
+      break;
+    }
+    EXPECT_TRUE(batch->events.empty());
+  }
+  Duration took = clock.Now() - start;
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
+  EXPECT_THAT(status.message(), HasSubstr(cluster_->Endpoint(1).Name()));
+  EXPECT_GE(took, std::chrono::seconds(1)) << "gave up before its budget";
+  EXPECT_LT(took, std::chrono::seconds(3)) << "kept trying well past its budget";
+  auto again = (*w)->Next(std::chrono::milliseconds(1));
+  EXPECT_EQ(again.status().code(), StatusCode::kUnavailable) << "a broken watcher stays broken";
+}
+
 TEST_F(EtcdClusterTest, EachMemberKilledInTurnLosesNoAcknowledgedWrite) {
   // A commit that a follower accepted while the leader died waits for etcd's own request
   // timeout (5 s + 2 elections); a shorter budget lets the writer move on sooner.
