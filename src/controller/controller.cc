@@ -85,7 +85,9 @@ Status Controller::Start() {
              prev + ")",
          {{"op", op.id}, {"role", op.role}});
   }
-  Emit("controller-started", "controller " + id_ + " started", {});
+  Emit("controller-started",
+       "controller " + id_ + " started" + (opts_.started_as.empty() ? "" : " " + opts_.started_as),
+       {});
   HAFAB_RETURN_IF_ERROR(Commit());
   Publish();
   return Status::Ok();
@@ -151,10 +153,14 @@ Status Controller::Load() {
 // restarts: the store keeps a floor above every number handed out, raised 1000 at a time.
 int64_t Controller::NextSeq() {
   ++seq_;
-  if (seq_ >= seq_floor_) {
+  if (seq_ >= seq_floor_ && !crashed_) {
     seq_floor_ = seq_ + 1000;
-    auto r = store_.Put(kSeqKey, std::to_string(seq_floor_));
+    store::Txn txn;
+    txn.compares = opts_.write_guard;
+    txn.success = {store::Op::Put(kSeqKey, std::to_string(seq_floor_))};
+    auto r = store_.Commit(txn);
     if (!r.ok()) spdlog::error("store: cannot raise the sequence floor: {}", r.status().ToString());
+    if (r.ok() && !r->succeeded) Depose();
   }
   return seq_;
 }
@@ -247,6 +253,7 @@ Status Controller::Commit() {
   // A key written twice since the last commit: only the last write counts (a store
   // transaction may name each key once, as in etcd).
   store::Txn txn;
+  txn.compares = opts_.write_guard;
   std::set<std::string> seen;
   for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
     if (seen.insert(it->key).second) txn.success.push_back(std::move(*it));
@@ -254,10 +261,29 @@ Status Controller::Commit() {
   std::reverse(txn.success.begin(), txn.success.end());
   pending_.clear();
   auto r = store_.Commit(txn);
+  if (r.ok() && !r->succeeded) {
+    Depose();
+    return Status::Unavailable("not leader: another controller replica was elected");
+  }
   if (r.ok()) return Status::Ok();
   spdlog::error("store commit failed ({}); reloading state from the store", r.status().ToString());
   reload_needed_ = true;
   return r.status();
+}
+
+void Controller::Depose() {
+  spdlog::error("controller {}: a write lost its leadership guard: another replica leads; "
+                "this one stops acting",
+                id_);
+  deposed_ = true;
+  crashed_ = true;  // nothing more is persisted or published
+  pending_.clear();
+}
+
+Status Controller::Reload() {
+  events_.clear();
+  stored_events_.clear();
+  return Load();
 }
 
 void Controller::Publish() {

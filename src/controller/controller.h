@@ -52,6 +52,11 @@ struct ControllerOptions {
   bool crash_exits = true;
   // false: operations move only through RunStepOnce (step-by-step idempotence tests).
   bool drive_ops = true;
+  // Compares added to every transaction: a replica's claim on leadership (leader.h). When
+  // they fail, leadership was lost: the controller goes inert (deposed()) at once.
+  std::vector<store::Compare> write_guard;
+  // Said in the controller-started event, e.g. "as leader (elected at revision 12)".
+  std::string started_as;
 };
 
 // What an agent reports about one instance (docs/architecture.md, heartbeat).
@@ -153,6 +158,13 @@ class Controller {
   const std::map<std::string, Operation>& ops() const { return ops_; }
   const std::string& id() const { return id_; }
   bool crashed() const { return crashed_; }
+  // A transaction's write_guard failed: another replica leads; this one persists and
+  // publishes nothing more (as crashed()). The replica discards it.
+  bool deposed() const { return deposed_; }
+  // Re-reads the desired state (roles, instances, nodes, operations, events) from the
+  // store, writing nothing: a follower replica's read-only view for GETs. Errors: the
+  // store's. REQUIRES: Start() was not called on this object.
+  Status Reload();
   bool NodeLive(const std::string& node) const { return node_leases_.Live(node); }
   // The running operation of a role, or nullptr.
   const Operation* ActiveOp(const std::string& role) const;
@@ -197,6 +209,7 @@ class Controller {
   // The node has been silent for lease_ttl + fence_margin: its agent has fenced itself.
   bool SilentPastMargin(const std::string& node) const;
   void OnNodeExpired(const std::string& node);
+  void Depose();  // a write_guard failed
 
   // --- reconciler.cc
   void Reconcile();
@@ -244,6 +257,7 @@ class Controller {
   ControllerListener listener_;
   std::string id_;
   bool crashed_ = false;
+  bool deposed_ = false;
   bool reload_needed_ = false;  // a commit failed: memory may be ahead of the store
   TimePoint started_at_{};
 

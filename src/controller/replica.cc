@@ -1,0 +1,173 @@
+#include "controller/replica.h"
+
+#include <spdlog/spdlog.h>
+
+namespace hafab::controller {
+
+using nlohmann::json;
+
+namespace {
+
+int64_t Ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+
+// Requests a follower cannot answer: writes, and what depends on the leader's memory.
+bool LeaderOnly(const http::Request& req) {
+  if (req.method != "GET") return true;
+  const std::string& p = req.path;
+  if (p == "/v1/routes" || p.rfind("/v1/routes?", 0) == 0) return true;
+  return p.rfind("/v1/agents/", 0) == 0;  // assignments
+}
+
+}  // namespace
+
+Replica::Replica(store::Store& store, Clock& clock, provider::Provider* provider, Tokens tokens,
+                 ReplicaOptions opts)
+    : store_(store),
+      clock_(clock),
+      provider_(provider),
+      tokens_(std::move(tokens)),
+      opts_(std::move(opts)),
+      election_(store, clock, opts_.leader) {}
+
+Replica::~Replica() {
+  if (api_) api_->FlushAll();
+  if (view_api_) view_api_->FlushAll();
+}
+
+void Replica::Tick() {
+  LeaderElection::Change change = election_.Tick();
+  if (controller_ && !election_.Leading()) EndTerm(election_.stats().last_step_down);
+  if (change == LeaderElection::Change::kElected) BeginTerm();
+  if (controller_) {
+    controller_->Tick();
+    if (controller_->deposed()) {
+      election_.Resign("a write's leadership guard failed: another replica was elected");
+      EndTerm("deposed");
+    } else {
+      api_->ExpireWaits();
+    }
+  }
+  if (view_api_) view_api_->ExpireWaits();
+}
+
+void Replica::BeginTerm() {
+  ControllerOptions co = opts_.controller;
+  co.write_guard = election_.Guard();
+  const LeaderInfo& me = election_.leader();
+  co.started_as = "as leader " + me.id + " (" + me.url + ", elected at store revision " +
+                  std::to_string(me.revision) + ")";
+  auto c = std::make_unique<Controller>(store_, clock_, provider_, co);
+  Status st = c->Start();
+  if (st.ok() && on_elected_) st = on_elected_(*c);
+  if (!st.ok() || c->deposed()) {
+    spdlog::error("replica: elected, but the controller could not start: {}", st.ToString());
+    election_.Resign("controller start failed: " + st.message());
+    return;
+  }
+  controller_ = std::move(c);
+  api_ = std::make_unique<Api>(*controller_, clock_, tokens_);
+  ++terms_;
+  // The follower's view is stale from now on; drop it (long-polls on it get their answer).
+  if (view_api_) view_api_->FlushAll();
+  view_api_.reset();
+  view_.reset();
+  spdlog::info("replica: leading (term {} of this process); controller {}", terms_,
+               controller_->id());
+}
+
+void Replica::EndTerm(const std::string& why) {
+  spdlog::warn("replica: no longer leader ({}); following", why);
+  // Waiting long-polls get what was published while leading (all of it committed), and
+  // come back to a follower that answers "not leader".
+  if (api_) api_->FlushAll();
+  api_.reset();
+  controller_.reset();
+}
+
+void Replica::Shutdown() {
+  if (api_) api_->FlushAll();
+  if (view_api_) view_api_->FlushAll();
+  election_.Resign("shutting down");
+  api_.reset();
+  controller_.reset();
+}
+
+http::Response Replica::NotLeader() const {
+  const LeaderInfo& l = election_.leader();
+  return http::Response::Json(
+      503, json{{"error", "not leader"}, {"leader", l.url}, {"leader_id", l.id}}.dump());
+}
+
+json Replica::LeaderJson() const {
+  const LeaderInfo& l = election_.leader();
+  const LeaderStats& s = election_.stats();
+  const LeaderOptions& o = election_.options();
+  TimePoint now = clock_.Now();
+  json j = {{"self", {{"id", o.id}, {"url", o.url}}},
+            {"role", leading() ? "leader" : "follower"},
+            {"leader", {{"id", l.id}, {"url", l.url}, {"revision", l.revision}}},
+            {"leader_for_ms", l.id.empty() ? json(nullptr) : json(Ms(now - s.term_started))},
+            {"terms", s.elected},
+            {"step_downs", s.stepped_down},
+            {"last_step_down", s.last_step_down},
+            {"campaigns", s.campaigns},
+            {"renew_failures", s.renew_failures},
+            {"leader_changes_seen", s.leader_changes},
+            {"ttl_ms", Ms(o.ttl)},
+            {"margin_ms", Ms(o.margin)}};
+  if (leading()) j["lease_left_ms"] = Ms(election_.lease_deadline() - o.margin - now);
+  return j;
+}
+
+void Replica::Handle(http::Request&& req, http::Responder respond) {
+  // Every answer names the leader, so a client can switch without another round trip.
+  http::Responder tagged = [respond = std::move(respond),
+                            leader = election_.leader().url](http::Response r) {
+    r.headers.emplace_back("X-Hafab-Leader", leader);
+    respond(std::move(r));
+  };
+  if (req.method == "GET" && req.path == "/v1/leader") {
+    std::string auth = req.Header("authorization");
+    std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
+    if (token.empty() || !(TokenEquals(token, tokens_.admin) || TokenEquals(token, tokens_.read))) {
+      return tagged(http::Response::Json(
+          401, json{{"error", "Authorization: missing or unknown bearer token"}}.dump()));
+    }
+    return tagged(http::Response::Json(200, LeaderJson().dump()));
+  }
+  // Leading() is asked now, not at the last tick: a heartbeat answered after the lease's
+  // margin would renew a node's lease on behalf of a leader that may have been replaced.
+  if (leading()) return api_->Handle(std::move(req), std::move(tagged));
+  HandleFollower(std::move(req), std::move(tagged));
+}
+
+void Replica::HandleFollower(http::Request&& req, http::Responder respond) {
+  if (LeaderOnly(req)) {
+    std::string auth = req.Header("authorization");
+    std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
+    if (token.empty() || !(TokenEquals(token, tokens_.admin) || TokenEquals(token, tokens_.read))) {
+      // The Api's own answer (401 with advice); the view needs no refresh for it.
+    } else {
+      return respond(NotLeader());
+    }
+  }
+  TimePoint now = clock_.Now();
+  if (!view_ || now - view_loaded_ >= opts_.follower_refresh) {
+    if (!view_) {
+      ControllerOptions co = opts_.controller;
+      // A follower never writes: a compare that never holds makes sure of it.
+      co.write_guard = {store::Compare{kLeaderKey, store::Compare::Target::kCreateRevision,
+                                       store::Compare::Op::kLess, "", 0}};
+      view_ = std::make_unique<Controller>(store_, clock_, provider_, co);
+      view_api_ = std::make_unique<Api>(*view_, clock_, tokens_);
+    }
+    Status st = view_->Reload();
+    if (!st.ok()) {
+      return respond(ErrorResponse(st.WithContext("follower: cannot read the store")));
+    }
+    view_loaded_ = now;
+  }
+  view_api_->Handle(std::move(req), std::move(respond));
+}
+
+}  // namespace hafab::controller
