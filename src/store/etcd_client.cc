@@ -258,7 +258,8 @@ Status ErrorFromAnswer(int http_status, const std::string& body, bool* no_leader
     } else if (parsed.contains("error") && parsed["error"].is_string()) {
       message = parsed["error"].get<std::string>();
     }
-    if (parsed.contains("code") && parsed["code"].is_number_integer()) code = parsed["code"].get<int>();
+    if (parsed.contains("code") && parsed["code"].is_number_integer())
+      code = parsed["code"].get<int>();
   }
   if (message.empty()) message = "HTTP " + std::to_string(http_status) + " " + body.substr(0, 200);
   *no_leader = message.find("no leader") != std::string::npos ||
@@ -307,7 +308,8 @@ Result<std::vector<EtcdEndpoint>> ParseEtcdUrl(std::string_view url) {
     std::string_view port_text;
     if (part.front() == '[') {
       size_t close = part.find(']');
-      if (close == std::string_view::npos) return bad("unclosed '[' in \"" + std::string(part) + "\"");
+      if (close == std::string_view::npos)
+        return bad("unclosed '[' in \"" + std::string(part) + "\"");
       ep.host = std::string(part.substr(1, close - 1));
       std::string_view after = part.substr(close + 1);
       if (!after.empty()) {
@@ -371,8 +373,8 @@ Result<json> EtcdStream::Next(TimePoint deadline) {
       json message = json::parse(line, nullptr, false);
       if (message.is_discarded()) {
         broken_ = true;
-        return Status::Unavailable("etcd " + endpoint_.Name() + ": unreadable stream message: " +
-                                   line.substr(0, 200));
+        return Status::Unavailable("etcd " + endpoint_.Name() +
+                                   ": unreadable stream message: " + line.substr(0, 200));
       }
       return message;
     }
@@ -405,6 +407,11 @@ EtcdClient::~EtcdClient() = default;
 EtcdClientStats EtcdClient::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
+}
+
+void EtcdClient::NoteWatchResume() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.watch_resumes;
 }
 
 std::string EtcdClient::EndpointList() const {
@@ -481,10 +488,9 @@ Result<json> EtcdClient::CallOnce(size_t index, const std::string& path, const s
                           ? "no answer within the " +
                                 std::to_string(Millis(options_.request_timeout)) + "ms budget"
                           : read.message();
-    return Status::Unavailable("answer lost (" + why + ")" +
-                               (retry == Retry::kOnlyUnapplied
-                                    ? "; the request may or may not have been applied"
-                                    : ""));
+    return Status::Unavailable(
+        "answer lost (" + why + ")" +
+        (retry == Retry::kOnlyUnapplied ? "; the request may or may not have been applied" : ""));
   }
   auto& response = parser.get();
   if (response.keep_alive() && !conn->HasLeftovers()) ReturnConnection(index, std::move(conn));
@@ -492,8 +498,8 @@ Result<json> EtcdClient::CallOnce(size_t index, const std::string& path, const s
   if (status != 200) {
     bool no_leader = false;
     Status failed = ErrorFromAnswer(status, response.body(), &no_leader);
-    *may_retry = no_leader || (retry == Retry::kIdempotent &&
-                               failed.code() == StatusCode::kUnavailable);
+    *may_retry =
+        no_leader || (retry == Retry::kIdempotent && failed.code() == StatusCode::kUnavailable);
     return failed;
   }
   json parsed = json::parse(response.body(), nullptr, false);
@@ -538,8 +544,8 @@ Result<json> EtcdClient::Call(const std::string& path, const json& body, Retry r
       }
       const Status& failed = result.status();
       if (!may_retry) {
-        std::string message = "etcd " + endpoints_[index].Name() + " " + path + ": " +
-                              failed.message();
+        std::string message =
+            "etcd " + endpoints_[index].Name() + " " + path + ": " + failed.message();
         if (failed.code() == StatusCode::kUnavailable) {
           message += " [etcd endpoints: " + EndpointList() + "]";
           std::lock_guard<std::mutex> lock(mu_);
@@ -563,7 +569,8 @@ Result<json> EtcdClient::Call(const std::string& path, const json& body, Retry r
   std::string tried;
   for (size_t i = 0; i < n; ++i) {
     if (!tried.empty()) tried += "; ";
-    tried += endpoints_[i].Name() + " (" + (last_error[i].empty() ? "not tried" : last_error[i]) + ")";
+    tried +=
+        endpoints_[i].Name() + " (" + (last_error[i].empty() ? "not tried" : last_error[i]) + ")";
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -630,7 +637,8 @@ Result<std::unique_ptr<EtcdStream>> EtcdClient::OpenStream(const std::string& pa
   std::string tried;
   for (size_t i = 0; i < n; ++i) {
     if (!tried.empty()) tried += "; ";
-    tried += endpoints_[i].Name() + " (" + (last_error[i].empty() ? "not tried" : last_error[i]) + ")";
+    tried +=
+        endpoints_[i].Name() + " (" + (last_error[i].empty() ? "not tried" : last_error[i]) + ")";
   }
   return Status::Unavailable("etcd: no endpoint opened " + path + " in time: " + tried);
 }

@@ -50,6 +50,7 @@ struct EtcdClientStats {
   int64_t failovers = 0;      // times a call moved on to another endpoint
   int64_t unavailable = 0;    // calls that ended Unavailable
   int64_t answers_lost = 0;   // calls whose request was sent but whose answer never came
+  int64_t watch_resumes = 0;  // broken watch streams reopened (on another endpoint)
   std::string endpoint;       // the endpoint the last successful call used
 };
 
@@ -113,6 +114,8 @@ class EtcdClient {
   const std::vector<EtcdEndpoint>& endpoints() const { return endpoints_; }
   const EtcdClientOptions& options() const { return options_; }
   EtcdClientStats Stats() const;
+  // Counts a watch stream reopened after it broke (EtcdStore's watchers call it).
+  void NoteWatchResume();
   // "h1:2379,h2:2379".
   std::string EndpointList() const;
 

@@ -71,8 +71,8 @@ int Main(int argc, char** argv) {
     }
   }
   if (commits < 10) commits = 10;
-  std::printf("%-22s %7s %9s %9s %9s %9s %9s\n", "store", "commits", "mean_us", "p50_us",
-              "p90_us", "p99_us", "max_us");
+  std::printf("%-22s %7s %9s %9s %9s %9s %9s\n", "store", "commits", "mean_us", "p50_us", "p90_us",
+              "p99_us", "max_us");
   if (!only_url.empty()) return Run(only_url, only_url, commits);
 
   std::string dir = (std::filesystem::temp_directory_path() /

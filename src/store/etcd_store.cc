@@ -95,9 +95,8 @@ const char* ResultName(Compare::Op op) {
 }
 
 json CompareJson(const Compare& c) {
-  json out = {{"key", Base64Encode(c.key)},
-              {"target", TargetName(c.target)},
-              {"result", ResultName(c.op)}};
+  json out = {
+      {"key", Base64Encode(c.key)}, {"target", TargetName(c.target)}, {"result", ResultName(c.op)}};
   switch (c.target) {
     case Compare::Target::kValue:
       out["value"] = Base64Encode(c.value);
@@ -219,7 +218,7 @@ class EtcdWatcher final : public Watcher {
       if (stream_ == nullptr) {
         Status opened = Open(deadline, broken_endpoint_ ? &*broken_endpoint_ : nullptr);
         if (opened.ok()) {
-          ++resumes_;
+          client_->NoteWatchResume();
           spdlog::info("etcd: watch on \"{}\" resumed at revision {} on {}", Printable(prefix_),
                        next_revision_, stream_->endpoint().Name());
           continue;
@@ -284,7 +283,8 @@ class EtcdWatcher final : public Watcher {
       last = OpenOnce(deadline, skip ? &*skip : nullptr, &skip);
       if (last.ok() || last.code() == StatusCode::kConflict) return last;
       if (clock.Now() >= deadline) return last;
-      std::this_thread::sleep_for(std::min<Duration>(options.retry_backoff, deadline - clock.Now()));
+      std::this_thread::sleep_for(
+          std::min<Duration>(options.retry_backoff, deadline - clock.Now()));
     }
   }
 
@@ -376,7 +376,6 @@ class EtcdWatcher final : public Watcher {
   std::optional<EtcdEndpoint> broken_endpoint_;
   std::string broken_reason_;
   TimePoint broken_since_;
-  int64_t resumes_ = 0;
   std::mutex mu_;
   bool cancelled_ GUARDED_BY(mu_) = false;
   std::string cancel_reason_ GUARDED_BY(mu_);
@@ -401,7 +400,8 @@ Result<std::unique_ptr<EtcdStore>> EtcdStore::Open(std::vector<EtcdEndpoint> end
   }
   auto client = std::make_shared<EtcdClient>(std::move(endpoints), options);
   auto status = client->Call("/v3/maintenance/status", json::object(), Retry::kIdempotent);
-  if (!status.ok()) return status.status().WithContext("opening etcd store " + client->EndpointList());
+  if (!status.ok())
+    return status.status().WithContext("opening etcd store " + client->EndpointList());
   return std::unique_ptr<EtcdStore>(new EtcdStore(std::move(client)));
 }
 
@@ -414,8 +414,8 @@ EtcdStore::~EtcdStore() {
 }
 
 Result<KeyValue> EtcdStore::Get(const std::string& key) {
-  HAFAB_ASSIGN_OR_RETURN(json answer, client_->Call("/v3/kv/range", {{"key", Base64Encode(key)}},
-                                                    Retry::kIdempotent));
+  HAFAB_ASSIGN_OR_RETURN(
+      json answer, client_->Call("/v3/kv/range", {{"key", Base64Encode(key)}}, Retry::kIdempotent));
   auto kvs = answer.find("kvs");
   if (kvs == answer.end() || !kvs->is_array() || kvs->empty()) {
     return Status::NotFound("key \"" + Printable(key) + "\" not found");
@@ -448,7 +448,8 @@ Result<TxnResult> EtcdStore::Commit(const Txn& txn) {
     for (const Compare& c : txn.compares) compares.push_back(CompareJson(c));
     request["compare"] = std::move(compares);
   }
-  for (auto [ops, name] : {std::pair{&txn.success, "success"}, std::pair{&txn.failure, "failure"}}) {
+  for (auto [ops, name] :
+       {std::pair{&txn.success, "success"}, std::pair{&txn.failure, "failure"}}) {
     if (ops->empty()) continue;
     json list = json::array();
     for (const Op& op : *ops) list.push_back(OpJson(op));
@@ -485,9 +486,9 @@ Result<LeaseId> EtcdStore::GrantLease(Duration ttl) {
   // etcd counts whole seconds: round up.
   auto seconds = std::chrono::ceil<std::chrono::seconds>(ttl).count();
   // A grant repeated after a lost answer leaves an unused lease that simply expires.
-  HAFAB_ASSIGN_OR_RETURN(json answer, client_->Call("/v3/lease/grant",
-                                                    {{"TTL", std::to_string(seconds)}},
-                                                    Retry::kIdempotent));
+  HAFAB_ASSIGN_OR_RETURN(
+      json answer,
+      client_->Call("/v3/lease/grant", {{"TTL", std::to_string(seconds)}}, Retry::kIdempotent));
   LeaseId id = Int(answer, "ID");
   if (id == 0) {
     return Status::Internal("etcd granted no lease: " + answer.value("error", answer.dump()));
@@ -496,8 +497,8 @@ Result<LeaseId> EtcdStore::GrantLease(Duration ttl) {
 }
 
 Status EtcdStore::KeepAlive(LeaseId lease) {
-  auto answer = client_->Call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}},
-                              Retry::kIdempotent);
+  auto answer =
+      client_->Call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, Retry::kIdempotent);
   if (!answer.ok()) return answer.status();
   const json& result = answer->contains("result") ? (*answer)["result"] : *answer;
   if (Int(result, "TTL") <= 0) {
@@ -507,12 +508,12 @@ Status EtcdStore::KeepAlive(LeaseId lease) {
 }
 
 Status EtcdStore::RevokeLease(LeaseId lease) {
-  auto answer = client_->Call("/v3/lease/revoke", {{"ID", std::to_string(lease)}},
-                              Retry::kOnlyUnapplied);
+  auto answer =
+      client_->Call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}, Retry::kOnlyUnapplied);
   if (!answer.ok()) {
     if (answer.status().code() == StatusCode::kNotFound) {
-      return Status::NotFound("lease " + std::to_string(lease) + " not found: " +
-                              answer.status().message());
+      return Status::NotFound("lease " + std::to_string(lease) +
+                              " not found: " + answer.status().message());
     }
     return answer.status();
   }

@@ -25,18 +25,19 @@
 namespace hafab::store {
 namespace {
 
+using nlohmann::json;
+using testing::EtcdTestCluster;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::EtcdTestCluster;
 using testing::StoreConformanceTest;
 using testing::StoreHarness;
-using nlohmann::json;
 
 bool HaveEtcd() { return !EtcdTestCluster::FindBinary().empty(); }
 
-#define SKIP_WITHOUT_ETCD()                                                                   \
-  if (!HaveEtcd()) GTEST_SKIP() << "no etcd binary: install Debian's etcd-server "           \
-                                   "(scripts/setup.sh) or set HAFAB_ETCD_BINARY"
+#define SKIP_WITHOUT_ETCD()                                       \
+  if (!HaveEtcd())                                                \
+  GTEST_SKIP() << "no etcd binary: install Debian's etcd-server " \
+                  "(scripts/setup.sh) or set HAFAB_ETCD_BINARY"
 
 // --- No etcd needed --------------------------------------------------------------------------
 
@@ -52,13 +53,12 @@ TEST(EtcdUrl, ParsesEndpointListWithDefaultPortAndIpv6) {
 }
 
 TEST(EtcdUrl, RejectsBadUrlsNamingThePart) {
-  for (auto [url, why] : {std::pair{"http://h1:2379", "etcd://"}, std::pair{"etcd://", "no endpoint"},
-                          std::pair{"etcd://h1:,h2", "empty port"},
-                          std::pair{"etcd://h1:70000", "70000"}, std::pair{"etcd://h1:2x", "2x"},
-                          std::pair{"etcd://h1,,h2", "empty endpoint"},
-                          std::pair{"etcd://h1/path", "'/'"},
-                          std::pair{"etcd://h1:1,h1:1", "listed twice"},
-                          std::pair{"etcd://[::1", "unclosed"}}) {
+  for (auto [url, why] :
+       {std::pair{"http://h1:2379", "etcd://"}, std::pair{"etcd://", "no endpoint"},
+        std::pair{"etcd://h1:,h2", "empty port"}, std::pair{"etcd://h1:70000", "70000"},
+        std::pair{"etcd://h1:2x", "2x"}, std::pair{"etcd://h1,,h2", "empty endpoint"},
+        std::pair{"etcd://h1/path", "'/'"}, std::pair{"etcd://h1:1,h1:1", "listed twice"},
+        std::pair{"etcd://[::1", "unclosed"}}) {
     auto eps = ParseEtcdUrl(url);
     ASSERT_FALSE(eps.ok()) << url;
     EXPECT_EQ(eps.status().code(), StatusCode::kInvalidArgument) << url;
@@ -189,7 +189,9 @@ std::vector<StoreHarness> EtcdHarnesses() {
     }
     return std::move(st).value();
   };
-  h.advance_time = [](Duration d) { std::this_thread::sleep_for(d); };  // etcd's leases are real time
+  h.advance_time = [](Duration d) {
+    std::this_thread::sleep_for(d);
+  };  // etcd's leases are real time
   h.min_lease_ttl = std::chrono::seconds(1);
   h.settle_timeout = std::chrono::seconds(10);
   h.quiet_period = std::chrono::milliseconds(100);
@@ -253,9 +255,10 @@ TEST_F(EtcdSingleTest, WatchFromACompactedRevisionIsAConflict) {
   Status status = w.ok() ? Status::Ok() : w.status();
   if (w.ok()) {
     auto batch = (*w)->Next(std::chrono::seconds(5));
-    status = batch.ok() ? Status::Internal("got a batch of " +
-                                           std::to_string(batch->events.size()) + " events")
-                        : batch.status();
+    status =
+        batch.ok()
+            ? Status::Internal("got a batch of " + std::to_string(batch->events.size()) + " events")
+            : batch.status();
   }
   EXPECT_EQ(status.code(), StatusCode::kConflict) << status.ToString();
   EXPECT_THAT(status.message(), HasSubstr("compacted; oldest is " + std::to_string(latest)));
@@ -307,8 +310,8 @@ class EtcdClusterTest : public ::testing::Test {
   std::unique_ptr<EtcdStore> OpenStore(Duration request_timeout, int first = -1) {
     EtcdStore::Options options;
     options.request_timeout = request_timeout;
-    auto st = EtcdStore::Open(first < 0 ? cluster_->Url() : cluster_->UrlStartingWith(first),
-                              options);
+    auto st =
+        EtcdStore::Open(first < 0 ? cluster_->Url() : cluster_->UrlStartingWith(first), options);
     EXPECT_TRUE(st.ok()) << st.status().ToString();
     return st.ok() ? std::move(st).value() : nullptr;
   }
@@ -423,6 +426,7 @@ TEST_F(EtcdClusterTest, ClientAndWatchFailOverWhenTheirEndpointDies) {
     for (const Event& e : batch->events) seen.push_back(e.kv.key + "=" + e.kv.value);
   }
   EXPECT_THAT(seen, ::testing::ElementsAre("f/1=1", "f/2=2", "f/3=3"));
+  EXPECT_EQ(store->Stats().watch_resumes, 1);
   auto quiet = (*w)->Next(std::chrono::milliseconds(200));
   ASSERT_TRUE(quiet.ok());
   EXPECT_TRUE(quiet->events.empty());
@@ -466,7 +470,7 @@ TEST_F(EtcdClusterTest, EachMemberKilledInTurnLosesNoAcknowledgedWrite) {
   std::atomic<int> acked{0};
   std::atomic<int> unavailable{0};
   std::vector<int> acked_ids;  // written by the writer, read after join
-  Duration longest_stall{};   // likewise: the longest time between two acknowledged writes
+  Duration longest_stall{};    // likewise: the longest time between two acknowledged writes
   std::thread writer([&] {
     TimePoint last_ack = RealClock().Now();
     for (int i = 0; !stop.load(); ++i) {
@@ -515,8 +519,8 @@ TEST_F(EtcdClusterTest, EachMemberKilledInTurnLosesNoAcknowledgedWrite) {
   for (int i : acked_ids) {
     EXPECT_TRUE(keys.count("w/" + std::to_string(i))) << "acknowledged write w/" << i << " lost";
   }
-  std::printf("member kills: %d writes acknowledged, %d answers lost, longest stall %.0f ms\n",
-              n, unavailable.load(), ToMillis(longest_stall));
+  std::printf("member kills: %d writes acknowledged, %d answers lost, longest stall %.0f ms\n", n,
+              unavailable.load(), ToMillis(longest_stall));
 }
 
 }  // namespace

@@ -69,7 +69,8 @@ std::string EtcdTestCluster::FindBinary() {
 Result<std::unique_ptr<EtcdTestCluster>> EtcdTestCluster::Start(Options options) {
   std::string binary = FindBinary();
   if (binary.empty()) {
-    return Status::NotFound("no etcd binary (install Debian's etcd-server, or set HAFAB_ETCD_BINARY)");
+    return Status::NotFound(
+        "no etcd binary (install Debian's etcd-server, or set HAFAB_ETCD_BINARY)");
   }
   if (options.members < 1) return Status::InvalidArgument("an etcd cluster needs a member");
   std::unique_ptr<EtcdTestCluster> cluster(new EtcdTestCluster(options));
