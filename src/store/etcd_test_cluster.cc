@@ -73,32 +73,53 @@ Result<std::unique_ptr<EtcdTestCluster>> EtcdTestCluster::Start(Options options)
         "no etcd binary (install Debian's etcd-server, or set HAFAB_ETCD_BINARY)");
   }
   if (options.members < 1) return Status::InvalidArgument("an etcd cluster needs a member");
-  std::unique_ptr<EtcdTestCluster> cluster(new EtcdTestCluster(options));
-  cluster->binary_ = binary;
+  // A port found free may be taken by another process before etcd binds it: then start
+  // again on other ports.
+  constexpr int kAttempts = 3;
+  Status failed;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    std::unique_ptr<EtcdTestCluster> cluster(new EtcdTestCluster(options));
+    cluster->binary_ = binary;
+    failed = cluster->StartOnce();
+    if (failed.ok()) return cluster;
+    if (failed.message().find("address already in use") == std::string::npos) return failed;
+  }
+  return failed;
+}
+
+Status EtcdTestCluster::StartOnce() {
   std::string pattern = (std::filesystem::temp_directory_path() / "hafab-etcd-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) {
     return Status::Unavailable("cannot create a temporary directory for etcd");
   }
-  cluster->root_ = pattern;
-  for (int i = 0; i < options.members; ++i) {
+  root_ = pattern;
+  for (int i = 0; i < options_.members; ++i) {
     Member m;
     m.name = "m" + std::to_string(i);
     m.client_port = FreePort();
     m.peer_port = FreePort();
     if (m.client_port == 0 || m.peer_port == 0) return Status::Unavailable("no free port for etcd");
-    m.data_dir = cluster->root_ + "/" + m.name + ".etcd";
-    m.log_path = cluster->root_ + "/" + m.name + ".log";
-    if (!cluster->initial_cluster_.empty()) cluster->initial_cluster_ += ",";
-    cluster->initial_cluster_ += m.name + "=http://127.0.0.1:" + std::to_string(m.peer_port);
-    cluster->members_.push_back(std::move(m));
+    m.data_dir = root_ + "/" + m.name + ".etcd";
+    m.log_path = root_ + "/" + m.name + ".log";
+    if (!initial_cluster_.empty()) initial_cluster_ += ",";
+    initial_cluster_ += m.name + "=http://127.0.0.1:" + std::to_string(m.peer_port);
+    members_.push_back(std::move(m));
   }
-  for (int i = 0; i < options.members; ++i) {
-    HAFAB_RETURN_IF_ERROR(cluster->Launch(i, /*new_cluster=*/true));
+  for (int i = 0; i < options_.members; ++i) {
+    HAFAB_RETURN_IF_ERROR(Launch(i, /*new_cluster=*/true));
   }
-  for (int i = 0; i < options.members; ++i) {
-    HAFAB_RETURN_IF_ERROR(cluster->WaitHealthy(i, options.start_timeout));
+  for (int i = 0; i < options_.members; ++i) {
+    Status healthy = WaitHealthy(i, options_.start_timeout);
+    if (healthy.ok()) continue;
+    for (int j = 0; j < options_.members; ++j) {
+      if (LogTail(j).find("address already in use") != std::string::npos) {
+        return Status::Unavailable("etcd member " + members_[j].name +
+                                   ": address already in use; log:\n" + LogTail(j));
+      }
+    }
+    return healthy;
   }
-  return cluster;
+  return Status::Ok();
 }
 
 EtcdTestCluster::~EtcdTestCluster() {

@@ -76,6 +76,7 @@ class EtcdTestCluster {
     pid_t pid = -1;
   };
   explicit EtcdTestCluster(Options options) : options_(options) {}
+  Status StartOnce();
   Status Launch(int member, bool new_cluster);
 
   Options options_;
