@@ -147,7 +147,7 @@ class Connection {
   // `out`. OK with nothing appended on timeout (the read stays pending for the next call).
   // Errors: Unavailable when the stream ended, broke, or was interrupted.
   Status ReadStream(std::string* out, TimePoint deadline) {
-    if (stream_parser_->is_done()) return Status::Unavailable("the stream ended");
+    if (stream_parser_->is_done()) return Status::Unavailable("ended by the server");
     if (!read_pending_) {
       read_pending_ = true;
       read_done_ = false;
@@ -252,6 +252,12 @@ Status ErrorFromAnswer(int http_status, const std::string& body, bool* no_leader
   json parsed = json::parse(body, nullptr, false);
   std::string message;
   int code = -1;
+  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
+    // A streaming endpoint's error: {"error": {"grpc_code": 14, "message": ...}}.
+    json inner = parsed["error"];
+    parsed = {{"message", inner.value("message", std::string())},
+              {"code", inner.value("grpc_code", -1)}};
+  }
   if (parsed.is_object()) {
     if (parsed.contains("message") && parsed["message"].is_string()) {
       message = parsed["message"].get<std::string>();
@@ -386,7 +392,7 @@ Result<json> EtcdStream::Next(TimePoint deadline) {
       broken_ = true;
       // Messages that arrived complete before the break are still delivered.
       if (pending_.find('\n') != std::string::npos) continue;
-      return Status::Unavailable("etcd " + endpoint_.Name() + ": stream " + read.message());
+      return Status::Unavailable("etcd " + endpoint_.Name() + ": stream broke: " + read.message());
     }
     if (pending_.size() == before && RealClock().Now() >= deadline) {
       return Status::DeadlineExceeded("no message in time");
@@ -510,11 +516,9 @@ Result<json> EtcdClient::CallOnce(size_t index, const std::string& path, const s
   // Streaming endpoints (lease keep-alive) wrap their one answer as {"result": ...} or
   // report {"error": {...}}.
   if (parsed.contains("error") && parsed["error"].is_object()) {
-    const json& e = parsed["error"];
-    json flat = {{"message", e.value("message", std::string("error"))},
-                 {"code", e.value("grpc_code", -1)}};
     bool no_leader = false;
-    Status failed = ErrorFromAnswer(e.value("http_code", 500), flat.dump(), &no_leader);
+    Status failed =
+        ErrorFromAnswer(parsed["error"].value("http_code", 500), response.body(), &no_leader);
     *may_retry = no_leader;
     return failed;
   }

@@ -461,6 +461,33 @@ TEST_F(EtcdClusterTest, WatchIsUnavailableWhenNoEndpointServesItForTheBudget) {
   EXPECT_EQ(again.status().code(), StatusCode::kUnavailable) << "a broken watcher stays broken";
 }
 
+TEST_F(EtcdClusterTest, WatchOnAMemberThatLostItsQuorumDoesNotStallSilently) {
+  // The watch's member stays up but loses both peers: it has no leader, so it cannot know
+  // what it misses. etcd cancels watches that asked for a leader (after ~4 election
+  // timeouts); the watcher then finds no other endpoint and reports Unavailable.
+  EtcdStore::Options options;
+  options.request_timeout = std::chrono::seconds(1);
+  auto st = EtcdStore::Open(cluster_->UrlStartingWith(0), options);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  auto w = (*st)->Watch("p/", 0);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  cluster_->Kill(1);
+  cluster_->Kill(2);
+  Clock& clock = RealClock();
+  TimePoint start = clock.Now();
+  Status status;
+  while (clock.Now() - start < std::chrono::seconds(15)) {
+    auto batch = (*w)->Next(std::chrono::milliseconds(200));
+    if (!batch.ok()) {
+      status = batch.status();
+      break;
+    }
+  }
+  EXPECT_EQ(status.code(), StatusCode::kUnavailable) << status.ToString();
+  std::printf("watch on a member without quorum: Unavailable after %.0f ms: %s\n",
+              ToMillis(clock.Now() - start), status.ToString().c_str());
+}
+
 TEST_F(EtcdClusterTest, EachMemberKilledInTurnLosesNoAcknowledgedWrite) {
   // A commit that a follower accepted while the leader died waits for etcd's own request
   // timeout (5 s + 2 elections); a shorter budget lets the writer move on sooner.
