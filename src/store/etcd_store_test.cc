@@ -170,12 +170,28 @@ Status Wipe(const EtcdTestCluster& cluster) {
   return deleted.ok() ? Status::Ok() : deleted.status();
 }
 
-std::vector<StoreHarness> EtcdHarnesses() {
-  if (!HaveEtcd()) return {};  // EtcdPresence.Binary says why
+// Three members for the whole binary, only for the opt-in ThreeMembers harness.
+EtcdTestCluster* SharedThreeMembers() {
+  static EtcdTestCluster* cluster = [] {
+    EtcdTestCluster::Options options;
+    options.members = 3;
+    auto started = EtcdTestCluster::Start(options);
+    if (!started.ok()) {
+      ADD_FAILURE() << "starting etcd: " << started.status().ToString();
+      return static_cast<EtcdTestCluster*>(nullptr);
+    }
+    EtcdTestCluster* c = started->release();
+    std::atexit([] { delete SharedThreeMembers(); });
+    return c;
+  }();
+  return cluster;
+}
+
+StoreHarness EtcdHarness(std::string name, EtcdTestCluster* (*cluster_of)()) {
   StoreHarness h;
-  h.name = "SingleMember";
-  h.make_fresh = []() -> std::unique_ptr<Store> {
-    EtcdTestCluster* cluster = SharedMember();
+  h.name = std::move(name);
+  h.make_fresh = [cluster_of]() -> std::unique_ptr<Store> {
+    EtcdTestCluster* cluster = cluster_of();
     if (cluster == nullptr) return nullptr;
     Status wiped = Wipe(*cluster);
     if (!wiped.ok()) {
@@ -189,13 +205,24 @@ std::vector<StoreHarness> EtcdHarnesses() {
     }
     return std::move(st).value();
   };
-  h.advance_time = [](Duration d) {
-    std::this_thread::sleep_for(d);
-  };  // etcd's leases are real time
+  // etcd's leases run on real time.
+  h.advance_time = [](Duration d) { std::this_thread::sleep_for(d); };
   h.min_lease_ttl = std::chrono::seconds(1);
   h.settle_timeout = std::chrono::seconds(10);
   h.quiet_period = std::chrono::milliseconds(100);
-  return {h};
+  return h;
+}
+
+// SingleMember always; ThreeMembers too when HAFAB_ETCD_CONFORMANCE_3=1 (each test process
+// then starts three members, which makes the suite about twice as long).
+std::vector<StoreHarness> EtcdHarnesses() {
+  if (!HaveEtcd()) return {};  // EtcdPresence.Binary says why
+  std::vector<StoreHarness> harnesses = {EtcdHarness("SingleMember", &SharedMember)};
+  const char* three = std::getenv("HAFAB_ETCD_CONFORMANCE_3");
+  if (three != nullptr && std::string(three) == "1") {
+    harnesses.push_back(EtcdHarness("ThreeMembers", &SharedThreeMembers));
+  }
+  return harnesses;
 }
 
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(StoreConformanceTest);
