@@ -39,11 +39,14 @@ std::string Manifest(const ClusterOptions& o, int kvd_port, int echo_port, int k
   m << "cluster: e2e\n"
     << "settings:\n";
   if (!o.lease_ttl.empty()) m << "  lease_ttl: " << o.lease_ttl << "\n";
-  m << "  api_listen: 127.0.0.1:0\n"
+  m << "  api_listen: " << o.api_listen << "\n"
     << "nodes:\n";
   for (int i = 1; i <= o.nodes; ++i) {
     m << "  - name: n" << i << "\n    fault_domain: fd" << i << "\n    update_domain: ud" << i
       << "\n";
+    if (static_cast<size_t>(i) <= o.node_addresses.size()) {
+      m << "    address: " << o.node_addresses[static_cast<size_t>(i) - 1] << "\n";
+    }
   }
   m << "roles:\n"
     << "  - name: kvd\n    mode: active-passive\n    command: kvd\n    instances: "

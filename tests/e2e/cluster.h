@@ -24,6 +24,8 @@ struct ClusterOptions {
   std::string revive_after = "5s";  // longer than a lease: a killed node is seen down
   std::string lease_ttl = "1500ms";  // "" = leave it out of the manifest (the default)
   std::vector<std::string> extra_up_args;
+  std::string api_listen = "127.0.0.1:0";  // the controller's API (settings.api_listen)
+  std::vector<std::string> node_addresses;  // node i's `address` (n1 first); none = default
 };
 
 class Cluster {

@@ -1,6 +1,13 @@
 #include "tests/e2e/kv_checker.h"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <sstream>
 
@@ -36,6 +43,17 @@ std::vector<Ack> KvChecker::Acks() {
 }
 
 void KvChecker::Loop() {
+  if (!netns_.empty()) {
+    // setns(CLONE_NEWNET) moves only this thread: its sockets live in that namespace.
+    int fd = open(netns_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+      std::fprintf(stderr, "kv_checker: cannot join network namespace %s: %s\n", netns_.c_str(),
+                   std::strerror(errno));
+      if (fd >= 0) close(fd);
+      return;  // no write is acknowledged: the caller's wait for acks fails
+    }
+    close(fd);
+  }
   int64_t key = 0;
   TimePoint next = RealClock().Now();
   while (running_) {

@@ -47,6 +47,9 @@ class KvChecker {
   // Check() reads the keys back from `url` instead of the write URL (e.g. a checker that
   // writes straight to one instance reads back through the gateway). Call before Check().
   void set_read_url(std::string url) { read_url_ = std::move(url); }
+  // The writer thread joins this network namespace (e.g. "/run/netns/NAME") before its first
+  // write: a client on the other side of a partition. Call before Start().
+  void set_netns(std::string path) { netns_ = std::move(path); }
   // A copy of the acknowledged writes so far, in ack order (safe while running).
   std::vector<Ack> AcksSnapshot();
 
@@ -68,6 +71,7 @@ class KvChecker {
   Duration interval_;
   std::string prefix_;
   std::string read_url_;  // "" = url_
+  std::string netns_;     // "" = this process's namespace
   std::atomic<bool> running_{false};
   std::atomic<int64_t> acked_count_{0};
   std::thread thread_;

@@ -24,7 +24,7 @@ struct Options {
 
 struct Tally {
   std::vector<double> downtime_ms;
-  int64_t acked = 0, lost = 0, split_brain = 0, errors = 0;
+  int64_t acked = 0, lost = 0, split_brain = 0, errors = 0, skipped = 0;
 };
 
 double Percentile(std::vector<double> v, double p) {
@@ -90,6 +90,12 @@ int Run(const Options& o) {
       (void)s->Finish();  // a fresh cluster for the next iteration
       continue;
     }
+    if (!r->skipped.empty()) {
+      ++t.skipped;
+      std::cout << "[" << n << "/" << plan.size() << "] " << name << ": SKIPPED " << r->skipped
+                << std::endl;
+      continue;
+    }
     t.downtime_ms.push_back(ToMillis(r->downtime));
     t.acked += r->acked;
     t.lost += r->lost;
@@ -108,27 +114,29 @@ int Run(const Options& o) {
     }
   }
 
-  int64_t lost = 0, split = 0, errors = 0, faults = 0;
-  std::printf("\n%-18s %6s %10s %10s %10s %8s %6s %12s %7s\n", "scenario", "faults", "p50_ms",
-              "p99_ms", "max_ms", "acked", "lost", "split_brain", "errors");
+  int64_t lost = 0, split = 0, errors = 0, faults = 0, skipped = 0;
+  std::printf("\n%-18s %6s %10s %10s %10s %8s %6s %12s %7s %8s\n", "scenario", "faults", "p50_ms",
+              "p99_ms", "max_ms", "acked", "lost", "split_brain", "errors", "skipped");
   for (const auto& [name, t] : tally) {
     double mx =
         t.downtime_ms.empty() ? 0 : *std::max_element(t.downtime_ms.begin(), t.downtime_ms.end());
-    std::printf("%-18s %6zu %10.0f %10.0f %10.0f %8lld %6lld %12lld %7lld\n", name.c_str(),
+    std::printf("%-18s %6zu %10.0f %10.0f %10.0f %8lld %6lld %12lld %7lld %8lld\n", name.c_str(),
                 t.downtime_ms.size(), Percentile(t.downtime_ms, 0.5),
                 Percentile(t.downtime_ms, 0.99), mx, static_cast<long long>(t.acked),
                 static_cast<long long>(t.lost), static_cast<long long>(t.split_brain),
-                static_cast<long long>(t.errors));
+                static_cast<long long>(t.errors), static_cast<long long>(t.skipped));
     lost += t.lost;
     split += t.split_brain;
     errors += t.errors;
+    skipped += t.skipped;
     faults += static_cast<int64_t>(t.downtime_ms.size());
   }
   std::printf(
       "total: %lld faults checked, %lld lost writes, %lld split-brain violations, "
-      "%lld harness errors (seed %llu)\n",
+      "%lld harness errors, %lld skipped (seed %llu)\n",
       static_cast<long long>(faults), static_cast<long long>(lost), static_cast<long long>(split),
-      static_cast<long long>(errors), static_cast<unsigned long long>(o.seed));
+      static_cast<long long>(errors), static_cast<long long>(skipped),
+      static_cast<unsigned long long>(o.seed));
   bool violated = lost > 0 || split > 0;
   if (o.expect_violation) {
     std::printf(violated ? "expected violation: caught\n"

@@ -2,15 +2,19 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "http/http.h"
 #include "tests/e2e/kv_checker.h"
+#include "tests/faults/netns.h"
 
 namespace hafab::faults {
 namespace {
@@ -103,15 +107,19 @@ class ClusterScenario : public Scenario {
     IterationResult res;
     if (cluster_ && FreshClusterEachTime()) HAFAB_RETURN_IF_ERROR(Finish());
     if (!cluster_) {
+      e2e::ClusterOptions opts;
+      HAFAB_RETURN_IF_ERROR(ConfigureCluster(&opts, &res.skipped));
+      if (!res.skipped.empty()) return res;
       std::vector<std::pair<std::string, std::string>> env = ClusterEnv(rng, &res.detail);
       for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-      cluster_ = std::make_unique<Cluster>();
+      cluster_ = std::make_unique<Cluster>(opts);
       Status started = cluster_->Start(60s);
       for (const auto& [k, v] : env) unsetenv(k.c_str());  // `up` has its copy
       if (!started.ok()) return started.WithContext("starting the cluster");
       HAFAB_RETURN_IF_ERROR(Prepare(*cluster_));
     }
     Cluster& c = *cluster_;
+    note_.clear();
     HAFAB_RETURN_IF_ERROR(c.WaitFor(
         "a settled cluster", [&] { return Settled(c); }, 60s));
     Target t;
@@ -130,9 +138,9 @@ class ClusterScenario : public Scenario {
     if (DirectClients()) {
       int port = InstancePort(c, t.primary);
       if (port == 0) return Status::Internal("no port for " + t.primary);
-      direct = std::make_unique<KvChecker>("http://127.0.0.1:" + std::to_string(port), 10ms,
-                                           prefix + "direct-");
+      direct = std::make_unique<KvChecker>(DirectUrl(t, port), 10ms, prefix + "direct-");
       direct->set_read_url(c.kvd_url());
+      direct->set_netns(DirectNetns(t));
       direct->Start();
       HAFAB_RETURN_IF_ERROR(c.WaitFor(
           "20 direct writes", [&] { return direct->acked() >= 20; }, 20s));
@@ -150,6 +158,7 @@ class ClusterScenario : public Scenario {
     if (direct) direct->Stop();
     HAFAB_RETURN_IF_ERROR(recovered.WithContext(res.detail));
     HAFAB_RETURN_IF_ERROR(cleaned);
+    if (!note_.empty()) res.detail += "; " + note_;
 
     e2e::CheckReport rep = gw.Check();
     res.acked = rep.acked;
@@ -171,21 +180,37 @@ class ClusterScenario : public Scenario {
       std::stable_sort(all.begin(), all.end(),
                        [](const e2e::Ack& a, const e2e::Ack& b) { return a.acked < b.acked; });
       res.split_brain = KvChecker::SplitBrain(all, &why);
+      DescribeHandover(all, t, &res.detail);
     }
     for (const auto& w : why) res.detail += "\n    " + w;
     return res;
   }
 
   Status Finish() override {
-    if (!cluster_) return Status::Ok();
-    Status st = cluster_->Stop();
-    cluster_.reset();
-    return st;
+    Status st = Status::Ok();
+    if (cluster_) {
+      st = cluster_->Stop();
+      cluster_.reset();
+    }
+    Status after = AfterStop();
+    return st.ok() ? after : st;
   }
 
  protected:
   virtual bool FreshClusterEachTime() const { return false; }
   virtual bool DirectClients() const { return false; }
+  // Where the direct clients write (the primary's instance port) and the network namespace
+  // their thread joins ("" = this one).
+  virtual std::string DirectUrl(const Target& t, int port) {
+    return "http://127.0.0.1:" + std::to_string(port);
+  }
+  virtual std::string DirectNetns(const Target& t) { return ""; }
+  // Options of the next cluster; sets *skip to why the scenario cannot run on this machine.
+  virtual Status ConfigureCluster(e2e::ClusterOptions* o, std::string* skip) {
+    return Status::Ok();
+  }
+  // Runs after the cluster stopped (and when there was none): removes what Configure made.
+  virtual Status AfterStop() { return Status::Ok(); }
   // Environment for `hafab up` (and so every process it starts); may describe it in *detail.
   virtual std::vector<std::pair<std::string, std::string>> ClusterEnv(Random& rng,
                                                                       std::string* detail) {
@@ -217,6 +242,28 @@ class ClusterScenario : public Scenario {
 
   std::unique_ptr<Cluster> cluster_;
   int iteration_ = 0;
+  std::string note_;  // what WaitRecovered measured, added to the iteration's detail
+
+ private:
+  // With direct clients: how long after the old primary's last acknowledgement the first
+  // write was acknowledged by another instance (the margin fencing left; negative would be
+  // split brain, which the check above reports).
+  static void DescribeHandover(const std::vector<e2e::Ack>& acks, const Target& t,
+                               std::string* detail) {
+    std::optional<TimePoint> last_old, first_new;
+    for (const auto& a : acks) {
+      if (a.instance == t.primary) {
+        if (!last_old || a.acked > *last_old) last_old = a.acked;
+      }
+    }
+    for (const auto& a : acks) {
+      if (a.instance != t.primary && (!first_new || a.acked < *first_new)) first_new = a.acked;
+    }
+    if (last_old && first_new) {
+      *detail += "; old primary's last ack -> first ack by another: " +
+                 std::to_string(static_cast<int64_t>(ToMillis(*first_new - *last_old))) + "ms";
+    }
+  }
 };
 
 // SIGKILL of the primary instance: the agent restarts it in place or the role fails over.
@@ -326,10 +373,185 @@ class ControllerCrash : public ClusterScenario {
   std::string step_;
 };
 
+// A volume detach that takes seconds: `up` runs the controller and the agents with the
+// ExecProvider and the scripts of tests/faults/provider/ (LocalProvider's behaviour, plus a
+// 2 s sleep in every detach and force-detach). Odd iterations fail kvd over on purpose (the
+// old agent detaches: the failover's wait_detached step must wait for it), even ones kill the
+// primary's node (the controller force-detaches). Either way the new primary's volume must
+// be attached only after the script finished the detach (provider.log against the
+// operation's attach step).
+class SlowDetach : public ClusterScenario {
+ public:
+  static constexpr double kDelaySeconds = 2;
+  std::string name() const override { return "slow_detach"; }
+
+ protected:
+  Status ConfigureCluster(e2e::ClusterOptions* o, std::string*) override {
+    if (dir_.empty()) {
+      char tmpl[] = "/tmp/hafab-faults-provider-XXXXXX";
+      if (mkdtemp(tmpl) == nullptr) return Status::Internal("mkdtemp failed");
+      dir_ = tmpl;
+    }
+    std::string scripts = std::string(HAFAB_FAULTS_DIR) + "/provider/";
+    json config = {{"attach", scripts + "attach.sh"},
+                   {"detach", scripts + "detach.sh"},
+                   {"describe", scripts + "describe.sh"},
+                   {"mount_root", dir_ + "/volumes/mounts"},
+                   {"timeout", "20s"},
+                   {"retries", 2},
+                   {"retry_delay", "200ms"}};
+    std::ofstream(dir_ + "/provider.json") << config.dump(2) << "\n";
+    o->extra_up_args = {"--provider", "exec", "--provider-config", dir_ + "/provider.json"};
+    return Status::Ok();
+  }
+  std::vector<std::pair<std::string, std::string>> ClusterEnv(Random&, std::string*) override {
+    return {{"HAFAB_TEST_PROVIDER_ROOT", dir_ + "/volumes"},
+            {"HAFAB_TEST_DETACH_DELAY", std::to_string(kDelaySeconds)}};
+  }
+  Status Inject(Cluster& c, const Target& t, Random&, std::string* detail) override {
+    planned_ = iteration_ % 2 == 1;
+    if (planned_) {
+      *detail = "planned failover of kvd from " + t.node + " (" + t.primary + "), 2 s detach";
+      auto r = c.Api("POST", "/v1/roles/kvd/failover", "{}");
+      return r.ok() ? Status::Ok() : r.status().WithContext("hafab failover kvd");
+    }
+    *detail = "SIGKILL node " + t.node + " (" + t.primary + "), 2 s force-detach";
+    return HafabKill(c, {t.node});
+  }
+  Status WaitRecovered(Cluster& c, const Target& t) override {
+    HAFAB_RETURN_IF_ERROR(WaitFailover(c, t));
+    // The finished operation's steps, and when the script finished detaching from t.node.
+    auto ops = c.Api("GET", "/v1/ops");
+    if (!ops.ok()) return ops.status();
+    json op;
+    for (const auto& o : ops->value("operations", json::array())) {
+      if (o.value("role", "") == "kvd" && o.value("old_node", "") == t.node &&
+          !t.ops_before.count(o.value("id", ""))) {
+        op = o;
+      }
+    }
+    std::map<std::string, json> steps;
+    for (const auto& st : op.value("steps", json::array())) steps[st.value("step", "")] = st;
+    if (!steps.count("attach")) return Status::Internal("the failover has no attach step");
+    int64_t attach_began = steps["attach"].value("started_ms", int64_t{0});
+    int64_t detached = 0;
+    int conflicts = 0;
+    std::ifstream log(dir_ + "/volumes/provider.log");
+    for (std::string line; std::getline(log, line);) {
+      std::istringstream in(line);
+      int64_t ms = 0;
+      std::string what, vol, node;
+      in >> ms >> what >> vol >> node;
+      if (vol != "kvd-data") continue;
+      if (what == "detached" && node == t.node && ms <= attach_began + 60000) detached = ms;
+      if (what == "attach" && line.find("conflict") != std::string::npos &&
+          ms >= steps.begin()->second.value("started_ms", int64_t{0})) {
+        ++conflicts;
+      }
+    }
+    std::string detail =
+        "wait_detached " + std::to_string(steps["wait_detached"].value("duration_ms", -1)) +
+        "ms, detach " + std::to_string(steps["detach"].value("duration_ms", -1)) + "ms";
+    if (detached == 0) {
+      return Status::Internal("no completed detach of kvd-data from " + t.node +
+                              " in provider.log (" + detail + ")");
+    }
+    if (attach_began < detached) {
+      return Status::Internal("the attach step began " + std::to_string(detached - attach_began) +
+                              "ms before the detach from " + t.node + " completed (" + detail +
+                              ")");
+    }
+    note_ = detail + ", attach began " + std::to_string(attach_began - detached) +
+            "ms after the detach completed, " + std::to_string(conflicts) + " refused attaches";
+    return Status::Ok();
+  }
+  Status AfterStop() override {
+    std::error_code ec;
+    if (!dir_.empty() && !std::getenv("HAFAB_KEEP_TEST_DIRS"))
+      std::filesystem::remove_all(dir_, ec);
+    dir_.clear();
+    return Status::Ok();
+  }
+
+ private:
+  std::string dir_;  // provider.json and the volumes (mounts/, records/, provider.log)
+  bool planned_ = false;
+};
+
+// A network partition: the primary's node (its own network namespace, joined to the others
+// by a veth pair to a bridge) is cut off from the controller and the gateway while its agent
+// and instances keep running. A client inside that namespace keeps writing straight to the
+// old primary: it must stop acknowledging (the agent self-fences when its lease runs out)
+// before another instance is promoted. After the failover the link comes back and the node
+// must rejoin with its instance as a stopped standby.
+class Partition : public ClusterScenario {
+ public:
+  std::string name() const override { return "partition"; }
+
+ protected:
+  bool DirectClients() const override { return true; }
+  std::string DirectUrl(const Target& t, int port) override {
+    return "http://" + lab_.NodeAddress(t.node) + ":" + std::to_string(port);
+  }
+  std::string DirectNetns(const Target& t) override { return lab_.NetnsPath(t.node); }
+  Status ConfigureCluster(e2e::ClusterOptions* o, std::string* skip) override {
+    Status made = lab_.Create(o->nodes);
+    if (!made.ok()) {
+      *skip = made.message();
+      return Status::Ok();
+    }
+    o->api_listen = lab_.host_address() + ":0";
+    o->node_addresses = lab_.NodeAddresses();
+    o->extra_up_args = {"--agent-wrapper", lab_.AgentWrapper()};
+    return Status::Ok();
+  }
+  Status Inject(Cluster& c, const Target& t, Random&, std::string* detail) override {
+    *detail = "partition: " + t.node + " (" + lab_.NodeAddress(t.node) + ", primary " + t.primary +
+              ") cut off from the controller and the gateway";
+    cut_ = t.node;
+    return lab_.Cut(t.node);
+  }
+  Status WaitRecovered(Cluster& c, const Target& t) override {
+    HAFAB_RETURN_IF_ERROR(WaitFailover(c, t));
+    HAFAB_RETURN_IF_ERROR(lab_.Heal(t.node));
+    cut_.clear();
+    // Rejoined: the node is up again and its kvd instance is a stopped standby.
+    return c.WaitFor(
+        t.node + " to rejoin with " + t.primary + " as a stopped standby",
+        [&] {
+          auto st = c.Api("GET", "/v1/status");
+          if (!st.ok()) return false;
+          bool up = false, standby = false;
+          for (const auto& n : st->value("nodes", json::array())) {
+            if (n.value("node", "") == t.node) up = n.value("state", "") == "up";
+          }
+          for (const auto& i : st->value("instances", json::array())) {
+            if (i.value("instance", "") == t.primary) {
+              standby = !i.value("primary", true) && i.value("state", "") == "stopped";
+            }
+          }
+          return up && standby;
+        },
+        30s);
+  }
+  Status Cleanup(Cluster&, const Target&) override {
+    if (cut_.empty()) return Status::Ok();
+    Status healed = lab_.Heal(cut_);
+    cut_.clear();
+    return healed;
+  }
+  Status AfterStop() override { return lab_.Destroy(); }
+
+ private:
+  NetnsLab lab_;
+  std::string cut_;  // the node cut off now, if any
+};
+
 }  // namespace
 
 std::vector<std::string> ScenarioNames() {
-  return {"instance_kill", "instance_stop", "node_kill", "agent_stop", "controller_crash"};
+  return {"instance_kill",    "instance_stop", "node_kill", "agent_stop",
+          "controller_crash", "slow_detach",   "partition"};
 }
 
 Result<std::unique_ptr<Scenario>> MakeScenario(const std::string& name) {
@@ -338,6 +560,8 @@ Result<std::unique_ptr<Scenario>> MakeScenario(const std::string& name) {
   if (name == "node_kill") return std::unique_ptr<Scenario>(new NodeKill());
   if (name == "agent_stop") return std::unique_ptr<Scenario>(new AgentStop());
   if (name == "controller_crash") return std::unique_ptr<Scenario>(new ControllerCrash());
+  if (name == "slow_detach") return std::unique_ptr<Scenario>(new SlowDetach());
+  if (name == "partition") return std::unique_ptr<Scenario>(new Partition());
   return Status::NotFound("no scenario named " + name);
 }
 
