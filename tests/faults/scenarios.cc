@@ -515,8 +515,9 @@ class Partition : public ClusterScenario {
     HAFAB_RETURN_IF_ERROR(WaitFailover(c, t));
     HAFAB_RETURN_IF_ERROR(lab_.Heal(t.node));
     cut_.clear();
+    TimePoint healed = RealClock().Now();
     // Rejoined: the node is up again and its kvd instance is a stopped standby.
-    return c.WaitFor(
+    Status rejoined = c.WaitFor(
         t.node + " to rejoin with " + t.primary + " as a stopped standby",
         [&] {
           auto st = c.Api("GET", "/v1/status");
@@ -533,6 +534,12 @@ class Partition : public ClusterScenario {
           return up && standby;
         },
         30s);
+    if (rejoined.ok()) {
+      note_ = t.node + " rejoined as a standby " +
+              std::to_string(static_cast<int64_t>(ToMillis(RealClock().Now() - healed))) +
+              "ms after the heal";
+    }
+    return rejoined;
   }
   Status Cleanup(Cluster&, const Target&) override {
     if (cut_.empty()) return Status::Ok();
