@@ -32,6 +32,15 @@ std::string Age(const json& j, const char* key) {
   return std::to_string(s / 3600) + "h";
 }
 
+// "ud1 done, ud2 starting, ud3 pending" for a rollout; "" for other operations.
+std::string DomainProgress(const json& op) {
+  std::string out;
+  for (const auto& d : op.value("domains", json::array())) {
+    out += (out.empty() ? "" : ", ") + Str(d, "domain") + " " + Str(d, "state");
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
@@ -70,6 +79,14 @@ std::string RenderStatusTable(const json& status) {
                      Str(n, "instances", "0")});
   }
   if (nodes.size() > 1) out += "\n" + FormatTable(nodes);
+  std::string rollouts;
+  for (const auto& op : status.value("operations", json::array())) {
+    if (Str(op, "kind") != "rollout" || Str(op, "state") != "running") continue;
+    rollouts += (op.value("rollback", false) ? "rollback " : "rollout ") + Str(op, "id") + " of " +
+                Str(op, "role") + " (" + Str(op, "from_version") + " -> " +
+                Str(op, "to_version") + "): " + DomainProgress(op) + "\n";
+  }
+  if (!rollouts.empty()) out += "\n" + rollouts;
   return out;
 }
 
@@ -96,6 +113,8 @@ std::string RenderOps(const json& ops) {
                       running ? "..." : Str(s, "duration_ms") + "ms", Str(s, "detail", "")});
     }
     out += FormatTable(rows);
+    std::string domains = DomainProgress(op);
+    if (!domains.empty()) out += "    domains: " + domains + "\n";
   }
   return out;
 }

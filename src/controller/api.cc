@@ -131,6 +131,11 @@ void Api::Route(const http::Request& req, bool admin, http::Responder& respond) 
                   std::move(respond));
     }
   }
+  if (m == "GET" && p.size() == 4 && what == "roles" && p[3] == "sla") {
+    auto window = QueryInt(req, "window_ms", 3600 * 1000);
+    if (!window.ok()) return respond(ErrorResponse(window.status()));
+    return reply(c_.Sla(p[2], std::chrono::milliseconds(*window)));
+  }
   if (m == "GET" && p.size() == 3 && what == "ops") {
     for (const auto& op : c_.OpsJson()) {
       if (op["id"] == p[2]) return respond(Ok(op));
@@ -197,6 +202,21 @@ void Api::Route(const http::Request& req, bool admin, http::Responder& respond) 
             Status::InvalidArgument("instances: required, an integer between 1 and 1000")));
       }
       return reply(c_.Scale(p[2], (*body)["instances"].get<int>()));
+    }
+    if (p[3] == "upgrade") {  // {"set": {...}} or {"rollback": true} (rollout.h)
+      bool rollback = false;
+      if (body->contains("rollback")) {
+        if (!(*body)["rollback"].is_boolean()) {
+          return respond(ErrorResponse(Status::InvalidArgument("rollback: must be true or false")));
+        }
+        rollback = (*body)["rollback"].get<bool>();
+      }
+      json set = body->contains("set") ? (*body)["set"] : json();
+      if (!rollback && set.is_null()) {
+        return respond(ErrorResponse(Status::InvalidArgument(
+            "set: required (command, args, env, version), or rollback: true")));
+      }
+      return reply(c_.Upgrade(p[2], set, rollback));
     }
   }
   if (m == "POST" && p.size() == 4 && what == "nodes" && (p[3] == "drain" || p[3] == "undrain")) {

@@ -484,8 +484,20 @@ Result<json> Controller::GatewayHeartbeat(const std::string& id, const json& bod
   if (!body.is_object()) return Status::InvalidArgument("body: must be a JSON object");
   int64_t version = 0;
   HAFAB_RETURN_IF_ERROR(Read(body, "routes_version", "", &version));
+  // {"active": {"<instance>": N}}: connections open to each backend (drain, autoscaling).
+  std::map<std::string, int64_t> active;
+  if (body.contains("active") && !body["active"].is_null()) {
+    if (!body["active"].is_object()) return Status::InvalidArgument("active: must be an object");
+    for (const auto& [inst, n] : body["active"].items()) {
+      if (!n.is_number_integer() || n.get<int64_t>() < 0) {
+        return Status::InvalidArgument("active." + inst + ": must be a non-negative integer");
+      }
+      active[inst] = n.get<int64_t>();
+    }
+  }
   gateway_leases_.Renew(id, clock_.Now() + opts_.lease_ttl);
   gateway_acked_[id] = version;
+  gateway_active_[id] = std::move(active);
   if (!gateways_.count(id)) {
     gateways_.insert(id);
     pending_.push_back(store::Op::Put(kGatewaysPrefix + id, json{{"id", id}}.dump()));
@@ -522,14 +534,32 @@ Result<json> Controller::Apply(const manifest::Manifest& m) {
       return Status::Conflict(where + ".volume: a failover of " + r.name +
                               " is running; apply again when it is done");
     }
+    if (old != roles_.end() && RollsOut(old->second, r)) {
+      if (const Operation* op = ActiveOp(r.name)) {
+        return Status::Conflict(where + ": the spec of " + r.name + " changed while " + op->kind +
+                                " " + op->id + " is at step " + op->step +
+                                "; apply again when it is done");
+      }
+    }
   }
   std::vector<std::string> names;
   std::set<std::string> wanted;
+  std::vector<std::string> rollouts;  // roles whose runtime spec changed: rolled, not restarted
   for (const auto& r : m.roles) {
     RoleRecord rec;
     auto old = roles_.find(r.name);
     if (old != roles_.end()) rec = old->second;
     rec.spec = r;
+    if (old == roles_.end()) rec.revision = NextSeq();
+    if (old != roles_.end() && old->second.spec.autoscale && r.autoscale) {
+      // The autoscaler's count stands (within the new bounds); the manifest says min.
+      rec.spec.instances = std::clamp(old->second.spec.instances, r.autoscale->min,
+                                      std::max(r.autoscale->min, r.autoscale->max));
+    }
+    if (old != roles_.end() && RollsOut(old->second, r)) {
+      PrepareSpecChange(old->second, &rec);
+      rollouts.push_back(r.name);
+    }
     PutRole(rec);
     wanted.insert(r.name);
     names.push_back(r.name);
@@ -561,6 +591,7 @@ Result<json> Controller::Apply(const manifest::Manifest& m) {
            (removed.empty() ? "" : ", removed " + std::to_string(removed.size())),
        {});
   HAFAB_RETURN_IF_ERROR(Commit());
+  for (const auto& name : rollouts) StartRollout(name, "manifest applied", false);
   Reconcile();
   (void)Commit();
   Publish();
@@ -671,6 +702,10 @@ void Controller::Tick() {
              "ms: it no longer routes active-passive roles",
          {{"gateway", gw}});
   }
+  if (now >= next_autoscale_) {
+    next_autoscale_ = now + opts_.autoscale_interval;
+    Autoscale();
+  }
   if (expired || now >= next_reconcile_) {
     next_reconcile_ = now + opts_.reconcile_interval;
     Reconcile();
@@ -682,6 +717,8 @@ void Controller::Tick() {
   }
   (void)Commit();
   Publish();
+  TrackAvailability();
+  (void)Commit();
 }
 
 std::vector<Event> Controller::EventsAfter(int64_t after, size_t limit) const {

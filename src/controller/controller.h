@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "controller/autoscaler.h"
+#include "controller/availability.h"
 #include "controller/leases.h"
 #include "controller/records.h"
 #include "core/clock.h"
@@ -52,6 +54,8 @@ struct ControllerOptions {
   bool crash_exits = true;
   // false: operations move only through RunStepOnce (step-by-step idempotence tests).
   bool drive_ops = true;
+  // How often autoscaled roles are evaluated (controller_autoscale.cc).
+  Duration autoscale_interval = std::chrono::seconds(1);
   // Compares added to every transaction: a replica's claim on leadership (leader.h). When
   // they fail, leadership was lost: the controller goes inert (deposed()) at once.
   std::vector<store::Compare> write_guard;
@@ -137,6 +141,16 @@ class Controller {
   Result<nlohmann::json> Scale(const std::string& role, int instances);
   // Drains (or, with drain=false, returns to service) a node. NotFound for an unknown node.
   Result<nlohmann::json> Drain(const std::string& node, bool drain);
+  // Rolling upgrade of a load-balanced role (rollout.h): `set` changes its runtime spec
+  // (ApplyUpgradeSet); with `rollback`, a running rollout turns back, or a finished one is
+  // undone. {"operation", "role", "rollback"}. NotFound; InvalidArgument (active-passive,
+  // bad or empty set, nothing to roll back to); Conflict (an operation is running).
+  Result<nlohmann::json> Upgrade(const std::string& role, const nlohmann::json& set,
+                                 bool rollback);
+  // Availability of a role with an endpoint over the last `window` (availability.h):
+  // {role, window_ms, observed_ms, unavailable_ms, availability, routable, outages[]}.
+  // NotFound; InvalidArgument (no endpoint, window <= 0).
+  Result<nlohmann::json> Sla(const std::string& role, Duration window);
 
   // Lease expiry, reconciliation, operations, GC. Call every ~20ms.
   void Tick();
@@ -241,6 +255,35 @@ class Controller {
   StepResult StepRoute(Operation& op);
   std::string ChooseNewPrimary(const Operation& op);
 
+  // --- rollout.cc
+  const manifest::Role& SpecFor(const RoleRecord& role, const InstanceRecord& inst) const;
+  std::string DomainOf(const InstanceRecord& inst) const;  // update domain (or node name)
+  // Whether applying `next` over `old` is a rolling upgrade (load-balanced, placed, runtime
+  // spec changed); PrepareSpecChange then keeps the old spec as `previous` in *rec.
+  bool RollsOut(const RoleRecord& old, const manifest::Role& next) const;
+  void PrepareSpecChange(const RoleRecord& old, RoleRecord* rec);
+  std::string StartRollout(const std::string& role, const std::string& reason, bool rollback);
+  std::vector<std::string> DomainsBehind(const std::string& role, int64_t revision,
+                                         const std::vector<std::string>& first) const;
+  std::vector<std::string> WaveDomains(const Operation& op) const;
+  std::string RolloutWaveLabel(const Operation& op) const;
+  void SetWaveState(Operation& op, const std::string& state);
+  StepResult RunRolloutStep(Operation& op);
+  StepResult StepRolloutDrain(Operation& op);
+  StepResult StepRolloutStop(Operation& op);
+  StepResult StepRolloutStart(Operation& op);
+  StepResult StepRolloutRoute(Operation& op);
+  bool NextRolloutStep(Operation& op);  // false: the rollout is complete
+  void BeginRollback(Operation& op, const std::string& why);
+
+  // --- controller_availability.cc
+  void TrackAvailability();
+
+  // --- controller_autoscale.cc
+  void Autoscale();
+  std::vector<double> AutoscaleSamples(const RoleRecord& role) const;
+  nlohmann::json AutoscaleJson(const std::string& role) const;
+
   // --- ops.cc
   void BeginStep(Operation& op);
   void CompleteStep(Operation& op);
@@ -280,6 +323,13 @@ class Controller {
   std::map<std::string, int64_t> gateway_acked_;
   std::map<std::string, RestartTrack> restarts_;
   std::map<std::string, int64_t> fence_version_;  // op id -> routes version to confirm
+  // gateway -> instance -> active connections it reported (drain, autoscaling).
+  std::map<std::string, std::map<std::string, int64_t>> gateway_active_;
+  Autoscaler autoscaler_{clock_};
+  std::map<std::string, AutoscaleDecision> autoscale_last_;  // role -> last evaluation
+  TimePoint next_autoscale_{};
+  std::map<std::string, AvailabilityLog> availability_;  // role -> outages
+  bool availability_loaded_ = false;
   std::set<std::string> warned_;                  // one-shot warnings (unplaceable, ...)
 
   // Derived and published.

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "controller/controller.h"
+#include "controller/rollout.h"
 
 namespace hafab::controller {
 
@@ -30,9 +31,11 @@ std::string NextStep(const std::string& step) {
 
 void Controller::BeginStep(Operation& op) {
   op.step_begun = true;
-  op.steps.push_back({op.step, WallMs(clock_), -1, ""});
+  // A rollout's steps repeat per wave of update domains: the record names the domains.
+  std::string name = op.kind == "rollout" ? op.step + " " + RolloutWaveLabel(op) : op.step;
+  op.steps.push_back({name, WallMs(clock_), -1, ""});
   PutOp(op);
-  Emit("failover-step", op.role + " (" + op.id + "): step " + op.step + " started",
+  Emit(op.kind + "-step", op.role + " (" + op.id + "): step " + name + " started",
        {{"op", op.id}, {"role", op.role}, {"step", op.step}});
   Status st = Commit();
   if (!st.ok()) return;
@@ -53,16 +56,23 @@ void Controller::CompleteStep(Operation& op) {
     took = now - op.steps.back().started_ms;
     op.steps.back().duration_ms = took;
   }
-  std::string done = op.step;
-  Emit("failover-step-done",
+  std::string done = op.steps.empty() ? op.step : op.steps.back().name;
+  Emit(op.kind + "-step-done",
        op.role + " (" + op.id + "): step " + done + " done in " + std::to_string(took) + "ms",
-       {{"op", op.id}, {"role", op.role}, {"step", done}});
-  std::string next = NextStep(op.step);
-  if (next == "done") {
-    FinishOp(op, "done", "");
-    return;
+       {{"op", op.id}, {"role", op.role}, {"step", op.step}});
+  if (op.kind == "rollout") {
+    if (!NextRolloutStep(op)) {
+      FinishOp(op, "done", "");
+      return;
+    }
+  } else {
+    std::string next = NextStep(op.step);
+    if (next == "done") {
+      FinishOp(op, "done", "");
+      return;
+    }
+    op.step = next;
   }
-  op.step = next;
   op.step_begun = false;
   PutOp(op);
   (void)Commit();
@@ -80,7 +90,15 @@ void Controller::FinishOp(Operation& op, const std::string& state, const std::st
     timeline +=
         (timeline.empty() ? "" : ", ") + s.name + " " + std::to_string(s.duration_ms) + "ms";
   }
-  if (state == "done") {
+  if (op.kind == "rollout") {
+    std::string what = op.rollback ? "rollback" : "rollout";
+    Emit(what + "-" + state,
+         op.role + " (" + op.id + "): " + what + " to " +
+             (op.to_version.empty() ? "(no version)" : op.to_version) + " " + state + " after " +
+             std::to_string(op.finished_ms - op.created_ms) + "ms" +
+             (error.empty() ? "" : ": " + error) + " [" + timeline + "]",
+         {{"op", op.id}, {"role", op.role}});
+  } else if (state == "done") {
     Emit("failover-done",
          op.role + " (" + op.id + "): " + op.new_primary + " on " + op.new_node +
              " is primary at epoch " + std::to_string(op.epoch) + " after " +
@@ -98,7 +116,7 @@ void Controller::Note(Operation& op, const std::string& note) {
   if (op.steps.empty() || op.steps.back().note == note) return;
   op.steps.back().note = note;
   PutOp(op);
-  Emit("failover-wait", op.role + " (" + op.id + "): " + note,
+  Emit(op.kind + "-wait", op.role + " (" + op.id + "): " + note,
        {{"op", op.id}, {"role", op.role}, {"step", op.step}});
 }
 
@@ -115,7 +133,9 @@ void Controller::AdvanceOps() {
 void Controller::AdvanceOp(Operation& op) {
   if (!opts_.drive_ops) return;
   // Bounded: a pass runs each step at most once.
-  for (size_t pass = 0; pass <= std::size(kFailoverSteps); ++pass) {
+  const size_t passes = op.kind == "rollout" ? std::size(kRolloutSteps) * (op.domains.size() + 1)
+                                             : std::size(kFailoverSteps);
+  for (size_t pass = 0; pass <= passes; ++pass) {
     if (op.state != "running" || crashed_ || reload_needed_) return;
     if (!op.step_begun) {
       BeginStep(op);

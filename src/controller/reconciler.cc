@@ -89,6 +89,7 @@ void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
     r.node = *node;
     r.port = PortFor(role.spec, *node, "");
     r.epoch = role.epoch;
+    r.revision = role.revision;
     r.created_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(clock_.WallNow().time_since_epoch())
             .count();
@@ -149,7 +150,11 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
     } else if (drained) {
       Relocate(role, inst, "node " + inst.node + " is drained");
     } else if (crashed) {
-      Relocate(role, inst, "restart limit reached on node " + inst.node);
+      // During a rollout a crashing new version is the rollout's to judge (it rolls back).
+      const Operation* op = ActiveOp(role.spec.name);
+      if (op == nullptr || op->kind != "rollout") {
+        Relocate(role, inst, "restart limit reached on node " + inst.node);
+      }
     }
     return;
   }
@@ -264,7 +269,7 @@ bool Controller::InstanceReady(const RoleRecord& role, const InstanceRecord& ins
   if (o == nullptr || NodeDown(inst.node) || o->state != "running") return false;
   if (o->epoch != 0 && o->epoch < inst.epoch) return false;
   *busy = o->readiness == "busy";
-  if (role.spec.probes.readiness) return o->readiness == "ready" || o->readiness == "busy";
+  if (SpecFor(role, inst).probes.readiness) return o->readiness == "ready" || o->readiness == "busy";
   return o->liveness != "failed";
 }
 
@@ -276,7 +281,7 @@ json Controller::BuildAssignments(const std::string& node) const {
     const InstanceRecord& inst = instances_.at(name);
     auto ri = roles_.find(inst.role);
     if (ri == roles_.end()) continue;
-    const manifest::Role& spec = ri->second.spec;
+    const manifest::Role& spec = SpecFor(ri->second, inst);  // mid-rollout: old or new
     json s = RoleSpecToJson(spec);
     json hashed = {{"command", s["command"]}, {"args", s["args"]},
                    {"env", s["env"]},         {"probes", s["probes"]},
@@ -339,7 +344,8 @@ json Controller::BuildRoutes() const {
     auto add = [&](const InstanceRecord& inst) {
       if (NodeDown(inst.node)) return;
       bool busy = false;
-      bool ready = InstanceReady(role, inst, &busy);
+      // Out of rotation (a rollout drains it): listed, never routable.
+      bool ready = InstanceReady(role, inst, &busy) && inst.routed;
       ep["backends"].push_back({{"instance", inst.name},
                                 {"node", inst.node},
                                 {"address", nodes_.at(inst.node).address},

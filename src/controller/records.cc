@@ -147,6 +147,10 @@ json RoleSpecToJson(const manifest::Role& r) {
                       {"metric", r.autoscale->metric},
                       {"target", r.autoscale->target}};
   }
+  if (r.autoscale) {
+    j["autoscale"]["stabilization_ms"] = ToMs(r.autoscale->stabilization);
+    j["autoscale"]["cooldown_ms"] = ToMs(r.autoscale->cooldown);
+  }
   j["update"] = {{"max_unavailable_domains", r.update.max_unavailable_domains},
                  {"ready_timeout_ms", ToMs(r.update.ready_timeout)}};
   return j;
@@ -193,6 +197,8 @@ Result<manifest::Role> RoleSpecFromJson(const json& j) {
       a.max = j["autoscale"].value("max", 1);
       a.metric = j["autoscale"].value("metric", "cpu");
       a.target = j["autoscale"].value("target", 70.0);
+      a.stabilization = FromMs(j["autoscale"].value("stabilization_ms", int64_t{30000}));
+      a.cooldown = FromMs(j["autoscale"].value("cooldown_ms", int64_t{30000}));
       r.autoscale = a;
     }
     if (j.contains("update")) {
@@ -204,20 +210,31 @@ Result<manifest::Role> RoleSpecFromJson(const json& j) {
 }
 
 json ToJson(const RoleRecord& r) {
-  return {{"spec", RoleSpecToJson(r.spec)},
-          {"epoch", r.epoch},
-          {"primary", r.primary},
-          {"routed", r.routed}};
+  json j = {{"spec", RoleSpecToJson(r.spec)},
+            {"epoch", r.epoch},
+            {"primary", r.primary},
+            {"routed", r.routed},
+            {"revision", r.revision}};
+  if (r.previous) {
+    j["previous"] = RoleSpecToJson(*r.previous);
+    j["previous_revision"] = r.previous_revision;
+  }
+  return j;
 }
 
 Result<RoleRecord> RoleFromJson(const json& j) {
   RoleRecord r;
   if (!j.is_object() || !j.contains("spec")) return Status::InvalidArgument("role: no spec");
   HAFAB_ASSIGN_OR_RETURN(r.spec, RoleSpecFromJson(j["spec"]));
+  if (j.contains("previous") && j["previous"].is_object()) {
+    HAFAB_ASSIGN_OR_RETURN(r.previous, RoleSpecFromJson(j["previous"]));
+  }
   return Guard<RoleRecord>("role", [&] {
     r.epoch = j.value("epoch", int64_t{1});
     r.primary = j.value("primary", "");
     r.routed = j.value("routed", true);
+    r.revision = j.value("revision", int64_t{0});
+    r.previous_revision = j.value("previous_revision", int64_t{0});
     return r;
   });
 }
@@ -225,7 +242,8 @@ Result<RoleRecord> RoleFromJson(const json& j) {
 json ToJson(const InstanceRecord& r) {
   return {{"name", r.name},     {"role", r.role},   {"ordinal", r.ordinal},
           {"node", r.node},     {"port", r.port},   {"run", r.run},
-          {"volume", r.volume}, {"epoch", r.epoch}, {"created_ms", r.created_ms}};
+          {"volume", r.volume}, {"epoch", r.epoch}, {"created_ms", r.created_ms},
+          {"revision", r.revision}, {"routed", r.routed}};
 }
 
 Result<InstanceRecord> InstanceFromJson(const json& j) {
@@ -240,6 +258,8 @@ Result<InstanceRecord> InstanceFromJson(const json& j) {
     r.volume = j.value("volume", false);
     r.epoch = j.value("epoch", int64_t{1});
     r.created_ms = j.value("created_ms", int64_t{0});
+    r.revision = j.value("revision", int64_t{0});
+    r.routed = j.value("routed", true);
     return r;
   });
 }
@@ -280,7 +300,7 @@ json ToJson(const Operation& r) {
                      {"note", s.note},
                      {"detail", s.note}});
   }
-  return {{"id", r.id},
+  json j = {{"id", r.id},
           {"kind", r.kind},
           {"role", r.role},
           {"reason", r.reason},
@@ -300,6 +320,23 @@ json ToJson(const Operation& r) {
           {"finished_ms", r.finished_ms},
           {"error", r.error},
           {"steps", steps}};
+  if (r.kind == "rollout") {
+    json domains = json::array();
+    for (const auto& d : r.domains) {
+      auto it = r.domain_state.find(d);
+      domains.push_back({{"domain", d}, {"state", it == r.domain_state.end() ? "" : it->second}});
+    }
+    j["from_revision"] = r.from_revision;
+    j["to_revision"] = r.to_revision;
+    j["rollback"] = r.rollback;
+    j["domains"] = domains;
+    j["wave"] = r.wave;
+    j["per_wave"] = r.per_wave;
+    j["wave_instances"] = r.wave_instances;
+    j["from_version"] = r.from_version;
+    j["to_version"] = r.to_version;
+  }
+  return j;
 }
 
 Result<Operation> OperationFromJson(const json& j) {
@@ -328,6 +365,19 @@ Result<Operation> OperationFromJson(const json& j) {
       r.steps.push_back({s.value("name", ""), s.value("started_ms", int64_t{0}),
                          s.value("duration_ms", int64_t{-1}), s.value("note", "")});
     }
+    r.from_revision = j.value("from_revision", int64_t{0});
+    r.to_revision = j.value("to_revision", int64_t{0});
+    r.rollback = j.value("rollback", false);
+    for (const auto& d : j.value("domains", json::array())) {
+      std::string name = d.value("domain", "");
+      r.domains.push_back(name);
+      r.domain_state[name] = d.value("state", "");
+    }
+    r.wave = j.value("wave", 0);
+    r.per_wave = j.value("per_wave", 1);
+    r.wave_instances = j.value("wave_instances", std::vector<std::string>{});
+    r.from_version = j.value("from_version", "");
+    r.to_version = j.value("to_version", "");
     return r;
   });
 }

@@ -40,6 +40,12 @@ struct RoleRecord {
   int64_t epoch = 1;    // bumped at fencing; the fencing token of the primary
   std::string primary;  // active-passive: the instance that is (or becomes) primary
   bool routed = true;   // active-passive: whether the gateway may route to the primary
+  // Rolling upgrades (rollout.h): the revision of `spec`, and while instances may still run
+  // the spec before it, that spec and its revision. An instance runs `previous` when its
+  // revision is `previous_revision` (and that differs from `revision`), else `spec`.
+  int64_t revision = 0;
+  std::optional<manifest::Role> previous;
+  int64_t previous_revision = 0;
 };
 
 // One instance `<role>-<ordinal>` and what its node's agent must do with it.
@@ -53,6 +59,8 @@ struct InstanceRecord {
   bool volume = false;  // the role's volume is assigned to this instance's node
   int64_t epoch = 1;
   int64_t created_ms = 0;  // wall time, for "age"
+  int64_t revision = 0;    // the role spec revision it runs (0: the role's current one)
+  bool routed = true;      // false: out of rotation (a rollout drains it)
 };
 
 struct NodeRecord {
@@ -77,7 +85,7 @@ struct StepRecord {
   std::string note;
 };
 
-// A journaled operation. Today: kind "failover" (planned or not).
+// A journaled operation: kind "failover" (planned or not) or "rollout" (rollout.h).
 struct Operation {
   std::string id;
   std::string kind = "failover";
@@ -98,6 +106,18 @@ struct Operation {
   int64_t finished_ms = 0;
   std::string error;
   std::vector<StepRecord> steps;
+  // Rollouts: the revision instances move to (and come from), whether this is a rollback,
+  // the update domains in order with their state (pending | draining | stopping | starting |
+  // done), the wave (max_unavailable_domains domains at a time) under way and its instances.
+  int64_t from_revision = 0;
+  int64_t to_revision = 0;
+  bool rollback = false;
+  std::vector<std::string> domains;
+  std::map<std::string, std::string> domain_state;
+  int wave = 0;
+  int per_wave = 1;  // update.max_unavailable_domains when the rollout started
+  std::vector<std::string> wave_instances;
+  std::string from_version, to_version;  // the specs' `version`, for people
 };
 
 struct Event {

@@ -113,6 +113,7 @@ class FakeAgent {
       auto& s = inst_[name];
       s.role = x["role"].get<std::string>();
       s.epoch = x["epoch"].get<int64_t>();
+      s.command = x["command"].get<std::string>();
       if (x.contains("volume")) {
         std::string v = x["volume"].get<std::string>();
         keep_volumes.insert(v);
@@ -121,7 +122,7 @@ class FakeAgent {
       bool run = x["run"].get<bool>() && !hung_.count(name);
       if (!run) {
         s.state = crashed_.count(name) ? "failed" : "stopped";
-      } else if (crashed_.count(name)) {
+      } else if (crashed_.count(name) || broken_commands_.count(s.command)) {
         s.state = "failed";
       } else {
         s.state = "running";
@@ -174,6 +175,12 @@ class FakeAgent {
   }
   void Crash(const std::string& inst) { crashed_.insert(inst); }
   void Heal(const std::string& inst) { crashed_.erase(inst); }
+  // Instances whose assignment runs `command` fail at start (a broken version).
+  void BreakCommand(const std::string& command) { broken_commands_.insert(command); }
+  std::string Command(const std::string& inst) const {
+    auto it = inst_.find(inst);
+    return it == inst_.end() ? "" : it->second.command;
+  }
   void SetRestarts(const std::string& inst, int n) { restarts_[inst] = n; }
   // The whole node dies: agent and instances. Volumes stay attached (in the provider).
   void Kill() {
@@ -186,7 +193,7 @@ class FakeAgent {
 
  private:
   struct Inst {
-    std::string role, state;
+    std::string role, state, command;
     int64_t epoch = 0;
   };
   std::string node_, fd_, ud_;
@@ -194,7 +201,7 @@ class FakeAgent {
   int64_t generation_ = 0;
   std::map<std::string, Inst> inst_;
   std::map<std::string, std::string> volumes_;
-  std::set<std::string> crashed_, hung_;
+  std::set<std::string> crashed_, hung_, broken_commands_;
   std::map<std::string, int> restarts_;
   bool dead_ = false;
 };

@@ -29,6 +29,8 @@ json Controller::RolesJson() const {
                    {"volume", r.spec.volume},
                    {"port", r.spec.port},
                    {"version", r.spec.version},
+                   {"revision", r.revision},
+                   {"autoscale", AutoscaleJson(name)},
                    {"operation", op ? op->id : ""}});
   }
   return out;
@@ -143,6 +145,9 @@ json Controller::StatusJson() const {
                          {"ready", ready},
                          {"busy", busy},
                          {"epoch", inst.epoch},
+                         {"routed", inst.routed},
+                         {"revision", inst.revision},
+                         {"version", SpecFor(r, inst).version},
                          {"restarts", o ? o->restarts : 0},
                          {"pid", o ? o->pid : 0},
                          {"age_s", inst.created_ms > 0 ? (now_ms - inst.created_ms) / 1000 : 0},

@@ -124,6 +124,9 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     const TimePoint sent = clock.Now();
     const std::string url = Current() + "/v1/gateways/" + opts.gateway_id + "/heartbeat";
     nlohmann::json body = {{"routes_version", version}};
+    // Read after the version: from that table on no new connection goes to a backend it
+    // drops, so these counts only fall for such a backend (the controller's drain waits).
+    body["active"] = proxy.stats().ActiveByInstance();
     auto self = shared_from_this();
     http::AsyncFetch(io, "POST", url, body.dump(), AuthHeaders(), opts.heartbeat_timeout,
                      [self, index, url, version, sent](Result<http::Response> r) {

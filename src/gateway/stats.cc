@@ -99,6 +99,16 @@ EndpointTotals StatsRegistry::Endpoint(const std::string& role) const {
   return it == endpoints_.end() ? EndpointTotals{} : it->second->Sum();
 }
 
+std::map<std::string, uint64_t> StatsRegistry::ActiveByInstance() const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, uint64_t> out;
+  for (const auto& [key, b] : backends_) {
+    uint64_t n = b->Active();
+    if (n > 0) out[b->instance()] += n;
+  }
+  return out;
+}
+
 BackendTotals StatsRegistry::Backend(const std::string& role, const std::string& instance) const {
   std::lock_guard lock(mu_);
   BackendTotals sum;

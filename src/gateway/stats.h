@@ -103,6 +103,9 @@ class StatsRegistry {
   // Sums for one endpoint / backend; zeros when unknown. For tests and the API.
   EndpointTotals Endpoint(const std::string& role) const;
   BackendTotals Backend(const std::string& role, const std::string& instance) const;
+  // Connections open (or connecting) to each backend instance, over all roles and
+  // addresses; instances with none are left out. For the controller heartbeat (drain).
+  std::map<std::string, uint64_t> ActiveByInstance() const;
 
  private:
   int threads_;

@@ -1,0 +1,111 @@
+// Availability records (availability.h): after each publish, whether every role with an
+// endpoint has at least one routable backend; changes become events and are persisted.
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "controller/availability.h"
+#include "controller/controller.h"
+
+namespace hafab::controller {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kOutagesKept = 1000;
+
+int64_t WallMs(Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void Controller::TrackAvailability() {
+  if (crashed_ || reload_needed_) return;
+  // A new controller has heard nobody yet: routes are empty until every node had a lease
+  // to report. Judging before that would record an outage at every controller start.
+  if (clock_.Now() < started_at_ + opts_.lease_ttl) return;
+  if (!availability_loaded_) {
+    auto all = store_.Range(kAvailabilityPrefix);
+    if (!all.ok()) return;
+    for (const auto& kv : all->kvs) {
+      auto log = AvailabilityLog::FromJson(json::parse(kv.value, nullptr, false));
+      if (log.ok()) {
+        availability_.emplace(kv.key.substr(std::strlen(kAvailabilityPrefix)), *log);
+      } else {
+        spdlog::error("store: {}: {}", kv.key, log.status().ToString());
+      }
+    }
+    availability_loaded_ = true;
+  }
+  const int64_t now_ms = WallMs(clock_);
+  std::map<std::string, bool> routable;
+  for (const auto& ep : routes_json_.value("endpoints", json::array())) {
+    bool any = false;
+    for (const auto& b : ep.value("backends", json::array())) {
+      any |= b.value("ready", false) && !b.value("busy", false);
+    }
+    routable[ep.value("role", "")] = any;
+  }
+  for (const auto& [role, up] : routable) {
+    auto it = availability_.find(role);
+    if (it == availability_.end()) {
+      // Tracked from the first time it is routable; written with its first outage (steady
+      // state writes nothing).
+      if (up) availability_.emplace(role, AvailabilityLog(now_ms));
+      continue;
+    }
+    if (it->second.Record(up, now_ms)) {
+      Emit(up ? "role-routable" : "role-unroutable",
+           "role " + role +
+               (up ? " is routable again" : " has no routable instance: new connections wait or fail"),
+           {{"role", role}});
+    } else {
+      continue;
+    }
+    it->second.Trim(kOutagesKept);
+    pending_.push_back(store::Op::Put(kAvailabilityPrefix + role, it->second.ToJson().dump()));
+  }
+  for (auto it = availability_.begin(); it != availability_.end();) {
+    if (routable.count(it->first)) {
+      ++it;
+      continue;
+    }
+    pending_.push_back(store::Op::Delete(kAvailabilityPrefix + it->first));
+    it = availability_.erase(it);
+  }
+}
+
+Result<json> Controller::Sla(const std::string& role, Duration window) {
+  if (!roles_.count(role)) return Status::NotFound("role " + role + " does not exist");
+  if (!roles_.at(role).spec.endpoint) {
+    return Status::InvalidArgument("role: " + role +
+                                   " has no endpoint; availability is measured at the gateway");
+  }
+  if (window <= Duration::zero()) return Status::InvalidArgument("window: must be positive");
+  const int64_t now_ms = WallMs(clock_);
+  auto it = availability_.find(role);
+  if (it == availability_.end()) {
+    return json{{"role", role},       {"window_ms", ToMs(window)}, {"observed_ms", 0},
+                {"unavailable_ms", 0}, {"availability", nullptr},  {"outages", json::array()},
+                {"note", "not routable yet since this controller started recording"}};
+  }
+  AvailabilityLog::Report r = it->second.Over(ToMs(window), now_ms);
+  json outages = json::array();
+  for (const auto& [s, e] : r.windows) {
+    outages.push_back({{"start_ms", s}, {"end_ms", e}, {"duration_ms", e - s}});
+  }
+  return json{{"role", role},
+              {"window_ms", ToMs(window)},
+              {"from_ms", r.from_ms},
+              {"to_ms", r.to_ms},
+              {"observed_ms", r.to_ms - r.from_ms},
+              {"unavailable_ms", r.unavailable_ms},
+              {"availability", r.availability()},
+              {"routable", it->second.routable()},
+              {"outages", outages}};
+}
+
+}  // namespace hafab::controller

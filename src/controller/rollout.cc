@@ -1,0 +1,480 @@
+// Rolling upgrades: see rollout.h for the procedure. Controller members, beside failover.cc.
+#include "controller/rollout.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "controller/controller.h"
+
+namespace hafab::controller {
+
+using nlohmann::json;
+
+namespace {
+
+int64_t WallMs(Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+bool Running(const std::string& state) {
+  return state == "starting" || state == "running" || state == "stopping";
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+std::string VersionName(const std::string& v) { return v.empty() ? "(no version)" : v; }
+
+}  // namespace
+
+bool SameRuntime(const manifest::Role& a, const manifest::Role& b) {
+  return a.command == b.command && a.args == b.args && a.env == b.env && a.probes == b.probes &&
+         a.restart == b.restart && a.resources == b.resources && a.stop_grace == b.stop_grace &&
+         a.version == b.version;
+}
+
+void CopyRuntime(const manifest::Role& from, manifest::Role* to) {
+  to->command = from.command;
+  to->args = from.args;
+  to->env = from.env;
+  to->probes = from.probes;
+  to->restart = from.restart;
+  to->resources = from.resources;
+  to->stop_grace = from.stop_grace;
+  to->version = from.version;
+}
+
+Status ApplyUpgradeSet(const json& set, manifest::Role* spec) {
+  if (!set.is_object()) return Status::InvalidArgument("set: must be an object");
+  for (const auto& [key, v] : set.items()) {
+    const std::string where = "set." + key;
+    if (key == "command") {
+      if (!v.is_string() || v.get<std::string>().empty()) {
+        return Status::InvalidArgument(where + ": must be a non-empty string");
+      }
+      spec->command = v.get<std::string>();
+    } else if (key == "version") {
+      if (!v.is_string()) return Status::InvalidArgument(where + ": must be a string");
+      spec->version = v.get<std::string>();
+    } else if (key == "args") {
+      if (!v.is_array()) return Status::InvalidArgument(where + ": must be an array of strings");
+      std::vector<std::string> args;
+      for (const auto& a : v) {
+        if (!a.is_string()) return Status::InvalidArgument(where + ": must be an array of strings");
+        args.push_back(a.get<std::string>());
+      }
+      spec->args = std::move(args);
+    } else if (key == "env") {
+      if (!v.is_object()) return Status::InvalidArgument(where + ": must be an object");
+      for (const auto& [k, val] : v.items()) {
+        if (k.empty()) return Status::InvalidArgument(where + ": empty variable name");
+        if (val.is_null()) {
+          spec->env.erase(k);
+        } else if (val.is_string()) {
+          spec->env[k] = val.get<std::string>();
+        } else {
+          return Status::InvalidArgument(where + "." + k + ": must be a string (or null to remove)");
+        }
+      }
+    } else {
+      return Status::InvalidArgument(where + ": unknown; allowed: command, args, env, version");
+    }
+  }
+  return Status::Ok();
+}
+
+const manifest::Role& Controller::SpecFor(const RoleRecord& role, const InstanceRecord& inst) const {
+  if (role.previous && role.previous_revision != role.revision &&
+      inst.revision == role.previous_revision) {
+    return *role.previous;
+  }
+  return role.spec;
+}
+
+std::string Controller::DomainOf(const InstanceRecord& inst) const {
+  auto ni = nodes_.find(inst.node);
+  if (ni == nodes_.end() || ni->second.update_domain.empty()) return inst.node;
+  return ni->second.update_domain;
+}
+
+void Controller::PrepareSpecChange(const RoleRecord& old, RoleRecord* rec) {
+  int64_t old_rev = old.revision;
+  if (old_rev == 0) old_rev = NextSeq();
+  // Instances that predate revisions run the old spec: name it.
+  for (const auto& [name, inst] : instances_) {
+    if (inst.role != old.spec.name || (inst.revision != 0 && inst.revision != old.revision)) {
+      continue;
+    }
+    InstanceRecord r = inst;
+    r.revision = old_rev;
+    PutInstance(r);
+  }
+  rec->previous = old.spec;
+  rec->previous_revision = old_rev;
+  rec->revision = NextSeq();
+}
+
+bool Controller::RollsOut(const RoleRecord& old, const manifest::Role& next) const {
+  if (old.spec.mode == manifest::RoleMode::kActivePassive) return false;
+  if (SameRuntime(old.spec, next)) return false;
+  for (const auto& [name, inst] : instances_) {
+    if (inst.role == old.spec.name) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> Controller::DomainsBehind(const std::string& role, int64_t revision,
+                                                   const std::vector<std::string>& first) const {
+  std::set<std::string> behind;
+  for (const auto& [name, inst] : instances_) {
+    if (inst.role == role && inst.revision != revision) behind.insert(DomainOf(inst));
+  }
+  std::vector<std::string> out = first;
+  for (const auto& d : first) behind.erase(d);
+  out.insert(out.end(), behind.begin(), behind.end());
+  return out;
+}
+
+std::string Controller::StartRollout(const std::string& role, const std::string& reason,
+                                     bool rollback) {
+  const RoleRecord& r = roles_.at(role);
+  Operation op;
+  op.id = "op-" + std::to_string(NextSeq());
+  op.kind = "rollout";
+  op.role = role;
+  op.reason = reason;
+  op.owner = id_;
+  op.rollback = rollback;
+  op.from_revision = r.previous_revision;
+  op.to_revision = r.revision;
+  op.from_version = r.previous ? r.previous->version : "";
+  op.to_version = r.spec.version;
+  op.per_wave = std::max(1, r.spec.update.max_unavailable_domains);
+  op.domains = DomainsBehind(role, r.revision, {});
+  for (const auto& d : op.domains) op.domain_state[d] = "pending";
+  op.step = kRolloutSteps[0];
+  op.created_ms = WallMs(clock_);
+  PutOp(op);
+  Emit(rollback ? "rollback-started" : "rollout-started",
+       role + " (" + op.id + "): " + (rollback ? "rollback" : "rolling upgrade") + " from " +
+           VersionName(op.from_version) + " to " + VersionName(op.to_version) + " over " +
+           std::to_string(op.domains.size()) + " update domains [" + Join(op.domains) + "], " +
+           std::to_string(op.per_wave) + " at a time: " + reason,
+       {{"op", op.id}, {"role", role}});
+  std::string id = op.id;
+  AdvanceOp(ops_[id]);
+  return id;
+}
+
+std::vector<std::string> Controller::WaveDomains(const Operation& op) const {
+  std::vector<std::string> out;
+  size_t from = static_cast<size_t>(op.wave) * static_cast<size_t>(op.per_wave);
+  for (size_t i = from; i < op.domains.size() && i < from + op.per_wave; ++i) {
+    out.push_back(op.domains[i]);
+  }
+  return out;
+}
+
+std::string Controller::RolloutWaveLabel(const Operation& op) const {
+  return Join(WaveDomains(op));
+}
+
+void Controller::SetWaveState(Operation& op, const std::string& state) {
+  bool changed = false;
+  for (const auto& d : WaveDomains(op)) {
+    std::string& s = op.domain_state[d];
+    if (s != state) {
+      s = state;
+      changed = true;
+    }
+  }
+  if (changed) PutOp(op);
+}
+
+Controller::StepResult Controller::RunRolloutStep(Operation& op) {
+  const std::string& s = op.step;
+  if (s == "drain") return StepRolloutDrain(op);
+  if (s == "stop") return StepRolloutStop(op);
+  if (s == "start") return StepRolloutStart(op);
+  if (s == "route") return StepRolloutRoute(op);
+  op.error = "unknown step " + s;
+  return StepResult::kAbort;
+}
+
+// Out of rotation, then wait for every live gateway to route without them and to hold no
+// connection to them.
+Controller::StepResult Controller::StepRolloutDrain(Operation& op) {
+  const RoleRecord& role = roles_.at(op.role);
+  if (op.wave_instances.empty()) {
+    std::vector<std::string> domains = WaveDomains(op);
+    std::set<std::string> in_wave(domains.begin(), domains.end());
+    for (const auto& [name, inst] : instances_) {
+      if (inst.role == op.role && inst.revision != op.to_revision && in_wave.count(DomainOf(inst))) {
+        op.wave_instances.push_back(name);
+      }
+    }
+    PutOp(op);
+  }
+  SetWaveState(op, "draining");
+  for (const auto& name : op.wave_instances) {
+    InstanceRecord* inst = FindInstance(name);
+    if (inst == nullptr || !inst->routed) continue;
+    InstanceRecord r = *inst;
+    r.routed = false;
+    PutInstance(r);
+  }
+  if (!Commit().ok()) return StepResult::kWait;
+  Publish();
+  int64_t& version = fence_version_[op.id];
+  if (version == 0) version = routes_version_;
+  uint64_t open = 0;
+  for (const auto& gw : gateway_leases_.Holders()) {
+    if (gateway_acked_[gw] < version) {
+      Note(op, "waiting for gateway " + gw + " to acknowledge routes version " +
+                   std::to_string(version));
+      return StepResult::kWait;
+    }
+    auto ga = gateway_active_.find(gw);
+    if (ga == gateway_active_.end()) continue;
+    for (const auto& name : op.wave_instances) {
+      auto a = ga->second.find(name);
+      if (a != ga->second.end()) open += a->second;
+    }
+  }
+  if (open > 0) {
+    int64_t begun = op.steps.empty() ? 0 : op.steps.back().started_ms;
+    if (WallMs(clock_) < begun + ToMs(role.spec.stop_grace)) {
+      Note(op, "waiting for " + std::to_string(open) + " connections to " +
+                   Join(op.wave_instances) + " to finish");
+      return StepResult::kWait;
+    }
+    Note(op, std::to_string(open) + " connections still open after " +
+                 std::to_string(ToMs(role.spec.stop_grace)) + "ms; stopping anyway");
+  }
+  return StepResult::kDone;
+}
+
+Controller::StepResult Controller::StepRolloutStop(Operation& op) {
+  SetWaveState(op, "stopping");
+  std::vector<std::string> waiting;
+  for (const auto& name : op.wave_instances) {
+    InstanceRecord* inst = FindInstance(name);
+    if (inst == nullptr) continue;
+    if (inst->run) {
+      InstanceRecord r = *inst;
+      r.run = false;
+      PutInstance(r);
+    }
+  }
+  Publish();
+  for (const auto& name : op.wave_instances) {
+    InstanceRecord* inst = FindInstance(name);
+    if (inst == nullptr || !node_leases_.Live(inst->node)) continue;  // a dead node runs nothing
+    const NodeObservation* obs = Observation(inst->node);
+    const ObservedInstance* o = Observed(*inst);
+    bool taken = obs != nullptr && obs->assignments_generation >= node_generation_[inst->node];
+    if (obs == nullptr || !taken || (o != nullptr && Running(o->state))) waiting.push_back(name);
+  }
+  if (!waiting.empty()) {
+    Note(op, "waiting for " + Join(waiting) + " to stop");
+    return StepResult::kWait;
+  }
+  return StepResult::kDone;
+}
+
+Controller::StepResult Controller::StepRolloutStart(Operation& op) {
+  SetWaveState(op, "starting");
+  const RoleRecord& role = roles_.at(op.role);
+  for (const auto& name : op.wave_instances) {
+    InstanceRecord* inst = FindInstance(name);
+    if (inst == nullptr) continue;
+    if (inst->revision != op.to_revision || !inst->run) {
+      InstanceRecord r = *inst;
+      if (r.revision != op.to_revision) restarts_.erase(name);  // a new program's restarts
+      r.revision = op.to_revision;
+      r.run = true;
+      r.routed = false;
+      PutInstance(r);
+    }
+  }
+  Publish();
+  std::vector<std::string> waiting;
+  std::string failure;
+  for (const auto& name : op.wave_instances) {
+    InstanceRecord* inst = FindInstance(name);
+    if (inst == nullptr) continue;
+    const NodeObservation* obs = Observation(inst->node);
+    const ObservedInstance* o = Observed(*inst);
+    bool taken = obs != nullptr && obs->assignments_generation >= node_generation_[inst->node];
+    if (taken && o != nullptr && (o->state == "failed" || RestartsExceeded(*inst))) {
+      failure = name + " on " + inst->node + " failed to start (" + o->state +
+                (o->last_exit.empty() ? "" : ", " + o->last_exit) + ", " +
+                std::to_string(o->restarts) + " restarts)";
+      break;
+    }
+    bool ready = false;
+    if (taken && o != nullptr && o->state == "running" && node_leases_.Live(inst->node)) {
+      const manifest::Probes& probes = role.spec.probes;
+      ready = probes.readiness ? o->readiness == "ready"
+                               : (probes.liveness ? o->liveness == "ok" : true);
+    }
+    if (!ready) waiting.push_back(name);
+  }
+  if (failure.empty() && waiting.empty()) return StepResult::kDone;
+  int64_t begun = op.steps.empty() ? WallMs(clock_) : op.steps.back().started_ms;
+  if (failure.empty() && WallMs(clock_) >= begun + ToMs(role.spec.update.ready_timeout)) {
+    failure = Join(waiting) + " not ready within " +
+              std::to_string(ToMs(role.spec.update.ready_timeout)) + "ms (update.ready_timeout)";
+  }
+  if (failure.empty()) {
+    Note(op, "waiting for " + Join(waiting) + " to be ready");
+    return StepResult::kWait;
+  }
+  if (op.rollback) {
+    op.error = "rollback failed: " + failure;
+    return StepResult::kAbort;
+  }
+  BeginRollback(op, failure);
+  return StepResult::kWait;
+}
+
+Controller::StepResult Controller::StepRolloutRoute(Operation& op) {
+  for (const auto& name : op.wave_instances) {
+    InstanceRecord* inst = FindInstance(name);
+    if (inst == nullptr || inst->routed) continue;
+    InstanceRecord r = *inst;
+    r.routed = true;
+    PutInstance(r);
+  }
+  SetWaveState(op, "done");
+  return StepResult::kDone;
+}
+
+bool Controller::NextRolloutStep(Operation& op) {
+  constexpr size_t n = std::size(kRolloutSteps);
+  for (size_t i = 0; i + 1 < n; ++i) {
+    if (op.step == kRolloutSteps[i]) {
+      op.step = kRolloutSteps[i + 1];
+      return true;
+    }
+  }
+  // route done: the next wave, if any.
+  fence_version_.erase(op.id);
+  op.wave_instances.clear();
+  ++op.wave;
+  if (static_cast<size_t>(op.wave) * static_cast<size_t>(op.per_wave) >= op.domains.size()) {
+    return false;
+  }
+  op.step = kRolloutSteps[0];
+  return true;
+}
+
+void Controller::BeginRollback(Operation& op, const std::string& why) {
+  RoleRecord r = roles_.at(op.role);
+  if (!r.previous) {
+    op.error = "cannot roll back: no previous spec";
+    return;
+  }
+  manifest::Role back = r.spec;
+  CopyRuntime(*r.previous, &back);
+  r.previous = r.spec;
+  r.spec = back;
+  std::swap(r.revision, r.previous_revision);
+  PutRole(r);
+  std::vector<std::string> first = WaveDomains(op);
+  if (!op.steps.empty() && op.steps.back().duration_ms < 0) {
+    op.steps.back().duration_ms = WallMs(clock_) - op.steps.back().started_ms;
+    op.steps.back().note = "rolling back: " + why;
+  }
+  op.rollback = true;
+  std::swap(op.from_revision, op.to_revision);
+  std::swap(op.from_version, op.to_version);
+  op.error = why;
+  op.reason += "; rolled back: " + why;
+  // The wave under way goes first, with the same instances: some may still run the old
+  // spec, but all are out of rotation (or stopped) and must come back.
+  op.domains = DomainsBehind(op.role, op.to_revision, first);
+  op.domain_state.clear();
+  for (const auto& d : op.domains) op.domain_state[d] = "pending";
+  op.wave = 0;
+  op.step = kRolloutSteps[0];
+  op.step_begun = false;
+  fence_version_.erase(op.id);
+  PutOp(op);
+  Emit("rollout-rollback",
+       op.role + " (" + op.id + "): rolling back to " + VersionName(op.to_version) + " over [" +
+           Join(op.domains) + "]: " + why,
+       {{"op", op.id}, {"role", op.role}});
+  (void)Commit();
+}
+
+Result<json> Controller::Upgrade(const std::string& role, const json& set, bool rollback) {
+  if (crashed_) return Status::Unavailable("controller stopping");
+  auto it = roles_.find(role);
+  if (it == roles_.end()) return Status::NotFound("role " + role + " does not exist");
+  RoleRecord rec = it->second;
+  if (rec.spec.mode == manifest::RoleMode::kActivePassive) {
+    return Status::InvalidArgument("role: " + role +
+                                   " is active-passive; rolling upgrades are for load-balanced "
+                                   "roles (a failover moves an active-passive role)");
+  }
+  std::string id;
+  Operation* active = nullptr;
+  if (auto ri = running_ops_.find(role); ri != running_ops_.end()) active = &ops_.at(ri->second);
+  if (rollback) {
+    if (!set.is_null() && !set.empty()) {
+      return Status::InvalidArgument("set: not allowed with rollback");
+    }
+    if (active != nullptr) {
+      if (active->kind != "rollout" || active->rollback) {
+        return Status::Conflict("role: " + role + " already has " + active->kind + " " +
+                                active->id + (active->rollback ? " (a rollback)" : "") +
+                                " at step " + active->step);
+      }
+      id = active->id;
+      BeginRollback(*active, "requested by an operator");
+      AdvanceOp(*active);
+      Status st = Commit();
+      Publish();
+      if (!st.ok()) return st;
+      return json{{"operation", id}, {"role", role}, {"rollback", true}};
+    }
+    if (!rec.previous || SameRuntime(*rec.previous, rec.spec)) {
+      return Status::InvalidArgument("rollback: role " + role +
+                                     " has no previous version to roll back to");
+    }
+    manifest::Role back = rec.spec;
+    CopyRuntime(*rec.previous, &back);
+    RoleRecord next = rec;
+    next.spec = back;
+    PrepareSpecChange(rec, &next);
+    PutRole(next);
+    id = StartRollout(role, "rollback requested by an operator", true);
+  } else {
+    if (active != nullptr) {
+      return Status::Conflict("role: " + role + " already has " + active->kind + " " + active->id +
+                              " at step " + active->step + "; upgrade again when it is done");
+    }
+    manifest::Role next_spec = rec.spec;
+    HAFAB_RETURN_IF_ERROR(ApplyUpgradeSet(set, &next_spec));
+    if (SameRuntime(next_spec, rec.spec)) {
+      return Status::InvalidArgument("set: nothing changes for role " + role);
+    }
+    RoleRecord next = rec;
+    next.spec = next_spec;
+    PrepareSpecChange(rec, &next);
+    PutRole(next);
+    id = StartRollout(role, "hafab upgrade", false);
+  }
+  Status st = Commit();
+  Publish();
+  if (!st.ok()) return st;
+  return json{{"operation", id}, {"role", role}, {"rollback", rollback}};
+}
+
+}  // namespace hafab::controller

@@ -1,0 +1,148 @@
+// Autoscaling and availability records in the controller, with fake agents and a fake
+// gateway on a fake clock.
+#include <gtest/gtest.h>
+
+#include "controller/controller.h"
+#include "controller/fixture.h"
+
+namespace hafab::controller::testsupport {
+namespace {
+
+class ScalingTest : public ClusterTest {
+ protected:
+  manifest::Role AutoWeb() {
+    manifest::Role web = WebRole(2);
+    manifest::Autoscale a;
+    a.min = 2;
+    a.max = 6;
+    a.metric = "connections";
+    a.target = 10;
+    a.stabilization = 10s;
+    a.cooldown = 2s;
+    web.autoscale = a;
+    return web;
+  }
+
+  int Instances(const std::string& role = "web") {
+    int n = 0;
+    for (const auto& [name, inst] : c_->instances()) n += inst.role == role;
+    return n;
+  }
+
+  int Events(const std::string& type) {
+    int n = 0;
+    for (const auto& e : c_->EventsAfter(0)) n += e.type == type;
+    return n;
+  }
+
+  void SetConnections(int per_instance) {
+    gateway_active_.clear();
+    for (const auto& [name, inst] : c_->instances()) {
+      if (inst.role == "web") gateway_active_[name] = per_instance;
+    }
+  }
+};
+
+TEST_F(ScalingTest, FollowsConnectionsPerInstanceUpAndBackDown) {
+  Run(100ms);
+  ApplyRoles({AutoWeb()});
+  Run(500ms);
+  ASSERT_EQ(Instances(), 2);
+  SetConnections(25);  // 50 connections, 10 per instance wanted: 5 instances
+  Run(1500ms);
+  EXPECT_EQ(Role("web").spec.instances, 5);
+  EXPECT_EQ(Instances(), 5);
+  EXPECT_EQ(Running("web"), 5);
+  ASSERT_EQ(Events("autoscaled-up"), 1);
+  std::string reason;
+  for (const auto& e : c_->EventsAfter(0)) {
+    if (e.type == "autoscaled-up") reason = e.message;
+  }
+  EXPECT_NE(reason.find("connections_per_instance 25.0 per instance over 2 (target 10.0): 2 -> 5"),
+            std::string::npos)
+      << reason;
+  nlohmann::json roles = c_->RolesJson();
+  EXPECT_EQ(roles[0]["autoscale"]["metric"], "connections_per_instance");
+  EXPECT_EQ(roles[0]["autoscale"]["desired"], 5);
+
+  // The same 50 connections now spread over 5: stays (10 each). Load goes: back down to 2,
+  // but only after the 10 s stabilisation window.
+  for (const auto& [name, inst] : c_->instances()) gateway_active_[name] = 10;
+  Run(3s);
+  EXPECT_EQ(Role("web").spec.instances, 5);
+  SetConnections(0);
+  Run(8s);
+  EXPECT_EQ(Role("web").spec.instances, 5);
+  Run(4s);
+  EXPECT_EQ(Role("web").spec.instances, 2);
+  EXPECT_EQ(Instances(), 2);
+  EXPECT_EQ(Events("autoscaled-up"), 1);
+  EXPECT_EQ(Events("autoscaled-down"), 1);
+}
+
+TEST_F(ScalingTest, ReapplyingTheManifestKeepsTheAutoscaledCount) {
+  Run(100ms);
+  ApplyRoles({AutoWeb()});
+  Run(500ms);
+  SetConnections(20);
+  Run(1500ms);
+  ASSERT_EQ(Role("web").spec.instances, 4);
+  ApplyRoles({AutoWeb()});  // says min: 2
+  EXPECT_EQ(Role("web").spec.instances, 4);
+  manifest::Role narrower = AutoWeb();
+  narrower.autoscale->max = 3;
+  ApplyRoles({narrower});
+  EXPECT_EQ(Role("web").spec.instances, 3);
+}
+
+TEST_F(ScalingTest, AutoscalingWaitsWhileARolloutRuns) {
+  Run(100ms);
+  ApplyRoles({AutoWeb()});
+  Run(500ms);
+  SetConnections(50);  // never closed: each domain's drain lasts stop_grace (5 s)
+  ASSERT_TRUE(c_->Upgrade("web", {{"version", "2"}}, false).ok());
+  Run(1500ms);
+  EXPECT_EQ(Role("web").spec.instances, 2);
+  EXPECT_NE(c_->RolesJson()[0]["autoscale"]["reason"].get<std::string>().find("held while rollout"),
+            std::string::npos);
+  Run(15s);  // the rollout finishes, then the autoscaler acts on the 100 connections
+  EXPECT_EQ(c_->ActiveOp("web"), nullptr);
+  EXPECT_EQ(Role("web").spec.instances, 6);
+}
+
+TEST_F(ScalingTest, SlaCountsTheTimeWithoutARoutableInstance) {
+  Run(100ms);
+  ApplyRoles({WebRole(3)});
+  Run(3s);  // the new controller's grace (one lease) has passed; the role is routable
+  auto sla = c_->Sla("web", std::chrono::hours(1));
+  ASSERT_TRUE(sla.ok()) << sla.status().ToString();
+  EXPECT_EQ((*sla)["unavailable_ms"], 0);
+  EXPECT_EQ((*sla)["availability"], 1.0);
+  for (auto& a : agents_) a->Kill();
+  Run(4s);  // unroutable once the leases expire (1.5 s): ~2.5 s out
+  for (auto& a : agents_) a->Revive();
+  Run(2s);
+  EXPECT_EQ(Events("role-unroutable"), 1);
+  EXPECT_EQ(Events("role-routable"), 1);
+  sla = c_->Sla("web", std::chrono::hours(1));
+  ASSERT_TRUE(sla.ok());
+  int64_t out = (*sla)["unavailable_ms"];
+  EXPECT_GE(out, 2000);
+  EXPECT_LE(out, 3000);
+  EXPECT_EQ((*sla)["outages"].size(), 1u);
+  double observed = (*sla)["observed_ms"].get<double>();
+  EXPECT_NEAR((*sla)["availability"].get<double>(), 1.0 - out / observed, 1e-9);
+  // A new controller on the same store keeps the record (and does not count its own start).
+  NewController();
+  Run(3s);
+  sla = c_->Sla("web", std::chrono::hours(1));
+  ASSERT_TRUE(sla.ok());
+  EXPECT_EQ((*sla)["unavailable_ms"], out);
+  // The window can exclude it.
+  sla = c_->Sla("web", std::chrono::seconds(4));
+  EXPECT_EQ((*sla)["unavailable_ms"], 0);
+  EXPECT_EQ(c_->Sla("nope", std::chrono::hours(1)).status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace hafab::controller::testsupport
