@@ -56,11 +56,16 @@ std::string Manifest(const ClusterOptions& o, int kvd_port, int echo_port, int k
     << "      liveness: {kind: tcp, interval: 100ms, timeout: 100ms, failure_threshold: 3}\n"
     << "      readiness: {kind: http, path: /health, interval: 100ms, timeout: 100ms}\n";
   if (o.echo_instances > 0) {
-    m << "  - name: echo\n    mode: load-balanced\n    command: echo-app\n    instances: "
-      << o.echo_instances << "\n    port: " << echo_app << "\n"
+    m << "  - name: echo\n    mode: load-balanced\n    command: echo-app\n";
+    // min/max in echo_extra (autoscaling) replace instances.
+    if (o.echo_extra.find("    min:") == std::string::npos) {
+      m << "    instances: " << o.echo_instances << "\n";
+    }
+    m << "    port: " << echo_app << "\n"
       << "    endpoint:\n      listen: 127.0.0.1:" << echo_port << "\n      allow: [127.0.0.0/8]\n"
       << "    probes:\n"
-      << "      readiness: {kind: http, path: /ready, interval: 100ms, timeout: 100ms}\n";
+      << "      readiness: {kind: http, path: /ready, interval: 100ms, timeout: 100ms}\n"
+      << o.echo_extra;
   }
   return m.str();
 }

@@ -1,0 +1,133 @@
+// End-to-end rolling upgrade: `hafab up` with a 6-instance echo role over 3 update domains,
+// steady short requests through the gateway; `hafab upgrade` completes with 0 failed
+// requests, and an upgrade to a version that exits at start is rolled back automatically,
+// also with 0 failed requests.
+#include <gtest/gtest.h>
+
+#include <iostream>
+
+#include "tests/e2e/cluster.h"
+#include "tests/e2e/load_client.h"
+
+namespace hafab::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+// Instances of echo that run `version` and are ready.
+int ReadyAt(Cluster& c, const std::string& version) {
+  auto st = c.Api("GET", "/v1/status");
+  if (!st.ok()) return -1;
+  int n = 0;
+  for (const auto& i : st->value("instances", json::array())) {
+    if (i.value("role", "") == "echo" && i.value("ready", false) && i.value("routed", false) &&
+        i.value("version", "") == version) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+json LastRollout(Cluster& c) {
+  auto ops = c.Api("GET", "/v1/ops");
+  if (!ops.ok()) return nullptr;
+  for (const auto& op : ops->value("operations", json::array())) {  // newest first
+    if (op.value("kind", "") == "rollout") return op;
+  }
+  return nullptr;
+}
+
+void PrintTimeline(const std::string& title, const json& op) {
+  std::cout << title << ": " << op.value("id", "") << " " << op.value("state", "")
+            << (op.value("rollback", false) ? " (rolled back)" : "") << " in "
+            << op.value("finished_ms", int64_t{0}) - op.value("created_ms", int64_t{0})
+            << "ms\n";
+  for (const auto& s : op.value("steps", json::array())) {
+    std::cout << "  " << s.value("name", "") << "  " << s.value("duration_ms", int64_t{0})
+              << "ms  " << s.value("note", "") << "\n";
+  }
+}
+
+TEST(RolloutE2eTest, UpgradeAndBrokenUpgradeUnderLoadFailNoRequest) {
+  ClusterOptions o;
+  o.nodes = 3;
+  o.echo_instances = 6;
+  o.echo_extra = "    version: \"1\"\n    update: {max_unavailable_domains: 1, ready_timeout: 20s}\n";
+  Cluster c(o);
+  Status started = c.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  ASSERT_TRUE(c.WaitFor("6 echo instances ready", [&] { return ReadyAt(c, "1") == 6; }, 30s).ok());
+
+  LoadClient load(c.echo_url() + "/", 2);
+  load.Start();
+  ASSERT_TRUE(c.WaitFor("200 answers", [&] { return load.ok() >= 200; }, 20s).ok());
+
+  // 1. A good upgrade.
+  std::string out;
+  int rc = c.Hafab({"upgrade", "echo", "--set", "version=2", "--set", "env.COLOUR=blue",
+                    "--state-dir", c.state_dir()},
+                   &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("ud1  done"), std::string::npos) << out;
+  EXPECT_NE(out.find("rollout op-"), std::string::npos) << out;
+  json op = LastRollout(c);
+  ASSERT_FALSE(op.is_null());
+  EXPECT_EQ(op["state"], "done");
+  EXPECT_FALSE(op["rollback"].get<bool>());
+  PrintTimeline("upgrade", op);
+  EXPECT_TRUE(c.WaitFor("6 instances ready at version 2", [&] { return ReadyAt(c, "2") == 6; }, 10s)
+                  .ok());
+  int64_t after_upgrade = load.ok();
+  EXPECT_EQ(load.failed(), 0) << "first error: " << (load.errors().empty() ? "" : load.errors()[0]);
+  std::cout << "upgrade: " << after_upgrade << " requests answered, " << load.failed()
+            << " failed\n";
+
+  // 2. A broken version: exits at start. Rolled back automatically, still no failed request.
+  rc = c.Hafab({"upgrade", "echo", "--set", "command=false", "--set", "version=3", "--state-dir",
+                c.state_dir()},
+               &out);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("rolling back"), std::string::npos) << out;
+  op = LastRollout(c);
+  ASSERT_FALSE(op.is_null());
+  EXPECT_EQ(op["state"], "done");
+  EXPECT_TRUE(op["rollback"].get<bool>());
+  EXPECT_NE(op["reason"].get<std::string>().find("failed to start"), std::string::npos)
+      << op["reason"];
+  PrintTimeline("broken upgrade", op);
+  EXPECT_TRUE(c.WaitFor("6 instances ready at version 2 again",
+                        [&] { return ReadyAt(c, "2") == 6; }, 10s)
+                  .ok());
+  auto roles = c.Api("GET", "/v1/roles");
+  ASSERT_TRUE(roles.ok());
+  for (const auto& r : (*roles)["roles"]) {
+    if (r["name"] == "echo") EXPECT_EQ(r["version"], "2");
+  }
+  // Keep the load on a little longer: the rolled-back domain serves again.
+  int64_t before_tail = load.ok();
+  ASSERT_TRUE(
+      c.WaitFor("200 more answers", [&] { return load.ok() >= before_tail + 200; }, 20s).ok());
+  load.Stop();
+  std::cout << "broken upgrade: " << load.ok() - after_upgrade << " requests answered, "
+            << load.failed() << " failed in total\n";
+  for (const auto& [inst, n] : load.by_instance()) std::cout << "  " << inst << ": " << n << "\n";
+  EXPECT_EQ(load.failed(), 0) << "first error: " << (load.errors().empty() ? "" : load.errors()[0]);
+
+  auto events = c.Api("GET", "/v1/events");
+  ASSERT_TRUE(events.ok());
+  bool rollback_event = false;
+  for (const auto& e : (*events)["events"]) rollback_event |= e["type"] == "rollout-rollback";
+  EXPECT_TRUE(rollback_event);
+  // Neither the upgrade nor the rollback left the role without a routable instance.
+  rc = c.Hafab({"sla", "echo", "--window", "1h", "--state-dir", c.state_dir()}, &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("echo: 100.0000% routable"), std::string::npos) << out;
+  EXPECT_NE(out.find(": 0 outages"), std::string::npos) << out;
+  std::cout << out;
+  Status stopped = c.Stop();
+  EXPECT_TRUE(stopped.ok()) << stopped.ToString();
+}
+
+}  // namespace
+}  // namespace hafab::e2e
