@@ -80,6 +80,22 @@ TEST_F(ScalingTest, FollowsConnectionsPerInstanceUpAndBackDown) {
   EXPECT_EQ(Events("autoscaled-down"), 1);
 }
 
+TEST_F(ScalingTest, FollowsCpuUtilisationOfTheLimit) {
+  Run(100ms);
+  manifest::Role web = AutoWeb();
+  web.autoscale->metric = "cpu";
+  web.autoscale->target = 60;  // % of each instance's limit
+  web.resources.cpu = 0.5;     // half a core: 30% of one core is 60% of the limit
+  ApplyRoles({web});
+  Run(500ms);
+  for (const auto& [name, inst] : c_->instances()) agent(inst.node).SetCpu(name, 45);  // 90%
+  Run(1500ms);
+  EXPECT_EQ(Role("web").spec.instances, 3);  // 2 x 90% / 60% = 3
+  std::string reason = c_->RolesJson()[0]["autoscale"]["reason"];
+  EXPECT_NE(reason.find("cpu_percent"), std::string::npos) << reason;
+  EXPECT_EQ(Events("autoscaled-up"), 1);
+}
+
 TEST_F(ScalingTest, ReapplyingTheManifestKeepsTheAutoscaledCount) {
   Run(100ms);
   ApplyRoles({AutoWeb()});

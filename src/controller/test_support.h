@@ -147,7 +147,8 @@ class FakeAgent {
                        {"state", s.state},
                        {"liveness", s.state == "running" ? "ok" : "unknown"},
                        {"readiness", s.state == "running" ? "ready" : "unknown"},
-                       {"restarts", restarts_.count(name) ? restarts_.at(name) : 0}});
+                       {"restarts", restarts_.count(name) ? restarts_.at(name) : 0},
+                       {"cpu_percent", cpu_.count(name) ? cpu_.at(name) : 0.0}});
     }
     nlohmann::json vols = nlohmann::json::array();
     for (const auto& [v, inst] : volumes_) {
@@ -182,6 +183,7 @@ class FakeAgent {
     return it == inst_.end() ? "" : it->second.command;
   }
   void SetRestarts(const std::string& inst, int n) { restarts_[inst] = n; }
+  void SetCpu(const std::string& inst, double percent) { cpu_[inst] = percent; }
   // The whole node dies: agent and instances. Volumes stay attached (in the provider).
   void Kill() {
     dead_ = true;
@@ -203,6 +205,7 @@ class FakeAgent {
   std::map<std::string, std::string> volumes_;
   std::set<std::string> crashed_, hung_, broken_commands_;
   std::map<std::string, int> restarts_;
+  std::map<std::string, double> cpu_;
   bool dead_ = false;
 };
 
