@@ -23,9 +23,8 @@ LeaderInfo ParseLeader(const store::KeyValue& kv) {
   return info;
 }
 
-// How long a tick looks at the watch. Not zero: a backend may only read its connection
-// while waiting (EtcdStore returns at once on a deadline already passed).
-constexpr Duration kWatchPoll = std::chrono::milliseconds(1);
+// Retry of a failed store call (keep-alive, read of the key, watch).
+constexpr Duration kRetry = std::chrono::milliseconds(100);
 
 int64_t Ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 
@@ -94,7 +93,7 @@ LeaderElection::Change LeaderElection::TickLeader(TimePoint now) {
   // Someone deleted or replaced the key (an operator, or our lease ended at the store
   // before we noticed): another replica may be elected any moment.
   if (watcher_) {
-    auto batch = watcher_->Next(kWatchPoll);
+    auto batch = watcher_->Next(opts_.watch_poll);
     if (!batch.ok()) {
       watcher_.reset();
     } else {
@@ -129,7 +128,7 @@ LeaderElection::Change LeaderElection::TickLeader(TimePoint now) {
   spdlog::warn("leader: keep-alive failed ({}ms of lease left): {}",
                Ms(deadline_ - opts_.margin - clock_.Now()), st.ToString());
   // Retry soon: the step-down deadline is what bounds this, not the renew interval.
-  next_renew_ = clock_.Now() + std::min<Duration>(opts_.renew_interval, std::chrono::milliseconds(100));
+  next_renew_ = clock_.Now() + std::min<Duration>(opts_.renew_interval, kRetry);
   if (clock_.Now() >= deadline_ - opts_.margin) {
     StepDown("could not renew the leader lease: " + st.message());
     return Change::kSteppedDown;
@@ -138,9 +137,9 @@ LeaderElection::Change LeaderElection::TickLeader(TimePoint now) {
 }
 
 LeaderElection::Change LeaderElection::TickFollower(TimePoint now) {
-  bool check = !watcher_ || now >= next_recheck_;
+  bool check = now >= next_recheck_;
   if (watcher_) {
-    auto batch = watcher_->Next(kWatchPoll);
+    auto batch = watcher_->Next(opts_.watch_poll);
     if (!batch.ok()) {
       spdlog::info("leader: watch of {} ended ({}); reading it again", kLeaderKey,
                    batch.status().ToString());
@@ -166,9 +165,14 @@ LeaderElection::Change LeaderElection::Recheck(TimePoint now) {
   next_recheck_ = now + opts_.recheck_interval;
   auto r = store_.Range(kLeaderKey);
   if (!r.ok()) {
-    spdlog::warn("leader: cannot read {}: {}", kLeaderKey, r.status().ToString());
+    if (read_failures_++ % 50 == 0) {
+      spdlog::warn("leader: cannot read {} ({} times in a row): {}", kLeaderKey, read_failures_,
+                   r.status().ToString());
+    }
+    next_recheck_ = now + std::min<Duration>(opts_.recheck_interval, kRetry);
     return Change::kNone;
   }
+  read_failures_ = 0;
   const store::KeyValue* kv = nullptr;
   for (const auto& x : r->kvs) {
     if (x.key == kLeaderKey) kv = &x;
@@ -179,10 +183,24 @@ LeaderElection::Change LeaderElection::Recheck(TimePoint now) {
       watcher_ = std::move(w).value();
     } else {
       spdlog::warn("leader: cannot watch {}: {}", kLeaderKey, w.status().ToString());
+      next_recheck_ = now + std::min<Duration>(opts_.recheck_interval, kRetry);
     }
   }
   if (kv != nullptr) {
-    SetLeader(ParseLeader(*kv));
+    LeaderInfo info = ParseLeader(*kv);
+    if (info.id == opts_.id) {
+      // The key of a term this replica already ended (it stepped down, its lease still
+      // runs at the store): nobody acts on it, so delete it and let the election go on.
+      store::Txn txn;
+      txn.compares = {store::Compare::ModRevisionEquals(kLeaderKey, kv->mod_revision)};
+      txn.success = {store::Op::Delete(kLeaderKey)};
+      auto r = store_.Commit(txn);
+      spdlog::info("leader: deleting the leader key of this replica's ended term: {}",
+                   r.ok() ? "ok" : r.status().ToString());
+      SetLeader({});
+      return Change::kNone;
+    }
+    SetLeader(std::move(info));
     return Change::kNone;
   }
   SetLeader({});

@@ -48,6 +48,10 @@ struct LeaderOptions {
   // A follower re-reads the key (and a failed campaign is retried) this often even when
   // its watch says nothing.
   Duration recheck_interval = std::chrono::seconds(1);
+  // How long each tick waits on the watch (real time: it blocks the thread). Not zero for
+  // a backend that reads its connection only while waiting (EtcdStore returns at once when
+  // the deadline has passed); zero suits SqliteStore.
+  Duration watch_poll = std::chrono::milliseconds(1);
   // The store belongs to this process alone (SqliteStore's exclusive lock): a leader key
   // found at the first Tick was left by a dead process, and is deleted instead of waited
   // out (a reopened SqliteStore gives every old lease one full TTL).
@@ -130,6 +134,7 @@ class LeaderElection {
   TimePoint deadline_{};
   TimePoint next_renew_{};
   TimePoint next_recheck_{};
+  int64_t read_failures_ = 0;      // of the key, in a row (logged once in 50)
   TimePoint no_campaign_until_{};  // after a step-down, give the others one ttl to win
   std::unique_ptr<store::Watcher> watcher_;
   LeaderInfo leader_;

@@ -33,6 +33,7 @@ class LeaderTest : public ::testing::Test {
     faults_.push_back(std::make_unique<testing::FaultStore>(*store_, Random(1)));
     o.id = id;
     o.url = "http://" + id + ":7070";
+    o.watch_poll = Duration::zero();  // SqliteStore's watch answers at once
     replicas_.push_back(std::make_unique<LeaderElection>(*faults_.back(), clock_, o));
     return *replicas_.back();
   }
@@ -136,6 +137,27 @@ TEST_F(LeaderTest, LeaderCutOffFromTheStoreStepsDownBeforeAnotherIsElected) {
   Run(3s);
   EXPECT_TRUE(b.Leading());
   EXPECT_FALSE(a.Leading());
+  EXPECT_EQ(a.leader().id, "b");
+}
+
+TEST_F(LeaderTest, ShortPartitionEndsTheTermAndTheOthersElectQuickly) {
+  LeaderOptions o;
+  o.ttl = 2s;
+  o.margin = 500ms;
+  LeaderElection& a = Add("a", o);
+  LeaderElection& b = Add("b", o);
+  Run(1s);
+  ASSERT_TRUE(a.Leading());
+  faults_[0]->SetDown(true);
+  while (a.Leading()) Run(10ms);
+  // Back before the store's lease ended: a finds its own key, deletes it, and b is elected
+  // without waiting for the rest of the ttl (a waits one ttl before campaigning again).
+  faults_[0]->SetDown(false);
+  TimePoint back = clock_.Now();
+  while (!b.Leading() && clock_.Now() - back < 3s) Run(10ms);
+  EXPECT_TRUE(b.Leading());
+  EXPECT_LT(clock_.Now() - back, 200ms);
+  Run(100ms);
   EXPECT_EQ(a.leader().id, "b");
 }
 

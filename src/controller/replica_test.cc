@@ -32,6 +32,7 @@ class ReplicaTest : public ::testing::Test {
     o.leader.id = id;
     o.leader.url = "http://" + id + ":7070";
     o.leader.ttl = 2s;
+    o.leader.watch_poll = Duration::zero();  // SqliteStore's watch answers at once
     o.controller.crash_at_step = crash_at;
     o.controller.crash_exits = false;
     replicas_.push_back(
