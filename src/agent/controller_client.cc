@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "http/http.h"
+#include "http/leader_hint.h"
 
 namespace hafab::agent {
 
@@ -52,7 +54,18 @@ void ControllerClient::Call(const std::string& method, const std::string& path, 
                      if (resp.status == 401 || resp.status == 403) {
                        done(Status::PermissionDenied(msg));
                      } else if (resp.status == 503) {
-                       fail_over();
+                       // A follower replica answers "not leader" and names the leader: go
+                       // there next when it is one of ours, else try the next URL.
+                       std::string leader = http::LeaderHint(resp);
+                       auto it = std::find(urls_.begin(), urls_.end(), leader);
+                       if (it != urls_.end() && current_ == index &&
+                           static_cast<size_t>(it - urls_.begin()) != index) {
+                         current_ = static_cast<size_t>(it - urls_.begin());
+                         spdlog::info("controller {} is not leader; following the leader {}",
+                                      urls_[index], leader);
+                       } else {
+                         fail_over();
+                       }
                        done(Status::Unavailable(msg));
                      } else {
                        done(Status::Internal(msg));

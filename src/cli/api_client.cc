@@ -1,11 +1,13 @@
 #include "cli/api_client.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "cli/command.h"
+#include "http/leader_hint.h"
 
 namespace hafab::cli {
 namespace {
@@ -63,7 +65,25 @@ Result<ApiClient> ApiClient::Connect(ApiOptions opts) {
 
 Result<http::Response> ApiClient::Raw(const std::string& method, const std::string& path,
                                       const std::string& body, Duration timeout) const {
-  auto r = http::Fetch(method, url_ + path, body, {{"Authorization", "Bearer " + token_}}, timeout);
+  // --api may name several controller replicas, comma-separated: the first that answers is
+  // used, and a follower's 503 "not leader" is followed to the leader it names, once.
+  const http::Headers auth = {{"Authorization", "Bearer " + token_}};
+  Result<http::Response> r = Status::Unavailable("no controller URL");
+  for (size_t at = 0; at <= url_.size();) {
+    size_t comma = std::min(url_.find(',', at), url_.size());
+    std::string url = url_.substr(at, comma - at);
+    at = comma + 1;
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    if (url.empty()) continue;
+    r = http::Fetch(method, url + path, body, auth, timeout);
+    if (!r.ok() && r.status().code() == StatusCode::kUnavailable) continue;
+    std::string leader = r.ok() ? http::LeaderHint(*r) : "";
+    if (!leader.empty() && leader != url) {
+      auto at_leader = http::Fetch(method, leader + path, body, auth, timeout);
+      if (at_leader.ok()) return at_leader;
+    }
+    break;
+  }
   if (!r.ok() && r.status().code() == StatusCode::kUnavailable) {
     return Status::Unavailable("controller not reachable at " + url_ +
                                ": is `hafab up` running? (" + r.status().message() + ")");

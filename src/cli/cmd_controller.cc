@@ -22,6 +22,12 @@ At first start it writes DIR/admin.token and DIR/read.token (0600); once listeni
 DIR/api.url. SIGTERM or SIGINT: answer waiting long-polls, close, exit 0. A controller
 started again on the same store resumes every operation at the step it recorded.
 
+Several controllers on one etcd (--store etcd://h1:2379,h2:2379,h3:2379) elect one leader
+through a lease on the key /hafab/leader; the others serve GETs from the store and answer
+everything else with 503 {"error": "not leader", "leader": URL}. A new leader resumes every
+journaled operation. Give every replica the same admin.token and read.token (copy them into
+each DIR before the first start) and an --advertise URL that agents and gateways can reach.
+
 Example:
   hafab controller --state-dir state --listen 127.0.0.1:7070 --volume-root state/volumes)";
 
@@ -33,6 +39,8 @@ struct Flags {
   std::string lease_ttl = "1500ms";
   std::string volume_root;
   std::string fence_margin = "500ms";
+  std::string advertise;
+  std::string leader_ttl = "2s";
   std::string provider = "local";
   std::string provider_config;
 };
@@ -44,10 +52,12 @@ void Run(const Flags& f) {
   o.store = f.store;
   o.manifest = f.manifest;
   o.volume_root = f.volume_root;
+  o.advertise = f.advertise;
   o.provider = f.provider;
   o.provider_config = f.provider_config;
   for (auto [flag, text, out] : {std::tuple{"--lease-ttl", f.lease_ttl, &o.lease_ttl},
-                                 std::tuple{"--fence-margin", f.fence_margin, &o.fence_margin}}) {
+                                 std::tuple{"--fence-margin", f.fence_margin, &o.fence_margin},
+                                 std::tuple{"--leader-ttl", f.leader_ttl, &o.leader_ttl}}) {
     auto d = ParseDuration(text);
     if (!d.ok() || *d < Duration::zero() || (*d == Duration::zero() && out == &o.lease_ttl)) {
       spdlog::error("{}: {}", flag, d.ok() ? "must be positive" : d.status().message());
@@ -72,7 +82,19 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
       ->required();
   cmd->add_option("--listen", f->listen, "API address HOST:PORT (port 0 = any free port)")
       ->capture_default_str();
-  cmd->add_option("--store", f->store, "sqlite:PATH (default: STATE_DIR/controller.db)");
+  cmd->add_option("--store", f->store,
+                  "sqlite:PATH or a path (default: STATE_DIR/controller.db), or "
+                  "etcd://HOST:PORT[,HOST:PORT...] for several controller replicas");
+  cmd->add_option("--advertise", f->advertise,
+                  "URL of this controller for agents, gateways and the CLI (the leader hint "
+                  "followers give); default http://LISTEN")
+      ->check([](const std::string& v) {
+        return v.rfind("http://", 0) == 0 ? std::string() : "--advertise: want http://HOST:PORT";
+      });
+  cmd->add_option("--leader-ttl", f->leader_ttl,
+                  "Lease of the leader key: a dead leader is replaced within about this long "
+                  "(etcd rounds it up to whole seconds)")
+      ->capture_default_str();
   cmd->add_option("--manifest", f->manifest, "Apply this manifest at start");
   cmd->add_option("--lease-ttl", f->lease_ttl, "Node and gateway lease")->capture_default_str();
   cmd->add_option("--volume-root", f->volume_root,

@@ -9,15 +9,17 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 
 #include "controller/api.h"
 #include "controller/controller.h"
+#include "controller/replica.h"
 #include "controller/tokens.h"
 #include "http/http.h"
 #include "manifest/parser.h"
 #include "provider/exec_provider.h"
 #include "provider/local_provider.h"
-#include "store/sqlite_store.h"
+#include "store/open.h"
 
 namespace hafab::controller {
 
@@ -63,19 +65,27 @@ Status RunDaemon(const DaemonOptions& opts) {
     return Status::InvalidArgument("--listen: bad port in '" + opts.listen + "'");
   }
 
-  std::string db = state + "/controller.db";
-  if (!opts.store.empty()) {
-    if (opts.store.rfind("sqlite:", 0) != 0) {
-      return Status::InvalidArgument("--store: only sqlite:PATH is supported, got '" + opts.store +
-                                     "'");
+  const std::string db = opts.store.empty() ? "sqlite:" + state + "/controller.db" : opts.store;
+  // SQLite is opened with an exclusive lock: this process is the only replica. On etcd,
+  // several replicas elect their leader (replica.h).
+  const bool shared_store = db.rfind("etcd://", 0) == 0;
+  if (opts.leader_ttl < std::chrono::milliseconds(200)) {
+    return Status::InvalidArgument("--leader-ttl: must be at least 200ms");
+  }
+  std::optional<manifest::Manifest> initial;
+  if (!opts.manifest.empty()) {
+    auto outcome = manifest::LoadManifestFile(opts.manifest);
+    for (const auto& d : outcome.diagnostics) spdlog::warn("{}", d.ToString());
+    if (!outcome.ok() || !outcome.manifest) {
+      return Status::InvalidArgument("--manifest " + opts.manifest + ": invalid (see above)");
     }
-    db = opts.store.substr(7);
+    initial = *outcome.manifest;
   }
 
   HAFAB_ASSIGN_OR_RETURN(Tokens tokens, LoadOrCreateTokens(state));
-  auto opened = store::SqliteStore::Open(db, RealClock());
+  auto opened = store::Open(db, RealClock());
   if (!opened.ok()) return opened.status().WithContext("--store " + db);
-  std::unique_ptr<store::SqliteStore> st = std::move(opened).value();
+  std::unique_ptr<store::Store> st = std::move(opened).value();
 
   std::unique_ptr<provider::Provider> prov;
   if (opts.provider == "exec") {
@@ -94,23 +104,11 @@ Status RunDaemon(const DaemonOptions& opts) {
   co.fence_margin = opts.fence_margin;
   co.crash_at_step = opts.crash_at_step;
   co.crash_exits = true;
-  Controller c(*st, RealClock(), prov.get(), co);
-  HAFAB_RETURN_IF_ERROR(c.Start());
-
-  if (!opts.manifest.empty()) {
-    auto outcome = manifest::LoadManifestFile(opts.manifest);
-    for (const auto& d : outcome.diagnostics) spdlog::warn("{}", d.ToString());
-    if (!outcome.ok() || !outcome.manifest) {
-      return Status::InvalidArgument("--manifest " + opts.manifest + ": invalid (see above)");
-    }
-    auto applied = c.Apply(*outcome.manifest);
-    if (!applied.ok()) return applied.status().WithContext("--manifest " + opts.manifest);
-  }
 
   boost::asio::io_context io;
-  Api api(c, RealClock(), tokens);
-  http::Server server(io, [&api](http::Request&& req, http::Responder respond) {
-    api.Handle(std::move(req), std::move(respond));
+  std::unique_ptr<Replica> replica;  // made once the bound address is known; io runs later
+  http::Server server(io, [&replica](http::Request&& req, http::Responder respond) {
+    replica->Handle(std::move(req), std::move(respond));
   });
   // With port 0, a restarted controller takes the port it had before when it is free:
   // agents and gateways know only that address (the `hafab up` children keep their argv).
@@ -131,17 +129,39 @@ Status RunDaemon(const DaemonOptions& opts) {
   HAFAB_RETURN_IF_ERROR(WriteFileAtomically(remembered, host + " " + std::to_string(bound) + "\n"));
   std::string url_host = host == "0.0.0.0" || host.empty() ? "127.0.0.1" : host;
   std::string url = "http://" + url_host + ":" + std::to_string(bound);
+
+  ReplicaOptions ro;
+  ro.controller = co;
+  ro.leader.id = NewReplicaId();
+  ro.leader.url = opts.advertise.empty() ? url : opts.advertise;
+  ro.leader.ttl = opts.leader_ttl;
+  ro.leader.margin = opts.leader_ttl / 4;
+  ro.leader.renew_interval = opts.leader_ttl / 4;
+  ro.leader.recheck_interval = opts.leader_ttl / 2;
+  ro.leader.sole_owner = !shared_store;
+  replica = std::make_unique<Replica>(*st, RealClock(), prov.get(), tokens, ro);
+  // --manifest is applied once per process, at its first term as leader.
+  replica->SetOnElected([&initial, path = opts.manifest](Controller& c) -> Status {
+    if (!initial) return Status::Ok();
+    auto applied = c.Apply(*initial);
+    if (!applied.ok()) return applied.status().WithContext("--manifest " + path);
+    initial.reset();
+    return Status::Ok();
+  });
+  replica->Tick();  // a sole owner (SQLite) leads from here on, before api.url says it is up
   HAFAB_RETURN_IF_ERROR(WriteFileAtomically(state + "/api.url", url + "\n"));
-  spdlog::info("controller {} listening on {} (store {}, lease {}ms, fence margin {}ms)", c.id(),
-               url, db, ToMs(opts.lease_ttl), ToMs(opts.fence_margin));
+  spdlog::info(
+      "controller {} listening on {}, advertised as {} ({}; store {}, lease {}ms, fence margin "
+      "{}ms, leader ttl {}ms)",
+      ro.leader.id, url, ro.leader.url, replica->leading() ? "leader" : "follower", db,
+      ToMs(opts.lease_ttl), ToMs(opts.fence_margin), ToMs(opts.leader_ttl));
 
   boost::asio::steady_timer timer(io);
   std::function<void()> tick = [&] {
     timer.expires_after(std::chrono::milliseconds(20));
     timer.async_wait([&](const boost::system::error_code& e) {
       if (e) return;
-      c.Tick();
-      api.ExpireWaits();
+      replica->Tick();
       tick();
     });
   };
@@ -151,7 +171,7 @@ Status RunDaemon(const DaemonOptions& opts) {
   signals.async_wait([&](const boost::system::error_code& e, int sig) {
     if (e) return;
     spdlog::info("controller: signal {}, stopping", sig);
-    api.FlushAll();
+    replica->Shutdown();  // answers long-polls; resigns so a follower takes over at once
     timer.cancel();
     server.Stop();
     io.stop();

@@ -9,6 +9,7 @@
 
 #include "core/random.h"
 #include "http/http.h"
+#include "http/leader_hint.h"
 
 namespace hafab::gateway {
 
@@ -47,6 +48,20 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     st.controller = Current();
   }
 
+  // A follower controller answered 503 "not leader" naming the leader: use the leader next
+  // when it is one of our URLs (instead of trying each in turn). True if we switched.
+  bool FollowLeader(size_t index, const http::Response& r) {
+    std::string leader = http::LeaderHint(r);
+    auto it = std::find(opts.controllers.begin(), opts.controllers.end(), leader);
+    if (it == opts.controllers.end() || index != current) return false;
+    size_t next = static_cast<size_t>(it - opts.controllers.begin());
+    if (next == index) return false;
+    current = next;
+    spdlog::info("gateway: controller {} is not leader; following the leader {}",
+                 opts.controllers[index], leader);
+    return true;
+  }
+
   void Poll() {
     if (stopped) return;
     const size_t index = current;
@@ -67,6 +82,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
       error = "routes poll " + url + ": " + r.status().message();
     } else if (r->status != 200) {
       error = "routes poll " + url + ": HTTP " + std::to_string(r->status) + " " + r->body;
+      if (r->status == 503 && FollowLeader(index, *r)) backoff = opts.backoff_initial;
     } else {
       auto table = RouteTable::Parse(r->body);
       if (!table.ok()) {
@@ -89,9 +105,26 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
                                                             0.5 * random.UniformDouble()));
     poll_timer.expires_after(backoff + jitter);
     backoff = std::min(backoff * 2, opts.backoff_max);
+    poll_backing_off = true;
     auto self = shared_from_this();
     poll_timer.async_wait([self](const boost::system::error_code& ec) {
-      if (!ec) self->Poll();
+      if (ec) return;
+      self->poll_backing_off = false;
+      self->Poll();
+    });
+  }
+
+  // A heartbeat found the leader while the route poll sleeps off failures (no leader for a
+  // while): poll it now rather than after up to backoff_max.
+  void PollNow() {
+    if (!poll_backing_off || stopped) return;
+    backoff = opts.backoff_initial;
+    poll_timer.expires_after(Duration::zero());  // the sleeping wait ends, aborted
+    auto self = shared_from_this();
+    poll_timer.async_wait([self](const boost::system::error_code& ec) {
+      if (ec) return;
+      self->poll_backing_off = false;
+      self->Poll();
     });
   }
 
@@ -146,6 +179,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
       }
       // The lease runs from when the request left, never from when the answer came.
       proxy.SetLeaseDeadline(sent + ttl);
+      PollNow();  // a leader answers again: the route poll need not sleep off its backoff
       std::lock_guard lock(mu);
       ++st.heartbeats_ok;
       st.acked_version = version;
@@ -156,6 +190,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
         std::lock_guard lock(mu);
         ++st.heartbeat_failures;
       }
+      if (r.ok() && r->status == 503 && FollowLeader(index, *r)) PollNow();
       Failed(index, "heartbeat " + url + ": " +
                         (r.ok() ? "HTTP " + std::to_string(r->status) + " " + r->body
                                 : r.status().message()));
@@ -180,6 +215,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   uint64_t installed = 0;
   bool ack_soon = false;
   bool stopped = false;
+  bool poll_backing_off = false;  // the route poll waits on poll_timer after a failure
 
   mutable std::mutex mu;  // guards st (read from other threads)
   ControlPlaneStatus st;

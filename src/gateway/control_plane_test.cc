@@ -66,6 +66,11 @@ class FakeController {
     });
   }
   void AnswerHeartbeats(bool yes) { answer_heartbeats_ = yes; }
+  // A follower controller replica: every request gets 503 "not leader" naming `leader`.
+  void FollowLeader(const std::string& leader) {
+    RunOn(io_, [&] { leader_ = leader; });
+  }
+  int requests() const { return requests_.load(); }
   void SetLeaseTtl(int ms) { lease_ttl_ms_ = ms; }
   uint64_t acked_version() const { return acked_.load(); }
   int heartbeats() const { return heartbeats_.load(); }
@@ -90,6 +95,12 @@ class FakeController {
   };
 
   void Handle(http::Request&& req, http::Responder respond) {
+    ++requests_;
+    if (!leader_.empty()) {
+      respond(http::Response::Json(
+          503, nlohmann::json{{"error", "not leader"}, {"leader", leader_}}.dump()));
+      return;
+    }
     if (req.Header("authorization") != std::string("Bearer ") + kToken) {
       ++unauthorized_;
       respond(http::Response::Json(401, R"({"error": "bad token"})"));
@@ -144,6 +155,8 @@ class FakeController {
   std::atomic<int> lease_ttl_ms_{1500};
   std::atomic<uint64_t> acked_{0};
   std::atomic<int> heartbeats_{0}, unauthorized_{0};
+  std::atomic<int> requests_{0};
+  std::string leader_;  // not empty: a follower naming this leader
 };
 
 nlohmann::json Routes(uint64_t version, const std::string& mode, uint64_t epoch,
@@ -296,6 +309,22 @@ TEST(ControlPlaneTest, TriesTheNextControllerUrl) {
   ASSERT_TRUE(WaitFor([&] { return gw.proxy().RoutesVersion() == 4; }));
   EXPECT_EQ(gw.status().controller, fc.url());
   EXPECT_TRUE(WaitFor([&] { return fc.acked_version() == 4; }));
+}
+
+// A follower's 503 names the leader: the gateway goes there directly, skipping the other
+// URLs of its list (here another follower, which must see no request).
+TEST(ControlPlaneTest, FollowsTheLeaderAFollowerNames) {
+  TestBackend a("a");
+  FakeController leader, follower, other;
+  leader.SetRoutes(Routes(6, "load-balanced", 0, {{"a", a.port()}}));
+  follower.FollowLeader(leader.url());
+  other.FollowLeader(leader.url());
+  Gateway gw({follower.url(), other.url(), leader.url()});
+  ASSERT_TRUE(WaitFor([&] { return gw.proxy().RoutesVersion() == 6; }));
+  EXPECT_TRUE(WaitFor([&] { return leader.acked_version() == 6; }));
+  EXPECT_EQ(gw.status().controller, leader.url());
+  EXPECT_EQ(other.requests(), 0);
+  EXPECT_GE(follower.requests(), 1);
 }
 
 TEST(ControlPlaneTest, RejectedTokenIsReportedAndNothingIsRouted) {
