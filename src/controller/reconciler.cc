@@ -346,6 +346,14 @@ json Controller::BuildRoutes() const {
       bool busy = false;
       // Out of rotation (a rollout drains it): listed, never routable.
       bool ready = InstanceReady(role, inst, &busy) && inst.routed;
+      // A controller that just started has not heard this (live-leased) node yet: what its
+      // instances do is unknown, not "not ready". Publishing them unready would empty every
+      // gateway's rotation at each controller restart; they keep it until the node reports
+      // (its first heartbeat or its lease expiry republishes the routes).
+      if (!ready && inst.run && inst.routed && Observation(inst.node) == nullptr &&
+          clock_.Now() < started_at_ + opts_.lease_ttl) {
+        ready = true;
+      }
       ep["backends"].push_back({{"instance", inst.name},
                                 {"node", inst.node},
                                 {"address", nodes_.at(inst.node).address},

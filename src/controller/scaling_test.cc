@@ -126,6 +126,34 @@ TEST_F(ScalingTest, AutoscalingWaitsWhileARolloutRuns) {
   EXPECT_EQ(Role("web").spec.instances, 6);
 }
 
+// A restarted controller has heard no agent yet: it must not publish routes that take every
+// instance out of rotation (the gateways would refuse clients until the agents report).
+TEST_F(ScalingTest, ANewControllerKeepsInstancesItHasNotHeardYetInRotation) {
+  Run(100ms);
+  ApplyRoles({WebRole(3)});
+  Run(500ms);
+  NewController();
+  auto ready_backends = [&] {
+    int n = 0;
+    nlohmann::json ep = Endpoint("web");
+    for (const auto& b : ep["backends"]) n += b["ready"] == true;
+    return n;
+  };
+  EXPECT_EQ(ready_backends(), 3);
+  // n1 never reports again: once its lease (1.5 s) is over its instance leaves the rotation,
+  // the others stay (reported ready).
+  agent("n1").Kill();
+  Run(1s);
+  EXPECT_EQ(ready_backends(), 3);
+  Run(1s);
+  std::set<std::string> nodes;
+  nlohmann::json ep = Endpoint("web");
+  for (const auto& b : ep["backends"]) {
+    if (b["ready"] == true) nodes.insert(b["node"].get<std::string>());
+  }
+  EXPECT_EQ(nodes, (std::set<std::string>{"n2", "n3"}));
+}
+
 TEST_F(ScalingTest, SlaCountsTheTimeWithoutARoutableInstance) {
   Run(100ms);
   ApplyRoles({WebRole(3)});

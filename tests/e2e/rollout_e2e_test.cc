@@ -102,7 +102,9 @@ TEST(RolloutE2eTest, UpgradeAndBrokenUpgradeUnderLoadFailNoRequest) {
   auto roles = c.Api("GET", "/v1/roles");
   ASSERT_TRUE(roles.ok());
   for (const auto& r : (*roles)["roles"]) {
-    if (r["name"] == "echo") EXPECT_EQ(r["version"], "2");
+    if (r["name"] == "echo") {
+      EXPECT_EQ(r["version"], "2");
+    }
   }
   // Keep the load on a little longer: the rolled-back domain serves again.
   int64_t before_tail = load.ok();
@@ -125,6 +127,59 @@ TEST(RolloutE2eTest, UpgradeAndBrokenUpgradeUnderLoadFailNoRequest) {
   EXPECT_NE(out.find("echo: 100.0000% routable"), std::string::npos) << out;
   EXPECT_NE(out.find(": 0 outages"), std::string::npos) << out;
   std::cout << out;
+  Status stopped = c.Stop();
+  EXPECT_TRUE(stopped.ok()) << stopped.ToString();
+}
+
+// The controller process dies (exit 137) right after recording the start of every drain
+// step; `hafab up` restarts it and the new controller resumes the rollout at that step.
+TEST(RolloutE2eTest, ControllerKilledAtEveryDrainResumesTheRollout) {
+  setenv("HAFAB_TEST_CRASH_AT_STEP", "drain", 1);  // inherited by `hafab up`'s controller
+  ClusterOptions o;
+  o.nodes = 3;
+  o.echo_instances = 6;
+  o.echo_extra = "    version: \"1\"\n";
+  Cluster c(o);
+  Status started = c.Start();
+  unsetenv("HAFAB_TEST_CRASH_AT_STEP");
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  ASSERT_TRUE(c.WaitFor("6 echo instances ready", [&] { return ReadyAt(c, "1") == 6; }, 30s).ok());
+  LoadClient load(c.echo_url() + "/", 2);
+  load.Start();
+  ASSERT_TRUE(c.WaitFor("200 answers", [&] { return load.ok() >= 200; }, 20s).ok());
+  std::string out;
+  // The first crash comes while the upgrade request is answered (the rollout's first step
+  // begins inside it): the CLI may see the connection close. The rollout is recorded.
+  (void)c.Hafab({"upgrade", "echo", "--set", "version=2", "--no-wait", "--state-dir",
+                 c.state_dir()},
+                &out);
+  json op;
+  ASSERT_TRUE(c.WaitFor(
+                   "the rollout to finish across controller restarts",
+                   [&] {
+                     op = LastRollout(c);  // null while the controller restarts
+                     return !op.is_null() && op["state"] != "running";
+                   },
+                   90s)
+                  .ok());
+  EXPECT_EQ(op["state"], "done");
+  EXPECT_FALSE(op["rollback"].get<bool>());
+  PrintTimeline("upgrade with a controller crash at each drain", op);
+  int drains = 0;
+  for (const auto& s : op["steps"]) drains += s["name"].get<std::string>().rfind("drain", 0) == 0;
+  EXPECT_EQ(drains, 3);  // each resumed, none begun twice
+  auto events = c.Api("GET", "/v1/events");
+  ASSERT_TRUE(events.ok());
+  int resumed = 0;
+  for (const auto& e : (*events)["events"]) resumed += e["type"] == "op-resumed";
+  EXPECT_EQ(resumed, 3);
+  EXPECT_TRUE(c.WaitFor("6 instances ready at version 2", [&] { return ReadyAt(c, "2") == 6; }, 10s)
+                  .ok());
+  load.Stop();
+  std::cout << "with 3 controller crashes: " << load.ok() << " requests answered, "
+            << load.failed() << " failed\n";
+  for (const auto& e : load.errors()) std::cout << "  " << e << "\n";
+  EXPECT_EQ(load.failed(), 0);
   Status stopped = c.Stop();
   EXPECT_TRUE(stopped.ok()) << stopped.ToString();
 }
