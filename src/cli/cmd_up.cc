@@ -41,6 +41,7 @@ struct UpOptions {
   std::string state_dir = ".hafab";
   std::string api_listen;
   std::string revive_after = "5s";
+  std::string store;  // the controller's --store; "" = SQLite in the state directory
   std::string log_format = "text";
   bool watch = true;
   std::string provider = "local";  // given to the controller and every agent
@@ -144,6 +145,9 @@ Status Up::Prepare(const manifest::Manifest& m) {
                   "--listen", api_listen, "--volume-root", state_ + "/volumes", "--lease-ttl",
                   FormatDuration(m.settings.lease_ttl)},
                  state_ + "/logs/controller.log"};
+  if (!opts_.store.empty()) {
+    controller_.argv.insert(controller_.argv.end(), {"--store", opts_.store});
+  }
   std::vector<std::string> provider_args;
   if (opts_.provider == "exec") {
     if (opts_.provider_config.empty()) {
@@ -427,6 +431,14 @@ HAFAB_COMMAND(10, [](CLI::App& app) {
   cmd->add_option("--state-dir", opts->state_dir, "State directory")->capture_default_str();
   cmd->add_option("--api-listen", opts->api_listen,
                   "Controller API address (default: the manifest's settings.api_listen)");
+  cmd->add_option("--store", opts->store,
+                  "The controller's store: etcd://HOST:PORT[,HOST:PORT...] (an etcd cluster, "
+                  "docs/deploy.md) or sqlite:PATH; default STATE_DIR/controller.db")
+      ->check([](const std::string& v) {
+        return v.rfind("etcd://", 0) == 0 || v.rfind("sqlite:", 0) == 0
+                   ? std::string()
+                   : "--store: want etcd://HOST:PORT[,...] or sqlite:PATH, got '" + v + "'";
+      });
   cmd->add_option("--revive-after", opts->revive_after,
                   "Restart a killed node's agent after this long (0 = never)")
       ->capture_default_str();
