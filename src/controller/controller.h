@@ -228,6 +228,10 @@ class Controller {
   // --- reconciler.cc
   void Reconcile();
   void EnsureCount(RoleRecord& role, std::vector<std::string> names);
+  // A load-balanced instance chosen for a scale-down: out of the rotation (first call), then
+  // true once every live gateway routes without it and holds no connection to it, or after
+  // the role's stop_grace.
+  bool ScaleDownDrained(const RoleRecord& role, const std::string& name);
   void CheckHealth(RoleRecord& role, InstanceRecord& inst);
   bool Relocate(const RoleRecord& role, InstanceRecord& inst, const std::string& why);
   std::optional<std::string> Place(const std::string& role, const std::string& moving,
@@ -330,6 +334,8 @@ class Controller {
   TimePoint next_autoscale_{};
   std::map<std::string, AvailabilityLog> availability_;  // role -> outages
   bool availability_loaded_ = false;
+  // instance -> (when it left the rotation for a scale-down, the routes version without it)
+  std::map<std::string, std::pair<TimePoint, int64_t>> scale_drain_;
   std::set<std::string> warned_;                  // one-shot warnings (unplaceable, ...)
 
   // Derived and published.

@@ -116,25 +116,70 @@ void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
          what + " " + r.name + " placed on node " + r.node + " port " + std::to_string(r.port),
          {{"role", rname}, {"instance", r.name}, {"node", r.node}});
   }
-  while (static_cast<int>(names.size()) > role.spec.instances) {
-    std::string victim;
-    int best = -1;
+  // Scale down: the highest ordinals go. A load-balanced instance leaves the rotation first
+  // and is removed once it is drained (ScaleDownDrained), so scaling down cuts no request.
+  std::vector<std::string> surplus;
+  {
+    std::vector<std::pair<int, std::string>> by_ordinal;
     for (const auto& n : names) {
-      const auto& inst = instances_.at(n);
-      if (n != role.primary && inst.ordinal > best) {
-        best = inst.ordinal;
-        victim = n;
-      }
+      if (n != role.primary) by_ordinal.emplace_back(instances_.at(n).ordinal, n);
     }
-    if (victim.empty()) break;
+    std::sort(by_ordinal.rbegin(), by_ordinal.rend());
+    int extra = static_cast<int>(names.size()) - role.spec.instances;
+    for (int i = 0; i < extra && i < static_cast<int>(by_ordinal.size()); ++i) {
+      surplus.push_back(by_ordinal[static_cast<size_t>(i)].second);
+    }
+  }
+  if (!ap) {
+    // An instance drained for a scale-down that is wanted again (the count went back up)
+    // returns to the rotation.
+    for (const auto& n : names) {
+      const InstanceRecord& inst = instances_.at(n);
+      if (inst.routed || std::find(surplus.begin(), surplus.end(), n) != surplus.end()) continue;
+      InstanceRecord r = inst;
+      r.routed = true;
+      PutInstance(r);
+      scale_drain_.erase(n);
+    }
+  }
+  for (const auto& victim : surplus) {
+    if (!ap && !ScaleDownDrained(role, victim)) continue;
     Emit("instance-removed", "instance " + victim + " removed (scale down)",
          {{"role", rname}, {"instance", victim}});
     DeleteInstance(victim);
+    scale_drain_.erase(victim);
     names.erase(std::find(names.begin(), names.end(), victim));
   }
   if (ap && !names.empty() && (role.primary.empty() || !instances_.count(role.primary))) {
     StartFailover(role, "role has no primary", false, "");
   }
+}
+
+bool Controller::ScaleDownDrained(const RoleRecord& role, const std::string& name) {
+  const InstanceRecord& inst = instances_.at(name);
+  const TimePoint now = clock_.Now();
+  auto& [since, version] = scale_drain_[name];
+  if (inst.routed) {
+    InstanceRecord r = inst;
+    r.routed = false;
+    PutInstance(r);
+    since = now;
+    version = 0;
+    return false;
+  }
+  if (since == TimePoint{}) since = now;  // drained by a previous controller
+  // The routes without it were published after the pass that took it out.
+  if (version == 0) version = routes_version_;
+  if (now >= since + role.spec.stop_grace) return true;
+  for (const auto& gw : gateway_leases_.Holders()) {
+    auto acked = gateway_acked_.find(gw);
+    if (acked == gateway_acked_.end() || acked->second < version) return false;
+    auto g = gateway_active_.find(gw);
+    if (g == gateway_active_.end()) continue;
+    auto a = g->second.find(name);
+    if (a != g->second.end() && a->second > 0) return false;
+  }
+  return true;
 }
 
 void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {

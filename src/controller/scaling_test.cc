@@ -96,6 +96,42 @@ TEST_F(ScalingTest, FollowsCpuUtilisationOfTheLimit) {
   EXPECT_EQ(Events("autoscaled-up"), 1);
 }
 
+// A scale-down takes the instance out of the rotation and removes it only once the gateway
+// holds no connection to it: scaling down cuts no request.
+TEST_F(ScalingTest, ScaleDownDrainsTheInstanceFirst) {
+  Run(100ms);
+  ApplyRoles({WebRole(3)});
+  Run(500ms);
+  gateway_active_["web-2"] = 2;
+  ASSERT_TRUE(c_->Scale("web", 2).ok());
+  Run(1s);
+  ASSERT_TRUE(c_->instances().count("web-2"));
+  EXPECT_FALSE(Inst("web-2").routed);
+  EXPECT_EQ(Running("web"), 3);
+  nlohmann::json ep = Endpoint("web");
+  for (const auto& b : ep["backends"]) {
+    if (b["instance"] == "web-2") EXPECT_EQ(b["ready"], false);
+  }
+  // Wanted again before it is gone: back in the rotation.
+  ASSERT_TRUE(c_->Scale("web", 3).ok());
+  Run(300ms);
+  EXPECT_TRUE(Inst("web-2").routed);
+  ASSERT_TRUE(c_->Scale("web", 2).ok());
+  Run(300ms);
+  EXPECT_TRUE(c_->instances().count("web-2"));
+  gateway_active_["web-2"] = 0;  // its connections finished
+  Run(300ms);
+  EXPECT_FALSE(c_->instances().count("web-2"));
+  EXPECT_EQ(Running("web"), 2);
+  // Connections that never finish hold it for stop_grace (5 s) at most.
+  gateway_active_["web-1"] = 1;
+  ASSERT_TRUE(c_->Scale("web", 1).ok());
+  Run(4s);
+  EXPECT_TRUE(c_->instances().count("web-1"));
+  Run(1500ms);
+  EXPECT_FALSE(c_->instances().count("web-1"));
+}
+
 TEST_F(ScalingTest, ReapplyingTheManifestKeepsTheAutoscaledCount) {
   Run(100ms);
   ApplyRoles({AutoWeb()});

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tests/e2e/cluster.h"
+#include "tests/e2e/load_client.h"
 
 namespace hafab::e2e {
 namespace {
@@ -76,6 +77,9 @@ TEST(AutoscaleE2eTest, HeldConnectionsScaleUpAndReleaseScalesBackDown) {
   ASSERT_TRUE(started.ok()) << started.ToString();
   ASSERT_TRUE(c.WaitFor("2 echo instances ready", [&] { return Echo(c).ready == 2; }, 30s).ok());
   const int port = std::stoi(c.echo_url().substr(c.echo_url().rfind(':') + 1));
+  // Short requests all along: scaling up and down (drained first) fails none of them.
+  LoadClient load(c.echo_url() + "/", 1);
+  load.Start();
 
   // 16 connections, 4 per instance wanted: 4 instances.
   std::vector<int> held;
@@ -108,6 +112,12 @@ TEST(AutoscaleE2eTest, HeldConnectionsScaleUpAndReleaseScalesBackDown) {
   // before the release.
   EXPECT_GE(down_ms, 5000 - 1100);
 
+  // The removed instances are gone (drained, then stopped) with the load still running.
+  ASSERT_TRUE(c.WaitFor("2 echo instances", [&] { return Echo(c).ready == 2; }, 20s).ok());
+  load.Stop();
+  std::cout << "short requests during the whole test: " << load.ok() << " answered, "
+            << load.failed() << " failed\n";
+  EXPECT_EQ(load.failed(), 0) << (load.errors().empty() ? "" : load.errors()[0]);
   std::vector<std::string> events = ScaleEvents(c);
   for (const auto& e : events) std::cout << "  " << e << "\n";
   int ups = 0, downs = 0;
