@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <thread>
 
 #include "http/http.h"
 #include "tests/e2e/cluster.h"
@@ -122,6 +123,57 @@ TEST(BusyE2eTest, BusyInstanceLeavesTheRotationAndComesBackWithinTheBound) {
   const double bound = ToMillis(kProbeInterval + kHeartbeat + kMargin);
   EXPECT_LE(out_ms.back(), bound);
   EXPECT_LE(back_ms.back(), bound);
+
+  // Every instance busy for a second: the role has no routable instance; `hafab sla` shows
+  // the outage (an event each way) and the fraction.
+  std::vector<std::string> all;
+  auto st = c.Api("GET", "/v1/status");
+  ASSERT_TRUE(st.ok());
+  for (const auto& i : (*st)["instances"]) {
+    if (i["role"] == "echo") all.push_back("http://127.0.0.1:" + std::to_string(i["port"].get<int>()));
+  }
+  ASSERT_EQ(all.size(), 3u);
+  for (const auto& url : all) ASSERT_TRUE(http::Fetch("POST", url + "/busy").ok());
+  TimePoint busy_at = RealClock().Now();
+  ASSERT_TRUE(c.WaitFor(
+                   "echo unroutable",
+                   [&] {
+                     auto r = c.Api("GET", "/v1/roles/echo/sla?window_ms=3600000");
+                     return r.ok() && (*r)["routable"] == false;
+                   },
+                   5s)
+                  .ok());
+  while (RealClock().Now() < busy_at + 1s) std::this_thread::sleep_for(20ms);  // the outage
+  for (const auto& url : all) ASSERT_TRUE(http::Fetch("POST", url + "/unbusy").ok());
+  ASSERT_TRUE(c.WaitFor(
+                   "echo routable again",
+                   [&] {
+                     auto r = c.Api("GET", "/v1/roles/echo/sla?window_ms=3600000");
+                     return r.ok() && (*r)["routable"] == true;
+                   },
+                   5s)
+                  .ok());
+  std::string out;
+  ASSERT_EQ(c.Hafab({"sla", "echo", "--window", "1h", "--state-dir", c.state_dir()}, &out), 0)
+      << out;
+  std::cout << out;
+  EXPECT_NE(out.find(": 1 outages"), std::string::npos) << out;
+  auto sla = c.Api("GET", "/v1/roles/echo/sla?window_ms=3600000");
+  ASSERT_TRUE(sla.ok());
+  int64_t unavailable = (*sla)["unavailable_ms"];
+  EXPECT_GE(unavailable, 800);   // 1 s busy, minus the probe-to-routes delay at the start
+  EXPECT_LE(unavailable, 1600);  // plus the same delay at the end
+  EXPECT_LT((*sla)["availability"].get<double>(), 1.0);
+  auto events = c.Api("GET", "/v1/events");
+  ASSERT_TRUE(events.ok());
+  int down = 0, up = 0;
+  for (const auto& e : (*events)["events"]) {
+    if (e.value("role", "") != "echo") continue;
+    down += e["type"] == "role-unroutable";
+    up += e["type"] == "role-routable";
+  }
+  EXPECT_EQ(down, 1);
+  EXPECT_EQ(up, 1);
   Status stopped = c.Stop();
   EXPECT_TRUE(stopped.ok()) << stopped.ToString();
 }
