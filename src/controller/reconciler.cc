@@ -158,6 +158,8 @@ void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
 bool Controller::ScaleDownDrained(const RoleRecord& role, const std::string& name) {
   const InstanceRecord& inst = instances_.at(name);
   const TimePoint now = clock_.Now();
+  // No live gateway: nothing routes to it, nothing to drain.
+  if (gateway_leases_.Holders().empty()) return true;
   auto& [since, version] = scale_drain_[name];
   if (inst.routed) {
     InstanceRecord r = inst;
