@@ -12,6 +12,7 @@
 
 #include "agent/agent.h"
 #include "agent/cgroup_limiter.h"
+#include "agent/controller_client.h"
 #include "agent/fake_controller.h"
 #include "agent/fence_watchdog.h"
 #include "agent/process_launcher.h"
@@ -329,6 +330,30 @@ TEST_F(AgentIntegrationTest, RestartedAgentAdoptsItsInstances) {
   kill(pid_a, SIGKILL);
   WaitInstance("sleeper-0", [&](const json& i) { return Running(i) && i["pid"] != pid_a; });
   EXPECT_EQ(CountProcesses("1000.17"), 1);
+}
+
+// A follower's 503 names the leader: the next call goes there, not to the next URL.
+TEST(ControllerClientTest, FollowsTheLeaderAFollowerNames) {
+  testutil::FakeController follower, other, leader;
+  follower.SetNotLeader(leader.url());
+  other.SetNotLeader(leader.url());
+  boost::asio::io_context io;
+  ControllerClient client(io, {follower.url(), other.url(), leader.url()}, leader.token());
+  std::vector<Status> results;
+  std::function<void()> beat = [&] {
+    client.Heartbeat("n1", R"({"node": "n1"})", 1s, [&](Result<HeartbeatAnswer> r) {
+      results.push_back(r.status());
+      if (results.size() < 2) beat();
+    });
+  };
+  beat();
+  io.run_for(5s);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].code(), StatusCode::kUnavailable) << results[0].ToString();
+  EXPECT_TRUE(results[1].ok()) << results[1].ToString();
+  EXPECT_EQ(client.current_url(), leader.url());
+  EXPECT_EQ(other.requests(), 0);
+  EXPECT_EQ(leader.heartbeats(), 1);
 }
 
 TEST_F(AgentIntegrationTest, SilentControllerFencesPrimaryOnly) {

@@ -64,6 +64,15 @@ class FakeController {
       }
     });
   }
+  // A follower controller replica: every request gets 503 "not leader" naming `leader`.
+  void SetNotLeader(const std::string& leader) {
+    RunOnIo([&] { not_leader_ = leader; });
+  }
+  // Requests received (any path).
+  int requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
   // The last heartbeat body received, parsed; null if none.
   nlohmann::json LastHeartbeat() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -105,6 +114,15 @@ class FakeController {
   }
 
   void Handle(http::Request&& req, http::Responder respond) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++requests_;
+    }
+    if (!not_leader_.empty()) {
+      respond(http::Response::Json(
+          503, nlohmann::json{{"error", "not leader"}, {"leader", not_leader_}}.dump()));
+      return;
+    }
     if (req.Header("authorization") != "Bearer " + token_) {
       respond(http::Response::Json(401, R"({"error": "bad token"})"));
       return;
@@ -159,6 +177,8 @@ class FakeController {
   nlohmann::json assignments_ = nlohmann::json::array();
   uint64_t generation_ = 1;
   bool silent_ = false;
+  std::string not_leader_;  // not empty: answer as a follower naming this leader
+  int requests_ = 0;        // GUARDED_BY(mu_)
   std::vector<http::Responder> pending_;
   std::vector<http::Responder> silenced_;
   std::mutex mu_;
