@@ -168,6 +168,8 @@ void Worker::Run() {
       n = 0;
     }
     now_ = clock_.Now();
+    // Before any event: a connection accepted in this round must see the lease as of now_.
+    CheckLease();
     bool woken = false;
     for (int i = 0; i < n; ++i) {
       auto* tag = static_cast<uint8_t*>(events[i].data.ptr);
@@ -201,7 +203,6 @@ void Worker::Run() {
       if (shared_.draining.load(std::memory_order_acquire) && !draining_) BeginDrain();
       ApplySnapshot();
     }
-    CheckLease();
     if (now_ >= next_sweep_) Sweep();
     for (Conn* c : graveyard_) delete c;
     graveyard_.clear();
