@@ -17,6 +17,7 @@
 #include "controller/tokens.h"
 #include "http/http.h"
 #include "manifest/parser.h"
+#include "provider/background_provider.h"
 #include "provider/exec_provider.h"
 #include "provider/local_provider.h"
 #include "store/open.h"
@@ -98,6 +99,9 @@ Status RunDaemon(const DaemonOptions& opts) {
     fs::create_directories(opts.volume_root, ec);
     prov = std::make_unique<provider::LocalProvider>(fs::absolute(opts.volume_root).string());
   }
+  // The controller decides on one thread: a provider call that takes seconds must not stop
+  // it from answering heartbeats (other nodes would fence themselves) or renewing leadership.
+  if (prov) prov = std::make_unique<provider::BackgroundProvider>(std::move(prov), RealClock());
 
   ControllerOptions co;
   co.lease_ttl = opts.lease_ttl;

@@ -142,8 +142,10 @@ Controller::StepResult Controller::StepDetach(Operation& op) {
     }
     Status st = provider_->ForceDetach(op.volume, op.old_node);
     if (!st.ok()) {
-      Note(op,
-           "force-detach of " + op.volume + " from " + op.old_node + " failed: " + st.ToString());
+      // Unavailable: the provider is still at it (BackgroundProvider), or cannot now.
+      Note(op, st.code() == StatusCode::kUnavailable ? st.message()
+                                                     : "force-detach of " + op.volume + " from " +
+                                                           op.old_node + " failed: " + st.ToString());
       return StepResult::kWait;
     }
   }
@@ -256,7 +258,9 @@ Controller::StepResult Controller::StepWaitDetached(Operation& op) {
     if (d->node.empty() || d->node == op.new_node) return StepResult::kDone;
     if (!node_leases_.Live(d->node) && SilentPastMargin(d->node)) {
       Status st = provider_->ForceDetach(op.volume, d->node);
-      if (!st.ok()) spdlog::warn("ForceDetach {} {}: {}", op.volume, d->node, st.ToString());
+      if (!st.ok() && st.code() != StatusCode::kUnavailable) {
+        spdlog::warn("ForceDetach {} {}: {}", op.volume, d->node, st.ToString());
+      }
     }
     Note(op, "waiting for volume " + op.volume + " to detach from node " + d->node);
     return StepResult::kWait;

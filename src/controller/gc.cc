@@ -67,6 +67,7 @@ void Controller::Gc() {
     if (!d.ok() || d->node.empty() || d->node == want) continue;
     if (!node_leases_.Live(d->node) && SilentPastMargin(d->node)) {
       Status st = provider_->ForceDetach(vol, d->node);
+      if (st.code() == StatusCode::kUnavailable) continue;  // still at it: told when done
       Emit("gc-force-detach",
            "volume " + vol + " was attached to silent node " + d->node +
                " with no instance for it: force-detach " +
