@@ -271,6 +271,7 @@ Controller::StepResult Controller::StepRolloutStop(Operation& op) {
       PutInstance(r);
     }
   }
+  if (!Commit().ok()) return StepResult::kWait;  // agents never hear what is not stored
   Publish();
   for (const auto& name : op.wave_instances) {
     InstanceRecord* inst = FindInstance(name);
@@ -302,6 +303,7 @@ Controller::StepResult Controller::StepRolloutStart(Operation& op) {
       PutInstance(r);
     }
   }
+  if (!Commit().ok()) return StepResult::kWait;
   Publish();
   std::vector<std::string> waiting;
   std::string failure;
