@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <boost/asio/post.hpp>
 #include <fstream>
 #include <thread>
@@ -265,11 +267,15 @@ TEST_F(AgentIntegrationTest, ReadinessBusyAndFailedFromExecProbe) {
 TEST_F(AgentIntegrationTest, VolumeAttachConflictThenDetachWaitsForHolder) {
   AgentHarness agent(controller_, data_dir(), volume_root());
   ASSERT_TRUE(agent.provider().Attach("kvd-data", "n2", "kvd-1").ok());
+  // The holder's marker names this process: a copy of this test running elsewhere at the
+  // same time must not be taken for ours.
+  // (zero-padded: a marker is never a prefix of another run's).
+  const std::string holder = fmt::format("1000.15{:07d}", getpid());
   json kvd =
       Assignment("kvd-0",
                  {"sh", "-c",
-                  "echo x > $HAFAB_VOLUME_DIR/f; setsid sleep 1000.15 >> $HAFAB_VOLUME_DIR/f "
-                  "2>&1 & exec sleep 1000.16"},
+                  "echo x > $HAFAB_VOLUME_DIR/f; setsid sleep " + holder +
+                      " >> $HAFAB_VOLUME_DIR/f 2>&1 & exec sleep 1000.16"},
                  {{"volume", "kvd-data"}, {"mode", "active-passive"}});
   controller_.SetAssignments(json::array({kvd}));
   json i = WaitInstance("kvd-0", [](const json& i) {
@@ -282,7 +288,7 @@ TEST_F(AgentIntegrationTest, VolumeAttachConflictThenDetachWaitsForHolder) {
   WaitInstance("kvd-0", Running);
   EXPECT_EQ(controller_.Volume("kvd-data")["state"], "attached");
   EXPECT_EQ(agent.provider().Describe("kvd-data")->node, "n1");
-  ASSERT_TRUE(WaitFor([&] { return CountProcesses("1000.15") == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return CountProcesses(holder) == 1; }));
 
   // The volume is taken away: the instance stops, a process of its own session still holds
   // the volume, so the detach waits.

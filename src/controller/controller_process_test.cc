@@ -194,13 +194,16 @@ class ControllerProcessTest : public ::testing::Test {
       for (const auto& x : (*n)["nodes"]) up += x["state"] == "up";
       return up == 3;
     }));
+    // kvd binds its port: each test (ctest runs them in parallel) takes its own range,
+    // below the kernel's ephemeral ports (32768+), where outgoing connections could hold it.
+    const std::string app_port = std::to_string(20000 + FreePort() % 12000);
     std::string manifest = R"(cluster: t
 roles:
   - name: app
     mode: active-passive
     command: )" KVD_BINARY R"(
     instances: 3
-    port: 7301
+    port: )" + app_port + R"(
     volume: app-data
     stop_grace: 1s
     probes:

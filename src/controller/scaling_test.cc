@@ -110,7 +110,9 @@ TEST_F(ScalingTest, ScaleDownDrainsTheInstanceFirst) {
   EXPECT_EQ(Running("web"), 3);
   nlohmann::json ep = Endpoint("web");
   for (const auto& b : ep["backends"]) {
-    if (b["instance"] == "web-2") EXPECT_EQ(b["ready"], false);
+    if (b["instance"] == "web-2") {
+      EXPECT_EQ(b["ready"], false);
+    }
   }
   // Wanted again before it is gone: back in the rotation.
   ASSERT_TRUE(c_->Scale("web", 3).ok());

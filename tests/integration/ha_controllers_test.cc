@@ -300,13 +300,16 @@ TEST_F(HaControllersTest, LeaderKilledInTheMiddleOfAFailover) {
   }));
   for (const char* n : {"n1", "n2", "n3"}) StartAgent(n);
   StartGateway();
+  // kvd binds its port: not a fixed one (ctest runs tests in parallel), and below the
+  // kernel's ephemeral range, where outgoing connections could hold it.
+  const std::string app_port = std::to_string(20000 + e2e::FreePort() % 12000);
   std::string manifest = R"(cluster: ha
 roles:
   - name: kvd
     mode: active-passive
     command: )" KVD_BINARY R"(
     instances: 3
-    port: 7301
+    port: )" + app_port + R"(
     volume: kvd-data
     stop_grace: 1s
     endpoint: {listen: 127.0.0.1:)" +
