@@ -513,10 +513,9 @@ void Worker::ConnectFailed(Conn* c) {
   }
 }
 
-// A connect under way to a backend the new table fences off: drop it, route again.
-// A connect given up because the target lost its right to be routed to (fencing, lease
-// lost), not because it failed: the target is not "tried", so a lease regained in the same
-// route generation routes to it again.
+// A connect under way to a backend that lost its right to be routed to (a new table fences
+// it off, or the lease ran out): drop it and route again. It did not fail, so the target is
+// not "tried": a lease regained in the same route generation routes to it again.
 void Worker::AbortConnect(Conn* c) {
   if (!c->tried.empty()) c->tried.pop_back();
   Drop(c->bslot->active);
