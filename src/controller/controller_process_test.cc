@@ -24,52 +24,19 @@
 #include "core/clock.h"
 #include "http/http.h"
 #include "provider/local_provider.h"
+#include "tests/e2e/cluster.h"
+#include "tests/e2e/process.h"
 
 namespace hafab::controller {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using e2e::FreePort;
+using e2e::ReadFile;
+using e2e::Spawn;
+using e2e::StopGroup;
 using nlohmann::json;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log,
-            const std::map<std::string, std::string>& env = {}) {
-  pid_t pid = fork();
-  if (pid != 0) return pid;
-  setpgid(0, 0);  // its own group: killing the group kills a node's agent and instances
-  int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd >= 0) {
-    dup2(fd, 1);
-    dup2(fd, 2);
-  }
-  for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  execv(args[0], args.data());
-  _exit(127);
-}
-
-// A free TCP port on loopback: the controller keeps one address across restarts, as the
-// agents know only that one.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 class ControllerProcessTest : public ::testing::Test {
  protected:
@@ -90,22 +57,6 @@ class ControllerProcessTest : public ::testing::Test {
     } else {
       fs::remove_all(dir_);
     }
-  }
-
-  void StopGroup(pid_t& pid, int sig) {
-    if (pid <= 0) return;
-    kill(-pid, sig);
-    auto deadline = RealClock().Now() + 10s;
-    int status;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (RealClock().Now() > deadline) {
-        kill(-pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    pid = 0;
   }
 
   void StartController(const std::string& crash_at = "") {

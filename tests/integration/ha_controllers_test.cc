@@ -37,24 +37,21 @@
 #include "store/etcd_test_cluster.h"
 #include "tests/e2e/cluster.h"
 #include "tests/e2e/kv_checker.h"
+#include "tests/e2e/process.h"
 
 namespace hafab {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using e2e::ReadFile;
+using e2e::Spawn;
+using e2e::StopGroup;
 using nlohmann::json;
 
 constexpr char kToken[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 constexpr char kReadToken[] = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 constexpr char kCrashStep[] = "attach";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void WriteSecret(const std::string& path, const std::string& text) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -62,24 +59,6 @@ void WriteSecret(const std::string& path, const std::string& text) {
   std::string line = text + "\n";
   ASSERT_EQ(write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
   close(fd);
-}
-
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log,
-            const std::map<std::string, std::string>& env = {}) {
-  pid_t pid = fork();
-  if (pid != 0) return pid;
-  setpgid(0, 0);  // its own group: killing the group kills a node's agent and instances
-  int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd >= 0) {
-    dup2(fd, 1);
-    dup2(fd, 2);
-  }
-  for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  execv(args[0], args.data());
-  _exit(127);
 }
 
 class HaControllersTest : public ::testing::Test {
@@ -118,22 +97,6 @@ class HaControllersTest : public ::testing::Test {
     } else if (!dir_.empty()) {
       fs::remove_all(dir_);
     }
-  }
-
-  void StopGroup(pid_t& pid, int sig) {
-    if (pid <= 0) return;
-    kill(-pid, sig);
-    auto deadline = RealClock().Now() + 10s;
-    int status;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (RealClock().Now() > deadline) {
-        kill(-pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    pid = 0;
   }
 
   std::string ControllerList() const { return urls_[0] + "," + urls_[1] + "," + urls_[2]; }
