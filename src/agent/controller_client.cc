@@ -56,13 +56,11 @@ void ControllerClient::Call(const std::string& method, const std::string& path, 
                      } else if (resp.status == 503) {
                        // A follower replica answers "not leader" and names the leader: go
                        // there next when it is one of ours, else try the next URL.
-                       std::string leader = http::LeaderHint(resp);
-                       auto it = std::find(urls_.begin(), urls_.end(), leader);
-                       if (it != urls_.end() && current_ == index &&
-                           static_cast<size_t>(it - urls_.begin()) != index) {
-                         current_ = static_cast<size_t>(it - urls_.begin());
+                       auto leader = http::LeaderIndex(resp, urls_);
+                       if (leader && current_ == index && *leader != index) {
+                         current_ = *leader;
                          spdlog::info("controller {} is not leader; following the leader {}",
-                                      urls_[index], leader);
+                                      urls_[index], urls_[*leader]);
                        } else {
                          fail_over();
                        }

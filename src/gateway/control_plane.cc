@@ -51,14 +51,11 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   // A follower controller answered 503 "not leader" naming the leader: use the leader next
   // when it is one of our URLs (instead of trying each in turn). True if we switched.
   bool FollowLeader(size_t index, const http::Response& r) {
-    std::string leader = http::LeaderHint(r);
-    auto it = std::find(opts.controllers.begin(), opts.controllers.end(), leader);
-    if (it == opts.controllers.end() || index != current) return false;
-    size_t next = static_cast<size_t>(it - opts.controllers.begin());
-    if (next == index) return false;
-    current = next;
+    auto leader = http::LeaderIndex(r, opts.controllers);
+    if (!leader || index != current || *leader == index) return false;
+    current = *leader;
     spdlog::info("gateway: controller {} is not leader; following the leader {}",
-                 opts.controllers[index], leader);
+                 opts.controllers[index], opts.controllers[*leader]);
     return true;
   }
 

@@ -3,8 +3,11 @@
 // agents, gateways and the CLI go to the leader directly instead of trying each URL.
 #pragma once
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "http/http.h"
 
@@ -19,6 +22,15 @@ inline std::string LeaderHint(const Response& r) {
   std::string url = j["leader"].get<std::string>();
   while (!url.empty() && url.back() == '/') url.pop_back();
   return url;
+}
+
+// The index in `urls` of the leader `r` names, when it names one of them.
+inline std::optional<size_t> LeaderIndex(const Response& r, const std::vector<std::string>& urls) {
+  const std::string leader = LeaderHint(r);
+  if (leader.empty()) return std::nullopt;
+  auto it = std::find(urls.begin(), urls.end(), leader);
+  if (it == urls.end()) return std::nullopt;
+  return static_cast<size_t>(it - urls.begin());
 }
 
 }  // namespace hafab::http
