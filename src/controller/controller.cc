@@ -15,11 +15,6 @@ namespace {
 
 constexpr size_t kEventsInMemory = 2000;
 
-int64_t WallMs(Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
-      .count();
-}
-
 // Reads an optional member of a JSON object into `out`, naming `path.key` on a type error.
 template <typename T>
 Status Read(const json& obj, const char* key, const std::string& path, T* out) {

@@ -15,11 +15,6 @@ namespace {
 
 constexpr size_t kOutagesKept = 1000;
 
-int64_t WallMs(Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 void Controller::TrackAvailability() {

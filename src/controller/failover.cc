@@ -9,19 +9,6 @@
 
 namespace hafab::controller {
 
-namespace {
-
-int64_t WallMs(Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
-      .count();
-}
-
-bool Running(const std::string& state) {  // the process exists or is being made
-  return state == "starting" || state == "running" || state == "stopping";
-}
-
-}  // namespace
-
 void Controller::StartFailover(RoleRecord& role, const std::string& reason, bool planned,
                                const std::string& to) {
   if (ActiveOp(role.spec.name) != nullptr) return;
@@ -119,7 +106,7 @@ Controller::StepResult Controller::StepStop(Operation& op) {
   }
   const ObservedInstance* o = Observed(*old);
   bool taken = obs != nullptr && obs->assignments_generation >= node_generation_[node];
-  if (o == nullptr || (!Running(o->state) && (o->state != "backoff" || taken))) {
+  if (o == nullptr || (!RunningState(o->state) && (o->state != "backoff" || taken))) {
     return StepResult::kDone;
   }
   Note(op, "waiting for node " + node + " to stop " + old->name);

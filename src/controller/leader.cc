@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "controller/records.h"
+
 namespace hafab::controller {
 
 using nlohmann::json;
@@ -26,7 +28,6 @@ LeaderInfo ParseLeader(const store::KeyValue& kv) {
 // Retry of a failed store call (keep-alive, read of the key, watch).
 constexpr Duration kRetry = std::chrono::milliseconds(100);
 
-int64_t Ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 
 }  // namespace
 
@@ -85,8 +86,8 @@ LeaderElection::Change LeaderElection::Tick() {
 LeaderElection::Change LeaderElection::TickLeader(TimePoint now) {
   if (now >= deadline_ - opts_.margin) {
     StepDown("could not renew the leader lease for " +
-             std::to_string(Ms(now - (deadline_ - opts_.ttl))) + "ms (ttl " +
-             std::to_string(Ms(opts_.ttl)) + "ms, margin " + std::to_string(Ms(opts_.margin)) +
+             std::to_string(ToMs(now - (deadline_ - opts_.ttl))) + "ms (ttl " +
+             std::to_string(ToMs(opts_.ttl)) + "ms, margin " + std::to_string(ToMs(opts_.margin)) +
              "ms)");
     return Change::kSteppedDown;
   }
@@ -126,7 +127,7 @@ LeaderElection::Change LeaderElection::TickLeader(TimePoint now) {
     return Change::kSteppedDown;
   }
   spdlog::warn("leader: keep-alive failed ({}ms of lease left): {}",
-               Ms(deadline_ - opts_.margin - clock_.Now()), st.ToString());
+               ToMs(deadline_ - opts_.margin - clock_.Now()), st.ToString());
   // Retry soon: the step-down deadline is what bounds this, not the renew interval.
   next_renew_ = clock_.Now() + std::min<Duration>(opts_.renew_interval, kRetry);
   if (clock_.Now() >= deadline_ - opts_.margin) {
@@ -241,7 +242,7 @@ LeaderElection::Change LeaderElection::Campaign(TimePoint now) {
   if (watcher_) watcher_->Cancel();
   watcher_.reset();
   spdlog::info("leader: {} elected ({} at revision {}, lease ttl {}ms)", opts_.id, opts_.url,
-               r->revision, Ms(opts_.ttl));
+               r->revision, ToMs(opts_.ttl));
   return Change::kElected;
 }
 

@@ -14,11 +14,6 @@ namespace hafab::controller {
 
 namespace {
 
-int64_t WallMs(Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
-      .count();
-}
-
 std::string NextStep(const std::string& step) {
   constexpr size_t n = std::size(kFailoverSteps);
   for (size_t i = 0; i + 1 < n; ++i) {

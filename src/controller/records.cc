@@ -11,6 +11,15 @@ using manifest::RestartPolicy;
 using manifest::RoleMode;
 using nlohmann::json;
 
+int64_t WallMs(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+bool RunningState(const std::string& state) {
+  return state == "starting" || state == "running" || state == "stopping";
+}
+
 int64_t ToMs(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/result.h"
 #include "manifest/model.h"
 
@@ -149,5 +150,9 @@ std::string EventKey(int64_t id);
 
 int64_t ToMs(Duration d);
 Duration FromMs(int64_t ms);
+// Milliseconds since the Unix epoch of `clock`'s wall time (what records and events carry).
+int64_t WallMs(const Clock& clock);
+// An agent-reported instance state in which its process exists or is being made.
+bool RunningState(const std::string& state);
 
 }  // namespace hafab::controller

@@ -2,13 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include "controller/records.h"
+
 namespace hafab::controller {
 
 using nlohmann::json;
 
 namespace {
-
-int64_t Ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 
 // Requests a follower cannot answer: writes, and what depends on the leader's memory.
 bool LeaderOnly(const http::Request& req) {
@@ -106,16 +106,16 @@ json Replica::LeaderJson() const {
   json j = {{"self", {{"id", o.id}, {"url", o.url}}},
             {"role", leading() ? "leader" : "follower"},
             {"leader", {{"id", l.id}, {"url", l.url}, {"revision", l.revision}}},
-            {"leader_for_ms", l.id.empty() ? json(nullptr) : json(Ms(now - s.term_started))},
+            {"leader_for_ms", l.id.empty() ? json(nullptr) : json(ToMs(now - s.term_started))},
             {"terms", s.elected},
             {"step_downs", s.stepped_down},
             {"last_step_down", s.last_step_down},
             {"campaigns", s.campaigns},
             {"renew_failures", s.renew_failures},
             {"leader_changes_seen", s.leader_changes},
-            {"ttl_ms", Ms(o.ttl)},
-            {"margin_ms", Ms(o.margin)}};
-  if (leading()) j["lease_left_ms"] = Ms(election_.lease_deadline() - o.margin - now);
+            {"ttl_ms", ToMs(o.ttl)},
+            {"margin_ms", ToMs(o.margin)}};
+  if (leading()) j["lease_left_ms"] = ToMs(election_.lease_deadline() - o.margin - now);
   return j;
 }
 

@@ -13,15 +13,6 @@ using nlohmann::json;
 
 namespace {
 
-int64_t WallMs(Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.WallNow().time_since_epoch())
-      .count();
-}
-
-bool Running(const std::string& state) {
-  return state == "starting" || state == "running" || state == "stopping";
-}
-
 std::string Join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
@@ -279,7 +270,7 @@ Controller::StepResult Controller::StepRolloutStop(Operation& op) {
     const NodeObservation* obs = Observation(inst->node);
     const ObservedInstance* o = Observed(*inst);
     bool taken = obs != nullptr && obs->assignments_generation >= node_generation_[inst->node];
-    if (obs == nullptr || !taken || (o != nullptr && Running(o->state))) waiting.push_back(name);
+    if (obs == nullptr || !taken || (o != nullptr && RunningState(o->state))) waiting.push_back(name);
   }
   if (!waiting.empty()) {
     Note(op, "waiting for " + Join(waiting) + " to stop");
