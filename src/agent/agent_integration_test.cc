@@ -288,7 +288,10 @@ TEST_F(AgentIntegrationTest, VolumeAttachConflictThenDetachWaitsForHolder) {
   WaitInstance("kvd-0", Running);
   EXPECT_EQ(controller_.Volume("kvd-data")["state"], "attached");
   EXPECT_EQ(agent.provider().Describe("kvd-data")->node, "n1");
-  ASSERT_TRUE(WaitFor([&] { return CountProcesses(holder) == 1; }));
+  // The holder itself, not the shell whose script names it: once `sleep` runs, setsid has
+  // made it a session of its own, which stopping the instance's group does not reach.
+  const std::string holder_cmdline = std::string("sleep") + '\0' + holder + '\0';
+  ASSERT_TRUE(WaitFor([&] { return CountProcesses(holder_cmdline) == 1; }));
 
   // The volume is taken away: the instance stops, a process of its own session still holds
   // the volume, so the detach waits.
