@@ -1,12 +1,11 @@
 // The agent with real processes, against a fake controller on loopback.
 #include <dirent.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
 
 #include <boost/asio/post.hpp>
 #include <fstream>
@@ -271,12 +270,11 @@ TEST_F(AgentIntegrationTest, VolumeAttachConflictThenDetachWaitsForHolder) {
   // same time must not be taken for ours.
   // (zero-padded: a marker is never a prefix of another run's).
   const std::string holder = fmt::format("1000.15{:07d}", getpid());
-  json kvd =
-      Assignment("kvd-0",
-                 {"sh", "-c",
-                  "echo x > $HAFAB_VOLUME_DIR/f; setsid sleep " + holder +
-                      " >> $HAFAB_VOLUME_DIR/f 2>&1 & exec sleep 1000.16"},
-                 {{"volume", "kvd-data"}, {"mode", "active-passive"}});
+  json kvd = Assignment("kvd-0",
+                        {"sh", "-c",
+                         "echo x > $HAFAB_VOLUME_DIR/f; setsid sleep " + holder +
+                             " >> $HAFAB_VOLUME_DIR/f 2>&1 & exec sleep 1000.16"},
+                        {{"volume", "kvd-data"}, {"mode", "active-passive"}});
   controller_.SetAssignments(json::array({kvd}));
   json i = WaitInstance("kvd-0", [](const json& i) {
     return i["state"] == "starting" &&

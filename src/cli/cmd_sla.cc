@@ -46,8 +46,9 @@ HAFAB_COMMAND(45, [](CLI::App& app) {
     }
     int64_t window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(*w).count();
     WithClient(*o, [&](const ApiClient& c) -> Status {
-      HAFAB_ASSIGN_OR_RETURN(json j, c.Call("GET", "/v1/roles/" + *role + "/sla?window_ms=" +
-                                                       std::to_string(window_ms)));
+      HAFAB_ASSIGN_OR_RETURN(
+          json j,
+          c.Call("GET", "/v1/roles/" + *role + "/sla?window_ms=" + std::to_string(window_ms)));
       if (j["availability"].is_null()) {
         std::cout << *role << ": no record yet (" << j.value("note", "") << ")\n";
         return Status::Ok();
@@ -59,8 +60,8 @@ HAFAB_COMMAND(45, [](CLI::App& app) {
       std::cout << *role << ": " << pct << " routable over the last " << Ms(observed)
                 << (observed + 1000 < window_ms ? " (recorded since then; window " + *window + ")"
                                                 : "")
-                << ": " << outages.size() << " outages, " << Ms(j.value("unavailable_ms", int64_t{0}))
-                << " without a routable instance\n";
+                << ": " << outages.size() << " outages, "
+                << Ms(j.value("unavailable_ms", int64_t{0})) << " without a routable instance\n";
       int64_t to = j.value("to_ms", int64_t{0});
       for (const auto& out : outages) {
         std::cout << "  " << Ms(to - out.value("start_ms", int64_t{0})) << " ago  for "

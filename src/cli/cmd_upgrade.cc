@@ -18,7 +18,8 @@ Status ParseSet(const std::vector<std::string>& sets, json* out) {
   for (const auto& s : sets) {
     auto eq = s.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return Status::InvalidArgument("--set " + s + ": want KEY=VALUE (command, args, env.NAME, version)");
+      return Status::InvalidArgument("--set " + s +
+                                     ": want KEY=VALUE (command, args, env.NAME, version)");
     }
     std::string key = s.substr(0, eq), value = s.substr(eq + 1);
     if (key == "command" || key == "version") {
@@ -27,7 +28,8 @@ Status ParseSet(const std::vector<std::string>& sets, json* out) {
       json args = json::array();
       if (!value.empty() && value[0] == '[') {
         args = json::parse(value, nullptr, false);
-        if (!args.is_array()) return Status::InvalidArgument("--set args=" + value + ": not a JSON array");
+        if (!args.is_array())
+          return Status::InvalidArgument("--set args=" + value + ": not a JSON array");
       } else {
         size_t i = 0;
         while (i < value.size()) {
@@ -41,7 +43,8 @@ Status ParseSet(const std::vector<std::string>& sets, json* out) {
     } else if (key.rfind("env.", 0) == 0 && key.size() > 4) {
       (*out)["env"][key.substr(4)] = value;
     } else {
-      return Status::InvalidArgument("--set " + key + ": unknown; allowed: command, args, env.NAME, version");
+      return Status::InvalidArgument("--set " + key +
+                                     ": unknown; allowed: command, args, env.NAME, version");
     }
   }
   return Status::Ok();
@@ -69,9 +72,10 @@ Status Follow(const ApiClient& c, const std::string& id, bool want_rollback, Dur
     std::string state = op.value("state", "");
     if (state == "done") {
       bool rolled_back = op.value("rollback", false);
-      std::cout << (rolled_back ? "rollback" : "rollout") << " " << id << " done: "
-                << op.value("role", "") << " runs "
-                << (op.value("to_version", "").empty() ? "(no version)" : op.value("to_version", ""))
+      std::cout << (rolled_back ? "rollback" : "rollout") << " " << id
+                << " done: " << op.value("role", "") << " runs "
+                << (op.value("to_version", "").empty() ? "(no version)"
+                                                       : op.value("to_version", ""))
                 << "\n";
       if (rolled_back && !want_rollback) {
         return Status::Internal("upgrade rolled back: " + op.value("reason", ""));
@@ -123,8 +127,7 @@ HAFAB_COMMAND(44, [](CLI::App& app) {
       HAFAB_ASSIGN_OR_RETURN(json j,
                              c.Call("POST", "/v1/roles/" + *role + "/upgrade", body.dump()));
       std::string id = j.value("operation", "");
-      std::cout << (*rollback ? "rollback " : "rollout ") << id << " of " << *role
-                << " started\n";
+      std::cout << (*rollback ? "rollback " : "rollout ") << id << " of " << *role << " started\n";
       if (!*wait || id.empty()) return Status::Ok();
       return Follow(c, id, *rollback, 600s);
     });

@@ -83,8 +83,8 @@ std::string RenderStatusTable(const json& status) {
   for (const auto& op : status.value("operations", json::array())) {
     if (Str(op, "kind") != "rollout" || Str(op, "state") != "running") continue;
     rollouts += (op.value("rollback", false) ? "rollback " : "rollout ") + Str(op, "id") + " of " +
-                Str(op, "role") + " (" + Str(op, "from_version") + " -> " +
-                Str(op, "to_version") + "): " + DomainProgress(op) + "\n";
+                Str(op, "role") + " (" + Str(op, "from_version") + " -> " + Str(op, "to_version") +
+                "): " + DomainProgress(op) + "\n";
   }
   if (!rollouts.empty()) out += "\n" + rollouts;
   return out;

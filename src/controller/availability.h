@@ -35,8 +35,9 @@ class AvailabilityLog {
   struct Report {
     int64_t from_ms = 0, to_ms = 0;  // the part of the window the log covers
     int64_t unavailable_ms = 0;
-    int outages = 0;                                   // outages overlapping the window
-    std::vector<std::pair<int64_t, int64_t>> windows;  // those outages, clipped; end = to_ms if open
+    int outages = 0;  // outages overlapping the window
+    std::vector<std::pair<int64_t, int64_t>>
+        windows;  // those outages, clipped; end = to_ms if open
     double availability() const {
       return to_ms > from_ms ? 1.0 - static_cast<double>(unavailable_ms) / (to_ms - from_ms) : 1.0;
     }

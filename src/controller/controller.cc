@@ -267,9 +267,10 @@ Status Controller::Commit() {
 }
 
 void Controller::Depose() {
-  spdlog::error("controller {}: a write lost its leadership guard: another replica leads; "
-                "this one stops acting",
-                id_);
+  spdlog::error(
+      "controller {}: a write lost its leadership guard: another replica leads; "
+      "this one stops acting",
+      id_);
   deposed_ = true;
   crashed_ = true;  // nothing more is persisted or published
   pending_.clear();

@@ -145,8 +145,7 @@ class Controller {
   // (ApplyUpgradeSet); with `rollback`, a running rollout turns back, or a finished one is
   // undone. {"operation", "role", "rollback"}. NotFound; InvalidArgument (active-passive,
   // bad or empty set, nothing to roll back to); Conflict (an operation is running).
-  Result<nlohmann::json> Upgrade(const std::string& role, const nlohmann::json& set,
-                                 bool rollback);
+  Result<nlohmann::json> Upgrade(const std::string& role, const nlohmann::json& set, bool rollback);
   // Availability of a role with an endpoint over the last `window` (availability.h):
   // {role, window_ms, observed_ms, unavailable_ms, availability, routable, outages[]}.
   // NotFound; InvalidArgument (no endpoint, window <= 0).
@@ -336,7 +335,7 @@ class Controller {
   bool availability_loaded_ = false;
   // instance -> (when it left the rotation for a scale-down, the routes version without it)
   std::map<std::string, std::pair<TimePoint, int64_t>> scale_drain_;
-  std::set<std::string> warned_;                  // one-shot warnings (unplaceable, ...)
+  std::set<std::string> warned_;  // one-shot warnings (unplaceable, ...)
 
   // Derived and published.
   int64_t seq_ = 0;

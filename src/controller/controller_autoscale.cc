@@ -72,8 +72,8 @@ void Controller::Autoscale() {
     p.target = a.target;
     p.stabilization = a.stabilization;
     p.cooldown = a.cooldown;
-    AutoscaleDecision d = autoscaler_.Evaluate(name, p, role.spec.instances,
-                                               AutoscaleSamples(role), MetricName(a));
+    AutoscaleDecision d =
+        autoscaler_.Evaluate(name, p, role.spec.instances, AutoscaleSamples(role), MetricName(a));
     autoscale_last_[name] = d;
     if (!d.changed()) continue;
     RoleRecord rec = role;

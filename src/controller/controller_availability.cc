@@ -55,7 +55,8 @@ void Controller::TrackAvailability() {
     if (it->second.Record(up, now_ms)) {
       Emit(up ? "role-routable" : "role-unroutable",
            "role " + role +
-               (up ? " is routable again" : " has no routable instance: new connections wait or fail"),
+               (up ? " is routable again"
+                   : " has no routable instance: new connections wait or fail"),
            {{"role", role}});
     } else {
       continue;
@@ -83,8 +84,12 @@ Result<json> Controller::Sla(const std::string& role, Duration window) {
   const int64_t now_ms = WallMs(clock_);
   auto it = availability_.find(role);
   if (it == availability_.end()) {
-    return json{{"role", role},       {"window_ms", ToMs(window)}, {"observed_ms", 0},
-                {"unavailable_ms", 0}, {"availability", nullptr},  {"outages", json::array()},
+    return json{{"role", role},
+                {"window_ms", ToMs(window)},
+                {"observed_ms", 0},
+                {"unavailable_ms", 0},
+                {"availability", nullptr},
+                {"outages", json::array()},
                 {"note", "not routable yet since this controller started recording"}};
   }
   AvailabilityLog::Report r = it->second.Over(ToMs(window), now_ms);

@@ -13,15 +13,15 @@ namespace hafab::controller {
 struct DaemonOptions {
   std::string state_dir;
   std::string listen = "127.0.0.1:0";
-  std::string store;  // store::Open URL: "sqlite:PATH", a path, "etcd://h1:2379,h2:2379";
-                      // "" = sqlite:<state-dir>/controller.db
+  std::string store;      // store::Open URL: "sqlite:PATH", a path, "etcd://h1:2379,h2:2379";
+                          // "" = sqlite:<state-dir>/controller.db
   std::string advertise;  // the URL agents, gateways and the CLI use for this replica;
                           // "" = http://<listen address>
   // The leader key's lease (replica.h): how long a dead leader blocks a takeover. The
   // leader renews every ttl/4 and steps down at ttl - ttl/4 without a renewal.
   Duration leader_ttl = std::chrono::seconds(2);
-  std::string manifest;     // applied at start when set
-  std::string volume_root;  // LocalProvider root; "" = no provider (agents' reports only)
+  std::string manifest;            // applied at start when set
+  std::string volume_root;         // LocalProvider root; "" = no provider (agents' reports only)
   std::string provider = "local";  // "local" (volume_root) or "exec" (provider_config)
   std::string provider_config;     // ExecProvider JSON config (provider/exec_provider.h)
   Duration lease_ttl = std::chrono::milliseconds(1500);

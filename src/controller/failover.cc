@@ -130,9 +130,10 @@ Controller::StepResult Controller::StepDetach(Operation& op) {
     Status st = provider_->ForceDetach(op.volume, op.old_node);
     if (!st.ok()) {
       // Unavailable: the provider is still at it (BackgroundProvider), or cannot now.
-      Note(op, st.code() == StatusCode::kUnavailable ? st.message()
-                                                     : "force-detach of " + op.volume + " from " +
-                                                           op.old_node + " failed: " + st.ToString());
+      Note(op, st.code() == StatusCode::kUnavailable
+                   ? st.message()
+                   : "force-detach of " + op.volume + " from " + op.old_node +
+                         " failed: " + st.ToString());
       return StepResult::kWait;
     }
   }

@@ -28,7 +28,6 @@ LeaderInfo ParseLeader(const store::KeyValue& kv) {
 // Retry of a failed store call (keep-alive, read of the key, watch).
 constexpr Duration kRetry = std::chrono::milliseconds(100);
 
-
 }  // namespace
 
 std::string NewReplicaId() {
@@ -46,18 +45,16 @@ LeaderElection::LeaderElection(store::Store& store, Clock& clock, LeaderOptions 
   HAFAB_CHECK(!opts_.id.empty(), "LeaderElection needs an id");
   HAFAB_CHECK(opts_.margin > Duration::zero() && opts_.margin < opts_.ttl,
               "leader margin must be within (0, ttl)");
-  HAFAB_CHECK(opts_.renew_interval > Duration::zero() &&
-                  opts_.renew_interval < opts_.ttl - opts_.margin,
-              "leader renew interval must be shorter than ttl - margin");
+  HAFAB_CHECK(
+      opts_.renew_interval > Duration::zero() && opts_.renew_interval < opts_.ttl - opts_.margin,
+      "leader renew interval must be shorter than ttl - margin");
 }
 
 LeaderElection::~LeaderElection() {
   if (watcher_) watcher_->Cancel();
 }
 
-bool LeaderElection::Leading() const {
-  return elected_ && clock_.Now() < deadline_ - opts_.margin;
-}
+bool LeaderElection::Leading() const { return elected_ && clock_.Now() < deadline_ - opts_.margin; }
 
 std::vector<store::Compare> LeaderElection::Guard() const {
   HAFAB_CHECK(elected_, "Guard() of a replica that is not leader");
@@ -219,8 +216,8 @@ LeaderElection::Change LeaderElection::Campaign(TimePoint now) {
   }
   store::Txn txn;
   txn.compares = {store::Compare::Missing(kLeaderKey)};
-  txn.success = {store::Op::Put(kLeaderKey, json{{"id", opts_.id}, {"url", opts_.url}}.dump(),
-                                *lease)};
+  txn.success = {
+      store::Op::Put(kLeaderKey, json{{"id", opts_.id}, {"url", opts_.url}}.dump(), *lease)};
   auto r = store_.Commit(txn);
   if (!r.ok() || !r->succeeded) {
     if (!r.ok()) spdlog::warn("leader: campaign failed: {}", r.status().ToString());

@@ -59,7 +59,7 @@ struct LeaderOptions {
 };
 
 struct LeaderInfo {
-  std::string id;   // "" = no leader known
+  std::string id;  // "" = no leader known
   std::string url;
   store::Revision revision = 0;  // the leader key's mod_revision
 };
@@ -69,10 +69,10 @@ struct LeaderStats {
   int64_t elected = 0;       // terms won by this replica
   int64_t stepped_down = 0;  // terms ended (renewal failed, resigned, deposed)
   int64_t renew_failures = 0;
-  int64_t campaigns = 0;        // transactions tried to become leader
-  int64_t leader_changes = 0;   // changes of the leader this replica saw (incl. itself)
-  TimePoint term_started{};     // when the current leader was first seen (or elected)
-  std::string last_step_down;   // why the last term ended
+  int64_t campaigns = 0;       // transactions tried to become leader
+  int64_t leader_changes = 0;  // changes of the leader this replica saw (incl. itself)
+  TimePoint term_started{};    // when the current leader was first seen (or elected)
+  std::string last_step_down;  // why the last term ended
 };
 
 // Not thread-safe: the controller's event-loop thread calls everything. Store calls block

@@ -316,7 +316,8 @@ bool Controller::InstanceReady(const RoleRecord& role, const InstanceRecord& ins
   if (o == nullptr || NodeDown(inst.node) || o->state != "running") return false;
   if (o->epoch != 0 && o->epoch < inst.epoch) return false;
   *busy = o->readiness == "busy";
-  if (SpecFor(role, inst).probes.readiness) return o->readiness == "ready" || o->readiness == "busy";
+  if (SpecFor(role, inst).probes.readiness)
+    return o->readiness == "ready" || o->readiness == "busy";
   return o->liveness != "failed";
 }
 

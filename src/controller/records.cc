@@ -249,9 +249,9 @@ Result<RoleRecord> RoleFromJson(const json& j) {
 }
 
 json ToJson(const InstanceRecord& r) {
-  return {{"name", r.name},     {"role", r.role},   {"ordinal", r.ordinal},
-          {"node", r.node},     {"port", r.port},   {"run", r.run},
-          {"volume", r.volume}, {"epoch", r.epoch}, {"created_ms", r.created_ms},
+  return {{"name", r.name},         {"role", r.role},    {"ordinal", r.ordinal},
+          {"node", r.node},         {"port", r.port},    {"run", r.run},
+          {"volume", r.volume},     {"epoch", r.epoch},  {"created_ms", r.created_ms},
           {"revision", r.revision}, {"routed", r.routed}};
 }
 
@@ -310,25 +310,25 @@ json ToJson(const Operation& r) {
                      {"detail", s.note}});
   }
   json j = {{"id", r.id},
-          {"kind", r.kind},
-          {"role", r.role},
-          {"reason", r.reason},
-          {"planned", r.planned},
-          {"to", r.to},
-          {"owner", r.owner},
-          {"state", r.state},
-          {"step", r.step},
-          {"step_begun", r.step_begun},
-          {"old_primary", r.old_primary},
-          {"old_node", r.old_node},
-          {"new_primary", r.new_primary},
-          {"new_node", r.new_node},
-          {"volume", r.volume},
-          {"epoch", r.epoch},
-          {"created_ms", r.created_ms},
-          {"finished_ms", r.finished_ms},
-          {"error", r.error},
-          {"steps", steps}};
+            {"kind", r.kind},
+            {"role", r.role},
+            {"reason", r.reason},
+            {"planned", r.planned},
+            {"to", r.to},
+            {"owner", r.owner},
+            {"state", r.state},
+            {"step", r.step},
+            {"step_begun", r.step_begun},
+            {"old_primary", r.old_primary},
+            {"old_node", r.old_node},
+            {"new_primary", r.new_primary},
+            {"new_node", r.new_node},
+            {"volume", r.volume},
+            {"epoch", r.epoch},
+            {"created_ms", r.created_ms},
+            {"finished_ms", r.finished_ms},
+            {"error", r.error},
+            {"steps", steps}};
   if (r.kind == "rollout") {
     json domains = json::array();
     for (const auto& d : r.domains) {

@@ -130,12 +130,11 @@ TEST_F(ReplicaTest, FollowerServesReadsAndSendsTheRestToTheLeader) {
   EXPECT_EQ(json::parse(status.body)["instances"].size(), 3u);
 
   // Writes, heartbeats, assignments and routes: 503 naming the leader.
-  for (auto [method, path] : {std::pair{"POST", "/v1/agents/n1/heartbeat"},
-                              std::pair{"POST", "/v1/gateways/gw1/heartbeat"},
-                              std::pair{"GET", "/v1/agents/n1/assignments"},
-                              std::pair{"GET", "/v1/routes"},
-                              std::pair{"POST", "/v1/roles/kvd/failover"},
-                              std::pair{"POST", "/v1/apply"}}) {
+  for (auto [method, path] :
+       {std::pair{"POST", "/v1/agents/n1/heartbeat"},
+        std::pair{"POST", "/v1/gateways/gw1/heartbeat"},
+        std::pair{"GET", "/v1/agents/n1/assignments"}, std::pair{"GET", "/v1/routes"},
+        std::pair{"POST", "/v1/roles/kvd/failover"}, std::pair{"POST", "/v1/apply"}}) {
     http::Response r = Call(b, method, path, "{}");
     EXPECT_EQ(r.status, 503) << method << " " << path;
     json j = json::parse(r.body);
@@ -143,7 +142,8 @@ TEST_F(ReplicaTest, FollowerServesReadsAndSendsTheRestToTheLeader) {
     EXPECT_EQ(j["leader"], "http://a:7070");
   }
   // The leader answers them.
-  http::Response hb = Call(a, "POST", "/v1/agents/n1/heartbeat", agent("n1").HeartbeatBody().dump());
+  http::Response hb =
+      Call(a, "POST", "/v1/agents/n1/heartbeat", agent("n1").HeartbeatBody().dump());
   EXPECT_EQ(hb.status, 200) << hb.body;
   // Bad tokens are refused before "not leader" is said.
   EXPECT_EQ(Call(b, "POST", "/v1/roles/kvd/failover", "{}", "nope").status, 401);
@@ -159,7 +159,8 @@ TEST_F(ReplicaTest, FollowerServesReadsAndSendsTheRestToTheLeader) {
 // The leader dies right after recording the start of each of these steps (an in-process
 // "crash": it persists nothing more and stops ticking); the other replica is elected when
 // the leader key's lease ends, resumes the operation and finishes it.
-class ReplicaTakeoverTest : public ReplicaTest, public ::testing::WithParamInterface<const char*> {};
+class ReplicaTakeoverTest : public ReplicaTest,
+                            public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(ReplicaTakeoverTest, NewLeaderFinishesTheFailover) {
   const std::string step = GetParam();

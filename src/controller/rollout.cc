@@ -69,7 +69,8 @@ Status ApplyUpgradeSet(const json& set, manifest::Role* spec) {
         } else if (val.is_string()) {
           spec->env[k] = val.get<std::string>();
         } else {
-          return Status::InvalidArgument(where + "." + k + ": must be a string (or null to remove)");
+          return Status::InvalidArgument(where + "." + k +
+                                         ": must be a string (or null to remove)");
         }
       }
     } else {
@@ -79,7 +80,8 @@ Status ApplyUpgradeSet(const json& set, manifest::Role* spec) {
   return Status::Ok();
 }
 
-const manifest::Role& Controller::SpecFor(const RoleRecord& role, const InstanceRecord& inst) const {
+const manifest::Role& Controller::SpecFor(const RoleRecord& role,
+                                          const InstanceRecord& inst) const {
   if (role.previous && role.previous_revision != role.revision &&
       inst.revision == role.previous_revision) {
     return *role.previous;
@@ -205,7 +207,8 @@ Controller::StepResult Controller::StepRolloutDrain(Operation& op) {
     std::vector<std::string> domains = WaveDomains(op);
     std::set<std::string> in_wave(domains.begin(), domains.end());
     for (const auto& [name, inst] : instances_) {
-      if (inst.role == op.role && inst.revision != op.to_revision && in_wave.count(DomainOf(inst))) {
+      if (inst.role == op.role && inst.revision != op.to_revision &&
+          in_wave.count(DomainOf(inst))) {
         op.wave_instances.push_back(name);
       }
     }
@@ -270,7 +273,8 @@ Controller::StepResult Controller::StepRolloutStop(Operation& op) {
     const NodeObservation* obs = Observation(inst->node);
     const ObservedInstance* o = Observed(*inst);
     bool taken = obs != nullptr && obs->assignments_generation >= node_generation_[inst->node];
-    if (obs == nullptr || !taken || (o != nullptr && RunningState(o->state))) waiting.push_back(name);
+    if (obs == nullptr || !taken || (o != nullptr && RunningState(o->state)))
+      waiting.push_back(name);
   }
   if (!waiting.empty()) {
     Note(op, "waiting for " + Join(waiting) + " to stop");

@@ -16,8 +16,9 @@
 //   route  back in rotation; the next wave starts with drain.
 // A rollback is the same procedure towards the old spec: the role's spec and previous swap
 // (runtime fields only); the wave under way is redone first (its instances are out of
-// rotation, some maybe still on the old spec), then every domain not at the old revision. A controller restarted mid-way resumes at the
-// recorded step of the recorded wave (every step is idempotent).
+// rotation, some maybe still on the old spec), then every domain not at the old revision. A
+// controller restarted mid-way resumes at the recorded step of the recorded wave (every step is
+// idempotent).
 #pragma once
 
 #include <nlohmann/json.hpp>

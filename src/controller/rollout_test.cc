@@ -1,11 +1,12 @@
 // Rolling upgrades with fake agents and a fake gateway on a fake clock: one update domain
 // at a time, drained before stopped, rolled back when the new version fails, resumable by a
 // new controller at every recorded step.
+#include "controller/rollout.h"
+
 #include <gtest/gtest.h>
 
 #include "controller/controller.h"
 #include "controller/fixture.h"
-#include "controller/rollout.h"
 
 namespace hafab::controller::testsupport {
 namespace {
@@ -281,8 +282,7 @@ TEST_F(RolloutTest, UpgradeValidates) {
   EXPECT_EQ(Role("web").spec.env.at("A"), "1");
 }
 
-class RolloutResumeTest : public RolloutTest,
-                          public ::testing::WithParamInterface<const char*> {};
+class RolloutResumeTest : public RolloutTest, public ::testing::WithParamInterface<const char*> {};
 
 // The controller "dies" right after recording the start of a step of the first domain; a
 // new controller on the same store resumes there and finishes, one domain at a time.

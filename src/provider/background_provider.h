@@ -64,7 +64,7 @@ class BackgroundProvider final : public Provider {
     TimePoint completed;  // of `latest`
   };
 
-  void Enqueue(std::function<void()> call);  // REQUIRES: mu_ held
+  void Enqueue(std::function<void()> call);                     // REQUIRES: mu_ held
   void StartDescribe(const std::string& volume, Described& d);  // REQUIRES: mu_ held
   void Run();
 

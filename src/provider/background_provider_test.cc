@@ -161,9 +161,9 @@ TEST_F(BackgroundProviderTest, DescribeAnswerGoesStale) {
 TEST_F(BackgroundProviderTest, UncollectedResultExpires) {
   gated_->Open();
   ASSERT_EQ(bg_->ForceDetach("v", "n1").code(), StatusCode::kUnavailable);
-  ASSERT_TRUE(Settled([&] { return Status(bg_->pending() == 0 ? Status::Ok()
-                                                               : Status::Unavailable("busy")); })
-                  .ok());
+  ASSERT_TRUE(Settled([&] {
+                return Status(bg_->pending() == 0 ? Status::Ok() : Status::Unavailable("busy"));
+              }).ok());
   clock_.Advance(2min);
   // A result a minute old is not taken as the answer to a new request.
   EXPECT_EQ(bg_->ForceDetach("v", "n1").code(), StatusCode::kUnavailable);

@@ -62,7 +62,8 @@ std::vector<std::string> ScaleEvents(Cluster& c) {
   if (!ev.ok()) return out;
   for (const auto& e : (*ev)["events"]) {
     std::string type = e["type"];
-    if (type.rfind("autoscaled-", 0) == 0) out.push_back(type + ": " + e["message"].get<std::string>());
+    if (type.rfind("autoscaled-", 0) == 0)
+      out.push_back(type + ": " + e["message"].get<std::string>());
   }
   return out;
 }
@@ -75,7 +76,9 @@ TEST(AutoscaleE2eTest, HeldConnectionsScaleUpAndReleaseScalesBackDown) {
   Cluster c(o);
   Status started = c.Start();
   ASSERT_TRUE(started.ok()) << started.ToString();
-  ASSERT_TRUE(c.WaitFor("2 echo instances ready", [&] { return Echo(c).ready == 2; }, 30s).ok());
+  ASSERT_TRUE(c.WaitFor(
+                   "2 echo instances ready", [&] { return Echo(c).ready == 2; }, 30s)
+                  .ok());
   const int port = std::stoi(c.echo_url().substr(c.echo_url().rfind(':') + 1));
   // Short requests all along: scaling up and down (drained first) fails none of them.
   LoadClient load(c.echo_url() + "/", 1);
@@ -90,7 +93,9 @@ TEST(AutoscaleE2eTest, HeldConnectionsScaleUpAndReleaseScalesBackDown) {
     held.push_back(fd);
   }
   TimePoint t0 = RealClock().Now();
-  ASSERT_TRUE(c.WaitFor("4 echo instances ready", [&] { return Echo(c).ready == 4; }, 30s).ok());
+  ASSERT_TRUE(c.WaitFor(
+                   "4 echo instances ready", [&] { return Echo(c).ready == 4; }, 30s)
+                  .ok());
   std::cout << "scaled 2 -> 4 ready in " << ToMillis(RealClock().Now() - t0) << "ms\n";
   // Held for longer than the stabilisation window: the count does not move.
   TimePoint hold_until = RealClock().Now() + 8s;
@@ -106,7 +111,9 @@ TEST(AutoscaleE2eTest, HeldConnectionsScaleUpAndReleaseScalesBackDown) {
     close(fd);
   }
   TimePoint t1 = RealClock().Now();
-  ASSERT_TRUE(c.WaitFor("echo back to 2", [&] { return Echo(c).desired == 2; }, 30s).ok());
+  ASSERT_TRUE(c.WaitFor(
+                   "echo back to 2", [&] { return Echo(c).desired == 2; }, 30s)
+                  .ok());
   double down_ms = ToMillis(RealClock().Now() - t1);
   std::cout << "released -> scaled back to 2 after " << down_ms << "ms (stabilization 5s)\n";
   // Not before the window: the last "4" was recommended at most one evaluation (1 s)
@@ -114,7 +121,9 @@ TEST(AutoscaleE2eTest, HeldConnectionsScaleUpAndReleaseScalesBackDown) {
   EXPECT_GE(down_ms, 5000 - 1100);
 
   // The removed instances are gone (drained, then stopped) with the load still running.
-  ASSERT_TRUE(c.WaitFor("2 echo instances", [&] { return Echo(c).ready == 2; }, 20s).ok());
+  ASSERT_TRUE(c.WaitFor(
+                   "2 echo instances", [&] { return Echo(c).ready == 2; }, 20s)
+                  .ok());
   load.Stop();
   std::cout << "short requests during the whole test: " << load.ok() << " answered, "
             << load.failed() << " failed\n";

@@ -57,7 +57,8 @@ Duration Measure(Cluster& c, const std::string& inst, bool busy, const std::func
       std::string("routes with ") + inst + (busy ? " busy" : " back"),
       [&] { return (version = RoutesShow(c, inst, busy)) != 0; }, 5s);
   EXPECT_TRUE(st.ok()) << st.ToString();
-  st = c.WaitFor("the gateway to acknowledge", [&] { return GatewaysAcked(c, version); }, 5s);
+  st = c.WaitFor(
+      "the gateway to acknowledge", [&] { return GatewaysAcked(c, version); }, 5s);
   EXPECT_TRUE(st.ok()) << st.ToString();
   return RealClock().Now() - t0;
 }
@@ -83,7 +84,8 @@ TEST(BusyE2eTest, BusyInstanceLeavesTheRotationAndComesBackWithinTheBound) {
                    },
                    30s)
                   .ok());
-  ASSERT_TRUE(c.WaitFor("routes with echo-0", [&] { return RoutesShow(c, inst, false) != 0; }, 10s)
+  ASSERT_TRUE(c.WaitFor(
+                   "routes with echo-0", [&] { return RoutesShow(c, inst, false) != 0; }, 10s)
                   .ok());
   const std::string direct = "http://127.0.0.1:" + std::to_string(port);
   std::vector<double> out_ms, back_ms;
@@ -118,8 +120,8 @@ TEST(BusyE2eTest, BusyInstanceLeavesTheRotationAndComesBackWithinTheBound) {
   std::sort(back_ms.begin(), back_ms.end());
   std::cout << "busy -> out of rotation (gateway acknowledged), ms: min " << out_ms.front()
             << " median " << out_ms[2] << " max " << out_ms.back() << "\n"
-            << "unbusy -> back in rotation, ms: min " << back_ms.front() << " median "
-            << back_ms[2] << " max " << back_ms.back() << "\n";
+            << "unbusy -> back in rotation, ms: min " << back_ms.front() << " median " << back_ms[2]
+            << " max " << back_ms.back() << "\n";
   const double bound = ToMillis(kProbeInterval + kHeartbeat + kMargin);
   EXPECT_LE(out_ms.back(), bound);
   EXPECT_LE(back_ms.back(), bound);
@@ -130,7 +132,8 @@ TEST(BusyE2eTest, BusyInstanceLeavesTheRotationAndComesBackWithinTheBound) {
   auto st = c.Api("GET", "/v1/status");
   ASSERT_TRUE(st.ok());
   for (const auto& i : (*st)["instances"]) {
-    if (i["role"] == "echo") all.push_back("http://127.0.0.1:" + std::to_string(i["port"].get<int>()));
+    if (i["role"] == "echo")
+      all.push_back("http://127.0.0.1:" + std::to_string(i["port"].get<int>()));
   }
   ASSERT_EQ(all.size(), 3u);
   for (const auto& url : all) ASSERT_TRUE(http::Fetch("POST", url + "/busy").ok());

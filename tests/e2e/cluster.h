@@ -21,13 +21,13 @@ struct ClusterOptions {
   int nodes = 3;
   int kvd_instances = 2;
   int echo_instances = 3;
-  std::string revive_after = "5s";  // longer than a lease: a killed node is seen down
+  std::string revive_after = "5s";   // longer than a lease: a killed node is seen down
   std::string lease_ttl = "1500ms";  // "" = leave it out of the manifest (the default)
   std::vector<std::string> extra_up_args;
   // Appended to the echo role in the manifest (YAML lines indented by 4, e.g.
   // "    update: {ready_timeout: 10s}\n"); with "    min:" in it, instances is left out.
   std::string echo_extra;
-  std::string api_listen = "127.0.0.1:0";  // the controller's API (settings.api_listen)
+  std::string api_listen = "127.0.0.1:0";   // the controller's API (settings.api_listen)
   std::vector<std::string> node_addresses;  // node i's `address` (n1 first); none = default
 };
 

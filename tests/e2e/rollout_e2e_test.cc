@@ -41,11 +41,10 @@ json LastRollout(Cluster& c) {
 void PrintTimeline(const std::string& title, const json& op) {
   std::cout << title << ": " << op.value("id", "") << " " << op.value("state", "")
             << (op.value("rollback", false) ? " (rolled back)" : "") << " in "
-            << op.value("finished_ms", int64_t{0}) - op.value("created_ms", int64_t{0})
-            << "ms\n";
+            << op.value("finished_ms", int64_t{0}) - op.value("created_ms", int64_t{0}) << "ms\n";
   for (const auto& s : op.value("steps", json::array())) {
-    std::cout << "  " << s.value("name", "") << "  " << s.value("duration_ms", int64_t{0})
-              << "ms  " << s.value("note", "") << "\n";
+    std::cout << "  " << s.value("name", "") << "  " << s.value("duration_ms", int64_t{0}) << "ms  "
+              << s.value("note", "") << "\n";
   }
 }
 
@@ -53,15 +52,20 @@ TEST(RolloutE2eTest, UpgradeAndBrokenUpgradeUnderLoadFailNoRequest) {
   ClusterOptions o;
   o.nodes = 3;
   o.echo_instances = 6;
-  o.echo_extra = "    version: \"1\"\n    update: {max_unavailable_domains: 1, ready_timeout: 20s}\n";
+  o.echo_extra =
+      "    version: \"1\"\n    update: {max_unavailable_domains: 1, ready_timeout: 20s}\n";
   Cluster c(o);
   Status started = c.Start();
   ASSERT_TRUE(started.ok()) << started.ToString();
-  ASSERT_TRUE(c.WaitFor("6 echo instances ready", [&] { return ReadyAt(c, "1") == 6; }, 30s).ok());
+  ASSERT_TRUE(c.WaitFor(
+                   "6 echo instances ready", [&] { return ReadyAt(c, "1") == 6; }, 30s)
+                  .ok());
 
   LoadClient load(c.echo_url() + "/", 2);
   load.Start();
-  ASSERT_TRUE(c.WaitFor("200 answers", [&] { return load.ok() >= 200; }, 20s).ok());
+  ASSERT_TRUE(c.WaitFor(
+                   "200 answers", [&] { return load.ok() >= 200; }, 20s)
+                  .ok());
 
   // 1. A good upgrade.
   std::string out;
@@ -76,7 +80,8 @@ TEST(RolloutE2eTest, UpgradeAndBrokenUpgradeUnderLoadFailNoRequest) {
   EXPECT_EQ(op["state"], "done");
   EXPECT_FALSE(op["rollback"].get<bool>());
   PrintTimeline("upgrade", op);
-  EXPECT_TRUE(c.WaitFor("6 instances ready at version 2", [&] { return ReadyAt(c, "2") == 6; }, 10s)
+  EXPECT_TRUE(c.WaitFor(
+                   "6 instances ready at version 2", [&] { return ReadyAt(c, "2") == 6; }, 10s)
                   .ok());
   int64_t after_upgrade = load.ok();
   EXPECT_EQ(load.failed(), 0) << "first error: " << (load.errors().empty() ? "" : load.errors()[0]);
@@ -96,9 +101,10 @@ TEST(RolloutE2eTest, UpgradeAndBrokenUpgradeUnderLoadFailNoRequest) {
   EXPECT_NE(op["reason"].get<std::string>().find("failed to start"), std::string::npos)
       << op["reason"];
   PrintTimeline("broken upgrade", op);
-  EXPECT_TRUE(c.WaitFor("6 instances ready at version 2 again",
-                        [&] { return ReadyAt(c, "2") == 6; }, 10s)
-                  .ok());
+  EXPECT_TRUE(
+      c.WaitFor(
+           "6 instances ready at version 2 again", [&] { return ReadyAt(c, "2") == 6; }, 10s)
+          .ok());
   auto roles = c.Api("GET", "/v1/roles");
   ASSERT_TRUE(roles.ok());
   for (const auto& r : (*roles)["roles"]) {
@@ -108,8 +114,9 @@ TEST(RolloutE2eTest, UpgradeAndBrokenUpgradeUnderLoadFailNoRequest) {
   }
   // Keep the load on a little longer: the rolled-back domain serves again.
   int64_t before_tail = load.ok();
-  ASSERT_TRUE(
-      c.WaitFor("200 more answers", [&] { return load.ok() >= before_tail + 200; }, 20s).ok());
+  ASSERT_TRUE(c.WaitFor(
+                   "200 more answers", [&] { return load.ok() >= before_tail + 200; }, 20s)
+                  .ok());
   load.Stop();
   std::cout << "broken upgrade: " << load.ok() - after_upgrade << " requests answered, "
             << load.failed() << " failed in total\n";
@@ -143,16 +150,19 @@ TEST(RolloutE2eTest, ControllerKilledAtEveryDrainResumesTheRollout) {
   Status started = c.Start();
   unsetenv("HAFAB_TEST_CRASH_AT_STEP");
   ASSERT_TRUE(started.ok()) << started.ToString();
-  ASSERT_TRUE(c.WaitFor("6 echo instances ready", [&] { return ReadyAt(c, "1") == 6; }, 30s).ok());
+  ASSERT_TRUE(c.WaitFor(
+                   "6 echo instances ready", [&] { return ReadyAt(c, "1") == 6; }, 30s)
+                  .ok());
   LoadClient load(c.echo_url() + "/", 2);
   load.Start();
-  ASSERT_TRUE(c.WaitFor("200 answers", [&] { return load.ok() >= 200; }, 20s).ok());
+  ASSERT_TRUE(c.WaitFor(
+                   "200 answers", [&] { return load.ok() >= 200; }, 20s)
+                  .ok());
   std::string out;
   // The first crash comes while the upgrade request is answered (the rollout's first step
   // begins inside it): the CLI may see the connection close. The rollout is recorded.
-  (void)c.Hafab({"upgrade", "echo", "--set", "version=2", "--no-wait", "--state-dir",
-                 c.state_dir()},
-                &out);
+  (void)c.Hafab(
+      {"upgrade", "echo", "--set", "version=2", "--no-wait", "--state-dir", c.state_dir()}, &out);
   json op;
   ASSERT_TRUE(c.WaitFor(
                    "the rollout to finish across controller restarts",
@@ -173,11 +183,12 @@ TEST(RolloutE2eTest, ControllerKilledAtEveryDrainResumesTheRollout) {
   int resumed = 0;
   for (const auto& e : (*events)["events"]) resumed += e["type"] == "op-resumed";
   EXPECT_EQ(resumed, 3);
-  EXPECT_TRUE(c.WaitFor("6 instances ready at version 2", [&] { return ReadyAt(c, "2") == 6; }, 10s)
+  EXPECT_TRUE(c.WaitFor(
+                   "6 instances ready at version 2", [&] { return ReadyAt(c, "2") == 6; }, 10s)
                   .ok());
   load.Stop();
-  std::cout << "with 3 controller crashes: " << load.ok() << " requests answered, "
-            << load.failed() << " failed\n";
+  std::cout << "with 3 controller crashes: " << load.ok() << " requests answered, " << load.failed()
+            << " failed\n";
   for (const auto& e : load.errors()) std::cout << "  " << e << "\n";
   EXPECT_EQ(load.failed(), 0);
   Status stopped = c.Stop();

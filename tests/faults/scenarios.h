@@ -21,7 +21,7 @@ struct IterationResult {
   int64_t acked = 0;
   int64_t lost = 0;
   int64_t split_brain = 0;
-  std::string detail;  // the fault injected (e.g. the crash step) and the violations
+  std::string detail;   // the fault injected (e.g. the crash step) and the violations
   std::string skipped;  // not "": the scenario cannot run here (why); nothing was checked
 };
 

@@ -104,22 +104,22 @@ class HaControllersTest : public ::testing::Test {
   void StartController(int i, const std::string& crash_at = "") {
     std::map<std::string, std::string> env;
     if (!crash_at.empty()) env["HAFAB_TEST_CRASH_AT_STEP"] = crash_at;
-    controllers_[i] = Spawn(
-        {HAFAB_BINARY, "controller", "--state-dir", dir_ + "/ctl" + std::to_string(i), "--store",
-         etcd_->Url(), "--listen", "127.0.0.1:" + std::to_string(ports_[i]), "--advertise",
-         urls_[i], "--volume-root", dir_ + "/volumes", "--lease-ttl", "1500ms", "--leader-ttl",
-         "1s"},
-        dir_ + "/ctl" + std::to_string(i) + ".log", env);
+    controllers_[i] =
+        Spawn({HAFAB_BINARY, "controller", "--state-dir", dir_ + "/ctl" + std::to_string(i),
+               "--store", etcd_->Url(), "--listen", "127.0.0.1:" + std::to_string(ports_[i]),
+               "--advertise", urls_[i], "--volume-root", dir_ + "/volumes", "--lease-ttl", "1500ms",
+               "--leader-ttl", "1s"},
+              dir_ + "/ctl" + std::to_string(i) + ".log", env);
   }
 
   void StartAgent(const std::string& node) {
     fs::create_directories(dir_ + "/nodes/" + node);
-    agents_[node] = Spawn({HAFAB_BINARY, "agent", "--node", node, "--controller", ControllerList(),
-                           "--token-file", dir_ + "/ctl0/admin.token", "--data-dir",
-                           dir_ + "/nodes/" + node, "--volume-root", dir_ + "/volumes",
-                           "--fault-domain", "fd-" + node, "--update-domain", "ud-" + node,
-                           "--heartbeat-interval", "100ms"},
-                          dir_ + "/agent-" + node + ".log");
+    agents_[node] =
+        Spawn({HAFAB_BINARY, "agent", "--node", node, "--controller", ControllerList(),
+               "--token-file", dir_ + "/ctl0/admin.token", "--data-dir", dir_ + "/nodes/" + node,
+               "--volume-root", dir_ + "/volumes", "--fault-domain", "fd-" + node,
+               "--update-domain", "ud-" + node, "--heartbeat-interval", "100ms"},
+              dir_ + "/agent-" + node + ".log");
   }
 
   void StartGateway() {
@@ -129,8 +129,8 @@ class HaControllersTest : public ::testing::Test {
   }
 
   Result<json> Get(int i, const std::string& path) {
-    auto r = http::Fetch("GET", urls_[i] + path, "", {{"Authorization", std::string("Bearer ") + kToken}},
-                         2s);
+    auto r = http::Fetch("GET", urls_[i] + path, "",
+                         {{"Authorization", std::string("Bearer ") + kToken}}, 2s);
     if (!r.ok()) return r.status();
     if (r->status != 200) return Status::Unavailable(path + ": HTTP " + std::to_string(r->status));
     return json::parse(r->body, nullptr, false);
@@ -317,7 +317,8 @@ roles:
     auto st = l < 0 ? Result<json>(Status::Unavailable("no leader")) : Get(l, "/v1/status");
     if (!st.ok()) return false;
     int stopped = 0;
-    for (const auto& i : (*st)["instances"]) stopped += i["role"] == "kvd" && i["state"] == "stopped";
+    for (const auto& i : (*st)["instances"])
+      stopped += i["role"] == "kvd" && i["state"] == "stopped";
     return stopped == 2;
   }));
 
@@ -338,15 +339,17 @@ roles:
     return followers == 2 && Leader() == 1;
   }));
   acked = checker_->acked();
-  ASSERT_TRUE(WaitFor("writes under the new leader", [&] { return checker_->acked() > acked + 50; }));
+  ASSERT_TRUE(
+      WaitFor("writes under the new leader", [&] { return checker_->acked() > acked + 50; }));
 
   // 3. A failover during which the leader dies.
   auto [old_inst, old_node] = SolePrimary();
   ASSERT_FALSE(old_inst.empty());
   node = KillPrimaryNode(&killed);
   int status = 0;
-  ASSERT_TRUE(WaitFor("the leader to die at step " + std::string(kCrashStep),
-                      [&] { return waitpid(controllers_[1], &status, WNOHANG) == controllers_[1]; }));
+  ASSERT_TRUE(WaitFor("the leader to die at step " + std::string(kCrashStep), [&] {
+    return waitpid(controllers_[1], &status, WNOHANG) == controllers_[1];
+  }));
   controllers_[1] = 0;
   TimePoint leader_died = RealClock().Now();
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 137) << status;
@@ -383,9 +386,8 @@ roles:
   //    one of them leads, and agents and gateway catch up with it.
   for (auto& pid : controllers_) StopGroup(pid, SIGKILL);
   TimePoint all_dead = RealClock().Now();
-  ASSERT_TRUE(WaitFor("1 s without any controller", [&] {
-    return RealClock().Now() - all_dead >= 1s;
-  }));
+  ASSERT_TRUE(
+      WaitFor("1 s without any controller", [&] { return RealClock().Now() - all_dead >= 1s; }));
   int64_t acked_without_controller = 0;
   for (const auto& a : checker_->AcksSnapshot()) {
     acked_without_controller += a.acked > all_dead + 100ms && a.acked <= all_dead + 1s;
