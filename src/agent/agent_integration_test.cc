@@ -42,8 +42,8 @@ bool ProcessAlive(pid_t pid) {
   return st && st->state != 'Z';
 }
 
-// Live processes whose command line contains `marker`.
-int CountProcesses(const std::string& marker) {
+// Live processes whose command line contains `marker` (or, with `exact`, is `marker`).
+int CountProcesses(const std::string& marker, bool exact = false) {
   int n = 0;
   DIR* d = opendir("/proc");
   while (dirent* e = readdir(d)) {
@@ -51,7 +51,7 @@ int CountProcesses(const std::string& marker) {
     if (pid <= 0 || !ProcessAlive(pid)) continue;
     std::ifstream in(std::string("/proc/") + e->d_name + "/cmdline");
     std::string cmd((std::istreambuf_iterator<char>(in)), {});
-    if (cmd.find(marker) != std::string::npos) ++n;
+    if (exact ? cmd == marker : cmd.find(marker) != std::string::npos) ++n;
   }
   closedir(d);
   return n;
@@ -286,10 +286,12 @@ TEST_F(AgentIntegrationTest, VolumeAttachConflictThenDetachWaitsForHolder) {
   WaitInstance("kvd-0", Running);
   EXPECT_EQ(controller_.Volume("kvd-data")["state"], "attached");
   EXPECT_EQ(agent.provider().Describe("kvd-data")->node, "n1");
-  // The holder itself, not the shell whose script names it: once `sleep` runs, setsid has
-  // made it a session of its own, which stopping the instance's group does not reach.
+  // The holder itself, neither the shell whose script names it nor `setsid sleep …` before
+  // its exec (whose command line contains the holder's): once the command line is exactly
+  // `sleep <holder>`, setsid has made it a session of its own, which stopping the
+  // instance's group does not reach.
   const std::string holder_cmdline = std::string("sleep") + '\0' + holder + '\0';
-  ASSERT_TRUE(WaitFor([&] { return CountProcesses(holder_cmdline) == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return CountProcesses(holder_cmdline, /*exact=*/true) == 1; }));
 
   // The volume is taken away: the instance stops, a process of its own session still holds
   // the volume, so the detach waits.
