@@ -255,8 +255,10 @@ bool Api::Ready(const Waiter& w) {
 
 http::Response Api::Answer(const Waiter& w) {
   switch (w.kind) {
-    case Kind::kAssignments:
-      return Ok(c_.Assignments(w.node));
+    case Kind::kAssignments: {
+      auto r = c_.Assignments(w.node);
+      return r.ok() ? Ok(*r) : ErrorResponse(r.status());
+    }
     case Kind::kRoutes:
       return Ok(c_.Routes());
     case Kind::kEvents: {

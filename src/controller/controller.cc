@@ -244,6 +244,12 @@ Status Controller::Commit() {
     pending_.clear();
     return Status::Unavailable("controller crashed (test)");
   }
+  if (reload_needed_) {
+    // Memory is ahead of the store since an earlier commit failed: what was computed from
+    // it is dropped, not written over the store's truth.
+    pending_.clear();
+    return Status::Unavailable("store: reloading state after a failed commit");
+  }
   if (pending_.empty()) return Status::Ok();
   // A key written twice since the last commit: only the last write counts (a store
   // transaction may name each key once, as in etcd).
@@ -276,6 +282,24 @@ void Controller::Depose() {
   pending_.clear();
 }
 
+Status Controller::ReloadIfNeeded() {
+  if (!reload_needed_) return Status::Ok();
+  Status st = Load();
+  if (!st.ok()) {
+    spdlog::error("store reload failed: {}", st.ToString());
+    return st;
+  }
+  reload_needed_ = false;
+  // A node whose expiry was not stored is up again in the store but has no lease left:
+  // it expires again at once, so its failure is acted on, not forgotten.
+  TimePoint now = clock_.Now();
+  for (const auto& [name, n] : nodes_) {
+    if (!n.down && !node_leases_.Live(name)) node_leases_.Renew(name, now);
+  }
+  spdlog::info("state reloaded from the store after a failed commit");
+  return Status::Ok();
+}
+
 Status Controller::Reload() {
   events_.clear();
   stored_events_.clear();
@@ -283,7 +307,9 @@ Status Controller::Reload() {
 }
 
 void Controller::Publish() {
-  if (crashed_) return;
+  // After a failed commit nothing is published: agents and gateways only ever see what the
+  // store holds (a stale leader's unstored failover must not reach them).
+  if (crashed_ || reload_needed_) return;
   std::set<std::string> dirty;
   dirty.swap(dirty_nodes_);
   for (const auto& node : dirty) {
@@ -362,6 +388,7 @@ void Controller::OnNodeExpired(const std::string& node) {
 
 Result<json> Controller::AgentHeartbeat(const std::string& node, const json& body) {
   if (crashed_) return Status::Unavailable("controller stopping");
+  HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   if (!body.is_object()) return Status::InvalidArgument("body: must be a JSON object");
   NodeObservation next;
   std::string addr, fd, ud;
@@ -467,16 +494,19 @@ int64_t Controller::AssignmentsGeneration(const std::string& node) {
   if (it != node_generation_.end()) return it->second;
   dirty_nodes_.insert(node);
   Publish();
-  return node_generation_[node];
+  it = node_generation_.find(node);
+  return it == node_generation_.end() ? 0 : it->second;  // 0: not published (reload pending)
 }
 
-json Controller::Assignments(const std::string& node) {
+Result<json> Controller::Assignments(const std::string& node) {
+  HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   int64_t gen = AssignmentsGeneration(node);
-  return {{"generation", gen}, {"assignments", BuildAssignments(node)}};
+  return json{{"generation", gen}, {"assignments", BuildAssignments(node)}};
 }
 
 Result<json> Controller::GatewayHeartbeat(const std::string& id, const json& body) {
   if (crashed_) return Status::Unavailable("controller stopping");
+  HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   if (!body.is_object()) return Status::InvalidArgument("body: must be a JSON object");
   int64_t version = 0;
   HAFAB_RETURN_IF_ERROR(Read(body, "routes_version", "", &version));
@@ -508,6 +538,7 @@ Result<json> Controller::GatewayHeartbeat(const std::string& id, const json& bod
 
 Result<json> Controller::Apply(const manifest::Manifest& m) {
   if (crashed_) return Status::Unavailable("controller stopping");
+  HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   // Changes a running cluster cannot take are refused before anything is written.
   std::map<std::string, std::string> volume_owner;
   for (size_t i = 0; i < m.roles.size(); ++i) {
@@ -595,6 +626,7 @@ Result<json> Controller::Apply(const manifest::Manifest& m) {
 }
 
 Result<json> Controller::Scale(const std::string& role, int n) {
+  HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   auto it = roles_.find(role);
   if (it == roles_.end()) return Status::NotFound("role " + role + " does not exist");
   if (n < 1 || n > 1000) return Status::InvalidArgument("instances: must be between 1 and 1000");
@@ -614,6 +646,7 @@ Result<json> Controller::Scale(const std::string& role, int n) {
 }
 
 Result<json> Controller::Drain(const std::string& node, bool drain) {
+  HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return Status::NotFound("node " + node + " is not known");
   NodeRecord rec = it->second;
@@ -631,6 +664,7 @@ Result<json> Controller::Drain(const std::string& node, bool drain) {
 }
 
 Result<json> Controller::RequestFailover(const std::string& role, const std::string& to) {
+  HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   auto it = roles_.find(role);
   if (it == roles_.end()) return Status::NotFound("role " + role + " does not exist");
   RoleRecord& r = it->second;
@@ -677,15 +711,7 @@ const Operation* Controller::ActiveOp(const std::string& role) const {
 }
 
 void Controller::Tick() {
-  if (crashed_) return;
-  if (reload_needed_) {
-    Status st = Load();
-    if (!st.ok()) {
-      spdlog::error("store reload failed: {}", st.ToString());
-      return;
-    }
-    reload_needed_ = false;
-  }
+  if (crashed_ || !ReloadIfNeeded().ok()) return;
   TimePoint now = clock_.Now();
   bool expired = false;
   for (const auto& node : node_leases_.PopExpired(now)) {

@@ -125,7 +125,9 @@ class Controller {
   // the bad field ("instances[1].restarts: must be an integer").
   Result<nlohmann::json> AgentHeartbeat(const std::string& node, const nlohmann::json& body);
   // {"generation": G, "assignments": [...]} for the node (empty for an unknown node).
-  nlohmann::json Assignments(const std::string& node);
+  // Unavailable while the store cannot be read back after a failed commit: memory is then
+  // ahead of the store and is not shown.
+  Result<nlohmann::json> Assignments(const std::string& node);
   int64_t AssignmentsGeneration(const std::string& node);
 
   // Gateway heartbeat {"routes_version": V}: renews its lease, records its acknowledgement.
@@ -197,6 +199,9 @@ class Controller {
 
   // --- state and persistence (controller.cc)
   Status Load();
+  // After a failed commit (reload_needed_), reads the store again and re-arms the leases
+  // of nodes whose expiry was lost. Called first by every entry point. Errors: the store's.
+  Status ReloadIfNeeded();
   int64_t NextSeq();
   void PutRole(const RoleRecord& r);
   void DeleteRole(const std::string& name);
@@ -207,8 +212,8 @@ class Controller {
   void Emit(const std::string& type, const std::string& message,
             std::map<std::string, std::string> fields = {});
   // Commits the pending writes in one transaction. On failure drops them, marks memory
-  // for a reload from the store at the next Tick (references stay valid until then) and
-  // returns the error.
+  // for a reload from the store at the next entry point (references stay valid until
+  // then), refuses every commit and publication until that reload, and returns the error.
   Status Commit();
   // Recomputes dirty assignments and the routing table; bumps generations and versions
   // that changed and tells the listener.

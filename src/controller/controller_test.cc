@@ -29,11 +29,11 @@ TEST_F(ClusterTest, PlacesActivePassivePrimaryAndStandbyInDifferentDomains) {
   EXPECT_EQ(agent(s.node).State("kvd-1"), "stopped");
 
   // The assignment of the primary carries the volume; the standby's does not.
-  auto a = c_->Assignments(p.node)["assignments"][0];
+  auto a = c_->Assignments(p.node)->at("assignments")[0];
   EXPECT_EQ(a["volume"], "kvd-data");
   EXPECT_EQ(a["run"], true);
   EXPECT_EQ(a["port"], 7101);
-  auto b = c_->Assignments(s.node)["assignments"][0];
+  auto b = c_->Assignments(s.node)->at("assignments")[0];
   EXPECT_FALSE(b.contains("volume"));
   EXPECT_EQ(b["run"], false);
 

@@ -97,6 +97,25 @@ TEST_F(FailoverTest, NodeLossFailsOverToAnotherFaultDomain) {
             c_->nodes().at(old_node_).fault_domain);
 }
 
+// The store refuses every commit while the primary's node dies: nothing the store does
+// not hold is published (no new routes, no new assignments), and the node's expiry, lost
+// with the failed commit, is acted on once the store is back.
+TEST_F(FailoverTest, StoreOutageDuringNodeLossPublishesNothingThenFailsOver) {
+  StartKvd();
+  const int64_t routes = c_->RoutesVersion();
+  std::map<std::string, int64_t> generations;
+  for (const auto& n : {"n1", "n2", "n3"}) generations[n] = c_->AssignmentsGeneration(n);
+  agent(old_node_).Kill();
+  store_.FailNextCommits(1 << 20);
+  RunChecked(4s);
+  EXPECT_EQ(c_->RoutesVersion(), routes);
+  for (const auto& [n, g] : generations) EXPECT_EQ(c_->AssignmentsGeneration(n), g) << n;
+  EXPECT_EQ(provider_.force_detaches, 0);
+  store_.FailNextCommits(0);
+  RunChecked(4s);
+  ExpectFailedOverFrom(old_node_);
+}
+
 TEST_F(FailoverTest, SilentNodeIsFencedForLeasePlusMarginBeforeForceDetach) {
   StartKvd();
   agent(old_node_).Kill();
@@ -131,7 +150,7 @@ TEST_F(FailoverTest, ReturningNodeRejoinsAsStandbyWithTheNewEpoch) {
   RunChecked(1s);
   EXPECT_FALSE(c_->nodes().at(old_node_).down);
   EXPECT_EQ(agent(old_node_).State("kvd-0"), "stopped");
-  auto a = c_->Assignments(old_node_)["assignments"][0];
+  auto a = c_->Assignments(old_node_)->at("assignments")[0];
   EXPECT_EQ(a["instance"], "kvd-0");
   EXPECT_EQ(a["run"], false);
   EXPECT_EQ(a["epoch"], 2);

@@ -412,6 +412,7 @@ void Controller::BeginRollback(Operation& op, const std::string& why) {
 
 Result<json> Controller::Upgrade(const std::string& role, const json& set, bool rollback) {
   if (crashed_) return Status::Unavailable("controller stopping");
+  HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   auto it = roles_.find(role);
   if (it == roles_.end()) return Status::NotFound("role " + role + " does not exist");
   RoleRecord rec = it->second;

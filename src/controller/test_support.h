@@ -97,7 +97,9 @@ class FakeAgent {
 
   // Pulls assignments and makes the node match them.
   void Sync(Controller& c) {
-    nlohmann::json a = c.Assignments(node_);
+    auto got = c.Assignments(node_);
+    if (!got.ok()) return;  // as a real agent: keeps what it runs, asks again later
+    const nlohmann::json& a = *got;
     generation_ = a["generation"].get<int64_t>();
     std::map<std::string, nlohmann::json> want;
     for (const auto& x : a["assignments"]) want[x["instance"].get<std::string>()] = x;
