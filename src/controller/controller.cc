@@ -130,6 +130,14 @@ Status Controller::Load() {
         if (r->state == "running") running_ops_[r->role] = r->id;
         ops_[r->id] = *r;
       }
+    } else if (starts(kAvailabilityPrefix)) {
+      // A role tracked in memory keeps its record (steady state is not written).
+      auto log = AvailabilityLog::FromJson(j);
+      if (log.ok()) {
+        availability_.emplace(kv.key.substr(std::strlen(kAvailabilityPrefix)), *log);
+      } else {
+        spdlog::error("store: {}: {}", kv.key, log.status().ToString());
+      }
     } else if (starts(kEventsPrefix)) {
       auto r = EventFromJson(j);
       if (r.ok()) {
@@ -303,6 +311,7 @@ Status Controller::ReloadIfNeeded() {
 Status Controller::Reload() {
   events_.clear();
   stored_events_.clear();
+  availability_.clear();
   return Load();
 }
 

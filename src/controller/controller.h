@@ -337,7 +337,6 @@ class Controller {
   std::map<std::string, AutoscaleDecision> autoscale_last_;  // role -> last evaluation
   TimePoint next_autoscale_{};
   std::map<std::string, AvailabilityLog> availability_;  // role -> outages
-  bool availability_loaded_ = false;
   // instance -> (when it left the rotation for a scale-down, the routes version without it)
   std::map<std::string, std::pair<TimePoint, int64_t>> scale_drain_;
   std::set<std::string> warned_;  // one-shot warnings (unplaceable, ...)

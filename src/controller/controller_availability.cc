@@ -1,9 +1,5 @@
 // Availability records (availability.h): after each publish, whether every role with an
 // endpoint has at least one routable backend; changes become events and are persisted.
-#include <spdlog/spdlog.h>
-
-#include <cstring>
-
 #include "controller/availability.h"
 #include "controller/controller.h"
 
@@ -22,19 +18,6 @@ void Controller::TrackAvailability() {
   // A new controller has heard nobody yet: routes are empty until every node had a lease
   // to report. Judging before that would record an outage at every controller start.
   if (clock_.Now() < started_at_ + opts_.lease_ttl) return;
-  if (!availability_loaded_) {
-    auto all = store_.Range(kAvailabilityPrefix);
-    if (!all.ok()) return;
-    for (const auto& kv : all->kvs) {
-      auto log = AvailabilityLog::FromJson(json::parse(kv.value, nullptr, false));
-      if (log.ok()) {
-        availability_.emplace(kv.key.substr(std::strlen(kAvailabilityPrefix)), *log);
-      } else {
-        spdlog::error("store: {}: {}", kv.key, log.status().ToString());
-      }
-    }
-    availability_loaded_ = true;
-  }
   const int64_t now_ms = WallMs(clock_);
   std::map<std::string, bool> routable;
   for (const auto& ep : routes_json_.value("endpoints", json::array())) {

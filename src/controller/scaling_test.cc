@@ -214,8 +214,18 @@ TEST_F(ScalingTest, SlaCountsTheTimeWithoutARoutableInstance) {
   EXPECT_EQ((*sla)["outages"].size(), 1u);
   double observed = (*sla)["observed_ms"].get<double>();
   EXPECT_NEAR((*sla)["availability"].get<double>(), 1.0 - out / observed, 1e-9);
-  // A new controller on the same store keeps the record (and does not count its own start).
+  // A follower's read-only view and a new controller, before its first lease has passed,
+  // answer from the stored record.
+  Controller view(store_, clock_, &provider_, ControllerOptions{});
+  ASSERT_TRUE(view.Reload().ok());
+  sla = view.Sla("web", std::chrono::hours(1));
+  ASSERT_TRUE(sla.ok());
+  EXPECT_EQ((*sla)["unavailable_ms"], out);
   NewController();
+  sla = c_->Sla("web", std::chrono::hours(1));
+  ASSERT_TRUE(sla.ok());
+  EXPECT_EQ((*sla)["unavailable_ms"], out);
+  // It keeps the record (and does not count its own start).
   Run(3s);
   sla = c_->Sla("web", std::chrono::hours(1));
   ASSERT_TRUE(sla.ok());
