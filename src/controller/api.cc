@@ -88,10 +88,9 @@ Api::Api(Controller& controller, Clock& clock, Tokens tokens)
 
 void Api::Handle(http::Request&& req, http::Responder respond) {
   std::string auth = req.Header("authorization");
-  std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
-  bool admin = !token.empty() && TokenEquals(token, tokens_.admin);
-  bool reader = !token.empty() && TokenEquals(token, tokens_.read);
-  if (!admin && !reader) {
+  const Access access = Authorize(tokens_, auth);
+  const bool admin = access == Access::kAdmin;
+  if (access == Access::kNone) {
     respond(http::Response::Json(
         401, json{{"error", auth.empty() ? "Authorization: missing; send 'Bearer TOKEN' "
                                            "(admin.token or read.token in the state directory)"

@@ -127,9 +127,7 @@ void Replica::Handle(http::Request&& req, http::Responder respond) {
     respond(std::move(r));
   };
   if (req.method == "GET" && req.path == "/v1/leader") {
-    std::string auth = req.Header("authorization");
-    std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
-    if (token.empty() || !(TokenEquals(token, tokens_.admin) || TokenEquals(token, tokens_.read))) {
+    if (Authorize(tokens_, req.Header("authorization")) == Access::kNone) {
       return tagged(http::Response::Json(
           401, json{{"error", "Authorization: missing or unknown bearer token"}}.dump()));
     }
@@ -143,11 +141,10 @@ void Replica::Handle(http::Request&& req, http::Responder respond) {
 
 void Replica::HandleFollower(http::Request&& req, http::Responder respond) {
   if (LeaderOnly(req)) {
-    std::string auth = req.Header("authorization");
-    std::string token = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "";
-    if (token.empty() || !(TokenEquals(token, tokens_.admin) || TokenEquals(token, tokens_.read))) {
-      // The Api's own answer (401 with advice); the view needs no refresh for it.
-    } else {
+    // Only a request the leader would take is sent there; the others get the Api's own
+    // answer (401 or 403 with advice).
+    const Access access = Authorize(tokens_, req.Header("authorization"));
+    if (access == Access::kAdmin || (access == Access::kRead && req.method == "GET")) {
       return respond(NotLeader());
     }
   }

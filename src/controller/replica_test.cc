@@ -145,8 +145,12 @@ TEST_F(ReplicaTest, FollowerServesReadsAndSendsTheRestToTheLeader) {
   http::Response hb =
       Call(a, "POST", "/v1/agents/n1/heartbeat", agent("n1").HeartbeatBody().dump());
   EXPECT_EQ(hb.status, 200) << hb.body;
-  // Bad tokens are refused before "not leader" is said.
+  // Bad tokens are refused before "not leader" is said, and a write with the read token
+  // as the leader refuses it; the read token's GETs go to the leader.
   EXPECT_EQ(Call(b, "POST", "/v1/roles/kvd/failover", "{}", "nope").status, 401);
+  EXPECT_EQ(Call(b, "POST", "/v1/roles/kvd/failover", "{}", "read").status, 403);
+  EXPECT_EQ(Call(a, "POST", "/v1/roles/kvd/failover", "{}", "read").status, 403);
+  EXPECT_EQ(Call(b, "GET", "/v1/routes", "", "read").status, 503);
 
   json la = json::parse(Call(a, "GET", "/v1/leader").body);
   json lb = json::parse(Call(b, "GET", "/v1/leader", "", "read").body);

@@ -79,4 +79,13 @@ bool TokenEquals(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+Access Authorize(const Tokens& tokens, const std::string& authorization) {
+  if (authorization.rfind("Bearer ", 0) != 0) return Access::kNone;
+  const std::string token = authorization.substr(7);
+  if (token.empty()) return Access::kNone;
+  if (TokenEquals(token, tokens.admin)) return Access::kAdmin;
+  if (TokenEquals(token, tokens.read)) return Access::kRead;
+  return Access::kNone;
+}
+
 }  // namespace hafab::controller

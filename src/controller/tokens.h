@@ -22,4 +22,8 @@ Result<Tokens> LoadOrCreateTokens(const std::string& state_dir);
 // Compares in time independent of where the strings differ.
 bool TokenEquals(const std::string& a, const std::string& b);
 
+// What a request's `Authorization: Bearer TOKEN` header grants.
+enum class Access { kNone, kRead, kAdmin };  // kRead: GET only
+Access Authorize(const Tokens& tokens, const std::string& authorization);
+
 }  // namespace hafab::controller
