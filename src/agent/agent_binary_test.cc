@@ -1,9 +1,7 @@
 // The `hafab agent` binary itself: flags, SIGTERM, SIGKILL + adoption, and its memory use.
 #include <dirent.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +11,8 @@
 #include "agent/fake_controller.h"
 #include "agent/procfs.h"
 #include "agent/test_util.h"
+#include "testing/ports.h"
+#include "testing/wait.h"
 
 #ifndef HAFAB_BINARY
 #error "HAFAB_BINARY must name the hafab executable"
@@ -23,15 +23,8 @@ namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-bool WaitFor(const std::function<bool()>& cond, Duration timeout = std::chrono::seconds(15)) {
-  const TimePoint deadline = RealClock().Now() + timeout;
-  while (RealClock().Now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return cond();
-}
+using testing::FreePort;
+using testing::WaitFor;
 
 bool Alive(pid_t pid) {
   auto st = ReadProcStat(pid);
@@ -189,18 +182,6 @@ TEST_F(AgentBinaryTest, WatchdogFencesPrimaryOfKilledAgent) {
 }
 
 #ifdef KVD_PATH
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // kvd's data follows its volume: written by kvd-0, detached, attached for kvd-1 at a higher
 // epoch, read back.
 TEST_F(AgentBinaryTest, KvdDataFollowsTheVolume) {

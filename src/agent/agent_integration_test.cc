@@ -2,9 +2,7 @@
 #include <dirent.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
@@ -21,25 +19,33 @@
 #include "agent/test_util.h"
 #include "provider/local_provider.h"
 #include "testing/fake_clock.h"
+#include "testing/ports.h"
+#include "testing/wait.h"
 
 namespace hafab::agent {
 namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-bool WaitFor(const std::function<bool()>& cond, Duration timeout = std::chrono::seconds(10)) {
-  const TimePoint deadline = RealClock().Now() + timeout;
-  while (RealClock().Now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return cond();
-}
+using testing::FreePort;
+using testing::WaitFor;
 
 bool ProcessAlive(pid_t pid) {
   auto st = ReadProcStat(pid);
   return st && st->state != 'Z';
+}
+
+// Whether `pid` ignores SIGTERM (SigIgn in /proc/<pid>/status): a shell's `trap '' TERM`
+// has run. Until then a SIGTERM still ends the shell at once.
+bool IgnoresSigterm(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("SigIgn:", 0) == 0) {
+      return (std::stoull(line.substr(7), nullptr, 16) >> (SIGTERM - 1)) & 1;
+    }
+  }
+  return false;
 }
 
 // Live processes whose command line contains `marker` (or, with `exact`, is `marker`).
@@ -55,18 +61,6 @@ int CountProcesses(const std::string& marker, bool exact = false) {
   }
   closedir(d);
   return n;
-}
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
 }
 
 json Assignment(const std::string& instance, std::vector<std::string> argv, json extra = {}) {
@@ -204,6 +198,7 @@ TEST_F(AgentIntegrationTest, StopEscalatesToSigkillAfterGrace) {
       "stubborn-0", {"sh", "-c", "trap '' TERM; while true; do sleep 0.05; done; : 1000.13"},
       {{"stop_grace_ms", 300}})}));
   pid_t pid = WaitInstance("stubborn-0", Running)["pid"].get<pid_t>();
+  ASSERT_TRUE(WaitFor([&] { return IgnoresSigterm(pid); }));
   const TimePoint start = RealClock().Now();
   controller_.SetAssignments(json::array({Assignment(
       "stubborn-0", {"sh", "-c", "trap '' TERM; while true; do sleep 0.05; done; : 1000.13"},

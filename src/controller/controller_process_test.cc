@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "http/http.h"
 #include "provider/local_provider.h"
+#include "testing/ports.h"
 #include "tests/e2e/cluster.h"
 #include "tests/e2e/process.h"
 
@@ -32,11 +33,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using e2e::FreePort;
 using e2e::ReadFile;
 using e2e::Spawn;
 using e2e::StopGroup;
 using nlohmann::json;
+using testing::FreePort;
 
 class ControllerProcessTest : public ::testing::Test {
  protected:
@@ -147,7 +148,7 @@ class ControllerProcessTest : public ::testing::Test {
     }));
     // kvd binds its port: each test (ctest runs them in parallel) takes its own range,
     // below the kernel's ephemeral ports (32768+), where outgoing connections could hold it.
-    const std::string app_port = std::to_string(20000 + FreePort() % 12000);
+    const std::string app_port = std::to_string(FreePort());
     std::string manifest = R"(cluster: t
 roles:
   - name: app

@@ -171,13 +171,4 @@ bool ClosedWithin(int fd, std::chrono::milliseconds timeout) {
   }
 }
 
-bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-  auto deadline = RealClock().Now() + timeout;
-  while (RealClock().Now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return cond();
-}
-
 }  // namespace hafab::gateway::testing

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "testing/wait.h"
+
 namespace hafab::gateway::testing {
 
 // A backend on 127.0.0.1:0. Each connection gets "<name>\n" at once, then every byte it
@@ -55,8 +57,6 @@ bool SendAll(int fd, const std::string& data);
 // True if the peer has closed (read returns 0 or ECONNRESET) within `timeout`.
 bool ClosedWithin(int fd, std::chrono::milliseconds timeout);
 
-// Polls `cond` every millisecond until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& cond,
-             std::chrono::milliseconds timeout = std::chrono::seconds(5));
+using hafab::testing::WaitFor;
 
 }  // namespace hafab::gateway::testing

@@ -15,6 +15,8 @@
 #include <optional>
 #include <thread>
 
+#include "testing/wait.h"
+
 namespace hafab::http {
 namespace {
 
@@ -22,6 +24,7 @@ namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
+using testing::WaitFor;
 
 // Runs a Server on its own io_context thread; the test thread talks to it with Fetch.
 class TestServer {
@@ -73,16 +76,6 @@ void EchoHandler(Request&& request, Responder respond) {
   Response response = Response::Json(200, j.dump());
   response.headers.emplace_back("X-Reply", "yes");
   respond(std::move(response));
-}
-
-// Polls `condition` until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& condition, Duration timeout = 5s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(2ms);
-  }
-  return condition();
 }
 
 TEST(HttpTest, GetAndPostRoundTripWithQueryHeadersAndBody) {

@@ -1,15 +1,12 @@
 #include "store/etcd_test_cluster.h"
 
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -17,38 +14,11 @@
 #include <thread>
 
 #include "http/http.h"
+#include "testing/ports.h"
 
 namespace hafab::store::testing {
 
-namespace {
-
-// Whether nothing listens on (or lingers in TIME_WAIT on) 127.0.0.1:port.
-bool PortFree(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return free;
-}
-
-// A free port below the ephemeral range (32768+), so that no outgoing connection of
-// another test takes it between this check and etcd's bind. Spread by pid so that test
-// processes running side by side start from different places.
-uint16_t FreePort() {
-  static std::atomic<int> next{static_cast<int>(20000 + (::getpid() * 7919) % 12000)};
-  for (int tries = 0; tries < 12000; ++tries) {
-    int candidate = next.fetch_add(1);
-    uint16_t port = static_cast<uint16_t>(20000 + (candidate - 20000) % 12000);
-    if (PortFree(port)) return port;
-  }
-  return 0;
-}
-
-}  // namespace
+using hafab::testing::FreePort;
 
 std::string EtcdTestCluster::FindBinary() {
   if (const char* env = ::getenv("HAFAB_ETCD_BINARY"); env != nullptr && *env != '\0') {

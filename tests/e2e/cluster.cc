@@ -1,11 +1,8 @@
 #include "tests/e2e/cluster.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +13,7 @@
 #include <thread>
 
 #include "http/http.h"
+#include "testing/ports.h"
 
 namespace hafab::e2e {
 namespace {
@@ -23,6 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
+using testing::FreePort;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -72,19 +71,6 @@ std::string Manifest(const ClusterOptions& o, int kvd_port, int echo_port, int k
 
 }  // namespace
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 Cluster::Cluster(ClusterOptions opts) : opts_(std::move(opts)) {
   char tmpl[] = "/tmp/hafab-e2e-XXXXXX";
   dir_ = mkdtemp(tmpl);
@@ -103,7 +89,7 @@ Status Cluster::Start(Duration timeout) {
   // App ports: the controller uses the role's port for instance 0 and the next ones after.
   // They stay below the kernel's ephemeral range (32768+), where outgoing connections of the
   // checker and the gateway would otherwise take them.
-  int kvd_app = 20000 + (FreePort() % 12000);
+  int kvd_app = FreePort();
   int echo_app = kvd_app + 100;
   std::string file = dir_ + "/cluster.yaml";
   std::ofstream(file) << Manifest(opts_, kvd_port_, echo_port_, kvd_app, echo_app);

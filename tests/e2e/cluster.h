@@ -14,9 +14,6 @@
 
 namespace hafab::e2e {
 
-// A free TCP port on 127.0.0.1 (bound to port 0, then released).
-int FreePort();
-
 struct ClusterOptions {
   int nodes = 3;
   int kvd_instances = 2;

@@ -35,6 +35,7 @@
 #include "http/http.h"
 #include "provider/local_provider.h"
 #include "store/etcd_test_cluster.h"
+#include "testing/ports.h"
 #include "tests/e2e/cluster.h"
 #include "tests/e2e/kv_checker.h"
 #include "tests/e2e/process.h"
@@ -77,10 +78,10 @@ class HaControllersTest : public ::testing::Test {
       // Every replica has the same tokens (docs/deploy.md: copied to each machine).
       WriteSecret(state + "/admin.token", kToken);
       WriteSecret(state + "/read.token", kReadToken);
-      ports_[i] = e2e::FreePort();
+      ports_[i] = testing::FreePort();
       urls_.push_back("http://127.0.0.1:" + std::to_string(ports_[i]));
     }
-    kv_port_ = e2e::FreePort();
+    kv_port_ = testing::FreePort();
   }
 
   void TearDown() override {
@@ -265,7 +266,7 @@ TEST_F(HaControllersTest, LeaderKilledInTheMiddleOfAFailover) {
   StartGateway();
   // kvd binds its port: not a fixed one (ctest runs tests in parallel), and below the
   // kernel's ephemeral range, where outgoing connections could hold it.
-  const std::string app_port = std::to_string(20000 + e2e::FreePort() % 12000);
+  const std::string app_port = std::to_string(testing::FreePort());
   std::string manifest = R"(cluster: ha
 roles:
   - name: kvd
