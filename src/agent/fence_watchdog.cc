@@ -38,10 +38,9 @@ WatchdogPass RunWatchdogPass(Clock& clock, const std::string& data_dir) {
   int64_t ns = 0;
   std::istringstream(ReadFile(data_dir + "/run/lease")) >> ns;
   // TEST ONLY (tests/faults proves its checker catches broken fencing): never fence.
-  const bool expired =
-      !getenv("HAFAB_TEST_SKIP_SELF_FENCE") &&
-      (ns <= 0 || clock.Now() >= TimePoint(std::chrono::duration_cast<Duration>(
-                                     std::chrono::nanoseconds(ns))));
+  const bool expired = !getenv("HAFAB_TEST_SKIP_SELF_FENCE") &&
+                       (ns <= 0 || clock.Now() >= TimePoint(std::chrono::duration_cast<Duration>(
+                                                      std::chrono::nanoseconds(ns))));
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(data_dir + "/run", ec)) {
     if (entry.path().extension() != ".pid" || entry.path().stem() == "watchdog") continue;

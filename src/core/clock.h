@@ -23,8 +23,6 @@ class Clock {
 Clock& RealClock();
 
 // Milliseconds as a double, for printing durations.
-inline double ToMillis(Duration d) {
-  return std::chrono::duration<double, std::milli>(d).count();
-}
+inline double ToMillis(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 }  // namespace hafab

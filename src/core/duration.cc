@@ -7,8 +7,8 @@ namespace hafab {
 
 Result<Duration> ParseDuration(std::string_view text) {
   auto bad = [&](std::string_view why) {
-    return Status::InvalidArgument("invalid duration \"" + std::string(text) + "\": " +
-                                   std::string(why) +
+    return Status::InvalidArgument("invalid duration \"" + std::string(text) +
+                                   "\": " + std::string(why) +
                                    " (write e.g. 200ms, 2s, 1m; units: ns, us, ms, s, m, h)");
   };
   if (text.empty()) return bad("empty");
@@ -27,14 +27,22 @@ Result<Duration> ParseDuration(std::string_view text) {
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     std::string_view unit = text.substr(u, i - u);
     using namespace std::chrono;
-    if (unit == "ns") total += nanoseconds(n);
-    else if (unit == "us") total += microseconds(n);
-    else if (unit == "ms") total += milliseconds(n);
-    else if (unit == "s") total += seconds(n);
-    else if (unit == "m") total += minutes(n);
-    else if (unit == "h") total += hours(n);
-    else if (unit.empty()) return bad("missing unit");
-    else return bad("unknown unit \"" + std::string(unit) + "\"");
+    if (unit == "ns")
+      total += nanoseconds(n);
+    else if (unit == "us")
+      total += microseconds(n);
+    else if (unit == "ms")
+      total += milliseconds(n);
+    else if (unit == "s")
+      total += seconds(n);
+    else if (unit == "m")
+      total += minutes(n);
+    else if (unit == "h")
+      total += hours(n);
+    else if (unit.empty())
+      return bad("missing unit");
+    else
+      return bad("unknown unit \"" + std::string(unit) + "\"");
   }
   return std::chrono::duration_cast<Duration>(total);
 }
@@ -47,9 +55,9 @@ std::string FormatDuration(Duration d) {
     int64_t size;
     const char* name;
   };
-  static constexpr Unit kUnits[] = {{3'600'000'000'000LL, "h"}, {60'000'000'000LL, "m"},
-                                    {1'000'000'000LL, "s"},     {1'000'000LL, "ms"},
-                                    {1'000LL, "us"},            {1LL, "ns"}};
+  static constexpr Unit kUnits[] = {
+      {3'600'000'000'000LL, "h"}, {60'000'000'000LL, "m"}, {1'000'000'000LL, "s"},
+      {1'000'000LL, "ms"},        {1'000LL, "us"},         {1LL, "ns"}};
   for (const Unit& u : kUnits) {
     if (ns % u.size == 0) return std::to_string(ns / u.size) + u.name;
   }

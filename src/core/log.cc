@@ -56,8 +56,8 @@ Status InitLogging(std::string_view component, std::string_view format, std::str
     return Status::InvalidArgument("--log-format: unknown format \"" + std::string(format) +
                                    "\" (allowed: text, json)");
   }
-  auto logger = std::make_shared<spdlog::logger>(
-      std::string(component), std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>(std::string(component),
+                                                 std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_formatter(std::move(formatter));
   logger->set_level(lvl);
   logger->flush_on(spdlog::level::info);

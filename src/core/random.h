@@ -14,7 +14,9 @@ class Random {
   uint64_t seed() const { return seed_; }
   uint64_t Next() { return engine_(); }
   // Uniform in [0, n). REQUIRES: n > 0.
-  uint64_t Uniform(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(engine_); }
+  uint64_t Uniform(uint64_t n) {
+    return std::uniform_int_distribution<uint64_t>(0, n - 1)(engine_);
+  }
   // Uniform in [0, 1).
   double UniformDouble() { return std::uniform_real_distribution<double>(0.0, 1.0)(engine_); }
   // True with probability p.

@@ -11,7 +11,7 @@ namespace hafab {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     HAFAB_CHECK(!status_.ok(), "Result built from an OK status without a value");
   }
@@ -47,7 +47,8 @@ class [[nodiscard]] Result {
 }  // namespace hafab
 
 // Assigns the value of a Result expression to `lhs`, or returns its Status.
-#define HAFAB_ASSIGN_OR_RETURN(lhs, expr) HAFAB_ASSIGN_OR_RETURN_IMPL(HAFAB_CONCAT(_r, __LINE__), lhs, expr)
+#define HAFAB_ASSIGN_OR_RETURN(lhs, expr) \
+  HAFAB_ASSIGN_OR_RETURN_IMPL(HAFAB_CONCAT(_r, __LINE__), lhs, expr)
 #define HAFAB_CONCAT_INNER(a, b) a##b
 #define HAFAB_CONCAT(a, b) HAFAB_CONCAT_INNER(a, b)
 #define HAFAB_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

@@ -62,14 +62,14 @@ class [[nodiscard]] Status {
 }  // namespace hafab
 
 // HAFAB_CHECK(cond, "why"): for invariants; never for errors from users, peers or the OS.
-#define HAFAB_CHECK(cond, msg)                                          \
-  do {                                                                  \
+#define HAFAB_CHECK(cond, msg)                                           \
+  do {                                                                   \
     if (!(cond)) ::hafab::CheckFailed(__FILE__, __LINE__, #cond, (msg)); \
   } while (0)
 
 // Propagates a non-OK Status from an expression that yields Status.
-#define HAFAB_RETURN_IF_ERROR(expr)          \
-  do {                                       \
-    ::hafab::Status _st = (expr);            \
-    if (!_st.ok()) return _st;               \
+#define HAFAB_RETURN_IF_ERROR(expr) \
+  do {                              \
+    ::hafab::Status _st = (expr);   \
+    if (!_st.ok()) return _st;      \
   } while (0)
