@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -84,7 +85,11 @@ Status RunDaemon(const DaemonOptions& opts) {
   }
 
   HAFAB_ASSIGN_OR_RETURN(Tokens tokens, LoadOrCreateTokens(state));
-  auto opened = store::Open(db, RealClock());
+  // One store call blocks the controller's loop (heartbeats wait): on etcd it gives up
+  // after half the leader ttl (1-5 s), when the write guard would stop it anyway.
+  const Duration store_budget =
+      std::clamp<Duration>(opts.leader_ttl / 2, std::chrono::seconds(1), std::chrono::seconds(5));
+  auto opened = store::Open(db, RealClock(), store_budget);
   if (!opened.ok()) return opened.status().WithContext("--store " + db);
   std::unique_ptr<store::Store> st = std::move(opened).value();
 
@@ -156,9 +161,9 @@ Status RunDaemon(const DaemonOptions& opts) {
   HAFAB_RETURN_IF_ERROR(WriteFileAtomically(state + "/api.url", url + "\n"));
   spdlog::info(
       "controller {} listening on {}, advertised as {} ({}; store {}, lease {}ms, fence margin "
-      "{}ms, leader ttl {}ms)",
+      "{}ms, leader ttl {}ms, store call budget {}ms)",
       ro.leader.id, url, ro.leader.url, replica->leading() ? "leader" : "follower", db,
-      ToMs(opts.lease_ttl), ToMs(opts.fence_margin), ToMs(opts.leader_ttl));
+      ToMs(opts.lease_ttl), ToMs(opts.fence_margin), ToMs(opts.leader_ttl), ToMs(store_budget));
 
   boost::asio::steady_timer timer(io);
   std::function<void()> tick = [&] {

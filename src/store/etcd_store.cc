@@ -493,6 +493,18 @@ Result<LeaseId> EtcdStore::GrantLease(Duration ttl) {
   if (id == 0) {
     return Status::Internal("etcd granted no lease: " + answer.value("error", answer.dump()));
   }
+  const Duration granted = std::chrono::seconds(Int(answer, "TTL"));
+  if (granted > std::chrono::seconds(seconds)) {
+    Duration prev = raised_ttl_.load();
+    while (prev < granted && !raised_ttl_.compare_exchange_weak(prev, granted)) {
+    }
+    if (prev == Duration::zero()) {
+      spdlog::warn(
+          "etcd: a lease of {} s was asked for and {} s granted (etcd's floor is 1.5 times "
+          "its --election-timeout): a leader key outlives a dead holder by up to {} s",
+          seconds, ToMillis(granted) / 1000, ToMillis(granted) / 1000);
+    }
+  }
   return id;
 }
 

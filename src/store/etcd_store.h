@@ -3,6 +3,7 @@
 // list of endpoints with failover. A three-member cluster commits on a majority.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -66,11 +67,16 @@ class EtcdStore final : public Store {
   EtcdClientStats Stats() const { return client_->Stats(); }
   // "h1:2379,h2:2379,h3:2379".
   std::string EndpointList() const { return client_->EndpointList(); }
+  // The largest TTL etcd granted above the one asked for (its lease floor is 1.5 times its
+  // election timeout), zero if none was raised. The first raise is logged as a warning:
+  // a leader key then outlives a dead holder by that much.
+  Duration RaisedLeaseTtl() const { return raised_ttl_.load(); }
 
  private:
   explicit EtcdStore(std::shared_ptr<EtcdClient> client);
   std::shared_ptr<EtcdClient> client_;  // shared with the watchers
   std::shared_ptr<etcd_internal::WatchRegistry> watches_;
+  std::atomic<Duration> raised_ttl_{Duration::zero()};
 };
 
 }  // namespace hafab::store

@@ -270,6 +270,25 @@ TEST_F(EtcdSingleTest, SubSecondLeaseTtlIsRoundedUpToASecond) {
   EXPECT_EQ(ttl->value("grantedTTL", std::string()), "1") << ttl->dump();
 }
 
+TEST_F(EtcdSingleTest, LeaseWithinTheFloorIsNotRaised) {
+  ASSERT_TRUE(store_->GrantLease(std::chrono::seconds(1)).ok());
+  EXPECT_EQ(store_->RaisedLeaseTtl(), Duration::zero());
+}
+
+// etcd raises a TTL under 1.5 x its election timeout (here 2 s: 3 s); the store says so.
+TEST(EtcdLeaseFloor, RaisedTtlIsReported) {
+  SKIP_WITHOUT_ETCD();
+  EtcdTestCluster::Options options;
+  options.heartbeat_ms = 200;
+  options.election_ms = 2000;
+  auto cluster = EtcdTestCluster::Start(options);
+  ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+  auto store = EtcdStore::Open((*cluster)->Url());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE((*store)->GrantLease(std::chrono::seconds(1)).ok());
+  EXPECT_EQ((*store)->RaisedLeaseTtl(), std::chrono::seconds(3));
+}
+
 TEST_F(EtcdSingleTest, WatchFromACompactedRevisionIsAConflict) {
   Revision first = *store_->Put("c/a", "1");
   Revision latest = *store_->Put("c/a", "2");
