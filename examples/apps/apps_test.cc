@@ -302,6 +302,28 @@ TEST_F(AppsTest, KvdToleratesATornLastRecordAndKeepsWriting) {
   EXPECT_EQ(http::Fetch("GET", again->Url("/kv/four"))->body, "4");
 }
 
+TEST_F(AppsTest, KvdCompactsALogOfMostlyOverwrittenValuesAtStart) {
+  std::filesystem::create_directories(dir_ + "/volume");
+  {
+    std::ofstream out(dir_ + "/volume/kvd.log", std::ios::binary);
+    for (int i = 0; i < 3000; ++i) {
+      out << EncodeKvRecord(i % 2 ? "odd" : "even", std::to_string(i));
+    }
+  }
+  auto kvd = Kvd();
+  ASSERT_TRUE(kvd->Start());
+  EXPECT_NE(kvd->Log().find("compacted the log from 3000 records to 2"), std::string::npos)
+      << kvd->Log();
+  EXPECT_EQ(http::Fetch("GET", kvd->Url("/kv/even"))->body, "2998");
+  ASSERT_EQ(StatusOf("PUT", kvd->Url("/kv/odd"), "x"), 200);
+  kvd->Kill(SIGKILL);
+  ASSERT_TRUE(kvd->Wait().has_value());
+  auto again = Kvd();
+  ASSERT_TRUE(again->Start());
+  EXPECT_NE(again->Log().find("replayed 3 records, 2 keys"), std::string::npos) << again->Log();
+  EXPECT_EQ(http::Fetch("GET", again->Url("/kv/odd"))->body, "x");
+}
+
 TEST_F(AppsTest, SigtermExitsZero) {
   auto kvd = Kvd();
   auto echo = Echo();

@@ -49,6 +49,40 @@ TEST_F(KvLogTest, ReplaysTheLastValueOfEachKey) {
                                 {"a", "2"}, {"b", std::string("bin\0ary", 7)}, {"empty", ""}}));
 }
 
+TEST_F(KvLogTest, CompactKeepsOneRecordPerKeyAndTheSameState) {
+  {
+    auto log = KvLog::Open(path_, nullptr);
+    ASSERT_TRUE(log.ok());
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_TRUE((*log)->Append("k" + std::to_string(i % 3), std::to_string(i)).ok());
+    }
+  }
+  const auto before = std::filesystem::file_size(path_);
+  KvLog::Replay replay;
+  ASSERT_TRUE(KvLog::Open(path_, &replay).ok());
+  ASSERT_EQ(replay.records, 100u);
+  ASSERT_TRUE(KvLog::Compact(path_, replay.entries).ok());
+  EXPECT_LT(std::filesystem::file_size(path_), before / 10);
+  EXPECT_FALSE(std::filesystem::exists(path_ + ".compact"));
+  KvLog::Replay after;
+  auto log = KvLog::Open(path_, &after);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(after.records, 3u);
+  EXPECT_EQ(after.entries, replay.entries);
+  EXPECT_EQ(after.entries.at("k0"), "99");
+  // The compacted log takes appends as before.
+  ASSERT_TRUE((*log)->Append("k1", "new").ok());
+  log->reset();
+  ASSERT_TRUE(KvLog::Open(path_, &after).ok());
+  EXPECT_EQ(after.entries.at("k1"), "new");
+}
+
+TEST_F(KvLogTest, CompactIntoAMissingDirectoryFailsAndNamesTheFile) {
+  Status st = KvLog::Compact(dir_ + "/missing/kvd.log", {{"a", "1"}});
+  EXPECT_EQ(st.code(), StatusCode::kInternal);
+  EXPECT_NE(st.message().find("missing/kvd.log.compact"), std::string::npos) << st.ToString();
+}
+
 TEST_F(KvLogTest, ABatchIsReplayedLikeSingleAppends) {
   {
     auto log = KvLog::Open(path_, nullptr);

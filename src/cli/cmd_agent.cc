@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/agent.h"
 #include "agent/cgroup_limiter.h"
@@ -40,7 +41,7 @@ Example:
 
 struct Flags {
   std::string node;
-  std::string controllers;
+  std::vector<std::string> controllers;  // --controller a,b or repeated
   std::string token_file;
   std::string data_dir;
   std::string volume_root;
@@ -53,24 +54,12 @@ struct Flags {
   bool no_limits = false;
 };
 
-std::vector<std::string> SplitComma(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find(',', start);
-    if (end == std::string::npos) end = s.size();
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 void RunAgent(const Flags& f) {
   signal(SIGPIPE, SIG_IGN);
   agent::AgentOptions o;
   o.node = f.node;
   o.address = f.address;
-  o.controllers = SplitComma(f.controllers);
+  o.controllers = f.controllers;
   o.data_dir = std::filesystem::absolute(f.data_dir).string();
   if (!f.fault_domain.empty()) o.labels["fault_domain"] = f.fault_domain;
   if (!f.update_domain.empty()) o.labels["update_domain"] = f.update_domain;
@@ -166,6 +155,7 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
   cmd->add_option("--node", f->node, "This node's name")->required();
   cmd->add_option("--controller", f->controllers,
                   "Controller base URL(s), comma-separated; the next is tried on failure")
+      ->delimiter(',')
       ->required();
   cmd->add_option("--token-file", f->token_file, "File holding the controller's admin token");
   cmd->add_option("--data-dir", f->data_dir, "This node's directory (logs, pid files, work dirs)")

@@ -31,7 +31,7 @@ Examples:
 
 struct Flags {
   std::string id = "gw1";
-  std::string controllers;
+  std::vector<std::string> controllers;  // --controller a,b or repeated
   std::string token_file;
   std::string routes_file;
   int threads = 0;
@@ -43,18 +43,6 @@ struct Flags {
   std::string state_dir;
   bool no_splice = false;
 };
-
-std::vector<std::string> SplitComma(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t end = s.find(',', start);
-    if (end == std::string::npos) end = s.size();
-    if (end > start) out.push_back(s.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
 
 bool ParseFlagDuration(const char* flag, const std::string& text, bool allow_zero, Duration* out) {
   auto d = ParseDuration(text);
@@ -69,7 +57,7 @@ bool ParseFlagDuration(const char* flag, const std::string& text, bool allow_zer
 void RunGatewayCommand(const Flags& f) {
   gateway::GatewayOptions o;
   o.id = f.id;
-  o.controllers = SplitComma(f.controllers);
+  o.controllers = f.controllers;
   o.token_file = f.token_file;
   o.routes_file = f.routes_file;
   if (o.routes_file.empty() == o.controllers.empty()) {
@@ -107,7 +95,8 @@ HAFAB_COMMAND(40, [](CLI::App& app) {
   auto f = std::make_shared<Flags>();
   cmd->add_option("--id", f->id, "This gateway's id (heartbeats, metrics)");
   cmd->add_option("--controller", f->controllers,
-                  "Controller base URL(s), comma-separated; the next is tried on failure");
+                  "Controller base URL(s), comma-separated; the next is tried on failure")
+      ->delimiter(',');
   cmd->add_option("--token-file", f->token_file, "File holding the controller's admin token");
   cmd->add_option("--routes-file", f->routes_file,
                   "Static routes (the JSON of GET /v1/routes) instead of a controller");

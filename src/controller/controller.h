@@ -258,6 +258,9 @@ class Controller {
   StepResult StepDetach(Operation& op);
   StepResult StepPromote(Operation& op);
   StepResult StepWaitDetached(Operation& op);
+  // The new primary at the operation's epoch, with the volume, run or not; nullptr (and
+  // op.error) when it or its node is gone.
+  InstanceRecord* AssignNewPrimary(Operation& op, bool run);
   StepResult StepAttach(Operation& op);
   StepResult StepStart(Operation& op);
   StepResult StepRoute(Operation& op);

@@ -265,17 +265,23 @@ Controller::StepResult Controller::StepWaitDetached(Operation& op) {
   return StepResult::kDone;
 }
 
-Controller::StepResult Controller::StepAttach(Operation& op) {
+InstanceRecord* Controller::AssignNewPrimary(Operation& op, bool run) {
   InstanceRecord* np = FindInstance(op.new_primary);
   if (np == nullptr || NodeDeclaredDown(np->node)) {
     op.error = "new primary " + op.new_primary + " or its node is gone";
-    return StepResult::kAbort;
+    return nullptr;
   }
   InstanceRecord r = *np;
   r.volume = !op.volume.empty();
-  r.run = false;
+  r.run = run;
   r.epoch = op.epoch;
-  PutInstance(r);
+  PutInstance(r);  // updates *np in place
+  return np;
+}
+
+Controller::StepResult Controller::StepAttach(Operation& op) {
+  InstanceRecord* np = AssignNewPrimary(op, /*run=*/false);
+  if (np == nullptr) return StepResult::kAbort;
   if (op.volume.empty()) return StepResult::kDone;
   const NodeObservation* obs = Observation(np->node);
   if (obs != nullptr) {
@@ -287,16 +293,8 @@ Controller::StepResult Controller::StepAttach(Operation& op) {
 }
 
 Controller::StepResult Controller::StepStart(Operation& op) {
-  InstanceRecord* np = FindInstance(op.new_primary);
-  if (np == nullptr || NodeDeclaredDown(np->node)) {
-    op.error = "new primary " + op.new_primary + " or its node is gone";
-    return StepResult::kAbort;
-  }
-  InstanceRecord r = *np;
-  r.volume = !op.volume.empty();
-  r.run = true;
-  r.epoch = op.epoch;
-  PutInstance(r);
+  InstanceRecord* np = AssignNewPrimary(op, /*run=*/true);
+  if (np == nullptr) return StepResult::kAbort;
   const ObservedInstance* o = Observed(*np);
   bool current = o != nullptr && (o->epoch == 0 || o->epoch >= op.epoch);
   if (current && o->state == "failed") {
