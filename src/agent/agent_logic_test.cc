@@ -1,9 +1,14 @@
-// Unit tests of the agent's pure pieces: lease deadline, heartbeat body, assignment parsing.
+// Unit tests of the agent's pure pieces: lease deadline, heartbeat body, assignment parsing,
+// the files the cgroup v2 limiter writes and reads.
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "agent/assignment.h"
+#include "agent/cgroup_limiter.h"
 #include "agent/heartbeat.h"
 #include "agent/lease.h"
 #include "testing/fake_clock.h"
@@ -138,6 +143,40 @@ TEST(AssignmentTest, RejectsBadInput) {
   EXPECT_FALSE(ParseAssignments(R"({"assignments": [{"instance": "x-0"}]})").ok());
   EXPECT_FALSE(
       ParseAssignments(R"({"assignments": [{"instance": "../etc", "command": "c"}]})").ok());
+}
+
+// cgroup v2 cannot be mounted with its controllers on a machine that runs v1 (this one),
+// so its file protocol is checked on a plain directory standing in for the group.
+TEST(CgroupV2LimiterTest, WritesLimitsAndSeesOomKillsAfterPrepare) {
+  char pattern[] = "/tmp/cgroup_v2_test.XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  const std::string base = pattern;
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  std::filesystem::create_directories(base + "/web-0");
+  std::ofstream(base + "/web-0/memory.events") << "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n";
+  {
+    CgroupV2Limiter limiter(base);
+    LaunchSpec spec;
+    manifest::Resources r;
+    r.cpu = 0.25;
+    r.memory_bytes = 64 << 20;
+    ASSERT_TRUE(limiter.Prepare("web-0", r, &spec).ok());
+    EXPECT_EQ(read(base + "/web-0/memory.max"), std::to_string(64 << 20));
+    EXPECT_EQ(read(base + "/web-0/cpu.max"), "25000 100000");
+    EXPECT_EQ(spec.cgroup_procs, std::vector<std::string>{base + "/web-0/cgroup.procs"});
+    EXPECT_FALSE(limiter.OomKilled("web-0"));  // the kill before Prepare is not this run's
+    std::ofstream(base + "/web-0/memory.events") << "max 9\noom 2\noom_kill 2\n";
+    EXPECT_TRUE(limiter.OomKilled("web-0"));
+    EXPECT_FALSE(limiter.OomKilled("web-0"));  // reported once
+
+    ASSERT_TRUE(limiter.Prepare("api-0", manifest::Resources{}, &spec).ok());
+    EXPECT_EQ(read(base + "/api-0/memory.max"), "max");
+    EXPECT_EQ(read(base + "/api-0/cpu.max"), "max 100000");
+  }
+  std::filesystem::remove_all(base);
 }
 
 }  // namespace
