@@ -67,6 +67,17 @@ TEST(CliGoldenTest, StatusTable) {
   ExpectGolden("status_table", RenderStatusTable(j));
 }
 
+TEST(CliGoldenTest, StatusTableSaysWhenStoreCommitsFailed) {
+  auto j = nlohmann::json::parse(Read(std::string(HAFAB_GOLDEN_DIR) + "/status.json"));
+  EXPECT_EQ(RenderStatusTable(j).find("store:"), std::string::npos);
+  j["store"] = {
+      {"failed_commits", 3}, {"last_error", "Unavailable: etcd down"}, {"reloading", true}};
+  EXPECT_NE(RenderStatusTable(j).find("\nstore: 3 failed commits since the controller started "
+                                      "(last: Unavailable: etcd down); reading the state back\n"),
+            std::string::npos)
+      << RenderStatusTable(j);
+}
+
 TEST(CliGoldenTest, OpsView) {
   auto j = nlohmann::json::parse(Read(std::string(HAFAB_GOLDEN_DIR) + "/ops.json"));
   ExpectGolden("ops_view", RenderOps(j));

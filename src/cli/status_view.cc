@@ -87,6 +87,12 @@ std::string RenderStatusTable(const json& status) {
                 "): " + DomainProgress(op) + "\n";
   }
   if (!rollouts.empty()) out += "\n" + rollouts;
+  const json store = status.value("store", json::object());
+  if (store.value("failed_commits", 0) > 0) {
+    out += "\nstore: " + Str(store, "failed_commits") +
+           " failed commits since the controller started (last: " + Str(store, "last_error") + ")" +
+           (store.value("reloading", false) ? "; reading the state back" : "") + "\n";
+  }
   return out;
 }
 

@@ -276,6 +276,8 @@ Status Controller::Commit() {
   }
   if (r.ok()) return Status::Ok();
   spdlog::error("store commit failed ({}); reloading state from the store", r.status().ToString());
+  ++failed_commits_;
+  last_commit_error_ = r.status().ToString();
   reload_needed_ = true;
   return r.status();
 }

@@ -313,6 +313,8 @@ class Controller {
   bool crashed_ = false;
   bool deposed_ = false;
   bool reload_needed_ = false;  // a commit failed: memory may be ahead of the store
+  int64_t failed_commits_ = 0;  // since start, with the last error (StatusJson "store")
+  std::string last_commit_error_;
   TimePoint started_at_{};
 
   // Desired state, mirrored from the store.

@@ -111,9 +111,14 @@ TEST_F(FailoverTest, StoreOutageDuringNodeLossPublishesNothingThenFailsOver) {
   EXPECT_EQ(c_->RoutesVersion(), routes);
   for (const auto& [n, g] : generations) EXPECT_EQ(c_->AssignmentsGeneration(n), g) << n;
   EXPECT_EQ(provider_.force_detaches, 0);
+  nlohmann::json store = c_->StatusJson()["store"];
+  EXPECT_GT(store["failed_commits"].get<int64_t>(), 0);
+  EXPECT_NE(store["last_error"].get<std::string>().find("injected commit failure"),
+            std::string::npos);
   store_.FailNextCommits(0);
   RunChecked(4s);
   ExpectFailedOverFrom(old_node_);
+  EXPECT_EQ(c_->StatusJson()["store"]["reloading"], false);
 }
 
 TEST_F(FailoverTest, SilentNodeIsFencedForLeasePlusMarginBeforeForceDetach) {

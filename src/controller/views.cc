@@ -155,11 +155,19 @@ json Controller::StatusJson() const {
   }
   json ops = OpsJson();
   if (ops.size() > 20) ops.erase(ops.begin() + 20, ops.end());
-  return {{"controller", id_},          {"routes_version", routes_version_},
-          {"roles", RolesJson()},       {"instances", instances},
-          {"nodes", NodesJson()},       {"volumes", VolumesJson()},
-          {"operations", ops},          {"gateways", GatewaysJson()},
-          {"last_event", LastEventId()}};
+  return {{"controller", id_},
+          {"routes_version", routes_version_},
+          {"roles", RolesJson()},
+          {"instances", instances},
+          {"nodes", NodesJson()},
+          {"volumes", VolumesJson()},
+          {"operations", ops},
+          {"gateways", GatewaysJson()},
+          {"last_event", LastEventId()},
+          {"store",
+           {{"failed_commits", failed_commits_},
+            {"last_error", last_commit_error_},
+            {"reloading", reload_needed_}}}};
 }
 
 }  // namespace hafab::controller
