@@ -77,6 +77,13 @@ struct ObservedInstance {
   uint64_t rss_bytes = 0;
 };
 
+// Whether a running instance passes its probes: readiness if it has one, else liveness,
+// else running is enough.
+inline bool ProbesPass(const manifest::Probes& probes, const ObservedInstance& o) {
+  if (probes.readiness) return o.readiness == "ready";
+  return !probes.liveness || o.liveness == "ok";
+}
+
 struct ObservedVolume {
   std::string state;  // attached | detaching | detached
   std::string instance;
@@ -254,6 +261,15 @@ class Controller {
   void AdvanceOp(Operation& op);
   StepResult RunStep(Operation& op);
   StepResult StepFence(Operation& op);
+  // Whether every live gateway has acknowledged the routes version published when the
+  // operation first asked (fence_version_); otherwise notes which one it waits for.
+  bool GatewaysAcked(Operation& op);
+  // Whether the node's agent reports running the assignments last published for it.
+  bool AssignmentsTaken(const std::string& node) const;
+  // The first live gateway that has not acknowledged routes `version`; "" when none.
+  std::string GatewayBehind(int64_t version) const;
+  // Connections the live gateways report open to `instance` (drain, autoscaling).
+  int64_t OpenConnections(const std::string& instance) const;
   StepResult StepStop(Operation& op);
   StepResult StepDetach(Operation& op);
   StepResult StepPromote(Operation& op);
@@ -342,6 +358,7 @@ class Controller {
   std::map<std::string, AutoscaleDecision> autoscale_last_;  // role -> last evaluation
   TimePoint next_autoscale_{};
   std::map<std::string, AvailabilityLog> availability_;  // role -> outages
+  int64_t availability_routes_version_ = 0;              // the routes last judged
   // instance -> (when it left the rotation for a scale-down, the routes version without it)
   std::map<std::string, std::pair<TimePoint, int64_t>> scale_drain_;
   std::set<std::string> warned_;  // one-shot warnings (unplaceable, ...)

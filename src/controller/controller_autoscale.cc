@@ -27,14 +27,7 @@ std::vector<double> Controller::AutoscaleSamples(const RoleRecord& role) const {
     bool busy = false;
     if (!InstanceReady(role, inst, &busy) || busy) continue;
     if (a.metric == "connections") {
-      int64_t n = 0;
-      for (const auto& gw : gateway_leases_.Holders()) {
-        auto g = gateway_active_.find(gw);
-        if (g == gateway_active_.end()) continue;
-        auto c = g->second.find(name);
-        if (c != g->second.end()) n += c->second;
-      }
-      out.push_back(static_cast<double>(n));
+      out.push_back(static_cast<double>(OpenConnections(name)));
     } else {
       const ObservedInstance* o = Observed(inst);
       if (o == nullptr) continue;

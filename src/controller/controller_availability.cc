@@ -18,11 +18,14 @@ void Controller::TrackAvailability() {
   // A new controller has heard nobody yet: routes are empty until every node had a lease
   // to report. Judging before that would record an outage at every controller start.
   if (clock_.Now() < started_at_ + opts_.lease_ttl) return;
+  // Whether a role is routable changes only with the routes: judged once per version.
+  if (routes_version_ == availability_routes_version_) return;
+  availability_routes_version_ = routes_version_;
   const int64_t now_ms = WallMs(clock_);
   std::map<std::string, bool> routable;
-  for (const auto& ep : routes_json_.value("endpoints", json::array())) {
+  for (const auto& ep : routes_json_.at("endpoints")) {
     bool any = false;
-    for (const auto& b : ep.value("backends", json::array())) {
+    for (const auto& b : ep.at("backends")) {
       any |= b.value("ready", false) && !b.value("busy", false);
     }
     routable[ep.value("role", "")] = any;

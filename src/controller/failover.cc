@@ -69,16 +69,43 @@ Controller::StepResult Controller::StepFence(Operation& op) {
   }
   if (!Commit().ok()) return StepResult::kWait;
   Publish();
+  return GatewaysAcked(op) ? StepResult::kDone : StepResult::kWait;
+}
+
+bool Controller::GatewaysAcked(Operation& op) {
   int64_t& version = fence_version_[op.id];
   if (version == 0) version = routes_version_;
+  const std::string behind = GatewayBehind(version);
+  if (behind.empty()) return true;
+  Note(op, "waiting for gateway " + behind + " to acknowledge routes version " +
+               std::to_string(version));
+  return false;
+}
+
+bool Controller::AssignmentsTaken(const std::string& node) const {
+  const NodeObservation* obs = Observation(node);
+  auto g = node_generation_.find(node);
+  return obs != nullptr &&
+         obs->assignments_generation >= (g == node_generation_.end() ? 0 : g->second);
+}
+
+std::string Controller::GatewayBehind(int64_t version) const {
   for (const auto& gw : gateway_leases_.Holders()) {
-    if (gateway_acked_[gw] < version) {
-      Note(op, "waiting for gateway " + gw + " to acknowledge routes version " +
-                   std::to_string(version));
-      return StepResult::kWait;
-    }
+    auto acked = gateway_acked_.find(gw);
+    if (acked == gateway_acked_.end() || acked->second < version) return gw;
   }
-  return StepResult::kDone;
+  return "";
+}
+
+int64_t Controller::OpenConnections(const std::string& instance) const {
+  int64_t n = 0;
+  for (const auto& gw : gateway_leases_.Holders()) {
+    auto g = gateway_active_.find(gw);
+    if (g == gateway_active_.end()) continue;
+    auto c = g->second.find(instance);
+    if (c != g->second.end()) n += c->second;
+  }
+  return n;
 }
 
 // Stop the old primary: its agent stops it (run: false), or, when its node is silent, the
@@ -105,8 +132,8 @@ Controller::StepResult Controller::StepStop(Operation& op) {
     return StepResult::kWait;
   }
   const ObservedInstance* o = Observed(*old);
-  bool taken = obs != nullptr && obs->assignments_generation >= node_generation_[node];
-  if (o == nullptr || (!RunningState(o->state) && (o->state != "backoff" || taken))) {
+  if (o == nullptr ||
+      (!RunningState(o->state) && (o->state != "backoff" || AssignmentsTaken(node)))) {
     return StepResult::kDone;
   }
   Note(op, "waiting for node " + node + " to stop " + old->name);
@@ -301,11 +328,8 @@ Controller::StepResult Controller::StepStart(Operation& op) {
     op.error = "new primary " + np->name + " failed to start: " + o->last_exit;
     return StepResult::kAbort;
   }
-  if (current && o->state == "running") {
-    const manifest::Probes& probes = roles_.at(op.role).spec.probes;
-    bool ok =
-        probes.readiness ? o->readiness == "ready" : (probes.liveness ? o->liveness == "ok" : true);
-    if (ok) return StepResult::kDone;
+  if (current && o->state == "running" && ProbesPass(roles_.at(op.role).spec.probes, *o)) {
+    return StepResult::kDone;
   }
   Note(op, "waiting for " + np->name + " on " + np->node + " to start and be ready");
   return StepResult::kWait;

@@ -33,11 +33,8 @@ constexpr Duration kRetry = std::chrono::milliseconds(100);
 std::string NewReplicaId() {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, 8, "host");
-  auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  RealClock().WallNow().time_since_epoch())
-                  .count();
   return "ctl-" + std::string(host) + "-" + std::to_string(getpid()) + "-" +
-         std::to_string(wall % 100000000);
+         std::to_string(WallMs(RealClock()) % 100000000);
 }
 
 LeaderElection::LeaderElection(store::Store& store, Clock& clock, LeaderOptions opts)
@@ -61,6 +58,14 @@ std::vector<store::Compare> LeaderElection::Guard() const {
   return {store::Compare::ModRevisionEquals(kLeaderKey, leader_.revision)};
 }
 
+std::string LeaderElection::DeleteLeaderKeyAt(store::Revision mod_revision) {
+  store::Txn txn;
+  txn.compares = {store::Compare::ModRevisionEquals(kLeaderKey, mod_revision)};
+  txn.success = {store::Op::Delete(kLeaderKey)};
+  auto r = store_.Commit(txn);
+  return r.ok() ? "ok" : r.status().ToString();
+}
+
 LeaderElection::Change LeaderElection::Tick() {
   TimePoint now = clock_.Now();
   if (first_tick_) {
@@ -68,12 +73,8 @@ LeaderElection::Change LeaderElection::Tick() {
     if (opts_.sole_owner) {
       auto kv = store_.Get(kLeaderKey);
       if (kv.ok()) {
-        store::Txn txn;
-        txn.compares = {store::Compare::ModRevisionEquals(kLeaderKey, kv->mod_revision)};
-        txn.success = {store::Op::Delete(kLeaderKey)};
-        auto r = store_.Commit(txn);
         spdlog::info("leader: removed the leader key of a dead process ({}): {}", kv->value,
-                     r.ok() ? "ok" : r.status().ToString());
+                     DeleteLeaderKeyAt(kv->mod_revision));
       }
     }
   }
@@ -189,12 +190,8 @@ LeaderElection::Change LeaderElection::Recheck(TimePoint now) {
     if (info.id == opts_.id) {
       // The key of a term this replica already ended (it stepped down, its lease still
       // runs at the store): nobody acts on it, so delete it and let the election go on.
-      store::Txn txn;
-      txn.compares = {store::Compare::ModRevisionEquals(kLeaderKey, kv->mod_revision)};
-      txn.success = {store::Op::Delete(kLeaderKey)};
-      auto r = store_.Commit(txn);
       spdlog::info("leader: deleting the leader key of this replica's ended term: {}",
-                   r.ok() ? "ok" : r.status().ToString());
+                   DeleteLeaderKeyAt(kv->mod_revision));
       SetLeader({});
       return Change::kNone;
     }

@@ -112,7 +112,6 @@ class LeaderElection {
   const LeaderInfo& leader() const { return leader_; }
   const LeaderStats& stats() const { return stats_; }
   const LeaderOptions& options() const { return opts_; }
-  bool elected() const { return elected_; }
   // When our view of the lease ends (leading only).
   TimePoint lease_deadline() const { return deadline_; }
 
@@ -124,6 +123,8 @@ class LeaderElection {
   Change Campaign(TimePoint now);
   void StepDown(const std::string& why);
   void SetLeader(LeaderInfo info);
+  // Deletes the leader key if it is still at `mod_revision`; "ok" or the store's error.
+  std::string DeleteLeaderKeyAt(store::Revision mod_revision);
 
   store::Store& store_;
   Clock& clock_;

@@ -88,9 +88,8 @@ void Controller::FinishOp(Operation& op, const std::string& state, const std::st
   if (op.kind == "rollout") {
     std::string what = op.rollback ? "rollback" : "rollout";
     Emit(what + "-" + state,
-         op.role + " (" + op.id + "): " + what + " to " +
-             (op.to_version.empty() ? "(no version)" : op.to_version) + " " + state + " after " +
-             std::to_string(op.finished_ms - op.created_ms) + "ms" +
+         op.role + " (" + op.id + "): " + what + " to " + VersionName(op.to_version) + " " + state +
+             " after " + std::to_string(op.finished_ms - op.created_ms) + "ms" +
              (error.empty() ? "" : ": " + error) + " [" + timeline + "]",
          {{"op", op.id}, {"role", op.role}});
   } else if (state == "done") {

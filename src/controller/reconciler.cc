@@ -173,15 +173,7 @@ bool Controller::ScaleDownDrained(const RoleRecord& role, const std::string& nam
   // The routes without it were published after the pass that took it out.
   if (version == 0) version = routes_version_;
   if (now >= since + role.spec.stop_grace) return true;
-  for (const auto& gw : gateway_leases_.Holders()) {
-    auto acked = gateway_acked_.find(gw);
-    if (acked == gateway_acked_.end() || acked->second < version) return false;
-    auto g = gateway_active_.find(gw);
-    if (g == gateway_active_.end()) continue;
-    auto a = g->second.find(name);
-    if (a != g->second.end() && a->second > 0) return false;
-  }
-  return true;
+  return GatewayBehind(version).empty() && OpenConnections(name) == 0;
 }
 
 void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {

@@ -140,24 +140,25 @@ void Replica::Handle(http::Request&& req, http::Responder respond) {
 }
 
 void Replica::HandleFollower(http::Request&& req, http::Responder respond) {
-  if (LeaderOnly(req)) {
-    // Only a request the leader would take is sent there; the others get the Api's own
-    // answer (401 or 403 with advice).
-    const Access access = Authorize(tokens_, req.Header("authorization"));
-    if (access == Access::kAdmin || (access == Access::kRead && req.method == "GET")) {
-      return respond(NotLeader());
-    }
+  const Access access = Authorize(tokens_, req.Header("authorization"));
+  const bool leader_only = LeaderOnly(req);
+  // Only a request the leader would take is sent there; the others get the Api's own
+  // answer (401 or 403 with advice), which reads no state: no refresh for them.
+  if (leader_only &&
+      (access == Access::kAdmin || (access == Access::kRead && req.method == "GET"))) {
+    return respond(NotLeader());
   }
-  TimePoint now = clock_.Now();
-  if (!view_ || now - view_loaded_ >= opts_.follower_refresh) {
-    if (!view_) {
-      ControllerOptions co = opts_.controller;
-      // A follower never writes: a compare that never holds makes sure of it.
-      co.write_guard = {store::Compare{kLeaderKey, store::Compare::Target::kCreateRevision,
-                                       store::Compare::Op::kLess, "", 0}};
-      view_ = std::make_unique<Controller>(store_, clock_, provider_, co);
-      view_api_ = std::make_unique<Api>(*view_, clock_, tokens_);
-    }
+  if (!view_) {
+    ControllerOptions co = opts_.controller;
+    // A follower never writes: a compare that never holds makes sure of it.
+    co.write_guard = {store::Compare{kLeaderKey, store::Compare::Target::kCreateRevision,
+                                     store::Compare::Op::kLess, "", 0}};
+    view_ = std::make_unique<Controller>(store_, clock_, provider_, co);
+    view_api_ = std::make_unique<Api>(*view_, clock_, tokens_);
+  }
+  const TimePoint now = clock_.Now();
+  const bool refused = leader_only || access == Access::kNone;
+  if (!refused && (!view_loaded_ || now - *view_loaded_ >= opts_.follower_refresh)) {
     Status st = view_->Reload();
     if (!st.ok()) {
       return respond(ErrorResponse(st.WithContext("follower: cannot read the store")));

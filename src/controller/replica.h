@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "controller/api.h"
@@ -67,7 +68,6 @@ class Replica {
   bool leading() const { return controller_ != nullptr && election_.Leading(); }
   // The current term's controller; null when following.
   Controller* controller() { return leading() ? controller_.get() : nullptr; }
-  const LeaderElection& election() const { return election_; }
   // The body of GET /v1/leader.
   nlohmann::json LeaderJson() const;
 
@@ -93,7 +93,7 @@ class Replica {
   // The follower's read-only view.
   std::unique_ptr<Controller> view_;
   std::unique_ptr<Api> view_api_;
-  TimePoint view_loaded_{};
+  std::optional<TimePoint> view_loaded_;  // when view_ last read the store
 };
 
 }  // namespace hafab::controller

@@ -19,9 +19,9 @@ std::string Join(const std::vector<std::string>& v) {
   return out;
 }
 
-std::string VersionName(const std::string& v) { return v.empty() ? "(no version)" : v; }
-
 }  // namespace
+
+std::string VersionName(const std::string& v) { return v.empty() ? "(no version)" : v; }
 
 bool SameRuntime(const manifest::Role& a, const manifest::Role& b) {
   return a.command == b.command && a.args == b.args && a.env == b.env && a.probes == b.probes &&
@@ -224,22 +224,9 @@ Controller::StepResult Controller::StepRolloutDrain(Operation& op) {
   }
   if (!Commit().ok()) return StepResult::kWait;
   Publish();
-  int64_t& version = fence_version_[op.id];
-  if (version == 0) version = routes_version_;
-  uint64_t open = 0;
-  for (const auto& gw : gateway_leases_.Holders()) {
-    if (gateway_acked_[gw] < version) {
-      Note(op, "waiting for gateway " + gw + " to acknowledge routes version " +
-                   std::to_string(version));
-      return StepResult::kWait;
-    }
-    auto ga = gateway_active_.find(gw);
-    if (ga == gateway_active_.end()) continue;
-    for (const auto& name : op.wave_instances) {
-      auto a = ga->second.find(name);
-      if (a != ga->second.end()) open += a->second;
-    }
-  }
+  if (!GatewaysAcked(op)) return StepResult::kWait;
+  int64_t open = 0;
+  for (const auto& name : op.wave_instances) open += OpenConnections(name);
   if (open > 0) {
     int64_t begun = op.steps.empty() ? 0 : op.steps.back().started_ms;
     if (WallMs(clock_) < begun + ToMs(role.spec.stop_grace)) {
@@ -270,10 +257,8 @@ Controller::StepResult Controller::StepRolloutStop(Operation& op) {
   for (const auto& name : op.wave_instances) {
     InstanceRecord* inst = FindInstance(name);
     if (inst == nullptr || !node_leases_.Live(inst->node)) continue;  // a dead node runs nothing
-    const NodeObservation* obs = Observation(inst->node);
     const ObservedInstance* o = Observed(*inst);
-    bool taken = obs != nullptr && obs->assignments_generation >= node_generation_[inst->node];
-    if (obs == nullptr || !taken || (o != nullptr && RunningState(o->state)))
+    if (!AssignmentsTaken(inst->node) || (o != nullptr && RunningState(o->state)))
       waiting.push_back(name);
   }
   if (!waiting.empty()) {
@@ -305,21 +290,16 @@ Controller::StepResult Controller::StepRolloutStart(Operation& op) {
   for (const auto& name : op.wave_instances) {
     InstanceRecord* inst = FindInstance(name);
     if (inst == nullptr) continue;
-    const NodeObservation* obs = Observation(inst->node);
     const ObservedInstance* o = Observed(*inst);
-    bool taken = obs != nullptr && obs->assignments_generation >= node_generation_[inst->node];
+    const bool taken = AssignmentsTaken(inst->node);
     if (taken && o != nullptr && (o->state == "failed" || RestartsExceeded(*inst))) {
       failure = name + " on " + inst->node + " failed to start (" + o->state +
                 (o->last_exit.empty() ? "" : ", " + o->last_exit) + ", " +
                 std::to_string(o->restarts) + " restarts)";
       break;
     }
-    bool ready = false;
-    if (taken && o != nullptr && o->state == "running" && node_leases_.Live(inst->node)) {
-      const manifest::Probes& probes = role.spec.probes;
-      ready = probes.readiness ? o->readiness == "ready"
-                               : (probes.liveness ? o->liveness == "ok" : true);
-    }
+    const bool ready = taken && o != nullptr && o->state == "running" &&
+                       node_leases_.Live(inst->node) && ProbesPass(role.spec.probes, *o);
     if (!ready) waiting.push_back(name);
   }
   if (failure.empty() && waiting.empty()) return StepResult::kDone;
@@ -424,50 +404,42 @@ Result<json> Controller::Upgrade(const std::string& role, const json& set, bool 
   std::string id;
   Operation* active = nullptr;
   if (auto ri = running_ops_.find(role); ri != running_ops_.end()) active = &ops_.at(ri->second);
-  if (rollback) {
-    if (!set.is_null() && !set.empty()) {
-      return Status::InvalidArgument("set: not allowed with rollback");
+  if (rollback && !set.is_null() && !set.empty()) {
+    return Status::InvalidArgument("set: not allowed with rollback");
+  }
+  if (rollback && active != nullptr) {
+    if (active->kind != "rollout" || active->rollback) {
+      return Status::Conflict("role: " + role + " already has " + active->kind + " " + active->id +
+                              (active->rollback ? " (a rollback)" : "") + " at step " +
+                              active->step);
     }
-    if (active != nullptr) {
-      if (active->kind != "rollout" || active->rollback) {
-        return Status::Conflict("role: " + role + " already has " + active->kind + " " +
-                                active->id + (active->rollback ? " (a rollback)" : "") +
-                                " at step " + active->step);
-      }
-      id = active->id;
-      BeginRollback(*active, "requested by an operator");
-      AdvanceOp(*active);
-      Status st = Commit();
-      Publish();
-      if (!st.ok()) return st;
-      return json{{"operation", id}, {"role", role}, {"rollback", true}};
-    }
-    if (!rec.previous || SameRuntime(*rec.previous, rec.spec)) {
-      return Status::InvalidArgument("rollback: role " + role +
-                                     " has no previous version to roll back to");
-    }
-    manifest::Role back = rec.spec;
-    CopyRuntime(*rec.previous, &back);
-    RoleRecord next = rec;
-    next.spec = back;
-    PrepareSpecChange(rec, &next);
-    PutRole(next);
-    id = StartRollout(role, "rollback requested by an operator", true);
+    id = active->id;
+    BeginRollback(*active, "requested by an operator");
+    AdvanceOp(*active);
   } else {
     if (active != nullptr) {
       return Status::Conflict("role: " + role + " already has " + active->kind + " " + active->id +
                               " at step " + active->step + "; upgrade again when it is done");
     }
     manifest::Role next_spec = rec.spec;
-    HAFAB_RETURN_IF_ERROR(ApplyUpgradeSet(set, &next_spec));
-    if (SameRuntime(next_spec, rec.spec)) {
-      return Status::InvalidArgument("set: nothing changes for role " + role);
+    if (rollback) {
+      if (!rec.previous || SameRuntime(*rec.previous, rec.spec)) {
+        return Status::InvalidArgument("rollback: role " + role +
+                                       " has no previous version to roll back to");
+      }
+      CopyRuntime(*rec.previous, &next_spec);
+    } else {
+      HAFAB_RETURN_IF_ERROR(ApplyUpgradeSet(set, &next_spec));
+      if (SameRuntime(next_spec, rec.spec)) {
+        return Status::InvalidArgument("set: nothing changes for role " + role);
+      }
     }
     RoleRecord next = rec;
     next.spec = next_spec;
     PrepareSpecChange(rec, &next);
     PutRole(next);
-    id = StartRollout(role, "hafab upgrade", false);
+    id = StartRollout(role, rollback ? "rollback requested by an operator" : "hafab upgrade",
+                      rollback);
   }
   Status st = Commit();
   Publish();

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/status.h"
 #include "manifest/model.h"
@@ -33,6 +34,9 @@ inline constexpr const char* kRolloutSteps[] = {"drain", "stop", "start", "route
 // Whether two specs run the same thing (the fields above). Instance count, endpoint,
 // autoscale and update policy are not part of it: changing them restarts nothing.
 bool SameRuntime(const manifest::Role& a, const manifest::Role& b);
+
+// A role's version for messages: "(no version)" when it has none.
+std::string VersionName(const std::string& version);
 
 // Copies the runtime fields of `from` into `to`, leaving the others.
 void CopyRuntime(const manifest::Role& from, manifest::Role* to);
