@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -20,27 +19,16 @@
 
 #include "http/http.h"
 #include "kv_log.h"
+#include "testing/ports.h"
+#include "testing/wait.h"
 
 namespace hafab::apps {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Polls `condition` until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return condition();
-}
-
-uint16_t FreePort() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return acceptor.local_endpoint().port();
-}
+using testing::FreePort;
+using testing::WaitFor;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -147,7 +135,7 @@ class AppProcess {
   int exit_status_ = 0;
 };
 
-class AppsTest : public testing::Test {
+class AppsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char pattern[] = "/tmp/apps_test.XXXXXX";

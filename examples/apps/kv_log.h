@@ -45,12 +45,12 @@ class KvLog {
 
   const std::string& path() const { return path_; }
 
-  // Rewrites the log at `path` (closed) to hold one record per key of `entries`, the state
-  // Open replayed: written to `path`.compact, fsynced, renamed over `path`, directory
-  // fsynced. A crash leaves either the old log or the new one. Errors: Internal naming the
-  // file and the OS error; the old log is then untouched.
-  static Status Compact(const std::string& path,
-                        const std::map<std::string, std::string>& entries);
+  // Rewrites the log at `path` to hold one record per key of `entries`, the state Open
+  // replayed: written to `path`.compact, fsynced, renamed over `path`, directory fsynced.
+  // A crash leaves either the old log or the new one. A KvLog still open on `path` goes on
+  // writing the old file: open it again. Errors: Internal naming the file and the OS
+  // error; the old log is then untouched.
+  static Status Compact(const std::string& path, const std::map<std::string, std::string>& entries);
 
  private:
   KvLog(std::string path, int fd, uint64_t size) : path_(std::move(path)), fd_(fd), size_(size) {}

@@ -58,19 +58,18 @@ int Main(int argc, char** argv) {
   // rather than every write since the first (a role failed over many times replays it each
   // time).
   if (replay.records > 2 * entries.size() + 1000) {
-    log->reset();
     Status compacted = KvLog::Compact(log_path, entries);
     if (compacted.ok()) {
       std::fprintf(stderr, "kvd: compacted the log from %zu records to %zu\n", replay.records,
                    entries.size());
+      log = KvLog::Open(log_path, nullptr);  // the new file; the old one is closed
+      if (!log.ok()) {
+        std::fprintf(stderr, "kvd: %s\n", log.status().message().c_str());
+        return 1;
+      }
     } else {
       std::fprintf(stderr, "kvd: log not compacted (kept as it was): %s\n",
                    compacted.message().c_str());
-    }
-    log = KvLog::Open(log_path, nullptr);
-    if (!log.ok()) {
-      std::fprintf(stderr, "kvd: %s\n", log.status().message().c_str());
-      return 1;
     }
   }
 

@@ -36,6 +36,7 @@ using namespace std::chrono_literals;
 using e2e::ReadFile;
 using e2e::Spawn;
 using e2e::StopGroup;
+using e2e::WaitFor;
 using nlohmann::json;
 using testing::FreePort;
 
@@ -95,16 +96,6 @@ class ControllerProcessTest : public ::testing::Test {
     if (!r.ok()) return r.status();
     if (r->status / 100 != 2) return Status::Internal(path + ": " + r->body);
     return json::parse(r->body, nullptr, false);
-  }
-
-  bool WaitFor(const std::string& what, const std::function<bool()>& pred, Duration timeout = 20s) {
-    auto deadline = RealClock().Now() + timeout;
-    while (RealClock().Now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    ADD_FAILURE() << "timed out waiting for " << what;
-    return false;
   }
 
   // The running primary of `app` as {instance, node}, when exactly one instance of the

@@ -149,7 +149,8 @@ TEST_F(LeaderTest, ShortPartitionEndsTheTermAndTheOthersElectQuickly) {
   Run(1s);
   ASSERT_TRUE(a.Leading());
   faults_[0]->SetDown(true);
-  while (a.Leading()) Run(10ms);
+  for (TimePoint cut = clock_.Now(); a.Leading() && clock_.Now() - cut < 3s;) Run(10ms);
+  ASSERT_FALSE(a.Leading());
   // Back before the store's lease ended: a finds its own key, deletes it, and b is elected
   // without waiting for the rest of the ttl (a waits one ttl before campaigning again).
   faults_[0]->SetDown(false);
@@ -199,6 +200,7 @@ TEST_F(LeaderTest, SoleOwnerRemovesTheKeyOfADeadProcess) {
   LeaderElection& b = Add("b");  // not sole owner: waits for the key
   auto held = store_->Get(kLeaderKey);
   ASSERT_TRUE(held.ok());
+  EXPECT_EQ(nlohmann::json::parse(held->value)["id"], "a");  // the dead process's key is gone
   EXPECT_EQ(b.Tick(), Change::kNone);
   EXPECT_EQ(b.leader().id, "a");
 }

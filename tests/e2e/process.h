@@ -1,13 +1,16 @@
 // Helpers for tests that run hafab's daemons as real processes (controller, agents, gateway).
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/clock.h"
+#include "testing/wait.h"
 
 namespace hafab::e2e {
 
@@ -23,5 +26,14 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log,
 // Sends `sig` to the group of `pid`, waits for `pid` to exit (SIGKILL to the group after
 // `grace`) and sets `pid` to 0. Nothing if `pid` <= 0.
 void StopGroup(pid_t& pid, int sig, Duration grace = std::chrono::seconds(10));
+
+// Polls `pred` every 20 ms until it holds or `timeout` passes; on a timeout the test fails,
+// naming `what`.
+inline bool WaitFor(const std::string& what, const std::function<bool()>& pred,
+                    Duration timeout = std::chrono::seconds(30)) {
+  if (testing::WaitFor(pred, timeout, std::chrono::milliseconds(20))) return true;
+  ADD_FAILURE() << "timed out waiting for " << what;
+  return false;
+}
 
 }  // namespace hafab::e2e

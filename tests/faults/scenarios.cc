@@ -434,6 +434,8 @@ class SlowDetach : public ClusterScenario {
     for (const auto& st : op.value("steps", json::array())) steps[st.value("step", "")] = st;
     if (!steps.count("attach")) return Status::Internal("the failover has no attach step");
     int64_t attach_began = steps["attach"].value("started_ms", int64_t{0});
+    // provider.log spans every iteration on this cluster: only this failover's lines count.
+    const int64_t op_began = op.value("created_ms", int64_t{0});
     int64_t detached = 0;
     int conflicts = 0;
     std::ifstream log(dir_ + "/volumes/provider.log");
@@ -443,11 +445,9 @@ class SlowDetach : public ClusterScenario {
       std::string what, vol, node;
       in >> ms >> what >> vol >> node;
       if (vol != "kvd-data") continue;
+      if (ms < op_began) continue;
       if (what == "detached" && node == t.node && ms <= attach_began + 60000) detached = ms;
-      if (what == "attach" && line.find("conflict") != std::string::npos &&
-          ms >= steps.begin()->second.value("started_ms", int64_t{0})) {
-        ++conflicts;
-      }
+      if (what == "attach" && line.find("conflict") != std::string::npos) ++conflicts;
     }
     std::string detail =
         "wait_detached " + std::to_string(steps["wait_detached"].value("duration_ms", -1)) +
