@@ -1,10 +1,10 @@
 #include "cli/api_client.h"
 
-#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "cli/command.h"
 #include "http/leader_hint.h"
@@ -60,28 +60,39 @@ Result<ApiClient> ApiClient::Connect(ApiOptions opts) {
     c.token_ = *token;
   }
   while (!c.url_.empty() && c.url_.back() == '/') c.url_.pop_back();
+  // --api may name several controller replicas, comma-separated.
+  std::stringstream list(c.url_);
+  for (std::string url; std::getline(list, url, ',');) {
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    if (!url.empty()) c.urls_.push_back(url);
+  }
   return c;
 }
 
 Result<http::Response> ApiClient::Raw(const std::string& method, const std::string& path,
                                       const std::string& body, Duration timeout) const {
-  // --api may name several controller replicas, comma-separated: the first that answers is
-  // used, and a follower's 503 "not leader" is followed to the leader it names, once.
+  // The replica that answered last is asked first, then the others in order; the first
+  // that answers is used, and a follower's 503 "not leader" is followed to the leader it
+  // names, once.
   const http::Headers auth = {{"Authorization", "Bearer " + token_}};
+  std::vector<std::string> order;
+  if (!answered_.empty()) order.push_back(answered_);
+  for (const auto& u : urls_) {
+    if (u != answered_) order.push_back(u);
+  }
   Result<http::Response> r = Status::Unavailable("no controller URL");
-  for (size_t at = 0; at <= url_.size();) {
-    size_t comma = std::min(url_.find(',', at), url_.size());
-    std::string url = url_.substr(at, comma - at);
-    at = comma + 1;
-    while (!url.empty() && url.back() == '/') url.pop_back();
-    if (url.empty()) continue;
+  for (const auto& url : order) {
     r = http::Fetch(method, url + path, body, auth, timeout);
     if (!r.ok() && r.status().code() == StatusCode::kUnavailable) continue;
     std::string leader = r.ok() ? http::LeaderHint(*r) : "";
     if (!leader.empty() && leader != url) {
       auto at_leader = http::Fetch(method, leader + path, body, auth, timeout);
-      if (at_leader.ok()) return at_leader;
+      if (at_leader.ok()) {
+        answered_ = leader;
+        return at_leader;
+      }
     }
+    answered_ = url;
     break;
   }
   if (!r.ok() && r.status().code() == StatusCode::kUnavailable) {
@@ -107,6 +118,20 @@ Result<nlohmann::json> ApiClient::Call(const std::string& method, const std::str
   }
   if (j.is_discarded()) return Status::Internal("controller answered invalid JSON: " + resp.body);
   return j;
+}
+
+Status PollOperation(const ApiClient& c, const std::string& id, Duration limit, Duration every,
+                     const std::function<std::optional<Status>(const nlohmann::json& op)>& seen) {
+  const auto deadline = RealClock().Now() + limit;
+  while (RealClock().Now() < deadline) {
+    HAFAB_ASSIGN_OR_RETURN(nlohmann::json op, c.Call("GET", "/v1/ops/" + id));
+    if (std::optional<Status> ended = seen(op)) return *ended;
+    std::this_thread::sleep_for(every);  // polling the operation, with a deadline
+  }
+  return Status::DeadlineExceeded(
+      "operation " + id + " still running after " +
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(limit).count()) +
+      "s; follow it with `hafab ops`");
 }
 
 void Fail(const Status& st) {

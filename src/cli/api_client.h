@@ -5,7 +5,9 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 #include "http/http.h"
@@ -39,9 +41,16 @@ class ApiClient {
   const std::string& url() const { return url_; }
 
  private:
-  std::string url_;
+  std::string url_;                // as given (named in errors)
+  std::vector<std::string> urls_;  // its comma-separated replicas
+  mutable std::string answered_;   // the URL that answered last: asked first next time
   std::string token_;
 };
+
+// Polls GET /v1/ops/<id> every `every`, handing each answer to `seen`, until `seen` returns
+// a Status (the operation ended) or `limit` passes (DeadlineExceeded, with advice).
+Status PollOperation(const ApiClient& c, const std::string& id, Duration limit, Duration every,
+                     const std::function<std::optional<Status>(const nlohmann::json& op)>& seen);
 
 // Prints the error for `st` on stderr and sets the exit code that fits it
 // (kExitUnreachable for Unavailable, else kExitError).

@@ -3,7 +3,6 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 #include "cli/api_client.h"
 #include "cli/command.h"
@@ -17,11 +16,8 @@ using namespace std::chrono_literals;
 
 // Follows operation `id` until it ends, printing each step once it starts and ends.
 Status WaitForOperation(const ApiClient& c, const std::string& id, Duration limit) {
-  auto deadline = RealClock().Now() + limit;
   size_t printed = 0;
-  std::string last_state;
-  while (RealClock().Now() < deadline) {
-    HAFAB_ASSIGN_OR_RETURN(json op, c.Call("GET", "/v1/ops/" + id));
+  return PollOperation(c, id, limit, 100ms, [&](const json& op) -> std::optional<Status> {
     const json steps = op.value("steps", json::array());
     for (; printed < steps.size(); ++printed) {
       const json& s = steps[printed];
@@ -39,10 +35,8 @@ Status WaitForOperation(const ApiClient& c, const std::string& id, Duration limi
     if (state == "failed" || state == "rolled-back") {
       return Status::Internal("operation " + id + " " + state + ": " + op.value("error", ""));
     }
-    std::this_thread::sleep_for(100ms);  // polling the operation with a deadline
-  }
-  return Status::DeadlineExceeded("operation " + id + " still running after " +
-                                  std::to_string(limit / 1s) + "s; follow it with `hafab ops`");
+    return std::nullopt;
+  });
 }
 
 Status Started(const ApiClient& c, const json& answer, bool wait) {

@@ -1,7 +1,6 @@
 // hafab upgrade: a rolling upgrade of a load-balanced role, one update domain at a time,
 // with its progress per domain (src/controller/rollout.h).
 #include <iostream>
-#include <thread>
 
 #include "cli/api_client.h"
 #include "cli/command.h"
@@ -52,11 +51,9 @@ Status ParseSet(const std::vector<std::string>& sets, json* out) {
 
 // Follows rollout `id`, printing each domain's state as it changes, until it ends.
 Status Follow(const ApiClient& c, const std::string& id, bool want_rollback, Duration limit) {
-  auto deadline = RealClock().Now() + limit;
   std::map<std::string, std::string> shown;
   bool rollback_shown = false;
-  while (RealClock().Now() < deadline) {
-    HAFAB_ASSIGN_OR_RETURN(json op, c.Call("GET", "/v1/ops/" + id));
+  return PollOperation(c, id, limit, 200ms, [&](const json& op) -> std::optional<Status> {
     if (op.value("rollback", false) && !want_rollback && !rollback_shown) {
       rollback_shown = true;
       shown.clear();
@@ -85,10 +82,8 @@ Status Follow(const ApiClient& c, const std::string& id, bool want_rollback, Dur
     if (state == "failed") {
       return Status::Internal("operation " + id + " failed: " + op.value("error", ""));
     }
-    std::this_thread::sleep_for(200ms);  // polling the operation, with a deadline
-  }
-  return Status::DeadlineExceeded("operation " + id + " still running after " +
-                                  std::to_string(limit / 1s) + "s; follow it with `hafab ops`");
+    return std::nullopt;
+  });
 }
 
 HAFAB_COMMAND(44, [](CLI::App& app) {

@@ -1,40 +1,12 @@
 // The `hafab` binary: one CLI11 app whose subcommands register themselves (command.h).
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
 #include "core/log.h"
-
-namespace hafab::cli {
-namespace {
-
-std::vector<std::pair<int, AddCommand>>& Registry() {
-  static std::vector<std::pair<int, AddCommand>> r;
-  return r;
-}
-int g_exit_code = kExitOk;
-
-}  // namespace
-
-CommandRegistration::CommandRegistration(int order, AddCommand add) {
-  Registry().emplace_back(order, std::move(add));
-}
-
-void AddAllCommands(CLI::App& app) {
-  auto& r = Registry();
-  std::stable_sort(r.begin(), r.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& [order, add] : r) add(app);
-}
-
-void SetExitCode(int code) { g_exit_code = code; }
-int GetExitCode() { return g_exit_code; }
-
-}  // namespace hafab::cli
 
 int main(int argc, char** argv) {
   CLI::App app{"hafab: a high-availability fabric for unmodified applications"};
