@@ -21,6 +21,7 @@
 #include "store/open.h"
 #include "store/store_conformance.h"
 #include "testing/fake_clock.h"
+#include "testing/wait.h"
 
 namespace hafab::store {
 namespace {
@@ -321,11 +322,8 @@ TEST_F(EtcdSingleTest, ClosingTheStoreEndsItsWatchers) {
     returned = true;
   });
   store_.reset();
-  TimePoint give_up = RealClock().Now() + std::chrono::seconds(5);
-  while (!returned.load() && RealClock().Now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // poll interval
-  }
-  EXPECT_TRUE(returned.load()) << "Next still blocked after the store closed";
+  EXPECT_TRUE(hafab::testing::WaitFor([&] { return returned.load(); }, std::chrono::seconds(5)))
+      << "Next still blocked after the store closed";
   waiter.join();
   EXPECT_EQ(result.code(), StatusCode::kUnavailable);
   EXPECT_THAT(result.message(), HasSubstr("store closed"));
