@@ -103,17 +103,7 @@ class ControllerProcessTest : public ::testing::Test {
   std::pair<std::string, std::string> SolePrimary() {
     auto st = Api("GET", "/v1/status");
     if (!st.ok()) return {};
-    std::pair<std::string, std::string> primary;
-    int running = 0;
-    for (const auto& i : (*st)["instances"]) {
-      if (i["role"] != "app") continue;
-      if (i["state"] == "running") ++running;
-      if (i["primary"] == true && i["state"] == "running" && i["ready"] == true &&
-          i["volume"] == "app-data") {
-        primary = {i["instance"], i["node"]};
-      }
-    }
-    return running == 1 ? primary : std::pair<std::string, std::string>{};
+    return e2e::SolePrimary(*st, "app", "app-data");
   }
 
   bool OpsDone() {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -56,6 +57,14 @@ class LeaderTest : public ::testing::Test {
     }
   }
 
+  // Runs (as Run) until `done` holds or `limit` passes; whether it held.
+  bool RunUntil(const std::function<bool()>& done, Duration limit, std::vector<bool> alive = {}) {
+    for (TimePoint start = clock_.Now(); !done() && clock_.Now() - start < limit;) {
+      Run(10ms, alive);
+    }
+    return done();
+  }
+
   testing::FakeClock clock_;
   std::unique_ptr<store::SqliteStore> store_;
   std::vector<std::unique_ptr<testing::FaultStore>> faults_;
@@ -99,8 +108,7 @@ TEST_F(LeaderTest, CrashedLeaderIsReplacedAfterItsLease) {
   TimePoint crashed = clock_.Now();
   Run(1500ms, {false, true});
   EXPECT_FALSE(b.Leading()) << "b took over while a's lease still ran";
-  while (!b.Leading() && clock_.Now() - crashed < 5s) Run(10ms, {false, true});
-  ASSERT_TRUE(b.Leading());
+  ASSERT_TRUE(RunUntil([&] { return b.Leading(); }, 5s, {false, true}));
   // The key went when a's lease ended: at most ttl after a's last keep-alive (which was at
   // most renew_interval before the crash), noticed by b's watch within one tick.
   Duration took = clock_.Now() - crashed;
@@ -149,14 +157,12 @@ TEST_F(LeaderTest, ShortPartitionEndsTheTermAndTheOthersElectQuickly) {
   Run(1s);
   ASSERT_TRUE(a.Leading());
   faults_[0]->SetDown(true);
-  for (TimePoint cut = clock_.Now(); a.Leading() && clock_.Now() - cut < 3s;) Run(10ms);
-  ASSERT_FALSE(a.Leading());
+  ASSERT_TRUE(RunUntil([&] { return !a.Leading(); }, 3s));
   // Back before the store's lease ended: a finds its own key, deletes it, and b is elected
   // without waiting for the rest of the ttl (a waits one ttl before campaigning again).
   faults_[0]->SetDown(false);
   TimePoint back = clock_.Now();
-  while (!b.Leading() && clock_.Now() - back < 3s) Run(10ms);
-  EXPECT_TRUE(b.Leading());
+  EXPECT_TRUE(RunUntil([&] { return b.Leading(); }, 3s));
   EXPECT_LT(clock_.Now() - back, 200ms);
   Run(100ms);
   EXPECT_EQ(a.leader().id, "b");

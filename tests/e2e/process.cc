@@ -53,4 +53,20 @@ void StopGroup(pid_t& pid, int sig, Duration grace) {
   pid = 0;
 }
 
+std::pair<std::string, std::string> SolePrimary(const nlohmann::json& status,
+                                                const std::string& role,
+                                                const std::string& volume) {
+  std::pair<std::string, std::string> primary;
+  int running = 0;
+  for (const auto& i : status.value("instances", nlohmann::json::array())) {
+    if (i.value("role", "") != role) continue;
+    if (i.value("state", "") == "running") ++running;
+    if (i.value("primary", false) && i.value("state", "") == "running" && i.value("ready", false) &&
+        i.value("volume", "") == volume) {
+      primary = {i.value("instance", ""), i.value("node", "")};
+    }
+  }
+  return running == 1 ? primary : std::pair<std::string, std::string>{};
+}
+
 }  // namespace hafab::e2e

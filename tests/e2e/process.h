@@ -6,7 +6,9 @@
 
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -26,6 +28,11 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log,
 // Sends `sig` to the group of `pid`, waits for `pid` to exit (SIGKILL to the group after
 // `grace`) and sets `pid` to 0. Nothing if `pid` <= 0.
 void StopGroup(pid_t& pid, int sig, Duration grace = std::chrono::seconds(10));
+
+// {instance, node} of `role`'s primary in a controller's /v1/status answer, when exactly
+// one instance of the role runs and it is the primary, ready, holding `volume`; else {}.
+std::pair<std::string, std::string> SolePrimary(const nlohmann::json& status,
+                                                const std::string& role, const std::string& volume);
 
 // Polls `pred` every 20 ms until it holds or `timeout` passes; on a timeout the test fails,
 // naming `what`.

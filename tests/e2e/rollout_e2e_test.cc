@@ -48,6 +48,18 @@ void PrintTimeline(const std::string& title, const json& op) {
   }
 }
 
+// Waits for the 6 echo instances to be ready at version 1, then starts `load` and waits
+// for its first 200 answers.
+void WaitReadyUnderLoad(Cluster& c, LoadClient& load) {
+  Status ready = c.WaitFor(
+      "6 echo instances ready", [&] { return ReadyAt(c, "1") == 6; }, 30s);
+  ASSERT_TRUE(ready.ok()) << ready.ToString();
+  load.Start();
+  Status answered = c.WaitFor(
+      "200 answers", [&] { return load.ok() >= 200; }, 20s);
+  ASSERT_TRUE(answered.ok()) << answered.ToString();
+}
+
 TEST(RolloutE2eTest, UpgradeAndBrokenUpgradeUnderLoadFailNoRequest) {
   ClusterOptions o;
   o.nodes = 3;
@@ -57,15 +69,8 @@ TEST(RolloutE2eTest, UpgradeAndBrokenUpgradeUnderLoadFailNoRequest) {
   Cluster c(o);
   Status started = c.Start();
   ASSERT_TRUE(started.ok()) << started.ToString();
-  ASSERT_TRUE(c.WaitFor(
-                   "6 echo instances ready", [&] { return ReadyAt(c, "1") == 6; }, 30s)
-                  .ok());
-
   LoadClient load(c.echo_url() + "/", 2);
-  load.Start();
-  ASSERT_TRUE(c.WaitFor(
-                   "200 answers", [&] { return load.ok() >= 200; }, 20s)
-                  .ok());
+  ASSERT_NO_FATAL_FAILURE(WaitReadyUnderLoad(c, load));
 
   // 1. A good upgrade.
   std::string out;
@@ -150,14 +155,8 @@ TEST(RolloutE2eTest, ControllerKilledAtEveryDrainResumesTheRollout) {
   Status started = c.Start();
   unsetenv("HAFAB_TEST_CRASH_AT_STEP");
   ASSERT_TRUE(started.ok()) << started.ToString();
-  ASSERT_TRUE(c.WaitFor(
-                   "6 echo instances ready", [&] { return ReadyAt(c, "1") == 6; }, 30s)
-                  .ok());
   LoadClient load(c.echo_url() + "/", 2);
-  load.Start();
-  ASSERT_TRUE(c.WaitFor(
-                   "200 answers", [&] { return load.ok() >= 200; }, 20s)
-                  .ok());
+  ASSERT_NO_FATAL_FAILURE(WaitReadyUnderLoad(c, load));
   std::string out;
   // The first crash comes while the upgrade request is answered (the rollout's first step
   // begins inside it): the CLI may see the connection close. The rollout is recorded.

@@ -163,17 +163,7 @@ class HaControllersTest : public ::testing::Test {
     if (l < 0) return {};
     auto st = Get(l, "/v1/status");
     if (!st.ok()) return {};
-    std::pair<std::string, std::string> primary;
-    int running = 0;
-    for (const auto& i : (*st)["instances"]) {
-      if (i["role"] != "kvd") continue;
-      if (i["state"] == "running") ++running;
-      if (i["primary"] == true && i["state"] == "running" && i["ready"] == true &&
-          i["volume"] == "kvd-data") {
-        primary = {i["instance"], i["node"]};
-      }
-    }
-    return running == 1 ? primary : std::pair<std::string, std::string>{};
+    return e2e::SolePrimary(*st, "kvd", "kvd-data");
   }
 
   bool OpsDone(int l) {
