@@ -102,27 +102,15 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
                                                             0.5 * random.UniformDouble()));
     poll_timer.expires_after(backoff + jitter);
     backoff = std::min(backoff * 2, opts.backoff_max);
-    poll_backing_off = true;
-    auto self = shared_from_this();
-    poll_timer.async_wait([self](const boost::system::error_code& ec) {
-      if (ec) return;
-      self->poll_backing_off = false;
-      self->Poll();
-    });
+    // Expired or cancelled (PollNow, Stop): poll again, unless stopped (Poll checks).
+    poll_timer.async_wait(
+        [self = shared_from_this()](const boost::system::error_code&) { self->Poll(); });
   }
 
   // A heartbeat found the leader while the route poll sleeps off failures (no leader for a
   // while): poll it now rather than after up to backoff_max.
   void PollNow() {
-    if (!poll_backing_off || stopped) return;
-    backoff = opts.backoff_initial;
-    poll_timer.expires_after(Duration::zero());  // the sleeping wait ends, aborted
-    auto self = shared_from_this();
-    poll_timer.async_wait([self](const boost::system::error_code& ec) {
-      if (ec) return;
-      self->poll_backing_off = false;
-      self->Poll();
-    });
+    if (!stopped && poll_timer.cancel() > 0) backoff = opts.backoff_initial;
   }
 
   void Install(std::shared_ptr<const RouteTable> table) {
@@ -212,7 +200,6 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   uint64_t installed = 0;
   bool ack_soon = false;
   bool stopped = false;
-  bool poll_backing_off = false;  // the route poll waits on poll_timer after a failure
 
   mutable std::mutex mu;  // guards st (read from other threads)
   ControlPlaneStatus st;

@@ -136,6 +136,17 @@ TEST(EtcdStoreOpen, NothingListeningIsUnavailableNamingEveryEndpointWithinTheDea
 
 // --- The conformance suite on one member --------------------------------------------------------
 
+// Starts a cluster that lives until the process exits (the caller registers its delete
+// with atexit); nullptr, with a test failure, when it does not start.
+EtcdTestCluster* StartShared(const EtcdTestCluster::Options& options) {
+  auto started = EtcdTestCluster::Start(options);
+  if (!started.ok()) {
+    ADD_FAILURE() << "starting etcd: " << started.status().ToString();
+    return nullptr;
+  }
+  return started->release();
+}
+
 // One member for the whole binary (ctest runs each test in its own process: one start each).
 EtcdTestCluster* SharedMember() {
   static EtcdTestCluster* cluster = [] {
@@ -143,14 +154,8 @@ EtcdTestCluster* SharedMember() {
     options.members = 1;
     options.heartbeat_ms = 10;  // one voter: no election to flap; starts in ~0.3 s
     options.election_ms = 100;
-    auto started = EtcdTestCluster::Start(options);
-    if (!started.ok()) {
-      ADD_FAILURE() << "starting etcd: " << started.status().ToString();
-      return static_cast<EtcdTestCluster*>(nullptr);
-    }
-    EtcdTestCluster* c = started->release();
     std::atexit([] { delete SharedMember(); });
-    return c;
+    return StartShared(options);
   }();
   return cluster;
 }
@@ -176,14 +181,8 @@ EtcdTestCluster* SharedThreeMembers() {
   static EtcdTestCluster* cluster = [] {
     EtcdTestCluster::Options options;
     options.members = 3;
-    auto started = EtcdTestCluster::Start(options);
-    if (!started.ok()) {
-      ADD_FAILURE() << "starting etcd: " << started.status().ToString();
-      return static_cast<EtcdTestCluster*>(nullptr);
-    }
-    EtcdTestCluster* c = started->release();
     std::atexit([] { delete SharedThreeMembers(); });
-    return c;
+    return StartShared(options);
   }();
   return cluster;
 }
