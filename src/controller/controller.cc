@@ -61,13 +61,15 @@ Status Controller::Start() {
   // A new controller knows nothing of liveness: every node that was up gets one full TTL
   // before it can be declared down, and every known gateway must acknowledge (or let its
   // lease expire) before a fence completes.
+  const TimePoint first_lease_end = started_at_ + opts_.lease_ttl + opts_.takeover_grace;
   for (const auto& [name, n] : nodes_) {
-    if (!n.down) node_leases_.Renew(name, started_at_ + opts_.lease_ttl);
+    if (n.down) down_at_start_.insert(name);
+    if (!n.down) node_leases_.Renew(name, first_lease_end);
     node_generation_[name] = NextSeq();
     dirty_nodes_.insert(name);
   }
   for (const auto& g : gateways_) {
-    gateway_leases_.Renew(g, started_at_ + opts_.lease_ttl);
+    gateway_leases_.Renew(g, first_lease_end);
     gateway_acked_[g] = 0;
   }
   for (auto& [id, op] : ops_) {
@@ -381,8 +383,11 @@ bool Controller::NodeDeclaredDown(const std::string& node) const {
 bool Controller::SilentPastMargin(const std::string& node) const {
   if (node_leases_.Live(node)) return false;
   const NodeObservation* obs = Observation(node);
-  TimePoint last = obs != nullptr ? obs->last_heartbeat : started_at_;
-  return clock_.Now() >= last + opts_.lease_ttl + opts_.fence_margin;
+  TimePoint lease_end = obs != nullptr ? obs->last_heartbeat + opts_.lease_ttl
+                        : down_at_start_.count(node)
+                            ? started_at_
+                            : started_at_ + opts_.lease_ttl + opts_.takeover_grace;
+  return clock_.Now() >= lease_end + opts_.fence_margin;
 }
 
 void Controller::OnNodeExpired(const std::string& node) {

@@ -61,6 +61,10 @@ struct ControllerOptions {
   std::vector<store::Compare> write_guard;
   // Said in the controller-started event, e.g. "as leader (elected at revision 12)".
   std::string started_as;
+  // Added to the first lease of every node and gateway this controller has not heard yet:
+  // a term won by LeaderElection::TakeOver, whose predecessor may still renew leases from
+  // memory for this long (leader.h). Nodes the store holds down need none.
+  Duration takeover_grace{};
 };
 
 // What an agent reports about one instance (docs/architecture.md, heartbeat).
@@ -231,7 +235,9 @@ class Controller {
   const NodeObservation* Observation(const std::string& node) const;
   bool NodeDown(const std::string& node) const;          // declared down, unknown, or lease expired
   bool NodeDeclaredDown(const std::string& node) const;  // declared down or unknown
-  // The node has been silent for lease_ttl + fence_margin: its agent has fenced itself.
+  // The node has been silent for lease_ttl + fence_margin: its agent has fenced itself. For a
+  // node this controller never heard, silence counts from its start, or — for a node the
+  // store recorded down (down_at_start_) — its lease had already ended then.
   bool SilentPastMargin(const std::string& node) const;
   void OnNodeExpired(const std::string& node);
   void Depose();  // a write_guard failed
@@ -332,6 +338,10 @@ class Controller {
   int64_t failed_commits_ = 0;  // since start, with the last error (StatusJson "store")
   std::string last_commit_error_;
   TimePoint started_at_{};
+  // Nodes the store recorded down when this controller started. A node is declared down only
+  // once its lease (which outlasts its agent's) has ended, and is renewed again only after its
+  // node-up is committed: so the leases of these ended before this controller started.
+  std::set<std::string> down_at_start_;
 
   // Desired state, mirrored from the store.
   std::map<std::string, RoleRecord> roles_;

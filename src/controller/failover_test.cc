@@ -349,6 +349,27 @@ TEST_P(ResumeTest, NewControllerResumesAtTheRecordedStep) {
   EXPECT_EQ(begun, 1);  // resumed, not restarted
 }
 
+// The controller dies at `stop` of a node-loss failover. The store says the node is down,
+// so its lease (and its agent's) had ended before the new controller started: the volume is
+// force-detached after the fence margin alone, not after a full lease of silence more.
+TEST_F(FailoverTest, NewControllerTrustsAStoredNodeDownAndWaitsOnlyTheMargin) {
+  StartKvd();
+  NewController("stop");
+  Run(200ms);
+  agent(old_node_).Kill();
+  for (int i = 0; i < 60 && !c_->crashed(); ++i) RunChecked(100ms);
+  ASSERT_TRUE(c_->crashed());
+  clock_.Advance(300ms);
+  NewController();
+  TimePoint started = clock_.Now();
+  while (provider_.force_detaches == 0 && clock_.Now() < started + 3s) Run(20ms);
+  ASSERT_EQ(provider_.force_detaches, 1);
+  EXPECT_GE(clock_.Now(), started + 500ms);  // the fence margin still holds
+  EXPECT_LT(clock_.Now(), started + 800ms);  // was lease (1.5 s) + margin
+  RunChecked(3s);
+  ExpectFailedOverFrom(old_node_);
+}
+
 std::vector<ResumeCase> AllSteps() {
   std::vector<ResumeCase> out;
   for (bool loss : {false, true}) {

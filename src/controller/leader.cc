@@ -200,10 +200,30 @@ LeaderElection::Change LeaderElection::Recheck(TimePoint now) {
   }
   SetLeader({});
   if (now < no_campaign_until_) return Change::kNone;
-  return Campaign(now);
+  return Campaign(now, store::Compare::Missing(kLeaderKey));
 }
 
-LeaderElection::Change LeaderElection::Campaign(TimePoint now) {
+LeaderElection::Change LeaderElection::TakeOver(const std::string& evidence) {
+  if (elected_ || leader_.id.empty()) return Change::kNone;
+  const LeaderInfo old = leader_;
+  auto kv = store_.Get(kLeaderKey);
+  if (!kv.ok() || kv->mod_revision != old.revision) return Change::kNone;
+  Change c = Campaign(clock_.Now(), store::Compare::ModRevisionEquals(kLeaderKey, old.revision));
+  if (c != Change::kElected) return c;
+  takeover_grace_ = opts_.ttl - opts_.margin;
+  ++stats_.takeovers;
+  stats_.last_takeover = "took over from " + old.id + " (" + old.url + "): " + evidence;
+  spdlog::warn("leader: {}", stats_.last_takeover);
+  if (kv->lease != 0) {
+    Status st = store_.RevokeLease(kv->lease);
+    if (!st.ok() && st.code() != StatusCode::kNotFound) {
+      spdlog::warn("leader: cannot revoke the old leader's lease {}: {}", kv->lease, st.ToString());
+    }
+  }
+  return c;
+}
+
+LeaderElection::Change LeaderElection::Campaign(TimePoint now, store::Compare compare) {
   ++stats_.campaigns;
   const TimePoint sent = clock_.Now();
   auto lease = store_.GrantLease(opts_.ttl);
@@ -212,7 +232,7 @@ LeaderElection::Change LeaderElection::Campaign(TimePoint now) {
     return Change::kNone;
   }
   store::Txn txn;
-  txn.compares = {store::Compare::Missing(kLeaderKey)};
+  txn.compares = {std::move(compare)};
   txn.success = {
       store::Op::Put(kLeaderKey, json{{"id", opts_.id}, {"url", opts_.url}}.dump(), *lease)};
   auto r = store_.Commit(txn);
@@ -226,6 +246,7 @@ LeaderElection::Change LeaderElection::Campaign(TimePoint now) {
     return Change::kNone;
   }
   elected_ = true;
+  takeover_grace_ = Duration::zero();
   lease_ = *lease;
   deadline_ = sent + opts_.ttl;
   next_renew_ = sent + opts_.renew_interval;

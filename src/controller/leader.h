@@ -73,6 +73,8 @@ struct LeaderStats {
   int64_t leader_changes = 0;  // changes of the leader this replica saw (incl. itself)
   TimePoint term_started{};    // when the current leader was first seen (or elected)
   std::string last_step_down;  // why the last term ended
+  int64_t takeovers = 0;       // terms won by TakeOver
+  std::string last_takeover;   // its evidence
 };
 
 // Not thread-safe: the controller's event-loop thread calls everything. Store calls block
@@ -108,6 +110,18 @@ class LeaderElection {
   // leader.
   void Resign(const std::string& why);
 
+  // A follower's evidence that the leader's process is gone (LeaderProbe): takes the key
+  // over at once instead of waiting out its lease — one transaction puts this replica's key
+  // in place of the leader's if it is still at the revision we know, then the old lease is
+  // revoked, so the old leader, if alive after all, steps down at its next keep-alive and
+  // its writes' guard fails from now on. Until its own view of its lease ends (at most
+  // ttl - margin from now) it may still answer heartbeats from memory, so a term won this
+  // way must give every node and gateway takeover_grace() more before judging it.
+  // Returns kElected on success; kNone when leading, no leader is known, or the key moved.
+  Change TakeOver(const std::string& evidence);
+  // ttl - margin when the current term was won by TakeOver, else zero.
+  Duration takeover_grace() const { return takeover_grace_; }
+
   // The leader as last read (this replica when leading); id "" when none is known.
   const LeaderInfo& leader() const { return leader_; }
   const LeaderStats& stats() const { return stats_; }
@@ -120,7 +134,9 @@ class LeaderElection {
   Change TickFollower(TimePoint now);
   // Reads the key; campaigns when missing. Starts a watch from the read's revision.
   Change Recheck(TimePoint now);
-  Change Campaign(TimePoint now);
+  // Puts our key under a new lease if `compare` holds (Missing: an election; the dead
+  // leader's revision: a takeover).
+  Change Campaign(TimePoint now, store::Compare compare);
   void StepDown(const std::string& why);
   void SetLeader(LeaderInfo info);
   // Deletes the leader key if it is still at `mod_revision`; "ok" or the store's error.
@@ -137,6 +153,7 @@ class LeaderElection {
   TimePoint next_recheck_{};
   int64_t read_failures_ = 0;      // of the key, in a row (logged once in 50)
   TimePoint no_campaign_until_{};  // after a step-down, give the others one ttl to win
+  Duration takeover_grace_{};
   std::unique_ptr<store::Watcher> watcher_;
   LeaderInfo leader_;
   LeaderStats stats_;

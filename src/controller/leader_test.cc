@@ -211,6 +211,54 @@ TEST_F(LeaderTest, SoleOwnerRemovesTheKeyOfADeadProcess) {
   EXPECT_EQ(b.leader().id, "a");
 }
 
+// A follower with evidence that the leader's process is gone (LeaderProbe) takes the key
+// over at once; the old leader, had it been alive, steps down at its next tick and its
+// guard no longer holds.
+TEST_F(LeaderTest, TakeOverReplacesTheLeaderAtOnce) {
+  LeaderOptions o;
+  o.ttl = 2s;
+  LeaderElection& a = Add("a", o);
+  LeaderElection& b = Add("b", o);
+  Run(100ms);
+  ASSERT_TRUE(a.Leading());
+  ASSERT_EQ(b.leader().id, "a");
+  auto old = store_->Get(kLeaderKey);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(a.TakeOver("not a follower"), Change::kNone);
+  EXPECT_EQ(b.TakeOver("3 connections refused"), Change::kElected);
+  EXPECT_TRUE(b.Leading());
+  EXPECT_EQ(b.leader().id, "b");
+  EXPECT_EQ(b.takeover_grace(), o.ttl - o.margin);
+  EXPECT_EQ(b.stats().takeovers, 1);
+  EXPECT_NE(b.stats().last_takeover.find("took over from a (http://a:7070): 3 connections"),
+            std::string::npos)
+      << b.stats().last_takeover;
+  EXPECT_EQ(store_->KeepAlive(old->lease).code(), StatusCode::kNotFound);  // revoked
+  EXPECT_EQ(a.Tick(), Change::kSteppedDown);
+  EXPECT_FALSE(a.Leading());
+  auto txn = store::Txn{};
+  txn.compares = {store::Compare::ModRevisionEquals(kLeaderKey, old->mod_revision)};
+  txn.success = {store::Op::Put("/x", "a's write")};
+  auto r = store_->Commit(txn);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->succeeded) << "the old leader's guard still held";
+  Run(5s);
+  EXPECT_TRUE(b.Leading());
+  EXPECT_EQ(a.stats().elected, 1);
+}
+
+TEST_F(LeaderTest, TakeOverOfAKeyThatMovedDoesNothing) {
+  LeaderElection& a = Add("a");
+  LeaderElection& b = Add("b");
+  Run(100ms);
+  ASSERT_EQ(b.leader().id, "a");
+  a.Resign("test");  // the key goes; b has not seen it yet
+  EXPECT_EQ(b.TakeOver("refused"), Change::kNone);
+  EXPECT_EQ(b.stats().takeovers, 0);
+  ASSERT_TRUE(RunUntil([&] { return b.Leading(); }, 3s));
+  EXPECT_EQ(b.takeover_grace(), Duration::zero());  // an ordinary election
+}
+
 // The write guard: a deposed leader's controller cannot write once another was elected,
 // even if it never noticed (a stalled process).
 TEST_F(LeaderTest, DeposedControllerCannotWrite) {

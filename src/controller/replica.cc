@@ -27,7 +27,8 @@ Replica::Replica(store::Store& store, Clock& clock, provider::Provider* provider
       provider_(provider),
       tokens_(std::move(tokens)),
       opts_(std::move(opts)),
-      election_(store, clock, opts_.leader) {}
+      election_(store, clock, opts_.leader),
+      probe_(clock, opts_.probe) {}
 
 Replica::~Replica() {
   if (api_) api_->FlushAll();
@@ -37,6 +38,12 @@ Replica::~Replica() {
 void Replica::Tick() {
   LeaderElection::Change change = election_.Tick();
   if (controller_ && !election_.Leading()) EndTerm(election_.stats().last_step_down);
+  if (opts_.probe_leader && !controller_ && change == LeaderElection::Change::kNone) {
+    const LeaderInfo& l = election_.leader();
+    if (probe_.Poll(l.id == opts_.leader.id ? "" : l.url)) {
+      change = election_.TakeOver(probe_.evidence());
+    }
+  }
   if (change == LeaderElection::Change::kElected) BeginTerm();
   if (controller_) {
     controller_->Tick();
@@ -53,6 +60,7 @@ void Replica::Tick() {
 void Replica::BeginTerm() {
   ControllerOptions co = opts_.controller;
   co.write_guard = election_.Guard();
+  co.takeover_grace = election_.takeover_grace();
   const LeaderInfo& me = election_.leader();
   co.started_as = "as leader " + me.id + " (" + me.url + ", elected at store revision " +
                   std::to_string(me.revision) + ")";
@@ -112,6 +120,8 @@ json Replica::LeaderJson() const {
             {"last_step_down", s.last_step_down},
             {"campaigns", s.campaigns},
             {"renew_failures", s.renew_failures},
+            {"takeovers", s.takeovers},
+            {"last_takeover", s.last_takeover},
             {"leader_changes_seen", s.leader_changes},
             {"ttl_ms", ToMs(o.ttl)},
             {"margin_ms", ToMs(o.margin)}};

@@ -18,9 +18,12 @@
 //
 // Each term gets a fresh Controller: Start() loads the store, gives every known node and
 // gateway one full lease before judging it, and resumes every running operation — the
-// same path as a restart. Its transactions carry the election's guard, so a deposed leader
-// writes nothing; a term ends at once when the election steps down or a write's guard
-// fails, and long-polls of that term are answered then.
+// same path as a restart. A follower whose connections to the leader's URL are refused
+// (its process died) takes over at once instead of waiting out the leader key's lease; that
+// term's leases are longer by the old leader's possible remainder (leader.h, TakeOver). Its
+// transactions carry the election's guard, so a deposed leader writes nothing; a term ends at once
+// when the election steps down or a write's guard fails, and long-polls of that term are answered
+// then.
 #pragma once
 
 #include <functional>
@@ -32,6 +35,7 @@
 #include "controller/api.h"
 #include "controller/controller.h"
 #include "controller/leader.h"
+#include "controller/leader_probe.h"
 #include "controller/tokens.h"
 #include "core/clock.h"
 #include "http/http.h"
@@ -44,6 +48,10 @@ struct ReplicaOptions {
   LeaderOptions leader;
   ControllerOptions controller;  // for each term's Controller (write_guard is set per term)
   Duration follower_refresh = std::chrono::milliseconds(250);
+  // A follower probes the leader's URL and takes over when its process is gone
+  // (LeaderProbe, LeaderElection::TakeOver). Off: only the leader key's lease decides.
+  bool probe_leader = true;
+  LeaderProbeOptions probe;
 };
 
 // Not thread-safe: the daemon's event-loop thread calls everything.
@@ -83,6 +91,7 @@ class Replica {
   Tokens tokens_;
   ReplicaOptions opts_;
   LeaderElection election_;
+  LeaderProbe probe_;
   std::function<Status(Controller&)> on_elected_;
 
   // The current term (leader only).
