@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
+
 namespace hafab::agent {
 namespace {
 
@@ -38,7 +40,7 @@ std::optional<manifest::Probe> ParseProbe(const json& j) {
 
 Assignment ParseOne(const json& j) {
   Assignment a;
-  a.raw_json = j.dump();
+  a.raw_json = Dump(j);
   a.instance = j.at("instance").get<std::string>();
   // The name becomes file names (logs, pid files, cgroups): no path tricks.
   if (a.instance.empty() || a.instance == "." || a.instance == ".." ||
@@ -60,8 +62,7 @@ Assignment ParseOne(const json& j) {
   if (j.contains("args") && j["args"].is_array())
     a.args = j["args"].get<std::vector<std::string>>();
   if (j.contains("env") && j["env"].is_object()) {
-    for (auto& [k, v] : j["env"].items())
-      a.env[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    for (auto& [k, v] : j["env"].items()) a.env[k] = v.is_string() ? v.get<std::string>() : Dump(v);
   }
   a.port = j.value("port", 0);
   if (j.contains("volume") && j["volume"].is_string()) a.volume = j["volume"].get<std::string>();

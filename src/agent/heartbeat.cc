@@ -3,6 +3,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
+
 namespace hafab::agent {
 
 using nlohmann::json;
@@ -46,7 +48,7 @@ std::string BuildHeartbeat(const HeartbeatInput& in) {
                                      .count()},
                   {"killed", in.fence->killed}};
   }
-  return j.dump();
+  return Dump(j);
 }
 
 Result<HeartbeatAnswer> ParseHeartbeatAnswer(const std::string& body) {

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/json.h"
+
 namespace hafab::agent {
 namespace {
 
@@ -44,7 +46,7 @@ void WriteFileAtomic(const std::string& path, const std::string& text) {
 }
 
 std::string MinimalJson(const Assignment& a) {
-  return json{
+  return Dump(json{
       {"instance", a.instance},
       {"role", a.role},
       {"mode", a.mode == manifest::RoleMode::kActivePassive ? "active-passive" : "load-balanced"},
@@ -56,8 +58,7 @@ std::string MinimalJson(const Assignment& a) {
       {"port", a.port},
       {"volume", a.volume},
       {"spec_hash", a.spec_hash},
-      {"stop_grace_ms", Millis(a.stop_grace)}}
-      .dump();
+      {"stop_grace_ms", Millis(a.stop_grace)}});
 }
 
 }  // namespace
@@ -144,7 +145,7 @@ void Supervisor::LoadEpochs() {
 }
 
 void Supervisor::SaveEpochs() {
-  WriteFileAtomic(options_.data_dir + "/epochs.json", json(highest_epoch_).dump() + "\n");
+  WriteFileAtomic(options_.data_dir + "/epochs.json", Dump(json(highest_epoch_)) + "\n");
 }
 
 void Supervisor::AdoptLeftovers() {
@@ -621,7 +622,7 @@ void Supervisor::WritePidFile(const Instance& in) {
   json j{{"pid", in.pid},
          {"start_time", start_time},
          {"assignment", a.raw_json.empty() ? MinimalJson(a) : a.raw_json}};
-  WriteFileAtomic(PidFilePath(a.instance), j.dump() + "\n");
+  WriteFileAtomic(PidFilePath(a.instance), Dump(j) + "\n");
 }
 
 void Supervisor::RemovePidFile(const std::string& instance) {

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/json.h"
+
 namespace hafab::agent {
 
 std::string_view VolumeStateName(VolumeState s) {
@@ -87,7 +89,7 @@ void VolumeManager::Save() {
   const std::string tmp = state_path_ + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump() << "\n";
+    out << Dump(j) << "\n";
   }
   std::rename(tmp.c_str(), state_path_.c_str());
 }

@@ -7,6 +7,8 @@
 #include "cli/api_client.h"
 #include "cli/command.h"
 #include "cli/status_view.h"
+#include "http/http.h"
+#include "manifest/limits.h"
 
 namespace hafab::cli {
 namespace {
@@ -55,14 +57,19 @@ HAFAB_COMMAND(40, [](CLI::App& app) {
   auto file = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand("apply", "Apply a manifest to a running cluster");
   cmd->footer("Example:\n  hafab apply -f examples/quickstart.yaml");
+  auto remove_all = std::make_shared<bool>(false);
   cmd->add_option("-f,--file", *file, "Manifest (YAML)")->required()->check(CLI::ExistingFile);
+  cmd->add_flag("--remove-all", *remove_all,
+                "Allow a manifest without roles, which removes every running role");
   AddApiFlags(cmd, o.get());
   cmd->callback([=] {
     WithClient(*o, [&](const ApiClient& c) -> Status {
       std::ifstream in(*file);
       std::stringstream yaml;
       yaml << in.rdbuf();
-      HAFAB_ASSIGN_OR_RETURN(json j, c.Call("POST", "/v1/apply?file=" + *file, yaml.str()));
+      std::string path = "/v1/apply?file=" + http::PercentEncode(*file);
+      if (*remove_all) path += "&remove_all=true";
+      HAFAB_ASSIGN_OR_RETURN(json j, c.Call("POST", path, yaml.str()));
       std::cout << "applied " << *file << "\n";
       return Status::Ok();
     });
@@ -100,7 +107,9 @@ HAFAB_COMMAND(42, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("scale", "Set the number of instances of a role");
   cmd->footer("Example:\n  hafab scale echo 5");
   cmd->add_option("role", *role, "Role")->required();
-  cmd->add_option("instances", *n, "Number of instances")->required()->check(CLI::Range(0, 10000));
+  cmd->add_option("instances", *n, "Number of instances")
+      ->required()
+      ->check(CLI::Range(1, manifest::kMaxInstancesPerRole));
   AddApiFlags(cmd, o.get());
   cmd->callback([=] {
     WithClient(*o, [&](const ApiClient& c) -> Status {

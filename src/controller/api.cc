@@ -3,9 +3,13 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <optional>
 #include <vector>
 
+#include "core/json.h"
+#include "manifest/limits.h"
 #include "manifest/parser.h"
+#include "manifest/units.h"
 
 namespace hafab::controller {
 
@@ -14,6 +18,7 @@ using nlohmann::json;
 namespace {
 
 constexpr int64_t kMaxWaitMs = 60000;
+using manifest::kMaxInstancesPerRole;
 
 std::vector<std::string> SplitPath(const std::string& path) {
   std::vector<std::string> parts;
@@ -47,7 +52,7 @@ Result<json> BodyJson(const http::Request& req, bool allow_empty) {
   return j;
 }
 
-http::Response Ok(const json& j) { return http::Response::Json(200, j.dump()); }
+http::Response Ok(const json& j) { return http::Response::Json(200, Dump(j)); }
 
 }  // namespace
 
@@ -73,7 +78,7 @@ int HttpStatus(const Status& st) {
 }
 
 http::Response ErrorResponse(const Status& st) {
-  return http::Response::Json(HttpStatus(st), json{{"error", st.message()}}.dump());
+  return http::Response::Json(HttpStatus(st), Dump(json{{"error", st.message()}}));
 }
 
 Api::Api(Controller& controller, Clock& clock, Tokens tokens)
@@ -86,21 +91,32 @@ Api::Api(Controller& controller, Clock& clock, Tokens tokens)
   c_.SetListener(std::move(l));
 }
 
-void Api::Handle(http::Request&& req, http::Responder respond) {
+namespace {
+
+// 401 or 403 when the request's token does not allow it.
+std::optional<http::Response> AuthError(const Tokens& tokens, const http::Request& req) {
   std::string auth = req.Header("authorization");
-  const Access access = Authorize(tokens_, auth);
-  const bool admin = access == Access::kAdmin;
+  const Access access = Authorize(tokens, auth);
   if (access == Access::kNone) {
-    respond(http::Response::Json(
-        401, json{{"error", auth.empty() ? "Authorization: missing; send 'Bearer TOKEN' "
-                                           "(admin.token or read.token in the state directory)"
-                                         : "Authorization: unknown bearer token"}}
-                 .dump()));
-  } else if (!admin && req.method != "GET") {
-    respond(http::Response::Json(
-        403, json{{"error", "Authorization: the read token allows GET only"}}.dump()));
+    return http::Response::Json(
+        401, Dump(json{{"error", auth.empty() ? "Authorization: missing; send 'Bearer TOKEN' "
+                                                "(admin.token or read.token in the state directory)"
+                                              : "Authorization: unknown bearer token"}}));
+  }
+  if (access != Access::kAdmin && req.method != "GET") {
+    return http::Response::Json(
+        403, Dump(json{{"error", "Authorization: the read token allows GET only"}}));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void Api::Handle(http::Request&& req, http::Responder respond) {
+  if (auto error = AuthError(tokens_, req)) {
+    respond(std::move(*error));
   } else {
-    Route(req, admin, respond);
+    Route(req, Authorize(tokens_, req.Header("authorization")) == Access::kAdmin, respond);
   }
   if (events_pending_) Wake(Kind::kEvents, "");
 }
@@ -114,6 +130,14 @@ void Api::Route(const http::Request& req, bool admin, http::Responder& respond) 
     return;
   }
   const std::string& what = p[1];
+  // Names from the URL are checked before anything looks them up, stores or prints them.
+  static const std::map<std::string, std::string> kNamed = {
+      {"agents", "node"}, {"nodes", "node"}, {"gateways", "gateway"}, {"roles", "role"}};
+  if (auto named = kNamed.find(what);
+      named != kNamed.end() && p.size() >= 3 && !manifest::IsValidName(p[2])) {
+    return respond(ErrorResponse(Status::InvalidArgument(named->second + ": not a valid name (" +
+                                                         std::string(manifest::kNameRule) + ")")));
+  }
   if (m == "GET" && p.size() == 2) {
     if (what == "status") return respond(Ok(c_.StatusJson()));
     if (what == "roles") return respond(Ok({{"roles", c_.RolesJson()}}));
@@ -152,9 +176,15 @@ void Api::Route(const http::Request& req, bool admin, http::Responder& respond) 
     }
     if (!outcome.ok() || !outcome.manifest) {
       return respond(http::Response::Json(
-          400, json{{"error", first_error.empty() ? file + ": invalid manifest" : first_error},
-                    {"diagnostics", diags}}
-                   .dump()));
+          400, Dump(json{{"error", first_error.empty() ? file + ": invalid manifest" : first_error},
+                         {"diagnostics", diags}})));
+    }
+    if (outcome.manifest->roles.empty() && !c_.roles().empty() &&
+        req.Query("remove_all") != "true") {
+      return respond(ErrorResponse(Status::InvalidArgument(
+          "roles: " + file + " has no roles; applying it would remove all " +
+          std::to_string(c_.roles().size()) +
+          " running roles (pass remove_all=true, hafab apply --remove-all, to do that)")));
     }
     auto r = c_.Apply(*outcome.manifest);
     if (!r.ok()) return respond(ErrorResponse(r.status()));
@@ -196,11 +226,19 @@ void Api::Route(const http::Request& req, bool admin, http::Responder& respond) 
       return reply(c_.RequestFailover(p[2], to));
     }
     if (p[3] == "scale") {
-      if (!body->contains("instances") || !(*body)["instances"].is_number_integer()) {
-        return respond(ErrorResponse(
-            Status::InvalidArgument("instances: required, an integer between 1 and 1000")));
+      // Checked as a 64-bit number: 4294967298 is out of range, not 2.
+      const json n = body->value("instances", json());
+      int64_t count = 0;  // 0: absent, not an integer, or beyond int64_t
+      if (n.is_number_unsigned()) {
+        if (n.get<uint64_t>() <= uint64_t{INT64_MAX}) count = n.get<int64_t>();
+      } else if (n.is_number_integer()) {
+        count = n.get<int64_t>();
       }
-      return reply(c_.Scale(p[2], (*body)["instances"].get<int>()));
+      if (count < 1 || count > kMaxInstancesPerRole) {
+        return respond(ErrorResponse(Status::InvalidArgument(
+            "instances: required, an integer from 1 to " + std::to_string(kMaxInstancesPerRole))));
+      }
+      return reply(c_.Scale(p[2], static_cast<int>(count)));
     }
     if (p[3] == "upgrade") {  // {"set": {...}} or {"rollback": true} (rollout.h)
       bool rollback = false;

@@ -9,6 +9,8 @@
 #include <optional>
 
 #include "controller/test_support.h"
+#include "core/json.h"
+#include "manifest/limits.h"
 #include "testing/fake_clock.h"
 
 namespace hafab::controller {
@@ -241,6 +243,72 @@ TEST(TokensTest, CreatedOnceWithMode0600) {
   EXPECT_TRUE(TokenEquals("abc", "abc"));
   EXPECT_FALSE(TokenEquals("abc", "abd"));
   EXPECT_FALSE(TokenEquals("abc", "ab"));
+}
+
+// Names from a URL are checked at the edge (FORMAT.md's rule): nothing that is not a name is
+// stored, and invalid UTF-8 cannot reach a JSON dump (it used to abort the controller).
+TEST_F(ApiTest, NodeAndGatewayIdsMustBeNames) {
+  const std::string bad[] = {
+      "\xff\xfe", "n\x1b[31mred", "n1\nnode-down",        std::string("n\0x", 3),
+      "1node",    "-n",           std::string(5000, 'n'), std::string(64, 'n')};
+  for (const std::string& name : bad) {
+    auto r = Send("POST", "/v1/agents/" + name + "/heartbeat", R"({"address": "127.0.0.1"})");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_EQ(Body(r)["error"].get<std::string>().rfind("node: not a valid name", 0), 0u)
+        << r->body;
+    r = Send("POST", "/v1/gateways/" + name + "/heartbeat", R"({"routes_version": 0})");
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_EQ(Body(r)["error"].get<std::string>().rfind("gateway: not a valid name", 0), 0u);
+    EXPECT_EQ(Send("GET", "/v1/agents/" + name + "/assignments")->status, 400);
+  }
+  EXPECT_TRUE(Body(Send("GET", "/v1/nodes"))["nodes"].empty());
+  EXPECT_TRUE(Body(Send("GET", "/v1/gateways"))["gateways"].empty());
+  EXPECT_EQ(Send("POST", "/v1/agents/" + std::string(63, 'n') + "/heartbeat", "{}")->status, 200);
+}
+
+// A string the controller was handed with invalid UTF-8 (an error naming a role from the URL)
+// is answered with U+FFFD in its place, never an exception.
+TEST_F(ApiTest, InvalidUtf8InAnAnswerIsReplaced) {
+  auto r = Send("POST", "/v1/roles/\xff/failover", "{}");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(Send("POST", "/v1/nodes/\xc3/drain")->status, 400);
+}
+
+// Integer ranges are checked as 64-bit numbers against manifest/limits.h, the limit the CLI
+// and `hafab validate` use too; counts in a heartbeat are bounded.
+TEST_F(ApiTest, ScaleAndHeartbeatSizesAreBounded) {
+  Heartbeat("n1", "fd1");
+  ASSERT_EQ(Send("POST", "/v1/apply", kManifest)->status, 200);
+  for (const char* n :
+       {"4294967298", "1000000000", "0", "-1", "1001", "18446744073709551615", "1e3", "\"5\""}) {
+    auto r = Send("POST", "/v1/roles/web/scale", std::string(R"({"instances": )") + n + "}");
+    EXPECT_EQ(r->status, 400) << n;
+    EXPECT_EQ(Body(r)["error"], "instances: required, an integer from 1 to 1000") << n;
+  }
+  EXPECT_EQ(c_.roles().at("web").spec.instances, 2);
+  EXPECT_EQ(Send("POST", "/v1/roles/web/scale", R"({"instances": 1000})")->status, 200);
+
+  json many = json::array();
+  for (int i = 0; i <= 5000; ++i) many.push_back({{"instance", "x-" + std::to_string(i)}});
+  auto r = Send("POST", "/v1/agents/n1/heartbeat", Dump(json{{"instances", many}}));
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(Body(r)["error"], "instances: 5001 listed; at most 5000");
+}
+
+// A manifest without roles would remove every running role: it needs remove_all=true.
+TEST_F(ApiTest, ApplyingNoRolesNeedsRemoveAll) {
+  ASSERT_EQ(Send("POST", "/v1/apply", kManifest)->status, 200);
+  auto r = Send("POST", "/v1/apply", "{}", "admintok", {{"file", "empty.yaml"}});
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(Body(r)["error"],
+            "roles: empty.yaml has no roles; applying it would remove all 2 running roles (pass "
+            "remove_all=true, hafab apply --remove-all, to do that)");
+  EXPECT_EQ(c_.roles().size(), 2u);
+  r = Send("POST", "/v1/apply", "{}", "admintok", {{"remove_all", "true"}});
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(c_.roles().empty());
 }
 
 }  // namespace

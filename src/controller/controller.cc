@@ -7,6 +7,9 @@
 #include <cinttypes>
 #include <cstring>
 
+#include "core/json.h"
+#include "manifest/limits.h"
+
 namespace hafab::controller {
 
 using nlohmann::json;
@@ -175,7 +178,7 @@ void Controller::PutRole(const RoleRecord& r) {
   json j = ToJson(r);
   if (it != roles_.end() && ToJson(it->second) == j) return;
   roles_[r.spec.name] = r;
-  pending_.push_back(store::Op::Put(kRolesPrefix + r.spec.name, j.dump()));
+  pending_.push_back(store::Op::Put(kRolesPrefix + r.spec.name, Dump(j)));
   MarkRoleDirty(r.spec.name);
 }
 
@@ -197,7 +200,7 @@ void Controller::PutInstance(const InstanceRecord& r) {
   by_node_[r.node].insert(r.name);
   dirty_nodes_.insert(r.node);
   routes_dirty_ = true;
-  pending_.push_back(store::Op::Put(kInstancesPrefix + r.name, j.dump()));
+  pending_.push_back(store::Op::Put(kInstancesPrefix + r.name, Dump(j)));
 }
 
 void Controller::DeleteInstance(const std::string& name) {
@@ -218,7 +221,7 @@ void Controller::PutNode(const NodeRecord& r) {
   nodes_[r.name] = r;
   dirty_nodes_.insert(r.name);
   routes_dirty_ = true;
-  pending_.push_back(store::Op::Put(kNodesPrefix + r.name, j.dump()));
+  pending_.push_back(store::Op::Put(kNodesPrefix + r.name, Dump(j)));
 }
 
 void Controller::PutOp(const Operation& op) {
@@ -230,7 +233,7 @@ void Controller::PutOp(const Operation& op) {
              it != running_ops_.end() && it->second == op.id) {
     running_ops_.erase(it);
   }
-  pending_.push_back(store::Op::Put(kOpsPrefix + op.id, ToJson(op).dump()));
+  pending_.push_back(store::Op::Put(kOpsPrefix + op.id, Dump(ToJson(op))));
 }
 
 void Controller::Emit(const std::string& type, const std::string& message,
@@ -242,7 +245,7 @@ void Controller::Emit(const std::string& type, const std::string& message,
   e.message = message;
   e.fields = std::move(fields);
   spdlog::info("event {}: {}", type, message);
-  pending_.push_back(store::Op::Put(EventKey(e.id), ToJson(e).dump()));
+  pending_.push_back(store::Op::Put(EventKey(e.id), Dump(ToJson(e))));
   stored_events_.push_back(e.id);
   events_.push_back(std::move(e));
   while (events_.size() > kEventsInMemory) events_.pop_front();
@@ -326,7 +329,7 @@ void Controller::Publish() {
   std::set<std::string> dirty;
   dirty.swap(dirty_nodes_);
   for (const auto& node : dirty) {
-    std::string text = BuildAssignments(node).dump();
+    std::string text = Dump(BuildAssignments(node));
     auto& cache = assignments_cache_[node];
     if (cache == text && node_generation_.count(node)) continue;
     cache = std::move(text);
@@ -336,7 +339,7 @@ void Controller::Publish() {
   if (routes_dirty_) {
     routes_dirty_ = false;
     json routes = BuildRoutes();
-    std::string text = routes.dump();
+    std::string text = Dump(routes);
     if (text != routes_cache_ || routes_version_ == 0) {
       routes_cache_ = std::move(text);
       routes_version_ = NextSeq();
@@ -420,6 +423,11 @@ Result<json> Controller::AgentHeartbeat(const std::string& node, const json& bod
   if (body.contains("instances")) {
     if (!body["instances"].is_array())
       return Status::InvalidArgument("instances: must be an array");
+    if (body["instances"].size() > static_cast<size_t>(manifest::kMaxTotalInstances)) {
+      return Status::InvalidArgument("instances: " + std::to_string(body["instances"].size()) +
+                                     " listed; at most " +
+                                     std::to_string(manifest::kMaxTotalInstances));
+    }
     for (size_t i = 0; i < body["instances"].size(); ++i) {
       const json& ij = body["instances"][i];
       std::string path = "instances[" + std::to_string(i) + "]";
@@ -443,6 +451,10 @@ Result<json> Controller::AgentHeartbeat(const std::string& node, const json& bod
   }
   if (body.contains("volumes")) {
     if (!body["volumes"].is_array()) return Status::InvalidArgument("volumes: must be an array");
+    if (body["volumes"].size() > static_cast<size_t>(manifest::kMaxRoles)) {
+      return Status::InvalidArgument("volumes: " + std::to_string(body["volumes"].size()) +
+                                     " listed; at most " + std::to_string(manifest::kMaxRoles));
+    }
     for (size_t i = 0; i < body["volumes"].size(); ++i) {
       const json& vj = body["volumes"][i];
       std::string path = "volumes[" + std::to_string(i) + "]";
@@ -530,6 +542,11 @@ Result<json> Controller::GatewayHeartbeat(const std::string& id, const json& bod
   std::map<std::string, int64_t> active;
   if (body.contains("active") && !body["active"].is_null()) {
     if (!body["active"].is_object()) return Status::InvalidArgument("active: must be an object");
+    if (body["active"].size() > static_cast<size_t>(manifest::kMaxTotalInstances)) {
+      return Status::InvalidArgument("active: " + std::to_string(body["active"].size()) +
+                                     " instances; at most " +
+                                     std::to_string(manifest::kMaxTotalInstances));
+    }
     for (const auto& [inst, n] : body["active"].items()) {
       if (!n.is_number_integer() || n.get<int64_t>() < 0) {
         return Status::InvalidArgument("active." + inst + ": must be a non-negative integer");
@@ -542,7 +559,7 @@ Result<json> Controller::GatewayHeartbeat(const std::string& id, const json& bod
   gateway_active_[id] = std::move(active);
   if (!gateways_.count(id)) {
     gateways_.insert(id);
-    pending_.push_back(store::Op::Put(kGatewaysPrefix + id, json{{"id", id}}.dump()));
+    pending_.push_back(store::Op::Put(kGatewaysPrefix + id, Dump(json{{"id", id}})));
     Emit("gateway-joined", "gateway " + id + " joined", {{"gateway", id}});
   }
   AdvanceOps();
@@ -645,7 +662,19 @@ Result<json> Controller::Scale(const std::string& role, int n) {
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   auto it = roles_.find(role);
   if (it == roles_.end()) return Status::NotFound("role " + role + " does not exist");
-  if (n < 1 || n > 1000) return Status::InvalidArgument("instances: must be between 1 and 1000");
+  if (n < 1 || n > manifest::kMaxInstancesPerRole) {
+    return Status::InvalidArgument("instances: must be between 1 and " +
+                                   std::to_string(manifest::kMaxInstancesPerRole));
+  }
+  int64_t total = n;
+  for (const auto& [name, r] : roles_) {
+    if (name != role) total += r.spec.autoscale ? r.spec.autoscale->max : r.spec.instances;
+  }
+  if (total > manifest::kMaxTotalInstances) {
+    return Status::InvalidArgument("instances: " + std::to_string(n) + " would make " +
+                                   std::to_string(total) + " instances in all; at most " +
+                                   std::to_string(manifest::kMaxTotalInstances));
+  }
   RoleRecord rec = it->second;
   int before = rec.spec.instances;
   rec.spec.instances = n;

@@ -150,7 +150,7 @@ class Controller {
   // NotFound (role, node), InvalidArgument (not active-passive, no standby on `to`),
   // Conflict (an operation is already running for the role).
   Result<nlohmann::json> RequestFailover(const std::string& role, const std::string& to);
-  // NotFound; InvalidArgument "instances: must be between 1 and 1000".
+  // NotFound; InvalidArgument "instances: ..." beyond manifest/limits.h (per role, in all).
   Result<nlohmann::json> Scale(const std::string& role, int instances);
   // Drains (or, with drain=false, returns to service) a node. NotFound for an unknown node.
   Result<nlohmann::json> Drain(const std::string& node, bool drain);

@@ -2,6 +2,7 @@
 // endpoint has at least one routable backend; changes become events and are persisted.
 #include "controller/availability.h"
 #include "controller/controller.h"
+#include "core/json.h"
 
 namespace hafab::controller {
 
@@ -48,7 +49,7 @@ void Controller::TrackAvailability() {
       continue;
     }
     it->second.Trim(kOutagesKept);
-    pending_.push_back(store::Op::Put(kAvailabilityPrefix + role, it->second.ToJson().dump()));
+    pending_.push_back(store::Op::Put(kAvailabilityPrefix + role, Dump(it->second.ToJson())));
   }
   for (auto it = availability_.begin(); it != availability_.end();) {
     if (routable.count(it->first)) {

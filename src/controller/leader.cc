@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/records.h"
+#include "core/json.h"
 
 namespace hafab::controller {
 
@@ -234,7 +235,7 @@ LeaderElection::Change LeaderElection::Campaign(TimePoint now, store::Compare co
   store::Txn txn;
   txn.compares = {std::move(compare)};
   txn.success = {
-      store::Op::Put(kLeaderKey, json{{"id", opts_.id}, {"url", opts_.url}}.dump(), *lease)};
+      store::Op::Put(kLeaderKey, Dump(json{{"id", opts_.id}, {"url", opts_.url}}), *lease)};
   auto r = store_.Commit(txn);
   if (!r.ok() || !r->succeeded) {
     if (!r.ok()) spdlog::warn("leader: campaign failed: {}", r.status().ToString());

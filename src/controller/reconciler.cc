@@ -8,6 +8,7 @@
 
 #include "controller/controller.h"
 #include "controller/placement.h"
+#include "core/json.h"
 
 namespace hafab::controller {
 
@@ -336,7 +337,7 @@ json Controller::BuildAssignments(const std::string& node) const {
               {"args", spec.args},
               {"env", spec.env},
               {"port", inst.port},
-              {"spec_hash", StableHash(hashed.dump())},
+              {"spec_hash", StableHash(Dump(hashed))},
               {"stop_grace_ms", ToMs(spec.stop_grace)},
               {"probes", s["probes"]},
               {"restart", s["restart"]},

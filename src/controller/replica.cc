@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "controller/records.h"
+#include "core/json.h"
 
 namespace hafab::controller {
 
@@ -103,7 +104,7 @@ void Replica::Shutdown() {
 http::Response Replica::NotLeader() const {
   const LeaderInfo& l = election_.leader();
   return http::Response::Json(
-      503, json{{"error", "not leader"}, {"leader", l.url}, {"leader_id", l.id}}.dump());
+      503, Dump(json{{"error", "not leader"}, {"leader", l.url}, {"leader_id", l.id}}));
 }
 
 json Replica::LeaderJson() const {
@@ -139,9 +140,9 @@ void Replica::Handle(http::Request&& req, http::Responder respond) {
   if (req.method == "GET" && req.path == "/v1/leader") {
     if (Authorize(tokens_, req.Header("authorization")) == Access::kNone) {
       return tagged(http::Response::Json(
-          401, json{{"error", "Authorization: missing or unknown bearer token"}}.dump()));
+          401, Dump(json{{"error", "Authorization: missing or unknown bearer token"}})));
     }
-    return tagged(http::Response::Json(200, LeaderJson().dump()));
+    return tagged(http::Response::Json(200, Dump(LeaderJson())));
   }
   // Leading() is asked now, not at the last tick: a heartbeat answered after the lease's
   // margin would renew a node's lease on behalf of a leader that may have been replaced.

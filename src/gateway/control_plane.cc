@@ -7,6 +7,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "core/random.h"
 #include "http/http.h"
 #include "http/leader_hint.h"
@@ -146,7 +147,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     // drops, so these counts only fall for such a backend (the controller's drain waits).
     body["active"] = proxy.stats().ActiveByInstance();
     auto self = shared_from_this();
-    http::AsyncFetch(io, "POST", url, body.dump(), AuthHeaders(), opts.heartbeat_timeout,
+    http::AsyncFetch(io, "POST", url, Dump(body), AuthHeaders(), opts.heartbeat_timeout,
                      [self, index, url, version, sent](Result<http::Response> r) {
                        self->OnHeartbeat(index, url, version, sent, r);
                      });

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "http/http.h"
 
 namespace hafab::gateway {
@@ -74,7 +75,7 @@ std::string MetricsServer::Json() const {
                     {"heartbeats_ok", s.heartbeats_ok},
                     {"last_error", s.last_error}};
   }
-  return j.dump();
+  return Dump(j);
 }
 
 }  // namespace hafab::gateway

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
+
 namespace hafab::gateway {
 namespace {
 
@@ -233,7 +235,7 @@ std::string StatsRegistry::RenderJson() const {
     }
     eps.push_back(std::move(j));
   }
-  return nlohmann::json{{"endpoints", eps}}.dump();
+  return Dump(nlohmann::json{{"endpoints", eps}});
 }
 
 }  // namespace hafab::gateway

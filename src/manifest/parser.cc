@@ -9,6 +9,8 @@
 #include <climits>
 #include <cstring>
 
+#include "core/utf8.h"
+#include "manifest/limits.h"
 #include "manifest/validate.h"
 #include "manifest/yaml_reader.h"
 
@@ -39,8 +41,6 @@ constexpr std::string_view kProbeKinds[] = {"tcp", "http", "exec"};
 constexpr std::string_view kRestartPolicies[] = {"always", "on-failure", "never"};
 constexpr std::string_view kMetrics[] = {"cpu", "connections"};
 
-constexpr int kMaxNodeCount = 1000;
-
 std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 // Turns a yaml-cpp tree into a Manifest, field by field; cross-field checks are validate.cc's.
@@ -61,7 +61,13 @@ class ManifestReader {
         ReadNodes(f, &m.nodes);
       } else if (f.key == "roles") {
         has_roles = true;
-        r_.ForEachItem(f, [&](int, const Field& item) { m.roles.push_back(ReadRole(item)); });
+        if (f.value.IsSequence() && f.value.size() > static_cast<size_t>(kMaxRoles)) {
+          r_.Error(f.path, r_.Pos(f),
+                   "roles: " + std::to_string(f.value.size()) + " roles; at most " +
+                       std::to_string(kMaxRoles) + " in one manifest");
+        } else {
+          r_.ForEachItem(f, [&](int, const Field& item) { m.roles.push_back(ReadRole(item)); });
+        }
       }
     });
     if (root.IsMap() && !has_roles) {
@@ -97,7 +103,7 @@ class ManifestReader {
   void ReadNodes(const Field& f, std::vector<Node>* nodes) {
     if (f.value.IsScalar()) {
       int count = 0;
-      if (!r_.ReadInt(f, 1, kMaxNodeCount, &count)) return;
+      if (!r_.ReadInt(f, 1, kMaxNodes, &count)) return;
       for (int i = 1; i <= count; ++i) {
         std::string n = std::to_string(i);
         nodes->push_back({"n" + n, "fd" + n, "ud" + n, "127.0.0.1", 0, r_.Pos(f)});
@@ -108,6 +114,12 @@ class ManifestReader {
       r_.Error(f.path, r_.Pos(f),
                "nodes: expected a count (nodes: 3) or a list of nodes, got " +
                    std::string(f.value.IsMap() ? "a map" : "nothing"));
+      return;
+    }
+    if (f.value.size() > static_cast<size_t>(kMaxNodes)) {
+      r_.Error(f.path, r_.Pos(f),
+               "nodes: " + std::to_string(f.value.size()) + " nodes; at most " +
+                   std::to_string(kMaxNodes));
       return;
     }
     r_.ForEachItem(f, [&](int, const Field& item) {
@@ -156,11 +168,11 @@ class ManifestReader {
       } else if (f.key == "env") {
         r_.ReadStringMap(f, &role.env);
       } else if (f.key == "instances") {
-        r_.ReadInt(f, 1, INT_MAX, &role.instances);
+        r_.ReadInt(f, 1, kMaxInstancesPerRole, &role.instances);
       } else if (f.key == "min") {
-        r_.ReadInt(f, 1, INT_MAX, &scale.min);
+        r_.ReadInt(f, 1, kMaxInstancesPerRole, &scale.min);
       } else if (f.key == "max") {
-        r_.ReadInt(f, 1, INT_MAX, &scale.max);
+        r_.ReadInt(f, 1, kMaxInstancesPerRole, &scale.max);
       } else if (f.key == "autoscale") {
         ReadAutoscale(f, &scale);
       } else if (f.key == "port") {
@@ -338,10 +350,37 @@ std::string TabHint(std::string_view text, int line) {
   return "";
 }
 
+// The 1-based line and column (in bytes) of `offset` in `text`.
+SourcePos PosOfOffset(std::string_view text, size_t offset, const std::string& file_name) {
+  SourcePos pos{file_name, 1, 1};
+  for (size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++pos.line;
+      pos.column = 1;
+    } else {
+      ++pos.column;
+    }
+  }
+  return pos;
+}
+
 }  // namespace
 
 ParseOutcome ParseManifest(std::string_view yaml_text, const std::string& file_name) {
   ParseOutcome out;
+  if (yaml_text.size() > kMaxManifestBytes) {
+    out.diagnostics.push_back({{file_name, 1, 1},
+                               false,
+                               "the manifest is " + std::to_string(yaml_text.size()) +
+                                   " bytes; at most " + std::to_string(kMaxManifestBytes) +
+                                   " are accepted"});
+    return out;
+  }
+  if (size_t bad = FindInvalidUtf8(yaml_text); bad != std::string_view::npos) {
+    SourcePos pos = PosOfOffset(yaml_text, bad, file_name);
+    out.diagnostics.push_back({pos, false, "not valid UTF-8 (a manifest is UTF-8 text)"});
+    return out;
+  }
   YAML::Node root;
   try {
     std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));

@@ -315,7 +315,7 @@ TEST(ParseErrorTest, NumbersOutOfRange) {
               ElementsAre("m.yaml:4:11: error: roles[0].port: 99999999999999999999 is out of "
                           "range 1..65535"));
   EXPECT_THAT(DiagnosticsOf(WithRole("    instances: 0\n")),
-              ElementsAre("m.yaml:4:16: error: roles[0].instances: must be at least 1 (got 0)"));
+              ElementsAre("m.yaml:4:16: error: roles[0].instances: 0 is out of range 1..1000"));
   EXPECT_THAT(DiagnosticsOf(WithRole("    update: {max_unavailable_domains: 0}\n")),
               ElementsAre("m.yaml:4:39: error: roles[0].update.max_unavailable_domains: must be "
                           "at least 1 (got 0)"));
@@ -332,7 +332,7 @@ TEST(ParseErrorTest, ScalingIsInstancesOrMinMax) {
               ElementsAre("m.yaml:4:16: error: roles[0].autoscale: needs min and max on the role "
                           "(min: 2, max: 10)"));
   EXPECT_THAT(DiagnosticsOf(WithRole("    min: 0\n    max: 3\n")),
-              ElementsAre("m.yaml:4:10: error: roles[0].min: must be at least 1 (got 0)"));
+              ElementsAre("m.yaml:4:10: error: roles[0].min: 0 is out of range 1..1000"));
 }
 
 TEST(ParseErrorTest, ProbeShapes) {
@@ -378,7 +378,7 @@ roles:
                           "m.yaml:7:11: error: roles[0].port: 70000 is out of range 1..65535",
                           "m.yaml:8:5: error: roles[1]: missing required key \"name\" (the "
                           "role's name)",
-                          "m.yaml:9:16: error: roles[1].instances: must be at least 1 (got 0)"));
+                          "m.yaml:9:16: error: roles[1].instances: 0 is out of range 1..1000"));
   EXPECT_FALSE(ParseManifest("roles: [x]", "m.yaml").manifest);
 }
 
@@ -438,6 +438,51 @@ TEST(LoadTest, BadExampleShowsEachMistake) {
   ParseOutcome out = LoadManifestFile(std::string(HAFAB_SOURCE_DIR) + "/examples/bad.yaml");
   EXPECT_FALSE(out.ok());
   EXPECT_GE(out.diagnostics.size(), 8u);
+}
+
+// Outside input is checked before yaml-cpp sees it: UTF-8 (an env value with a bad byte used to
+// pass validation and abort the controller when it dumped the role as JSON) and NUL characters.
+TEST(ParseTest, InvalidUtf8AndNulAreRefusedWithTheirPlace) {
+  EXPECT_THAT(DiagnosticsOf(WithRole("    env: {A: ok, B: \"x\xff\"}\n")),
+              ElementsAre("m.yaml:4:23: error: not valid UTF-8 (a manifest is UTF-8 text)"));
+  EXPECT_THAT(DiagnosticsOf("cluster: \xc3\n" + std::string(kOneRole)),
+              ElementsAre("m.yaml:1:10: error: not valid UTF-8 (a manifest is UTF-8 text)"));
+  EXPECT_THAT(DiagnosticsOf(WithRole("    env: {B: \"a\\0b\"}\n")),
+              ElementsAre("m.yaml:4:14: error: roles[0].env.B: must not contain a NUL character"));
+  EXPECT_TRUE(ParseManifest(WithRole("    env: {B: \"caf\xc3\xa9\"}\n"), "m.yaml").ok());
+}
+
+// Sizes are bounded (limits.h) so that no manifest can stall the controller: the same limits
+// in `hafab validate`, the CLI and the API.
+TEST(ParseTest, AbsurdSizesAreRefused) {
+  EXPECT_THAT(DiagnosticsOf(WithRole("    instances: 1000000000\n")),
+              ElementsAre("m.yaml:4:16: error: roles[0].instances: 1000000000 is out of range "
+                          "1..1000"));
+  EXPECT_THAT(DiagnosticsOf(WithRole("    instances: 4294967298\n")),
+              ElementsAre("m.yaml:4:16: error: roles[0].instances: 4294967298 is out of range "
+                          "1..1000"));
+  EXPECT_THAT(DiagnosticsOf(WithRole("    min: 1\n    max: 99999999999999999999\n")),
+              ElementsAre("m.yaml:5:10: error: roles[0].max: 99999999999999999999 is out of range "
+                          "1..1000"));
+  EXPECT_TRUE(ParseManifest(WithRole("    instances: 1000\n"), "m.yaml").ok());
+
+  std::string many = "roles:\n";
+  for (int i = 0; i < 501; ++i) many += "  - {name: r" + std::to_string(i) + ", command: x}\n";
+  EXPECT_THAT(DiagnosticsOf(many),
+              ElementsAre("m.yaml:2:3: error: roles: 501 roles; at most 500 in one manifest"));
+
+  std::string big = "roles:\n";
+  for (int i = 0; i < 6; ++i) {
+    big += "  - {name: r" + std::to_string(i) + ", command: x, instances: 900}\n";
+  }
+  EXPECT_THAT(DiagnosticsOf(big),
+              ElementsAre("m.yaml:2:3: error: roles: 5400 instances in all (autoscaled roles at "
+                          "their max); at most 5000"));
+
+  std::string huge = std::string(kOneRole) + "# " + std::string(1 << 20, 'x') + "\n";
+  EXPECT_THAT(DiagnosticsOf(huge),
+              ElementsAre("m.yaml:1:1: error: the manifest is 1048621 bytes; at most 1048576 "
+                          "are accepted"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/duration.h"
+#include "manifest/limits.h"
 #include "manifest/units.h"
 
 namespace hafab::manifest {
@@ -34,6 +35,7 @@ class Validator {
       }
     }
     for (size_t i = 0; i < m_.roles.size(); ++i) CheckRole(i, m_.roles[i]);
+    CheckSize();
   }
 
  private:
@@ -86,6 +88,18 @@ class Validator {
                 "settings.lease_ttl (" + FormatDuration(s.lease_ttl) +
                     ") is less than 3 heartbeats: one or two late heartbeats expire a lease");
       }
+    }
+  }
+
+  // The limit of limits.h that spans roles (the others are checked as each value is read).
+  void CheckSize() {
+    int64_t total = 0;
+    for (const Role& role : m_.roles)
+      total += role.autoscale ? role.autoscale->max : role.instances;
+    if (total > kMaxTotalInstances) {
+      Error("roles", "roles: " + std::to_string(total) +
+                         " instances in all (autoscaled roles at their max); at most " +
+                         std::to_string(kMaxTotalInstances));
     }
   }
 

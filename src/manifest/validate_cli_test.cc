@@ -63,4 +63,29 @@ TEST(ValidateCommandTest, PrintWritesTheCanonicalForm) {
   EXPECT_THAT(run.output, ::testing::HasSubstr("    volume: kvd-data\n"));
 }
 
+// What the controller refuses, `hafab validate` refuses too (they share manifest/limits.h);
+// these three used to be "ok" and then hang, truncate or abort the controller.
+TEST(ValidateCommandTest, RefusesWhatTheControllerWould) {
+  std::string path = ::testing::TempDir() + "/limits.yaml";
+  const std::pair<std::string, std::string> cases[] = {
+      {"    instances: 1000000000\n",
+       ":4:16: error: roles[0].instances: 1000000000 is out of range"},
+      {"    instances: 4294967298\n",
+       ":4:16: error: roles[0].instances: 4294967298 is out of range"},
+      {"    env: {A: \"\xff\"}\n", ":4:15: error: not valid UTF-8"}};
+  for (const auto& [lines, error] : cases) {
+    FILE* f = fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::string text = "roles:\n  - name: web\n    command: web-app\n" + lines;
+    fwrite(text.data(), 1, text.size(), f);
+    fclose(f);
+    CommandRun run = Hafab("validate " + path);
+    EXPECT_EQ(run.exit_code, 1) << run.output;
+    EXPECT_THAT(run.output, ::testing::StartsWith(path + error)) << run.output;
+  }
+  CommandRun scale = Hafab("scale web 1001 --api http://127.0.0.1:1");
+  EXPECT_NE(scale.exit_code, 0);
+  EXPECT_THAT(scale.output, ::testing::HasSubstr("1000")) << scale.output;
+}
+
 }  // namespace

@@ -180,6 +180,10 @@ bool YamlReader::Scalar(const Field& f, std::string_view what, std::string* out)
     WrongType(f, what);
     return false;
   }
+  if (f.value.Scalar().find('\0') != std::string::npos) {
+    Error(f.path, Pos(f), f.path + ": must not contain a NUL character");
+    return false;
+  }
   *out = f.value.Scalar();
   return true;
 }

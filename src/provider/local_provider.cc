@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/json.h"
+
 namespace hafab::provider {
 namespace {
 
@@ -93,7 +95,7 @@ Status LocalProvider::Attach(const std::string& volume, const std::string& node,
   const std::string tmp = record + ".tmp." + std::to_string(getpid());
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << nlohmann::json{{"node", node}, {"instance", instance}}.dump() << "\n";
+    out << Dump(nlohmann::json{{"node", node}, {"instance", instance}}) << "\n";
     out.flush();
     if (!out) return Status::Internal("attach " + volume + ": cannot write " + tmp);
   }

@@ -13,6 +13,8 @@
 #include <thread>
 #include <utility>
 
+#include "core/json.h"
+
 namespace hafab::store {
 
 namespace asio = boost::asio;
@@ -528,7 +530,7 @@ Result<json> EtcdClient::CallOnce(size_t index, const std::string& path, const s
 Result<json> EtcdClient::Call(const std::string& path, const json& body, Retry retry) {
   Clock& clock = RealClock();
   const TimePoint deadline = clock.Now() + options_.request_timeout;
-  const std::string payload = body.dump();
+  const std::string payload = Dump(body);
   size_t start;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -590,7 +592,7 @@ Result<std::unique_ptr<EtcdStream>> EtcdClient::OpenStream(const std::string& pa
                                                            TimePoint deadline) {
   Clock& clock = RealClock();
   deadline = std::min(deadline, clock.Now() + options_.request_timeout);
-  const std::string payload = body.dump();
+  const std::string payload = Dump(body);
   const size_t n = endpoints_.size();
   size_t start;
   {

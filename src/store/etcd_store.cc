@@ -9,6 +9,7 @@
 #include <thread>
 #include <utility>
 
+#include "core/json.h"
 #include "core/thread_annotations.h"
 
 namespace hafab::store {
@@ -301,7 +302,7 @@ class EtcdWatcher final : public Watcher {
     const json* result = first->contains("result") ? &(*first)["result"] : nullptr;
     if (result == nullptr || !result->value("created", false)) {
       return Status::Unavailable("etcd " + (*stream)->endpoint().Name() +
-                                 " did not create the watch: " + first->dump().substr(0, 200));
+                                 " did not create the watch: " + Dump(*first).substr(0, 200));
     }
     if (next_revision_ == 0) next_revision_ = HeaderRevision(*result) + 1;
     last_revision_ = std::max(last_revision_, HeaderRevision(*result));
@@ -326,12 +327,12 @@ class EtcdWatcher final : public Watcher {
   Status Handle(const json& message, std::optional<WatchBatch>* batch) {
     if (message.contains("error")) {
       const json& e = message["error"];
-      Break(e.is_object() ? e.value("message", e.dump()) : e.dump());
+      Break(e.is_object() ? e.value("message", Dump(e)) : Dump(e));
       return Status::Ok();
     }
     auto it = message.find("result");
     if (it == message.end() || !it->is_object()) {
-      Break("unexpected message " + message.dump().substr(0, 200));
+      Break("unexpected message " + Dump(message).substr(0, 200));
       return Status::Ok();
     }
     const json& result = *it;
@@ -491,7 +492,7 @@ Result<LeaseId> EtcdStore::GrantLease(Duration ttl) {
       client_->Call("/v3/lease/grant", {{"TTL", std::to_string(seconds)}}, Retry::kIdempotent));
   LeaseId id = Int(answer, "ID");
   if (id == 0) {
-    return Status::Internal("etcd granted no lease: " + answer.value("error", answer.dump()));
+    return Status::Internal("etcd granted no lease: " + answer.value("error", Dump(answer)));
   }
   const Duration granted = std::chrono::seconds(Int(answer, "TTL"));
   if (granted > std::chrono::seconds(seconds)) {
