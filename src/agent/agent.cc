@@ -334,7 +334,10 @@ void Agent::SendHeartbeat() {
   const bool carried_fence = unreported_fence_.has_value();
   const TimePoint sent_at = clock_.Now();
   heartbeat_in_flight_ = true;
-  Duration timeout = std::min<Duration>(options_.lease_ttl, std::chrono::seconds(1));
+  // Half a lease at most: a heartbeat whose connection was not accepted (its SYN dropped by a
+  // listen queue an anonymous flood keeps full, retransmitted only after 1 s) is given up
+  // and sent again on a new connection while the lease still holds.
+  Duration timeout = std::min<Duration>(options_.lease_ttl / 2, std::chrono::seconds(1));
   client_.Heartbeat(
       options_.node, BuildHeartbeat(in), timeout,
       [this, sent_at, carried_fence](Result<HeartbeatAnswer> r) {

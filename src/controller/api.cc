@@ -112,6 +112,24 @@ std::optional<http::Response> AuthError(const Tokens& tokens, const http::Reques
 
 }  // namespace
 
+http::Admission AdmitRequest(const Tokens& tokens, const http::Request& head) {
+  http::Admission admission;
+  admission.refuse = AuthError(tokens, head);
+  const std::string& path = head.path;
+  auto ends_with = [&](std::string_view tail) {
+    return path.size() >= tail.size() &&
+           path.compare(path.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  if (path == "/v1/apply") {
+    admission.body_limit = manifest::kMaxManifestBytes;
+  } else if (ends_with("/heartbeat")) {
+    admission.body_limit = kMaxHeartbeatBytes;
+  } else {
+    admission.body_limit = kMaxOtherBodyBytes;
+  }
+  return admission;
+}
+
 void Api::Handle(http::Request&& req, http::Responder respond) {
   if (auto error = AuthError(tokens_, req)) {
     respond(std::move(*error));

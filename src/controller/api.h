@@ -62,6 +62,16 @@ class Api {
   bool events_pending_ = false;
 };
 
+// Request body limits of the controller's endpoints (413 beyond, before the body is read).
+inline constexpr uint64_t kMaxHeartbeatBytes = 2u << 20;  // a node listing 5000 instances
+inline constexpr uint64_t kMaxOtherBodyBytes = 64u << 10;
+
+// The controller listener's http::HeaderCheck: a request without a valid token, or anything
+// but a GET with the read token, is answered 401/403 before its body is read; a body may be
+// at most manifest::kMaxManifestBytes for POST /v1/apply, kMaxHeartbeatBytes for a heartbeat,
+// kMaxOtherBodyBytes otherwise.
+http::Admission AdmitRequest(const Tokens& tokens, const http::Request& head);
+
 // The HTTP status for a Status code: 400, 401/403, 404, 409, 503 or 500.
 int HttpStatus(const Status& st);
 // {"error": message} with the status's HTTP code.

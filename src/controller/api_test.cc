@@ -311,5 +311,31 @@ TEST_F(ApiTest, ApplyingNoRolesNeedsRemoveAll) {
   EXPECT_TRUE(c_.roles().empty());
 }
 
+// The listener's header check: the token before the body, and a body limit per endpoint.
+TEST(AdmitRequestTest, ChecksTheTokenAndBoundsTheBodyFromTheHeader) {
+  Tokens tokens{"admintok", "readtok"};
+  auto head = [](std::string method, std::string path, std::string token) {
+    http::Request r;
+    r.method = std::move(method);
+    r.path = std::move(path);
+    if (!token.empty()) r.headers["authorization"] = "Bearer " + token;
+    return r;
+  };
+  http::Admission a = AdmitRequest(tokens, head("POST", "/v1/apply", ""));
+  ASSERT_TRUE(a.refuse.has_value());
+  EXPECT_EQ(a.refuse->status, 401);
+  a = AdmitRequest(tokens, head("POST", "/v1/apply", "readtok"));
+  ASSERT_TRUE(a.refuse.has_value());
+  EXPECT_EQ(a.refuse->status, 403);
+  a = AdmitRequest(tokens, head("POST", "/v1/apply", "admintok"));
+  EXPECT_FALSE(a.refuse.has_value());
+  EXPECT_EQ(a.body_limit, manifest::kMaxManifestBytes);
+  EXPECT_EQ(AdmitRequest(tokens, head("POST", "/v1/agents/n1/heartbeat", "admintok")).body_limit,
+            kMaxHeartbeatBytes);
+  EXPECT_EQ(AdmitRequest(tokens, head("POST", "/v1/roles/web/scale", "admintok")).body_limit,
+            kMaxOtherBodyBytes);
+  EXPECT_FALSE(AdmitRequest(tokens, head("GET", "/v1/status", "readtok")).refuse.has_value());
+}
+
 }  // namespace
 }  // namespace hafab::controller

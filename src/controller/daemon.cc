@@ -16,6 +16,7 @@
 #include "controller/controller.h"
 #include "controller/replica.h"
 #include "controller/tokens.h"
+#include "core/rlimit.h"
 #include "http/http.h"
 #include "manifest/parser.h"
 #include "provider/background_provider.h"
@@ -46,6 +47,7 @@ Status WriteFileAtomically(const std::string& path, const std::string& text) {
 
 Status RunDaemon(const DaemonOptions& opts) {
   signal(SIGPIPE, SIG_IGN);
+  RaiseOpenFileLimit();
   if (opts.state_dir.empty()) return Status::InvalidArgument("--state-dir: required");
   std::error_code ec;
   fs::create_directories(opts.state_dir, ec);
@@ -119,6 +121,10 @@ Status RunDaemon(const DaemonOptions& opts) {
   http::Server server(io, [&replica](http::Request&& req, http::Responder respond) {
     replica->Handle(std::move(req), std::move(respond));
   });
+  // Tokens and body sizes are checked from the header, before any body is read; the listener's
+  // connection limits keep an anonymous flood from starving heartbeats (http.h ServerLimits).
+  server.SetHeaderCheck(
+      [&tokens](const http::Request& head) { return AdmitRequest(tokens, head); });
   // With port 0, a restarted controller takes the port it had before when it is free:
   // agents and gateways know only that address (the `hafab up` children keep their argv).
   std::string remembered = state + "/api.listen";

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/duration.h"
+#include "core/rlimit.h"
 #include "gateway/control_plane.h"
 #include "gateway/metrics_server.h"
 #include "gateway/proxy.h"
@@ -52,6 +53,7 @@ Status WriteAtomically(const std::filesystem::path& path, const std::string& con
 }  // namespace
 
 int RunGateway(const GatewayOptions& o) {
+  RaiseOpenFileLimit();
   // Every thread started from here on inherits the mask; this thread takes the signals.
   sigset_t signals;
   sigemptyset(&signals);

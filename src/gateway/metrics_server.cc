@@ -27,6 +27,13 @@ MetricsServer::MetricsServer(boost::asio::io_context& io, Proxy& proxy, const Co
       respond(http::Response::Json(404, R"({"error": "unknown path; try /metrics or /stats"})"));
     }
   });
+  // Only GETs are served: no body is read. The default ServerLimits shed an idle flood, so
+  // that it cannot take the descriptors the data path and the control plane need.
+  server_->SetHeaderCheck([](const http::Request&) {
+    http::Admission admission;
+    admission.body_limit = 0;
+    return admission;
+  });
 }
 
 MetricsServer::~MetricsServer() = default;

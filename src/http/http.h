@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -54,6 +55,37 @@ struct Response {
 using Responder = std::function<void(Response)>;
 using Handler = std::function<void(Request&& request, Responder respond)>;
 
+// What the server does with a request once its header has arrived, before its body is read.
+struct Admission {
+  std::optional<Response> refuse;   // set: answer this without reading the body, then close
+  uint64_t body_limit = 16u << 20;  // bytes; a longer body is answered 413 without reading it
+};
+// Decides on a request from its header alone (`head.body` is empty): authentication and the
+// body size an endpoint takes, so that nobody without a credential makes the server read a
+// body. Runs on the server's io_context.
+using HeaderCheck = std::function<Admission(const Request& head)>;
+
+// Bounds on what anonymous peers can hold. A listener keeps at most `max_connections` (and at
+// most `max_per_peer` from one address); when one more arrives, the oldest connection that has
+// not yet sent a complete request header is closed to make room (an idle flood evicts itself,
+// while a peer that sends its request at once, like an agent's heartbeat, is served), and only
+// when every connection is past its header is the new one refused. Accept errors such as
+// EMFILE back off (10 ms doubling to 1 s) instead of spinning.
+struct ServerLimits {
+  size_t max_connections = 4096;
+  size_t max_per_peer = 1024;
+  Duration header_timeout = std::chrono::seconds(10);  // accept to a complete first header
+  Duration body_timeout = std::chrono::seconds(30);    // header to a complete body
+};
+
+// Counters for an operator (logged by the server when it starts shedding).
+struct ServerStats {
+  size_t open = 0;       // connections now
+  uint64_t evicted = 0;  // closed before their first request to make room
+  uint64_t refused = 0;  // closed at accept (every connection was busy)
+  uint64_t accept_errors = 0;
+};
+
 // Keep-alive HTTP/1.1 server. Runs on the given io_context; not thread-safe otherwise.
 class Server {
  public:
@@ -77,6 +109,11 @@ class Server {
   // accepted or of its last response (default 120 s). Never limits how long a handler
   // takes to respond. Applies to reads started after the call.
   void SetIdleTimeout(Duration timeout);
+  // Applies to connections accepted after the call.
+  void SetLimits(const ServerLimits& limits);
+  // Installs the check run on each request header (default: admit, 16 MiB bodies).
+  void SetHeaderCheck(HeaderCheck check);
+  ServerStats stats() const;
 
  private:
   struct Impl;

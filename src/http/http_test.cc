@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "testing/wait.h"
 
@@ -367,6 +369,143 @@ TEST(HttpTest, LargeBodiesPassAndOversizedRequestsGet413) {
   auto too_large = Fetch("POST", server.Url("/big"), std::string((16 << 20) + 1, 'y'), {}, 10s);
   ASSERT_TRUE(too_large.ok()) << too_large.status().ToString();
   EXPECT_EQ(too_large->status, 413);
+}
+
+// Opens `n` TCP connections to `port` that send nothing (from `source`, a loopback address).
+std::vector<std::unique_ptr<tcp::socket>> IdleConnections(asio::io_context& io, uint16_t port,
+                                                          int n,
+                                                          const std::string& source = "127.0.0.1") {
+  std::vector<std::unique_ptr<tcp::socket>> out;
+  for (int i = 0; i < n; ++i) {
+    auto s = std::make_unique<tcp::socket>(io);
+    s->open(tcp::v4());
+    s->bind(tcp::endpoint(asio::ip::make_address(source), 0));
+    s->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// The header check answers a request without a credential before its body is read (10 MB
+// announced, none sent), and bounds each endpoint's body.
+TEST(HttpTest, HeaderCheckRefusesBeforeTheBodyIsRead) {
+  std::atomic<int> handled{0};
+  TestServer server([&](Request&& request, Responder respond) {
+    ++handled;
+    respond(Response::Text(200, std::to_string(request.body.size())));
+  });
+  server.RunOnIo([&] {
+    server.server().SetHeaderCheck([](const Request& head) {
+      Admission a;
+      if (head.Header("authorization") != "Bearer t") a.refuse = Response::Text(401, "no\n");
+      a.body_limit = head.path == "/small" ? 1000 : 1 << 20;
+      return a;
+    });
+  });
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server.port()));
+  asio::write(s, asio::buffer(std::string("POST /big HTTP/1.1\r\nHost: x\r\n"
+                                          "Content-Length: 10000000\r\n\r\n")));
+  boost::beast::flat_buffer buffer;
+  bhttp::response<bhttp::string_body> answer;
+  bhttp::read(s, buffer, answer);  // returns without our sending a byte of the body
+  EXPECT_EQ(answer.result_int(), 401u);
+  EXPECT_EQ(handled, 0);
+
+  Headers auth = {{"Authorization", "Bearer t"}};
+  auto small = Fetch("POST", server.Url("/small"), std::string(1000, 'x'), auth);
+  ASSERT_TRUE(small.ok()) << small.status().ToString();
+  EXPECT_EQ(small->body, "1000");
+  auto too_big = Fetch("POST", server.Url("/small"), std::string(1001, 'x'), auth);
+  ASSERT_TRUE(too_big.ok()) << too_big.status().ToString();
+  EXPECT_EQ(too_big->status, 413);
+  EXPECT_EQ(too_big->body, "request body larger than 1000 bytes, the most this endpoint takes\n");
+  EXPECT_EQ(handled, 1);
+}
+
+// An idle flood evicts itself: the listener holds at most max_connections, the oldest idle
+// ones go first, a request in flight is never evicted, and new requests are served at once.
+TEST(HttpTest, IdleFloodIsShedAndRequestsAreStillServed) {
+  Responder parked;
+  TestServer server([&](Request&& request, Responder respond) {
+    if (request.path == "/park") {
+      parked = std::move(respond);
+    } else {
+      respond(Response::Text(200, "ok"));
+    }
+  });
+  server.RunOnIo([&] {
+    ServerLimits limits;
+    limits.max_connections = 50;
+    limits.max_per_peer = 20;
+    server.server().SetLimits(limits);
+  });
+  std::future<Result<Response>> parked_answer = std::async(
+      std::launch::async, [&] { return Fetch("GET", server.Url("/park"), "", {}, 20s); });
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        bool set = false;
+        server.RunOnIo([&] { set = parked != nullptr; });
+        return set;
+      },
+      5s));
+
+  asio::io_context io;
+  auto flood = IdleConnections(io, server.port(), 300);
+  auto start = std::chrono::steady_clock::now();
+  auto served = Fetch("GET", server.Url("/"), "", {}, 2s);
+  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  EXPECT_EQ(served->body, "ok");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  ServerStats stats;
+  server.RunOnIo([&] { stats = server.server().stats(); });
+  EXPECT_LE(stats.open, 20u);  // one peer: 127.0.0.1
+  EXPECT_GE(stats.evicted, 280u);
+
+  // Another peer address has its own share.
+  auto other = IdleConnections(io, server.port(), 30, "127.0.0.2");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        server.RunOnIo([&] { stats = server.server().stats(); });
+        return stats.open >= 35;
+      },
+      5s))
+      << stats.open;
+  EXPECT_LE(stats.open, 40u);
+
+  server.RunOnIo([&] { parked(Response::Text(200, "parked")); });
+  auto answer = parked_answer.get();
+  ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+  EXPECT_EQ(answer->body, "parked");
+}
+
+// A connection that never completes its first header is closed at the header timeout, one
+// that stops sending its body at the body timeout.
+TEST(HttpTest, HeaderAndBodyDeadlines) {
+  TestServer server([](Request&&, Responder respond) { respond(Response::Text(200, "ok")); });
+  server.RunOnIo([&] {
+    ServerLimits limits;
+    limits.header_timeout = 100ms;
+    limits.body_timeout = 100ms;
+    server.server().SetLimits(limits);
+  });
+  auto closed_within = [&](const std::string& sent) {
+    asio::io_context io;
+    tcp::socket s(io);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server.port()));
+    asio::write(s, asio::buffer(sent));
+    char byte;
+    std::optional<boost::system::error_code> ended;
+    s.async_read_some(asio::buffer(&byte, 1),
+                      [&](boost::system::error_code ec, size_t) { ended = ec; });
+    auto start = std::chrono::steady_clock::now();
+    io.run_for(5s);
+    EXPECT_TRUE(ended.has_value());
+    return std::chrono::steady_clock::now() - start;
+  };
+  EXPECT_LT(closed_within("GET / HTTP/1.1\r\nHost: x\r\n"), 3s);  // header never ends
+  EXPECT_LT(closed_within("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"), 3s);
 }
 
 TEST(HttpTest, ExpectContinueIsHonoured) {

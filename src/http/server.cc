@@ -1,10 +1,14 @@
 // http::Server on Boost.Beast: one Connection object per accepted socket, reading one
 // request at a time and writing the handler's response whenever its Responder is called.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <list>
 #include <optional>
 #include <unordered_map>
 
@@ -19,8 +23,12 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
-constexpr uint64_t kRequestBodyLimit = 16u << 20;  // 16 MiB; 413 beyond
+constexpr uint64_t kRequestBodyLimit = 16u << 20;  // before the HeaderCheck; 413 beyond
 constexpr uint32_t kRequestHeaderLimit = 64u << 10;
+constexpr Duration kAcceptBackoffMin = std::chrono::milliseconds(10);
+constexpr Duration kAcceptBackoffMax = std::chrono::seconds(1);
+constexpr Duration kShedLogInterval = std::chrono::seconds(10);
+constexpr int kAcceptBatch = 256;
 
 // Splits "/a%20b?x=1&y" into its decoded path and query parameters.
 void ParseTarget(std::string_view target, Request& request) {
@@ -62,28 +70,41 @@ struct ServerCore {
 
   asio::io_context& io;
   Handler handler;
+  HeaderCheck check;
+  ServerLimits limits;
+  ServerStats stats;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::unordered_map<tcp::acceptor*, Duration> accept_backoff;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections;
+  // Connections that have not sent a complete request header yet, oldest first.
+  std::list<Connection*> fresh;
+  std::unordered_map<std::string, size_t> per_peer;
   Duration idle_timeout = std::chrono::seconds(120);
+  std::chrono::steady_clock::time_point last_shed_log;
   bool stopped = false;
   bool draining = false;
   std::function<void()> drained;
 
   void Accept(tcp::acceptor* acceptor, std::shared_ptr<ServerCore> self);
+  void OnAccepted(tcp::socket socket, std::shared_ptr<ServerCore> self);
+  // Closes the oldest fresh connection (from `peer` when not empty); false if there is none.
+  bool EvictFresh(const std::string& peer);
   void Forget(Connection* connection);
   void MaybeDrained();
+  void LogShedding();
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::shared_ptr<ServerCore> server, tcp::socket socket)
+  Connection(std::shared_ptr<ServerCore> server, tcp::socket socket, std::string peer)
       : server_(std::move(server)),
         socket_(std::move(socket)),
-        idle_timer_(socket_.get_executor()) {
-    error_code ec;
-    auto endpoint = socket_.remote_endpoint(ec);
-    if (!ec) peer_ = endpoint.address().to_string();
-  }
+        idle_timer_(socket_.get_executor()),
+        peer_(std::move(peer)) {}
+
+  const std::string& peer() const { return peer_; }
+  // The connection's place in ServerCore::fresh while it has not sent a request header.
+  std::optional<std::list<Connection*>::iterator> fresh;
 
   ~Connection() {
     // A handler that dropped its Responder unanswered lets the connection go.
@@ -113,21 +134,58 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->body_limit(kRequestBodyLimit);
     parser_->header_limit(kRequestHeaderLimit);
-    // The idle limit covers waiting for a request and reading it, never the handler's
-    // time to answer (a long-poll may take minutes).
-    idle_timer_.expires_after(server_->idle_timeout);
-    idle_timer_.async_wait([weak = weak_from_this()](error_code ec) {
-      auto self = weak.lock();
-      if (!ec && self && self->state_ == State::kReading) self->Close();
-    });
+    // The first request's header must come within the header timeout of the accept; a
+    // kept-alive connection may wait the idle timeout for its next one. Neither limits the
+    // handler's time to answer (a long-poll may take minutes).
+    StartReadDeadline(fresh ? std::min(server_->limits.header_timeout, server_->idle_timeout)
+                            : server_->idle_timeout);
     bhttp::async_read_header(
         socket_, buffer_, *parser_,
         [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
   }
 
+  // Closes the connection unless a complete request has been read within `timeout`.
+  void StartReadDeadline(Duration timeout) {
+    idle_timer_.expires_after(timeout);
+    idle_timer_.async_wait([weak = weak_from_this()](error_code ec) {
+      auto self = weak.lock();
+      if (!ec && self && self->state_ == State::kReading) self->Close();
+    });
+  }
+
+  // The request as far as its header: what the HeaderCheck and the handler see.
+  Request Head() const {
+    const auto& message = parser_->get();
+    Request request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    ParseTarget(request.target, request);
+    for (const auto& field : message) {
+      std::string name = Lower(std::string(field.name_string()));
+      auto [it, inserted] = request.headers.emplace(name, std::string(field.value()));
+      if (!inserted) it->second += ", " + std::string(field.value());
+    }
+    request.peer = peer_;
+    return request;
+  }
+
   void OnHeader(error_code ec) {
     if (state_ == State::kClosed) return;
     if (ec) return OnReadError(ec);
+    if (fresh) {
+      server_->fresh.erase(*fresh);
+      fresh.reset();
+    }
+    head_ = Head();
+    if (server_->check) {
+      Admission admission = server_->check(head_);
+      if (admission.refuse) return SendFinal(std::move(*admission.refuse));
+      auto length = parser_->content_length();
+      if (length && *length > admission.body_limit) return SendBodyTooLarge(admission.body_limit);
+      parser_->body_limit(admission.body_limit);
+      body_limit_ = admission.body_limit;
+    }
+    StartReadDeadline(server_->limits.body_timeout);
     auto& message = parser_->get();
     if (bhttp::token_list(message[bhttp::field::expect]).exists("100-continue") &&
         !parser_->is_done()) {
@@ -151,9 +209,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void OnReadError(error_code ec) {
-    if (ec == bhttp::error::body_limit) {
-      return SendFinal(Response::Text(413, "request body larger than 16 MiB\n"));
-    }
+    if (ec == bhttp::error::body_limit) return SendBodyTooLarge(body_limit_);
     if (ec == bhttp::error::header_limit) {
       return SendFinal(Response::Text(431, "request header too large\n"));
     }
@@ -165,7 +221,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Close();  // peer closed, reset, or we are stopping
   }
 
-  // Answers a request we could not parse, then closes.
+  void SendBodyTooLarge(uint64_t limit) {
+    SendFinal(Response::Text(413, "request body larger than " + std::to_string(limit) +
+                                      " bytes, the most this endpoint takes\n"));
+  }
+
+  // Answers a request we could not parse or refused, then closes.
   void SendFinal(Response response) {
     idle_timer_.cancel();
     keep_alive_ = false;
@@ -182,17 +243,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.reset();
     keep_alive_ = message.keep_alive();
     version_ = message.version();
-    Request request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
-    ParseTarget(request.target, request);
-    for (const auto& field : message) {
-      std::string name = Lower(std::string(field.name_string()));
-      auto [it, inserted] = request.headers.emplace(name, std::string(field.value()));
-      if (!inserted) it->second += ", " + std::string(field.value());
-    }
+    Request request = std::move(head_);
     request.body = std::move(message.body());
-    request.peer = peer_;
     state_ = State::kHandling;
     uint64_t sequence = ++sequence_;
     Responder respond = [self = shared_from_this(), sequence](Response response) {
@@ -241,6 +293,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string peer_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Request head_;  // the request being read, from its header on
+  uint64_t body_limit_ = kRequestBodyLimit;
   State state_ = State::kReading;
   bool keep_alive_ = true;
   unsigned version_ = 11;
@@ -255,17 +309,93 @@ void ServerCore::Accept(tcp::acceptor* acceptor, std::shared_ptr<ServerCore> sel
   acceptor->async_accept([this, acceptor, self](error_code ec, tcp::socket socket) {
     if (stopped || draining || !acceptor->is_open()) return;
     if (!ec) {
-      auto connection = std::make_shared<Connection>(self, std::move(socket));
-      connections.emplace(connection.get(), connection);
-      connection->Start();
+      accept_backoff.erase(acceptor);
+      OnAccepted(std::move(socket), self);
+      // Drain what else the kernel has queued now, without a trip through the reactor per
+      // connection: under a flood the listen queue must not stay full, or a peer's new
+      // connection (an agent's heartbeat) waits for its SYN to be retransmitted (1 s).
+      for (int i = 0; i < kAcceptBatch; ++i) {
+        tcp::socket next(io);
+        error_code again;
+        acceptor->accept(next, again);
+        if (again) break;  // would_block, or an error the next async_accept reports
+        OnAccepted(std::move(next), self);
+      }
+      return Accept(acceptor, self);
     }
-    // Errors such as EMFILE are transient for a listener: keep accepting.
-    Accept(acceptor, self);
+    ++stats.accept_errors;
+    if (ec != asio::error::no_descriptors && ec != asio::error::no_buffer_space &&
+        ec != asio::error::no_memory) {
+      return Accept(acceptor, self);  // the peer went away (ECONNABORTED): nothing to wait for
+    }
+    // Out of descriptors or memory: free one if an idle connection holds it, and wait before
+    // trying again instead of spinning on the error.
+    EvictFresh("");
+    Duration& backoff = accept_backoff[acceptor];
+    backoff = std::clamp(backoff * 2, kAcceptBackoffMin, kAcceptBackoffMax);
+    LogShedding();
+    auto timer = std::make_shared<asio::steady_timer>(io, backoff);
+    timer->async_wait([this, acceptor, self, timer](error_code) {
+      if (stopped || draining || !acceptor->is_open()) return;
+      Accept(acceptor, self);
+    });
   });
 }
 
+void ServerCore::OnAccepted(tcp::socket socket, std::shared_ptr<ServerCore> self) {
+  error_code ec;
+  auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return;  // already gone
+  std::string peer = endpoint.address().to_string();
+  bool room = (connections.size() < limits.max_connections || EvictFresh("")) &&
+              (per_peer[peer] < limits.max_per_peer || EvictFresh(peer));
+  if (!room) {
+    ++stats.refused;
+    LogShedding();
+    socket.close(ec);
+    if (per_peer[peer] == 0) per_peer.erase(peer);
+    return;
+  }
+  auto connection = std::make_shared<Connection>(self, std::move(socket), peer);
+  connections.emplace(connection.get(), connection);
+  ++per_peer[peer];
+  connection->fresh = fresh.insert(fresh.end(), connection.get());
+  connection->Start();
+}
+
+bool ServerCore::EvictFresh(const std::string& peer) {
+  for (Connection* c : fresh) {
+    if (!peer.empty() && c->peer() != peer) continue;
+    auto it = connections.find(c);
+    auto connection = it == connections.end() ? nullptr : it->second.lock();
+    if (!connection) continue;
+    ++stats.evicted;
+    LogShedding();
+    connection->Close();  // Forget() takes it out of `fresh`
+    return true;
+  }
+  return false;
+}
+
+void ServerCore::LogShedding() {
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_shed_log < kShedLogInterval) return;
+  last_shed_log = now;
+  spdlog::warn(
+      "http server shedding connections: {} open (limit {}, {} per peer), {} evicted before "
+      "their first request, {} refused, {} accept errors so far",
+      connections.size(), limits.max_connections, limits.max_per_peer, stats.evicted, stats.refused,
+      stats.accept_errors);
+}
+
 void ServerCore::Forget(Connection* connection) {
-  connections.erase(connection);
+  connections.erase(connection);  // already gone when Stop() took them all
+  if (connection->fresh) {
+    fresh.erase(*connection->fresh);
+    connection->fresh.reset();
+  }
+  auto it = per_peer.find(connection->peer());
+  if (it != per_peer.end() && --it->second == 0) per_peer.erase(it);
   MaybeDrained();
 }
 
@@ -309,6 +439,7 @@ Result<uint16_t> Server::Listen(const std::string& host, uint16_t port) {
   if (acceptor->listen(asio::socket_base::max_listen_connections, ec)) {
     return Status::Unavailable("cannot listen on " + name + ": " + ec.message());
   }
+  acceptor->non_blocking(true, ec);  // for the batch of accepts in ServerCore::Accept
   uint16_t bound = acceptor->local_endpoint(ec).port();
   impl_->stopped = false;
   impl_->Accept(acceptor.get(), impl_);
@@ -330,6 +461,16 @@ void Server::Stop() {
 }
 
 void Server::SetIdleTimeout(Duration timeout) { impl_->idle_timeout = timeout; }
+
+void Server::SetLimits(const ServerLimits& limits) { impl_->limits = limits; }
+
+void Server::SetHeaderCheck(HeaderCheck check) { impl_->check = std::move(check); }
+
+ServerStats Server::stats() const {
+  ServerStats out = impl_->stats;
+  out.open = impl_->connections.size();
+  return out;
+}
 
 void Server::Drain(std::function<void()> done) {
   if (impl_->stopped) return;
