@@ -93,6 +93,7 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
       [](const std::string& dir) { return ProcessesHolding(dir); });
   Supervisor::Options so;
   so.node = options_.node;
+  so.address = options_.address;
   so.data_dir = options_.data_dir;
   if (options_.path_env.empty()) {
     const char* path = getenv("PATH");

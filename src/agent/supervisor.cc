@@ -371,6 +371,7 @@ void Supervisor::Launch(Instance& in) {
   spec.env["HAFAB_ROLE"] = a.role;
   spec.env["HAFAB_INSTANCE"] = a.instance;
   spec.env["HAFAB_PORT"] = std::to_string(a.port);
+  spec.env["HAFAB_HOST"] = options_.address;
   spec.env["HAFAB_VOLUME_DIR"] = a.volume.empty() ? "" : volumes_.MountPath(a.volume);
   spec.env["HAFAB_EPOCH"] = std::to_string(a.epoch);
   spec.env["HAFAB_NODE"] = options_.node;

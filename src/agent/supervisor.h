@@ -67,6 +67,10 @@ class Supervisor {
  public:
   struct Options {
     std::string node;
+    // The node's address, passed to instances as HAFAB_HOST: they listen there, where the
+    // gateway and the probes reach them, and not on every interface (which would bypass the
+    // endpoint's allow: list).
+    std::string address = "127.0.0.1";
     std::string data_dir;  // logs/, run/ and work/ live under it
     std::string path_env;  // PATH given to instances (the agent's own)
     uint64_t log_max_bytes = 10 << 20;

@@ -254,5 +254,80 @@ TEST(HardeningTest, HugeApplyIsRefusedWithoutStallingTheController) {
   EXPECT_TRUE(c.Stop().ok());
 }
 
+// "127.0.0.1:8080" style local addresses of `pid`'s listening TCP sockets (IPv4).
+std::vector<std::string> ListeningAddresses(pid_t pid) {
+  std::set<std::string> inodes;
+  std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
+  if (DIR* d = opendir(fd_dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      char target[256];
+      ssize_t n = readlink((fd_dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+      if (n <= 0) continue;
+      std::string t(target, static_cast<size_t>(n));
+      if (t.rfind("socket:[", 0) == 0) inodes.insert(t.substr(8, t.size() - 9));
+    }
+    closedir(d);
+  }
+  std::vector<std::string> out;
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // header
+  while (std::getline(tcp, line)) {
+    std::istringstream in(line);
+    std::string slot, local, remote, state, queues, timer, retr, uid, timeout, inode;
+    in >> slot >> local >> remote >> state >> queues >> timer >> retr >> uid >> timeout >> inode;
+    if (state != "0A" || !inodes.count(inode)) continue;  // 0A: LISTEN
+    uint32_t addr = static_cast<uint32_t>(std::stoul(local.substr(0, 8), nullptr, 16));
+    int port = std::stoi(local.substr(9), nullptr, 16);
+    in_addr a{};
+    a.s_addr = addr;  // /proc prints the address in host order of the raw bytes
+    out.push_back(std::string(inet_ntoa(a)) + ":" + std::to_string(port));
+  }
+  return out;
+}
+
+// The machine's first IPv4 address that is not loopback, "" if it has none.
+std::string NonLoopbackAddress() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string out;
+  for (ifaddrs* i = list; i != nullptr && out.empty(); i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    auto* sin = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+    if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127) continue;
+    out = inet_ntoa(sin->sin_addr);
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+TEST(HardeningTest, InstancesListenOnlyOnTheirNodesAddress) {
+  Cluster c(AsShipped());
+  Status started = c.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  auto st = c.Api("GET", "/v1/status");
+  ASSERT_TRUE(st.ok());
+  int checked = 0;
+  for (const auto& i : st->value("instances", json::array())) {
+    pid_t pid = i.value("pid", 0);
+    if (pid <= 0 || i.value("state", "") != "running") continue;
+    std::string env = ReadFile("/proc/" + std::to_string(pid) + "/environ");
+    EXPECT_NE(env.find(std::string("HAFAB_HOST=127.0.0.1") + '\0'), std::string::npos)
+        << i.value("instance", "");
+    for (const std::string& address : ListeningAddresses(pid)) {
+      EXPECT_EQ(address.rfind("127.0.0.1:", 0), 0u)
+          << i.value("instance", "") << " listens on " << address;
+      ++checked;
+      std::string outside = NonLoopbackAddress();
+      if (outside.empty()) continue;
+      auto r = http::Fetch("GET", "http://" + outside + ":" + address.substr(10) + "/health", "",
+                           {}, 2s);
+      EXPECT_FALSE(r.ok()) << i.value("instance", "") << " answers on " << outside;
+    }
+  }
+  EXPECT_GE(checked, 1) << "no running instance with a listening socket was found";
+  EXPECT_TRUE(c.Stop().ok());
+}
+
 }  // namespace
 }  // namespace hafab::e2e
