@@ -1,5 +1,6 @@
 // The `hafab` binary: one CLI11 app whose subcommands register themselves (command.h).
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <string>
@@ -9,6 +10,9 @@
 #include "core/log.h"
 
 int main(int argc, char** argv) {
+  // Everything hafab creates (controller.db, tokens, logs, volumes, and what instances write,
+  // which inherit it) is private to its user: files 0600, directories 0700.
+  umask(077);
   CLI::App app{"hafab: a high-availability fabric for unmodified applications"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "hafab 0.1.0");

@@ -329,5 +329,25 @@ TEST(HardeningTest, InstancesListenOnlyOnTheirNodesAddress) {
   EXPECT_TRUE(c.Stop().ok());
 }
 
+// What hafab writes is private to its user (the binary runs with umask 077): the state
+// store, the logs, the volumes and the instances' files were world-readable.
+TEST(HardeningTest, StateFilesArePrivate) {
+  Cluster c(AsShipped());
+  Status started = c.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  int checked = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(c.state_dir())) {
+    struct stat st {};
+    if (lstat(entry.path().c_str(), &st) != 0 || S_ISSOCK(st.st_mode) || S_ISLNK(st.st_mode)) {
+      continue;
+    }
+    EXPECT_EQ(st.st_mode & 077, 0u)
+        << entry.path() << " has mode " << std::oct << (st.st_mode & 0777);
+    ++checked;
+  }
+  EXPECT_GE(checked, 10);  // controller.db, tokens, logs, volumes, the nodes' directories
+  EXPECT_TRUE(c.Stop().ok());
+}
+
 }  // namespace
 }  // namespace hafab::e2e
