@@ -110,6 +110,8 @@ class Up {
   std::optional<ApiClient> api_;
   int64_t events_seen_ = 0;
   bool tty_ = isatty(STDOUT_FILENO);
+  sigset_t signals_{};        // taken with sigtimedwait, never delivered asynchronously
+  bool interrupted_ = false;  // a stop signal came before the cluster was up
 };
 
 Status Up::Prepare(const manifest::Manifest& m) {
@@ -210,12 +212,24 @@ void Up::StartChild(Child& c) {
   WriteUpFile();
 }
 
+// The last non-empty line of a file ("" if none): what a child said last.
+std::string LastLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty()) last = line;
+  }
+  return last;
+}
+
 Status Up::StartController() {
   fs::remove(state_ + "/api.url");
   StartChild(controller_);
-  // The controller writes api.url once it listens; then it must answer with our token.
-  auto deadline = RealClock().Now() + 20s;
-  while (RealClock().Now() < deadline) {
+  // The controller writes api.url once its store answers and it listens (it waits for an
+  // etcd that is not up yet, saying so in its log); then it must answer with our token.
+  // No deadline while it runs: every 5 s its last log line says what it waits for.
+  TimePoint next_note = RealClock().Now() + 5s;
+  while (true) {
     int status;
     if (waitpid(controller_.pid, &status, WNOHANG) == controller_.pid) {
       controller_.pid = 0;
@@ -234,10 +248,19 @@ Status Up::StartController() {
       }
       return Status::Ok();
     }
-    std::this_thread::sleep_for(50ms);  // polling a condition with a deadline
+    if (RealClock().Now() >= next_note) {
+      std::cout << "up: waiting for the controller; its log says: "
+                << LastLine(controller_.log_path) << "\n"
+                << std::flush;
+      next_note = RealClock().Now() + 5s;
+    }
+    timespec ts{0, 50'000'000};  // polling a condition; Ctrl-C ends the wait
+    int sig = sigtimedwait(&signals_, nullptr, &ts);
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+      interrupted_ = true;
+      return Status::Unavailable("stopped while waiting for the controller");
+    }
   }
-  return Status::DeadlineExceeded("the controller did not answer within 20s; see " +
-                                  controller_.log_path);
 }
 
 void Up::WriteUpFile() {
@@ -379,10 +402,9 @@ int Up::Run() {
   }
 
   // Signals arrive through sigtimedwait below, never asynchronously.
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int s : {SIGINT, SIGTERM, SIGCHLD, SIGHUP}) sigaddset(&mask, s);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  sigemptyset(&signals_);
+  for (int s : {SIGINT, SIGTERM, SIGCHLD, SIGHUP}) sigaddset(&signals_, s);
+  sigprocmask(SIG_BLOCK, &signals_, nullptr);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   Status st = Prepare(m);
@@ -397,7 +419,7 @@ int Up::Run() {
   if (!st.ok()) {
     std::cerr << "up: " << st.message() << "\n";
     Shutdown();
-    return kExitError;
+    return interrupted_ ? kExitOk : kExitError;
   }
   for (auto& [name, c] : agents_) StartChild(c);
   StartChild(gateway_);
@@ -406,7 +428,7 @@ int Up::Run() {
   TimePoint next_refresh = RealClock().Now();
   while (true) {
     timespec ts{0, 100'000'000};
-    int sig = sigtimedwait(&mask, nullptr, &ts);
+    int sig = sigtimedwait(&signals_, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) break;
     Reap();
     RestartDue();
