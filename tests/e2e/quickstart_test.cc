@@ -42,7 +42,7 @@ class QuickstartTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    StopGroup(pid_, SIGKILL, 10s);
+    StopGroup(pid_, SIGINT, 60s);  // `up` stops what it started, instances included
     for (pid_t p : ProcessesNaming(kStateDir)) kill(p, SIGKILL);
     if (created_state_) fs::remove_all(kStateDir);
   }
