@@ -55,9 +55,10 @@ struct UpOptions {
   bool ha = false;            // three etcd members and three controller replicas
 };
 
-// Under --ha a node's lease must outlast a controller leader change (the dead leader's 1 s
-// key lease, a follower's recheck, the new leader's first answers: ~1.5 s), or every node
-// would stop its instances at each change. A shorter manifest lease_ttl is raised to this.
+// Under --ha a node's lease must outlast a controller leader change, or every node would
+// stop its instances at each change: ~0.2 s when the dead leader's port refuses connections
+// (a follower takes over), up to ~1.5 s when only its 1 s key lease ends it (a hung or
+// cut-off leader). A shorter manifest lease_ttl is raised to this.
 constexpr Duration kHaMinLease = std::chrono::seconds(3);
 constexpr char kHaLeaderTtl[] = "1s";
 
@@ -522,7 +523,23 @@ int Up::Run() {
     std::ifstream in(opts_.file);
     std::stringstream yaml;
     yaml << in.rdbuf();
-    auto applied = api_->Call("POST", "/v1/apply?file=" + opts_.file, yaml.str(), 10s);
+    // Under --ha the leader may change between its election and the apply (a takeover, or
+    // a follower still naming the last run's leader): "not leader" is retried for 30 s.
+    const TimePoint give_up = RealClock().Now() + 30s;
+    Result<nlohmann::json> applied = Status::Unavailable("not tried");
+    while (true) {
+      applied = api_->Call("POST", "/v1/apply?file=" + opts_.file, yaml.str(), 10s);
+      if (applied.ok() || !ha_ || applied.status().code() != StatusCode::kUnavailable ||
+          RealClock().Now() >= give_up) {
+        break;
+      }
+      timespec ts{0, 200'000'000};  // Ctrl-C ends the wait
+      int sig = sigtimedwait(&signals_, nullptr, &ts);
+      if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+        interrupted_ = true;
+        break;
+      }
+    }
     if (!applied.ok()) st = applied.status().WithContext("apply " + opts_.file);
   }
   if (!st.ok()) {

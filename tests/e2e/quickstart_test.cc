@@ -59,7 +59,8 @@ TEST_F(QuickstartTest, ReadmeFirstCommandBringsUpTheClusterAndCtrlCStopsIt) {
   ASSERT_GT(pid_, 0);
 
   std::string status;
-  auto exited = [&] { return waitpid(pid_, nullptr, WNOHANG) == pid_; };
+  bool gone = false;  // reaped: waitpid answers only once
+  auto exited = [&] { return gone || (gone = waitpid(pid_, nullptr, WNOHANG) == pid_); };
   bool ready = testing::WaitFor([&] { return exited() || KvdPrimaryReady(&status); }, 240s, 200ms);
   ASSERT_FALSE(exited()) << "quickstart.sh exited; its output:\n" << Log();
   ASSERT_TRUE(ready) << "no ready kvd primary in `hafab status`:\n"
