@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Configures and builds hafab into ./build (ccache, Ninja). Extra args go to cmake --build.
+# Configures and builds hafab into ./build (ccache, Ninja). Arguments are target names
+# (`scripts/build.sh hafab kvd`); none builds everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
@@ -9,4 +10,6 @@ werror=OFF; [ "${CI:-}" = "true" ] && werror=ON
 if [ ! -f build/build.ninja ]; then
   cmake -S . -B build -G Ninja -DHAFAB_WERROR=$werror >/dev/null
 fi
-cmake --build build -j"$(nproc)" "$@"
+targets=()
+if [ $# -gt 0 ]; then targets=(--target "$@"); fi
+cmake --build build -j"$(nproc)" "${targets[@]}"

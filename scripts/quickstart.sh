@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/build.sh hafab kvd echo
+bash scripts/build.sh hafab kvd echo-app
 exec ./build/hafab up examples/quickstart.yaml "$@"

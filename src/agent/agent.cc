@@ -345,8 +345,14 @@ void Agent::SendHeartbeat() {
         heartbeat_in_flight_ = false;
         if (!r.ok()) {
           if (heartbeat_failures_++ % 25 == 0) {
-            spdlog::warn("agent {}: heartbeat failed ({} in a row): {}", options_.node,
-                         heartbeat_failures_, r.status().ToString());
+            if (heartbeats_ok_ == 0) {  // never answered: started before the controller
+              spdlog::warn("agent {}: waiting for the controller ({}), heartbeat every {}ms: {}",
+                           options_.node, fmt::join(options_.controllers, ","),
+                           ToMillis(options_.heartbeat_interval), r.status().ToString());
+            } else {
+              spdlog::warn("agent {}: heartbeat failed ({} in a row): {}", options_.node,
+                           heartbeat_failures_, r.status().ToString());
+            }
           }
           return;
         }

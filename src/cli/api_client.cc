@@ -102,6 +102,19 @@ Result<http::Response> ApiClient::Raw(const std::string& method, const std::stri
   return r;
 }
 
+Result<nlohmann::json> ApiClient::GetFrom(const std::string& url, const std::string& path,
+                                          Duration timeout) const {
+  HAFAB_ASSIGN_OR_RETURN(
+      http::Response resp,
+      http::Fetch("GET", url + path, "", {{"Authorization", "Bearer " + token_}}, timeout));
+  nlohmann::json j = nlohmann::json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
+  if (resp.status != 200 || !j.is_object()) {
+    return Status::Unavailable(url + path + ": HTTP " + std::to_string(resp.status) + " " +
+                               resp.body);
+  }
+  return j;
+}
+
 Result<nlohmann::json> ApiClient::Call(const std::string& method, const std::string& path,
                                        const std::string& body, Duration timeout) const {
   HAFAB_ASSIGN_OR_RETURN(http::Response resp, Raw(method, path, body, timeout));

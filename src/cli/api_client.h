@@ -38,7 +38,14 @@ class ApiClient {
   Result<http::Response> Raw(const std::string& method, const std::string& path,
                              const std::string& body, Duration timeout) const;
 
+  // GET `path` from the replica at `url` only (one of urls()), following no leader hint.
+  // Errors: Unavailable (unreachable, or no 200 with a JSON object; the message names the
+  // URL and the answer), DeadlineExceeded.
+  Result<nlohmann::json> GetFrom(const std::string& url, const std::string& path,
+                                 Duration timeout) const;
+
   const std::string& url() const { return url_; }
+  const std::vector<std::string>& urls() const { return urls_; }  // every replica
 
  private:
   std::string url_;                // as given (named in errors)

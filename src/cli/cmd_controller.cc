@@ -22,6 +22,9 @@ At first start it writes DIR/admin.token and DIR/read.token (0600); once listeni
 DIR/api.url. SIGTERM or SIGINT: answer waiting long-polls, close, exit 0. A controller
 started again on the same store resumes every operation at the step it recorded.
 
+An etcd that does not answer yet is waited for: the controller logs which endpoints and
+what error, and tries again (1 s, doubling to 10 s) until it answers or a signal arrives.
+
 Several controllers on one etcd (--store etcd://h1:2379,h2:2379,h3:2379) elect one leader
 through a lease on the key /hafab/leader; the others serve GETs from the store and answer
 everything else with 503 {"error": "not leader", "leader": URL}. A new leader resumes every

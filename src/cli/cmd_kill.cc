@@ -1,6 +1,7 @@
-// `hafab kill NODE|INSTANCE`: chaos for demos and tests on an embedded cluster.
+// `hafab kill NODE|INSTANCE|controller`: chaos for demos and tests on an embedded cluster.
 // A node is its agent and everything the agent started (a node crash); an instance is
-// the process group of one instance (a crashed or, with STOP, hung service).
+// the process group of one instance (a crashed or, with STOP, hung service); `controller`
+// is the controller, or under `hafab up --ha` the replica that leads now.
 #include <signal.h>
 
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "cli/command.h"
 #include "cli/procs.h"
+#include "http/http.h"
 
 namespace hafab::cli {
 namespace {
@@ -27,6 +29,41 @@ int SignalNumber(const std::string& name) {
   return 0;
 }
 
+// The controller of `up` (its pid in up.json), or under --ha the replica whose
+// /v1/leader says it leads.
+int KillController(const nlohmann::json& up, int sig, const KillOptions& o) {
+  if (!up.contains("controllers")) {
+    pid_t pid = up.value("controller", 0);
+    if (pid <= 0 || !Alive(pid)) {
+      std::cerr << "error: the controller is not running\n";
+      return kExitError;
+    }
+    kill(pid, sig);
+    std::cout << "sent SIG" << o.signal << " to the controller (pid " << pid << ")\n";
+    return kExitOk;
+  }
+  std::ifstream in(o.state_dir + "/admin.token");
+  std::string token;
+  std::getline(in, token);
+  for (const auto& c : up["controllers"]) {
+    const std::string url = c.value("url", "");
+    auto r = http::Fetch("GET", url + "/v1/leader", "", {{"Authorization", "Bearer " + token}},
+                         std::chrono::seconds(1));
+    if (!r.ok() || r->status != 200) continue;
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    if (!j.is_object() || j.value("role", "") != "leader") continue;
+    pid_t pid = c.value("pid", 0);
+    if (pid <= 0) continue;
+    kill(pid, sig);
+    std::cout << "sent SIG" << o.signal << " to " << c.value("name", "controller") << " (pid "
+              << pid << "), the leader at " << url << "\n";
+    return kExitOk;
+  }
+  std::cerr << "error: no controller replica says it leads now (an election under way?); "
+               "see `hafab status`\n";
+  return kExitError;
+}
+
 int Kill(const KillOptions& o) {
   std::ifstream in(o.state_dir + "/up.json");
   auto up = nlohmann::json::parse(in, nullptr, false);
@@ -36,6 +73,7 @@ int Kill(const KillOptions& o) {
     return kExitError;
   }
   int sig = SignalNumber(o.signal);
+  if (o.target == "controller") return KillController(up, sig, o);
   auto agents = up.value("agents", nlohmann::json::object());
   if (agents.contains(o.target)) {
     pid_t agent = agents[o.target].get<pid_t>();
@@ -64,7 +102,7 @@ int Kill(const KillOptions& o) {
   std::string nodes;
   for (const auto& [node, pid] : agents.items()) nodes += (nodes.empty() ? "" : ", ") + node;
   std::cerr << "error: " << o.target << " is neither a node (" << nodes
-            << ") nor a running instance\n";
+            << "), a running instance, nor `controller`\n";
   return kExitError;
 }
 
@@ -74,8 +112,9 @@ HAFAB_COMMAND(80, [](CLI::App& app) {
   cmd->footer(
       "Examples:\n  hafab kill n1                 # node crash: agent and its instances\n"
       "  hafab kill kvd-0              # the instance's processes\n"
-      "  hafab kill kvd-0 --signal STOP  # a hung service (liveness catches it)");
-  cmd->add_option("target", o->target, "Node name or instance id")->required();
+      "  hafab kill kvd-0 --signal STOP  # a hung service (liveness catches it)\n"
+      "  hafab kill controller         # the controller; under `up --ha` the leader");
+  cmd->add_option("target", o->target, "Node name, instance id, or `controller`")->required();
   cmd->add_option("--signal", o->signal, "KILL, STOP, CONT or TERM")
       ->check(CLI::IsMember({"KILL", "STOP", "CONT", "TERM"}))
       ->capture_default_str();

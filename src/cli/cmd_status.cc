@@ -13,8 +13,26 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 Status PrintStatus(const ApiClient& c) {
-  HAFAB_ASSIGN_OR_RETURN(json st, c.Call("GET", "/v1/status"));
-  std::cout << RenderStatusTable(st);
+  if (c.urls().size() == 1) {
+    HAFAB_ASSIGN_OR_RETURN(json st, c.Call("GET", "/v1/status"));
+    std::cout << RenderStatusTable(st);
+    return Status::Ok();
+  }
+  // Replicas: the table is the leader's (a follower's nodes are all `waiting`: heartbeats
+  // reach the leader only), then which replica leads.
+  json replicas = json::array();
+  std::string leader;
+  for (const auto& url : c.urls()) {
+    auto l = c.GetFrom(url, "/v1/leader", 2s);
+    if (l.ok() && l->value("role", "") == "leader") leader = url;
+    replicas.push_back(l.ok() ? json{{"url", url},
+                                     {"role", l->value("role", "")},
+                                     {"leader_for_ms", l->value("leader_for_ms", json())}}
+                              : json{{"url", url}, {"role", "unreachable"}});
+  }
+  HAFAB_ASSIGN_OR_RETURN(
+      json st, leader.empty() ? c.Call("GET", "/v1/status") : c.GetFrom(leader, "/v1/status", 10s));
+  std::cout << RenderStatusTable(st) << "\n" << RenderControllers(replicas);
   return Status::Ok();
 }
 

@@ -3,6 +3,9 @@
 // applies the manifest, prints where everything is, and supervises the three kinds of
 // process until Ctrl-C / SIGTERM, when it stops them all and leaves nothing behind.
 //
+// `hafab up --ha FILE`: the same with three etcd members and three controller replicas
+// (up_ha.h) that elect a leader; agents, gateway and CLI are given every replica's URL.
+//
 // `up` makes itself a child subreaper, so instances orphaned by a killed agent are
 // reparented to it and are still found and stopped at shutdown.
 #include <fcntl.h>
@@ -24,6 +27,8 @@
 #include "cli/command.h"
 #include "cli/procs.h"
 #include "cli/status_view.h"
+#include "cli/up_ha.h"
+#include "controller/tokens.h"
 #include "core/duration.h"
 #include "manifest/parser.h"
 
@@ -47,7 +52,15 @@ struct UpOptions {
   std::string provider = "local";  // given to the controller and every agent
   std::string provider_config;
   std::string agent_wrapper;  // prefix of each agent's command line; {node} = the node's name
+  bool ha = false;            // three etcd members and three controller replicas
 };
+
+// Under --ha a node's lease must outlast a controller leader change, or every node would
+// stop its instances at each change: ~0.2 s when the dead leader's port refuses connections
+// (a follower takes over), up to ~1.5 s when only its 1 s key lease ends it (a hung or
+// cut-off leader). A shorter manifest lease_ttl is raised to this.
+constexpr Duration kHaMinLease = std::chrono::seconds(3);
+constexpr char kHaLeaderTtl[] = "1s";
 
 // One supervised child: what to run, and its pid while it runs.
 struct Child {
@@ -56,6 +69,7 @@ struct Child {
   std::string log_path;
   pid_t pid = 0;
   TimePoint restart_at{};  // when a dead child is started again; {} = not scheduled
+  bool node = false;       // an agent: revived after --revive-after, like a rebooted VM
 };
 
 pid_t Spawn(const Child& c, const std::string& path_env) {
@@ -90,7 +104,9 @@ class Up {
 
  private:
   Status Prepare(const manifest::Manifest& m);
+  Status PrepareHa(std::vector<std::string> controller_argv);
   Status StartController();
+  std::vector<Child*> Children();  // in start order: etcd, controllers, agents, gateway
   void StartChild(Child& c);
   void WriteUpFile();
   void Reap();
@@ -104,12 +120,17 @@ class Up {
   std::string self_;
   std::string path_env_;
   Duration revive_after_{};
-  Child controller_;
+  Duration lease_ttl_{};
+  std::vector<Child> etcd_;         // --ha: e1..e3
+  std::vector<Child> controllers_;  // one, or c1..c3 with --ha
+  std::optional<HaLayout> ha_;
   Child gateway_;
   std::map<std::string, Child> agents_;  // by node name
   std::optional<ApiClient> api_;
   int64_t events_seen_ = 0;
   bool tty_ = isatty(STDOUT_FILENO);
+  sigset_t signals_{};        // taken with sigtimedwait, never delivered asynchronously
+  bool interrupted_ = false;  // a stop signal came before the cluster was up
 };
 
 Status Up::Prepare(const manifest::Manifest& m) {
@@ -140,13 +161,17 @@ Status Up::Prepare(const manifest::Manifest& m) {
 
   std::string api_listen = opts_.api_listen.empty() ? m.settings.api_listen : opts_.api_listen;
   std::string token = state_ + "/admin.token";
-  controller_ = {"controller",
-                 {self_, "--log-format", opts_.log_format, "controller", "--state-dir", state_,
-                  "--listen", api_listen, "--volume-root", state_ + "/volumes", "--lease-ttl",
-                  FormatDuration(m.settings.lease_ttl)},
-                 state_ + "/logs/controller.log"};
-  if (!opts_.store.empty()) {
-    controller_.argv.insert(controller_.argv.end(), {"--store", opts_.store});
+  if (opts_.ha && m.settings.api_listen != manifest::Settings().api_listen) {
+    return Status::InvalidArgument(opts_.file + ": settings.api_listen " + m.settings.api_listen +
+                                   ": --ha picks the replicas' ports itself (STATE_DIR/ha.json); "
+                                   "leave settings.api_listen out");
+  }
+  lease_ttl_ = m.settings.lease_ttl;
+  if (opts_.ha && lease_ttl_ < kHaMinLease) {
+    std::cout << "up: --ha: node lease " << FormatDuration(kHaMinLease) << " instead of "
+              << FormatDuration(lease_ttl_)
+              << " (settings.lease_ttl): a lease must outlast a controller leader change\n";
+    lease_ttl_ = kHaMinLease;
   }
   std::vector<std::string> provider_args;
   if (opts_.provider == "exec") {
@@ -156,7 +181,18 @@ Status Up::Prepare(const manifest::Manifest& m) {
     provider_args = {"--provider", "exec", "--provider-config",
                      fs::absolute(opts_.provider_config).string()};
   }
-  controller_.argv.insert(controller_.argv.end(), provider_args.begin(), provider_args.end());
+  std::vector<std::string> controller_argv = {
+      self_,           "--log-format",      opts_.log_format, "controller",
+      "--volume-root", state_ + "/volumes", "--lease-ttl",    FormatDuration(lease_ttl_)};
+  controller_argv.insert(controller_argv.end(), provider_args.begin(), provider_args.end());
+  if (opts_.ha) {
+    HAFAB_RETURN_IF_ERROR(PrepareHa(controller_argv));
+  } else {
+    controller_argv.insert(controller_argv.end(), {"--state-dir", state_, "--listen", api_listen});
+    if (!opts_.store.empty())
+      controller_argv.insert(controller_argv.end(), {"--store", opts_.store});
+    controllers_ = {{"controller", controller_argv, state_ + "/logs/controller.log"}};
+  }
   for (const auto& n : m.nodes) {
     std::string dir = state_ + "/nodes/" + n.name;
     fs::create_directories(dir, ec);
@@ -184,6 +220,7 @@ Status Up::Prepare(const manifest::Manifest& m) {
                         "--heartbeat-interval",
                         FormatDuration(m.settings.heartbeat_interval)},
                        state_ + "/logs/agent-" + n.name + ".log"};
+    agents_[n.name].node = true;
     std::vector<std::string>& argv = agents_[n.name].argv;
     argv.insert(argv.end(), provider_args.begin(), provider_args.end());
     std::vector<std::string> wrapper;
@@ -201,6 +238,46 @@ Status Up::Prepare(const manifest::Manifest& m) {
   return Status::Ok();
 }
 
+Status Up::PrepareHa(std::vector<std::string> controller_argv) {
+  HAFAB_ASSIGN_OR_RETURN(std::string etcd, FindEtcd());
+  HAFAB_ASSIGN_OR_RETURN(HaLayout layout, LoadOrCreateHaLayout(state_));
+  ha_ = layout;
+  // Every replica takes the same tokens: the ones of the state directory, which the CLI,
+  // the agents and the gateway read.
+  auto tokens = controller::LoadOrCreateTokens(state_);
+  if (!tokens.ok()) return tokens.status();
+  for (int i = 0; i < HaLayout::kReplicas; ++i) {
+    const std::string n = std::to_string(i + 1);
+    const std::string dir = state_ + "/controllers/c" + n;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    fs::create_directories(state_ + "/etcd", ec);
+    for (const char* file : {"/admin.token", "/read.token"}) {
+      fs::copy_file(state_ + file, dir + file, fs::copy_options::overwrite_existing, ec);
+      if (ec) return Status::Unavailable("cannot copy " + state_ + file + ": " + ec.message());
+      fs::permissions(dir + file, fs::perms::owner_read | fs::perms::owner_write, ec);
+    }
+    etcd_.push_back({"etcd e" + n,
+                     layout.EtcdArgv(etcd, i, state_ + "/etcd/e" + n, "hafab-" + state_),
+                     state_ + "/logs/etcd-e" + n + ".log"});
+    std::vector<std::string> argv = controller_argv;
+    const std::string url = layout.ControllerUrl(i);
+    argv.insert(argv.end(), {"--state-dir", dir, "--listen", url.substr(7), "--advertise", url,
+                             "--store", layout.StoreUrl(i), "--leader-ttl", kHaLeaderTtl});
+    controllers_.push_back({"controller c" + n, argv, state_ + "/logs/controller-c" + n + ".log"});
+  }
+  return Status::Ok();
+}
+
+std::vector<Child*> Up::Children() {
+  std::vector<Child*> all;
+  for (auto& c : etcd_) all.push_back(&c);
+  for (auto& c : controllers_) all.push_back(&c);
+  for (auto& [n, c] : agents_) all.push_back(&c);
+  all.push_back(&gateway_);
+  return all;
+}
+
 void Up::StartChild(Child& c) {
   for (auto& arg : c.argv) {
     if (arg == kApiPlaceholder && api_) arg = api_->url();
@@ -210,42 +287,88 @@ void Up::StartChild(Child& c) {
   WriteUpFile();
 }
 
+// The last non-empty line of a file ("" if none): what a child said last.
+std::string LastLine(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty()) last = line;
+  }
+  return last;
+}
+
 Status Up::StartController() {
-  fs::remove(state_ + "/api.url");
-  StartChild(controller_);
-  // The controller writes api.url once it listens; then it must answer with our token.
-  auto deadline = RealClock().Now() + 20s;
-  while (RealClock().Now() < deadline) {
-    int status;
-    if (waitpid(controller_.pid, &status, WNOHANG) == controller_.pid) {
-      controller_.pid = 0;
-      return Status::Unavailable("the controller exited at start; see " + controller_.log_path);
+  if (ha_) {
+    // The CLI (and `up` itself) finds the replicas here; each writes its own api.url in its
+    // directory.
+    std::ofstream(state_ + "/api.url.tmp") << ha_->ControllerList() << "\n";
+    fs::rename(state_ + "/api.url.tmp", state_ + "/api.url");
+  } else {
+    fs::remove(state_ + "/api.url");
+  }
+  for (auto& c : etcd_) StartChild(c);
+  for (auto& c : controllers_) StartChild(c);
+  // A controller writes api.url once its store answers and it listens (it waits for an
+  // etcd that is not up yet, saying so in its log); then it must answer with our token,
+  // and under --ha name an elected leader. No deadline while they run: every 5 s the first
+  // replica's last log line says what it waits for.
+  TimePoint next_note = RealClock().Now() + 5s;
+  while (true) {
+    for (Child* c : Children()) {
+      int status;
+      if (c->pid > 0 && waitpid(c->pid, &status, WNOHANG) == c->pid) {
+        c->pid = 0;
+        return Status::Unavailable("the " + c->name + " exited at start; see " + c->log_path);
+      }
     }
     ApiOptions o;
     o.state_dir = state_;
     auto client = ApiClient::Connect(o);
-    if (client.ok() && client->Call("GET", "/v1/status", "", 1s).ok()) {
-      api_ = *client;
-      // A restarted controller must come back on the same address the agents know.
-      auto url = http::ParseUrl(api_->url());
-      auto listen = std::find(controller_.argv.begin(), controller_.argv.end(), "--listen");
-      if (url.ok() && listen != controller_.argv.end()) {
-        *(listen + 1) = url->host + ":" + std::to_string(url->port);
+    if (client.ok()) {
+      auto answer = client->Call("GET", ha_ ? "/v1/leader" : "/v1/status", "", 1s);
+      if (answer.ok() &&
+          (!ha_ || !answer->value("leader", nlohmann::json::object()).value("url", "").empty())) {
+        api_ = *client;
+        break;
       }
-      return Status::Ok();
     }
-    std::this_thread::sleep_for(50ms);  // polling a condition with a deadline
+    if (RealClock().Now() >= next_note) {
+      std::cout << "up: waiting for the controller; its log says: "
+                << LastLine(controllers_[0].log_path) << "\n"
+                << std::flush;
+      next_note = RealClock().Now() + 5s;
+    }
+    timespec ts{0, 50'000'000};  // polling a condition; Ctrl-C ends the wait
+    int sig = sigtimedwait(&signals_, nullptr, &ts);
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+      interrupted_ = true;
+      return Status::Unavailable("stopped while waiting for the controller");
+    }
   }
-  return Status::DeadlineExceeded("the controller did not answer within 20s; see " +
-                                  controller_.log_path);
+  // A restarted controller must come back on the same address the agents know.
+  auto url = http::ParseUrl(api_->url());
+  Child& sole = controllers_[0];
+  auto listen = std::find(sole.argv.begin(), sole.argv.end(), "--listen");
+  if (!ha_ && url.ok() && listen != sole.argv.end()) {
+    *(listen + 1) = url->host + ":" + std::to_string(url->port);
+  }
+  return Status::Ok();
 }
 
 void Up::WriteUpFile() {
   nlohmann::json j = {{"pid", getpid()},
                       {"api", api_ ? api_->url() : ""},
-                      {"controller", controller_.pid},
+                      {"controller", controllers_.empty() ? 0 : controllers_[0].pid},
                       {"gateway", gateway_.pid}};
   for (const auto& [name, c] : agents_) j["agents"][name] = c.pid;
+  if (ha_) {  // `hafab kill controller` asks each replica whether it leads
+    for (size_t i = 0; i < controllers_.size(); ++i) {
+      j["controllers"].push_back({{"name", controllers_[i].name},
+                                  {"pid", controllers_[i].pid},
+                                  {"url", ha_->ControllerUrl(static_cast<int>(i))}});
+    }
+    for (const auto& e : etcd_) j["etcd"].push_back(e.pid);
+  }
   std::string tmp = state_ + "/up.json.tmp";
   std::ofstream(tmp) << j.dump(2) << "\n";
   fs::rename(tmp, state_ + "/up.json");
@@ -255,16 +378,15 @@ void Up::Reap() {
   int status;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-    std::vector<Child*> all{&controller_, &gateway_};
-    for (auto& [n, c] : agents_) all.push_back(&c);
-    for (Child* c : all) {
+    for (Child* c : Children()) {
       if (c->pid != pid) continue;
       c->pid = 0;
       std::string how = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
                                             : "exited " + std::to_string(WEXITSTATUS(status));
-      // A node that died is brought back after --revive-after, like a rebooted VM;
-      // the controller and gateway are restarted at once, like a service manager would.
-      bool is_agent = c != &controller_ && c != &gateway_;
+      // A node that died is brought back after --revive-after, like a rebooted VM; etcd
+      // members, controllers and the gateway are restarted at once, like a service manager
+      // would.
+      bool is_agent = c->node;
       Duration delay = is_agent ? revive_after_ : Duration(200ms);
       if (is_agent && revive_after_ == Duration::zero()) {
         std::cout << "up: " << c->name << " " << how << "; not restarting (--revive-after 0)\n";
@@ -277,22 +399,22 @@ void Up::Reap() {
     }
     // Anything else is an orphaned instance reparented to us (subreaper): just reaped.
   }
+  std::cout.flush();  // also when stdout is a file (--no-watch)
 }
 
 void Up::RestartDue() {
   auto now = RealClock().Now();
-  std::vector<Child*> all{&controller_, &gateway_};
-  for (auto& [n, c] : agents_) all.push_back(&c);
-  for (Child* c : all) {
+  for (Child* c : Children()) {
     if (c->pid == 0 && c->restart_at != TimePoint{} && now >= c->restart_at) {
-      std::cout << "up: starting " << c->name << "\n";
+      std::cout << "up: starting " << c->name << "\n" << std::flush;
       StartChild(*c);
     }
   }
 }
 
 void Up::Shutdown() {
-  std::cout << "\nup: stopping gateway, agents (they stop their instances), controller...\n";
+  std::cout << "\nup: stopping gateway, agents (they stop their instances), controller"
+            << (ha_ ? "s, etcd" : "") << "...\n";
   auto stop_all = [&](std::vector<Child*> group, Duration grace) {
     for (Child* c : group) {
       if (c->pid > 0) kill(c->pid, SIGTERM);
@@ -315,11 +437,14 @@ void Up::Shutdown() {
       }
     }
   };
-  std::vector<Child*> agents;
+  std::vector<Child*> agents, controllers, etcd;
   for (auto& [n, c] : agents_) agents.push_back(&c);
+  for (auto& c : controllers_) controllers.push_back(&c);
+  for (auto& c : etcd_) etcd.push_back(&c);
   stop_all({&gateway_}, 5s);
   stop_all(agents, 15s);
-  stop_all({&controller_}, 5s);
+  stop_all(controllers, 5s);
+  stop_all(etcd, 10s);
   // Whatever is left (instances of a killed agent, reparented to us) goes too.
   for (int round = 0; round < 50; ++round) {
     auto left = Descendants(getpid());
@@ -342,12 +467,20 @@ void Up::PrintBanner(const manifest::Manifest& m) {
                 << r.endpoint->listen << "\n";
     }
   }
-  std::cout << "\n  API:    " << api_->url() << "   token: " << state_ << "/admin.token\n"
-            << "  logs:   " << state_ << "/logs/\n\n"
+  std::cout << "\n  API:    " << api_->url() << "   token: " << state_ << "/admin.token\n";
+  if (ha_) {
+    std::cout << "  store:  etcd " << ha_->StoreUrl(0) << " (data in " << state_ << "/etcd)\n"
+              << "  node lease " << FormatDuration(lease_ttl_) << ", leader key lease "
+              << kHaLeaderTtl << "\n";
+  }
+  std::cout << "  logs:   " << state_ << "/logs/\n\n"
             << "  try:    hafab status    hafab events --follow    hafab ops\n"
             << "          hafab kill NODE (a node crash; it comes back after " << opts_.revive_after
-            << ")\n"
-            << "  stop:   Ctrl-C\n\n";
+            << ")\n";
+  if (ha_) {
+    std::cout << "          hafab kill controller (the leader; another replica takes over)\n";
+  }
+  std::cout << "  stop:   Ctrl-C\n\n";
   std::cout.flush();
 }
 
@@ -379,10 +512,9 @@ int Up::Run() {
   }
 
   // Signals arrive through sigtimedwait below, never asynchronously.
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int s : {SIGINT, SIGTERM, SIGCHLD, SIGHUP}) sigaddset(&mask, s);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  sigemptyset(&signals_);
+  for (int s : {SIGINT, SIGTERM, SIGCHLD, SIGHUP}) sigaddset(&signals_, s);
+  sigprocmask(SIG_BLOCK, &signals_, nullptr);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   Status st = Prepare(m);
@@ -391,13 +523,29 @@ int Up::Run() {
     std::ifstream in(opts_.file);
     std::stringstream yaml;
     yaml << in.rdbuf();
-    auto applied = api_->Call("POST", "/v1/apply?file=" + opts_.file, yaml.str(), 10s);
+    // Under --ha the leader may change between its election and the apply (a takeover, or
+    // a follower still naming the last run's leader): "not leader" is retried for 30 s.
+    const TimePoint give_up = RealClock().Now() + 30s;
+    Result<nlohmann::json> applied = Status::Unavailable("not tried");
+    while (true) {
+      applied = api_->Call("POST", "/v1/apply?file=" + opts_.file, yaml.str(), 10s);
+      if (applied.ok() || !ha_ || applied.status().code() != StatusCode::kUnavailable ||
+          RealClock().Now() >= give_up) {
+        break;
+      }
+      timespec ts{0, 200'000'000};  // Ctrl-C ends the wait
+      int sig = sigtimedwait(&signals_, nullptr, &ts);
+      if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+        interrupted_ = true;
+        break;
+      }
+    }
     if (!applied.ok()) st = applied.status().WithContext("apply " + opts_.file);
   }
   if (!st.ok()) {
     std::cerr << "up: " << st.message() << "\n";
     Shutdown();
-    return kExitError;
+    return interrupted_ ? kExitOk : kExitError;
   }
   for (auto& [name, c] : agents_) StartChild(c);
   StartChild(gateway_);
@@ -406,7 +554,7 @@ int Up::Run() {
   TimePoint next_refresh = RealClock().Now();
   while (true) {
     timespec ts{0, 100'000'000};
-    int sig = sigtimedwait(&mask, nullptr, &ts);
+    int sig = sigtimedwait(&signals_, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) break;
     Reap();
     RestartDue();
@@ -426,11 +574,16 @@ HAFAB_COMMAND(10, [](CLI::App& app) {
       "Example:\n  hafab up examples/quickstart.yaml\n\n"
       "Starts the controller (SQLite store in --state-dir), one agent per node of the\n"
       "manifest, and the gateway; applies the manifest; shows status until Ctrl-C.\n"
-      "Running it again on the same state directory resumes the cluster.");
+      "Running it again on the same state directory resumes the cluster.\n\n"
+      "--ha: three etcd members and three controller replicas instead of one controller;\n"
+      "`hafab status` shows the leader, `hafab kill controller` kills it.");
   cmd->add_option("file", opts->file, "Manifest (YAML)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--state-dir", opts->state_dir, "State directory")->capture_default_str();
   cmd->add_option("--api-listen", opts->api_listen,
                   "Controller API address (default: the manifest's settings.api_listen)");
+  cmd->add_flag("--ha", opts->ha,
+                "High availability on this machine: three etcd members (data in "
+                "STATE_DIR/etcd) and three controller replicas electing a leader");
   cmd->add_option("--store", opts->store,
                   "The controller's store: etcd://HOST:PORT[,HOST:PORT...] (an etcd cluster, "
                   "docs/deploy.md) or sqlite:PATH; default STATE_DIR/controller.db")
@@ -457,6 +610,12 @@ HAFAB_COMMAND(10, [](CLI::App& app) {
   cmd->callback([opts, &app] {
     auto* fmt = app.get_option("--log-format");
     if (fmt->count() > 0) opts->log_format = fmt->as<std::string>();
+    if (opts->ha && (!opts->store.empty() || !opts->api_listen.empty())) {
+      std::cerr << "error: --ha starts its own etcd and controller replicas (ports in "
+                   "STATE_DIR/ha.json); leave out --store and --api-listen\n";
+      SetExitCode(kExitUsage);
+      return;
+    }
     Up up(*opts);
     SetExitCode(up.Run());
   });

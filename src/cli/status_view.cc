@@ -96,6 +96,15 @@ std::string RenderStatusTable(const json& status) {
   return out;
 }
 
+std::string RenderControllers(const json& replicas) {
+  std::vector<std::vector<std::string>> rows{{"CONTROLLER", "ROLE", "LEADING FOR"}};
+  for (const auto& r : replicas) {
+    const bool leads = Str(r, "role") == "leader";
+    rows.push_back({Str(r, "url"), Str(r, "role"), leads ? Age(r, "leader_for_ms") : "-"});
+  }
+  return FormatTable(rows);
+}
+
 std::string RenderEvents(const json& events, int64_t* last_seq) {
   std::string out;
   for (const auto& e : events.value("events", json::array())) {

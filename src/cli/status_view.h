@@ -11,6 +11,10 @@ namespace hafab::cli {
 // ready/busy, epoch, restarts, age), then one line per node.
 std::string RenderStatusTable(const nlohmann::json& status);
 
+// The controller replicas: [{"url", "role" (leader|follower|unreachable), "leader_for_ms"}]
+// as a table; the leader's row says for how long it has led.
+std::string RenderControllers(const nlohmann::json& replicas);
+
 // New events of a GET /v1/events answer, one line each; advances *last_seq.
 std::string RenderEvents(const nlohmann::json& events, int64_t* last_seq);
 

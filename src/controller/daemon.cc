@@ -16,6 +16,7 @@
 #include "controller/controller.h"
 #include "controller/replica.h"
 #include "controller/tokens.h"
+#include "core/backoff.h"
 #include "core/rlimit.h"
 #include "http/http.h"
 #include "manifest/parser.h"
@@ -41,6 +42,39 @@ Status WriteFileAtomically(const std::string& path, const std::string& text) {
   fs::rename(tmp, path, ec);
   if (ec) return Status::Unavailable(path + ": " + ec.message());
   return Status::Ok();
+}
+
+// Opens the store; while a shared store (etcd) does not answer, says so and tries again
+// with backoff (1s doubling to 10s) until it answers or one of `stop` arrives (then nullptr).
+// Errors: what store::Open says when retrying cannot help (a bad URL, an SQLite file).
+// REQUIRES: the signals of `stop` blocked in this thread.
+Result<std::unique_ptr<store::Store>> OpenStoreWaiting(const std::string& url, Duration budget,
+                                                       const sigset_t& stop) {
+  Backoff backoff(std::chrono::seconds(1), std::chrono::seconds(10));
+  const TimePoint since = RealClock().Now();
+  for (int attempt = 1;; ++attempt) {
+    auto opened = store::Open(url, RealClock(), budget);
+    const bool retry =
+        url.rfind("etcd://", 0) == 0 && (opened.status().code() == StatusCode::kUnavailable ||
+                                         opened.status().code() == StatusCode::kDeadlineExceeded);
+    if (!retry) {
+      if (opened.ok() && attempt > 1) {
+        spdlog::info("controller: the store {} answered after {}ms", url,
+                     ToMs(RealClock().Now() - since));
+      }
+      return opened;
+    }
+    const Duration wait = backoff.Next();
+    spdlog::warn("controller: waiting for the store {} (attempt {}): {}; retrying in {}ms", url,
+                 attempt, opened.status().message(), ToMs(wait));
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
+    timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+    int sig = sigtimedwait(&stop, nullptr, &ts);
+    if (sig > 0) {
+      spdlog::info("controller: signal {} while waiting for the store, stopping", sig);
+      return std::unique_ptr<store::Store>();
+    }
+  }
 }
 
 }  // namespace
@@ -91,8 +125,16 @@ Status RunDaemon(const DaemonOptions& opts) {
   // after half the leader ttl (1-5 s), when the write guard would stop it anyway.
   const Duration store_budget =
       std::clamp<Duration>(opts.leader_ttl / 2, std::chrono::seconds(1), std::chrono::seconds(5));
-  auto opened = store::Open(db, RealClock(), store_budget);
+  // SIGINT/SIGTERM wait in the kernel until the handlers below exist: one that arrives while
+  // the store is awaited ends the wait; later ones reach the signal_set.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  auto opened = OpenStoreWaiting(db, store_budget, stop_signals);
   if (!opened.ok()) return opened.status().WithContext("--store " + db);
+  if (*opened == nullptr) return Status::Ok();  // stopped by a signal while waiting
   std::unique_ptr<store::Store> st = std::move(opened).value();
 
   std::unique_ptr<provider::Provider> prov;
@@ -191,6 +233,7 @@ Status RunDaemon(const DaemonOptions& opts) {
     server.Stop();
     io.stop();
   });
+  sigprocmask(SIG_UNBLOCK, &stop_signals, nullptr);
   io.run();
   fs::remove(state + "/api.url", ec);
   spdlog::info("controller stopped");

@@ -29,9 +29,10 @@ struct DaemonOptions {
   std::string crash_at_step;  // HAFAB_TEST_CRASH_AT_STEP
 };
 
-// Runs until SIGTERM/SIGINT. Errors: bad options (InvalidArgument), the store or the
-// listening address unavailable (Unavailable), an invalid --manifest (InvalidArgument with
-// its diagnostics).
+// Runs until SIGTERM/SIGINT. An etcd store that does not answer is waited for (logged,
+// retried with backoff; a signal during the wait returns OK). Errors: bad options
+// (InvalidArgument), an SQLite store or the listening address unavailable (Unavailable),
+// an invalid --manifest (InvalidArgument with its diagnostics).
 Status RunDaemon(const DaemonOptions& opts);
 
 }  // namespace hafab::controller

@@ -44,7 +44,10 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
       spdlog::warn("gateway: {}; trying controller {}", what, Current());
     }
     std::lock_guard lock(mu);
-    if (what != st.last_error) spdlog::warn("gateway: {}", what);
+    if (what != st.last_error) {
+      // No routes yet: started before the controller (it keeps polling, with backoff).
+      spdlog::warn("gateway: {}{}", installed == 0 ? "waiting for the controller: " : "", what);
+    }
     st.last_error = what;
     st.controller = Current();
   }

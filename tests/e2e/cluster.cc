@@ -1,6 +1,5 @@
 #include "tests/e2e/cluster.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -14,6 +13,7 @@
 
 #include "http/http.h"
 #include "testing/ports.h"
+#include "tests/e2e/process.h"
 
 namespace hafab::e2e {
 namespace {
@@ -23,7 +23,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::FreePort;
 
-std::string ReadFile(const std::string& path) {
+std::string ReadTrimmed(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -135,7 +135,7 @@ Status Cluster::Stop(Duration timeout) {
   up_pid_ = 0;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return Status::Internal("`hafab up` exited with status " + std::to_string(status) +
-                            "; log: " + ReadFile(dir_ + "/up.log"));
+                            "; log: " + ReadTrimmed(dir_ + "/up.log"));
   }
   auto left = LeftoverProcesses();
   if (!left.empty()) {
@@ -149,8 +149,8 @@ Status Cluster::Stop(Duration timeout) {
 
 Result<json> Cluster::Api(const std::string& method, const std::string& path,
                           const std::string& body) {
-  std::string url = ReadFile(state_dir_ + "/api.url");
-  std::string token = ReadFile(state_dir_ + "/admin.token");
+  std::string url = ReadTrimmed(state_dir_ + "/api.url");
+  std::string token = ReadTrimmed(state_dir_ + "/admin.token");
   if (url.empty()) return Status::Unavailable("no api.url yet");
   HAFAB_ASSIGN_OR_RETURN(http::Response r, http::Fetch(method, url + path, body,
                                                        {{"Authorization", "Bearer " + token}}, 2s));
@@ -162,31 +162,9 @@ Result<json> Cluster::Api(const std::string& method, const std::string& path,
 }
 
 int Cluster::Hafab(const std::vector<std::string>& args, std::string* out) {
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipefd[1], 1);
-    dup2(pipefd[1], 2);
-    close(pipefd[0]);
-    std::vector<std::string> all = {HAFAB_BIN};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  close(pipefd[1]);
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(pipefd[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  close(pipefd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (out) *out = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  std::vector<std::string> all = {HAFAB_BIN};
+  all.insert(all.end(), args.begin(), args.end());
+  return RunCapture(all, "", out);
 }
 
 Status Cluster::WaitFor(const std::string& what, const std::function<bool()>& pred,
@@ -197,12 +175,12 @@ Status Cluster::WaitFor(const std::string& what, const std::function<bool()>& pr
     if (up_pid_ > 0 && waitpid(up_pid_, nullptr, WNOHANG) == up_pid_) {
       up_pid_ = 0;
       return Status::Internal("`hafab up` exited while waiting for " + what + "; log:\n" +
-                              ReadFile(dir_ + "/up.log"));
+                              ReadTrimmed(dir_ + "/up.log"));
     }
     std::this_thread::sleep_for(20ms);
   }
   return Status::DeadlineExceeded("timed out waiting for " + what + "; up log:\n" +
-                                  ReadFile(dir_ + "/up.log"));
+                                  ReadTrimmed(dir_ + "/up.log"));
 }
 
 std::pair<std::string, std::string> Cluster::KvdPrimary() {
@@ -217,30 +195,6 @@ std::pair<std::string, std::string> Cluster::KvdPrimary() {
   return {};
 }
 
-std::vector<pid_t> Cluster::LeftoverProcesses() const {
-  std::vector<pid_t> out;
-  DIR* d = opendir("/proc");
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    char* end = nullptr;
-    long pid = std::strtol(e->d_name, &end, 10);
-    if (*end != '\0' || pid <= 0 || pid == getpid()) continue;
-    std::string base = "/proc/" + std::string(e->d_name);
-    std::string stat = ReadFile(base + "/stat");
-    auto close_paren = stat.rfind(')');
-    if (close_paren != std::string::npos && stat.size() > close_paren + 2 &&
-        stat[close_paren + 2] == 'Z') {
-      continue;
-    }
-    std::string cmdline = ReadFile(base + "/cmdline");
-    std::string environ = ReadFile(base + "/environ");
-    if (cmdline.find(state_dir_) != std::string::npos ||
-        environ.find(state_dir_) != std::string::npos) {
-      out.push_back(static_cast<pid_t>(pid));
-    }
-  }
-  closedir(d);
-  return out;
-}
+std::vector<pid_t> Cluster::LeftoverProcesses() const { return ProcessesNaming(state_dir_); }
 
 }  // namespace hafab::e2e

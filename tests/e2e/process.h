@@ -20,14 +20,25 @@ namespace hafab::e2e {
 std::string ReadFile(const std::string& path);
 
 // Starts argv[0] (a path) in a process group of its own, stdout and stderr appended to
-// `log`, with `env` added to the environment. Killing the group (StopGroup) kills what it
-// started too: a node's agent and its instances.
+// `log`, with `env` added to the environment, in directory `cwd` ("" = this one). Killing
+// the group (StopGroup) kills what it started too: a node's agent and its instances.
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& log,
-            const std::map<std::string, std::string>& env = {});
+            const std::map<std::string, std::string>& env = {}, const std::string& cwd = "");
+
+// Runs argv[0] (a path) in `cwd` ("" = this one) until it exits; its stdout and stderr in
+// *out. The exit code, 128 + the signal if it was killed, -1 if it could not be started.
+int RunCapture(const std::vector<std::string>& argv, const std::string& cwd, std::string* out);
+
+// Live (not zombie) processes other than this one whose command line or environment
+// contains `text` (a state directory): what a clean stop must not leave behind.
+std::vector<pid_t> ProcessesNaming(const std::string& text);
 
 // Sends `sig` to the group of `pid`, waits for `pid` to exit (SIGKILL to the group after
 // `grace`) and sets `pid` to 0. Nothing if `pid` <= 0.
 void StopGroup(pid_t& pid, int sig, Duration grace = std::chrono::seconds(10));
+
+// Whether a `hafab status` table lists a primary of `role` that is running and ready.
+bool StatusShowsReadyPrimary(const std::string& status_table, const std::string& role);
 
 // {instance, node} of `role`'s primary in a controller's /v1/status answer, when exactly
 // one instance of the role runs and it is the primary, ready, holding `volume`; else {}.
