@@ -2,7 +2,7 @@
 # Installs every Debian 12 package hafab needs. Idempotent; run as root (or with sudo).
 set -euo pipefail
 pkgs=(
-  g++ cmake ninja-build ccache pkg-config
+  g++ cmake ninja-build ccache pkg-config dpkg-dev
   libboost-dev libboost-system-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev libsqlite3-dev libssl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
   curl iproute2 procps etcd-server etcd-client haproxy wrk

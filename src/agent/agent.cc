@@ -13,6 +13,7 @@
 
 #include "agent/process_launcher.h"
 #include "agent/procfs.h"
+#include "core/version.h"
 
 namespace hafab::agent {
 
@@ -324,7 +325,7 @@ void Agent::SendHeartbeat() {
   HeartbeatInput in;
   in.node = options_.node;
   in.address = options_.address;
-  in.agent_version = kAgentVersion;
+  in.agent_version = kVersion;
   in.boot_id = boot_id_;
   in.labels = options_.labels;
   in.assignments_generation = applied_generation_;

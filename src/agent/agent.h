@@ -24,8 +24,6 @@
 
 namespace hafab::agent {
 
-inline constexpr char kAgentVersion[] = "0.1.0";
-
 struct AgentOptions {
   std::string node;
   std::string address = "127.0.0.1";

@@ -17,6 +17,7 @@
 #include "agent/process_launcher.h"
 #include "agent/procfs.h"
 #include "agent/test_util.h"
+#include "core/version.h"
 #include "provider/local_provider.h"
 #include "testing/fake_clock.h"
 #include "testing/ports.h"
@@ -159,7 +160,7 @@ TEST_F(AgentIntegrationTest, StartsReportsStopsAndForgets) {
   auto hb = controller_.LastHeartbeat();
   EXPECT_EQ(hb["node"], "n1");
   EXPECT_EQ(hb["labels"]["fault_domain"], "fd1");
-  EXPECT_EQ(hb["agent_version"], kAgentVersion);
+  EXPECT_EQ(hb["agent_version"], kVersion);
 
   controller_.SetAssignments(json::array({Assignment(
       "sleeper-0", {"sh", "-c", "echo started $HAFAB_INSTANCE $HAFAB_NODE; exec sleep 1000.11"})}));

@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "core/log.h"
+#include "core/version.h"
 
 int main(int argc, char** argv) {
   // Everything hafab creates (controller.db, tokens, logs, volumes, and what instances write,
@@ -15,7 +16,7 @@ int main(int argc, char** argv) {
   umask(077);
   CLI::App app{"hafab: a high-availability fabric for unmodified applications"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "hafab 0.1.0");
+  app.set_version_flag("--version", std::string("hafab ") + hafab::kVersion);
   std::string log_format = "text";
   std::string log_level = "info";
   app.add_option("--log-format", log_format, "Log format: text or json")

@@ -41,23 +41,115 @@ std::string DomainProgress(const json& op) {
   return out;
 }
 
+// Time since the last heartbeat: "850ms" under a second, then "2s", "3m"; "-" when none was heard.
+std::string Heartbeat(const json& n) {
+  if (!n.contains("last_heartbeat_ms_ago") || !n["last_heartbeat_ms_ago"].is_number()) return "-";
+  int64_t ms = n["last_heartbeat_ms_ago"].get<int64_t>();
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  return Age(n, "last_heartbeat_ms_ago");
+}
+
+std::string FdUd(const json& j) { return Str(j, "fault_domain") + "/" + Str(j, "update_domain"); }
+
+// The items of a GET /v1/KIND answer ({"KIND": [...]}).
+const json& Items(const json& doc, const char* key) {
+  static const json kNone = json::array();
+  return doc.is_object() && doc.contains(key) && doc[key].is_array() ? doc[key] : kNone;
+}
+
+Rows RoleRows(const json& doc, bool wide) {
+  Rows rows{{"NAME", "MODE", "READY", "PRIMARY", "ENDPOINT", "VERSION"}};
+  if (wide) rows[0].insert(rows[0].end(), {"PLACED", "EPOCH", "PORT", "VOLUME", "OPERATION"});
+  for (const auto& r : Items(doc, "roles")) {
+    rows.push_back({Str(r, "name"), Str(r, "mode"),
+                    Str(r, "ready", "0") + "/" + Str(r, "instances"), Str(r, "primary"),
+                    Str(r, "endpoint"), Str(r, "version")});
+    if (wide) {
+      rows.back().insert(rows.back().end(), {Str(r, "placed", "0"), Str(r, "epoch"), Str(r, "port"),
+                                             Str(r, "volume"), Str(r, "operation")});
+    }
+  }
+  return rows;
+}
+
+Rows NodeRows(const json& doc, bool wide) {
+  Rows rows{{"NAME", "STATUS", "ADDRESS", "FD/UD", "INSTANCES"}};
+  if (wide) rows[0].insert(rows[0].end(), {"CAPACITY", "AGENT", "HEARTBEAT"});
+  for (const auto& n : Items(doc, "nodes")) {
+    std::string status = Str(n, "state") + (n.value("drained", false) ? ",drained" : "");
+    rows.push_back({Str(n, "name"), status, Str(n, "address"), FdUd(n), Str(n, "instances", "0")});
+    if (wide) {
+      std::string capacity = n.value("capacity", 0) > 0 ? Str(n, "capacity") : "unlimited";
+      rows.back().insert(rows.back().end(), {capacity, Str(n, "agent_version"), Heartbeat(n)});
+    }
+  }
+  return rows;
+}
+
+Rows VolumeRows(const json& doc, bool wide) {
+  Rows rows{{"NAME", "ROLE", "INSTANCE", "NODE", "ATTACHED"}};
+  if (wide) rows[0].push_back("REPORTED");
+  for (const auto& v : Items(doc, "volumes")) {
+    rows.push_back({Str(v, "name"), Str(v, "role"), Str(v, "instance"), Str(v, "node"),
+                    Str(v, "attached_to")});
+    if (wide) {
+      std::string reported;
+      for (const auto& r : v.value("reported", json::array())) {
+        reported += (reported.empty() ? "" : ",") + Str(r, "node") + ":" + Str(r, "state");
+      }
+      rows.back().push_back(reported.empty() ? "-" : reported);
+    }
+  }
+  return rows;
+}
+
+Rows InstanceRows(const json& doc, bool wide) {
+  Rows rows{{"NAME", "ROLE", "KIND", "NODE", "STATE", "READY", "RESTARTS", "AGE"}};
+  if (wide) {
+    rows[0].insert(rows[0].end(), {"MODE", "FD/UD", "EPOCH", "PORT", "PID", "VERSION", "VOLUME"});
+  }
+  for (const auto& i : Items(doc, "instances")) {
+    rows.push_back({Str(i, "instance"), Str(i, "role"), Str(i, "kind"), Str(i, "node"),
+                    Str(i, "state"), Str(i, "readiness"), Str(i, "restarts", "0"),
+                    Age(i, "age_ms")});
+    if (wide) {
+      std::string pid = i.value("pid", 0) > 0 ? Str(i, "pid") : "-";
+      rows.back().insert(rows.back().end(),
+                         {Str(i, "mode"), FdUd(i), Str(i, "epoch"), Str(i, "port"), pid,
+                          Str(i, "version"), Str(i, "volume")});
+    }
+  }
+  return rows;
+}
+
+Rows GatewayRows(const json& doc) {
+  Rows rows{{"NAME", "LIVE", "ROUTES-VERSION"}};
+  for (const auto& g : Items(doc, "gateways")) {
+    rows.push_back({Str(g, "id"), Str(g, "live"), Str(g, "routes_version", "0")});
+  }
+  return rows;
+}
+
 }  // namespace
 
-std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
+std::string FormatRow(const std::vector<std::string>& row, const std::vector<size_t>& width) {
+  std::string line;
+  for (size_t i = 0; i < row.size(); ++i) {
+    line += row[i];
+    size_t w = i < width.size() ? width[i] : 0;
+    if (i + 1 < row.size()) line += std::string(w > row[i].size() ? w - row[i].size() + 2 : 2, ' ');
+  }
+  return line + "\n";
+}
+
+std::string FormatTable(const Rows& rows) {
   std::vector<size_t> width;
   for (const auto& r : rows) {
     if (width.size() < r.size()) width.resize(r.size(), 0);
     for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
   }
   std::string out;
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    out += line + "\n";
-  }
+  for (const auto& r : rows) out += FormatRow(r, width);
   return out;
 }
 
@@ -66,17 +158,15 @@ std::string RenderStatusTable(const json& status) {
                                               "STATE", "READY", "EPOCH", "RESTARTS", "AGE"}};
   for (const auto& i : status.value("instances", json::array())) {
     std::string ready = Str(i, "readiness");
-    std::string fd_ud = Str(i, "fault_domain") + "/" + Str(i, "update_domain");
     rows.push_back({Str(i, "role"), Str(i, "mode"), Str(i, "instance"), Str(i, "kind"),
-                    Str(i, "node"), fd_ud, Str(i, "state"), ready, Str(i, "epoch"),
+                    Str(i, "node"), FdUd(i), Str(i, "state"), ready, Str(i, "epoch"),
                     Str(i, "restarts", "0"), Age(i, "age_ms")});
   }
   std::string out = FormatTable(rows);
   std::vector<std::vector<std::string>> nodes{{"NODE", "ADDRESS", "FD/UD", "STATE", "INSTANCES"}};
   for (const auto& n : status.value("nodes", json::array())) {
-    nodes.push_back({Str(n, "node"), Str(n, "address"),
-                     Str(n, "fault_domain") + "/" + Str(n, "update_domain"), Str(n, "state"),
-                     Str(n, "instances", "0")});
+    nodes.push_back(
+        {Str(n, "node"), Str(n, "address"), FdUd(n), Str(n, "state"), Str(n, "instances", "0")});
   }
   if (nodes.size() > 1) out += "\n" + FormatTable(nodes);
   std::string rollouts;
@@ -103,6 +193,14 @@ std::string RenderControllers(const json& replicas) {
     rows.push_back({Str(r, "url"), Str(r, "role"), leads ? Age(r, "leader_for_ms") : "-"});
   }
   return FormatTable(rows);
+}
+
+Rows ListingRows(const std::string& kind, const json& doc, bool wide) {
+  if (kind == "roles") return RoleRows(doc, wide);
+  if (kind == "nodes") return NodeRows(doc, wide);
+  if (kind == "volumes") return VolumeRows(doc, wide);
+  if (kind == "instances") return InstanceRows(doc, wide);
+  return GatewayRows(doc);
 }
 
 std::string RenderEvents(const json& events, int64_t* last_seq) {
