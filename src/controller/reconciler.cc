@@ -209,7 +209,8 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
       // policy); the primary moves once the agent gives up or the restarts pass the limit.
       StartFailover(role,
                     "primary " + inst.name + " failed (state " + o->state + ", liveness " +
-                        o->liveness + ", restarts " + std::to_string(o->restarts) + ")",
+                        o->liveness + ", restarts " + std::to_string(o->restarts) +
+                        (o->last_exit.empty() ? "" : ", last exit: " + o->last_exit) + ")",
                     false, "");
     }
   } else if (drained) {
@@ -282,13 +283,18 @@ int Controller::PortFor(const manifest::Role& spec, const std::string& node,
   return PickPort(spec.port, used);
 }
 
-void Controller::TrackRestarts(const std::string& instance, int restarts) {
+void Controller::TrackRestarts(const std::string& instance, const std::string& node,
+                               const ObservedInstance& o) {
   RestartTrack& t = restarts_[instance];
-  if (t.last_seen >= 0 && restarts > t.last_seen) {
-    int n = std::min(restarts - t.last_seen, 100);
+  if (t.last_seen >= 0 && o.restarts > t.last_seen) {
+    int n = std::min(o.restarts - t.last_seen, 100);
     for (int i = 0; i < n; ++i) t.times.push_back(clock_.Now());
+    Emit("instance-restarted",
+         "instance " + instance + " restarted in place on node " + node + " (restart " +
+             std::to_string(o.restarts) + "): " + (o.last_exit.empty() ? "?" : o.last_exit),
+         {{"role", o.role}, {"instance", instance}, {"node", node}});
   }
-  t.last_seen = restarts;
+  t.last_seen = o.restarts;
 }
 
 bool Controller::RestartsExceeded(const InstanceRecord& inst) {
