@@ -260,6 +260,9 @@ class Controller {
                      const ObservedInstance& o);
   bool InstanceReady(const RoleRecord& role, const InstanceRecord& inst, bool* busy) const;
   nlohmann::json BuildAssignments(const std::string& node) const;
+  // Whether `primary` hands its connections over now: a planned switchover away from it is
+  // at fence or stop (routes list it handing_over: no new connection, open ones kept).
+  bool HandingOver(const RoleRecord& role, const InstanceRecord& primary) const;
   nlohmann::json BuildRoutes() const;
   std::vector<std::string> ResolveAllow(const std::vector<std::string>& allow) const;
 
