@@ -1,12 +1,14 @@
 // Failover benchmark: on an embedded cluster (`hafab up`, 3 nodes, kvd active-passive with 2
 // instances, default lease and fence settings), SIGKILLs (a) the kvd primary instance and
-// (b) the primary's whole node, --runs times each, while a client writes through the gateway
-// every 5 ms. Downtime of a run = last write acknowledged before the kill -> first write sent
-// after the kill and acknowledged. For node kills it also reads the failover operation's step
-// timeline (GET /v1/ops/{id}). Every run must lose no acknowledged write and show no split
-// brain; the exit code is non-zero otherwise.
+// (b) the primary's whole node, and (c) SIGSTOPs the kvd primary (a hung process) on the
+// quickstart manifest as shipped, and (d) the same with the kvd role's liveness probe switched
+// to tcp (blind to the hang: readiness failover_after fails it over), --runs times each, while
+// a client writes through the gateway every 5 ms. Downtime of a run = last write acknowledged
+// before the kill -> first write sent after the kill and acknowledged. For node kills it also reads
+// the failover operation's step timeline (GET /v1/ops/{id}). Every run must lose no acknowledged
+// write and show no split brain; the exit code is non-zero otherwise.
 //
-//   failover_bench [--runs N] [--scenario instance|node|both] [--verbose]
+//   failover_bench [--runs N] [--scenario instance|node|both|hang|hang-tcp|all] [--verbose]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -32,10 +34,14 @@ using e2e::Cluster;
 using e2e::KvChecker;
 using nlohmann::json;
 
+enum class Fault { kInstanceKill, kNodeKill, kHang };
+
 struct Options {
   int runs = 20;
   bool instance = true;
   bool node = true;
+  bool hang = false;
+  bool hang_tcp = false;
   bool verbose = false;
 };
 
@@ -87,8 +93,11 @@ bool Steady(Cluster& c) {
 }
 
 // One kill and its measurement. Returns an error text, or "" on success (then *out is set).
-std::string RunOnce(Cluster& c, bool node_kill, int run, const Options& o, RunResult* out,
-                    bool* violation) {
+// `expect_failover`: wait for the failover operation and record its step times.
+std::string RunOnce(Cluster& c, Fault fault, bool expect_failover, int run, const Options& o,
+                    RunResult* out, bool* violation) {
+  const bool node_kill = fault == Fault::kNodeKill;
+  const char* tag = node_kill ? "n" : fault == Fault::kHang ? "h" : "i";
   Status steady = c.WaitFor(
       "a steady cluster", [&] { return Steady(c); }, 60s);
   if (!steady.ok()) return steady.message();
@@ -96,7 +105,7 @@ std::string RunOnce(Cluster& c, bool node_kill, int run, const Options& o, RunRe
   if (instance.empty()) return "no kvd primary";
   const std::string target = node_kill ? node : instance;
 
-  KvChecker checker(c.kvd_url(), 5ms, "r" + std::to_string(run) + (node_kill ? "n" : "i") + "-");
+  KvChecker checker(c.kvd_url(), 5ms, "r" + std::to_string(run) + tag + "-");
   checker.Start();
   Status warm = c.WaitFor(
       "writes before the kill", [&] { return checker.acked() >= 40; }, 10s);
@@ -105,7 +114,9 @@ std::string RunOnce(Cluster& c, bool node_kill, int run, const Options& o, RunRe
 
   TimePoint t_kill = RealClock().Now();
   std::string text;
-  int rc = c.Hafab({"kill", target, "--state-dir", c.state_dir()}, &text);
+  int rc = c.Hafab({"kill", target, "--signal", fault == Fault::kHang ? "STOP" : "KILL",
+                    "--state-dir", c.state_dir()},
+                   &text);
   TimePoint t_killed = RealClock().Now();
   if (rc != 0) return "hafab kill " + target + " exited " + std::to_string(rc) + ": " + text;
 
@@ -126,7 +137,7 @@ std::string RunOnce(Cluster& c, bool node_kill, int run, const Options& o, RunRe
   if (!back.ok()) return back.message();
 
   std::string op_id;
-  if (node_kill) {
+  if (expect_failover) {
     Status done = c.WaitFor(
         "the failover away from " + node + " to finish",
         [&] {
@@ -160,8 +171,8 @@ std::string RunOnce(Cluster& c, bool node_kill, int run, const Options& o, RunRe
   e2e::CheckReport rep = checker.Check();
   if (rep.lost != 0 || rep.split_brain != 0) {
     *violation = true;
-    std::fprintf(stderr, "run %d (%s %s): VIOLATION %s\n", run, node_kill ? "node" : "instance",
-                 target.c_str(), rep.ToString().c_str());
+    std::fprintf(stderr, "run %d (%s %s): VIOLATION %s\n", run, tag, target.c_str(),
+                 rep.ToString().c_str());
   }
   out->downtime_ms = Ms(*first_after - (last_before ? *last_before : t_kill));
   if (o.verbose) {
@@ -181,13 +192,15 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(rank, v.size()) - 1];
 }
 
-std::unique_ptr<Cluster> StartCluster() {
+std::unique_ptr<Cluster> StartCluster(bool quickstart, bool tcp_liveness) {
   e2e::ClusterOptions co;
   co.nodes = 3;
   co.kvd_instances = 2;
   co.echo_instances = 0;
   co.lease_ttl = "";       // the manifest default
   co.revive_after = "3s";  // longer than lease + fence margin: the node is seen down first
+  co.quickstart = quickstart;
+  if (tcp_liveness) co.quickstart_edits = {e2e::kQuickstartKvdTcpLiveness};
   auto c = std::make_unique<Cluster>(co);
   Status s = c->Start(60s);
   if (!s.ok()) {
@@ -197,15 +210,19 @@ std::unique_ptr<Cluster> StartCluster() {
   return c;
 }
 
-void RunScenario(Scenario& sc, bool node_kill, const Options& o, std::unique_ptr<Cluster>& c) {
+// Runs `fault` --runs times on *c (started on the quickstart manifest for hangs, and with a
+// tcp liveness probe for kvd when `tcp_liveness`).
+void RunScenario(Scenario& sc, Fault fault, bool tcp_liveness, const Options& o,
+                 std::unique_ptr<Cluster>& c) {
   int attempts = 0;
   for (int run = 0; static_cast<int>(sc.runs.size()) < o.runs; ++run) {
     if (++attempts > o.runs * 2) break;
-    if (!c) c = StartCluster();
+    if (!c) c = StartCluster(fault == Fault::kHang, tcp_liveness);
     if (!c) break;
     RunResult r;
     bool violation = false;
-    std::string err = RunOnce(*c, node_kill, run, o, &r, &violation);
+    std::string err =
+        RunOnce(*c, fault, fault == Fault::kNodeKill || tcp_liveness, run, o, &r, &violation);
     if (violation) ++sc.violations;
     if (!err.empty()) {
       ++sc.failed_runs;
@@ -262,12 +279,16 @@ int Main(int argc, char** argv) {
       o.runs = std::atoi(argv[++i]);
     } else if (a == "--scenario" && i + 1 < argc) {
       std::string s = argv[++i];
-      o.instance = s == "instance" || s == "both";
-      o.node = s == "node" || s == "both";
+      o.instance = s == "instance" || s == "both" || s == "all";
+      o.node = s == "node" || s == "both" || s == "all";
+      o.hang = s == "hang" || s == "all";
+      o.hang_tcp = s == "hang-tcp" || s == "all";
     } else if (a == "--verbose" || a == "-v") {
       o.verbose = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--runs N] [--scenario instance|node|both] [--verbose]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--runs N] [--scenario instance|node|both|hang|hang-tcp|all] "
+                   "[--verbose]\n",
                    argv[0]);
       return 2;
     }
@@ -278,8 +299,18 @@ int Main(int argc, char** argv) {
   inst.name = "instance kill (hafab kill kvd-N)";
   Scenario node;
   node.name = "node kill (hafab kill nX)";
-  if (o.instance) RunScenario(inst, false, o, c);
-  if (o.node) RunScenario(node, true, o, c);
+  Scenario hang;
+  hang.name = "hang, quickstart (hafab kill kvd-N --signal STOP)";
+  Scenario hang_tcp;
+  hang_tcp.name = "hang, quickstart with tcp liveness";
+  if (o.instance) RunScenario(inst, Fault::kInstanceKill, false, o, c);
+  if (o.node) RunScenario(node, Fault::kNodeKill, false, o, c);
+  if (c) (void)c->Stop(30s);
+  c.reset();
+  if (o.hang) RunScenario(hang, Fault::kHang, false, o, c);
+  if (c) (void)c->Stop(30s);
+  c.reset();
+  if (o.hang_tcp) RunScenario(hang_tcp, Fault::kHang, true, o, c);
   if (c) (void)c->Stop(30s);
 
   std::printf(
@@ -287,10 +318,15 @@ int Main(int argc, char** argv) {
       "lost/split-brain runs |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   if (o.instance) Print(inst);
   if (o.node) Print(node);
+  if (o.hang) Print(hang);
+  if (o.hang_tcp) Print(hang_tcp);
   if (o.node) PrintSteps(node);
-  bool ok = inst.violations == 0 && node.violations == 0;
-  if (o.instance && static_cast<int>(inst.runs.size()) < o.runs) ok = false;
-  if (o.node && static_cast<int>(node.runs.size()) < o.runs) ok = false;
+  if (o.hang_tcp) PrintSteps(hang_tcp);
+  bool ok = true;
+  for (const auto& [want, sc] : {std::pair(o.instance, &inst), std::pair(o.node, &node),
+                                 std::pair(o.hang, &hang), std::pair(o.hang_tcp, &hang_tcp)}) {
+    if (sc->violations != 0 || (want && static_cast<int>(sc->runs.size()) < o.runs)) ok = false;
+  }
   if (!ok) std::fprintf(stderr, "FAILED: violations or incomplete runs\n");
   return ok ? 0 : 1;
 }

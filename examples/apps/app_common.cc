@@ -92,12 +92,15 @@ int ServeUntilSignal(const char* app, const AppConfig& config, boost::asio::io_c
   boost::asio::steady_timer give_up(io);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
-    std::fprintf(stderr, "%s: signal %d, finishing requests in flight\n", app, signal);
-    server.Drain([&] { io.stop(); });
+    std::fprintf(stderr,
+                 "%s: signal %d, draining: answering requests in flight, closing each "
+                 "connection after its next response\n",
+                 app, signal);
+    server.Drain([&] { io.stop(); }, std::chrono::seconds(1));
     give_up.expires_after(std::chrono::seconds(5));
     give_up.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      std::fprintf(stderr, "%s: requests still in flight after 5s, exiting anyway\n", app);
+      std::fprintf(stderr, "%s: connections still open after 5s, exiting anyway\n", app);
       io.stop();
     });
   });

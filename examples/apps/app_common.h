@@ -29,8 +29,11 @@ Result<AppConfig> LoadAppConfig(int argc, char** argv);
 // Wraps `handler` so that every response carries X-Hafab-Instance and X-Hafab-Epoch.
 http::Handler WithIdentity(const AppConfig& config, http::Handler handler);
 
-// Listens on config.host:config.port and runs `io` until SIGTERM or SIGINT, then drains:
-// requests already received are answered (up to 5 s), then returns 0.
+// Listens on config.host:config.port and runs `io` until SIGTERM or SIGINT, then drains
+// (the drain contract, README.md): stops accepting, answers every request already received,
+// answers the next request on each open keep-alive connection with `Connection: close` and
+// closes it, closes connections idle for 1 s; returns 0 once no connection is left (or
+// after 5 s at most).
 // Returns 1 (after logging why) if the address cannot be bound.
 int ServeUntilSignal(const char* app, const AppConfig& config, boost::asio::io_context& io,
                      http::Server& server);

@@ -1,7 +1,11 @@
 // Runs the real kvd and echo-app binaries as child processes on loopback.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,6 +92,7 @@ class AppProcess {
     return "http://127.0.0.1:" + std::to_string(port_) + target;
   }
   std::string Log() const { return ReadFile(log_path_); }
+  uint16_t port() const { return port_; }
 
  private:
   void Spawn() {
@@ -344,6 +349,80 @@ TEST_F(AppsTest, SigtermLetsASlowRequestInFlightFinish) {
   auto status = echo->Wait();
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << echo->Log();
+}
+
+// A raw keep-alive HTTP/1.1 client connection (to see the headers and how it ends).
+class RawConnection {
+ public:
+  explicit RawConnection(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  ~RawConnection() { ::close(fd_); }
+  bool connected() const { return connected_; }
+
+  // Sends GET `path` and returns the whole response (headers and body), "" on error.
+  std::string Get(const std::string& path) {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n";
+    if (::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+      return "";
+    }
+    std::string got;
+    while (true) {
+      size_t end = got.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        size_t cl = got.find("Content-Length: ");
+        size_t len = cl == std::string::npos ? 0 : std::stoul(got.substr(cl + 16));
+        if (got.size() >= end + 4 + len) return got;
+      }
+      char buf[4096];
+      ssize_t n = ReadWithin(buf, sizeof buf, 5s);
+      if (n <= 0) return "";
+      got.append(buf, static_cast<size_t>(n));
+    }
+  }
+  // 0 after a clean close (FIN), -1 with errno (ECONNRESET: a reset), or bytes read.
+  ssize_t ReadWithin(char* buf, size_t size, std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    return ::read(fd_, buf, size);
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+TEST_F(AppsTest, SigtermAnswersTheNextRequestOfAKeepAliveConnectionWithConnectionClose) {
+  for (bool is_kvd : {false, true}) {
+    auto app = is_kvd ? Kvd() : Echo();
+    ASSERT_TRUE(app->Start());
+    RawConnection conn(app->port());
+    ASSERT_TRUE(conn.connected());
+    std::string first = conn.Get("/health");
+    ASSERT_NE(first.find("200 OK"), std::string::npos) << first;
+    EXPECT_EQ(first.find("Connection: close"), std::string::npos) << first;
+    app->Kill(SIGTERM);
+    ASSERT_TRUE(WaitFor([&] { return app->Log().find("draining") != std::string::npos; }))
+        << app->Log();
+    // The open connection is still served; its answer says it is the last one.
+    std::string last = conn.Get("/health");
+    EXPECT_NE(last.find("200 OK"), std::string::npos) << last;
+    EXPECT_NE(last.find("Connection: close"), std::string::npos) << last;
+    char byte;
+    EXPECT_EQ(conn.ReadWithin(&byte, 1, 5000ms), 0) << "a clean close, errno " << errno;
+    // No new connections; the app exits once its connections are gone.
+    auto status = app->Wait();
+    ASSERT_TRUE(status.has_value()) << app->Log();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << app->Log();
+  }
 }
 
 TEST_F(AppsTest, EchoAnswersWithItsInstanceId) {

@@ -35,6 +35,7 @@ std::optional<manifest::Probe> ParseProbe(const json& j) {
   p.timeout = Ms(j, "timeout_ms", p.timeout);
   p.failure_threshold = std::max(1, j.value("failure_threshold", p.failure_threshold));
   p.success_threshold = std::max(1, j.value("success_threshold", p.success_threshold));
+  p.failover_after = Ms(j, "failover_after_ms", p.DefaultFailoverAfter());
   return p;
 }
 

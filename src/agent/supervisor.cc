@@ -104,6 +104,7 @@ struct Supervisor::Instance {
   std::string message;
   std::optional<ProbeTracker> liveness;
   std::optional<ProbeTracker> readiness;
+  TimePoint readiness_ok_at{};  // last ready or busy answer of this process; {} = none yet
   bool cpu_valid = false;
   uint64_t last_cpu_ticks = 0;
   TimePoint last_cpu_at{};
@@ -403,6 +404,7 @@ void Supervisor::Launch(Instance& in) {
   in.rss_bytes = 0;
   in.liveness.reset();
   in.readiness.reset();
+  in.readiness_ok_at = {};
   if (a.probes.liveness) {
     in.liveness.emplace(a.probes.liveness->failure_threshold, a.probes.liveness->success_threshold);
   }
@@ -443,8 +445,9 @@ void Supervisor::HandleExit(Instance& in, const ProcessExit& exit) {
       ScheduleRestart(in, in.stop_reason + " (" + desc + ")");
       return;
     }
-    in.last_exit = desc;
-    in.state = InstanceState::kStopped;
+    // Held: stopped as hung (CheckHung); failed until the assignment changes.
+    in.last_exit = in.hold ? in.stop_reason + " (" + desc + ")" : desc;
+    in.state = in.hold ? InstanceState::kFailed : InstanceState::kStopped;
     return;
   }
   const bool success = exit.Success() && !oom;
@@ -514,7 +517,40 @@ void Supervisor::RecordProbe(const std::string& instance, pid_t pid, ProbeType t
     spdlog::warn("instance {}: liveness probe failed {} times; killing pid {}", instance,
                  in.running.probes.liveness->failure_threshold, pid);
     BeginStop(in, "liveness failed", /*kill_now=*/true, /*counts_as_failure=*/true);
+    return;
   }
+  if (type == ProbeType::kReadiness) CheckHung(in, outcome);
+}
+
+// A process that was ready once and has failed readiness for failover_after since is hung
+// (stopped, deadlocked, livelocked): killed at once like a liveness failure, since a hung
+// process cannot act on SIGTERM and waiting stop_grace would only lengthen the outage. A
+// load-balanced instance restarts per its policy; an active-passive primary is
+// held failed so that the controller fails over to the standby (the hang may be its node's).
+void Supervisor::CheckHung(Instance& in, ProbeOutcome outcome) {
+  const TimePoint now = clock_.Now();
+  if (outcome != ProbeOutcome::kFailed) {
+    in.readiness_ok_at = now;
+    return;
+  }
+  if (in.readiness->readiness() != Readiness::kFailed) return;
+  const Duration after = in.running.probes.readiness->failover_after;
+  if (in.readiness_ok_at == TimePoint{} || after <= Duration::zero() ||
+      now - in.readiness_ok_at < after) {
+    return;
+  }
+  const std::string why =
+      "hung: readiness failed for " + std::to_string(Millis(now - in.readiness_ok_at)) + "ms";
+  spdlog::warn("instance {}: {} (failover_after {}ms); killing pid {}", in.running.instance, why,
+               Millis(after), in.pid);
+  if (in.running.IsActivePrimary()) {
+    BeginStop(in, why, /*kill_now=*/true, /*counts_as_failure=*/false);
+    in.hold = true;
+    in.hold_reason = why + "; the controller fails over";
+    in.message = in.hold_reason;
+    return;
+  }
+  BeginStop(in, why, /*kill_now=*/true, /*counts_as_failure=*/true);
 }
 
 std::map<std::string, std::string> Supervisor::DesiredVolumes() const {

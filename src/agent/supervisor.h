@@ -113,7 +113,9 @@ class Supervisor {
   bool fenced() const { return fenced_; }
 
   // A probe result for process `pid` of `instance` (stale results for an older process are
-  // ignored). Liveness reaching failed kills the process; the restart policy applies.
+  // ignored). Liveness reaching failed kills the process; the restart policy applies. So does
+  // readiness failing for failover_after after a ready answer (hung), except that a hung
+  // active-passive primary is held failed (not restarted) for the controller to fail over.
   void RecordProbe(const std::string& instance, pid_t pid, ProbeType type, ProbeOutcome outcome);
 
   // Reaps exits and moves every instance one step. Call on SIGCHLD and every few ms.
@@ -137,6 +139,7 @@ class Supervisor {
   bool WantsRunning(const Instance& in, std::string* why, bool* refused) const;
   bool NeedsRestartForSpec(const Instance& in) const;
   void Launch(Instance& in);
+  void CheckHung(Instance& in, ProbeOutcome outcome);
   void BeginStop(Instance& in, const std::string& reason, bool kill_now, bool counts_as_failure);
   void HandleExit(Instance& in, const ProcessExit& exit);
   void ScheduleRestart(Instance& in, const std::string& last_exit);

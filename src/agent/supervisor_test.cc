@@ -300,7 +300,76 @@ TEST_F(SupervisorTest, ReadinessBusyVersusFailed) {
   supervisor_->RecordProbe("kvd-0", pid, ProbeType::kReadiness, ProbeOutcome::kFailed);
   supervisor_->RecordProbe("kvd-0", pid, ProbeType::kReadiness, ProbeOutcome::kFailed);
   EXPECT_EQ(Get("kvd-0").readiness, Readiness::kFailed);
-  // Readiness never restarts an instance.
+  // Failed readiness alone (before failover_after) restarts nothing.
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 0);
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kRunning);
+}
+
+constexpr char kHangProbes[] =
+    R"(, "probes": {"readiness": {"kind": "http", "interval_ms": 100, "failure_threshold": 2,
+                                  "failover_after_ms": 500}})";
+
+// Records readiness results 100 ms apart.
+void Probe(Supervisor& s, testing::FakeClock& clock, pid_t pid, ProbeOutcome outcome, int n) {
+  for (int i = 0; i < n; ++i) {
+    clock.Advance(milliseconds(100));
+    s.RecordProbe("kvd-0", pid, ProbeType::kReadiness, outcome);
+  }
+}
+
+TEST_F(SupervisorTest, HungPrimaryIsKilledAndHeldFailedForTheController) {
+  Apply({Kvd(kHangProbes)});
+  pid_t pid = launcher_.last_started().pid;
+  Probe(*supervisor_, clock_, pid, ProbeOutcome::kOk, 1);
+  Probe(*supervisor_, clock_, pid, ProbeOutcome::kFailed, 4);  // 400 ms since the last answer
+  EXPECT_EQ(Get("kvd-0").readiness, Readiness::kFailed);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 0);
+  Probe(*supervisor_, clock_, pid, ProbeOutcome::kFailed, 1);  // 500 ms: hung
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 1) << "killed at once, not SIGTERM + grace";
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 0);
+  supervisor_->Tick();
+  auto r = Get("kvd-0");
+  EXPECT_EQ(r.state, InstanceState::kFailed);
+  EXPECT_NE(r.last_exit.find("hung: readiness failed for 500ms"), std::string::npos) << r.last_exit;
+  Advance(std::chrono::seconds(2));
+  EXPECT_EQ(launcher_.started().size(), 1u) << "not restarted in place: the controller fails over";
+  // The failover makes it a standby at a new epoch; as primary again it starts.
+  Apply({Kvd(std::string(kHangProbes) + R"(, "run": false, "epoch": 4)")}, 2);
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStopped);
+  Apply({Kvd(std::string(kHangProbes) + R"(, "epoch": 5)")}, 3);
+  EXPECT_EQ(launcher_.started().size(), 2u);
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kRunning);
+}
+
+TEST_F(SupervisorTest, HungLoadBalancedInstanceRestartsInPlace) {
+  Apply({Kvd(std::string(kHangProbes) + R"(, "mode": "load-balanced")")});
+  pid_t pid = launcher_.last_started().pid;
+  Probe(*supervisor_, clock_, pid, ProbeOutcome::kBusy, 1);  // busy is an answer too
+  Probe(*supervisor_, clock_, pid, ProbeOutcome::kFailed, 5);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 1);
+  supervisor_->Tick();
+  auto r = Get("kvd-0");
+  EXPECT_EQ(r.state, InstanceState::kBackoff);
+  EXPECT_EQ(r.restarts, 1);
+  EXPECT_NE(r.last_exit.find("hung"), std::string::npos) << r.last_exit;
+  Advance(milliseconds(100));
+  EXPECT_EQ(launcher_.started().size(), 2u);
+}
+
+TEST_F(SupervisorTest, NotHungBeforeTheFirstReadyAnswerOrWithFailoverAfterZero) {
+  Apply({Kvd(kHangProbes)});
+  pid_t pid = launcher_.last_started().pid;
+  Probe(*supervisor_, clock_, pid, ProbeOutcome::kFailed, 30);  // starting: never ready yet
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 0);
+  Apply({Kvd(R"(, "spec_hash": "h2",
+                "probes": {"readiness": {"kind": "http", "interval_ms": 100,
+                                         "failover_after_ms": 0}})")},
+        2);
+  supervisor_->Tick();  // the changed spec stops the old process (SIGTERM) and starts anew
+  ASSERT_EQ(launcher_.started().size(), 2u);
+  pid = launcher_.last_started().pid;
+  Probe(*supervisor_, clock_, pid, ProbeOutcome::kOk, 1);
+  Probe(*supervisor_, clock_, pid, ProbeOutcome::kFailed, 30);
   EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 0);
   EXPECT_EQ(Get("kvd-0").state, InstanceState::kRunning);
 }

@@ -479,7 +479,7 @@ Result<json> Controller::AgentHeartbeat(const std::string& node, const json& bod
   for (const auto& [name, o] : next.instances) {
     auto old = obs.instances.find(name);
     if (old == obs.instances.end() || shown(old->second) != shown(o)) routes_dirty_ = true;
-    if (instances_.count(name)) TrackRestarts(name, o.restarts);
+    if (instances_.count(name)) TrackRestarts(name, node, o);
   }
   next.heard = true;
   next.last_heartbeat = now;

@@ -255,9 +255,14 @@ class Controller {
                                    const std::set<std::string>& exclude) const;
   int PortFor(const manifest::Role& spec, const std::string& node, const std::string& moving) const;
   bool RestartsExceeded(const InstanceRecord& inst);
-  void TrackRestarts(const std::string& instance, int restarts);
+  // Counts the restarts an agent reports and emits instance-restarted for each new one.
+  void TrackRestarts(const std::string& instance, const std::string& node,
+                     const ObservedInstance& o);
   bool InstanceReady(const RoleRecord& role, const InstanceRecord& inst, bool* busy) const;
   nlohmann::json BuildAssignments(const std::string& node) const;
+  // Whether `primary` hands its connections over now: a planned switchover away from it is
+  // at fence or stop (routes list it handing_over: no new connection, open ones kept).
+  bool HandingOver(const RoleRecord& role, const InstanceRecord& primary) const;
   nlohmann::json BuildRoutes() const;
   std::vector<std::string> ResolveAllow(const std::vector<std::string>& allow) const;
 

@@ -57,9 +57,16 @@ Controller::StepResult Controller::RunStep(Operation& op) {
 // Bump the epoch and take the primary out of the routing table; done when every live
 // gateway has acknowledged that table (or its lease expired: then it stopped routing
 // active-passive roles by itself).
+//
+// A planned switchover keeps the epoch until promote instead: its primary is alive and hands
+// its connections over (the drain contract) — the routes list it `handing_over` at the old
+// epoch through fence and stop, so the gateways give it no new connection but keep the open
+// ones, which its agent's SIGTERM in stop makes it close after their next response. The
+// epoch still moves before the new primary starts (promote), and only once the old one has
+// stopped (stop).
 Controller::StepResult Controller::StepFence(Operation& op) {
   RoleRecord r = roles_.at(op.role);
-  r.epoch = std::max(r.epoch, op.epoch);
+  if (!op.planned) r.epoch = std::max(r.epoch, op.epoch);
   r.routed = false;
   PutRole(r);
   if (provider_ != nullptr && !op.old_node.empty() &&

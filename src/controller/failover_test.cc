@@ -185,19 +185,30 @@ TEST_F(FailoverTest, PlannedSwitchoverDrainsBeforeStopping) {
   auto r = c_->RequestFailover("kvd", target);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(c_->RequestFailover("kvd", "").status().code(), StatusCode::kConflict);
-  // Routes lose the old primary before it is stopped: new connections wait at the gateway.
+  // Routes lose the old primary as a target for new connections before it is stopped: new
+  // connections wait at the gateway. Until it has stopped it is listed handing over at the
+  // old epoch (the gateways keep its open connections for it to close: the drain contract).
   bool stopped_while_routed = false;
+  bool handed_over = false;
   for (int i = 0; i < 30; ++i) {
     Run(100ms);
     CheckInvariants();
     auto e = Endpoint("kvd");
     for (const auto& b : e["backends"]) {
-      if (b["instance"] == "kvd-0" && agent(old_node_).State("kvd-0") != "running") {
+      if (b["instance"] != "kvd-0") continue;
+      if (b["ready"] == true && agent(old_node_).State("kvd-0") != "running") {
         stopped_while_routed = true;
+      }
+      if (b.value("handing_over", false)) {
+        handed_over = true;
+        EXPECT_EQ(b["ready"], false);
+        EXPECT_EQ(b["epoch"], 1);
+        EXPECT_EQ(e["epoch"], 1) << "a planned switchover moves the epoch at promote";
       }
     }
   }
   EXPECT_FALSE(stopped_while_routed);
+  EXPECT_TRUE(handed_over);
   ExpectFailedOverFrom(old_node_);
   EXPECT_EQ(Inst(Role("kvd").primary).node, target);
   EXPECT_TRUE(LastOp()->planned);

@@ -174,7 +174,9 @@ bool Controller::ScaleDownDrained(const RoleRecord& role, const std::string& nam
   // The routes without it were published after the pass that took it out.
   if (version == 0) version = routes_version_;
   if (now >= since + role.spec.stop_grace) return true;
-  return GatewayBehind(version).empty() && OpenConnections(name) == 0;
+  // Once no gateway gives it new connections it goes; its open connections are its own to
+  // hand over when the agent's SIGTERM asks it to drain (the drain contract).
+  return GatewayBehind(version).empty();
 }
 
 void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
@@ -209,7 +211,8 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
       // policy); the primary moves once the agent gives up or the restarts pass the limit.
       StartFailover(role,
                     "primary " + inst.name + " failed (state " + o->state + ", liveness " +
-                        o->liveness + ", restarts " + std::to_string(o->restarts) + ")",
+                        o->liveness + ", restarts " + std::to_string(o->restarts) +
+                        (o->last_exit.empty() ? "" : ", last exit: " + o->last_exit) + ")",
                     false, "");
     }
   } else if (drained) {
@@ -282,13 +285,18 @@ int Controller::PortFor(const manifest::Role& spec, const std::string& node,
   return PickPort(spec.port, used);
 }
 
-void Controller::TrackRestarts(const std::string& instance, int restarts) {
+void Controller::TrackRestarts(const std::string& instance, const std::string& node,
+                               const ObservedInstance& o) {
   RestartTrack& t = restarts_[instance];
-  if (t.last_seen >= 0 && restarts > t.last_seen) {
-    int n = std::min(restarts - t.last_seen, 100);
+  if (t.last_seen >= 0 && o.restarts > t.last_seen) {
+    int n = std::min(o.restarts - t.last_seen, 100);
     for (int i = 0; i < n; ++i) t.times.push_back(clock_.Now());
+    Emit("instance-restarted",
+         "instance " + instance + " restarted in place on node " + node + " (restart " +
+             std::to_string(o.restarts) + "): " + (o.last_exit.empty() ? "?" : o.last_exit),
+         {{"role", o.role}, {"instance", instance}, {"node", node}});
   }
-  t.last_seen = restarts;
+  t.last_seen = o.restarts;
 }
 
 bool Controller::RestartsExceeded(const InstanceRecord& inst) {
@@ -371,6 +379,12 @@ std::vector<std::string> Controller::ResolveAllow(const std::vector<std::string>
   return out;
 }
 
+bool Controller::HandingOver(const RoleRecord& role, const InstanceRecord& primary) const {
+  const Operation* op = ActiveOp(role.spec.name);
+  return op != nullptr && op->kind != "rollout" && op->planned && op->old_primary == primary.name &&
+         (op->step == "fence" || op->step == "stop") && !NodeDown(primary.node);
+}
+
 json Controller::BuildRoutes() const {
   json endpoints = json::array();
   for (const auto& [rname, role] : roles_) {
@@ -405,7 +419,19 @@ json Controller::BuildRoutes() const {
     };
     if (ap) {
       auto pi = instances_.find(role.primary);
-      if (role.routed && pi != instances_.end() && pi->second.run) add(pi->second);
+      if (role.routed && pi != instances_.end() && pi->second.run) {
+        add(pi->second);
+      } else if (pi != instances_.end() && HandingOver(role, pi->second)) {
+        const InstanceRecord& inst = pi->second;
+        ep["backends"].push_back({{"instance", inst.name},
+                                  {"node", inst.node},
+                                  {"address", nodes_.at(inst.node).address},
+                                  {"port", inst.port},
+                                  {"epoch", inst.epoch},
+                                  {"ready", false},
+                                  {"busy", false},
+                                  {"handing_over", true}});
+      }
     } else {
       for (const auto& [name, inst] : instances_) {
         if (inst.role == rname && inst.run) add(inst);

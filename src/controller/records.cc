@@ -88,6 +88,7 @@ json ProbeToJson(const std::optional<manifest::Probe>& p) {
           {"timeout_ms", ToMs(p->timeout)},
           {"failure_threshold", p->failure_threshold},
           {"success_threshold", p->success_threshold},
+          {"failover_after_ms", ToMs(p->failover_after)},
           {"path", p->path},
           {"command", p->command}};
 }
@@ -100,6 +101,7 @@ std::optional<manifest::Probe> ProbeFromJson(const json& j) {
   p.timeout = FromMs(j.value("timeout_ms", int64_t{100}));
   p.failure_threshold = j.value("failure_threshold", 3);
   p.success_threshold = j.value("success_threshold", 1);
+  p.failover_after = FromMs(j.value("failover_after_ms", ToMs(p.DefaultFailoverAfter())));
   p.path = j.value("path", "/");
   p.command = j.value("command", std::vector<std::string>{});
   return p;

@@ -138,7 +138,7 @@ TEST_F(RolloutTest, MaxUnavailableDomainsTwoMovesTwoAtATime) {
   EXPECT_EQ(max_down_, 2);
 }
 
-TEST_F(RolloutTest, DrainWaitsForTheGatewaysAcknowledgementAndOpenConnections) {
+TEST_F(RolloutTest, DrainWaitsForTheGatewaysAcknowledgementNotForOpenConnections) {
   StartWeb();
   std::string in_ud1;
   for (const auto& [name, inst] : c_->instances()) {
@@ -156,26 +156,25 @@ TEST_F(RolloutTest, DrainWaitsForTheGatewaysAcknowledgementAndOpenConnections) {
   }
   EXPECT_EQ(LastOp()->step, "drain");
   EXPECT_EQ(agent("n1").State(in_ud1), "running");
-  gateway_alive_ = true;  // acknowledges, but 3 connections are still open to in_ud1
-  Run(1s);
-  EXPECT_EQ(LastOp()->step, "drain");
-  EXPECT_NE(LastOp()->steps.back().note.find("3 connections"), std::string::npos)
-      << LastOp()->steps.back().note;
-  EXPECT_EQ(agent("n1").State(in_ud1), "running");
-  gateway_active_[in_ud1] = 0;  // they finished
+  // It acknowledges: no new connection goes to in_ud1. Its 3 open connections are the app's
+  // to close (SIGTERM: Connection: close after the next response), so the wave stops it now.
+  gateway_alive_ = true;
+  Run(300ms);
+  bool stopping = false;
+  for (const auto& s : LastOp()->steps) stopping |= s.name == "stop ud1";
+  EXPECT_TRUE(stopping) << "the wave went on to stop " << in_ud1;
   RunUntilFinished();
   EXPECT_EQ(LastOp()->state, "done");
 }
 
-TEST_F(RolloutTest, OpenConnectionsDoNotHoldTheDrainPastStopGrace) {
+TEST_F(RolloutTest, ConnectionsThatStayOpenDoNotSlowTheRollout) {
   StartWeb();
   for (const auto& [name, inst] : c_->instances()) gateway_active_[name] = 1;  // never close
   ASSERT_TRUE(c_->Upgrade("web", {{"version", "2"}}, false).ok());
   RunUntilFinished(60s);
   const Operation* op = LastOp();
   EXPECT_EQ(op->state, "done");
-  EXPECT_NE(op->steps[0].note.find("stopping anyway"), std::string::npos) << op->steps[0].note;
-  EXPECT_GE(op->steps[0].duration_ms, 5000);  // stop_grace
+  EXPECT_LT(op->steps[0].duration_ms, 1000) << "the drain does not wait stop_grace (5 s)";
 }
 
 TEST_F(RolloutTest, BrokenVersionIsRolledBackAutomatically) {

@@ -103,8 +103,13 @@ TEST_F(ScalingTest, ScaleDownDrainsTheInstanceFirst) {
   ApplyRoles({WebRole(3)});
   Run(500ms);
   gateway_active_["web-2"] = 2;
+  gateway_alive_ = false;  // the gateway has not acknowledged the routes without web-2 yet
+  (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}});
   ASSERT_TRUE(c_->Scale("web", 2).ok());
-  Run(1s);
+  for (int i = 0; i < 10; ++i) {
+    (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}});  // an old table
+    Run(100ms);
+  }
   ASSERT_TRUE(c_->instances().count("web-2"));
   EXPECT_FALSE(Inst("web-2").routed);
   EXPECT_EQ(Running("web"), 3);
@@ -118,19 +123,25 @@ TEST_F(ScalingTest, ScaleDownDrainsTheInstanceFirst) {
   ASSERT_TRUE(c_->Scale("web", 3).ok());
   Run(300ms);
   EXPECT_TRUE(Inst("web-2").routed);
+  // Once the gateway routes without it, it goes, open connections or not: they are the app's
+  // to hand over when the agent's SIGTERM asks it to drain.
   ASSERT_TRUE(c_->Scale("web", 2).ok());
-  Run(300ms);
-  EXPECT_TRUE(c_->instances().count("web-2"));
-  gateway_active_["web-2"] = 0;  // its connections finished
+  gateway_alive_ = true;
   Run(300ms);
   EXPECT_FALSE(c_->instances().count("web-2"));
   EXPECT_EQ(Running("web"), 2);
-  // Connections that never finish hold it for stop_grace (5 s) at most.
-  gateway_active_["web-1"] = 1;
+  // A gateway that never acknowledges holds it for stop_grace (5 s) at most.
+  gateway_alive_ = false;
   ASSERT_TRUE(c_->Scale("web", 1).ok());
-  Run(4s);
+  for (int i = 0; i < 40; ++i) {
+    (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}});
+    Run(100ms);
+  }
   EXPECT_TRUE(c_->instances().count("web-1"));
-  Run(1500ms);
+  for (int i = 0; i < 15; ++i) {
+    (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}});
+    Run(100ms);
+  }
   EXPECT_FALSE(c_->instances().count("web-1"));
 }
 
@@ -153,9 +164,18 @@ TEST_F(ScalingTest, AutoscalingWaitsWhileARolloutRuns) {
   Run(100ms);
   ApplyRoles({AutoWeb()});
   Run(500ms);
-  SetConnections(50);  // never closed: each domain's drain lasts stop_grace (5 s)
+  SetConnections(50);
   ASSERT_TRUE(c_->Upgrade("web", {{"version", "2"}}, false).ok());
-  Run(1500ms);
+  // The gateway reports the connections but acknowledges no newer routes: the first domain's
+  // drain waits.
+  gateway_alive_ = false;
+  for (int i = 0; i < 15; ++i) {
+    (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}, {"active", gateway_active_}});
+    Run(100ms);
+  }
+  ASSERT_NE(c_->ActiveOp("web"), nullptr);
+  EXPECT_EQ(c_->ActiveOp("web")->step, "drain");
+  gateway_alive_ = true;
   EXPECT_EQ(Role("web").spec.instances, 2);
   EXPECT_NE(c_->RolesJson()[0]["autoscale"]["reason"].get<std::string>().find("held while rollout"),
             std::string::npos);

@@ -32,6 +32,7 @@ struct B {
   uint64_t epoch = 0;
   bool ready = true;
   bool busy = false;
+  bool handing_over = false;
 };
 
 std::shared_ptr<const RouteTable> Table(uint64_t version, const std::string& mode, uint64_t epoch,
@@ -46,7 +47,8 @@ std::shared_ptr<const RouteTable> Table(uint64_t version, const std::string& mod
                               {"port", b.port},
                               {"epoch", b.epoch},
                               {"ready", b.ready},
-                              {"busy", b.busy}});
+                              {"busy", b.busy},
+                              {"handing_over", b.handing_over}});
   }
   nlohmann::json j = {{"version", version}, {"endpoints", {ep}}};
   auto t = RouteTable::Parse(j.dump());
@@ -105,6 +107,39 @@ TEST_F(ProxyTest, ActivePassiveSwitchClosesOldAndRoutesNewToNewPrimary) {
   EXPECT_EQ(Backend("a").fenced, 1u);
   close(c1);
   close(c2);
+}
+
+// A planned switchover: the old primary hands its connections over (the drain contract).
+// Its open connections stay and end with its own close; new connections wait for the next
+// primary; the epoch change that follows cuts whatever is left.
+TEST_F(ProxyTest, PrimaryHandingOverKeepsItsConnectionsButGetsNoNewOne) {
+  TestBackend a("a"), b("b");
+  StartProxy();
+  Install(Table(1, "active-passive", 1, {{"a", a.port(), 1}, {"b", b.port(), 0}}));
+  std::string g;
+  int held = DialGreeted(&g);
+  ASSERT_GE(held, 0);
+  EXPECT_EQ(g, "a");
+  Install(Table(2, "active-passive", 1,
+                {{"a", a.port(), 1, /*ready=*/false, /*busy=*/false, /*handing_over=*/true},
+                 {"b", b.port(), 0, false}}));
+  ASSERT_TRUE(SendAll(held, "still here\n"));
+  EXPECT_EQ(ReadLine(held), "still here");
+  int fresh = Dial(Port());
+  ASSERT_GE(fresh, 0);
+  ASSERT_TRUE(WaitFor([&] { return Totals().waits == 1; }));  // no new connection to a
+  EXPECT_EQ(a.accepted(), 1);
+  // a closes its side after its last answer: the client sees a clean end, not a cut.
+  ASSERT_TRUE(SendAll(held, "close-write\n"));
+  bool eof = false;
+  EXPECT_EQ(ReadAll(held, &eof), "close-write\n");
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(Totals().fenced, 0u);
+  // The new primary at the next epoch: the waiting client gets it.
+  Install(Table(3, "active-passive", 2, {{"a", a.port(), 1, false}, {"b", b.port(), 2}}));
+  EXPECT_EQ(ReadLine(fresh), "b");
+  close(held);
+  close(fresh);
 }
 
 TEST_F(ProxyTest, ConnectionWaitsForPrimaryAndIsServedWhenOneAppears) {

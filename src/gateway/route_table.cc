@@ -96,6 +96,16 @@ int Endpoint::PrimaryIndex() const {
   return -1;
 }
 
+bool Endpoint::Keeps(const Backend& target) const {
+  for (const Backend& b : backends) {
+    if (b.epoch == epoch && target.epoch == epoch && b.SameTarget(target) &&
+        ((b.ready && !b.busy) || b.handing_over)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 const Endpoint* RouteTable::FindByListen(std::string_view listen) const {
   for (const auto& e : endpoints_) {
     if (e.listen == listen) return &e;
@@ -160,6 +170,7 @@ Result<Backend> ParseBackend(const json& j, const std::string& path) {
   HAFAB_ASSIGN_OR_RETURN(b.epoch, GetUint(j, path, "epoch", false, UINT64_MAX));
   HAFAB_ASSIGN_OR_RETURN(b.ready, GetBool(j, path, "ready", false));
   HAFAB_ASSIGN_OR_RETURN(b.busy, GetBool(j, path, "busy", false));
+  HAFAB_ASSIGN_OR_RETURN(b.handing_over, GetBool(j, path, "handing_over", false));
   return b;
 }
 

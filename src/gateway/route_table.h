@@ -45,6 +45,9 @@ struct Backend {
   uint64_t epoch = 0;
   bool ready = false;
   bool busy = false;
+  // Active-passive: a primary handing its connections over (a planned switchover, the drain
+  // contract): no new connection goes to it; open ones stay until it closes them.
+  bool handing_over = false;
 
   // Whether two backends are the same target (instance and address), whatever their state.
   bool SameTarget(const Backend& o) const;
@@ -62,6 +65,9 @@ struct Endpoint {
   // Active-passive: index of the backend whose epoch equals `epoch` and that is ready and
   // not busy; -1 when there is none (a failover is under way).
   int PrimaryIndex() const;
+  // Active-passive: whether an open connection to `target` (as connected, with its epoch)
+  // may stay: it goes to the primary, or to a backend handing over at the endpoint's epoch.
+  bool Keeps(const Backend& target) const;
   // Load-balanced: whether backends[i] may get a new connection (ready and not busy).
   bool Routable(size_t i) const { return backends[i].ready && !backends[i].busy; }
 };

@@ -267,11 +267,11 @@ void Worker::ApplySnapshot() {
 }
 
 // Re-resolves each connection's backend in the new table; active-passive connections that
-// no longer go to the current primary are cut (fencing), waiting ones are retried.
+// no longer go to the current primary (or to a primary handing over) are cut (fencing),
+// waiting ones are retried.
 void Worker::RefreshConnections(EndpointState& es) {
   const Endpoint& ep = *es.ep;
   const bool ap = ep.mode == RoutingMode::kActivePassive;
-  const int primary = ap && lease_ok_ ? ep.PrimaryIndex() : -1;
   for (Conn* c = es.head; c;) {
     Conn* n = c->next;
     if (c->state == Conn::State::kWaiting) {
@@ -280,8 +280,7 @@ void Worker::RefreshConnections(EndpointState& es) {
         reroute_.push_back(c);
       }
     } else if (ap && (c->state == Conn::State::kConnecting || c->state == Conn::State::kProxying)) {
-      const bool keep = primary >= 0 && ep.backends[primary].SameTarget(c->target) &&
-                        ep.backends[primary].epoch == c->target.epoch;
+      const bool keep = lease_ok_ && ep.Keeps(c->target);
       if (!keep) {
         if (c->state == Conn::State::kConnecting) {
           AbortConnect(c);

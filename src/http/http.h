@@ -100,11 +100,15 @@ class Server {
   // Stops accepting and closes every connection; pending responders become no-ops.
   // Idempotent; the destructor calls it.
   void Stop();
-  // Graceful shutdown: stops accepting, closes idle connections at once, lets each
-  // request already received be answered (its response written), then closes its
-  // connection. `done` runs on the io_context once no connection is left (at once if
-  // none). Stop() may still be called to cut it short (then `done` does not run).
-  void Drain(std::function<void()> done);
+  // Graceful shutdown that hands clients over without failing a request (the drain
+  // contract, examples/apps/README.md): stops accepting; every request already received is
+  // answered; the next response on each open connection carries `Connection: close` and the
+  // connection is closed after it. A keep-alive connection that sends no request within
+  // `idle_close` of the drain is closed then (the usual race of closing an idle HTTP/1.1
+  // connection, which clients retry, is kept to connections idle that long). `done` runs on
+  // the io_context once no connection is left (at once if none). Stop() may still be called
+  // to cut it short (then `done` does not run).
+  void Drain(std::function<void()> done, Duration idle_close = std::chrono::seconds(1));
   // Closes a connection that has not sent a complete request within `timeout` of being
   // accepted or of its last response (default 120 s). Never limits how long a handler
   // takes to respond. Applies to reads started after the call.

@@ -270,29 +270,63 @@ TEST(HttpTest, AHandlerThatThrowsAnswers500) {
   EXPECT_EQ(result->body, "internal error: boom\n");
 }
 
-TEST(HttpTest, DrainClosesIdleKeepAliveConnectionsAtOnce) {
-  TestServer server(EchoHandler);
+// An idle keep-alive connection (HTTP/1.1, no request in flight) of a server in drain.
+struct IdleConnection {
+  explicit IdleConnection(uint16_t port) : socket(io) {
+    socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    EXPECT_TRUE(Get().keep_alive());  // now idle, waiting for its next request
+  }
+  bhttp::response<bhttp::string_body> Get() {
+    bhttp::request<bhttp::string_body> request(bhttp::verb::get, "/", 11);
+    request.set(bhttp::field::host, "x");
+    bhttp::write(socket, request);
+    bhttp::response<bhttp::string_body> response;
+    bhttp::read(socket, buffer, response);
+    return response;
+  }
+  // How the next read ends (eof: a clean close), within 5 s.
+  std::optional<boost::system::error_code> ReadEnd() {
+    char byte;
+    std::optional<boost::system::error_code> ended;
+    socket.async_read_some(asio::buffer(&byte, 1),
+                           [&](boost::system::error_code ec, size_t) { ended = ec; });
+    io.restart();
+    io.run_for(5s);
+    return ended;
+  }
   asio::io_context io;
-  tcp::socket socket(io);
-  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), server.port()));
-  bhttp::request<bhttp::string_body> request(bhttp::verb::get, "/", 11);
-  request.set(bhttp::field::host, "x");
-  bhttp::write(socket, request);
+  tcp::socket socket;
   boost::beast::flat_buffer buffer;
-  bhttp::response<bhttp::string_body> response;
-  bhttp::read(socket, buffer, response);
-  ASSERT_TRUE(response.keep_alive());  // now idle, waiting for its next request
+};
 
+TEST(HttpTest, DrainAnswersTheNextRequestOfAKeepAliveConnectionWithConnectionClose) {
+  TestServer server(EchoHandler);
+  IdleConnection idle(server.port());
   std::atomic<bool> drained{false};
-  server.RunOnIo([&] { server.server().Drain([&] { drained = true; }); });
+  server.RunOnIo([&] { server.server().Drain([&] { drained = true; }, 10s); });
+  EXPECT_FALSE(drained.load()) << "the idle connection stays open for its next request";
+  auto response = idle.Get();
+  EXPECT_EQ(response.result_int(), 200);
+  EXPECT_FALSE(response.keep_alive()) << "answered with Connection: close";
+  auto end = idle.ReadEnd();
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(*end, asio::error::eof) << "a clean close, not a reset";
   EXPECT_TRUE(WaitFor([&] { return drained.load(); }));
-  char byte;
-  std::optional<boost::system::error_code> read_ended;
-  socket.async_read_some(asio::buffer(&byte, 1),
-                         [&](boost::system::error_code ec, size_t) { read_ended = ec; });
-  io.run_for(5s);
-  ASSERT_TRUE(read_ended.has_value());
-  EXPECT_EQ(*read_ended, asio::error::eof);
+  // New connections are refused.
+  EXPECT_EQ(Fetch("GET", server.Url("/"), "", {}, 1s).status().code(), StatusCode::kUnavailable);
+}
+
+TEST(HttpTest, DrainClosesConnectionsStillIdleAfterIdleClose) {
+  TestServer server(EchoHandler);
+  IdleConnection idle(server.port());
+  std::atomic<bool> drained{false};
+  TimePoint t0 = RealClock().Now();
+  server.RunOnIo([&] { server.server().Drain([&] { drained = true; }, 200ms); });
+  auto end = idle.ReadEnd();
+  ASSERT_TRUE(end.has_value());
+  EXPECT_EQ(*end, asio::error::eof);
+  EXPECT_GE(RealClock().Now() - t0, 200ms);
+  EXPECT_TRUE(WaitFor([&] { return drained.load(); }));
 }
 
 TEST(HttpTest, FetchToAClosedPortIsUnavailableAndNamesIt) {

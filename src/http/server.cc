@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <list>
 #include <optional>
 #include <unordered_map>
@@ -83,6 +84,8 @@ struct ServerCore {
   std::chrono::steady_clock::time_point last_shed_log;
   bool stopped = false;
   bool draining = false;
+  // While draining: connections waiting for a request are closed at this time.
+  std::chrono::steady_clock::time_point idle_close_at;
   std::function<void()> drained;
 
   void Accept(tcp::acceptor* acceptor, std::shared_ptr<ServerCore> self);
@@ -116,6 +119,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // True while a request has been handed to the handler and not yet fully answered.
   bool busy() const { return state_ != State::kReading; }
 
+  // Draining: a connection waiting for its next request waits until idle_close_at at most.
+  void ShortenIdle() {
+    if (state_ != State::kReading) return;
+    StartReadDeadline(UntilIdleClose(idle_timer_.expiry()));
+  }
+
   void Close() {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
@@ -137,11 +146,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // The first request's header must come within the header timeout of the accept; a
     // kept-alive connection may wait the idle timeout for its next one. Neither limits the
     // handler's time to answer (a long-poll may take minutes).
-    StartReadDeadline(fresh ? std::min(server_->limits.header_timeout, server_->idle_timeout)
-                            : server_->idle_timeout);
+    Duration timeout = fresh ? std::min(server_->limits.header_timeout, server_->idle_timeout)
+                             : server_->idle_timeout;
+    if (server_->draining) {
+      timeout = UntilIdleClose(std::chrono::steady_clock::now() + timeout);
+    }
+    StartReadDeadline(timeout);
     bhttp::async_read_header(
         socket_, buffer_, *parser_,
         [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  // From now to `deadline` or the drain's idle_close_at, whichever is first.
+  Duration UntilIdleClose(std::chrono::steady_clock::time_point deadline) const {
+    return std::chrono::duration_cast<Duration>(std::min(deadline, server_->idle_close_at) -
+                                                std::chrono::steady_clock::now());
   }
 
   // Closes the connection unless a complete request has been read within `timeout`.
@@ -280,9 +299,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bhttp::async_write(socket_, *message,
                        [self = shared_from_this(), message](error_code ec, size_t) {
                          if (self->state_ == State::kClosed) return;
-                         if (ec || !self->keep_alive_ || self->server_->draining) {
-                           return self->Close();
-                         }
+                         // A keep-alive answer written when a drain began: the client
+                         // may send again; that request is answered with Connection: close.
+                         if (ec || !self->keep_alive_) return self->Close();
                          self->ReadHeader();
                        });
   }
@@ -472,18 +491,18 @@ ServerStats Server::stats() const {
   return out;
 }
 
-void Server::Drain(std::function<void()> done) {
+void Server::Drain(std::function<void()> done, Duration idle_close) {
   if (impl_->stopped) return;
   impl_->draining = true;
   impl_->drained = std::move(done);
   error_code ec;
   for (auto& acceptor : impl_->acceptors) acceptor->close(ec);
-  std::vector<std::shared_ptr<Connection>> idle;
+  // Idle connections keep waiting for their next request (answered with Connection: close)
+  // until idle_close; then the ones still idle are closed.
+  impl_->idle_close_at = std::chrono::steady_clock::now() + idle_close;
   for (auto& [raw, weak] : impl_->connections) {
-    auto connection = weak.lock();
-    if (connection && !connection->busy()) idle.push_back(connection);
+    if (auto connection = weak.lock()) connection->ShortenIdle();
   }
-  for (auto& connection : idle) connection->Close();
   impl_->MaybeDrained();
 }
 

@@ -38,6 +38,14 @@ struct Probe {
   Duration timeout = std::chrono::milliseconds(100);
   int failure_threshold = 3;
   int success_threshold = 1;
+  // Readiness only: a process that answered ready (or busy) once and then fails readiness
+  // (errors or timeouts) for this long since its last ready/busy answer is hung: it is killed
+  // and replaced (an active-passive primary fails over). 0 = never. When not written:
+  // DefaultFailoverAfter().
+  Duration failover_after = std::chrono::seconds(1);
+
+  // Two probe intervals after readiness has failed: (failure_threshold + 2) x interval.
+  Duration DefaultFailoverAfter() const { return (failure_threshold + 2) * interval; }
 
   bool operator==(const Probe&) const = default;
 };

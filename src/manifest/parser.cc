@@ -28,8 +28,14 @@ constexpr std::string_view kRoleKeys[] = {
 constexpr std::string_view kAutoscaleKeys[] = {"metric", "target", "stabilization", "cooldown"};
 constexpr std::string_view kEndpointKeys[] = {"listen", "allow"};
 constexpr std::string_view kProbesKeys[] = {"liveness", "readiness"};
-constexpr std::string_view kProbeKeys[] = {
-    "kind", "path", "command", "interval", "timeout", "failure_threshold", "success_threshold"};
+constexpr std::string_view kProbeKeys[] = {"kind",
+                                           "path",
+                                           "command",
+                                           "interval",
+                                           "timeout",
+                                           "failure_threshold",
+                                           "success_threshold",
+                                           "failover_after"};
 constexpr std::string_view kRestartKeys[] = {"policy", "max_restarts", "window", "backoff_initial",
                                              "backoff_max"};
 constexpr std::string_view kResourcesKeys[] = {"cpu", "memory"};
@@ -291,8 +297,19 @@ class ManifestReader {
         r_.ReadInt(g, 1, INT_MAX, &probe->failure_threshold);
       } else if (g.key == "success_threshold") {
         r_.ReadInt(g, 1, INT_MAX, &probe->success_threshold);
+      } else if (g.key == "failover_after") {
+        r_.ReadDuration(g, true, &probe->failover_after);
       }
     });
+    if (f.key == "liveness" && Has(f.path + ".failover_after")) {
+      r_.Error(f.path + ".failover_after", r_.positions().at(f.path + ".failover_after"),
+               f.path +
+                   ".failover_after: only readiness probes have failover_after (a failed "
+                   "liveness probe restarts the instance at once)");
+    }
+    if (!Has(f.path + ".failover_after")) {
+      probe->failover_after = probe->DefaultFailoverAfter();
+    }
     Require(f, "kind", "one of tcp, http, exec");
     if (!kind_ok) return;
     std::string kind(ProbeKindName(probe->kind));

@@ -354,6 +354,11 @@ TEST(ParseErrorTest, ProbeShapes) {
                                             "[x]}}\n")),
               ElementsAre("m.yaml:5:47: error: roles[0].probes.readiness.command: only exec "
                           "probes have a command (kind is http)"));
+  EXPECT_THAT(DiagnosticsOf(WithRole(port + "    probes: {liveness: {kind: http, "
+                                            "failover_after: 1s}}\n")),
+              ElementsAre("m.yaml:5:53: error: roles[0].probes.liveness.failover_after: only "
+                          "readiness probes have failover_after (a failed liveness probe "
+                          "restarts the instance at once)"));
   EXPECT_THAT(DiagnosticsOf(WithRole(port + "    probes: {startup: {kind: tcp}}\n")),
               ElementsAre("m.yaml:5:14: error: unknown key \"startup\" in roles[0].probes; known "
                           "keys: liveness, readiness"));
@@ -415,12 +420,16 @@ TEST(LoadTest, QuickstartExampleIsValidAndSaysWhatItShould) {
   EXPECT_EQ(kvd.endpoint->listen, "127.0.0.1:7000");
   EXPECT_THAT(kvd.endpoint->allow, ElementsAre("127.0.0.0/8"));
   EXPECT_EQ(kvd.volume, "kvd-data");
-  EXPECT_EQ(kvd.probes.liveness->kind, ProbeKind::kTcp);
+  // HTTP liveness: a tcp probe would not see a hung process (issue 17).
+  EXPECT_EQ(kvd.probes.liveness->kind, ProbeKind::kHttp);
+  EXPECT_EQ(kvd.probes.liveness->path, "/health");
   EXPECT_EQ(kvd.probes.liveness->interval, 100ms);
   EXPECT_EQ(kvd.probes.liveness->timeout, 100ms);
   EXPECT_EQ(kvd.probes.liveness->failure_threshold, 3);
   EXPECT_EQ(kvd.probes.readiness->kind, ProbeKind::kHttp);
   EXPECT_EQ(kvd.probes.readiness->path, "/health");
+  EXPECT_EQ(kvd.probes.readiness->interval, 100ms);
+  EXPECT_EQ(kvd.probes.readiness->failover_after, 500ms);
   const Role& echo = m.roles[1];
   EXPECT_EQ(echo.name, "echo");
   EXPECT_EQ(echo.mode, RoleMode::kLoadBalanced);
@@ -429,7 +438,8 @@ TEST(LoadTest, QuickstartExampleIsValidAndSaysWhatItShould) {
   EXPECT_EQ(echo.port, 7201);
   EXPECT_EQ(echo.endpoint->listen, "127.0.0.1:7080");
   EXPECT_THAT(echo.endpoint->allow, ElementsAre("127.0.0.0/8"));
-  EXPECT_EQ(echo.probes.liveness->kind, ProbeKind::kTcp);
+  EXPECT_EQ(echo.probes.liveness->kind, ProbeKind::kHttp);
+  EXPECT_EQ(echo.probes.liveness->path, "/health");
   EXPECT_EQ(echo.probes.readiness->kind, ProbeKind::kHttp);
   EXPECT_EQ(echo.probes.readiness->path, "/ready");
 }

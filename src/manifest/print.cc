@@ -59,6 +59,9 @@ void PrintProbe(YAML::Emitter& out, const char* which, const Probe& p) {
   out << YAML::Key << "timeout" << YAML::Value << FormatDuration(p.timeout);
   out << YAML::Key << "failure_threshold" << YAML::Value << p.failure_threshold;
   out << YAML::Key << "success_threshold" << YAML::Value << p.success_threshold;
+  if (std::string_view(which) == "readiness") {
+    out << YAML::Key << "failover_after" << YAML::Value << FormatDuration(p.failover_after);
+  }
   out << YAML::EndMap;
 }
 

@@ -157,6 +157,7 @@ class Validator {
         }
       }
     }
+    CheckHangDetection(p, role.probes);
     if (role.restart.backoff_max < role.restart.backoff_initial) {
       Error(p + ".restart.backoff_max", p + ".restart.backoff_max (" +
                                             FormatDuration(role.restart.backoff_max) +
@@ -174,6 +175,30 @@ class Validator {
                          "HAFAB_VOLUME_DIR, ...) and replace this value");
       }
     }
+  }
+
+  // A hung process (stopped, deadlocked) still completes TCP handshakes from its listen
+  // backlog: only an http/exec probe sees it, as a failed liveness probe or as readiness
+  // failing for failover_after.
+  void CheckHangDetection(const std::string& p, const Probes& probes) {
+    if (const auto& r = probes.readiness; r && r->failover_after > Duration::zero()) {
+      Duration least = r->failure_threshold * r->interval;
+      if (r->failover_after < least) {
+        std::string fp = p + ".probes.readiness.failover_after";
+        Error(fp, fp + " (" + FormatDuration(r->failover_after) +
+                      ") must be at least failure_threshold x interval (" + FormatDuration(least) +
+                      "), the time readiness takes to fail; 0 turns it off");
+      }
+    }
+    const auto& l = probes.liveness;
+    if (!l || l->kind != ProbeKind::kTcp) return;
+    const auto& r = probes.readiness;
+    if (r && r->kind != ProbeKind::kTcp && r->failover_after > Duration::zero()) return;
+    std::string lp = p + ".probes.liveness";
+    Warning(lp, lp + ": a tcp liveness probe alone cannot see a hung process (a stopped or "
+                     "deadlocked process still accepts connections into its listen backlog); "
+                     "use kind: http or exec, or an http/exec readiness probe with "
+                     "failover_after");
   }
 
   void CheckUnique(const std::string& path, const std::string& name, std::string_view what,

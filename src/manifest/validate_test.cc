@@ -120,6 +120,52 @@ TEST(ValidateTest, EndpointAndHostProbesNeedAPort) {
                           "role's port; add port: 1..65535"));
 }
 
+TEST(ValidateTest, TcpLivenessAloneCannotSeeAHungProcess) {
+  const std::string role =
+      "roles:\n"
+      "  - name: a\n"
+      "    command: a\n"
+      "    port: 80\n"
+      "    probes:\n"
+      "      liveness: {kind: tcp}\n";
+  const std::string warning =
+      "m.yaml:6:17: warning: roles[0].probes.liveness: a tcp liveness probe alone cannot see a "
+      "hung process (a stopped or deadlocked process still accepts connections into its listen "
+      "backlog); use kind: http or exec, or an http/exec readiness probe with failover_after";
+  EXPECT_THAT(DiagnosticsOf(role), ElementsAre(warning));
+  EXPECT_THAT(DiagnosticsOf(role + "      readiness: {kind: tcp}\n"), ElementsAre(warning));
+  EXPECT_THAT(DiagnosticsOf(role + "      readiness: {kind: http, failover_after: 0s}\n"),
+              ElementsAre(warning));
+  EXPECT_THAT(DiagnosticsOf(role + "      readiness: {kind: http}\n"), IsEmpty());
+  EXPECT_THAT(DiagnosticsOf("roles:\n"
+                            "  - name: a\n"
+                            "    command: a\n"
+                            "    port: 80\n"
+                            "    probes:\n"
+                            "      liveness: {kind: http, path: /health}\n"),
+              IsEmpty());
+}
+
+TEST(ValidateTest, FailoverAfterIsAtLeastTheTimeReadinessTakesToFail) {
+  EXPECT_THAT(DiagnosticsOf("roles:\n"
+                            "  - name: a\n"
+                            "    command: a\n"
+                            "    port: 80\n"
+                            "    probes:\n"
+                            "      readiness: {kind: http, interval: 100ms, failover_after: "
+                            "200ms}\n"),
+              ElementsAre("m.yaml:6:64: error: roles[0].probes.readiness.failover_after (200ms) "
+                          "must be at least failure_threshold x interval (300ms), the time "
+                          "readiness takes to fail; 0 turns it off"));
+  auto m = ParseManifest(
+      "roles:\n"
+      "  - {name: a, command: a, port: 80, probes: {readiness: {kind: http, interval: 100ms}}}\n",
+      "m.yaml");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m.manifest->roles[0].probes.readiness->failover_after, std::chrono::milliseconds(500))
+      << "default: (failure_threshold + 2) x interval";
+}
+
 TEST(ValidateTest, ActivePassiveWarnings) {
   auto out = ParseManifest(
       "roles:\n"

@@ -52,7 +52,8 @@ std::string Manifest(const ClusterOptions& o, int kvd_port, int echo_port, int k
     << o.kvd_instances << "\n    port: " << kvd_app << "\n    volume: kvd-data\n"
     << "    endpoint:\n      listen: 127.0.0.1:" << kvd_port << "\n      allow: [127.0.0.0/8]\n"
     << "    probes:\n"
-    << "      liveness: {kind: tcp, interval: 100ms, timeout: 100ms, failure_threshold: 3}\n"
+    << "      liveness: {kind: http, path: /health, interval: 100ms, timeout: 100ms, "
+       "failure_threshold: 3}\n"
     << "      readiness: {kind: http, path: /health, interval: 100ms, timeout: 100ms}\n";
   if (o.echo_instances > 0) {
     m << "  - name: echo\n    mode: load-balanced\n    command: echo-app\n";
@@ -63,13 +64,40 @@ std::string Manifest(const ClusterOptions& o, int kvd_port, int echo_port, int k
     m << "    port: " << echo_app << "\n"
       << "    endpoint:\n      listen: 127.0.0.1:" << echo_port << "\n      allow: [127.0.0.0/8]\n"
       << "    probes:\n"
+      << "      liveness: {kind: http, path: /health}\n"
       << "      readiness: {kind: http, path: /ready, interval: 100ms, timeout: 100ms}\n"
       << o.echo_extra;
   }
   return m.str();
 }
 
+// The quickstart with its fixed ports replaced; Internal if a text to replace is missing.
+Result<std::string> Quickstart(const ClusterOptions& o, int kvd_port, int echo_port, int kvd_app,
+                               int echo_app) {
+  std::string m = ReadFile(std::string(HAFAB_SOURCE_DIR) + "/examples/quickstart.yaml");
+  std::vector<std::pair<std::string, std::string>> edits = {
+      {"listen: 127.0.0.1:7000", "listen: 127.0.0.1:" + std::to_string(kvd_port)},
+      {"listen: 127.0.0.1:7080", "listen: 127.0.0.1:" + std::to_string(echo_port)},
+      {"port: 7101", "port: " + std::to_string(kvd_app)},
+      {"port: 7201", "port: " + std::to_string(echo_app)}};
+  edits.insert(edits.end(), o.quickstart_edits.begin(), o.quickstart_edits.end());
+  for (const auto& [from, to] : edits) {
+    size_t at = m.find(from);
+    if (at == std::string::npos) {
+      return Status::Internal("examples/quickstart.yaml has no \"" + from + "\" to replace");
+    }
+    m.replace(at, from.size(), to);
+  }
+  return m;
+}
+
 }  // namespace
+
+const std::pair<std::string, std::string> kQuickstartKvdTcpLiveness = {
+    "        kind: http       # GET http://127.0.0.1:$HAFAB_PORT/health; 2xx = alive. Not tcp: "
+    "a\n        path: /health    #   hung (stopped, deadlocked) process still accepts TCP "
+    "connections\n",
+    "        kind: tcp\n"};
 
 Cluster::Cluster(ClusterOptions opts) : opts_(std::move(opts)) {
   char tmpl[] = "/tmp/hafab-e2e-XXXXXX";
@@ -92,7 +120,13 @@ Status Cluster::Start(Duration timeout) {
   int kvd_app = FreePort();
   int echo_app = kvd_app + 100;
   std::string file = dir_ + "/cluster.yaml";
-  std::ofstream(file) << Manifest(opts_, kvd_port_, echo_port_, kvd_app, echo_app);
+  if (opts_.quickstart) {
+    HAFAB_ASSIGN_OR_RETURN(std::string m,
+                           Quickstart(opts_, kvd_port_, echo_port_, kvd_app, echo_app));
+    std::ofstream(file) << m;
+  } else {
+    std::ofstream(file) << Manifest(opts_, kvd_port_, echo_port_, kvd_app, echo_app);
+  }
 
   std::vector<std::string> args = {
       HAFAB_BIN,         "up", file, "--state-dir", state_dir_, "--no-watch", "--revive-after",

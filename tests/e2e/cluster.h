@@ -7,6 +7,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -26,7 +27,16 @@ struct ClusterOptions {
   std::string echo_extra;
   std::string api_listen = "127.0.0.1:0";   // the controller's API (settings.api_listen)
   std::vector<std::string> node_addresses;  // node i's `address` (n1 first); none = default
+  // Run examples/quickstart.yaml as shipped (its ports replaced by free ones) instead of the
+  // manifest built from the fields above (only revive_after and extra_up_args apply), after
+  // replacing each `first` text in it by `second` (each must occur).
+  bool quickstart = false;
+  std::vector<std::pair<std::string, std::string>> quickstart_edits;
 };
+
+// A quickstart_edits entry: the quickstart's kvd liveness probe as tcp, which a hung
+// process passes (then only readiness failover_after replaces it).
+extern const std::pair<std::string, std::string> kQuickstartKvdTcpLiveness;
 
 class Cluster {
  public:

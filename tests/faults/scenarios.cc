@@ -278,26 +278,13 @@ class InstanceKill : public ClusterScenario {
   }
 };
 
-// SIGSTOP of the primary instance: a hung service that only liveness probes can catch.
+// SIGSTOP of the primary instance: a hung service (it still completes TCP handshakes from its
+// listen backlog). The e2e manifest's HTTP liveness probe, like the quickstart's, catches it.
 class InstanceStop : public ClusterScenario {
  public:
   std::string name() const override { return "instance_stop"; }
 
  protected:
-  // The e2e manifest probes kvd's liveness over TCP, which a stopped process still passes
-  // (the kernel completes the handshake from the listen backlog). A hung service is caught
-  // by an HTTP liveness probe: apply the same manifest with one.
-  Status Prepare(Cluster& c) override {
-    std::string file = c.state_dir() + "/../cluster.yaml";
-    std::ifstream in(file);
-    std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::string tcp = "liveness: {kind: tcp,";
-    auto at = yaml.find(tcp);
-    if (at == std::string::npos) return Status::Internal("no tcp liveness probe in " + file);
-    yaml.replace(at, tcp.size(), "liveness: {kind: http, path: /health,");
-    auto r = c.Api("POST", "/v1/apply?file=cluster.yaml", yaml);
-    return r.ok() ? Status::Ok() : r.status().WithContext("applying an http liveness probe");
-  }
   Status Inject(Cluster& c, const Target& t, Random&, std::string* detail) override {
     *detail = "SIGSTOP " + t.primary + " on " + t.node;
     return HafabKill(c, {t.primary, "--signal", "STOP"});
