@@ -396,6 +396,12 @@ json Controller::BuildRoutes() const {
                {"allow", ResolveAllow(role.spec.endpoint->allow)},
                {"epoch", role.epoch},
                {"backends", json::array()}};
+    auto backend = [&](const InstanceRecord& inst, bool ready, bool busy) {
+      return json{
+          {"instance", inst.name}, {"node", inst.node},   {"address", nodes_.at(inst.node).address},
+          {"port", inst.port},     {"epoch", inst.epoch}, {"ready", ready},
+          {"busy", busy}};
+    };
     auto add = [&](const InstanceRecord& inst) {
       if (NodeDown(inst.node)) return;
       bool busy = false;
@@ -409,28 +415,16 @@ json Controller::BuildRoutes() const {
           clock_.Now() < started_at_ + opts_.lease_ttl) {
         ready = true;
       }
-      ep["backends"].push_back({{"instance", inst.name},
-                                {"node", inst.node},
-                                {"address", nodes_.at(inst.node).address},
-                                {"port", inst.port},
-                                {"epoch", inst.epoch},
-                                {"ready", ready},
-                                {"busy", busy}});
+      ep["backends"].push_back(backend(inst, ready, busy));
     };
     if (ap) {
       auto pi = instances_.find(role.primary);
       if (role.routed && pi != instances_.end() && pi->second.run) {
         add(pi->second);
       } else if (pi != instances_.end() && HandingOver(role, pi->second)) {
-        const InstanceRecord& inst = pi->second;
-        ep["backends"].push_back({{"instance", inst.name},
-                                  {"node", inst.node},
-                                  {"address", nodes_.at(inst.node).address},
-                                  {"port", inst.port},
-                                  {"epoch", inst.epoch},
-                                  {"ready", false},
-                                  {"busy", false},
-                                  {"handing_over", true}});
+        json b = backend(pi->second, false, false);
+        b["handing_over"] = true;
+        ep["backends"].push_back(std::move(b));
       }
     } else {
       for (const auto& [name, inst] : instances_) {
