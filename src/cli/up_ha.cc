@@ -11,23 +11,13 @@
 #include <set>
 #include <sstream>
 
+#include "core/port_free.h"
+
 namespace hafab::cli {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-bool PortFree(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return free;
-}
 
 // Free ports in 20000..31999: below the ephemeral range, where no outgoing connection
 // takes them between now and the server's bind.

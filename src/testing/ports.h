@@ -8,20 +8,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/port_free.h"
+
 namespace hafab::testing {
 
-// Whether nothing listens on (or lingers in TIME_WAIT on) 127.0.0.1:port.
-inline bool PortFree(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return free;
-}
+using hafab::PortFree;
 
 // A free port below the ephemeral range (32768+), so that no outgoing connection of
 // another test takes it between this check and the server's bind. Consecutive calls
