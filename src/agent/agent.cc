@@ -234,7 +234,7 @@ void Agent::CheckLease() {
   std::vector<std::string> killed = supervisor_->Fence(reason);
   fenced_at_ = clock_.Now();
   if (!killed.empty() || heartbeats_ok_ > 0) {
-    unreported_fence_ = FenceRecord{reason, clock_.WallNow(), killed};
+    unreported_fence_ = wire::FenceReport{reason, clock_.WallNow(), killed};
   }
   supervisor_->Tick();
 }
@@ -322,7 +322,7 @@ void Agent::SendHeartbeat() {
   if (heartbeat_in_flight_) return;  // never pile up: the next one goes when this returns
   heartbeat_again_ = false;
   sent_digest_ = ReportDigest();
-  HeartbeatInput in;
+  wire::AgentHeartbeat in;
   in.node = options_.node;
   in.address = options_.address;
   in.agent_version = kVersion;
@@ -340,40 +340,38 @@ void Agent::SendHeartbeat() {
   // listen queue an anonymous flood keeps full, retransmitted only after 1 s) is given up
   // and sent again on a new connection while the lease still holds.
   Duration timeout = std::min<Duration>(options_.lease_ttl / 2, std::chrono::seconds(1));
-  client_.Heartbeat(
-      options_.node, BuildHeartbeat(in), timeout,
-      [this, sent_at, carried_fence](Result<HeartbeatAnswer> r) {
-        heartbeat_in_flight_ = false;
-        if (!r.ok()) {
-          if (heartbeat_failures_++ % 25 == 0) {
-            if (heartbeats_ok_ == 0) {  // never answered: started before the controller
-              spdlog::warn("agent {}: waiting for the controller ({}), heartbeat every {}ms: {}",
-                           options_.node, fmt::join(options_.controllers, ","),
-                           ToMillis(options_.heartbeat_interval), r.status().ToString());
-            } else {
-              spdlog::warn("agent {}: heartbeat failed ({} in a row): {}", options_.node,
-                           heartbeat_failures_, r.status().ToString());
-            }
-          }
-          return;
+  client_.Heartbeat(in, timeout, [this, sent_at, carried_fence](Result<wire::HeartbeatAnswer> r) {
+    heartbeat_in_flight_ = false;
+    if (!r.ok()) {
+      if (heartbeat_failures_++ % 25 == 0) {
+        if (heartbeats_ok_ == 0) {  // never answered: started before the controller
+          spdlog::warn("agent {}: waiting for the controller ({}), heartbeat every {}ms: {}",
+                       options_.node, fmt::join(options_.controllers, ","),
+                       ToMillis(options_.heartbeat_interval), r.status().ToString());
+        } else {
+          spdlog::warn("agent {}: heartbeat failed ({} in a row): {}", options_.node,
+                       heartbeat_failures_, r.status().ToString());
         }
-        if (heartbeat_failures_ > 0) {
-          spdlog::info("agent {}: heartbeat answered again after {} failures", options_.node,
-                       heartbeat_failures_);
-        }
-        heartbeat_failures_ = 0;
-        ++heartbeats_ok_;
-        options_.lease_ttl = r->lease_ttl;
-        lease_.Renewed(sent_at, r->lease_ttl);
-        PersistLease();
-        ArmFenceTimer();
-        if (carried_fence) unreported_fence_.reset();
-        controller_generation_ = r->assignments_generation;
-        if (!have_list_ || controller_generation_ != applied_generation_ || supervisor_->fenced()) {
-          Poll(/*immediate=*/true);
-        }
-        if (heartbeat_again_) SendHeartbeat();
-      });
+      }
+      return;
+    }
+    if (heartbeat_failures_ > 0) {
+      spdlog::info("agent {}: heartbeat answered again after {} failures", options_.node,
+                   heartbeat_failures_);
+    }
+    heartbeat_failures_ = 0;
+    ++heartbeats_ok_;
+    options_.lease_ttl = r->lease_ttl;
+    lease_.Renewed(sent_at, r->lease_ttl);
+    PersistLease();
+    ArmFenceTimer();
+    if (carried_fence) unreported_fence_.reset();
+    controller_generation_ = r->assignments_generation;
+    if (!have_list_ || controller_generation_ != applied_generation_ || supervisor_->fenced()) {
+      Poll(/*immediate=*/true);
+    }
+    if (heartbeat_again_) SendHeartbeat();
+  });
 }
 
 void Agent::Poll(bool immediate) {

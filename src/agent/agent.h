@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "agent/controller_client.h"
-#include "agent/heartbeat.h"
 #include "agent/launcher.h"
 #include "agent/lease.h"
 #include "agent/probe_runner.h"
@@ -108,7 +107,7 @@ class Agent {
   uint64_t applied_seq_ = 0;
   uint64_t controller_generation_ = 0;
   std::optional<TimePoint> fenced_at_;
-  std::optional<FenceRecord> unreported_fence_;
+  std::optional<wire::FenceReport> unreported_fence_;
   int heartbeats_ok_ = 0;
   int heartbeat_failures_ = 0;
   bool shutting_down_ = false;

@@ -346,7 +346,9 @@ TEST(ControllerClientTest, FollowsTheLeaderAFollowerNames) {
   ControllerClient client(io, {follower.url(), other.url(), leader.url()}, leader.token());
   std::vector<Status> results;
   std::function<void()> beat = [&] {
-    client.Heartbeat("n1", R"({"node": "n1"})", 1s, [&](Result<HeartbeatAnswer> r) {
+    wire::AgentHeartbeat hb;
+    hb.node = "n1";
+    client.Heartbeat(hb, 1s, [&](Result<wire::HeartbeatAnswer> r) {
       results.push_back(r.status());
       if (results.size() < 2) beat();
     });

@@ -9,7 +9,6 @@
 
 #include "agent/assignment.h"
 #include "agent/cgroup_limiter.h"
-#include "agent/heartbeat.h"
 #include "agent/lease.h"
 #include "testing/fake_clock.h"
 
@@ -50,55 +49,6 @@ TEST(LeaseTrackerTest, RestoredDeadlineFromPreviousRun) {
   EXPECT_TRUE(lease.Expired());
   lease.Restore(clock.Now() + milliseconds(500));
   EXPECT_TRUE(lease.Valid());
-}
-
-TEST(HeartbeatTest, BodyFollowsTheProtocol) {
-  HeartbeatInput in;
-  in.node = "n1";
-  in.address = "127.0.0.1";
-  in.agent_version = "0.1.0";
-  in.boot_id = "b";
-  in.labels = {{"fault_domain", "fd1"}};
-  in.assignments_generation = 12;
-  InstanceReport r;
-  r.instance = "kvd-0";
-  r.role = "kvd";
-  r.epoch = 3;
-  r.run = true;
-  r.state = InstanceState::kRunning;
-  r.pid = 4242;
-  r.liveness = Liveness::kOk;
-  r.readiness = Readiness::kBusy;
-  r.cpu_percent = 1.5;
-  r.rss_bytes = 1048576;
-  in.instances = {r};
-  in.volumes = {{"kvd-data", VolumeState::kDetaching, "kvd-0", "still held by pid 7"},
-                {"other", VolumeState::kAttaching, "x-0", ""}};
-  in.fence = FenceRecord{"lease expired", WallTime(std::chrono::seconds(10)), {"kvd-0"}};
-  auto j = nlohmann::json::parse(BuildHeartbeat(in));
-  EXPECT_EQ(j["node"], "n1");
-  EXPECT_EQ(j["assignments_generation"], 12);
-  EXPECT_EQ(j["labels"]["fault_domain"], "fd1");
-  auto i = j["instances"][0];
-  EXPECT_EQ(i["state"], "running");
-  EXPECT_EQ(i["liveness"], "ok");
-  EXPECT_EQ(i["readiness"], "busy");
-  EXPECT_EQ(i["pid"], 4242);
-  EXPECT_EQ(i["epoch"], 3);
-  EXPECT_EQ(i["rss_bytes"], 1048576);
-  EXPECT_EQ(j["volumes"][0]["state"], "detaching");
-  EXPECT_EQ(j["volumes"][0]["error"], "still held by pid 7");
-  EXPECT_EQ(j["volumes"][1]["state"], "detached");  // attaching is not attached yet
-  EXPECT_EQ(j["fence"]["killed"][0], "kvd-0");
-  EXPECT_EQ(j["fence"]["at_unix_ms"], 10000);
-}
-
-TEST(HeartbeatTest, ParsesAnswer) {
-  auto a = ParseHeartbeatAnswer(R"({"lease_ttl_ms": 900, "assignments_generation": 13})");
-  ASSERT_TRUE(a.ok());
-  EXPECT_EQ(a->lease_ttl, milliseconds(900));
-  EXPECT_EQ(a->assignments_generation, 13u);
-  EXPECT_FALSE(ParseHeartbeatAnswer("not json").ok());
 }
 
 TEST(AssignmentTest, ParsesTheProtocolExample) {

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json.h"
 #include "http/http.h"
 #include "http/leader_hint.h"
 
@@ -70,15 +71,15 @@ void ControllerClient::Call(const std::string& method, const std::string& path, 
                    });
 }
 
-void ControllerClient::Heartbeat(const std::string& node, std::string body, Duration timeout,
-                                 std::function<void(Result<HeartbeatAnswer>)> done) {
-  Call("POST", "/v1/agents/" + node + "/heartbeat", std::move(body), timeout,
-       [done = std::move(done)](Result<std::string> r) {
+void ControllerClient::Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration timeout,
+                                 std::function<void(Result<wire::HeartbeatAnswer>)> done) {
+  Call("POST", "/v1/agents/" + heartbeat.node + "/heartbeat", Dump(wire::ToJson(heartbeat)),
+       timeout, [done = std::move(done)](Result<std::string> r) {
          if (!r.ok()) {
            done(r.status());
            return;
          }
-         done(ParseHeartbeatAnswer(*r));
+         done(wire::ParseHeartbeatAnswer(*r));
        });
 }
 

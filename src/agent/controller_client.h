@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "agent/assignment.h"
-#include "agent/heartbeat.h"
 #include "core/result.h"
+#include "wire/agent_heartbeat.h"
 
 namespace hafab::agent {
 
@@ -21,10 +21,10 @@ class ControllerClient {
   ControllerClient(boost::asio::io_context& io, std::vector<std::string> base_urls,
                    std::string token);
 
-  // POST /v1/agents/{node}/heartbeat. Errors: Unavailable / DeadlineExceeded (try again,
+  // POST /v1/agents/{heartbeat.node}/heartbeat. Errors: Unavailable / DeadlineExceeded (try again,
   // the next URL is used), PermissionDenied (401/403), Internal (other statuses).
-  void Heartbeat(const std::string& node, std::string body, Duration timeout,
-                 std::function<void(Result<HeartbeatAnswer>)> done);
+  void Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration timeout,
+                 std::function<void(Result<wire::HeartbeatAnswer>)> done);
 
   // GET /v1/agents/{node}/assignments?after=G&wait_ms=W. Errors as Heartbeat, and
   // InvalidArgument when the answer does not parse.

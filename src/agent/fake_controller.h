@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "http/http.h"
+#include "wire/agent_heartbeat.h"
 
 namespace hafab::agent::testutil {
 
@@ -132,18 +133,20 @@ class FakeController {
       return;
     }
     if (req.method == "POST" && req.path.find("/heartbeat") != std::string::npos) {
+      nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+      // What the controller would refuse is refused here too.
+      if (auto hb = wire::ParseAgentHeartbeat(body); !hb.ok()) {
+        respond(http::Response::Json(400, nlohmann::json{{"error", hb.status().message()}}.dump()));
+        return;
+      }
       {
         std::lock_guard<std::mutex> lock(mu_);
-        last_heartbeat_ = nlohmann::json::parse(req.body);
+        last_heartbeat_ = body;
         ++heartbeats_;
         if (last_heartbeat_.contains("fence")) fence_reports_.push_back(last_heartbeat_["fence"]);
       }
       respond(http::Response::Json(
-          200,
-          nlohmann::json{{"lease_ttl_ms",
-                          std::chrono::duration_cast<std::chrono::milliseconds>(lease_ttl).count()},
-                         {"assignments_generation", generation_}}
-              .dump()));
+          200, wire::ToJson(wire::HeartbeatAnswer{lease_ttl, generation_}).dump()));
       return;
     }
     if (req.method == "GET" && req.path.find("/assignments") != std::string::npos) {

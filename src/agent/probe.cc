@@ -2,34 +2,6 @@
 
 namespace hafab::agent {
 
-std::string_view LivenessName(Liveness l) {
-  switch (l) {
-    case Liveness::kUnknown:
-      return "unknown";
-    case Liveness::kOk:
-      return "ok";
-    case Liveness::kFailing:
-      return "failing";
-    case Liveness::kFailed:
-      return "failed";
-  }
-  return "unknown";
-}
-
-std::string_view ReadinessName(Readiness r) {
-  switch (r) {
-    case Readiness::kUnknown:
-      return "unknown";
-    case Readiness::kReady:
-      return "ready";
-    case Readiness::kBusy:
-      return "busy";
-    case Readiness::kFailed:
-      return "failed";
-  }
-  return "unknown";
-}
-
 void ProbeTracker::Record(ProbeOutcome outcome) {
   if (outcome == ProbeOutcome::kFailed) {
     successes_ = 0;

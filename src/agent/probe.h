@@ -5,14 +5,13 @@
 
 #include <string_view>
 
+#include "wire/states.h"
+
 namespace hafab::agent {
 
 enum class ProbeOutcome { kOk, kBusy, kFailed };
-enum class Liveness { kUnknown, kOk, kFailing, kFailed };
-enum class Readiness { kUnknown, kReady, kBusy, kFailed };
-
-std::string_view LivenessName(Liveness l);    // "unknown", "ok", "failing", "failed"
-std::string_view ReadinessName(Readiness r);  // "unknown", "ready", "busy", "failed"
+using wire::Liveness;
+using wire::Readiness;
 
 // Counts consecutive results against the thresholds. Not thread-safe.
 class ProbeTracker {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string_view>
 
 namespace hafab::agent {
@@ -150,6 +151,13 @@ std::map<pid_t, GroupUsage> UsageOfGroups(const std::vector<pid_t>& pgids) {
 uint64_t ClockTicksPerSecond() {
   static const uint64_t ticks = static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
   return ticks;
+}
+
+std::string ReadBootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
 }
 
 }  // namespace hafab::agent

@@ -45,4 +45,7 @@ std::map<pid_t, GroupUsage> UsageOfGroups(const std::vector<pid_t>& pgids);
 // sysconf(_SC_CLK_TCK).
 uint64_t ClockTicksPerSecond();
 
+// /proc/sys/kernel/random/boot_id, "" if unreadable.
+std::string ReadBootId();
+
 }  // namespace hafab::agent

@@ -63,24 +63,6 @@ std::string MinimalJson(const Assignment& a) {
 
 }  // namespace
 
-std::string_view InstanceStateName(InstanceState s) {
-  switch (s) {
-    case InstanceState::kStarting:
-      return "starting";
-    case InstanceState::kRunning:
-      return "running";
-    case InstanceState::kStopping:
-      return "stopping";
-    case InstanceState::kStopped:
-      return "stopped";
-    case InstanceState::kBackoff:
-      return "backoff";
-    case InstanceState::kFailed:
-      return "failed";
-  }
-  return "stopped";
-}
-
 struct Supervisor::Instance {
   Assignment desired;
   bool removed = false;
@@ -235,7 +217,7 @@ void Supervisor::Apply(const AssignmentList& list) {
 bool Supervisor::Idle() const {
   if (!Pids().empty()) return false;
   for (const auto& v : volumes_.Report()) {
-    if (v.state != VolumeState::kDetached) return false;
+    if (v.state != wire::VolumeState::kDetached) return false;
   }
   return true;
 }

@@ -28,30 +28,15 @@
 #include "agent/resource_limiter.h"
 #include "agent/volume_manager.h"
 #include "core/clock.h"
+#include "wire/agent_heartbeat.h"
 
 namespace hafab::agent {
 
-enum class InstanceState { kStarting, kRunning, kStopping, kStopped, kBackoff, kFailed };
-std::string_view InstanceStateName(InstanceState s);
+using wire::InstanceReport;
+using wire::InstanceState;
+using wire::InstanceStateName;
 
 enum class ProbeType { kLiveness, kReadiness };
-
-// One instance as the heartbeat reports it.
-struct InstanceReport {
-  std::string instance;
-  std::string role;
-  uint64_t epoch = 0;
-  bool run = false;
-  InstanceState state = InstanceState::kStopped;
-  pid_t pid = 0;
-  Liveness liveness = Liveness::kUnknown;
-  Readiness readiness = Readiness::kUnknown;
-  int restarts = 0;
-  std::string last_exit;  // "exit 1", "signal 9 (Killed)", "oom", "liveness failed", ...
-  std::string message;    // why it is not running as assigned; "" if it is
-  double cpu_percent = 0;
-  uint64_t rss_bytes = 0;
-};
 
 // What the probe runner needs to probe one running process.
 struct ProbeTarget {

@@ -376,7 +376,7 @@ TEST_F(SupervisorTest, NotHungBeforeTheFirstReadyAnswerOrWithFailoverAfterZero) 
 
 std::string VolumeState(VolumeManager& v, const std::string& name) {
   for (const auto& r : v.Report()) {
-    if (r.name == name) return std::string(VolumeStateName(r.state));
+    if (r.name == name) return std::string(wire::VolumeStateName(r.state));
   }
   return "absent";
 }

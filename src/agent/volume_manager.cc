@@ -11,19 +11,6 @@
 
 namespace hafab::agent {
 
-std::string_view VolumeStateName(VolumeState s) {
-  switch (s) {
-    case VolumeState::kAttached:
-      return "attached";
-    case VolumeState::kDetaching:
-      return "detaching";
-    case VolumeState::kAttaching:
-    case VolumeState::kDetached:
-      return "detached";
-  }
-  return "detached";
-}
-
 VolumeManager::VolumeManager(Clock& clock, provider::Provider& provider, std::string node,
                              Runner runner, HolderCheck holders)
     : clock_(clock),
@@ -56,7 +43,12 @@ void VolumeManager::NoteAttached(const std::string& name, const std::string& ins
 
 std::vector<VolumeReport> VolumeManager::Report() const {
   std::vector<VolumeReport> out;
-  for (const auto& [name, v] : volumes_) out.push_back({name, v.state, v.instance, v.error});
+  for (const auto& [name, v] : volumes_) {
+    wire::VolumeState state = v.state == VolumeState::kAttached    ? wire::VolumeState::kAttached
+                              : v.state == VolumeState::kDetaching ? wire::VolumeState::kDetaching
+                                                                   : wire::VolumeState::kDetached;
+    out.push_back({name, state, v.instance, v.error});
+  }
   return out;
 }
 

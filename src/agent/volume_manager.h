@@ -17,19 +17,14 @@
 #include "core/clock.h"
 #include "core/status.h"
 #include "provider/provider.h"
+#include "wire/agent_heartbeat.h"
 
 namespace hafab::agent {
 
+// A volume's state here; the heartbeat reports attaching as detached (not attached yet).
 enum class VolumeState { kAttaching, kAttached, kDetaching, kDetached };
-// Wire names: attaching is reported as "detached" (not attached yet) with its error, if any.
-std::string_view VolumeStateName(VolumeState s);
 
-struct VolumeReport {
-  std::string name;
-  VolumeState state = VolumeState::kDetached;
-  std::string instance;
-  std::string error;  // why an attach or detach has not succeeded yet; "" if none
-};
+using wire::VolumeReport;
 
 class VolumeManager {
  public:

@@ -215,7 +215,15 @@ void Api::Route(const http::Request& req, bool admin, http::Responder& respond) 
     if (m == "POST" && p[3] == "heartbeat") {
       auto body = BodyJson(req, false);
       if (!body.ok()) return respond(ErrorResponse(body.status()));
-      return reply(c_.AgentHeartbeat(node, *body));
+      auto hb = wire::ParseAgentHeartbeat(*body);
+      if (!hb.ok()) return respond(ErrorResponse(hb.status()));
+      if (!hb->node.empty() && hb->node != node) {
+        return respond(ErrorResponse(Status::InvalidArgument("node: the body's '" + hb->node +
+                                                             "' is not the URL's '" + node + "'")));
+      }
+      auto answer = c_.AgentHeartbeat(node, *hb);
+      if (!answer.ok()) return respond(ErrorResponse(answer.status()));
+      return respond(Ok(wire::ToJson(*answer)));
     }
     if (m == "GET" && p[3] == "assignments") {
       auto after = QueryInt(req, "after", 0);
@@ -228,7 +236,11 @@ void Api::Route(const http::Request& req, bool admin, http::Responder& respond) 
   if (m == "POST" && p.size() == 4 && what == "gateways" && p[3] == "heartbeat") {
     auto body = BodyJson(req, false);
     if (!body.ok()) return respond(ErrorResponse(body.status()));
-    return reply(c_.GatewayHeartbeat(p[2], *body));
+    auto hb = wire::ParseGatewayHeartbeat(*body);
+    if (!hb.ok()) return respond(ErrorResponse(hb.status()));
+    auto answer = c_.GatewayHeartbeat(p[2], *hb);
+    if (!answer.ok()) return respond(ErrorResponse(answer.status()));
+    return respond(Ok(wire::ToJson(*answer)));
   }
   if (m == "POST" && p.size() == 4 && what == "roles") {
     auto body = BodyJson(req, true);

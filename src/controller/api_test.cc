@@ -129,6 +129,12 @@ TEST_F(ApiTest, ErrorsNameTheField) {
   EXPECT_EQ(Body(r)["error"], "body: not valid JSON");
   r = Send("POST", "/v1/agents/n1/heartbeat", R"({"instances": 3})");
   EXPECT_EQ(Body(r)["error"], "instances: must be an array");
+  r = Send("POST", "/v1/agents/n1/heartbeat",
+           R"({"instances": [{"instance": "x", "restarts": "two"}]})");
+  EXPECT_EQ(Body(r)["error"], "instances[0].restarts: must be an integer");
+  r = Send("POST", "/v1/agents/n1/heartbeat", R"({"node": "n2"})");
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(Body(r)["error"], "node: the body's 'n2' is not the URL's 'n1'");
   Send("POST", "/v1/apply", kManifest);
   r = Send("POST", "/v1/roles/web/scale", R"({"instances": "x"})");
   EXPECT_EQ(r->status, 400);

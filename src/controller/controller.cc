@@ -405,81 +405,45 @@ void Controller::OnNodeExpired(const std::string& node) {
       {{"node", node}});
 }
 
-Result<json> Controller::AgentHeartbeat(const std::string& node, const json& body) {
+Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node,
+                                                         const wire::AgentHeartbeat& hb) {
   if (crashed_) return Status::Unavailable("controller stopping");
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
-  if (!body.is_object()) return Status::InvalidArgument("body: must be a JSON object");
   NodeObservation next;
-  std::string addr, fd, ud;
-  HAFAB_RETURN_IF_ERROR(Read(body, "address", "", &addr));
-  HAFAB_RETURN_IF_ERROR(Read(body, "agent_version", "", &next.agent_version));
-  HAFAB_RETURN_IF_ERROR(Read(body, "boot_id", "", &next.boot_id));
-  HAFAB_RETURN_IF_ERROR(Read(body, "assignments_generation", "", &next.assignments_generation));
-  if (body.contains("labels")) {
-    if (!body["labels"].is_object()) return Status::InvalidArgument("labels: must be an object");
-    HAFAB_RETURN_IF_ERROR(Read(body["labels"], "fault_domain", "labels", &fd));
-    HAFAB_RETURN_IF_ERROR(Read(body["labels"], "update_domain", "labels", &ud));
-  }
-  if (body.contains("instances")) {
-    if (!body["instances"].is_array())
-      return Status::InvalidArgument("instances: must be an array");
-    if (body["instances"].size() > static_cast<size_t>(manifest::kMaxTotalInstances)) {
-      return Status::InvalidArgument("instances: " + std::to_string(body["instances"].size()) +
-                                     " listed; at most " +
-                                     std::to_string(manifest::kMaxTotalInstances));
-    }
-    for (size_t i = 0; i < body["instances"].size(); ++i) {
-      const json& ij = body["instances"][i];
-      std::string path = "instances[" + std::to_string(i) + "]";
-      if (!ij.is_object()) return Status::InvalidArgument(path + ": must be an object");
-      std::string name;
-      ObservedInstance o;
-      HAFAB_RETURN_IF_ERROR(Read(ij, "instance", path, &name));
-      if (name.empty()) return Status::InvalidArgument(path + ".instance: required");
-      HAFAB_RETURN_IF_ERROR(Read(ij, "role", path, &o.role));
-      HAFAB_RETURN_IF_ERROR(Read(ij, "state", path, &o.state));
-      HAFAB_RETURN_IF_ERROR(Read(ij, "liveness", path, &o.liveness));
-      HAFAB_RETURN_IF_ERROR(Read(ij, "readiness", path, &o.readiness));
-      HAFAB_RETURN_IF_ERROR(Read(ij, "epoch", path, &o.epoch));
-      HAFAB_RETURN_IF_ERROR(Read(ij, "pid", path, &o.pid));
-      HAFAB_RETURN_IF_ERROR(Read(ij, "restarts", path, &o.restarts));
-      HAFAB_RETURN_IF_ERROR(Read(ij, "last_exit", path, &o.last_exit));
-      HAFAB_RETURN_IF_ERROR(Read(ij, "cpu_percent", path, &o.cpu_percent));
-      HAFAB_RETURN_IF_ERROR(Read(ij, "rss_bytes", path, &o.rss_bytes));
-      next.instances[name] = o;
-    }
-  }
-  if (body.contains("volumes")) {
-    if (!body["volumes"].is_array()) return Status::InvalidArgument("volumes: must be an array");
-    if (body["volumes"].size() > static_cast<size_t>(manifest::kMaxRoles)) {
-      return Status::InvalidArgument("volumes: " + std::to_string(body["volumes"].size()) +
-                                     " listed; at most " + std::to_string(manifest::kMaxRoles));
-    }
-    for (size_t i = 0; i < body["volumes"].size(); ++i) {
-      const json& vj = body["volumes"][i];
-      std::string path = "volumes[" + std::to_string(i) + "]";
-      if (!vj.is_object()) return Status::InvalidArgument(path + ": must be an object");
-      std::string name;
-      ObservedVolume v;
-      HAFAB_RETURN_IF_ERROR(Read(vj, "name", path, &name));
-      if (name.empty()) return Status::InvalidArgument(path + ".name: required");
-      HAFAB_RETURN_IF_ERROR(Read(vj, "state", path, &v.state));
-      HAFAB_RETURN_IF_ERROR(Read(vj, "instance", path, &v.instance));
-      next.volumes[name] = v;
-    }
-  }
+  next.agent_version = hb.agent_version;
+  next.boot_id = hb.boot_id;
+  next.assignments_generation = static_cast<int64_t>(hb.assignments_generation);
+  for (const wire::InstanceReport& r : hb.instances) next.instances[r.instance] = r;
+  for (const wire::VolumeReport& v : hb.volumes) next.volumes[v.name] = v;
+  auto label = [&](const char* key) {
+    auto it = hb.labels.find(key);
+    return it == hb.labels.end() ? std::string() : it->second;
+  };
+  const std::string& addr = hb.address;
+  const std::string fd = label("fault_domain"), ud = label("update_domain");
 
   TimePoint now = clock_.Now();
   NodeObservation& obs = observed_[node];
   // Anything the gateway shows (state, readiness, epoch) changes the routing table.
   auto shown = [](const ObservedInstance& o) {
-    return o.state + "/" + o.liveness + "/" + o.readiness + "/" + std::to_string(o.epoch);
+    return std::tie(o.state, o.liveness, o.readiness, o.epoch);
   };
   if (obs.instances.size() != next.instances.size()) routes_dirty_ = true;
   for (const auto& [name, o] : next.instances) {
     auto old = obs.instances.find(name);
     if (old == obs.instances.end() || shown(old->second) != shown(o)) routes_dirty_ = true;
     if (instances_.count(name)) TrackRestarts(name, node, o);
+  }
+  // The agent repeats an unacknowledged self-fence until a heartbeat is answered: once each.
+  next.last_fence = obs.last_fence;
+  if (hb.fence && hb.fence->at != obs.last_fence) {
+    next.last_fence = hb.fence->at;
+    std::string killed;
+    for (const auto& name : hb.fence->killed) killed += (killed.empty() ? "" : ", ") + name;
+    Emit("node-self-fenced",
+         "node " + node + " fenced itself (" + hb.fence->reason + ")" +
+             (killed.empty() ? "" : ", killing " + killed),
+         {{"node", node}});
   }
   next.heard = true;
   next.last_heartbeat = now;
@@ -513,8 +477,7 @@ Result<json> Controller::AgentHeartbeat(const std::string& node, const json& bod
   Status st = Commit();
   Publish();
   if (!st.ok()) return st;
-  return json{{"lease_ttl_ms", ToMs(opts_.lease_ttl)},
-              {"assignments_generation", AssignmentsGeneration(node)}};
+  return wire::HeartbeatAnswer{opts_.lease_ttl, static_cast<uint64_t>(AssignmentsGeneration(node))};
 }
 
 int64_t Controller::AssignmentsGeneration(const std::string& node) {
@@ -532,31 +495,13 @@ Result<json> Controller::Assignments(const std::string& node) {
   return json{{"generation", gen}, {"assignments", BuildAssignments(node)}};
 }
 
-Result<json> Controller::GatewayHeartbeat(const std::string& id, const json& body) {
+Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id,
+                                                           const wire::GatewayHeartbeat& hb) {
   if (crashed_) return Status::Unavailable("controller stopping");
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
-  if (!body.is_object()) return Status::InvalidArgument("body: must be a JSON object");
-  int64_t version = 0;
-  HAFAB_RETURN_IF_ERROR(Read(body, "routes_version", "", &version));
-  // {"active": {"<instance>": N}}: connections open to each backend (drain, autoscaling).
-  std::map<std::string, int64_t> active;
-  if (body.contains("active") && !body["active"].is_null()) {
-    if (!body["active"].is_object()) return Status::InvalidArgument("active: must be an object");
-    if (body["active"].size() > static_cast<size_t>(manifest::kMaxTotalInstances)) {
-      return Status::InvalidArgument("active: " + std::to_string(body["active"].size()) +
-                                     " instances; at most " +
-                                     std::to_string(manifest::kMaxTotalInstances));
-    }
-    for (const auto& [inst, n] : body["active"].items()) {
-      if (!n.is_number_integer() || n.get<int64_t>() < 0) {
-        return Status::InvalidArgument("active." + inst + ": must be a non-negative integer");
-      }
-      active[inst] = n.get<int64_t>();
-    }
-  }
   gateway_leases_.Renew(id, clock_.Now() + opts_.lease_ttl);
-  gateway_acked_[id] = version;
-  gateway_active_[id] = std::move(active);
+  gateway_acked_[id] = static_cast<int64_t>(hb.routes_version);
+  gateway_active_[id] = hb.active;
   if (!gateways_.count(id)) {
     gateways_.insert(id);
     pending_.push_back(store::Op::Put(kGatewaysPrefix + id, Dump(json{{"id", id}})));
@@ -566,7 +511,7 @@ Result<json> Controller::GatewayHeartbeat(const std::string& id, const json& bod
   Status st = Commit();
   Publish();
   if (!st.ok()) return st;
-  return json{{"lease_ttl_ms", ToMs(opts_.lease_ttl)}};
+  return wire::HeartbeatAnswer{opts_.lease_ttl, 0};
 }
 
 Result<json> Controller::Apply(const manifest::Manifest& m) {

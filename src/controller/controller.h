@@ -30,6 +30,8 @@
 #include "manifest/model.h"
 #include "provider/provider.h"
 #include "store/store.h"
+#include "wire/agent_heartbeat.h"
+#include "wire/gateway_heartbeat.h"
 
 namespace hafab::controller {
 
@@ -67,31 +69,22 @@ struct ControllerOptions {
   Duration takeover_grace{};
 };
 
-// What an agent reports about one instance (docs/architecture.md, heartbeat).
-struct ObservedInstance {
-  std::string role;
-  std::string state;      // starting | running | stopping | stopped | backoff | failed
-  std::string liveness;   // unknown | ok | failing | failed
-  std::string readiness;  // unknown | ready | busy | failed
-  int64_t epoch = 0;
-  int64_t pid = 0;
-  int restarts = 0;
-  std::string last_exit;
-  double cpu_percent = 0;
-  uint64_t rss_bytes = 0;
-};
+// What an agent reports about one instance and one volume (wire/agent_heartbeat.h).
+using ObservedInstance = wire::InstanceReport;
+using ObservedVolume = wire::VolumeReport;
 
 // Whether a running instance passes its probes: readiness if it has one, else liveness,
 // else running is enough.
 inline bool ProbesPass(const manifest::Probes& probes, const ObservedInstance& o) {
-  if (probes.readiness) return o.readiness == "ready";
-  return !probes.liveness || o.liveness == "ok";
+  if (probes.readiness) return o.readiness == wire::Readiness::kReady;
+  return !probes.liveness || o.liveness == wire::Liveness::kOk;
 }
 
-struct ObservedVolume {
-  std::string state;  // attached | detaching | detached
-  std::string instance;
-};
+// starting, running or stopping: a process may be alive.
+inline bool RunningState(wire::InstanceState s) {
+  return s == wire::InstanceState::kStarting || s == wire::InstanceState::kRunning ||
+         s == wire::InstanceState::kStopping;
+}
 
 struct NodeObservation {
   bool heard = false;  // a heartbeat arrived since this controller started
@@ -100,6 +93,7 @@ struct NodeObservation {
   std::string agent_version;
   std::string boot_id;
   int64_t assignments_generation = 0;  // the generation the agent says it runs
+  WallTime last_fence{};               // the agent's last self-fence reported
   std::map<std::string, ObservedInstance> instances;
   std::map<std::string, ObservedVolume> volumes;
 };
@@ -131,18 +125,20 @@ class Controller {
   // cluster cannot take; nothing is applied then. Unavailable: the store's error.
   Result<nlohmann::json> Apply(const manifest::Manifest& m);
 
-  // Agent heartbeat body (docs/architecture.md). Renews the node's lease, records what it
-  // observes, answers {"lease_ttl_ms", "assignments_generation"}. InvalidArgument names
-  // the bad field ("instances[1].restarts: must be an integer").
-  Result<nlohmann::json> AgentHeartbeat(const std::string& node, const nlohmann::json& body);
+  // An agent's heartbeat (wire/agent_heartbeat.h; its `node` member is not read): renews
+  // the node's lease and records what it observes.
+  Result<wire::HeartbeatAnswer> AgentHeartbeat(const std::string& node,
+                                               const wire::AgentHeartbeat& heartbeat);
   // {"generation": G, "assignments": [...]} for the node (empty for an unknown node).
   // Unavailable while the store cannot be read back after a failed commit: memory is then
   // ahead of the store and is not shown.
   Result<nlohmann::json> Assignments(const std::string& node);
   int64_t AssignmentsGeneration(const std::string& node);
 
-  // Gateway heartbeat {"routes_version": V}: renews its lease, records its acknowledgement.
-  Result<nlohmann::json> GatewayHeartbeat(const std::string& id, const nlohmann::json& body);
+  // A gateway's heartbeat (wire/gateway_heartbeat.h): renews its lease, records its
+  // acknowledgement of a routes version and the connections it holds.
+  Result<wire::HeartbeatAnswer> GatewayHeartbeat(const std::string& id,
+                                                 const wire::GatewayHeartbeat& heartbeat);
   nlohmann::json Routes() const { return routes_json_; }
   int64_t RoutesVersion() const { return routes_version_; }
 
@@ -368,7 +364,7 @@ class Controller {
   std::map<std::string, RestartTrack> restarts_;
   std::map<std::string, int64_t> fence_version_;  // op id -> routes version to confirm
   // gateway -> instance -> active connections it reported (drain, autoscaling).
-  std::map<std::string, std::map<std::string, int64_t>> gateway_active_;
+  std::map<std::string, std::map<std::string, uint64_t>> gateway_active_;
   Autoscaler autoscaler_{clock_};
   std::map<std::string, AutoscaleDecision> autoscale_last_;  // role -> last evaluation
   TimePoint next_autoscale_{};

@@ -110,7 +110,7 @@ int64_t Controller::OpenConnections(const std::string& instance) const {
     auto g = gateway_active_.find(gw);
     if (g == gateway_active_.end()) continue;
     auto c = g->second.find(instance);
-    if (c != g->second.end()) n += c->second;
+    if (c != g->second.end()) n += static_cast<int64_t>(c->second);
   }
   return n;
 }
@@ -139,8 +139,8 @@ Controller::StepResult Controller::StepStop(Operation& op) {
     return StepResult::kWait;
   }
   const ObservedInstance* o = Observed(*old);
-  if (o == nullptr ||
-      (!RunningState(o->state) && (o->state != "backoff" || AssignmentsTaken(node)))) {
+  if (o == nullptr || (!RunningState(o->state) &&
+                       (o->state != wire::InstanceState::kBackoff || AssignmentsTaken(node)))) {
     return StepResult::kDone;
   }
   Note(op, "waiting for node " + node + " to stop " + old->name);
@@ -187,7 +187,7 @@ std::string Controller::ChooseNewPrimary(const Operation& op) {
     }
     if (op.planned && !op.to.empty() && inst.node != op.to) continue;
     const ObservedInstance* o = Observed(inst);
-    if (o != nullptr && o->state == "failed") continue;
+    if (o != nullptr && o->state == wire::InstanceState::kFailed) continue;
     std::tuple<int, int, int> score{!old_fd.empty() && ni->second.fault_domain == old_fd ? 1 : 0,
                                     o == nullptr ? 1 : 0, inst.ordinal};
     if (best.empty() || score < best_score) {
@@ -290,8 +290,8 @@ Controller::StepResult Controller::StepWaitDetached(Operation& op) {
   for (const auto& [node, obs] : observed_) {
     if (node == op.new_node || !node_leases_.Live(node)) continue;
     auto v = obs.volumes.find(op.volume);
-    if (v != obs.volumes.end() &&
-        (v->second.state == "attached" || v->second.state == "detaching")) {
+    if (v != obs.volumes.end() && (v->second.state == wire::VolumeState::kAttached ||
+                                   v->second.state == wire::VolumeState::kDetaching)) {
       Note(op, "waiting for volume " + op.volume + " to detach from node " + node);
       return StepResult::kWait;
     }
@@ -320,7 +320,9 @@ Controller::StepResult Controller::StepAttach(Operation& op) {
   const NodeObservation* obs = Observation(np->node);
   if (obs != nullptr) {
     auto v = obs->volumes.find(op.volume);
-    if (v != obs->volumes.end() && v->second.state == "attached") return StepResult::kDone;
+    if (v != obs->volumes.end() && v->second.state == wire::VolumeState::kAttached) {
+      return StepResult::kDone;
+    }
   }
   Note(op, "waiting for node " + np->node + " to attach volume " + op.volume);
   return StepResult::kWait;
@@ -331,11 +333,12 @@ Controller::StepResult Controller::StepStart(Operation& op) {
   if (np == nullptr) return StepResult::kAbort;
   const ObservedInstance* o = Observed(*np);
   bool current = o != nullptr && (o->epoch == 0 || o->epoch >= op.epoch);
-  if (current && o->state == "failed") {
+  if (current && o->state == wire::InstanceState::kFailed) {
     op.error = "new primary " + np->name + " failed to start: " + o->last_exit;
     return StepResult::kAbort;
   }
-  if (current && o->state == "running" && ProbesPass(roles_.at(op.role).spec.probes, *o)) {
+  if (current && o->state == wire::InstanceState::kRunning &&
+      ProbesPass(roles_.at(op.role).spec.probes, *o)) {
     return StepResult::kDone;
   }
   Note(op, "waiting for " + np->name + " on " + np->node + " to start and be ready");

@@ -76,9 +76,7 @@ class ClusterTest : public ::testing::Test {
 
   void GatewayHeartbeat() {
     if (gateway_alive_) {
-      nlohmann::json body = {{"routes_version", c_->RoutesVersion()}};
-      if (!gateway_active_.empty()) body["active"] = gateway_active_;
-      (void)c_->GatewayHeartbeat("gw1", body);
+      (void)c_->GatewayHeartbeat("gw1", GatewayAck(c_->RoutesVersion(), gateway_active_));
     }
   }
 
@@ -118,7 +116,7 @@ class ClusterTest : public ::testing::Test {
   std::unique_ptr<Controller> c_;
   std::vector<std::unique_ptr<FakeAgent>> agents_;
   bool gateway_alive_ = true;
-  std::map<std::string, int64_t> gateway_active_;  // instance -> connections gw1 reports
+  std::map<std::string, uint64_t> gateway_active_;  // instance -> connections gw1 reports
 };
 
 }  // namespace hafab::controller::testsupport

@@ -29,7 +29,9 @@ void Controller::Gc() {
     if (!obs.heard || !node_leases_.Live(node)) continue;
     const auto& wanted = by_node_[node];
     for (const auto& [name, o] : obs.instances) {
-      if (wanted.count(name) || (o.state != "running" && o.state != "starting")) continue;
+      if (wanted.count(name) ||
+          (o.state != wire::InstanceState::kRunning && o.state != wire::InstanceState::kStarting))
+        continue;
       if (warned_.insert("orphan/" + node + "/" + name).second) {
         Emit("gc-orphan-instance",
              "node " + node + " runs " + name +
@@ -52,7 +54,7 @@ void Controller::Gc() {
     for (const auto& [node, obs] : observed_) {
       if (node == want || !node_leases_.Live(node)) continue;
       auto v = obs.volumes.find(vol);
-      if (v != obs.volumes.end() && v->second.state == "attached" &&
+      if (v != obs.volumes.end() && v->second.state == wire::VolumeState::kAttached &&
           warned_.insert("stray-volume/" + node + "/" + vol).second) {
         Emit("gc-stray-volume",
              "node " + node + " holds volume " + vol +

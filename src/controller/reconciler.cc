@@ -185,7 +185,8 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
   bool drained = ni != nodes_.end() && ni->second.drained;
   const ObservedInstance* o = Observed(inst);
   bool current = o != nullptr && (o->epoch == 0 || o->epoch >= inst.epoch);
-  bool crashed = current && inst.run && (o->state == "failed" || RestartsExceeded(inst));
+  bool crashed =
+      current && inst.run && (o->state == wire::InstanceState::kFailed || RestartsExceeded(inst));
   if (role.spec.mode != RoleMode::kActivePassive) {
     if (declared_down) {
       Relocate(role, inst, "node " + inst.node + " is down");
@@ -210,8 +211,10 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
       // Liveness failures are the agent's to act on first (restart in place, per the
       // policy); the primary moves once the agent gives up or the restarts pass the limit.
       StartFailover(role,
-                    "primary " + inst.name + " failed (state " + o->state + ", liveness " +
-                        o->liveness + ", restarts " + std::to_string(o->restarts) +
+                    "primary " + inst.name + " failed (state " +
+                        std::string(wire::InstanceStateName(o->state)) + ", liveness " +
+                        std::string(wire::LivenessName(o->liveness)) + ", restarts " +
+                        std::to_string(o->restarts) +
                         (o->last_exit.empty() ? "" : ", last exit: " + o->last_exit) + ")",
                     false, "");
     }
@@ -314,12 +317,13 @@ bool Controller::InstanceReady(const RoleRecord& role, const InstanceRecord& ins
                                bool* busy) const {
   *busy = false;
   const ObservedInstance* o = Observed(inst);
-  if (o == nullptr || NodeDown(inst.node) || o->state != "running") return false;
+  if (o == nullptr || NodeDown(inst.node) || o->state != wire::InstanceState::kRunning)
+    return false;
   if (o->epoch != 0 && o->epoch < inst.epoch) return false;
-  *busy = o->readiness == "busy";
+  *busy = o->readiness == wire::Readiness::kBusy;
   if (SpecFor(role, inst).probes.readiness)
-    return o->readiness == "ready" || o->readiness == "busy";
-  return o->liveness != "failed";
+    return o->readiness == wire::Readiness::kReady || o->readiness == wire::Readiness::kBusy;
+  return o->liveness != wire::Liveness::kFailed;
 }
 
 json Controller::BuildAssignments(const std::string& node) const {

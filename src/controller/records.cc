@@ -16,10 +16,6 @@ int64_t WallMs(const Clock& clock) {
       .count();
 }
 
-bool RunningState(const std::string& state) {
-  return state == "starting" || state == "running" || state == "stopping";
-}
-
 int64_t ToMs(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }

@@ -152,7 +152,5 @@ int64_t ToMs(Duration d);
 Duration FromMs(int64_t ms);
 // Milliseconds since the Unix epoch of `clock`'s wall time (what records and events carry).
 int64_t WallMs(const Clock& clock);
-// An agent-reported instance state in which its process exists or is being made.
-bool RunningState(const std::string& state);
 
 }  // namespace hafab::controller

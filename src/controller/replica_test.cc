@@ -10,6 +10,7 @@
 
 #include "controller/fixture.h"
 #include "controller/test_support.h"
+#include "core/json.h"
 #include "testing/fake_clock.h"
 
 namespace hafab::controller {
@@ -63,7 +64,7 @@ class ReplicaTest : public ::testing::Test {
       Controller* c = Leader();
       if (c != nullptr && !c->crashed()) {
         for (auto& a : agents_) a->Step(*c);
-        (void)c->GatewayHeartbeat("gw1", {{"routes_version", c->RoutesVersion()}});
+        (void)c->GatewayHeartbeat("gw1", testsupport::GatewayAck(c->RoutesVersion()));
       }
     }
   }
@@ -143,7 +144,7 @@ TEST_F(ReplicaTest, FollowerServesReadsAndSendsTheRestToTheLeader) {
   }
   // The leader answers them.
   http::Response hb =
-      Call(a, "POST", "/v1/agents/n1/heartbeat", agent("n1").HeartbeatBody().dump());
+      Call(a, "POST", "/v1/agents/n1/heartbeat", Dump(wire::ToJson(agent("n1").Heartbeat())));
   EXPECT_EQ(hb.status, 200) << hb.body;
   // Bad tokens are refused before "not leader" is said, and a write with the read token
   // as the leader refuses it; the read token's GETs go to the leader.

@@ -280,13 +280,15 @@ Controller::StepResult Controller::StepRolloutStart(Operation& op) {
     if (inst == nullptr) continue;
     const ObservedInstance* o = Observed(*inst);
     const bool taken = AssignmentsTaken(inst->node);
-    if (taken && o != nullptr && (o->state == "failed" || RestartsExceeded(*inst))) {
-      failure = name + " on " + inst->node + " failed to start (" + o->state +
+    if (taken && o != nullptr &&
+        (o->state == wire::InstanceState::kFailed || RestartsExceeded(*inst))) {
+      failure = name + " on " + inst->node + " failed to start (" +
+                std::string(wire::InstanceStateName(o->state)) +
                 (o->last_exit.empty() ? "" : ", " + o->last_exit) + ", " +
                 std::to_string(o->restarts) + " restarts)";
       break;
     }
-    const bool ready = taken && o != nullptr && o->state == "running" &&
+    const bool ready = taken && o != nullptr && o->state == wire::InstanceState::kRunning &&
                        node_leases_.Live(inst->node) && ProbesPass(role.spec.probes, *o);
     if (!ready) waiting.push_back(name);
   }

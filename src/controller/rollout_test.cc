@@ -146,12 +146,12 @@ TEST_F(RolloutTest, DrainWaitsForTheGatewaysAcknowledgementNotForOpenConnections
   }
   gateway_active_[in_ud1] = 3;
   gateway_alive_ = false;  // a live gateway that has not acknowledged yet
-  (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}});
+  (void)c_->GatewayHeartbeat("gw1", GatewayAck(1));
   ASSERT_TRUE(c_->Upgrade("web", {{"version", "2"}}, false).ok());
   for (int i = 0; i < 5; ++i) {
     clock_.Advance(100ms);
     for (auto& a : agents_) a->Step(*c_);
-    (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}});  // an old table
+    (void)c_->GatewayHeartbeat("gw1", GatewayAck(1));  // an old table
     c_->Tick();
   }
   EXPECT_EQ(LastOp()->step, "drain");

@@ -104,10 +104,10 @@ TEST_F(ScalingTest, ScaleDownDrainsTheInstanceFirst) {
   Run(500ms);
   gateway_active_["web-2"] = 2;
   gateway_alive_ = false;  // the gateway has not acknowledged the routes without web-2 yet
-  (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}});
+  (void)c_->GatewayHeartbeat("gw1", GatewayAck(1));
   ASSERT_TRUE(c_->Scale("web", 2).ok());
   for (int i = 0; i < 10; ++i) {
-    (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}});  // an old table
+    (void)c_->GatewayHeartbeat("gw1", GatewayAck(1));  // an old table
     Run(100ms);
   }
   ASSERT_TRUE(c_->instances().count("web-2"));
@@ -134,12 +134,12 @@ TEST_F(ScalingTest, ScaleDownDrainsTheInstanceFirst) {
   gateway_alive_ = false;
   ASSERT_TRUE(c_->Scale("web", 1).ok());
   for (int i = 0; i < 40; ++i) {
-    (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}});
+    (void)c_->GatewayHeartbeat("gw1", GatewayAck(1));
     Run(100ms);
   }
   EXPECT_TRUE(c_->instances().count("web-1"));
   for (int i = 0; i < 15; ++i) {
-    (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}});
+    (void)c_->GatewayHeartbeat("gw1", GatewayAck(1));
     Run(100ms);
   }
   EXPECT_FALSE(c_->instances().count("web-1"));
@@ -170,7 +170,7 @@ TEST_F(ScalingTest, AutoscalingWaitsWhileARolloutRuns) {
   // drain waits.
   gateway_alive_ = false;
   for (int i = 0; i < 15; ++i) {
-    (void)c_->GatewayHeartbeat("gw1", {{"routes_version", 1}, {"active", gateway_active_}});
+    (void)c_->GatewayHeartbeat("gw1", GatewayAck(1, gateway_active_));
     Run(100ms);
   }
   ASSERT_NE(c_->ActiveOp("web"), nullptr);

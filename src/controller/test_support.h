@@ -87,6 +87,15 @@ class FakeProvider final : public provider::Provider {
   std::map<std::string, provider::VolumeAttachment> att_;
 };
 
+// A gateway heartbeat acknowledging routes `version`, with the connections it holds.
+inline wire::GatewayHeartbeat GatewayAck(int64_t version,
+                                         std::map<std::string, uint64_t> active = {}) {
+  wire::GatewayHeartbeat hb;
+  hb.routes_version = static_cast<uint64_t>(version);
+  hb.active = std::move(active);
+  return hb;
+}
+
 // An in-process agent that does what a real one would, instantly: runs instances whose
 // assignment says run (at the assigned epoch), attaches and detaches volumes through the
 // provider, and reports it all in its heartbeat.
@@ -122,12 +131,13 @@ class FakeAgent {
         if (provider_->Attach(v, node_, name).ok()) volumes_[v] = name;
       }
       bool run = x["run"].get<bool>() && !hung_.count(name);
+      using wire::InstanceState;
       if (!run) {
-        s.state = crashed_.count(name) ? "failed" : "stopped";
+        s.state = crashed_.count(name) ? InstanceState::kFailed : InstanceState::kStopped;
       } else if (crashed_.count(name) || broken_commands_.count(s.command)) {
-        s.state = "failed";
+        s.state = InstanceState::kFailed;
       } else {
-        s.state = "running";
+        s.state = InstanceState::kRunning;
       }
     }
     for (auto it = volumes_.begin(); it != volumes_.end();) {
@@ -140,41 +150,41 @@ class FakeAgent {
     }
   }
 
-  nlohmann::json HeartbeatBody() const {
-    nlohmann::json insts = nlohmann::json::array();
+  wire::AgentHeartbeat Heartbeat() const {
+    wire::AgentHeartbeat hb;
+    hb.node = node_;
+    hb.address = "127.0.0.1";
+    hb.labels = {{"fault_domain", fd_}, {"update_domain", ud_}};
+    hb.assignments_generation = static_cast<uint64_t>(generation_);
     for (const auto& [name, s] : inst_) {
-      insts.push_back({{"instance", name},
-                       {"role", s.role},
-                       {"epoch", s.epoch},
-                       {"state", s.state},
-                       {"liveness", s.state == "running" ? "ok" : "unknown"},
-                       {"readiness", s.state == "running" ? "ready" : "unknown"},
-                       {"restarts", restarts_.count(name) ? restarts_.at(name) : 0},
-                       {"cpu_percent", cpu_.count(name) ? cpu_.at(name) : 0.0}});
+      bool running = s.state == wire::InstanceState::kRunning;
+      wire::InstanceReport& r = hb.instances.emplace_back();
+      r.instance = name;
+      r.role = s.role;
+      r.epoch = s.epoch;
+      r.state = s.state;
+      r.liveness = running ? wire::Liveness::kOk : wire::Liveness::kUnknown;
+      r.readiness = running ? wire::Readiness::kReady : wire::Readiness::kUnknown;
+      r.restarts = restarts_.count(name) ? restarts_.at(name) : 0;
+      r.cpu_percent = cpu_.count(name) ? cpu_.at(name) : 0.0;
     }
-    nlohmann::json vols = nlohmann::json::array();
     for (const auto& [v, inst] : volumes_) {
-      vols.push_back({{"name", v}, {"state", "attached"}, {"instance", inst}});
+      hb.volumes.push_back({v, wire::VolumeState::kAttached, inst, ""});
     }
-    return {{"node", node_},
-            {"address", "127.0.0.1"},
-            {"labels", {{"fault_domain", fd_}, {"update_domain", ud_}}},
-            {"assignments_generation", generation_},
-            {"instances", insts},
-            {"volumes", vols}};
+    return hb;
   }
 
   // Heartbeat, then sync, then heartbeat again (what a real agent does within ~1 interval).
   void Step(Controller& c) {
     if (dead_) return;
-    (void)c.AgentHeartbeat(node_, HeartbeatBody());
+    (void)c.AgentHeartbeat(node_, Heartbeat());
     Sync(c);
-    (void)c.AgentHeartbeat(node_, HeartbeatBody());
+    (void)c.AgentHeartbeat(node_, Heartbeat());
   }
 
   std::string State(const std::string& inst) const {
     auto it = inst_.find(inst);
-    return it == inst_.end() ? "" : it->second.state;
+    return it == inst_.end() ? "" : std::string(wire::InstanceStateName(it->second.state));
   }
   void Crash(const std::string& inst) { crashed_.insert(inst); }
   void Heal(const std::string& inst) { crashed_.erase(inst); }
@@ -197,7 +207,8 @@ class FakeAgent {
 
  private:
   struct Inst {
-    std::string role, state, command;
+    std::string role, command;
+    wire::InstanceState state = wire::InstanceState::kStopped;
     int64_t epoch = 0;
   };
   std::string node_, fd_, ud_;

@@ -76,7 +76,8 @@ json Controller::VolumesJson() const {
     json reported = json::array();
     for (const auto& [n, obs] : observed_) {
       auto v = obs.volumes.find(r.spec.volume);
-      if (v != obs.volumes.end()) reported.push_back({{"node", n}, {"state", v->second.state}});
+      if (v != obs.volumes.end())
+        reported.push_back({{"node", n}, {"state", wire::VolumeStateName(v->second.state)}});
     }
     json j = {{"name", r.spec.volume},
               {"role", rname},
@@ -139,9 +140,9 @@ json Controller::StatusJson() const {
                          {"port", inst.port},
                          {"run", inst.run},
                          {"volume", inst.volume ? r.spec.volume : ""},
-                         {"state", o ? o->state : "unknown"},
-                         {"liveness", o ? o->liveness : "unknown"},
-                         {"readiness", o ? o->readiness : "unknown"},
+                         {"state", o ? wire::InstanceStateName(o->state) : "unknown"},
+                         {"liveness", o ? wire::LivenessName(o->liveness) : "unknown"},
+                         {"readiness", o ? wire::ReadinessName(o->readiness) : "unknown"},
                          {"ready", ready},
                          {"busy", busy},
                          {"epoch", inst.epoch},

@@ -11,6 +11,8 @@
 #include "core/random.h"
 #include "http/http.h"
 #include "http/leader_hint.h"
+#include "wire/agent_heartbeat.h"
+#include "wire/gateway_heartbeat.h"
 
 namespace hafab::gateway {
 
@@ -145,12 +147,13 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     const uint64_t version = proxy.RoutesVersion();
     const TimePoint sent = clock.Now();
     const std::string url = Current() + "/v1/gateways/" + opts.gateway_id + "/heartbeat";
-    nlohmann::json body = {{"routes_version", version}};
+    wire::GatewayHeartbeat hb;
+    hb.routes_version = version;
     // Read after the version: from that table on no new connection goes to a backend it
     // drops, so these counts only fall for such a backend (the controller's drain waits).
-    body["active"] = proxy.stats().ActiveByInstance();
+    hb.active = proxy.stats().ActiveByInstance();
     auto self = shared_from_this();
-    http::AsyncFetch(io, "POST", url, Dump(body), AuthHeaders(), opts.heartbeat_timeout,
+    http::AsyncFetch(io, "POST", url, Dump(wire::ToJson(hb)), AuthHeaders(), opts.heartbeat_timeout,
                      [self, index, url, version, sent](Result<http::Response> r) {
                        self->OnHeartbeat(index, url, version, sent, r);
                      });
@@ -162,10 +165,7 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     const TimePoint now = clock.Now();
     if (r.ok() && r->status == 200) {
       Duration ttl = opts.default_lease_ttl;
-      auto j = nlohmann::json::parse(r->body, nullptr, false);
-      if (j.is_object() && j.contains("lease_ttl_ms") && j["lease_ttl_ms"].is_number_integer()) {
-        ttl = std::chrono::milliseconds(j["lease_ttl_ms"].get<int64_t>());
-      }
+      if (auto answer = wire::ParseHeartbeatAnswer(r->body); answer.ok()) ttl = answer->lease_ttl;
       // The lease runs from when the request left, never from when the answer came.
       proxy.SetLeaseDeadline(sent + ttl);
       PollNow();  // a leader answers again: the route poll need not sleep off its backoff

@@ -1,0 +1,143 @@
+#include "wire/agent_heartbeat.h"
+
+#include "manifest/limits.h"
+#include "wire/fields.h"
+
+namespace hafab::wire {
+
+using nlohmann::json;
+
+json ToJson(const AgentHeartbeat& hb) {
+  json instances = json::array();
+  for (const InstanceReport& r : hb.instances) {
+    instances.push_back({{"instance", r.instance},
+                         {"role", r.role},
+                         {"epoch", r.epoch},
+                         {"run", r.run},
+                         {"state", InstanceStateName(r.state)},
+                         {"pid", r.pid},
+                         {"liveness", LivenessName(r.liveness)},
+                         {"readiness", ReadinessName(r.readiness)},
+                         {"restarts", r.restarts},
+                         {"last_exit", r.last_exit},
+                         {"message", r.message},
+                         {"cpu_percent", r.cpu_percent},
+                         {"rss_bytes", r.rss_bytes}});
+  }
+  json volumes = json::array();
+  for (const VolumeReport& v : hb.volumes) {
+    json o{{"name", v.name}, {"state", VolumeStateName(v.state)}, {"instance", v.instance}};
+    if (!v.error.empty()) o["error"] = v.error;
+    volumes.push_back(std::move(o));
+  }
+  json j{{"node", hb.node},
+         {"address", hb.address},
+         {"agent_version", hb.agent_version},
+         {"boot_id", hb.boot_id},
+         {"labels", hb.labels},
+         {"assignments_generation", hb.assignments_generation},
+         {"instances", std::move(instances)},
+         {"volumes", std::move(volumes)}};
+  if (!hb.resource_limits.empty()) j["resource_limits"] = hb.resource_limits;
+  if (hb.fence) {
+    j["fence"] = {{"reason", hb.fence->reason},
+                  {"at_unix_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     hb.fence->at.time_since_epoch())
+                                     .count()},
+                  {"killed", hb.fence->killed}};
+  }
+  return j;
+}
+
+namespace {
+
+Status ParseInstance(const json& j, const std::string& path, InstanceReport* r) {
+  if (!j.is_object()) return Status::InvalidArgument(path + ": must be an object");
+  HAFAB_RETURN_IF_ERROR(Read(j, "instance", path, &r->instance));
+  if (r->instance.empty()) return Status::InvalidArgument(path + ".instance: required");
+  HAFAB_RETURN_IF_ERROR(Read(j, "role", path, &r->role));
+  HAFAB_RETURN_IF_ERROR(Read(j, "epoch", path, &r->epoch, 0));
+  HAFAB_RETURN_IF_ERROR(Read(j, "run", path, &r->run));
+  HAFAB_RETURN_IF_ERROR(
+      ReadEnum(j, "state", path, &ParseInstanceState, &InstanceStateNames, &r->state));
+  HAFAB_RETURN_IF_ERROR(Read(j, "pid", path, &r->pid, 0));
+  HAFAB_RETURN_IF_ERROR(
+      ReadEnum(j, "liveness", path, &ParseLiveness, &LivenessNames, &r->liveness));
+  HAFAB_RETURN_IF_ERROR(
+      ReadEnum(j, "readiness", path, &ParseReadiness, &ReadinessNames, &r->readiness));
+  HAFAB_RETURN_IF_ERROR(Read(j, "restarts", path, &r->restarts));
+  HAFAB_RETURN_IF_ERROR(Read(j, "last_exit", path, &r->last_exit));
+  HAFAB_RETURN_IF_ERROR(Read(j, "message", path, &r->message));
+  HAFAB_RETURN_IF_ERROR(Read(j, "cpu_percent", path, &r->cpu_percent));
+  HAFAB_RETURN_IF_ERROR(Read(j, "rss_bytes", path, &r->rss_bytes));
+  return Status::Ok();
+}
+
+Status ParseVolume(const json& j, const std::string& path, VolumeReport* v) {
+  if (!j.is_object()) return Status::InvalidArgument(path + ": must be an object");
+  HAFAB_RETURN_IF_ERROR(Read(j, "name", path, &v->name));
+  if (v->name.empty()) return Status::InvalidArgument(path + ".name: required");
+  HAFAB_RETURN_IF_ERROR(
+      ReadEnum(j, "state", path, &ParseVolumeState, &VolumeStateNames, &v->state));
+  HAFAB_RETURN_IF_ERROR(Read(j, "instance", path, &v->instance));
+  HAFAB_RETURN_IF_ERROR(Read(j, "error", path, &v->error));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<AgentHeartbeat> ParseAgentHeartbeat(const json& body) {
+  if (!body.is_object()) return Status::InvalidArgument("body: must be a JSON object");
+  AgentHeartbeat hb;
+  HAFAB_RETURN_IF_ERROR(Read(body, "node", "", &hb.node));
+  HAFAB_RETURN_IF_ERROR(Read(body, "address", "", &hb.address));
+  HAFAB_RETURN_IF_ERROR(Read(body, "agent_version", "", &hb.agent_version));
+  HAFAB_RETURN_IF_ERROR(Read(body, "boot_id", "", &hb.boot_id));
+  HAFAB_RETURN_IF_ERROR(Read(body, "labels", "", &hb.labels));
+  HAFAB_RETURN_IF_ERROR(Read(body, "assignments_generation", "", &hb.assignments_generation));
+  HAFAB_RETURN_IF_ERROR(Read(body, "resource_limits", "", &hb.resource_limits));
+  const json* list = nullptr;
+  HAFAB_RETURN_IF_ERROR(
+      ReadArray(body, "instances", "", static_cast<size_t>(manifest::kMaxTotalInstances), &list));
+  hb.instances.resize(list->size());
+  for (size_t i = 0; i < list->size(); ++i) {
+    HAFAB_RETURN_IF_ERROR(ParseInstance((*list)[i], At("instances", i), &hb.instances[i]));
+  }
+  HAFAB_RETURN_IF_ERROR(
+      ReadArray(body, "volumes", "", static_cast<size_t>(manifest::kMaxRoles), &list));
+  hb.volumes.resize(list->size());
+  for (size_t i = 0; i < list->size(); ++i) {
+    HAFAB_RETURN_IF_ERROR(ParseVolume((*list)[i], At("volumes", i), &hb.volumes[i]));
+  }
+  auto fence = body.find("fence");
+  if (fence != body.end() && !fence->is_null()) {
+    if (!fence->is_object()) return Status::InvalidArgument("fence: must be an object");
+    FenceReport f;
+    int64_t at_ms = 0;
+    HAFAB_RETURN_IF_ERROR(Read(*fence, "reason", "fence", &f.reason));
+    HAFAB_RETURN_IF_ERROR(Read(*fence, "at_unix_ms", "fence", &at_ms, 0));
+    HAFAB_RETURN_IF_ERROR(Read(*fence, "killed", "fence", &f.killed));
+    f.at = WallTime(std::chrono::milliseconds(at_ms));
+    hb.fence = std::move(f);
+  }
+  return hb;
+}
+
+json ToJson(const HeartbeatAnswer& answer) {
+  return {{"lease_ttl_ms",
+           std::chrono::duration_cast<std::chrono::milliseconds>(answer.lease_ttl).count()},
+          {"assignments_generation", answer.assignments_generation}};
+}
+
+Result<HeartbeatAnswer> ParseHeartbeatAnswer(std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Status::InvalidArgument("heartbeat answer: not a JSON object");
+  HeartbeatAnswer a;
+  int64_t ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(a.lease_ttl).count();
+  HAFAB_RETURN_IF_ERROR(Read(j, "lease_ttl_ms", "", &ttl_ms, 1));
+  HAFAB_RETURN_IF_ERROR(Read(j, "assignments_generation", "", &a.assignments_generation));
+  a.lease_ttl = std::chrono::milliseconds(ttl_ms);
+  return a;
+}
+
+}  // namespace hafab::wire

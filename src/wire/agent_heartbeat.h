@@ -1,0 +1,79 @@
+// The agent's heartbeat (POST /v1/agents/{node}/heartbeat, docs/architecture.md) and the
+// controller's answer: the one definition that the agent writes, the controller reads and
+// the tests' fakes use.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/result.h"
+#include "wire/states.h"
+
+namespace hafab::wire {
+
+// One instance as its agent reports it.
+struct InstanceReport {
+  std::string instance;
+  std::string role;
+  int64_t epoch = 0;  // the assignment's (0: none yet)
+  bool run = false;
+  InstanceState state = InstanceState::kStopped;
+  int64_t pid = 0;
+  Liveness liveness = Liveness::kUnknown;
+  Readiness readiness = Readiness::kUnknown;
+  int restarts = 0;
+  std::string last_exit;  // "exit 1", "signal 9 (Killed)", "oom", "liveness failed", ...
+  std::string message;    // why it is not running as assigned; "" if it is
+  double cpu_percent = 0;
+  uint64_t rss_bytes = 0;
+};
+
+struct VolumeReport {
+  std::string name;
+  VolumeState state = VolumeState::kDetached;
+  std::string instance;
+  std::string error;  // why an attach or detach has not succeeded yet; "" if none
+};
+
+// A self-fence (the agent's lease ran out) not yet acknowledged by a controller.
+struct FenceReport {
+  std::string reason;
+  WallTime at;
+  std::vector<std::string> killed;  // the instances it killed
+};
+
+struct AgentHeartbeat {
+  std::string node;
+  std::string address;  // the node's address, where its instances listen
+  std::string agent_version;
+  std::string boot_id;
+  std::map<std::string, std::string> labels;  // fault_domain, update_domain
+  uint64_t assignments_generation = 0;        // the assignments the agent runs
+  std::vector<InstanceReport> instances;
+  std::vector<VolumeReport> volumes;
+  std::optional<FenceReport> fence;
+  std::string resource_limits;  // "cgroup v2", ...; "" = none
+};
+
+nlohmann::json ToJson(const AgentHeartbeat& hb);
+// Errors: InvalidArgument naming the member ("instances[1].state: 'x' is not one of ...");
+// more instances than manifest/limits.h allows in a cluster, or volumes than roles, are
+// refused.
+Result<AgentHeartbeat> ParseAgentHeartbeat(const nlohmann::json& body);
+
+struct HeartbeatAnswer {
+  Duration lease_ttl = std::chrono::milliseconds(1500);
+  uint64_t assignments_generation = 0;  // the controller's latest for this node
+};
+
+nlohmann::json ToJson(const HeartbeatAnswer& answer);
+// Errors: InvalidArgument when `body` is not the answer's JSON.
+Result<HeartbeatAnswer> ParseHeartbeatAnswer(std::string_view body);
+
+}  // namespace hafab::wire

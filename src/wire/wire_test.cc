@@ -1,0 +1,185 @@
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "core/json.h"
+#include "wire/agent_heartbeat.h"
+#include "wire/gateway_heartbeat.h"
+#include "wire/states.h"
+
+namespace hafab::wire {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+AgentHeartbeat Example() {
+  AgentHeartbeat hb;
+  hb.node = "n1";
+  hb.address = "127.0.0.1";
+  hb.agent_version = "0.1.0";
+  hb.boot_id = "b";
+  hb.labels = {{"fault_domain", "fd1"}};
+  hb.assignments_generation = 12;
+  InstanceReport r;
+  r.instance = "kvd-0";
+  r.role = "kvd";
+  r.epoch = 3;
+  r.run = true;
+  r.state = InstanceState::kRunning;
+  r.pid = 4242;
+  r.liveness = Liveness::kOk;
+  r.readiness = Readiness::kBusy;
+  r.restarts = 2;
+  r.last_exit = "exit 1";
+  r.cpu_percent = 1.5;
+  r.rss_bytes = 1048576;
+  hb.instances = {r};
+  hb.volumes = {{"kvd-data", VolumeState::kDetaching, "kvd-0", "still held by pid 7"}};
+  hb.fence = FenceReport{"lease expired", WallTime(std::chrono::seconds(10)), {"kvd-0"}};
+  hb.resource_limits = "cgroup v2";
+  return hb;
+}
+
+TEST(AgentHeartbeatTest, BodyFollowsTheProtocol) {
+  json j = ToJson(Example());
+  EXPECT_EQ(j["node"], "n1");
+  EXPECT_EQ(j["assignments_generation"], 12);
+  EXPECT_EQ(j["labels"]["fault_domain"], "fd1");
+  const json& i = j["instances"][0];
+  EXPECT_EQ(i["state"], "running");
+  EXPECT_EQ(i["liveness"], "ok");
+  EXPECT_EQ(i["readiness"], "busy");
+  EXPECT_EQ(i["pid"], 4242);
+  EXPECT_EQ(i["epoch"], 3);
+  EXPECT_EQ(i["rss_bytes"], 1048576);
+  EXPECT_EQ(j["volumes"][0]["state"], "detaching");
+  EXPECT_EQ(j["volumes"][0]["error"], "still held by pid 7");
+  EXPECT_EQ(j["fence"]["killed"][0], "kvd-0");
+  EXPECT_EQ(j["fence"]["at_unix_ms"], 10000);
+}
+
+TEST(AgentHeartbeatTest, RoundTrips) {
+  AgentHeartbeat in = Example();
+  auto out = ParseAgentHeartbeat(json::parse(Dump(ToJson(in))));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->node, in.node);
+  EXPECT_EQ(out->labels, in.labels);
+  EXPECT_EQ(out->assignments_generation, 12u);
+  EXPECT_EQ(out->resource_limits, "cgroup v2");
+  ASSERT_EQ(out->instances.size(), 1u);
+  const InstanceReport& r = out->instances[0];
+  EXPECT_EQ(r.instance, "kvd-0");
+  EXPECT_EQ(r.epoch, 3u);
+  EXPECT_TRUE(r.run);
+  EXPECT_EQ(r.state, InstanceState::kRunning);
+  EXPECT_EQ(r.readiness, Readiness::kBusy);
+  EXPECT_EQ(r.restarts, 2);
+  EXPECT_EQ(r.last_exit, "exit 1");
+  EXPECT_DOUBLE_EQ(r.cpu_percent, 1.5);
+  ASSERT_EQ(out->volumes.size(), 1u);
+  EXPECT_EQ(out->volumes[0].state, VolumeState::kDetaching);
+  EXPECT_EQ(out->volumes[0].error, "still held by pid 7");
+  ASSERT_TRUE(out->fence.has_value());
+  EXPECT_EQ(out->fence->at, in.fence->at);
+  EXPECT_EQ(out->fence->killed, in.fence->killed);
+}
+
+TEST(AgentHeartbeatTest, MissingMembersTakeTheirDefaults) {
+  auto hb = ParseAgentHeartbeat(json::parse(R"({"instances": [{"instance": "a-0"}]})"));
+  ASSERT_TRUE(hb.ok()) << hb.status().ToString();
+  EXPECT_EQ(hb->instances[0].state, InstanceState::kStopped);
+  EXPECT_EQ(hb->instances[0].readiness, Readiness::kUnknown);
+  EXPECT_TRUE(hb->volumes.empty());
+  EXPECT_FALSE(hb->fence.has_value());
+}
+
+// Each bad body is refused with the member it names.
+TEST(AgentHeartbeatTest, ErrorsNameTheMember) {
+  struct Case {
+    const char* body;
+    const char* error;
+  };
+  const Case cases[] = {
+      {R"([])", "body: must be a JSON object"},
+      {R"({"address": 7})", "address: must be a string"},
+      {R"({"assignments_generation": -1})", "assignments_generation: must be between 0"},
+      {R"({"assignments_generation": 18446744073709551615})",
+       "assignments_generation: must be between 0"},
+      {R"({"labels": {"fault_domain": 1}})", "labels.fault_domain: must be a string"},
+      {R"({"instances": {}})", "instances: must be an array"},
+      {R"({"instances": [7]})", "instances[0]: must be an object"},
+      {R"({"instances": [{"role": "a"}]})", "instances[0].instance: required"},
+      {R"({"instances": [{"instance": "a-0", "state": "asleep"}]})",
+       "instances[0].state: 'asleep' is not one of starting, running, stopping, stopped, "
+       "backoff, failed"},
+      {R"({"instances": [{"instance": "a-0", "readiness": 1}]})",
+       "instances[0].readiness: must be a string"},
+      {R"({"instances": [{"instance": "a-0", "restarts": 4294967296}]})",
+       "instances[0].restarts: must be between"},
+      {R"({"instances": [{"instance": "a-0", "pid": -4}]})", "instances[0].pid: must be between 0"},
+      {R"({"volumes": [{"name": "v", "state": "gone"}]})",
+       "volumes[0].state: 'gone' is not one of attached, detaching, detached"},
+      {R"({"fence": {"killed": [1]}})", "fence.killed[0]: must be a string"},
+  };
+  for (const Case& c : cases) {
+    auto hb = ParseAgentHeartbeat(json::parse(c.body));
+    ASSERT_FALSE(hb.ok()) << c.body;
+    EXPECT_EQ(hb.status().code(), StatusCode::kInvalidArgument) << c.body;
+    EXPECT_NE(hb.status().message().find(c.error), std::string::npos)
+        << c.body << " -> " << hb.status().message();
+  }
+}
+
+TEST(AgentHeartbeatTest, RefusesMoreInstancesThanAClusterHolds) {
+  json body = {{"instances", json::array()}};
+  for (int i = 0; i < 5001; ++i) body["instances"].push_back({{"instance", "a"}});
+  auto hb = ParseAgentHeartbeat(body);
+  ASSERT_FALSE(hb.ok());
+  EXPECT_NE(hb.status().message().find("instances: 5001 listed; at most 5000"), std::string::npos);
+}
+
+TEST(HeartbeatAnswerTest, RoundTripsAndRefusesGarbage) {
+  auto a = ParseHeartbeatAnswer(Dump(ToJson(HeartbeatAnswer{milliseconds(900), 13})));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->lease_ttl, milliseconds(900));
+  EXPECT_EQ(a->assignments_generation, 13u);
+  EXPECT_FALSE(ParseHeartbeatAnswer("not json").ok());
+  EXPECT_FALSE(ParseHeartbeatAnswer(R"({"lease_ttl_ms": 0})").ok());
+}
+
+TEST(GatewayHeartbeatTest, RoundTripsAndNamesBadMembers) {
+  GatewayHeartbeat in;
+  in.routes_version = 27;
+  in.active = {{"web-0", 3}, {"web-1", 0}};
+  auto out = ParseGatewayHeartbeat(json::parse(Dump(ToJson(in))));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->routes_version, 27u);
+  EXPECT_EQ(out->active, in.active);
+  EXPECT_EQ(ParseGatewayHeartbeat(json::parse(R"({"active": {"web-0": -1}})")).status().message(),
+            "active.web-0: must be between 0 and 9223372036854775807");
+  EXPECT_EQ(ParseGatewayHeartbeat(json::parse(R"({"routes_version": "7"})")).status().message(),
+            "routes_version: must be an integer");
+  EXPECT_TRUE(ParseGatewayHeartbeat(json::parse(R"({"routes_version": 0})")).ok());
+}
+
+TEST(StatesTest, NamesParseBack) {
+  for (auto s : {InstanceState::kStarting, InstanceState::kRunning, InstanceState::kStopping,
+                 InstanceState::kStopped, InstanceState::kBackoff, InstanceState::kFailed}) {
+    EXPECT_EQ(ParseInstanceState(InstanceStateName(s)), s);
+  }
+  for (auto r : {Readiness::kUnknown, Readiness::kReady, Readiness::kBusy, Readiness::kFailed}) {
+    EXPECT_EQ(ParseReadiness(ReadinessName(r)), r);
+  }
+  for (auto l : {Liveness::kUnknown, Liveness::kOk, Liveness::kFailing, Liveness::kFailed}) {
+    EXPECT_EQ(ParseLiveness(LivenessName(l)), l);
+  }
+  for (auto v : {VolumeState::kAttached, VolumeState::kDetaching, VolumeState::kDetached}) {
+    EXPECT_EQ(ParseVolumeState(VolumeStateName(v)), v);
+  }
+  EXPECT_FALSE(ParseReadiness("Ready").has_value());
+}
+
+}  // namespace
+}  // namespace hafab::wire
