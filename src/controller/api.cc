@@ -10,6 +10,7 @@
 #include "manifest/limits.h"
 #include "manifest/parser.h"
 #include "manifest/units.h"
+#include "wire/routes.h"
 
 namespace hafab::controller {
 
@@ -327,7 +328,7 @@ http::Response Api::Answer(const Waiter& w) {
       return r.ok() ? Ok(*r) : ErrorResponse(r.status());
     }
     case Kind::kRoutes:
-      return Ok(c_.Routes());
+      return Ok(wire::ToJson(c_.Routes()));
     case Kind::kEvents: {
       json events = json::array();
       for (const auto& e : c_.EventsAfter(w.after)) events.push_back(ToJson(e));

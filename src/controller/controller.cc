@@ -338,12 +338,10 @@ void Controller::Publish() {
   }
   if (routes_dirty_) {
     routes_dirty_ = false;
-    json routes = BuildRoutes();
-    std::string text = Dump(routes);
-    if (text != routes_cache_ || routes_version_ == 0) {
-      routes_cache_ = std::move(text);
+    std::vector<wire::RouteEndpoint> endpoints = BuildRoutes();
+    if (endpoints != routes_.endpoints || routes_version_ == 0) {
       routes_version_ = NextSeq();
-      routes_json_ = {{"version", routes_version_}, {"endpoints", std::move(routes)}};
+      routes_ = {routes_version_, std::move(endpoints)};
       if (listener_.routes_changed) listener_.routes_changed();
     }
   }

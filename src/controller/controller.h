@@ -32,6 +32,7 @@
 #include "store/store.h"
 #include "wire/agent_heartbeat.h"
 #include "wire/gateway_heartbeat.h"
+#include "wire/routes.h"
 
 namespace hafab::controller {
 
@@ -139,7 +140,7 @@ class Controller {
   // acknowledgement of a routes version and the connections it holds.
   Result<wire::HeartbeatAnswer> GatewayHeartbeat(const std::string& id,
                                                  const wire::GatewayHeartbeat& heartbeat);
-  nlohmann::json Routes() const { return routes_json_; }
+  const wire::Routes& Routes() const { return routes_; }
   int64_t RoutesVersion() const { return routes_version_; }
 
   // Planned switchover of an active-passive role to a standby (on node `to`, "" = any).
@@ -259,7 +260,7 @@ class Controller {
   // Whether `primary` hands its connections over now: a planned switchover away from it is
   // at fence or stop (routes list it handing_over: no new connection, open ones kept).
   bool HandingOver(const RoleRecord& role, const InstanceRecord& primary) const;
-  nlohmann::json BuildRoutes() const;
+  std::vector<wire::RouteEndpoint> BuildRoutes() const;
   std::vector<std::string> ResolveAllow(const std::vector<std::string>& allow) const;
 
   // --- failover.cc
@@ -381,8 +382,7 @@ class Controller {
   std::map<std::string, std::string> assignments_cache_;
   std::set<std::string> dirty_nodes_;
   bool routes_dirty_ = true;
-  nlohmann::json routes_json_;
-  std::string routes_cache_;
+  wire::Routes routes_;
   int64_t routes_version_ = 0;
   TimePoint next_reconcile_{};
   TimePoint next_gc_{};

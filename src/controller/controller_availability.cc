@@ -24,12 +24,10 @@ void Controller::TrackAvailability() {
   availability_routes_version_ = routes_version_;
   const int64_t now_ms = WallMs(clock_);
   std::map<std::string, bool> routable;
-  for (const auto& ep : routes_json_.at("endpoints")) {
+  for (const wire::RouteEndpoint& ep : routes_.endpoints) {
     bool any = false;
-    for (const auto& b : ep.at("backends")) {
-      any |= b.value("ready", false) && !b.value("busy", false);
-    }
-    routable[ep.value("role", "")] = any;
+    for (const wire::RouteBackend& b : ep.backends) any |= b.ready && !b.busy;
+    routable[ep.role] = any;
   }
   for (const auto& [role, up] : routable) {
     auto it = availability_.find(role);

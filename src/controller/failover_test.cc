@@ -262,7 +262,7 @@ TEST_F(FailoverTest, EveryStepIsIdempotent) {
     for (const auto& [n, r] : c_->instances()) j["instances"][n] = ToJson(r);
     auto d = provider_.Describe("kvd-data");
     j["attached"] = d.ok() ? d->node : "";
-    j["routes"] = c_->Routes()["endpoints"];
+    j["routes"] = wire::ToJson(c_->Routes())["endpoints"];
     return j;
   };
   for (const char* step : kFailoverSteps) {

@@ -95,7 +95,7 @@ class ClusterTest : public ::testing::Test {
   const RoleRecord& Role(const std::string& name) { return c_->roles().at(name); }
   std::string PrimaryNode(const std::string& role = "kvd") { return Inst(Role(role).primary).node; }
   nlohmann::json Endpoint(const std::string& role) {
-    nlohmann::json routes = c_->Routes();
+    nlohmann::json routes = wire::ToJson(c_->Routes());
     for (const auto& e : routes["endpoints"]) {
       if (e["role"] == role) return e;
     }

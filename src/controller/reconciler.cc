@@ -389,22 +389,28 @@ bool Controller::HandingOver(const RoleRecord& role, const InstanceRecord& prima
          (op->step == "fence" || op->step == "stop") && !NodeDown(primary.node);
 }
 
-json Controller::BuildRoutes() const {
-  json endpoints = json::array();
+std::vector<wire::RouteEndpoint> Controller::BuildRoutes() const {
+  std::vector<wire::RouteEndpoint> endpoints;
   for (const auto& [rname, role] : roles_) {
     if (!role.spec.endpoint) continue;
     bool ap = role.spec.mode == RoleMode::kActivePassive;
-    json ep = {{"role", rname},
-               {"mode", ap ? "active-passive" : "load-balanced"},
-               {"listen", role.spec.endpoint->listen},
-               {"allow", ResolveAllow(role.spec.endpoint->allow)},
-               {"epoch", role.epoch},
-               {"backends", json::array()}};
+    wire::RouteEndpoint& ep = endpoints.emplace_back();
+    ep.role = rname;
+    ep.mode = ap ? wire::RoutingMode::kActivePassive : wire::RoutingMode::kLoadBalanced;
+    ep.listen = role.spec.endpoint->listen;
+    // A list whose roles have no node yet resolves to nothing: nobody, not everybody.
+    if (!role.spec.endpoint->allow.empty()) ep.allow = ResolveAllow(role.spec.endpoint->allow);
+    ep.epoch = role.epoch;
     auto backend = [&](const InstanceRecord& inst, bool ready, bool busy) {
-      return json{
-          {"instance", inst.name}, {"node", inst.node},   {"address", nodes_.at(inst.node).address},
-          {"port", inst.port},     {"epoch", inst.epoch}, {"ready", ready},
-          {"busy", busy}};
+      wire::RouteBackend b;
+      b.instance = inst.name;
+      b.node = inst.node;
+      b.address = nodes_.at(inst.node).address;
+      b.port = inst.port;
+      b.epoch = inst.epoch;
+      b.ready = ready;
+      b.busy = busy;
+      return b;
     };
     auto add = [&](const InstanceRecord& inst) {
       if (NodeDown(inst.node)) return;
@@ -419,23 +425,22 @@ json Controller::BuildRoutes() const {
           clock_.Now() < started_at_ + opts_.lease_ttl) {
         ready = true;
       }
-      ep["backends"].push_back(backend(inst, ready, busy));
+      ep.backends.push_back(backend(inst, ready, busy));
     };
     if (ap) {
       auto pi = instances_.find(role.primary);
       if (role.routed && pi != instances_.end() && pi->second.run) {
         add(pi->second);
       } else if (pi != instances_.end() && HandingOver(role, pi->second)) {
-        json b = backend(pi->second, false, false);
-        b["handing_over"] = true;
-        ep["backends"].push_back(std::move(b));
+        wire::RouteBackend b = backend(pi->second, false, false);
+        b.handing_over = true;
+        ep.backends.push_back(std::move(b));
       }
     } else {
       for (const auto& [name, inst] : instances_) {
         if (inst.role == rname && inst.run) add(inst);
       }
     }
-    endpoints.push_back(std::move(ep));
   }
   return endpoints;
 }

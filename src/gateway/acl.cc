@@ -103,7 +103,7 @@ Result<Acl> Acl::Parse(const std::vector<std::string>& entries) {
 }
 
 bool Acl::Allows(const sockaddr* addr) const {
-  if (allow_.empty()) return true;
+  if (!restricted_) return true;
   for (const auto& c : allow_) {
     if (c.Contains(addr)) return true;
   }

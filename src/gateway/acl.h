@@ -37,22 +37,24 @@ class Cidr {
   int prefix_ = 0;
 };
 
-// An allow list. Empty means: allow every address. Thread-safe for concurrent reads.
+// An allow list: every address (the default), or only the addresses in its CIDRs (none when
+// it has none). Thread-safe for concurrent reads.
 class Acl {
  public:
   Acl() = default;
-  explicit Acl(std::vector<Cidr> allow) : allow_(std::move(allow)) {}
+  explicit Acl(std::vector<Cidr> allow) : allow_(std::move(allow)), restricted_(true) {}
 
   // Parses each entry with Cidr::Parse; the error names the first bad entry.
   static Result<Acl> Parse(const std::vector<std::string>& entries);
 
-  // True if the list is empty or one of its CIDRs contains `addr`.
+  // True if the list is unrestricted or one of its CIDRs contains `addr`.
   bool Allows(const sockaddr* addr) const;
-  bool allow_all() const { return allow_.empty(); }
+  bool allow_all() const { return !restricted_; }
   const std::vector<Cidr>& entries() const { return allow_; }
 
  private:
   std::vector<Cidr> allow_;
+  bool restricted_ = false;
 };
 
 }  // namespace hafab::gateway

@@ -10,10 +10,6 @@
 
 namespace hafab::gateway {
 
-std::string_view RoutingModeName(RoutingMode mode) {
-  return mode == RoutingMode::kActivePassive ? "active-passive" : "load-balanced";
-}
-
 uint16_t SocketAddress::port() const {
   if (storage.ss_family == AF_INET) {
     return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
@@ -113,131 +109,56 @@ const Endpoint* RouteTable::FindByListen(std::string_view listen) const {
   return nullptr;
 }
 
-namespace {
-
-using nlohmann::json;
-
-// Field readers that name the field path in their errors.
-Status Missing(const std::string& path, std::string_view what) {
-  return Status::InvalidArgument(path + ": " + std::string(what));
-}
-
-Result<std::string> GetString(const json& obj, const std::string& path, const char* key,
-                              bool required) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) {
-    if (required) return Missing(path + "." + key, "is required");
-    return std::string();
-  }
-  if (!it->is_string()) return Missing(path + "." + key, "must be a string");
-  return it->get<std::string>();
-}
-
-Result<uint64_t> GetUint(const json& obj, const std::string& path, const char* key, bool required,
-                         uint64_t max) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) {
-    if (required) return Missing(path + "." + key, "is required");
-    return uint64_t{0};
-  }
-  if (!it->is_number_integer() ||
-      (it->is_number_integer() && it->get<int64_t>() < 0 && !it->is_number_unsigned())) {
-    return Missing(path + "." + key, "must be a non-negative integer");
-  }
-  uint64_t v = it->get<uint64_t>();
-  if (v > max) return Missing(path + "." + key, "must be at most " + std::to_string(max));
-  return v;
-}
-
-Result<bool> GetBool(const json& obj, const std::string& path, const char* key, bool dflt) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return dflt;
-  if (!it->is_boolean()) return Missing(path + "." + key, "must be true or false");
-  return it->get<bool>();
-}
-
-Result<Backend> ParseBackend(const json& j, const std::string& path) {
-  if (!j.is_object()) return Missing(path, "must be an object");
-  Backend b;
-  HAFAB_ASSIGN_OR_RETURN(b.instance, GetString(j, path, "instance", true));
-  HAFAB_ASSIGN_OR_RETURN(b.node, GetString(j, path, "node", false));
-  HAFAB_ASSIGN_OR_RETURN(std::string address, GetString(j, path, "address", true));
-  HAFAB_ASSIGN_OR_RETURN(uint64_t port, GetUint(j, path, "port", true, 65535));
-  if (port == 0) return Missing(path + ".port", "must be an integer 1..65535");
-  auto addr = SocketAddress::FromHostPort(address, static_cast<uint16_t>(port));
-  if (!addr.ok()) return Missing(path + ".address", addr.status().message());
-  b.address = *addr;
-  HAFAB_ASSIGN_OR_RETURN(b.epoch, GetUint(j, path, "epoch", false, UINT64_MAX));
-  HAFAB_ASSIGN_OR_RETURN(b.ready, GetBool(j, path, "ready", false));
-  HAFAB_ASSIGN_OR_RETURN(b.busy, GetBool(j, path, "busy", false));
-  HAFAB_ASSIGN_OR_RETURN(b.handing_over, GetBool(j, path, "handing_over", false));
-  return b;
-}
-
-Result<Endpoint> ParseEndpoint(const json& j, const std::string& path) {
-  if (!j.is_object()) return Missing(path, "must be an object");
-  Endpoint e;
-  HAFAB_ASSIGN_OR_RETURN(e.role, GetString(j, path, "role", true));
-  HAFAB_ASSIGN_OR_RETURN(std::string mode, GetString(j, path, "mode", true));
-  if (mode == "active-passive") {
-    e.mode = RoutingMode::kActivePassive;
-  } else if (mode == "load-balanced") {
-    e.mode = RoutingMode::kLoadBalanced;
-  } else {
-    return Missing(path + ".mode",
-                   "must be \"active-passive\" or \"load-balanced\", not \"" + mode + "\"");
-  }
-  HAFAB_ASSIGN_OR_RETURN(e.listen, GetString(j, path, "listen", true));
-  auto listen = SocketAddress::Parse(e.listen);
-  if (!listen.ok()) return Missing(path + ".listen", listen.status().message());
-  e.listen_address = *listen;
-  HAFAB_ASSIGN_OR_RETURN(e.epoch, GetUint(j, path, "epoch", false, UINT64_MAX));
-  if (auto it = j.find("allow"); it != j.end() && !it->is_null()) {
-    if (!it->is_array()) return Missing(path + ".allow", "must be an array of CIDRs");
-    std::vector<Cidr> cidrs;
-    for (size_t i = 0; i < it->size(); ++i) {
-      const std::string p = path + ".allow[" + std::to_string(i) + "]";
-      if (!(*it)[i].is_string()) return Missing(p, "must be a string");
-      auto c = Cidr::Parse((*it)[i].get<std::string>());
-      if (!c.ok()) return Missing(p, c.status().message());
-      cidrs.push_back(*c);
-    }
-    e.allow = Acl(std::move(cidrs));
-  }
-  if (auto it = j.find("backends"); it != j.end() && !it->is_null()) {
-    if (!it->is_array()) return Missing(path + ".backends", "must be an array");
-    for (size_t i = 0; i < it->size(); ++i) {
-      HAFAB_ASSIGN_OR_RETURN(Backend b,
-                             ParseBackend((*it)[i], path + ".backends[" + std::to_string(i) + "]"));
-      e.backends.push_back(std::move(b));
-    }
-  }
-  return e;
-}
-
-}  // namespace
-
 Result<std::shared_ptr<const RouteTable>> RouteTable::Parse(std::string_view text) {
-  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::InvalidArgument("routes: not valid JSON");
-  if (!j.is_object()) return Status::InvalidArgument("routes: must be a JSON object");
-  HAFAB_ASSIGN_OR_RETURN(uint64_t version, GetUint(j, "routes", "version", true, UINT64_MAX));
+  HAFAB_ASSIGN_OR_RETURN(wire::Routes routes, wire::ParseRoutes(j));
+  return Compile(routes);
+}
+
+Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const wire::Routes& routes) {
+  auto bad = [](const std::string& path, const Status& st) {
+    return Status::InvalidArgument(path + ": " + st.message());
+  };
   std::vector<Endpoint> endpoints;
   std::set<std::string> listens;
-  if (auto it = j.find("endpoints"); it != j.end() && !it->is_null()) {
-    if (!it->is_array()) return Status::InvalidArgument("endpoints: must be an array");
-    for (size_t i = 0; i < it->size(); ++i) {
-      const std::string path = "endpoints[" + std::to_string(i) + "]";
-      HAFAB_ASSIGN_OR_RETURN(Endpoint e, ParseEndpoint((*it)[i], path));
-      if (!listens.insert(e.listen).second) {
-        return Status::InvalidArgument(path + ".listen: \"" + e.listen +
-                                       "\" is used by another endpoint");
-      }
-      endpoints.push_back(std::move(e));
+  for (size_t i = 0; i < routes.endpoints.size(); ++i) {
+    const wire::RouteEndpoint& in = routes.endpoints[i];
+    const std::string path = "endpoints[" + std::to_string(i) + "]";
+    Endpoint e;
+    e.role = in.role;
+    e.mode = in.mode;
+    e.listen = in.listen;
+    auto listen = SocketAddress::Parse(e.listen);
+    if (!listen.ok()) return bad(path + ".listen", listen.status());
+    if (!listens.insert(e.listen).second) {
+      return Status::InvalidArgument(path + ".listen: \"" + e.listen +
+                                     "\" is used by another endpoint");
     }
+    e.listen_address = *listen;
+    e.epoch = static_cast<uint64_t>(in.epoch);
+    if (in.allow) {
+      std::vector<Cidr> cidrs;
+      for (size_t k = 0; k < in.allow->size(); ++k) {
+        auto c = Cidr::Parse((*in.allow)[k]);
+        if (!c.ok()) return bad(path + ".allow[" + std::to_string(k) + "]", c.status());
+        cidrs.push_back(*c);
+      }
+      e.allow = Acl(std::move(cidrs));
+    }
+    for (size_t k = 0; k < in.backends.size(); ++k) {
+      const wire::RouteBackend& b = in.backends[k];
+      auto addr = SocketAddress::FromHostPort(b.address, static_cast<uint16_t>(b.port));
+      if (!addr.ok()) {
+        return bad(path + ".backends[" + std::to_string(k) + "].address", addr.status());
+      }
+      e.backends.push_back({b.instance, b.node, *addr, static_cast<uint64_t>(b.epoch), b.ready,
+                            b.busy, b.handing_over});
+    }
+    endpoints.push_back(std::move(e));
   }
   return std::shared_ptr<const RouteTable>(
-      std::make_shared<RouteTable>(version, std::move(endpoints)));
+      std::make_shared<RouteTable>(static_cast<uint64_t>(routes.version), std::move(endpoints)));
 }
 
 }  // namespace hafab::gateway

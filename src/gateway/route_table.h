@@ -13,14 +13,14 @@
 
 #include "core/result.h"
 #include "gateway/acl.h"
+#include "wire/routes.h"
 
 namespace hafab::gateway {
 
-enum class RoutingMode {
-  kActivePassive,  // only the primary of the endpoint's current epoch
-  kLoadBalanced,   // least connections across ready, non-busy backends
-};
-std::string_view RoutingModeName(RoutingMode mode);
+// Active-passive: only the primary of the endpoint's current epoch; load-balanced: least
+// connections across ready, non-busy backends.
+using wire::RoutingMode;
+using wire::RoutingModeName;
 
 // A socket address with its length, ready for bind/connect.
 struct SocketAddress {
@@ -77,10 +77,12 @@ class RouteTable {
   RouteTable(uint64_t version, std::vector<Endpoint> endpoints)
       : version_(version), endpoints_(std::move(endpoints)) {}
 
-  // Parses the JSON of `GET /v1/routes`. Errors: InvalidArgument naming the field, e.g.
-  // "endpoints[0].backends[1].port: must be an integer 1..65535". Two endpoints with the
-  // same `listen` are an error.
+  // Parses the JSON of `GET /v1/routes` (wire/routes.h) and compiles it. Errors:
+  // InvalidArgument naming the field, e.g. "endpoints[0].backends[1].port: must be between 1
+  // and 65535".
   static Result<std::shared_ptr<const RouteTable>> Parse(std::string_view json);
+  // Errors: an address or CIDR that does not parse, two endpoints with the same `listen`.
+  static Result<std::shared_ptr<const RouteTable>> Compile(const wire::Routes& routes);
 
   uint64_t version() const { return version_; }
   const std::vector<Endpoint>& endpoints() const { return endpoints_; }

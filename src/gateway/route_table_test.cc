@@ -1,6 +1,8 @@
 #include "gateway/route_table.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
 namespace hafab::gateway {
 namespace {
@@ -47,6 +49,20 @@ TEST(RouteTableTest, ParsesTheProtocolExample) {
   EXPECT_EQ(table.FindByListen("1.2.3.4:1"), nullptr);
 }
 
+// An allow list the controller resolved to nothing (its roles have no node yet) admits
+// nobody; only an absent one admits everybody.
+TEST(RouteTableTest, AnEmptyAllowListAdmitsNobody) {
+  auto t = RouteTable::Parse(R"({"version": 1, "endpoints": [
+    {"role": "a", "mode": "load-balanced", "listen": "127.0.0.1:1", "allow": []},
+    {"role": "b", "mode": "load-balanced", "listen": "127.0.0.1:2"}]})");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_FALSE((*t)->endpoints()[0].allow.Allows(reinterpret_cast<sockaddr*>(&addr)));
+  EXPECT_TRUE((*t)->endpoints()[1].allow.Allows(reinterpret_cast<sockaddr*>(&addr)));
+}
+
 TEST(RouteTableTest, NoPrimaryWhenEpochHasNoReadyBackend) {
   auto t = RouteTable::Parse(R"({"version": 1, "endpoints": [
     {"role": "kvd", "mode": "active-passive", "listen": "127.0.0.1:0", "epoch": 4,
@@ -72,13 +88,13 @@ TEST(RouteTableTest, ErrorsNameTheField) {
   const BadCase cases[] = {
       {"not json", "not valid JSON"},
       {"[]", "must be a JSON object"},
-      {R"({"endpoints": []})", "routes.version: is required"},
-      {R"({"version": -1})", "routes.version: must be a non-negative integer"},
+      {R"({"endpoints": []})", "version: required"},
+      {R"({"version": -1})", "version: must be between 0"},
       {R"({"version": 1, "endpoints": {}})", "endpoints: must be an array"},
       {R"({"version": 1, "endpoints": [{"mode": "load-balanced", "listen": "127.0.0.1:1"}]})",
-       "endpoints[0].role: is required"},
+       "endpoints[0].role: required"},
       {R"({"version": 1, "endpoints": [{"role": "a", "mode": "primary", "listen": "127.0.0.1:1"}]})",
-       "endpoints[0].mode: must be \"active-passive\" or \"load-balanced\""},
+       "endpoints[0].mode: 'primary' is not one of active-passive, load-balanced"},
       {R"({"version": 1, "endpoints": [{"role": "a", "mode": "load-balanced", "listen": "x:1"}]})",
        "endpoints[0].listen: bad address \"x:1\""},
       {R"({"version": 1, "endpoints": [{"role": "a", "mode": "load-balanced", "listen": "127.0.0.1:70000"}]})",
@@ -88,7 +104,7 @@ TEST(RouteTableTest, ErrorsNameTheField) {
        "endpoints[0].allow[1]: bad CIDR \"web\""},
       {R"({"version": 1, "endpoints": [{"role": "a", "mode": "load-balanced", "listen": "127.0.0.1:1",
            "backends": [{"instance": "a-0", "address": "127.0.0.1", "port": 0}]}]})",
-       "endpoints[0].backends[0].port: must be an integer 1..65535"},
+       "endpoints[0].backends[0].port: must be between 1 and 65535"},
       {R"({"version": 1, "endpoints": [{"role": "a", "mode": "load-balanced", "listen": "127.0.0.1:1",
            "backends": [{"instance": "a-0", "address": "db.local", "port": 5}]}]})",
        "endpoints[0].backends[0].address"},

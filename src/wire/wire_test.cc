@@ -6,6 +6,7 @@
 #include "core/json.h"
 #include "wire/agent_heartbeat.h"
 #include "wire/gateway_heartbeat.h"
+#include "wire/routes.h"
 #include "wire/states.h"
 
 namespace hafab::wire {
@@ -162,6 +163,66 @@ TEST(GatewayHeartbeatTest, RoundTripsAndNamesBadMembers) {
   EXPECT_EQ(ParseGatewayHeartbeat(json::parse(R"({"routes_version": "7"})")).status().message(),
             "routes_version: must be an integer");
   EXPECT_TRUE(ParseGatewayHeartbeat(json::parse(R"({"routes_version": 0})")).ok());
+}
+
+TEST(RoutesTest, RoundTripsWithTheAllowListsThreeStates) {
+  Routes in;
+  in.version = 17;
+  RouteEndpoint& kvd = in.endpoints.emplace_back();
+  kvd.role = "kvd";
+  kvd.mode = RoutingMode::kActivePassive;
+  kvd.listen = "127.0.0.1:7000";
+  kvd.allow = std::vector<std::string>{"127.0.0.0/8"};
+  kvd.epoch = 3;
+  RouteBackend b;
+  b.instance = "kvd-0";
+  b.node = "n1";
+  b.address = "127.0.0.1";
+  b.port = 7101;
+  b.epoch = 3;
+  b.ready = true;
+  kvd.backends = {b};
+  b.instance = "kvd-1";
+  b.ready = false;
+  b.handing_over = true;
+  kvd.backends.push_back(b);
+  RouteEndpoint& closed = in.endpoints.emplace_back();
+  closed.role = "closed";
+  closed.listen = "127.0.0.1:7001";
+  closed.allow = std::vector<std::string>{};  // nobody
+  RouteEndpoint& open = in.endpoints.emplace_back();
+  open.role = "open";
+  open.listen = "127.0.0.1:7002";  // no allow list: everybody
+
+  json j = ToJson(in);
+  EXPECT_FALSE(j["endpoints"][0]["backends"][0].contains("handing_over"));
+  EXPECT_EQ(j["endpoints"][1]["allow"], json::array());
+  EXPECT_FALSE(j["endpoints"][2].contains("allow"));
+  auto out = ParseRoutes(json::parse(Dump(j)));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->version, 17);
+  EXPECT_EQ(out->endpoints, in.endpoints);
+}
+
+TEST(RoutesTest, ErrorsNameTheMember) {
+  EXPECT_EQ(ParseRoutes(json::parse(R"({"endpoints": []})")).status().message(),
+            "version: required");
+  EXPECT_EQ(ParseRoutes(json::parse(R"({"version": 1, "endpoints": [{"role": "a",
+                 "mode": "primary", "listen": "x"}]})"))
+                .status()
+                .message(),
+            "endpoints[0].mode: 'primary' is not one of active-passive, load-balanced");
+  EXPECT_EQ(ParseRoutes(json::parse(R"({"version": 1, "endpoints": [{"role": "a",
+                 "mode": "load-balanced", "listen": "x", "backends": [{"instance": "a-0",
+                 "address": "127.0.0.1", "port": 70000}]}]})"))
+                .status()
+                .message(),
+            "endpoints[0].backends[0].port: must be between 1 and 65535");
+  EXPECT_EQ(ParseRoutes(json::parse(R"({"version": 1, "endpoints": [{"role": "a",
+                 "mode": "load-balanced", "listen": "x", "allow": "10.0.0.0/8"}]})"))
+                .status()
+                .message(),
+            "endpoints[0].allow: must be an array");
 }
 
 TEST(StatesTest, NamesParseBack) {
