@@ -103,52 +103,61 @@ Status Controller::Load() {
   running_ops_.clear();
   pending_.clear();
   HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
+  // A decision record that cannot be read stops the load, naming its key: acting on a
+  // partial view (a role without its instances, a failover without its journal) could start
+  // a second primary. History (events, availability) is logged and skipped.
+  auto corrupt = [](const std::string& key, const std::string& why) {
+    return Status::Internal("store: " + key + ": " + why);
+  };
   for (const auto& kv : all.kvs) {
     json j = json::parse(kv.value, nullptr, false);
     auto starts = [&](const char* p) { return kv.key.rfind(p, 0) == 0; };
-    if (kv.key == kSeqKey) {
-      seq_ = std::max(seq_, j.is_number_integer() ? j.get<int64_t>() : 0);
-      seq_floor_ = seq_;
-      continue;
-    }
+    const bool history = starts(kEventsPrefix) || starts(kAvailabilityPrefix);
     if (j.is_discarded()) {
+      if (!history) return corrupt(kv.key, "not JSON");
       spdlog::error("store: {} is not JSON; ignored", kv.key);
       continue;
     }
-    if (starts(kRolesPrefix)) {
+    if (kv.key == kSeqKey) {
+      if (!j.is_number_integer()) return corrupt(kv.key, "not an integer");
+      seq_ = std::max(seq_, j.get<int64_t>());
+      seq_floor_ = seq_;
+    } else if (starts(kRolesPrefix)) {
       auto r = RoleFromJson(j);
-      if (r.ok()) roles_[r->spec.name] = *r;
+      if (!r.ok()) return corrupt(kv.key, r.status().message());
+      roles_[r->spec.name] = *r;
     } else if (starts(kInstancesPrefix)) {
       auto r = InstanceFromJson(j);
-      if (r.ok()) {
-        by_node_[r->node].insert(r->name);
-        instances_[r->name] = *r;
-      }
+      if (!r.ok()) return corrupt(kv.key, r.status().message());
+      by_node_[r->node].insert(r->name);
+      instances_[r->name] = *r;
     } else if (starts(kNodesPrefix)) {
       auto r = NodeFromJson(j);
-      if (r.ok()) nodes_[r->name] = *r;
+      if (!r.ok()) return corrupt(kv.key, r.status().message());
+      nodes_[r->name] = *r;
     } else if (starts(kGatewaysPrefix)) {
       gateways_.insert(kv.key.substr(std::strlen(kGatewaysPrefix)));
     } else if (starts(kOpsPrefix)) {
       auto r = OperationFromJson(j);
-      if (r.ok()) {
-        if (r->state == "running") running_ops_[r->role] = r->id;
-        ops_[r->id] = *r;
-      }
+      if (!r.ok()) return corrupt(kv.key, r.status().message());
+      if (r->state == "running") running_ops_[r->role] = r->id;
+      ops_[r->id] = *r;
     } else if (starts(kAvailabilityPrefix)) {
       // A role tracked in memory keeps its record (steady state is not written).
       auto log = AvailabilityLog::FromJson(j);
       if (log.ok()) {
         availability_.emplace(kv.key.substr(std::strlen(kAvailabilityPrefix)), *log);
       } else {
-        spdlog::error("store: {}: {}", kv.key, log.status().ToString());
+        spdlog::error("store: {}: {}; ignored", kv.key, log.status().ToString());
       }
     } else if (starts(kEventsPrefix)) {
       auto r = EventFromJson(j);
-      if (r.ok()) {
-        stored_events_.push_back(r->id);
-        if (events_.empty() || events_.back().id < r->id) events_.push_back(*r);
+      if (!r.ok()) {
+        spdlog::error("store: {}: {}; ignored", kv.key, r.status().ToString());
+        continue;
       }
+      stored_events_.push_back(r->id);
+      if (events_.empty() || events_.back().id < r->id) events_.push_back(*r);
     }
   }
   while (events_.size() > kEventsInMemory) events_.pop_front();

@@ -65,6 +65,21 @@ TEST_F(ClusterTest, AllowListResolvesRoleNamesToNodeAddresses) {
   EXPECT_EQ(allow, nlohmann::json({"127.0.0.0/8", "127.0.0.1/32"}));
 }
 
+// An allow list naming only roles that have no node yet admits nobody, not everybody; an
+// endpoint without a list admits every address.
+TEST_F(ClusterTest, AllowListOfRolesWithoutNodesIsClosed) {
+  Run(100ms);
+  manifest::Role kvd = KvdRole(2);
+  kvd.endpoint->allow = {"web"};
+  ApplyRoles({kvd, WebRole(2)});
+  Run(200ms);
+  EXPECT_EQ(Endpoint("kvd")["allow"], nlohmann::json({"127.0.0.1/32"}));
+  EXPECT_FALSE(Endpoint("web").contains("allow"));
+  ApplyRoles({kvd});
+  Run(200ms);
+  EXPECT_EQ(Endpoint("kvd")["allow"], nlohmann::json::array());
+}
+
 TEST_F(ClusterTest, GenerationAndRoutesVersionGrowOnEveryChangeOnly) {
   Run(100ms);
   ApplyRoles({WebRole(2)});
@@ -139,6 +154,29 @@ TEST_F(ClusterTest, NewControllerGivesKnownNodesOneFullLease) {
   Run(200ms);
   EXPECT_TRUE(c_->nodes().at("n3").down);
   EXPECT_FALSE(c_->nodes().at("n1").down);
+}
+
+// A record the controller cannot read stops a new controller, naming the key, rather than
+// leaving it to act on a partial view; a broken event is history and only logged.
+TEST_F(ClusterTest, AnUnreadableRecordStopsTheLoadNamingItsKey) {
+  Run(100ms);
+  ApplyRoles({KvdRole()});
+  Run(300ms);
+  auto put = [&](const std::string& key, const std::string& value) {
+    store::Txn txn;
+    txn.success = {store::Op::Put(key, value)};
+    ASSERT_TRUE(store_.Commit(txn).ok());
+  };
+  put("/hafab/events/99999999999999999999", "{not json");
+  ControllerOptions o;
+  Controller ok(store_, clock_, &provider_, o);
+  EXPECT_TRUE(ok.Start().ok());
+
+  put("/hafab/instances/kvd-0", R"({"role": 7})");
+  Controller broken(store_, clock_, &provider_, o);
+  Status st = broken.Start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("/hafab/instances/kvd-0"), std::string::npos) << st.ToString();
 }
 
 TEST_F(ClusterTest, RestartsInPlaceThenRelocatesAfterTheLimit) {

@@ -1,15 +1,7 @@
 // The controller's durable records (desired state and decisions), their store keys and
-// their JSON form. Observed state (heartbeats) is never a record: it lives in memory.
-//
-// Store layout (all JSON values):
-//   /hafab/roles/<role>          RoleRecord: the applied spec plus epoch, primary, routed
-//   /hafab/instances/<instance>  InstanceRecord: placement and what the agent must do
-//   /hafab/nodes/<node>          NodeRecord: labels, capacity, drained, down
-//   /hafab/gateways/<id>         GatewayRecord: gateways seen, so a new controller waits
-//                                for their acknowledgement (or lease expiry) when fencing
-//   /hafab/ops/<id>              Operation: a journaled failover and its timeline
-//   /hafab/events/<20-digit id>  Event
-//   /hafab/seq                   the floor of the sequence allocator (see Sequence)
+// their JSON form. Observed state (heartbeats) is never a record: it lives in memory. The key
+// layout, with the keys other files own (leader, availability), is in docs/architecture.md
+// ("Controller records").
 #pragma once
 
 #include <cstdint>

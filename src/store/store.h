@@ -1,7 +1,7 @@
 // Store: the one seam for durable state. Shaped after etcd v3 (and Mesos' Storage):
 // keys with revisions, multi-key transactions with compares, prefix reads, watches
 // from a revision, and leases with a TTL that delete their keys when they expire.
-// Backends: SqliteStore (embedded, one file, WAL) and, later, EtcdStore.
+// Backends: SqliteStore (embedded, one file, WAL) and EtcdStore (etcd v3 over HTTP/JSON).
 #pragma once
 
 #include <cstdint>
