@@ -322,6 +322,9 @@ class Controller {
   // --- ops.cc
   void BeginStep(Operation& op);
   void CompleteStep(Operation& op);
+  // How long the current step has run, on the monotonic clock (the journal's times are wall
+  // times, for people). A step resumed by a new controller starts counting at resumption.
+  Duration StepElapsed(const Operation& op);
   void FinishOp(Operation& op, const std::string& state, const std::string& error);
   void Note(Operation& op, const std::string& note);  // once per distinct note
 
@@ -364,6 +367,7 @@ class Controller {
   std::map<std::string, int64_t> gateway_acked_;
   std::map<std::string, RestartTrack> restarts_;
   std::map<std::string, int64_t> fence_version_;  // op id -> routes version to confirm
+  std::map<std::string, TimePoint> step_began_;   // op id -> its current step's start
   // gateway -> instance -> active connections it reported (drain, autoscaling).
   std::map<std::string, std::map<std::string, uint64_t>> gateway_active_;
   Autoscaler autoscaler_{clock_};

@@ -29,6 +29,7 @@ void Controller::BeginStep(Operation& op) {
   // A rollout's steps repeat per wave of update domains: the record names the domains.
   std::string name = op.kind == "rollout" ? op.step + " " + RolloutWaveLabel(op) : op.step;
   op.steps.push_back({name, WallMs(clock_), -1, ""});
+  step_began_[op.id] = clock_.Now();
   PutOp(op);
   Emit(op.kind + "-step", op.role + " (" + op.id + "): step " + name + " started",
        {{"op", op.id}, {"role", op.role}, {"step", op.step}});
@@ -45,10 +46,10 @@ void Controller::BeginStep(Operation& op) {
 }
 
 void Controller::CompleteStep(Operation& op) {
-  int64_t now = WallMs(clock_);
   int64_t took = 0;
   if (!op.steps.empty()) {
-    took = now - op.steps.back().started_ms;
+    // Wall time, for the timeline: a step resumed by a new controller includes the gap.
+    took = std::max<int64_t>(0, WallMs(clock_) - op.steps.back().started_ms);
     op.steps.back().duration_ms = took;
   }
   std::string done = op.steps.empty() ? op.step : op.steps.back().name;
@@ -73,6 +74,11 @@ void Controller::CompleteStep(Operation& op) {
   (void)Commit();
 }
 
+Duration Controller::StepElapsed(const Operation& op) {
+  auto it = step_began_.try_emplace(op.id, clock_.Now()).first;
+  return clock_.Now() - it->second;
+}
+
 void Controller::FinishOp(Operation& op, const std::string& state, const std::string& error) {
   op.state = state;
   op.step_begun = false;
@@ -80,6 +86,7 @@ void Controller::FinishOp(Operation& op, const std::string& state, const std::st
   op.finished_ms = WallMs(clock_);
   PutOp(op);
   fence_version_.erase(op.id);
+  step_began_.erase(op.id);
   std::string timeline;
   for (const auto& s : op.steps) {
     timeline +=

@@ -293,8 +293,7 @@ Controller::StepResult Controller::StepRolloutStart(Operation& op) {
     if (!ready) waiting.push_back(name);
   }
   if (failure.empty() && waiting.empty()) return StepResult::kDone;
-  int64_t begun = op.steps.empty() ? WallMs(clock_) : op.steps.back().started_ms;
-  if (failure.empty() && WallMs(clock_) >= begun + ToMs(role.spec.update.ready_timeout)) {
+  if (failure.empty() && StepElapsed(op) >= role.spec.update.ready_timeout) {
     failure = Join(waiting) + " not ready within " +
               std::to_string(ToMs(role.spec.update.ready_timeout)) + "ms (update.ready_timeout)";
   }
@@ -355,7 +354,7 @@ void Controller::BeginRollback(Operation& op, const std::string& why) {
   PutRole(r);
   std::vector<std::string> first = WaveDomains(op);
   if (!op.steps.empty() && op.steps.back().duration_ms < 0) {
-    op.steps.back().duration_ms = WallMs(clock_) - op.steps.back().started_ms;
+    op.steps.back().duration_ms = std::max<int64_t>(0, WallMs(clock_) - op.steps.back().started_ms);
     op.steps.back().note = "rolling back: " + why;
   }
   op.rollback = true;

@@ -12,7 +12,8 @@
 //          (or stop_grace has passed: the app's own SIGTERM handling finishes the rest);
 //   stop   run: false; done when their agents report them stopped;
 //   start  the new revision, run: true; done when they are ready. A failed instance, or
-//          one not ready within `update.ready_timeout`, rolls the whole rollout back;
+//          one not ready within `update.ready_timeout` (monotonic, from the step's start in this
+//          controller: a resumed step counts afresh), rolls the whole rollout back;
 //   route  back in rotation; the next wave starts with drain.
 // A rollback is the same procedure towards the old spec: the role's spec and previous swap
 // (runtime fields only); the wave under way is redone first (its instances are out of

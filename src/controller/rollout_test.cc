@@ -213,6 +213,20 @@ TEST_F(RolloutTest, NotReadyWithinTheDeadlineRollsBack) {
   EXPECT_EQ(Role("web").spec.version, "1");
 }
 
+// update.ready_timeout runs on the monotonic clock: a wall clock set an hour ahead does not
+// roll back an upgrade whose instances are merely starting.
+TEST_F(RolloutTest, AWallClockJumpDoesNotExpireTheReadyDeadline) {
+  StartWeb(1, 3s);
+  ASSERT_TRUE(c_->Upgrade("web", {{"version", "2"}}, false).ok());
+  for (int i = 0; i < 100 && LastOp()->step != "start"; ++i) RunChecked(100ms);
+  ASSERT_EQ(LastOp()->step, "start");
+  clock_.JumpWall(1h);
+  RunUntilFinished();
+  EXPECT_FALSE(LastOp()->rollback) << LastOp()->reason;
+  EXPECT_EQ(LastOp()->state, "done");
+  EXPECT_EQ(Role("web").spec.version, "2");
+}
+
 TEST_F(RolloutTest, RollbackOnDemandMidwayAndAfterwards) {
   StartWeb();
   ASSERT_TRUE(c_->Upgrade("web", {{"command", "/bin/web2"}}, false).ok());
