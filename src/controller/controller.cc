@@ -76,13 +76,13 @@ Status Controller::Start() {
     gateway_acked_[g] = 0;
   }
   for (auto& [id, op] : ops_) {
-    if (op.state != "running") continue;
+    if (op.state != wire::OpState::kRunning) continue;
     std::string prev = op.owner;
     op.owner = id_;
     PutOp(op);
     Emit("op-resumed",
-         "resuming " + op.kind + " of " + op.role + " at step " + op.step + " (was owned by " +
-             prev + ")",
+         "resuming " + std::string(wire::OpKindName(op.kind)) + " of " + op.role + " at step " +
+             op.step + " (was owned by " + prev + ")",
          {{"op", op.id}, {"role", op.role}});
   }
   Emit("controller-started",
@@ -140,7 +140,7 @@ Status Controller::Load() {
     } else if (starts(kOpsPrefix)) {
       auto r = OperationFromJson(j);
       if (!r.ok()) return corrupt(kv.key, r.status().message());
-      if (r->state == "running") running_ops_[r->role] = r->id;
+      if (r->state == wire::OpState::kRunning) running_ops_[r->role] = r->id;
       ops_[r->id] = *r;
     } else if (starts(kAvailabilityPrefix)) {
       // A role tracked in memory keeps its record (steady state is not written).
@@ -236,7 +236,7 @@ void Controller::PutNode(const NodeRecord& r) {
 void Controller::PutOp(const Operation& op) {
   Operation& slot = ops_[op.id];
   if (&slot != &op) slot = op;
-  if (op.state == "running") {
+  if (op.state == wire::OpState::kRunning) {
     running_ops_[op.role] = op.id;
   } else if (auto it = running_ops_.find(op.role);
              it != running_ops_.end() && it->second == op.id) {
@@ -548,9 +548,9 @@ Result<json> Controller::Apply(const manifest::Manifest& m) {
     }
     if (old != roles_.end() && RollsOut(old->second, r)) {
       if (const Operation* op = ActiveOp(r.name)) {
-        return Status::Conflict(where + ": the spec of " + r.name + " changed while " + op->kind +
-                                " " + op->id + " is at step " + op->step +
-                                "; apply again when it is done");
+        return Status::Conflict(where + ": the spec of " + r.name + " changed while " +
+                                std::string(wire::OpKindName(op->kind)) + " " + op->id +
+                                " is at step " + op->step + "; apply again when it is done");
       }
     }
   }

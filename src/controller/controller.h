@@ -302,7 +302,7 @@ class Controller {
                                          const std::vector<std::string>& first) const;
   std::vector<std::string> WaveDomains(const Operation& op) const;
   std::string RolloutWaveLabel(const Operation& op) const;
-  void SetWaveState(Operation& op, const std::string& state);
+  void SetWaveState(Operation& op, wire::DomainState state);
   StepResult RunRolloutStep(Operation& op);
   StepResult StepRolloutDrain(Operation& op);
   StepResult StepRolloutStop(Operation& op);
@@ -325,7 +325,7 @@ class Controller {
   // How long the current step has run, on the monotonic clock (the journal's times are wall
   // times, for people). A step resumed by a new controller starts counting at resumption.
   Duration StepElapsed(const Operation& op);
-  void FinishOp(Operation& op, const std::string& state, const std::string& error);
+  void FinishOp(Operation& op, wire::OpState state, const std::string& error);
   void Note(Operation& op, const std::string& note);  // once per distinct note
 
   // --- gc.cc

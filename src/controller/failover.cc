@@ -39,7 +39,7 @@ Controller::StepResult Controller::RunStep(Operation& op) {
     op.error = "role " + op.role + " was removed";
     return StepResult::kAbort;
   }
-  if (op.kind == "rollout") return RunRolloutStep(op);
+  if (op.kind == wire::OpKind::kRollout) return RunRolloutStep(op);
   const std::string& s = op.step;
   if (s == "detect") return StepResult::kDone;  // the trigger is recorded in the operation
   if (s == "fence") return StepFence(op);

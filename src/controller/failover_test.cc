@@ -57,7 +57,7 @@ class FailoverTest : public ClusterTest {
   void ExpectFailedOverFrom(const std::string& old_node) {
     const Operation* op = LastOp();
     ASSERT_NE(op, nullptr);
-    EXPECT_EQ(op->state, "done") << op->step << " " << op->error;
+    EXPECT_EQ(op->state, wire::OpState::kDone) << op->step << " " << op->error;
     std::vector<std::string> steps;
     for (const auto& s : op->steps) steps.push_back(s.name);
     EXPECT_EQ(steps,
@@ -287,7 +287,7 @@ TEST_F(FailoverTest, SingleInstanceRoleMovesToAnotherNodeWhenItsNodeDies) {
   std::string home = PrimaryNode();
   agent(home).Kill();
   RunChecked(4s);
-  EXPECT_EQ(LastOp()->state, "done");
+  EXPECT_EQ(LastOp()->state, wire::OpState::kDone);
   EXPECT_NE(PrimaryNode(), home);
   EXPECT_EQ(Role("kvd").epoch, 2);
   EXPECT_EQ(Running("kvd"), 1);

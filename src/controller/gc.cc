@@ -16,7 +16,7 @@ void Controller::Gc() {
   if (crashed_) return;
   // Operations with no (live) owner: this controller is the only one, so it adopts them.
   for (auto& [id, op] : ops_) {
-    if (op.state != "running" || op.owner == id_) continue;
+    if (op.state != wire::OpState::kRunning || op.owner == id_) continue;
     std::string prev = op.owner.empty() ? "nobody" : op.owner;
     op.owner = id_;
     PutOp(op);
@@ -85,7 +85,7 @@ void Controller::Gc() {
   }
   std::vector<std::string> finished;
   for (const auto& [id, op] : ops_) {
-    if (op.state != "running") finished.push_back(id);
+    if (op.state != wire::OpState::kRunning) finished.push_back(id);
   }
   // Ids are "op-<seq>": sort numerically, drop the oldest.
   auto seq = [](const std::string& id) -> long long {

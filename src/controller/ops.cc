@@ -27,11 +27,13 @@ std::string NextStep(const std::string& step) {
 void Controller::BeginStep(Operation& op) {
   op.step_begun = true;
   // A rollout's steps repeat per wave of update domains: the record names the domains.
-  std::string name = op.kind == "rollout" ? op.step + " " + RolloutWaveLabel(op) : op.step;
+  std::string name =
+      op.kind == wire::OpKind::kRollout ? op.step + " " + RolloutWaveLabel(op) : op.step;
   op.steps.push_back({name, WallMs(clock_), -1, ""});
   step_began_[op.id] = clock_.Now();
   PutOp(op);
-  Emit(op.kind + "-step", op.role + " (" + op.id + "): step " + name + " started",
+  Emit(std::string(wire::OpKindName(op.kind)) + "-step",
+       op.role + " (" + op.id + "): step " + name + " started",
        {{"op", op.id}, {"role", op.role}, {"step", op.step}});
   Status st = Commit();
   if (!st.ok()) return;
@@ -53,18 +55,18 @@ void Controller::CompleteStep(Operation& op) {
     op.steps.back().duration_ms = took;
   }
   std::string done = op.steps.empty() ? op.step : op.steps.back().name;
-  Emit(op.kind + "-step-done",
+  Emit(std::string(wire::OpKindName(op.kind)) + "-step-done",
        op.role + " (" + op.id + "): step " + done + " done in " + std::to_string(took) + "ms",
        {{"op", op.id}, {"role", op.role}, {"step", op.step}});
-  if (op.kind == "rollout") {
+  if (op.kind == wire::OpKind::kRollout) {
     if (!NextRolloutStep(op)) {
-      FinishOp(op, "done", "");
+      FinishOp(op, wire::OpState::kDone, "");
       return;
     }
   } else {
     std::string next = NextStep(op.step);
     if (next == "done") {
-      FinishOp(op, "done", "");
+      FinishOp(op, wire::OpState::kDone, "");
       return;
     }
     op.step = next;
@@ -79,8 +81,10 @@ Duration Controller::StepElapsed(const Operation& op) {
   return clock_.Now() - it->second;
 }
 
-void Controller::FinishOp(Operation& op, const std::string& state, const std::string& error) {
+void Controller::FinishOp(Operation& op, wire::OpState state, const std::string& error) {
   op.state = state;
+  const std::string state_name(wire::OpStateName(state));
+  const std::string kind(wire::OpKindName(op.kind));
   op.step_begun = false;
   op.error = error;
   op.finished_ms = WallMs(clock_);
@@ -92,22 +96,22 @@ void Controller::FinishOp(Operation& op, const std::string& state, const std::st
     timeline +=
         (timeline.empty() ? "" : ", ") + s.name + " " + std::to_string(s.duration_ms) + "ms";
   }
-  if (op.kind == "rollout") {
+  if (op.kind == wire::OpKind::kRollout) {
     std::string what = op.rollback ? "rollback" : "rollout";
-    Emit(what + "-" + state,
-         op.role + " (" + op.id + "): " + what + " to " + VersionName(op.to_version) + " " + state +
-             " after " + std::to_string(op.finished_ms - op.created_ms) + "ms" +
+    Emit(what + "-" + state_name,
+         op.role + " (" + op.id + "): " + what + " to " + VersionName(op.to_version) + " " +
+             state_name + " after " + std::to_string(op.finished_ms - op.created_ms) + "ms" +
              (error.empty() ? "" : ": " + error) + " [" + timeline + "]",
          {{"op", op.id}, {"role", op.role}});
-  } else if (state == "done") {
+  } else if (state == wire::OpState::kDone) {
     Emit("failover-done",
          op.role + " (" + op.id + "): " + op.new_primary + " on " + op.new_node +
              " is primary at epoch " + std::to_string(op.epoch) + " after " +
              std::to_string(op.finished_ms - op.created_ms) + "ms [" + timeline + "]",
          {{"op", op.id}, {"role", op.role}, {"node", op.new_node}});
   } else {
-    Emit("failover-" + state,
-         op.role + " (" + op.id + ") " + state + " at step " + op.step + ": " + error,
+    Emit(kind + "-" + state_name,
+         op.role + " (" + op.id + ") " + state_name + " at step " + op.step + ": " + error,
          {{"op", op.id}, {"role", op.role}});
   }
   (void)Commit();
@@ -117,7 +121,7 @@ void Controller::Note(Operation& op, const std::string& note) {
   if (op.steps.empty() || op.steps.back().note == note) return;
   op.steps.back().note = note;
   PutOp(op);
-  Emit(op.kind + "-wait", op.role + " (" + op.id + "): " + note,
+  Emit(std::string(wire::OpKindName(op.kind)) + "-wait", op.role + " (" + op.id + "): " + note,
        {{"op", op.id}, {"role", op.role}, {"step", op.step}});
 }
 
@@ -134,10 +138,11 @@ void Controller::AdvanceOps() {
 void Controller::AdvanceOp(Operation& op) {
   if (!opts_.drive_ops) return;
   // Bounded: a pass runs each step at most once.
-  const size_t passes = op.kind == "rollout" ? std::size(kRolloutSteps) * (op.domains.size() + 1)
-                                             : std::size(kFailoverSteps);
+  const size_t passes = op.kind == wire::OpKind::kRollout
+                            ? std::size(kRolloutSteps) * (op.domains.size() + 1)
+                            : std::size(kFailoverSteps);
   for (size_t pass = 0; pass <= passes; ++pass) {
-    if (op.state != "running" || crashed_ || reload_needed_) return;
+    if (op.state != wire::OpState::kRunning || crashed_ || reload_needed_) return;
     if (!op.step_begun) {
       BeginStep(op);
       if (crashed_ || reload_needed_) return;
@@ -148,7 +153,7 @@ void Controller::AdvanceOp(Operation& op) {
       return;
     }
     if (r == StepResult::kAbort) {
-      FinishOp(op, "failed", op.error);
+      FinishOp(op, wire::OpState::kFailed, op.error);
       return;
     }
     CompleteStep(op);
@@ -157,13 +162,13 @@ void Controller::AdvanceOp(Operation& op) {
 
 std::string Controller::RunStepOnce(const std::string& id, bool complete) {
   auto it = ops_.find(id);
-  if (it == ops_.end() || it->second.state != "running") return "none";
+  if (it == ops_.end() || it->second.state != wire::OpState::kRunning) return "none";
   Operation& op = it->second;
   if (!op.step_begun) BeginStep(op);
   if (crashed_) return "crashed";
   StepResult r = RunStep(op);
   if (r == StepResult::kDone && complete) CompleteStep(op);
-  if (r == StepResult::kAbort) FinishOp(op, "failed", op.error);
+  if (r == StepResult::kAbort) FinishOp(op, wire::OpState::kFailed, op.error);
   (void)Commit();
   Publish();
   return r == StepResult::kDone ? "done" : r == StepResult::kWait ? "wait" : "abort";

@@ -295,6 +295,21 @@ Result<NodeRecord> NodeFromJson(const json& j) {
   });
 }
 
+// The member `key` of `j` as one of an enum's names; `dflt` when absent. Throws (for Guard)
+// naming the member and the allowed names.
+template <typename E>
+E EnumOr(const json& j, const char* key, E dflt, std::optional<E> (*parse)(std::string_view),
+         std::string (*names)()) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return dflt;
+  std::optional<E> e = parse(it->get<std::string>());
+  if (!e) {
+    throw std::runtime_error(std::string(key) + ": '" + it->get<std::string>() +
+                             "' is not one of " + names());
+  }
+  return *e;
+}
+
 json ToJson(const Operation& r) {
   json steps = json::array();
   for (const auto& s : r.steps) {
@@ -308,13 +323,13 @@ json ToJson(const Operation& r) {
                      {"detail", s.note}});
   }
   json j = {{"id", r.id},
-            {"kind", r.kind},
+            {"kind", wire::OpKindName(r.kind)},
             {"role", r.role},
             {"reason", r.reason},
             {"planned", r.planned},
             {"to", r.to},
             {"owner", r.owner},
-            {"state", r.state},
+            {"state", wire::OpStateName(r.state)},
             {"step", r.step},
             {"step_begun", r.step_begun},
             {"old_primary", r.old_primary},
@@ -327,11 +342,14 @@ json ToJson(const Operation& r) {
             {"finished_ms", r.finished_ms},
             {"error", r.error},
             {"steps", steps}};
-  if (r.kind == "rollout") {
+  if (r.kind == wire::OpKind::kRollout) {
     json domains = json::array();
     for (const auto& d : r.domains) {
       auto it = r.domain_state.find(d);
-      domains.push_back({{"domain", d}, {"state", it == r.domain_state.end() ? "" : it->second}});
+      domains.push_back(
+          {{"domain", d},
+           {"state", wire::DomainStateName(it == r.domain_state.end() ? wire::DomainState::kPending
+                                                                      : it->second)}});
     }
     j["from_revision"] = r.from_revision;
     j["to_revision"] = r.to_revision;
@@ -350,13 +368,13 @@ Result<Operation> OperationFromJson(const json& j) {
   return Guard<Operation>("operation", [&] {
     Operation r;
     r.id = j.at("id").get<std::string>();
-    r.kind = j.value("kind", "failover");
+    r.kind = EnumOr(j, "kind", wire::OpKind::kFailover, wire::ParseOpKind, wire::OpKindNames);
     r.role = j.value("role", "");
     r.reason = j.value("reason", "");
     r.planned = j.value("planned", false);
     r.to = j.value("to", "");
     r.owner = j.value("owner", "");
-    r.state = j.value("state", "running");
+    r.state = EnumOr(j, "state", wire::OpState::kRunning, wire::ParseOpState, wire::OpStateNames);
     r.step = j.value("step", "");
     r.step_begun = j.value("step_begun", false);
     r.old_primary = j.value("old_primary", "");
@@ -378,7 +396,8 @@ Result<Operation> OperationFromJson(const json& j) {
     for (const auto& d : j.value("domains", json::array())) {
       std::string name = d.value("domain", "");
       r.domains.push_back(name);
-      r.domain_state[name] = d.value("state", "");
+      r.domain_state[name] = EnumOr(d, "state", wire::DomainState::kPending, wire::ParseDomainState,
+                                    wire::DomainStateNames);
     }
     r.wave = j.value("wave", 0);
     r.per_wave = j.value("per_wave", 1);

@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/result.h"
 #include "manifest/model.h"
+#include "wire/states.h"
 
 namespace hafab::controller {
 
@@ -81,16 +82,15 @@ struct StepRecord {
 // A journaled operation: kind "failover" (planned or not) or "rollout" (rollout.h).
 struct Operation {
   std::string id;
-  std::string kind = "failover";
+  wire::OpKind kind = wire::OpKind::kFailover;
   std::string role;
   std::string reason;
   bool planned = false;
-  std::string to;     // planned: the node asked for ("" = any)
-  std::string owner;  // the controller incarnation driving it
-  std::string state =
-      "running";            // running | done | failed (a failed failover is followed by a new one)
-  std::string step;         // the current step's name
-  bool step_begun = false;  // the current step's start is recorded
+  std::string to;                                 // planned: the node asked for ("" = any)
+  std::string owner;                              // the controller incarnation driving it
+  wire::OpState state = wire::OpState::kRunning;  // a failed failover is followed by a new one
+  std::string step;                               // the current step's name
+  bool step_begun = false;                        // the current step's start is recorded
   std::string old_primary, old_node;
   std::string new_primary, new_node;
   std::string volume;
@@ -106,7 +106,7 @@ struct Operation {
   int64_t to_revision = 0;
   bool rollback = false;
   std::vector<std::string> domains;
-  std::map<std::string, std::string> domain_state;
+  std::map<std::string, wire::DomainState> domain_state;
   int wave = 0;
   int per_wave = 1;  // update.max_unavailable_domains when the rollout started
   std::vector<std::string> wave_instances;

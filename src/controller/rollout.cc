@@ -138,7 +138,7 @@ std::string Controller::StartRollout(const std::string& role, const std::string&
   const RoleRecord& r = roles_.at(role);
   Operation op;
   op.id = "op-" + std::to_string(NextSeq());
-  op.kind = "rollout";
+  op.kind = wire::OpKind::kRollout;
   op.role = role;
   op.reason = reason;
   op.owner = id_;
@@ -149,7 +149,7 @@ std::string Controller::StartRollout(const std::string& role, const std::string&
   op.to_version = r.spec.version;
   op.per_wave = std::max(1, r.spec.update.max_unavailable_domains);
   op.domains = DomainsBehind(role, r.revision, {});
-  for (const auto& d : op.domains) op.domain_state[d] = "pending";
+  for (const auto& d : op.domains) op.domain_state[d] = wire::DomainState::kPending;
   op.step = kRolloutSteps[0];
   op.created_ms = WallMs(clock_);
   PutOp(op);
@@ -177,10 +177,10 @@ std::string Controller::RolloutWaveLabel(const Operation& op) const {
   return Join(WaveDomains(op));
 }
 
-void Controller::SetWaveState(Operation& op, const std::string& state) {
+void Controller::SetWaveState(Operation& op, wire::DomainState state) {
   bool changed = false;
   for (const auto& d : WaveDomains(op)) {
-    std::string& s = op.domain_state[d];
+    wire::DomainState& s = op.domain_state[d];
     if (s != state) {
       s = state;
       changed = true;
@@ -215,7 +215,7 @@ Controller::StepResult Controller::StepRolloutDrain(Operation& op) {
     }
     PutOp(op);
   }
-  SetWaveState(op, "draining");
+  SetWaveState(op, wire::DomainState::kDraining);
   for (const auto& name : op.wave_instances) {
     InstanceRecord* inst = FindInstance(name);
     if (inst == nullptr || !inst->routed) continue;
@@ -229,7 +229,7 @@ Controller::StepResult Controller::StepRolloutDrain(Operation& op) {
 }
 
 Controller::StepResult Controller::StepRolloutStop(Operation& op) {
-  SetWaveState(op, "stopping");
+  SetWaveState(op, wire::DomainState::kStopping);
   std::vector<std::string> waiting;
   for (const auto& name : op.wave_instances) {
     InstanceRecord* inst = FindInstance(name);
@@ -257,7 +257,7 @@ Controller::StepResult Controller::StepRolloutStop(Operation& op) {
 }
 
 Controller::StepResult Controller::StepRolloutStart(Operation& op) {
-  SetWaveState(op, "starting");
+  SetWaveState(op, wire::DomainState::kStarting);
   const RoleRecord& role = roles_.at(op.role);
   for (const auto& name : op.wave_instances) {
     InstanceRecord* inst = FindInstance(name);
@@ -317,7 +317,7 @@ Controller::StepResult Controller::StepRolloutRoute(Operation& op) {
     r.routed = true;
     PutInstance(r);
   }
-  SetWaveState(op, "done");
+  SetWaveState(op, wire::DomainState::kDone);
   return StepResult::kDone;
 }
 
@@ -366,7 +366,7 @@ void Controller::BeginRollback(Operation& op, const std::string& why) {
   // spec, but all are out of rotation (or stopped) and must come back.
   op.domains = DomainsBehind(op.role, op.to_revision, first);
   op.domain_state.clear();
-  for (const auto& d : op.domains) op.domain_state[d] = "pending";
+  for (const auto& d : op.domains) op.domain_state[d] = wire::DomainState::kPending;
   op.wave = 0;
   op.step = kRolloutSteps[0];
   op.step_begun = false;
@@ -397,17 +397,18 @@ Result<json> Controller::Upgrade(const std::string& role, const json& set, bool 
     return Status::InvalidArgument("set: not allowed with rollback");
   }
   if (rollback && active != nullptr) {
-    if (active->kind != "rollout" || active->rollback) {
-      return Status::Conflict("role: " + role + " already has " + active->kind + " " + active->id +
-                              (active->rollback ? " (a rollback)" : "") + " at step " +
-                              active->step);
+    if (active->kind != wire::OpKind::kRollout || active->rollback) {
+      return Status::Conflict(
+          "role: " + role + " already has " + std::string(wire::OpKindName(active->kind)) + " " +
+          active->id + (active->rollback ? " (a rollback)" : "") + " at step " + active->step);
     }
     id = active->id;
     BeginRollback(*active, "requested by an operator");
     AdvanceOp(*active);
   } else {
     if (active != nullptr) {
-      return Status::Conflict("role: " + role + " already has " + active->kind + " " + active->id +
+      return Status::Conflict("role: " + role + " already has " +
+                              std::string(wire::OpKindName(active->kind)) + " " + active->id +
                               " at step " + active->step + "; upgrade again when it is done");
     }
     manifest::Role next_spec = rec.spec;

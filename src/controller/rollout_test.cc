@@ -70,7 +70,7 @@ class RolloutTest : public ClusterTest {
     for (Duration t{}; t < limit; t += 100ms) {
       RunChecked(100ms, per_wave);
       const Operation* op = LastOp();
-      if (op != nullptr && op->state != "running") return;
+      if (op != nullptr && op->state != wire::OpState::kRunning) return;
     }
   }
 
@@ -105,11 +105,12 @@ TEST_F(RolloutTest, UpgradeGoesOneUpdateDomainAtATime) {
   RunUntilFinished();
   const Operation* op = LastOp();
   ASSERT_NE(op, nullptr);
-  EXPECT_EQ(op->kind, "rollout");
-  EXPECT_EQ(op->state, "done") << op->error;
+  EXPECT_EQ(op->kind, wire::OpKind::kRollout);
+  EXPECT_EQ(op->state, wire::OpState::kDone) << op->error;
   EXPECT_FALSE(op->rollback);
   EXPECT_EQ(StopOrder(*op), (std::vector<std::string>{"ud1", "ud2", "ud3"}));
-  for (const auto& d : op->domains) EXPECT_EQ(op->domain_state.at(d), "done") << d;
+  for (const auto& d : op->domains)
+    EXPECT_EQ(op->domain_state.at(d), wire::DomainState::kDone) << d;
   EXPECT_EQ(Commands("/bin/web2"), 6);
   EXPECT_EQ(Role("web").spec.version, "2");
   EXPECT_EQ(max_down_, 1);
@@ -133,7 +134,7 @@ TEST_F(RolloutTest, MaxUnavailableDomainsTwoMovesTwoAtATime) {
   ASSERT_TRUE(c_->Upgrade("web", {{"version", "2"}}, false).ok());
   RunUntilFinished(30s, 2);
   const Operation* op = LastOp();
-  EXPECT_EQ(op->state, "done") << op->error;
+  EXPECT_EQ(op->state, wire::OpState::kDone) << op->error;
   EXPECT_EQ(StopOrder(*op), (std::vector<std::string>{"ud1,ud2", "ud3"}));
   EXPECT_EQ(max_down_, 2);
 }
@@ -164,7 +165,7 @@ TEST_F(RolloutTest, DrainWaitsForTheGatewaysAcknowledgementNotForOpenConnections
   for (const auto& s : LastOp()->steps) stopping |= s.name == "stop ud1";
   EXPECT_TRUE(stopping) << "the wave went on to stop " << in_ud1;
   RunUntilFinished();
-  EXPECT_EQ(LastOp()->state, "done");
+  EXPECT_EQ(LastOp()->state, wire::OpState::kDone);
 }
 
 TEST_F(RolloutTest, ConnectionsThatStayOpenDoNotSlowTheRollout) {
@@ -173,7 +174,7 @@ TEST_F(RolloutTest, ConnectionsThatStayOpenDoNotSlowTheRollout) {
   ASSERT_TRUE(c_->Upgrade("web", {{"version", "2"}}, false).ok());
   RunUntilFinished(60s);
   const Operation* op = LastOp();
-  EXPECT_EQ(op->state, "done");
+  EXPECT_EQ(op->state, wire::OpState::kDone);
   EXPECT_LT(op->steps[0].duration_ms, 1000) << "the drain does not wait stop_grace (5 s)";
 }
 
@@ -183,7 +184,7 @@ TEST_F(RolloutTest, BrokenVersionIsRolledBackAutomatically) {
   ASSERT_TRUE(c_->Upgrade("web", {{"command", "/bin/broken"}, {"version", "2"}}, false).ok());
   RunUntilFinished();
   const Operation* op = LastOp();
-  EXPECT_EQ(op->state, "done") << op->error;
+  EXPECT_EQ(op->state, wire::OpState::kDone) << op->error;
   EXPECT_TRUE(op->rollback);
   EXPECT_NE(op->reason.find("rolled back: web-"), std::string::npos) << op->reason;
   EXPECT_EQ(Commands("/bin/web"), 6);
@@ -223,7 +224,7 @@ TEST_F(RolloutTest, AWallClockJumpDoesNotExpireTheReadyDeadline) {
   clock_.JumpWall(1h);
   RunUntilFinished();
   EXPECT_FALSE(LastOp()->rollback) << LastOp()->reason;
-  EXPECT_EQ(LastOp()->state, "done");
+  EXPECT_EQ(LastOp()->state, wire::OpState::kDone);
   EXPECT_EQ(Role("web").spec.version, "2");
 }
 
@@ -236,7 +237,7 @@ TEST_F(RolloutTest, RollbackOnDemandMidwayAndAfterwards) {
   EXPECT_EQ((*r)["operation"], LastOp()->id);  // the same operation turns back
   RunUntilFinished();
   EXPECT_TRUE(LastOp()->rollback);
-  EXPECT_EQ(LastOp()->state, "done");
+  EXPECT_EQ(LastOp()->state, wire::OpState::kDone);
   EXPECT_EQ(Commands("/bin/web"), 6);
   // Afterwards: undo the last change again (back to web2), as a new rollout.
   r = c_->Upgrade("web", json(), true);
@@ -253,10 +254,10 @@ TEST_F(RolloutTest, ReappliedManifestRollsInsteadOfRestarting) {
   ApplyRoles({web});
   const Operation* op = LastOp();
   ASSERT_NE(op, nullptr);
-  EXPECT_EQ(op->kind, "rollout");
+  EXPECT_EQ(op->kind, wire::OpKind::kRollout);
   EXPECT_EQ(op->reason, "manifest applied");
   RunUntilFinished();
-  EXPECT_EQ(LastOp()->state, "done");
+  EXPECT_EQ(LastOp()->state, wire::OpState::kDone);
   EXPECT_EQ(max_down_, 1);
   // The same manifest again changes nothing; a change of instance count alone rolls nothing.
   size_t ops = c_->ops().size();
@@ -315,7 +316,7 @@ TEST_P(RolloutResumeTest, NewControllerResumesAtTheRecordedStep) {
   EXPECT_EQ(c_->ops().at(id).owner, c_->id());
   RunUntilFinished();
   const Operation& op = c_->ops().at(id);
-  EXPECT_EQ(op.state, "done") << op.error;
+  EXPECT_EQ(op.state, wire::OpState::kDone) << op.error;
   EXPECT_FALSE(op.rollback);
   EXPECT_EQ(Commands("/bin/web2"), 6);
   EXPECT_EQ(max_down_, 1);
@@ -333,7 +334,7 @@ TEST_F(RolloutTest, EveryStepIsIdempotent) {
   Run(200ms);
   ASSERT_TRUE(c_->Upgrade("web", {{"version", "2"}}, false).ok());
   std::string id = LastOp()->id;
-  for (int guard = 0; guard < 400 && c_->ops().at(id).state == "running"; ++guard) {
+  for (int guard = 0; guard < 400 && c_->ops().at(id).state == wire::OpState::kRunning; ++guard) {
     std::string r = c_->RunStepOnce(id, /*complete=*/false);
     ASSERT_NE(r, "abort");
     json before = ToJson(c_->ops().at(id));
@@ -348,7 +349,7 @@ TEST_F(RolloutTest, EveryStepIsIdempotent) {
     }
     RunChecked(100ms);
   }
-  EXPECT_EQ(c_->ops().at(id).state, "done");
+  EXPECT_EQ(c_->ops().at(id).state, wire::OpState::kDone);
 }
 
 }  // namespace

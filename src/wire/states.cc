@@ -26,6 +26,15 @@ constexpr Table<Readiness, 4> kReadiness{{{Readiness::kUnknown, "unknown"},
 constexpr Table<VolumeState, 3> kVolumeStates{{{VolumeState::kAttached, "attached"},
                                                {VolumeState::kDetaching, "detaching"},
                                                {VolumeState::kDetached, "detached"}}};
+constexpr Table<OpKind, 2> kOpKinds{
+    {{OpKind::kFailover, "failover"}, {OpKind::kRollout, "rollout"}}};
+constexpr Table<OpState, 3> kOpStates{
+    {{OpState::kRunning, "running"}, {OpState::kDone, "done"}, {OpState::kFailed, "failed"}}};
+constexpr Table<DomainState, 5> kDomainStates{{{DomainState::kPending, "pending"},
+                                               {DomainState::kDraining, "draining"},
+                                               {DomainState::kStopping, "stopping"},
+                                               {DomainState::kStarting, "starting"},
+                                               {DomainState::kDone, "done"}}};
 
 template <typename E, size_t N>
 std::string_view NameIn(const Table<E, N>& table, E value) {
@@ -59,6 +68,9 @@ std::string_view InstanceStateName(InstanceState s) { return NameIn(kInstanceSta
 std::string_view LivenessName(Liveness l) { return NameIn(kLiveness, l); }
 std::string_view ReadinessName(Readiness r) { return NameIn(kReadiness, r); }
 std::string_view VolumeStateName(VolumeState s) { return NameIn(kVolumeStates, s); }
+std::string_view OpKindName(OpKind k) { return NameIn(kOpKinds, k); }
+std::string_view OpStateName(OpState s) { return NameIn(kOpStates, s); }
+std::string_view DomainStateName(DomainState s) { return NameIn(kDomainStates, s); }
 
 std::optional<InstanceState> ParseInstanceState(std::string_view name) {
   return ParseIn(kInstanceStates, name);
@@ -68,10 +80,18 @@ std::optional<Readiness> ParseReadiness(std::string_view name) { return ParseIn(
 std::optional<VolumeState> ParseVolumeState(std::string_view name) {
   return ParseIn(kVolumeStates, name);
 }
+std::optional<OpKind> ParseOpKind(std::string_view name) { return ParseIn(kOpKinds, name); }
+std::optional<OpState> ParseOpState(std::string_view name) { return ParseIn(kOpStates, name); }
+std::optional<DomainState> ParseDomainState(std::string_view name) {
+  return ParseIn(kDomainStates, name);
+}
 
 std::string InstanceStateNames() { return NamesIn(kInstanceStates); }
 std::string LivenessNames() { return NamesIn(kLiveness); }
 std::string ReadinessNames() { return NamesIn(kReadiness); }
 std::string VolumeStateNames() { return NamesIn(kVolumeStates); }
+std::string OpKindNames() { return NamesIn(kOpKinds); }
+std::string OpStateNames() { return NamesIn(kOpStates); }
+std::string DomainStateNames() { return NamesIn(kDomainStates); }
 
 }  // namespace hafab::wire
