@@ -103,6 +103,10 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
     so.path_env = options_.path_env;
   }
   so.limiter = limiter_;
+  so.tracker = options_.tracker;
+  so.log_writer_argv = options_.log_writer_argv;
+  so.log_max_bytes = options_.log_max_bytes;
+  so.log_keep = options_.log_keep;
   so.usage = [](const std::vector<pid_t>& pgids) { return UsageOfGroups(pgids); };
   so.ticks_per_second = ClockTicksPerSecond();
   so.lease_valid = [this] { return lease_.Valid(); };
@@ -128,9 +132,10 @@ Agent::~Agent() {
 }
 
 void Agent::Start() {
-  spdlog::info("agent {}: data dir {}, controllers {}, resource limits: {}", options_.node,
-               options_.data_dir, fmt::join(options_.controllers, ","),
-               limiter_ != nullptr ? limiter_->Mechanism() : "none");
+  spdlog::info("agent {}: data dir {}, controllers {}, resource limits: {}, instance processes: {}",
+               options_.node, options_.data_dir, fmt::join(options_.controllers, ","),
+               limiter_ != nullptr ? limiter_->Mechanism() : "none",
+               options_.tracker != nullptr ? options_.tracker->Mechanism() : "process group");
   RestoreLease();
   volumes_->PersistTo(options_.data_dir + "/run/volumes.json");
   supervisor_->AdoptLeftovers();

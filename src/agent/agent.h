@@ -16,6 +16,7 @@
 #include "agent/launcher.h"
 #include "agent/lease.h"
 #include "agent/probe_runner.h"
+#include "agent/process_tracker.h"
 #include "agent/resource_limiter.h"
 #include "agent/supervisor.h"
 #include "agent/volume_manager.h"
@@ -39,6 +40,14 @@ struct AgentOptions {
   // The fence watchdog to start (fence_watchdog.h), e.g. {"/proc/self/exe", "agent-watchdog",
   // ...}; empty = none (then a crashed agent leaves its primaries unfenced).
   std::vector<std::string> watchdog_argv;
+  // Finds what instances leave outside their process group (process_tracker.h); outlives the
+  // agent. nullptr: only process groups are signalled.
+  ProcessTracker* tracker = nullptr;
+  // `hafab log-writer` without its options (Supervisor::Options::log_writer_argv); empty =
+  // logs appended directly, uncapped.
+  std::vector<std::string> log_writer_argv;
+  uint64_t log_max_bytes = 10 << 20;
+  int log_keep = 3;
 };
 
 class Agent {

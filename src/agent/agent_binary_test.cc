@@ -1,14 +1,19 @@
 // The `hafab agent` binary itself: flags, SIGTERM, SIGKILL + adoption, and its memory use.
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "agent/fake_controller.h"
+#include "agent/log_writer.h"
+#include "agent/process_launcher.h"
 #include "agent/procfs.h"
 #include "agent/test_util.h"
 #include "testing/ports.h"
@@ -29,6 +34,43 @@ using testing::WaitFor;
 bool Alive(pid_t pid) {
   auto st = ReadProcStat(pid);
   return st && st->state != 'Z';
+}
+
+// Live processes whose command line contains `token` (a unique sleep argument).
+std::vector<pid_t> PidsRunning(const std::string& token) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  while (dirent* e = d != nullptr ? readdir(d) : nullptr) {
+    pid_t pid = static_cast<pid_t>(atoi(e->d_name));
+    if (pid <= 0 || !Alive(pid)) continue;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string cmdline(std::istreambuf_iterator<char>(in), {});
+    for (char& c : cmdline) c = c == '\0' ? ' ' : c;
+    if (cmdline.find(token) != std::string::npos && cmdline.find("sh -c") == std::string::npos) {
+      out.push_back(pid);
+    }
+  }
+  if (d != nullptr) closedir(d);
+  return out;
+}
+
+// An instance that daemonizes a child the way classic daemons do: a subshell forks it and
+// exits (double fork), and setsid moves it to a session of its own, out of the instance's
+// process group. The instance itself stays in the foreground.
+json Daemonizing(const std::string& instance, const std::string& tag, bool primary) {
+  json a{
+      {"instance", instance},
+      {"role", instance.substr(0, instance.find('-'))},
+      {"command", "sh"},
+      {"args",
+       {"-c", "(setsid sleep 3000." + tag + "1 > /dev/null 2>&1 &); exec sleep 3000." + tag + "0"}},
+      {"spec_hash", "h"}};
+  if (primary) {
+    a["mode"] = "active-passive";
+    a["run"] = true;
+    a["epoch"] = 1;
+  }
+  return a;
 }
 
 uint64_t VmRssKiB(pid_t pid) {
@@ -179,6 +221,223 @@ TEST_F(AgentBinaryTest, WatchdogFencesPrimaryOfKilledAgent) {
     return log.find("exiting") != std::string::npos;
   }));
   EXPECT_NE(log.find("killing primary kvd-0"), std::string::npos) << log;
+}
+
+// Every process an instance starts is stopped with it: a daemon that left the instance's
+// process group and session (double fork + setsid) dies on a stop, and on a restart after the
+// main process exits.
+TEST_F(AgentBinaryTest, DaemonizedChildDiesWithItsInstance) {
+  controller_.SetAssignments(json::array({Daemonizing("dmn-0", "5", false)}));
+  StartAgent();
+  ASSERT_TRUE(
+      WaitFor([&] { return PidsRunning("3000.51").size() == 1 && RunningPids().size() == 1; }));
+  const pid_t daemon = PidsRunning("3000.51")[0];
+  auto daemon_stat = ReadProcStat(daemon);
+  ASSERT_TRUE(daemon_stat);
+  EXPECT_NE(daemon_stat->pgid, RunningPids()[0]);  // out of the instance's process group
+  // The main process exits: what it left dies with it before the restart.
+  kill(PidsRunning("3000.50")[0], SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return !Alive(daemon); })) << "the daemon outlived its instance";
+  ASSERT_TRUE(WaitFor([&] { return PidsRunning("3000.51").size() == 1; }));  // restarted
+  // A stop: no process of the instance is left.
+  controller_.SetAssignments(json::array());
+  ASSERT_TRUE(WaitFor([&] {
+    return PidsRunning("3000.50").empty() && PidsRunning("3000.51").empty();
+  })) << "left after the stop: "
+      << PidsRunning("3000.5").size();
+}
+
+// A self-fence (the lease ran out while the agent runs) kills a primary's daemons too.
+TEST_F(AgentBinaryTest, SelfFenceKillsDaemonizedChildOfPrimary) {
+  controller_.lease_ttl = 800ms;
+  controller_.SetAssignments(json::array({Daemonizing("dmp-0", "6", true)}));
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return PidsRunning("3000.61").size() == 1; }));
+  controller_.SetSilent(true);
+  ASSERT_TRUE(
+      WaitFor([&] { return PidsRunning("3000.60").empty() && PidsRunning("3000.61").empty(); }, 5s))
+      << "left after the fence: " << PidsRunning("3000.6").size();
+  EXPECT_TRUE(Alive(agent_pid_));  // the agent fenced itself; it did not die
+}
+
+// After the agent is SIGKILLed, a new agent adopts an instance with what it started (a stop
+// then kills both), and kills the daemons of an instance whose main process died meanwhile.
+TEST_F(AgentBinaryTest, AgentRestartAdoptsOrKillsDaemonizedChildren) {
+  controller_.SetAssignments(
+      json::array({Daemonizing("dma-0", "7", false), Daemonizing("dmb-0", "8", false)}));
+  StartAgent();
+  ASSERT_TRUE(WaitFor(
+      [&] { return PidsRunning("3000.71").size() == 1 && PidsRunning("3000.81").size() == 1; }));
+  const pid_t kept_daemon = PidsRunning("3000.71")[0];
+  const pid_t orphan = PidsRunning("3000.81")[0];
+  kill(agent_pid_, SIGKILL);
+  Wait();
+  kill(PidsRunning("3000.80")[0], SIGKILL);  // dmb-0's main process dies while no agent runs
+  controller_.SetAssignments(json::array({Daemonizing("dma-0", "7", false)}));
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return !Alive(orphan); })) << "an orphaned daemon survived";
+  ASSERT_TRUE(WaitFor([&] { return RunningPids().size() == 1; }));
+  EXPECT_TRUE(Alive(kept_daemon));  // adopted with its instance, not restarted
+  controller_.SetAssignments(json::array());
+  ASSERT_TRUE(
+      WaitFor([&] { return PidsRunning("3000.70").empty() && PidsRunning("3000.71").empty(); }));
+}
+
+// The uid a live process runs as (/proc/<pid>/status), -1 if it is gone.
+long UidOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "Uid:") {
+      long uid;
+      in >> uid;
+      return uid;
+    }
+    std::getline(in, key);
+  }
+  return -1;
+}
+
+// A user the test creates, removed at the end.
+class TestUser {
+ public:
+  TestUser() : name_("hafabt" + std::to_string(getpid() % 100000)) {
+    ok_ =
+        std::system(("useradd --no-create-home --shell /usr/sbin/nologin " + name_ + " 2>/dev/null")
+                        .c_str()) == 0;
+  }
+  ~TestUser() {
+    if (ok_) (void)!std::system(("userdel " + name_ + " 2>/dev/null").c_str());
+  }
+  bool ok() const { return ok_; }
+  const std::string& name() const { return name_; }
+  uid_t uid() const { return getpwnam(name_.c_str())->pw_uid; }
+
+ private:
+  std::string name_;
+  bool ok_ = false;
+};
+
+// user: runs the instance as that account, which owns its directory and log; a user missing
+// on the node fails the instance with a clear reason (the controller then moves it).
+TEST_F(AgentBinaryTest, InstanceRunsAsItsUser) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root: the agent switches users only as root";
+  TestUser user;
+  ASSERT_TRUE(user.ok()) << "useradd failed";
+  json as_user{
+      {"instance", "usr-0"}, {"role", "usr"},
+      {"command", "sh"},     {"args", {"-c", "echo started as $(id -un); exec sleep 3000.11"}},
+      {"spec_hash", "h"},    {"restart", {{"max_restarts", 1000}, {"backoff_max_ms", 300}}},
+      {"user", user.name()}};
+  json missing{{"instance", "nou-0"}, {"role", "nou"},    {"command", "sleep"},
+               {"args", {"3000.12"}}, {"spec_hash", "h"}, {"user", "no-such-user-x"}};
+  controller_.SetAssignments(json::array({as_user, missing}));
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] {
+    auto i = controller_.Instance("nou-0");
+    return !i.is_null() && i["state"] == "failed";
+  }));
+  EXPECT_EQ(controller_.Instance("nou-0")["last_exit"],
+            "start failed: user 'no-such-user-x' does not exist on this node (node n1)");
+  // The test's temporary directory is 0700: the account cannot reach its working directory,
+  // and says so.
+  ASSERT_TRUE(WaitFor([&] {
+    auto i = controller_.Instance("usr-0");
+    return !i.is_null() && i["last_exit"].get<std::string>().find(
+                               "every parent directory must be searchable") != std::string::npos;
+  })) << controller_.Instance("usr-0").dump();
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0711), 0);
+  ASSERT_TRUE(WaitFor([&] { return PidsRunning("3000.11").size() == 1; }, 15s));
+  EXPECT_EQ(UidOf(PidsRunning("3000.11")[0]), static_cast<long>(user.uid()));
+  struct stat st {};
+  ASSERT_EQ(stat((dir_.path() + "/n1/work/usr-0").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, user.uid());
+  const std::string log = dir_.path() + "/n1/logs/usr-0.log";
+  ASSERT_TRUE(WaitFor([&] {
+    std::ifstream in(log);
+    std::string text(std::istreambuf_iterator<char>(in), {});
+    return text.find("started as " + user.name()) != std::string::npos;
+  }));
+  ASSERT_EQ(stat(log.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, user.uid());
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  controller_.SetAssignments(json::array());
+  ASSERT_TRUE(WaitFor([&] { return PidsRunning("3000.11").empty(); }));
+}
+
+// Runs `command` (a shell line) with its output through `hafab log-writer` into `path`, as
+// the agent does, and waits until the writer has written its last line and exited.
+void RunThroughLogWriter(const std::string& command, const std::string& path, uint64_t max_bytes,
+                         int keep) {
+  LaunchSpec spec;
+  spec.argv = {"sh", "-c", command};
+  spec.env["PATH"] = "/usr/bin:/bin";
+  spec.log_writer_argv = {HAFAB_BINARY, "log-writer",        "--path",
+                          path,         "--max-bytes",       std::to_string(max_bytes),
+                          "--keep",     std::to_string(keep)};
+  auto pid = SpawnProcess(spec);
+  ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+  int status;
+  waitpid(*pid, &status, 0);
+  // The writer ends at EOF, once it wrote everything; its last line is then in the log.
+  ASSERT_TRUE(WaitFor([&] {
+    auto files = LogFilesOldestFirst(path);
+    if (files.empty()) return false;
+    std::ifstream last(files.back());
+    std::string text(std::istreambuf_iterator<char>(last), {});
+    return text.size() >= 7 && text.compare(text.size() - 7, 7, "200000\n") == 0;
+  }));
+}
+
+// The lines of the logs of `path`, oldest first; fails on a file over `max_bytes`.
+std::vector<std::string> LogLines(const std::string& path, uint64_t max_bytes) {
+  std::vector<std::string> lines;
+  for (const std::string& f : LogFilesOldestFirst(path)) {
+    EXPECT_LE(std::filesystem::file_size(f), max_bytes) << f;
+    std::ifstream in(f);
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(line);
+  }
+  return lines;
+}
+
+// Log rotation caps the size without losing or splitting a line, with a fast writer (the
+// pipe blocks it rather than dropping output), and `hafab logs` reads across the rotation.
+TEST_F(AgentBinaryTest, LogRotationCapsSizeWithoutLosingLines) {
+  const std::string logs = dir_.path() + "/nodes/n1/logs";
+  std::filesystem::create_directories(logs);
+  const uint64_t max_bytes = 64 << 10;
+  // 200 000 lines (1.3 MB) kept in full by 30 files of 64 KiB: every line, in order, whole.
+  RunThroughLogWriter("seq 1 200000", logs + "/seq-0.log", max_bytes, 30);
+  auto lines = LogLines(logs + "/seq-0.log", max_bytes);
+  ASSERT_EQ(lines.size(), 200000u);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    ASSERT_EQ(lines[i], std::to_string(i + 1)) << "line " << i + 1 << " lost or split";
+  }
+  EXPECT_GE(LogFilesOldestFirst(logs + "/seq-0.log").size(), 19u);  // 1.3 MB / 64 KiB
+
+  // Two rotated files kept: at most 3 x 64 KiB, the newest lines, contiguous.
+  RunThroughLogWriter("seq 1 200000", logs + "/seq-1.log", max_bytes, 2);
+  EXPECT_EQ(LogFilesOldestFirst(logs + "/seq-1.log").size(), 3u);
+  lines = LogLines(logs + "/seq-1.log", max_bytes);
+  ASSERT_GT(lines.size(), 20000u);
+  const uint64_t first = std::stoull(lines[0]);
+  for (size_t i = 0; i < lines.size(); ++i) ASSERT_EQ(lines[i], std::to_string(first + i));
+  EXPECT_EQ(lines.back(), "200000");
+
+  // hafab logs --tail reads back through the rotated files.
+  const std::string out = dir_.path() + "/logs.out";
+  std::string cmd = std::string(HAFAB_BINARY) + " logs seq-0 --tail 150000 --state-dir " +
+                    dir_.path() + " > " + out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(out);
+  std::string line;
+  uint64_t expect = 50001;
+  while (std::getline(in, line)) {
+    ASSERT_EQ(line, "[n1/seq-0] " + std::to_string(expect)) << "hafab logs skipped a line";
+    ++expect;
+  }
+  EXPECT_EQ(expect, 200001u);
 }
 
 #ifdef KVD_PATH

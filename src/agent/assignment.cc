@@ -68,6 +68,9 @@ Assignment ParseOne(const json& j) {
   a.port = j.value("port", 0);
   if (j.contains("volume") && j["volume"].is_string()) a.volume = j["volume"].get<std::string>();
   a.spec_hash = j.value("spec_hash", "");
+  a.prior_restarts = std::max(0, j.value("prior_restarts", 0));
+  a.user = j.value("user", "");
+  a.group = j.value("group", "");
   a.stop_grace = Ms(j, "stop_grace_ms", a.stop_grace);
   if (j.contains("probes") && j["probes"].is_object()) {
     const json& p = j["probes"];

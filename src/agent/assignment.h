@@ -28,6 +28,12 @@ struct Assignment {
   manifest::Probes probes;
   manifest::Restart restart;
   manifest::Resources resources;
+  // Restarts of a crash loop on the nodes this instance was moved away from: its first start
+  // here waits the backoff they earned, and the backoff goes on doubling from there.
+  int prior_restarts = 0;
+  // The account to run as (manifest user:, group:); "" = the agent's own.
+  std::string user;
+  std::string group;
   std::string raw_json;  // the assignment as received, kept in pid files for adoption
 
   // A primary of an active-passive role: the instances self-fencing kills.

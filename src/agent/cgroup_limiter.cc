@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/procfs.h"
+
 namespace hafab::agent {
 namespace {
 
@@ -30,26 +32,6 @@ uint64_t ReadKeyed(const std::string& path, const std::string& key) {
     if (k == key) return v;
   }
   return 0;
-}
-
-// This process's cgroup path in the hierarchy with `controller` ("" = the v2 unified one).
-std::string OwnCgroupPath(const std::string& controller) {
-  std::ifstream in("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(in, line)) {
-    // id:controllers:path
-    size_t a = line.find(':');
-    size_t b = line.find(':', a + 1);
-    if (a == std::string::npos || b == std::string::npos) continue;
-    std::string controllers = line.substr(a + 1, b - a - 1);
-    std::string path = line.substr(b + 1);
-    if (controller.empty()
-            ? controllers.empty()
-            : (("," + controllers + ",").find("," + controller + ",") != std::string::npos)) {
-      return path == "/" ? "" : path;
-    }
-  }
-  return "";
 }
 
 bool Writable(const std::string& dir) { return access(dir.c_str(), W_OK) == 0; }

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "agent/assignment.h"
+#include "agent/process_tracker.h"
 #include "agent/procfs.h"
 
 namespace hafab::agent {
@@ -49,15 +50,20 @@ WatchdogPass RunWatchdogPass(Clock& clock, const std::string& data_dir) {
       pid_t pid = j.at("pid").get<pid_t>();
       uint64_t start = j.at("start_time").get<uint64_t>();
       auto a = ParseAssignment(j.at("assignment").get<std::string>());
-      if (!a.ok() || !a->IsActivePrimary() || pid <= 1 || !Alive(pid, start)) continue;
+      if (!a.ok() || !a->IsActivePrimary() || pid <= 1) continue;
+      const bool alive = Alive(pid, start);
       if (!expired) {
-        ++pass.live_primaries;
+        if (alive) ++pass.live_primaries;
         continue;
       }
+      // What the primary left outside its group (a daemon) dies too, even if the primary
+      // itself is already gone.
+      const int strays = KillTracked(j.value("tracker", ""));
+      if (!alive && strays == 0) continue;
       spdlog::error(
-          "watchdog: lease ran out with no agent renewing it: killing primary {} (pid {})",
-          a->instance, pid);
-      kill(-pid, SIGKILL);
+          "watchdog: lease ran out with no agent renewing it: killing primary {} (pid {}{})",
+          a->instance, pid, alive ? "" : ", already gone; its leftover processes");
+      if (alive) kill(-pid, SIGKILL);
       ++pass.killed;
     } catch (const std::exception&) {
       // a pid file being rewritten: look again next pass

@@ -1,7 +1,8 @@
 // FenceWatchdog: self-fencing that survives the agent. The agent starts `hafab
 // agent-watchdog` in its own process group; if the agent dies (crash, OOM, SIGKILL) its
 // instances keep running for adoption, and this small process still kills every
-// active-passive primary (SIGKILL to its process group) once the lease the agent last
+// active-passive primary (SIGKILL to its process group and to every process its tracker
+// finds, process_tracker.h) once the lease the agent last
 // renewed (<data-dir>/run/lease, on the system-wide monotonic clock) has run out. Without
 // it, a dead agent's primary would outlive the controller's lease_ttl + margin and overlap
 // the new primary.

@@ -21,8 +21,21 @@ struct LaunchSpec {
   std::map<std::string, std::string> env;
   std::string cwd;       // "" = the agent's working directory
   std::string log_path;  // stdout and stderr, opened O_APPEND|O_CREAT; "" = /dev/null
+  // When not empty, stdout and stderr go instead through a pipe to this program (its stdin),
+  // started detached (a session of its own, reparented away from the agent) so that it
+  // outlives an agent restart: `hafab log-writer`, which writes and rotates the log
+  // (log_writer.h). Its failure to start fails the launch.
+  std::vector<std::string> log_writer_argv;
   // Files the child writes its own pid into before exec (cgroup.procs of its cgroups).
   std::vector<std::string> cgroup_procs;
+  // Run as another account: setgroups(groups), setgid(gid), setuid(uid) before exec, then
+  // chdir(cwd) as that account. REQUIRES: the agent runs as root.
+  bool switch_account = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  // Directories the program must be able to use (its volume): checked after the switch.
+  std::vector<std::string> reach_dirs;
   uint64_t rlimit_as_bytes = 0;  // RLIMIT_AS when no memory cgroup is available; 0 = none
   int nice = 0;                  // added to the child's niceness when no cpu cgroup is available
 };

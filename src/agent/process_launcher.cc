@@ -1,6 +1,7 @@
 #include "agent/process_launcher.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -14,6 +15,11 @@
 
 namespace hafab::agent {
 namespace {
+
+// What failed in the child, added to its errno (which stays below 10000).
+constexpr int kStageAccount = 10000;
+constexpr int kStageCwd = 20000;
+constexpr int kStageReach = 100000;  // x (index of the directory in reach_dirs + 1)
 
 // Only async-signal-safe calls between fork and exec.
 [[noreturn]] void ChildFail(int pipe_fd, int err) {
@@ -32,6 +38,115 @@ void CloseFrom(int lowest, int keep) {
   if (syscall(SYS_close_range, keep + 1, ~0U, 0) != 0) {
     for (int fd = keep + 1; fd < 4096; ++fd) close(fd);
   }
+}
+
+// Prepared before fork: argv and envp as execve wants them.
+struct ExecArgs {
+  explicit ExecArgs(const std::vector<std::string>& args,
+                    const std::map<std::string, std::string>& env) {
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+  }
+  std::vector<char*> argv;
+  std::vector<std::string> env_strings;
+  std::vector<char*> envp;
+};
+
+void ResetSignals() {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+}
+
+// Reads the errno a child reports through its close-on-exec pipe; 0 = it exec'd.
+int ReadChildErrno(int fd) {
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = read(fd, &child_errno, sizeof(child_errno));
+  } while (n < 0 && errno == EINTR);
+  close(fd);
+  return n == static_cast<ssize_t>(sizeof(child_errno)) ? child_errno : 0;
+}
+
+// Starts `argv` with stdin `in_fd` (stdout, stderr: /dev/null) through an intermediate child
+// that exits at once: the program runs in a session of its own, reparented to init (or the
+// nearest subreaper), never the agent's zombie.
+Status SpawnDetached(const std::vector<std::string>& args,
+                     const std::map<std::string, std::string>& env, int in_fd) {
+  auto path_it = env.find("PATH");
+  std::string exe =
+      FindOnPath(args.at(0), path_it != env.end() ? path_it->second : "/usr/bin:/bin");
+  if (exe.empty()) return Status::NotFound("launch: '" + args[0] + "' not found");
+  ExecArgs exec(args, env);
+  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  int err_pipe[2];
+  if (null_fd < 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+    if (null_fd >= 0) close(null_fd);
+    return Status::Internal(std::string("launch: pipe: ") + strerror(errno));
+  }
+  pid_t mid = fork();
+  if (mid == 0) {
+    setsid();
+    pid_t pid = fork();
+    if (pid < 0) ChildFail(err_pipe[1], errno);
+    if (pid > 0) _exit(0);
+    ResetSignals();
+    if (dup2(in_fd, 0) < 0 || dup2(null_fd, 1) < 0 || dup2(null_fd, 2) < 0) {
+      ChildFail(err_pipe[1], errno);
+    }
+    CloseFrom(3, err_pipe[1]);
+    execve(exe.c_str(), exec.argv.data(), exec.envp.data());
+    ChildFail(err_pipe[1], errno);
+  }
+  int e = errno;
+  close(null_fd);
+  close(err_pipe[1]);
+  if (mid < 0) {
+    close(err_pipe[0]);
+    return Status::Internal(std::string("launch: fork: ") + strerror(e));
+  }
+  int status;
+  while (waitpid(mid, &status, 0) < 0 && errno == EINTR) {
+  }
+  int child_errno = ReadChildErrno(err_pipe[0]);
+  if (child_errno != 0) {
+    return Status::Internal("launch: " + args[0] + ": " + strerror(child_errno));
+  }
+  return Status::Ok();
+}
+
+// The descriptor the instance writes its stdout and stderr to.
+Result<int> OpenLog(const LaunchSpec& spec) {
+  if (spec.log_writer_argv.empty()) {
+    int fd = open(spec.log_path.empty() ? "/dev/null" : spec.log_path.c_str(),
+                  O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return Status::Internal("launch: cannot open log " + spec.log_path + ": " + strerror(errno));
+    }
+    if (spec.switch_account && !spec.log_path.empty() && fchown(fd, spec.uid, spec.gid) != 0) {
+      close(fd);
+      return Status::Internal("launch: cannot give log " + spec.log_path + " to uid " +
+                              std::to_string(spec.uid) + ": " + strerror(errno));
+    }
+    return fd;
+  }
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0)
+    return Status::Internal(std::string("launch: pipe: ") + strerror(errno));
+  std::map<std::string, std::string> env;
+  if (auto it = spec.env.find("PATH"); it != spec.env.end()) env["PATH"] = it->second;
+  Status st = SpawnDetached(spec.log_writer_argv, env, p[0]);
+  close(p[0]);
+  if (!st.ok()) {
+    close(p[1]);
+    return Status(st.code(), "log writer: " + st.message());
+  }
+  return p[1];
 }
 
 }  // namespace
@@ -67,20 +182,10 @@ Result<pid_t> SpawnProcess(const LaunchSpec& spec) {
                             path_var);
   }
   // Everything the child needs is prepared before fork.
-  std::vector<char*> argv;
-  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  int log_fd = open(spec.log_path.empty() ? "/dev/null" : spec.log_path.c_str(),
-                    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    return Status::Internal("launch: cannot open log " + spec.log_path + ": " + strerror(errno));
-  }
+  ExecArgs exec(spec.argv, spec.env);
+  auto log = OpenLog(spec);
+  if (!log.ok()) return log.status();
+  int log_fd = *log;
   int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int err_pipe[2];
   if (pipe2(err_pipe, O_CLOEXEC) != 0) {
@@ -130,16 +235,26 @@ Result<pid_t> SpawnProcess(const LaunchSpec& spec) {
       (void)nice(spec.nice);
     }
     // Default signal dispositions and an empty mask: the agent's are not the program's.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig = 1; sig < NSIG; ++sig) signal(sig, SIG_DFL);
+    ResetSignals();
     if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) {
       ChildFail(err_pipe[1], errno);
     }
     CloseFrom(3, err_pipe[1]);
-    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) ChildFail(err_pipe[1], errno);
-    execve(exe.c_str(), argv.data(), envp.data());
+    if (spec.switch_account) {
+      if (setgroups(spec.groups.size(), spec.groups.data()) != 0 || setgid(spec.gid) != 0 ||
+          setuid(spec.uid) != 0) {
+        ChildFail(err_pipe[1], errno + kStageAccount);
+      }
+    }
+    if (!spec.cwd.empty() && chdir(spec.cwd.c_str()) != 0) {
+      ChildFail(err_pipe[1], errno + kStageCwd);
+    }
+    for (size_t i = 0; i < spec.reach_dirs.size(); ++i) {
+      if (access(spec.reach_dirs[i].c_str(), R_OK | W_OK | X_OK) != 0) {
+        ChildFail(err_pipe[1], errno + kStageReach * static_cast<int>(i + 1));
+      }
+    }
+    execve(exe.c_str(), exec.argv.data(), exec.envp.data());
     ChildFail(err_pipe[1], errno);
   }
   // Both sides set the group, so a signal sent right after Start reaches it.
@@ -147,17 +262,30 @@ Result<pid_t> SpawnProcess(const LaunchSpec& spec) {
   close(log_fd);
   close(null_fd);
   close(err_pipe[1]);
-  int child_errno = 0;
-  ssize_t n;
-  do {
-    n = read(err_pipe[0], &child_errno, sizeof(child_errno));
-  } while (n < 0 && errno == EINTR);
-  close(err_pipe[0]);
-  if (n == static_cast<ssize_t>(sizeof(child_errno))) {
+  int child_errno = ReadChildErrno(err_pipe[0]);
+  if (child_errno != 0) {
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    return Status::Internal("launch: " + spec.argv[0] + ": " + strerror(child_errno));
+    const int stage = child_errno / kStageAccount * kStageAccount;
+    const std::string why = strerror(child_errno % kStageAccount);
+    const std::string as =
+        spec.switch_account ? " as uid " + std::to_string(spec.uid) : std::string();
+    if (stage == kStageAccount) {
+      return Status::Internal("launch: cannot switch to uid " + std::to_string(spec.uid) +
+                              ", gid " + std::to_string(spec.gid) + ": " + why);
+    }
+    if (stage == kStageCwd) {
+      return Status::Internal("launch: cannot enter working directory " + spec.cwd + as + ": " +
+                              why + " (every parent directory must be searchable by it)");
+    }
+    if (stage >= kStageReach) {
+      size_t i = static_cast<size_t>(stage / kStageReach - 1);
+      return Status::Internal("launch: cannot use " +
+                              (i < spec.reach_dirs.size() ? spec.reach_dirs[i] : "?") + as + ": " +
+                              why);
+    }
+    return Status::Internal("launch: " + spec.argv[0] + ": " + why);
   }
   return pid;
 }

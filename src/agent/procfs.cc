@@ -148,6 +148,52 @@ std::map<pid_t, GroupUsage> UsageOfGroups(const std::vector<pid_t>& pgids) {
   return out;
 }
 
+std::map<pid_t, std::string> ProcessesWithEnv(const std::string& name) {
+  std::map<pid_t, std::string> out;
+  const std::string prefix = name + "=";
+  const pid_t self = getpid();
+  std::string text;
+  ForEachPid([&](pid_t pid) {
+    if (pid == self || !ReadSmallFile("/proc/" + std::to_string(pid) + "/environ", &text)) return;
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t end = text.find('\0', start);
+      if (end == std::string::npos) end = text.size();
+      std::string_view entry(text.data() + start, end - start);
+      if (entry.substr(0, prefix.size()) == prefix) {
+        out[pid] = std::string(entry.substr(prefix.size()));
+        return;
+      }
+      start = end + 1;
+    }
+  });
+  return out;
+}
+
+std::string OwnCgroupPath(const std::string& controller) {
+  std::string text;
+  if (!ReadSmallFile("/proc/self/cgroup", &text)) return "";
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line = text.substr(start, nl - start);
+    start = nl + 1;
+    // id:controllers:path
+    size_t a = line.find(':');
+    size_t b = a == std::string::npos ? a : line.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    std::string controllers = line.substr(a + 1, b - a - 1);
+    std::string path = line.substr(b + 1);
+    if (controller.empty()
+            ? controllers.empty()
+            : (("," + controllers + ",").find("," + controller + ",") != std::string::npos)) {
+      return path == "/" ? "" : path;
+    }
+  }
+  return "";
+}
+
 uint64_t ClockTicksPerSecond() {
   static const uint64_t ticks = static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
   return ticks;

@@ -42,6 +42,14 @@ struct GroupUsage {
 // Usage of each of the given process groups, summed over their live members (one /proc scan).
 std::map<pid_t, GroupUsage> UsageOfGroups(const std::vector<pid_t>& pgids);
 
+// The value of environment variable `name` of every process that has it (scans
+// /proc/*/environ; processes whose environment cannot be read are skipped).
+std::map<pid_t, std::string> ProcessesWithEnv(const std::string& name);
+
+// This process's cgroup path in the hierarchy of `controller` ("" = the cgroup v2 one), from
+// /proc/self/cgroup; "" for the root.
+std::string OwnCgroupPath(const std::string& controller);
+
 // sysconf(_SC_CLK_TCK).
 uint64_t ClockTicksPerSecond();
 

@@ -2,9 +2,12 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -70,6 +73,9 @@ struct Supervisor::Instance {
   std::string hold_reason;
   // The current process, if pid != 0, and the assignment it was started with.
   pid_t pid = 0;
+  // The main process ended but processes it left (daemons) are still being killed: nothing
+  // starts and the volume stays pinned until they are gone.
+  bool strays = false;
   Assignment running;
   std::map<std::string, std::string> running_env;
   TimePoint started_at{};
@@ -174,6 +180,21 @@ void Supervisor::AdoptLeftovers() {
     if (!a->volume.empty()) volumes_.NoteAttached(a->volume, a->instance);
     spdlog::info("adopted instance {} (pid {}) left by the previous agent run", a->instance, pid);
   }
+  KillUnadoptedLeftovers();
+}
+
+// An instance whose main process died while no agent ran may have left daemons: with no
+// process to adopt, nothing would ever stop them.
+void Supervisor::KillUnadoptedLeftovers() {
+  if (options_.tracker == nullptr) return;
+  for (const std::string& name : options_.tracker->Instances()) {
+    if (instances_.count(name)) continue;
+    int n = options_.tracker->Signal(name, SIGKILL);
+    spdlog::warn(
+        "instance {}: killed {} process(es) left by a previous agent run whose main "
+        "process is gone",
+        name, n);
+  }
 }
 
 void Supervisor::Apply(const AssignmentList& list) {
@@ -193,6 +214,7 @@ void Supervisor::Apply(const AssignmentList& list) {
     if (!slot) {
       slot = std::make_unique<Instance>();
       slot->desired = a;
+      if (a.prior_restarts > 0 && a.run) ContinueBackoff(*slot);
       continue;
     }
     Instance& in = *slot;
@@ -216,6 +238,9 @@ void Supervisor::Apply(const AssignmentList& list) {
 
 bool Supervisor::Idle() const {
   if (!Pids().empty()) return false;
+  for (const auto& [name, in] : instances_) {
+    if (in->strays) return false;
+  }
   for (const auto& v : volumes_.Report()) {
     if (v.state != wire::VolumeState::kDetached) return false;
   }
@@ -289,7 +314,7 @@ void Supervisor::Step(Instance& in) {
       if (!in.kill_sent && now >= in.kill_at) {
         spdlog::warn("instance {}: still running {}ms after SIGTERM; sending SIGKILL",
                      in.desired.instance, Millis(in.running.stop_grace));
-        (void)launcher_.SignalGroup(in.pid, SIGKILL);
+        SignalInstance(in, SIGKILL);
         in.kill_sent = true;
       }
       return;
@@ -317,10 +342,15 @@ void Supervisor::Step(Instance& in) {
   }
   if (in.state == InstanceState::kFailed) return;
   if (in.state == InstanceState::kBackoff && now < in.backoff_until) return;
+  if (in.strays) {
+    in.message = "waiting for the processes its last run left to end";
+    return;
+  }
   if (!in.desired.volume.empty()) {
     // Never two processes on one volume: another instance started with it must end first.
     for (const auto& [other_name, other] : instances_) {
-      if (other.get() != &in && other->pid != 0 && other->running.volume == in.desired.volume) {
+      if (other.get() != &in && (other->pid != 0 || other->strays) &&
+          other->running.volume == in.desired.volume) {
         in.state = InstanceState::kStarting;
         in.message = "waiting for " + other_name + " to stop using volume " + in.desired.volume;
         return;
@@ -358,17 +388,47 @@ void Supervisor::Launch(Instance& in) {
   spec.env["HAFAB_VOLUME_DIR"] = a.volume.empty() ? "" : volumes_.MountPath(a.volume);
   spec.env["HAFAB_EPOCH"] = std::to_string(a.epoch);
   spec.env["HAFAB_NODE"] = options_.node;
-  spec.cwd = options_.data_dir + "/work/" + a.instance;
+  spec.cwd = InstanceDirOf(options_.data_dir, a.instance);
+  spec.env["HAFAB_INSTANCE_DIR"] = spec.cwd;
   std::error_code ec;
   fs::create_directories(spec.cwd, ec);
   spec.log_path = LogPath(a.instance);
+  if (!options_.log_writer_argv.empty()) {
+    spec.log_writer_argv = options_.log_writer_argv;
+    spec.log_writer_argv.insert(
+        spec.log_writer_argv.end(),
+        {"--path", spec.log_path, "--max-bytes", std::to_string(options_.log_max_bytes), "--keep",
+         std::to_string(options_.log_keep)});
+  }
+  in.running = a;
+  if (!a.user.empty() || !a.group.empty()) {
+    auto account = ResolveAccount(a.user, a.group);
+    if (!account.ok()) {
+      // Users are per node: another node may have it, so the controller moves it there.
+      const std::string why =
+          "start failed: " + account.status().message() + " (node " + options_.node + ")";
+      spdlog::error("instance {}: {}", a.instance, why);
+      in.state = InstanceState::kFailed;
+      in.hold = true;
+      in.hold_reason = in.message = in.last_exit = why;
+      return;
+    }
+    RunAs(*account, a, &spec);
+  }
   if (options_.limiter != nullptr) {
     Status st = options_.limiter->Prepare(a.instance, a.resources, &spec);
     if (!st.ok())
       spdlog::warn("instance {}: resource limits not applied: {}", a.instance, st.ToString());
   }
+  if (options_.tracker != nullptr) {  // after the limiter: it adds to spec.cgroup_procs
+    Status st = options_.tracker->Prepare(a.instance, &spec);
+    if (!st.ok()) {
+      spdlog::error("instance {}: cannot start: {}", a.instance, st.ToString());
+      ScheduleRestart(in, "start failed: " + st.message());
+      return;
+    }
+  }
   auto pid = launcher_.Start(spec);
-  in.running = a;
   in.started_at = clock_.Now();
   if (!pid.ok()) {
     spdlog::error("instance {}: cannot start: {}", a.instance, pid.status().ToString());
@@ -399,6 +459,41 @@ void Supervisor::Launch(Instance& in) {
                a.role, a.epoch, a.run);
 }
 
+// The instance's own directory and volume belong to its account; the agent's data directory
+// and work/ become searchable (0711, not listable) so that it can reach its working directory.
+void Supervisor::RunAs(const Account& account, const Assignment& a, LaunchSpec* spec) {
+  spec->switch_account = true;
+  spec->uid = account.uid;
+  spec->gid = account.gid;
+  spec->groups = account.groups;
+  if (!account.user.empty()) {
+    spec->env["USER"] = spec->env["LOGNAME"] = account.user;
+    spec->env["HOME"] = account.home;
+  }
+  for (const std::string& dir : {options_.data_dir, options_.data_dir + "/work"}) {
+    struct stat st;
+    if (stat(dir.c_str(), &st) == 0 && (st.st_mode & 0011) != 0011) {
+      chmod(dir.c_str(), (st.st_mode & 07777) | 0011);
+    }
+  }
+  std::vector<std::string> owned = {spec->cwd};
+  if (!a.volume.empty()) {
+    owned.push_back(volumes_.MountPath(a.volume));
+    spec->reach_dirs.push_back(owned.back());
+  }
+  for (const std::string& dir : owned) {
+    if (chown(dir.c_str(), account.uid, account.gid) != 0) {
+      spdlog::warn("instance {}: cannot give {} to uid {}: {}", a.instance, dir, account.uid,
+                   strerror(errno));
+    }
+  }
+  if (!spec->log_writer_argv.empty()) {
+    spec->log_writer_argv.insert(
+        spec->log_writer_argv.end(),
+        {"--uid", std::to_string(account.uid), "--gid", std::to_string(account.gid)});
+  }
+}
+
 void Supervisor::BeginStop(Instance& in, const std::string& reason, bool kill_now,
                            bool counts_as_failure) {
   const TimePoint now = clock_.Now();
@@ -409,13 +504,25 @@ void Supervisor::BeginStop(Instance& in, const std::string& reason, bool kill_no
   in.kill_sent = kill_now;
   spdlog::info("instance {}: stopping pid {} with {}: {}", in.running.instance, in.pid,
                kill_now ? "SIGKILL" : "SIGTERM", reason);
-  (void)launcher_.SignalGroup(in.pid, kill_now ? SIGKILL : SIGTERM);
+  SignalInstance(in, kill_now ? SIGKILL : SIGTERM);
+}
+
+void Supervisor::SignalInstance(Instance& in, int signal) {
+  (void)launcher_.SignalGroup(in.pid, signal);
+  if (options_.tracker != nullptr) options_.tracker->Signal(in.running.instance, signal);
+}
+
+bool Supervisor::KillStrays(const std::string& instance) {
+  if (options_.tracker == nullptr) return false;
+  return options_.tracker->Signal(instance, SIGKILL) > 0;
 }
 
 void Supervisor::HandleExit(Instance& in, const ProcessExit& exit) {
   const std::string name = in.running.instance.empty() ? in.desired.instance : in.running.instance;
-  // Whatever the leader left in its group dies with it: never a second copy.
+  // Whatever the leader left, in its group or not, dies with it: never a second copy.
   (void)launcher_.SignalGroup(exit.pid, SIGKILL);
+  in.strays = KillStrays(name);
+  if (in.strays) spdlog::warn("instance {}: killing the processes pid {} left", name, exit.pid);
   in.pid = 0;
   RemovePidFile(name);
   std::string desc = exit.Describe();
@@ -446,6 +553,31 @@ void Supervisor::HandleExit(Instance& in, const ProcessExit& exit) {
   ScheduleRestart(in, desc);
 }
 
+namespace {
+
+// The wait before restart number `failures` (1 = the first): backoff_initial doubling up to
+// backoff_max.
+Duration BackoffDelay(const manifest::Restart& r, int failures) {
+  Duration delay = r.backoff_initial;
+  for (int i = 1; i < failures && delay < r.backoff_max; ++i) delay *= 2;
+  return std::min(delay, r.backoff_max);
+}
+
+}  // namespace
+
+void Supervisor::ContinueBackoff(Instance& in) {
+  const Assignment& a = in.desired;
+  const TimePoint now = clock_.Now();
+  in.consecutive_failures = a.prior_restarts + 1;  // this start is the next restart
+  in.started_at = now;  // its next crash here is not "after a good while"
+  in.state = InstanceState::kBackoff;
+  in.backoff_until = now + BackoffDelay(a.restart, in.consecutive_failures);
+  in.message = "moved here crash-looping after " + std::to_string(a.prior_restarts) +
+               " restarts elsewhere: starting in " +
+               std::to_string(Millis(in.backoff_until - now)) + "ms";
+  spdlog::warn("instance {}: {}", a.instance, in.message);
+}
+
 void Supervisor::ScheduleRestart(Instance& in, const std::string& last_exit) {
   const TimePoint now = clock_.Now();
   const manifest::Restart& r = in.running.restart;
@@ -471,9 +603,7 @@ void Supervisor::ScheduleRestart(Instance& in, const std::string& last_exit) {
   }
   if (now - in.started_at >= r.backoff_max) in.consecutive_failures = 0;  // it ran a good while
   ++in.consecutive_failures;
-  Duration delay = r.backoff_initial;
-  for (int i = 1; i < in.consecutive_failures && delay < r.backoff_max; ++i) delay *= 2;
-  if (delay > r.backoff_max) delay = r.backoff_max;
+  const Duration delay = BackoffDelay(r, in.consecutive_failures);
   in.restart_times.push_back(now);
   ++in.restarts;
   in.state = InstanceState::kBackoff;
@@ -568,48 +698,31 @@ void Supervisor::Tick() {
   }
   // A volume stays pinned while a process that was started with it still runs.
   std::set<std::string> pinned;
-  for (const auto& [name, in] : instances_) {
-    if (in->pid != 0 && !in->running.volume.empty()) pinned.insert(in->running.volume);
+  for (auto& [name, in] : instances_) {
+    if (in->strays) in->strays = KillStrays(name);  // until they are gone
+    if ((in->pid != 0 || in->strays) && !in->running.volume.empty()) {
+      pinned.insert(in->running.volume);
+    }
   }
   volumes_.SetDesired(DesiredVolumes(), std::move(pinned));
   volumes_.Tick();
   for (auto it = instances_.begin(); it != instances_.end();) {
     Instance& in = *it->second;
     Step(in);
-    if (in.removed && in.pid == 0) {
+    if (in.removed && in.pid == 0 && !in.strays) {
       spdlog::info("instance {}: stopped and forgotten", it->first);
       RemovePidFile(it->first);
       if (options_.limiter != nullptr) options_.limiter->Release(it->first);
+      if (options_.tracker != nullptr) options_.tracker->Release(it->first);
       it = instances_.erase(it);
     } else {
       ++it;
     }
   }
   const TimePoint now = clock_.Now();
-  if (now >= next_log_check_) {
-    next_log_check_ = now + options_.log_check_interval;
-    RotateLogs();
-  }
   if (options_.usage && now >= next_usage_) {
     next_usage_ = now + options_.usage_interval;
     SampleUsage();
-  }
-}
-
-void Supervisor::RotateLogs() {
-  for (const auto& [name, in] : instances_) {
-    const std::string path = LogPath(name);
-    std::error_code ec;
-    auto size = fs::file_size(path, ec);
-    if (ec || size <= options_.log_max_bytes) continue;
-    // copy-and-truncate: the process keeps its O_APPEND descriptor (and survives an agent
-    // restart, which a pipe through the agent would not).
-    fs::copy_file(path, path + ".1", fs::copy_options::overwrite_existing, ec);
-    if (ec) {
-      spdlog::warn("log rotation of {} failed: {}", path, ec.message());
-      continue;
-    }
-    if (truncate(path.c_str(), 0) != 0) spdlog::warn("cannot truncate {}", path);
   }
 }
 
@@ -640,6 +753,7 @@ void Supervisor::WritePidFile(const Instance& in) {
   const Assignment& a = in.running;
   json j{{"pid", in.pid},
          {"start_time", start_time},
+         {"tracker", options_.tracker != nullptr ? options_.tracker->Handle(a.instance) : ""},
          {"assignment", a.raw_json.empty() ? MinimalJson(a) : a.raw_json}};
   WriteFileAtomic(PidFilePath(a.instance), Dump(j) + "\n");
 }

@@ -21,9 +21,11 @@
 #include <string>
 #include <vector>
 
+#include "agent/account.h"
 #include "agent/assignment.h"
 #include "agent/launcher.h"
 #include "agent/probe.h"
+#include "agent/process_tracker.h"
 #include "agent/procfs.h"
 #include "agent/resource_limiter.h"
 #include "agent/volume_manager.h"
@@ -58,12 +60,19 @@ class Supervisor {
     std::string address = "127.0.0.1";
     std::string data_dir;  // logs/, run/ and work/ live under it
     std::string path_env;  // PATH given to instances (the agent's own)
+    // `hafab log-writer` (log_writer.h) without its options, e.g. {"/proc/self/exe",
+    // "log-writer"}: instance output goes through it, capped at log_max_bytes per file with
+    // log_keep rotated files. Empty: appended to the log file directly, with no cap (tests).
+    std::vector<std::string> log_writer_argv;
     uint64_t log_max_bytes = 10 << 20;
+    int log_keep = 3;
     // Liveness failures before a process's first success count only after this long.
     Duration startup_grace = std::chrono::seconds(10);
-    Duration log_check_interval = std::chrono::seconds(1);
     Duration usage_interval = std::chrono::seconds(1);
     ResourceLimiter* limiter = nullptr;  // nullptr: no limits
+    // Finds the processes an instance left outside its process group; nullptr: only the
+    // process group is signalled (unit tests with a FakeLauncher).
+    ProcessTracker* tracker = nullptr;
     // Usage of the given process groups; nullptr: not measured.
     std::function<std::map<pid_t, GroupUsage>(const std::vector<pid_t>&)> usage;
     uint64_t ticks_per_second = 100;
@@ -124,13 +133,23 @@ class Supervisor {
   bool WantsRunning(const Instance& in, std::string* why, bool* refused) const;
   bool NeedsRestartForSpec(const Instance& in) const;
   void Launch(Instance& in);
+  // Fills `spec` to run `a` as `account` and gives it its directories.
+  void RunAs(const Account& account, const Assignment& a, LaunchSpec* spec);
   void CheckHung(Instance& in, ProbeOutcome outcome);
   void BeginStop(Instance& in, const std::string& reason, bool kill_now, bool counts_as_failure);
+  // Signals the process group of `in` and every process the tracker finds for it.
+  void SignalInstance(Instance& in, int signal);
+  // SIGKILLs what is left of an instance whose main process ended; true if anything was.
+  bool KillStrays(const std::string& instance);
+  // Kills the processes of instances of a previous agent run that were not adopted.
+  void KillUnadoptedLeftovers();
   void HandleExit(Instance& in, const ProcessExit& exit);
   void ScheduleRestart(Instance& in, const std::string& last_exit);
+  // A new instance that crash-looped on other nodes (Assignment::prior_restarts) waits the
+  // backoff they earned before its first start.
+  void ContinueBackoff(Instance& in);
   void WritePidFile(const Instance& in);
   void RemovePidFile(const std::string& instance);
-  void RotateLogs();
   void SampleUsage();
   void SaveEpochs();
   void LoadEpochs();
@@ -142,7 +161,6 @@ class Supervisor {
   std::map<std::string, std::unique_ptr<Instance>> instances_;
   std::map<std::string, uint64_t> highest_epoch_;
   bool fenced_ = false;
-  TimePoint next_log_check_{};
   TimePoint next_usage_{};
 };
 

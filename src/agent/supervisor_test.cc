@@ -43,6 +43,7 @@ class SupervisorTest : public ::testing::Test {
     o.data_dir = dir_.path() + "/data";
     o.path_env = "/usr/bin:/bin";
     o.lease_valid = [this] { return lease_valid_; };
+    o.log_writer_argv = log_writer_argv_;
     o.start_time_of = [this](pid_t pid) -> std::optional<uint64_t> {
       if (!launcher_.Alive(pid)) return std::nullopt;
       return 5000 + pid;
@@ -78,6 +79,7 @@ class SupervisorTest : public ::testing::Test {
   std::vector<pid_t> holders_;
   VolumeManager volumes_;
   bool lease_valid_ = true;
+  std::vector<std::string> log_writer_argv_;
   std::unique_ptr<Supervisor> supervisor_;
 };
 
@@ -125,6 +127,31 @@ TEST_F(SupervisorTest, RestartBackoffDoublesUpToMax) {
   EXPECT_EQ(delays, (std::vector<int64_t>{100, 200, 350, 350}));
   EXPECT_EQ(Get("kvd-0").restarts, 4);
   EXPECT_EQ(Get("kvd-0").state, InstanceState::kRunning);
+}
+
+// Moved here crash-looping after 3 restarts elsewhere: the first start waits the 4th
+// restart's backoff (100ms doubled 3 times), and the backoff goes on from there.
+TEST_F(SupervisorTest, RelocatedCrashLoopContinuesItsBackoff) {
+  Apply({Kvd(R"(, "prior_restarts": 3)")});
+  EXPECT_TRUE(launcher_.started().empty());
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kBackoff);
+  EXPECT_NE(Get("kvd-0").message.find("3 restarts elsewhere"), std::string::npos);
+  int64_t waited = 0;
+  while (launcher_.started().empty()) {
+    Advance(milliseconds(10));
+    waited += 10;
+    ASSERT_LT(waited, 10000);
+  }
+  EXPECT_EQ(waited, 800);
+  launcher_.Exit(launcher_.last_started().pid, 1);
+  supervisor_->Tick();
+  waited = 0;
+  while (launcher_.started().size() == 1) {
+    Advance(milliseconds(10));
+    waited += 10;
+    ASSERT_LT(waited, 10000);
+  }
+  EXPECT_EQ(waited, 1000);  // backoff_max
 }
 
 TEST_F(SupervisorTest, GivesUpAfterMaxRestartsInWindow) {
@@ -501,13 +528,16 @@ TEST_F(SupervisorTest, LeftoverOfDeadProcessIgnored) {
   EXPECT_FALSE(std::filesystem::exists(supervisor_->PidFilePath("kvd-0")));
 }
 
-TEST_F(SupervisorTest, LogRotation) {
+// Output goes through the log writer, told the log's path, size cap and rotated files kept
+// (agent_binary_test runs it with a fast writer).
+TEST_F(SupervisorTest, OutputGoesThroughTheLogWriter) {
+  log_writer_argv_ = {"/bin/hafab", "log-writer"};
+  Reset();
   Apply({Kvd()});
-  std::string log = supervisor_->LogPath("kvd-0");
-  std::ofstream(log) << std::string(11 << 20, 'x');
-  Advance(std::chrono::seconds(1));
-  EXPECT_EQ(std::filesystem::file_size(log), 0u);
-  EXPECT_EQ(std::filesystem::file_size(log + ".1"), size_t{11} << 20);
+  EXPECT_EQ(
+      launcher_.last_started().spec.log_writer_argv,
+      (std::vector<std::string>{"/bin/hafab", "log-writer", "--path", supervisor_->LogPath("kvd-0"),
+                                "--max-bytes", "10485760", "--keep", "3"}));
 }
 
 TEST_F(SupervisorTest, StartFailureBacksOff) {

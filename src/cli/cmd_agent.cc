@@ -14,7 +14,9 @@
 #include "agent/agent.h"
 #include "agent/cgroup_limiter.h"
 #include "agent/fence_watchdog.h"
+#include "agent/log_writer.h"
 #include "agent/process_launcher.h"
+#include "agent/process_tracker.h"
 #include "agent/procfs.h"
 #include "cli/command.h"
 #include "core/duration.h"
@@ -52,6 +54,8 @@ struct Flags {
   std::string provider = "local";
   std::string provider_config;
   bool no_limits = false;
+  uint64_t log_max_bytes = 10 << 20;
+  int log_keep = 3;
 };
 
 void RunAgent(const Flags& f) {
@@ -71,6 +75,8 @@ void RunAgent(const Flags& f) {
     return;
   }
   o.heartbeat_interval = *interval;
+  o.log_max_bytes = f.log_max_bytes;
+  o.log_keep = f.log_keep;
   if (o.controllers.empty()) {
     spdlog::error("--controller: give at least one URL");
     SetExitCode(kExitUsage);
@@ -109,6 +115,7 @@ void RunAgent(const Flags& f) {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n > 0) {
+      o.log_writer_argv = {std::string(self, static_cast<size_t>(n)), "log-writer"};
       auto st = agent::ReadProcStat(getpid());
       o.watchdog_argv = {std::string(self, static_cast<size_t>(n)),
                          "agent-watchdog",
@@ -120,8 +127,12 @@ void RunAgent(const Flags& f) {
                          std::to_string(st ? st->start_time : 0)};
     }
   }
+  // One cgroup name per agent (node and data dir): two agents on one machine never share.
+  const std::string cgroup = agent::AgentCgroupName(o.node, o.data_dir);
   std::unique_ptr<agent::ResourceLimiter> limiter;
-  if (!f.no_limits) limiter = agent::MakeResourceLimiter("hafab-" + f.node);
+  if (!f.no_limits) limiter = agent::MakeResourceLimiter(cgroup);
+  auto tracker = agent::MakeProcessTracker(cgroup, o.data_dir);
+  o.tracker = tracker.get();
 
   boost::asio::io_context io;
   agent::ProcessLauncher launcher;
@@ -173,7 +184,28 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
                   "Exec provider: JSON file naming the scripts (see provider/exec_provider.h)");
   cmd->add_flag("--no-resource-limits", f->no_limits,
                 "Do not apply per-instance CPU/memory limits");
+  cmd->add_option("--log-max-bytes", f->log_max_bytes,
+                  "Size at which an instance's log is rotated (whole lines are kept together)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 40));
+  cmd->add_option("--log-keep", f->log_keep, "Rotated log files kept per instance")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100));
   cmd->callback([f] { RunAgent(*f); });
+});
+
+// The log writer between an instance's output and its log file (agent/log_writer.h); started
+// by the agent, not for people to run.
+HAFAB_COMMAND(32, [](CLI::App& app) {
+  auto* cmd = app.add_subcommand("log-writer", "Copy stdin to a size-capped, rotated log");
+  cmd->group("");  // hidden from --help
+  auto o = std::make_shared<agent::LogWriterOptions>();
+  cmd->add_option("--path", o->path)->required();
+  cmd->add_option("--max-bytes", o->max_bytes)->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  cmd->add_option("--keep", o->keep)->check(CLI::Range(0, 100));
+  cmd->add_option("--uid", o->uid);
+  cmd->add_option("--gid", o->gid);
+  cmd->callback([o] { SetExitCode(agent::RunLogWriter(0, *o)); });
 });
 
 // The fence watchdog the agent starts (agent/fence_watchdog.h); not for people to run.

@@ -1,11 +1,15 @@
 // `hafab logs ROLE[/INSTANCE]`: an embedded cluster's instance logs, from every node that ran
 // them (an instance that failed over has logs on both nodes), with --follow.
+#include <sys/stat.h>
+
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <thread>
 
+#include "agent/log_writer.h"
 #include "cli/command.h"
 
 namespace hafab::cli {
@@ -35,6 +39,25 @@ bool Matches(const std::string& target, const std::string& instance) {
   return instance == rest || instance == role + "-" + rest;
 }
 
+ino_t Inode(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// The last `n` lines of a log, reading back through its rotated files (<path>.1, .2, ...).
+std::vector<std::string> LastLines(const std::string& path, size_t n) {
+  std::deque<std::string> out;
+  auto files = agent::LogFilesOldestFirst(path);
+  for (auto it = files.rbegin(); it != files.rend() && out.size() < n; ++it) {
+    std::ifstream in(*it);
+    std::vector<std::string> lines;
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(line);
+    for (auto l = lines.rbegin(); l != lines.rend() && out.size() < n; ++l) out.push_front(*l);
+  }
+  return {out.begin(), out.end()};
+}
+
 int Logs(const LogsOptions& o) {
   std::map<std::string, fs::path> files;  // "node/instance" -> log file
   std::error_code ec;
@@ -53,30 +76,48 @@ int Logs(const LogsOptions& o) {
                  "up`?)\n";
     return kExitError;
   }
-  std::map<std::string, std::streamoff> offsets;
+  // Followed files: the stream keeps reading a log renamed by rotation to its end, then the
+  // new file is opened from its start, so no line is skipped or printed twice.
+  struct Followed {
+    std::ifstream in;
+    ino_t inode = 0;
+    std::string partial;  // a line whose end is not written yet
+  };
+  std::map<std::string, Followed> followed;
   for (const auto& [name, path] : files) {
-    std::ifstream in(path);
-    std::vector<std::string> lines;
-    std::string line;
-    while (std::getline(in, line)) lines.push_back(line);
-    size_t from = lines.size() > static_cast<size_t>(o.tail) ? lines.size() - o.tail : 0;
-    for (size_t i = from; i < lines.size(); ++i)
-      std::cout << "[" << name << "] " << lines[i] << "\n";
-    offsets[name] = static_cast<std::streamoff>(fs::file_size(path, ec));
+    for (const std::string& line : LastLines(path.string(), static_cast<size_t>(o.tail))) {
+      std::cout << "[" << name << "] " << line << "\n";
+    }
+    Followed& f = followed[name];
+    f.in.open(path);
+    f.in.seekg(0, std::ios::end);
+    f.inode = Inode(path.string());
   }
   std::cout.flush();
   while (o.follow) {
     std::this_thread::sleep_for(200ms);  // polling files for growth
-    for (const auto& [name, path] : files) {
-      auto size = static_cast<std::streamoff>(fs::file_size(path, ec));
-      if (ec) continue;
-      if (size < offsets[name]) offsets[name] = 0;  // rotated
-      if (size == offsets[name]) continue;
-      std::ifstream in(path);
-      in.seekg(offsets[name]);
-      std::string line;
-      while (std::getline(in, line)) std::cout << "[" << name << "] " << line << "\n";
-      offsets[name] = size;
+    for (auto& [name, f] : followed) {
+      const std::string path = files[name].string();
+      while (true) {
+        // Looked at before reading: once rotated, nothing more is written to the old file.
+        const ino_t current = Inode(path);
+        f.in.clear();
+        std::string line;
+        while (std::getline(f.in, line)) {
+          if (f.in.eof()) {  // no newline yet
+            f.partial += line;
+            break;
+          }
+          std::cout << "[" << name << "] " << f.partial << line << "\n";
+          f.partial.clear();
+        }
+        if (current == 0 || current == f.inode) break;
+        // Rotated: the old file was read to its end above; go on with the new one.
+        f.in.close();
+        f.in.clear();
+        f.in.open(path);
+        f.inode = current;
+      }
     }
     std::cout.flush();
   }

@@ -1,0 +1,102 @@
+// ProcessTracker with real processes: both mechanisms find a daemon that left the instance's
+// process group and session, and kill it.
+#include "agent/process_tracker.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "agent/process_launcher.h"
+#include "agent/procfs.h"
+#include "agent/test_util.h"
+#include "testing/wait.h"
+
+namespace hafab::agent {
+namespace {
+
+bool Alive(pid_t pid) {
+  auto st = ReadProcStat(pid);
+  return st && st->state != 'Z';
+}
+
+// Starts `instance` as the supervisor would: a shell that daemonizes `sleep` (double fork,
+// setsid) and waits in the foreground. Returns the main pid.
+pid_t StartDaemonizing(ProcessTracker& tracker, const std::string& data_dir,
+                       const std::string& instance) {
+  LaunchSpec spec;
+  spec.argv = {"sh", "-c", "(setsid sleep 3000.91 > /dev/null 2>&1 &); exec sleep 3000.90"};
+  spec.env["PATH"] = "/usr/bin:/bin";
+  spec.cwd = InstanceDirOf(data_dir, instance);
+  spec.env["HAFAB_INSTANCE_DIR"] = spec.cwd;
+  std::filesystem::create_directories(spec.cwd);
+  Status st = tracker.Prepare(instance, &spec);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  auto pid = SpawnProcess(spec);
+  EXPECT_TRUE(pid.ok()) << pid.status().ToString();
+  return pid.ok() ? *pid : 0;
+}
+
+// Waits until `instance` is its main process and a daemon out of its process group (the
+// shell in between is gone); returns the daemon's pid, 0 if that does not happen.
+pid_t WaitDaemonized(ProcessTracker& tracker, const std::string& instance, pid_t main_pid) {
+  pid_t daemon = 0;
+  bool ok = testing::WaitFor([&] {
+    std::vector<pid_t> members = tracker.Members(instance);
+    if (members.size() != 2 || !std::count(members.begin(), members.end(), main_pid)) return false;
+    daemon = members[0] == main_pid ? members[1] : members[0];
+    auto st = ReadProcStat(daemon);
+    return st && st->pgid != main_pid;
+  });
+  return ok ? daemon : 0;
+}
+
+void ExpectFindsAndKillsDaemon(ProcessTracker& tracker, const std::string& data_dir) {
+  pid_t main_pid = StartDaemonizing(tracker, data_dir, "dmn-0");
+  ASSERT_GT(main_pid, 0);
+  pid_t daemon = WaitDaemonized(tracker, "dmn-0", main_pid);
+  ASSERT_GT(daemon, 0);
+  auto instances = tracker.Instances();
+  EXPECT_EQ(instances, std::vector<std::string>{"dmn-0"});
+  EXPECT_TRUE(tracker.Members("other-0").empty());
+
+  EXPECT_EQ(tracker.Signal("dmn-0", SIGKILL), 2);
+  int status;
+  waitpid(main_pid, &status, 0);
+  EXPECT_TRUE(testing::WaitFor([&] { return !Alive(daemon); }));
+  EXPECT_TRUE(testing::WaitFor([&] { return tracker.Members("dmn-0").empty(); }));
+  tracker.Release("dmn-0");
+
+  // KillTracked, as the fence watchdog uses it, without the tracker object.
+  main_pid = StartDaemonizing(tracker, data_dir, "dmn-1");
+  ASSERT_GT(WaitDaemonized(tracker, "dmn-1", main_pid), 0);
+  EXPECT_EQ(KillTracked(tracker.Handle("dmn-1")), 2);
+  waitpid(main_pid, &status, 0);
+  EXPECT_TRUE(testing::WaitFor([&] { return tracker.Members("dmn-1").empty(); }));
+  tracker.Release("dmn-1");
+}
+
+TEST(ProcessTrackerTest, EnvironTrackerFindsAndKillsADaemon) {
+  testutil::TempDir dir;
+  EnvironTracker tracker(dir.path());
+  ExpectFindsAndKillsDaemon(tracker, dir.path());
+}
+
+TEST(ProcessTrackerTest, CgroupTrackerFindsAndKillsADaemon) {
+  testutil::TempDir dir;
+  auto tracker = MakeProcessTracker(AgentCgroupName("t", dir.path()), dir.path());
+  if (tracker->Mechanism() == "environment") GTEST_SKIP() << "no writable cgroup v2 here";
+  ExpectFindsAndKillsDaemon(*tracker, dir.path());
+}
+
+TEST(ProcessTrackerTest, CgroupNamesDifferPerDataDir) {
+  EXPECT_NE(AgentCgroupName("n1", "/a"), AgentCgroupName("n1", "/b"));
+  EXPECT_EQ(AgentCgroupName("n1", "/a"), AgentCgroupName("n1", "/a"));
+  EXPECT_EQ(AgentCgroupName("n1", "/a").rfind("hafab-n1-", 0), 0u);
+}
+
+}  // namespace
+}  // namespace hafab::agent
