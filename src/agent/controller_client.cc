@@ -12,7 +12,7 @@ namespace hafab::agent {
 
 ControllerClient::ControllerClient(boost::asio::io_context& io, std::vector<std::string> base_urls,
                                    std::string token)
-    : io_(io), urls_(std::move(base_urls)), token_(std::move(token)) {
+    : io_(io), urls_(std::move(base_urls)), token_(std::move(token)), pool_(io) {
   HAFAB_CHECK(!urls_.empty(), "ControllerClient needs at least one controller URL");
   for (auto& u : urls_) {
     while (!u.empty() && u.back() == '/') u.pop_back();
@@ -25,50 +25,49 @@ void ControllerClient::Call(const std::string& method, const std::string& path, 
   const std::string url = urls_[index] + path;
   http::Headers headers{{"Authorization", "Bearer " + token_}};
   if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
-  http::AsyncFetch(io_, method, url, std::move(body), std::move(headers), timeout,
-                   [this, index, url, done = std::move(done)](Result<http::Response> r) {
-                     auto fail_over = [&] {
-                       if (urls_.size() > 1 && current_ == index) {
-                         current_ = (index + 1) % urls_.size();
-                         spdlog::info("controller {} failed; trying {}", urls_[index],
-                                      urls_[current_]);
-                       }
-                     };
-                     if (!r.ok()) {
-                       fail_over();
-                       done(r.status());
-                       return;
-                     }
-                     const http::Response& resp = *r;
-                     if (resp.status == 200) {
-                       done(resp.body);
-                       return;
-                     }
-                     std::string error = resp.body;
-                     try {
-                       auto j = nlohmann::json::parse(resp.body);
-                       if (j.contains("error")) error = j["error"].get<std::string>();
-                     } catch (const std::exception&) {
-                     }
-                     std::string msg = url + ": HTTP " + std::to_string(resp.status) + ": " + error;
-                     if (resp.status == 401 || resp.status == 403) {
-                       done(Status::PermissionDenied(msg));
-                     } else if (resp.status == 503) {
-                       // A follower replica answers "not leader" and names the leader: go
-                       // there next when it is one of ours, else try the next URL.
-                       auto leader = http::LeaderIndex(resp, urls_);
-                       if (leader && current_ == index && *leader != index) {
-                         current_ = *leader;
-                         spdlog::info("controller {} is not leader; following the leader {}",
-                                      urls_[index], urls_[*leader]);
-                       } else {
-                         fail_over();
-                       }
-                       done(Status::Unavailable(msg));
-                     } else {
-                       done(Status::Internal(msg));
-                     }
-                   });
+  pool_.Fetch(method, url, std::move(body), std::move(headers), timeout,
+              [this, index, url, done = std::move(done)](Result<http::Response> r) {
+                auto fail_over = [&] {
+                  if (urls_.size() > 1 && current_ == index) {
+                    current_ = (index + 1) % urls_.size();
+                    spdlog::info("controller {} failed; trying {}", urls_[index], urls_[current_]);
+                  }
+                };
+                if (!r.ok()) {
+                  fail_over();
+                  done(r.status());
+                  return;
+                }
+                const http::Response& resp = *r;
+                if (resp.status == 200) {
+                  done(resp.body);
+                  return;
+                }
+                std::string error = resp.body;
+                try {
+                  auto j = nlohmann::json::parse(resp.body);
+                  if (j.contains("error")) error = j["error"].get<std::string>();
+                } catch (const std::exception&) {
+                }
+                std::string msg = url + ": HTTP " + std::to_string(resp.status) + ": " + error;
+                if (resp.status == 401 || resp.status == 403) {
+                  done(Status::PermissionDenied(msg));
+                } else if (resp.status == 503) {
+                  // A follower replica answers "not leader" and names the leader: go
+                  // there next when it is one of ours, else try the next URL.
+                  auto leader = http::LeaderIndex(resp, urls_);
+                  if (leader && current_ == index && *leader != index) {
+                    current_ = *leader;
+                    spdlog::info("controller {} is not leader; following the leader {}",
+                                 urls_[index], urls_[*leader]);
+                  } else {
+                    fail_over();
+                  }
+                  done(Status::Unavailable(msg));
+                } else {
+                  done(Status::Internal(msg));
+                }
+              });
 }
 
 void ControllerClient::Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration timeout,

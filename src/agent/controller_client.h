@@ -10,6 +10,7 @@
 
 #include "agent/assignment.h"
 #include "core/result.h"
+#include "http/pool.h"
 #include "wire/agent_heartbeat.h"
 
 namespace hafab::agent {
@@ -41,6 +42,9 @@ class ControllerClient {
   std::vector<std::string> urls_;
   std::string token_;
   size_t current_ = 0;
+  // Kept-alive connections: a flood of new connections to the controller cannot delay the
+  // heartbeats (http/pool.h).
+  http::ConnectionPool pool_;
 };
 
 }  // namespace hafab::agent

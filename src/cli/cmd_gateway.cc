@@ -107,7 +107,8 @@ HAFAB_COMMAND(40, [](CLI::App& app) {
   cmd->add_option("--drain-timeout", f->drain_timeout,
                   "On SIGTERM/SIGINT, how long open connections may finish");
   cmd->add_option("--max-connections", f->max_connections,
-                  "Stop accepting beyond this many open connections (0: no limit)");
+                  "Stop accepting beyond this many open connections (0: half the open-file "
+                  "limit less 512)");
   cmd->add_option("--metrics-listen", f->metrics_listen, "host:port of /metrics and /stats");
   cmd->add_option("--state-dir", f->state_dir, "Directory for gateway.addr (metrics address)");
   cmd->add_flag("--no-splice", f->no_splice, "Copy through user space instead of splice(2)");

@@ -11,6 +11,7 @@
 #include "core/random.h"
 #include "http/http.h"
 #include "http/leader_hint.h"
+#include "http/pool.h"
 #include "wire/agent_heartbeat.h"
 #include "wire/gateway_heartbeat.h"
 
@@ -26,7 +27,8 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
         clock(opts.clock ? *opts.clock : RealClock()),
         random(opts.seed),
         poll_timer(io),
-        heartbeat_timer(io) {
+        heartbeat_timer(io),
+        pool(io) {
     HAFAB_CHECK(!opts.controllers.empty(), "ControlPlane needs a controller URL");
     for (auto& url : opts.controllers) {
       while (!url.empty() && url.back() == '/') url.pop_back();
@@ -74,8 +76,8 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
         std::to_string(
             std::chrono::duration_cast<std::chrono::milliseconds>(opts.poll_wait).count());
     auto self = shared_from_this();
-    http::AsyncFetch(io, "GET", url, "", AuthHeaders(), opts.poll_wait + std::chrono::seconds(2),
-                     [self, index, url](Result<http::Response> r) { self->OnPoll(index, url, r); });
+    pool.Fetch("GET", url, "", AuthHeaders(), opts.poll_wait + std::chrono::seconds(2),
+               [self, index, url](Result<http::Response> r) { self->OnPoll(index, url, r); });
   }
 
   void OnPoll(size_t index, const std::string& url, const Result<http::Response>& r) {
@@ -153,10 +155,10 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     // drops, so these counts only fall for such a backend (the controller's drain waits).
     hb.active = proxy.stats().ActiveByInstance();
     auto self = shared_from_this();
-    http::AsyncFetch(io, "POST", url, Dump(wire::ToJson(hb)), AuthHeaders(), opts.heartbeat_timeout,
-                     [self, index, url, version, sent](Result<http::Response> r) {
-                       self->OnHeartbeat(index, url, version, sent, r);
-                     });
+    pool.Fetch("POST", url, Dump(wire::ToJson(hb)), AuthHeaders(), opts.heartbeat_timeout,
+               [self, index, url, version, sent](Result<http::Response> r) {
+                 self->OnHeartbeat(index, url, version, sent, r);
+               });
   }
 
   void OnHeartbeat(size_t index, const std::string& url, uint64_t version, TimePoint sent,
@@ -199,6 +201,9 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
   Random random;
   asio::steady_timer poll_timer;
   asio::steady_timer heartbeat_timer;
+  // Kept-alive connections: a flood of new connections to the controller cannot delay the
+  // heartbeats and the routes' long poll (http/pool.h).
+  http::ConnectionPool pool;
   Duration backoff;
   size_t current = 0;
   uint64_t installed = 0;

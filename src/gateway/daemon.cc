@@ -52,8 +52,12 @@ Status WriteAtomically(const std::filesystem::path& path, const std::string& con
 
 }  // namespace
 
+// Descriptors kept out of the proxy's connection limit: the control plane's connections,
+// the metrics listener, logs, pipes for splice(2).
+constexpr uint64_t kReservedFiles = 512;
+
 int RunGateway(const GatewayOptions& o) {
-  RaiseOpenFileLimit();
+  const uint64_t open_files = RaiseOpenFileLimit();
   // Every thread started from here on inherits the mask; this thread takes the signals.
   sigset_t signals;
   sigemptyset(&signals);
@@ -93,6 +97,13 @@ int RunGateway(const GatewayOptions& o) {
   po.primary_wait = o.primary_wait;
   po.idle_timeout = o.idle_timeout;
   po.max_connections = o.max_connections;
+  if (po.max_connections == 0 && open_files > 2 * kReservedFiles) {
+    // A proxied connection holds two descriptors (client, backend). Beyond the limit clients
+    // wait in the kernel's queue; the control plane keeps descriptors for its connections.
+    po.max_connections = static_cast<size_t>((open_files - kReservedFiles) / 2);
+  }
+  spdlog::info("gateway: at most {} client connections (open-file limit {})", po.max_connections,
+               open_files);
   po.splice = o.splice;
   auto started = Proxy::Start(po);
   if (!started.ok()) {

@@ -19,6 +19,7 @@ struct GatewayOptions {
   Duration primary_wait = std::chrono::seconds(5);
   Duration idle_timeout = std::chrono::seconds(60);
   Duration drain_timeout = std::chrono::seconds(10);
+  // 0: half the open-file limit less 512 (each proxied connection holds two descriptors).
   size_t max_connections = 0;
   std::string metrics_listen = "127.0.0.1:0";
   std::string state_dir;  // if set: gateway.addr holds the bound metrics address

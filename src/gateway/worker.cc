@@ -24,6 +24,10 @@ constexpr int kAcceptBatch = 64;
 constexpr size_t kPipePoolMax = 128;
 constexpr uint32_t kConnEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr Duration kSweepEvery = std::chrono::seconds(1);
+// Out of descriptors or memory at accept: the listeners pause this long, doubling to the max
+// while it lasts, instead of spinning on an error that level-triggered epoll reports again.
+constexpr Duration kAcceptBackoffMin = std::chrono::milliseconds(10);
+constexpr Duration kAcceptBackoffMax = std::chrono::seconds(1);
 
 enum Tag : uint8_t { kTagWake, kTagListener, kTagClient, kTagBackend };
 
@@ -199,6 +203,7 @@ void Worker::Run() {
       }
     }
     ProcessReroutes();
+    MaybeResumeListeners();
     if (woken) {
       if (shared_.draining.load(std::memory_order_acquire) && !draining_) BeginDrain();
       ApplySnapshot();
@@ -222,6 +227,7 @@ int Worker::TimeoutMillis() const {
     next = std::min(next, FromTicks(shared_.lease_deadline.load(std::memory_order_acquire)));
   }
   if (draining_) next = std::min(next, drain_deadline_);
+  if (paused_ && accept_resume_ > now_) next = std::min(next, accept_resume_);
   if (next <= now_) return 0;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now_).count() + 1;
   return static_cast<int>(std::min<int64_t>(ms, 1000));
@@ -392,11 +398,22 @@ void Worker::OnAccept(EndpointState& es) {
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        if (accept_backoff_ == Duration::zero()) {
+          spdlog::warn("gateway: accept on {}: {}; pausing the listeners ({} connections open)",
+                       es.listen, strerror(errno), conns_);
+        }
+        accept_backoff_ = std::clamp(accept_backoff_ * 2, kAcceptBackoffMin, kAcceptBackoffMax);
+        accept_resume_ = now_ + accept_backoff_;
+        PauseListeners(true);
+        return;
+      }
       if (!WouldBlock(errno)) {
         spdlog::warn("gateway: accept on {}: {}", es.listen, strerror(errno));
       }
       return;
     }
+    accept_backoff_ = Duration::zero();
     if (!es.ep->allow.Allows(reinterpret_cast<sockaddr*>(&peer))) {
       Bump(es.slot->acl_denied);
       close(fd);
@@ -809,7 +826,13 @@ void Worker::Close(Conn* c) {
   Unlink(c);
   c->state = Conn::State::kClosed;
   graveyard_.push_back(c);
-  if (paused_ && conns_ < limit_) PauseListeners(false);
+  MaybeResumeListeners();
+}
+
+void Worker::MaybeResumeListeners() {
+  if (paused_ && (limit_ == 0 || conns_ < limit_) && now_ >= accept_resume_) {
+    PauseListeners(false);
+  }
 }
 
 }  // namespace hafab::gateway::internal

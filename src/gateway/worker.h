@@ -112,6 +112,8 @@ class Worker {
   bool FinishDirection(Direction& d);
   void Close(Conn* c);
   void CloseFenced(Conn* c);
+  // Listens again once under the connection limit and past an accept backoff.
+  void MaybeResumeListeners();
 
   bool GetPipe(Pipe* p);
   void PutPipe(Pipe* p, bool empty);
@@ -134,7 +136,9 @@ class Worker {
   std::vector<Pipe> pipe_pool_;
   std::unique_ptr<char[]> scratch_;  // copy mode reads land here
   size_t conns_ = 0;
-  bool paused_ = false;
+  bool paused_ = false;        // listeners not polled: at the connection limit or backing off
+  Duration accept_backoff_{};  // zero: the last accept did not run out of descriptors
+  TimePoint accept_resume_ = TimePoint::min();
   bool lease_ok_ = true;
   bool draining_ = false;
   TimePoint now_{};

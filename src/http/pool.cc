@@ -1,0 +1,214 @@
+#include "http/pool.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+
+namespace hafab::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+struct ConnectionPool::Idle {
+  explicit Idle(asio::io_context& io) : socket(io) {}
+  tcp::socket socket;
+  beast::flat_buffer buffer;
+};
+
+namespace {
+
+constexpr uint64_t kResponseBodyLimit = 256u << 20;
+using IdleMap = std::map<std::string, std::vector<std::shared_ptr<ConnectionPool::Idle>>>;
+
+class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
+ public:
+  PooledFetch(asio::io_context& io, Url url, std::weak_ptr<IdleMap> pool,
+              std::function<void(Result<Response>)> done)
+      : io_(io),
+        url_(std::move(url)),
+        name_(url_.host + ":" + std::to_string(url_.port)),
+        pool_(std::move(pool)),
+        resolver_(io),
+        timer_(io),
+        done_(std::move(done)) {}
+
+  void Start(const std::string& method, std::string body, const Headers& headers,
+             Duration timeout) {
+    request_.method_string(method);
+    request_.target(url_.target);
+    request_.version(11);
+    request_.set(bhttp::field::host, name_);
+    request_.set(bhttp::field::user_agent, "hafab");
+    if (!body.empty()) request_.set(bhttp::field::content_type, "application/json");
+    for (const auto& [name, value] : headers) request_.set(name, value);
+    request_.keep_alive(true);
+    request_.body() = std::move(body);
+    request_.prepare_payload();
+    timer_.expires_after(timeout);
+    timer_.async_wait([self = shared_from_this(), timeout](error_code ec) {
+      if (ec) return;
+      self->Finish(Status::DeadlineExceeded(
+          std::string(self->request_.method_string()) + " " + self->name_ + self->url_.target +
+          ": no response within " + std::to_string(static_cast<long long>(ToMillis(timeout))) +
+          "ms"));
+    });
+    if (auto pool = pool_.lock()) {
+      auto& idle = (*pool)[name_];
+      if (!idle.empty()) {
+        conn_ = std::move(idle.back());
+        idle.pop_back();
+        reused_ = true;
+        return Write();
+      }
+    }
+    Connect();
+  }
+
+ private:
+  void Connect() {
+    reused_ = false;
+    conn_ = std::make_shared<ConnectionPool::Idle>(io_);
+    resolver_.async_resolve(
+        url_.host, std::to_string(url_.port),
+        [self = shared_from_this()](error_code ec, tcp::resolver::results_type results) {
+          if (self->finished_) return;
+          if (ec) return self->Fail("cannot resolve " + self->url_.host, ec);
+          asio::async_connect(self->conn_->socket, results,
+                              [self](error_code ec, const tcp::endpoint&) {
+                                if (self->finished_) return;
+                                if (ec) return self->Fail("cannot connect to " + self->name_, ec);
+                                self->Write();
+                              });
+        });
+  }
+
+  void Write() {
+    bhttp::async_write(conn_->socket, request_, [self = shared_from_this()](error_code ec, size_t) {
+      if (self->finished_) return;
+      if (ec) return self->Retry(ec);
+      self->Read();
+    });
+  }
+
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(kResponseBodyLimit);
+    bhttp::async_read(conn_->socket, conn_->buffer, *parser_,
+                      [self = shared_from_this()](error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(error_code ec) {
+    if (finished_) return;
+    if (ec) return parser_->got_some() ? Fail(Where(), ec) : Retry(ec);
+    auto& message = parser_->get();
+    if (message.result_int() >= 100 && message.result_int() < 200) return Read();  // interim
+    Response response;
+    response.status = static_cast<int>(message.result_int());
+    response.content_type = std::string(message[bhttp::field::content_type]);
+    for (const auto& field : message) {
+      if (field.name() == bhttp::field::content_type) continue;
+      std::string name(field.name_string());
+      for (char& c : name) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      }
+      response.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    response.body = std::move(message.body());
+    keep_ = message.keep_alive();
+    Finish(std::move(response));
+  }
+
+  // A reused connection the server closed while it was idle: once more on a new one.
+  void Retry(error_code ec) {
+    if (!reused_) return Fail(Where(), ec);
+    error_code ignored;
+    conn_->socket.close(ignored);
+    Connect();
+  }
+
+  std::string Where() const {
+    return std::string(request_.method_string()) + " " + name_ + url_.target;
+  }
+
+  void Fail(const std::string& what, error_code ec) {
+    Finish(Status::Unavailable(what + ": " +
+                               (ec == bhttp::error::end_of_stream
+                                    ? std::string("connection closed before a response")
+                                    : ec.message())));
+  }
+
+  void Finish(Result<Response> result) {
+    if (finished_) return;
+    finished_ = true;
+    timer_.cancel();
+    resolver_.cancel();
+    auto pool = pool_.lock();
+    if (result.ok() && keep_ && pool && conn_ && conn_->buffer.size() == 0) {
+      (*pool)[name_].push_back(std::move(conn_));
+    } else if (conn_) {
+      error_code ignored;
+      conn_->socket.close(ignored);
+    }
+    auto done = std::move(done_);
+    done(std::move(result));
+  }
+
+  asio::io_context& io_;
+  Url url_;
+  std::string name_;
+  std::weak_ptr<IdleMap> pool_;
+  tcp::resolver resolver_;
+  asio::steady_timer timer_;
+  std::function<void(Result<Response>)> done_;
+  std::shared_ptr<ConnectionPool::Idle> conn_;
+  bhttp::request<bhttp::string_body> request_;
+  std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+  bool reused_ = false;
+  bool keep_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+ConnectionPool::ConnectionPool(asio::io_context& io)
+    : io_(io), idle_(std::make_shared<IdleMap>()) {}
+
+ConnectionPool::~ConnectionPool() {
+  for (auto& [name, conns] : *idle_) {
+    for (auto& c : conns) {
+      error_code ignored;
+      c->socket.close(ignored);
+    }
+  }
+}
+
+size_t ConnectionPool::idle() const {
+  size_t n = 0;
+  for (const auto& [name, conns] : *idle_) n += conns.size();
+  return n;
+}
+
+void ConnectionPool::Fetch(const std::string& method, const std::string& url, std::string body,
+                           Headers headers, Duration timeout,
+                           std::function<void(Result<Response>)> done) {
+  if (url.rfind("http://", 0) != 0) {  // https (or anything else): AsyncFetch decides
+    AsyncFetch(io_, method, url, std::move(body), std::move(headers), timeout, std::move(done));
+    return;
+  }
+  auto parsed = ParseUrl(url);
+  if (!parsed.ok()) {
+    asio::post(io_, [done = std::move(done), status = parsed.status()] { done(status); });
+    return;
+  }
+  auto op = std::make_shared<PooledFetch>(io_, std::move(parsed).value(), idle_, std::move(done));
+  op->Start(method, std::move(body), headers, timeout);
+}
+
+}  // namespace hafab::http
