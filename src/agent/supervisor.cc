@@ -414,6 +414,8 @@ void Supervisor::Launch(Instance& in) {
       return;
     }
     RunAs(*account, a, &spec);
+  } else if (geteuid() == 0 && warned_root_.insert(a.role).second) {
+    spdlog::warn("role {}: runs as root on this node (its manifest names no user:)", a.role);
   }
   if (options_.limiter != nullptr) {
     Status st = options_.limiter->Prepare(a.instance, a.resources, &spec);

@@ -161,6 +161,7 @@ class Supervisor {
   std::map<std::string, std::unique_ptr<Instance>> instances_;
   std::map<std::string, uint64_t> highest_epoch_;
   bool fenced_ = false;
+  std::set<std::string> warned_root_;  // roles logged as running as root
   TimePoint next_usage_{};
 };
 

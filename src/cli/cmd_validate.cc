@@ -1,4 +1,6 @@
 // `hafab validate FILE`: checks a manifest without contacting anything.
+#include <unistd.h>
+
 #include <iostream>
 #include <string>
 
@@ -22,8 +24,25 @@ Example:
   $ hafab validate examples/quickstart.yaml
   ok)";
 
+// Users are per node, so whether a role's user exists is for each agent to say; what can be
+// said here is that, run by an agent as root (as this command is), a role without user: runs
+// as root.
+void WarnRolesRunAsRoot(manifest::ParseOutcome* outcome) {
+  if (geteuid() != 0 || !outcome->manifest) return;
+  const auto& roles = outcome->manifest->roles;
+  for (size_t i = 0; i < roles.size(); ++i) {
+    if (!roles[i].user.empty()) continue;
+    outcome->diagnostics.push_back(
+        {roles[i].pos, true,
+         "roles[" + std::to_string(i) + "] (" + roles[i].name +
+             "): no user:, so an agent running as root runs it as root; name an unprivileged "
+             "account (user: app), as some programs require (PostgreSQL refuses root)"});
+  }
+}
+
 void Validate(const std::string& path, bool print) {
   manifest::ParseOutcome outcome = manifest::LoadManifestFile(path);
+  WarnRolesRunAsRoot(&outcome);
   for (const manifest::Diagnostic& d : outcome.diagnostics) {
     (print ? std::cerr : std::cout) << d.ToString() << "\n";
   }

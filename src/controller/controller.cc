@@ -440,6 +440,15 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
     auto old = obs.instances.find(name);
     if (old == obs.instances.end() || shown(old->second) != shown(o)) routes_dirty_ = true;
     if (instances_.count(name)) TrackRestarts(name, node, o);
+    if (o.state == wire::InstanceState::kFailed &&
+        (old == obs.instances.end() || old->second.state != wire::InstanceState::kFailed)) {
+      // The agent gave up on it (restart limit, policy, or it cannot start it there: a user
+      // missing on that node); the reconciler moves it.
+      Emit("instance-failed",
+           "instance " + name + " failed on node " + node + ": " +
+               (o.last_exit.empty() ? "?" : o.last_exit),
+           {{"role", o.role}, {"instance", name}, {"node", node}});
+    }
   }
   // The agent repeats an unacknowledged self-fence until a heartbeat is answered: once each.
   next.last_fence = obs.last_fence;

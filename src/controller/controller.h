@@ -247,7 +247,12 @@ class Controller {
   // the role's stop_grace.
   bool ScaleDownDrained(const RoleRecord& role, const std::string& name);
   void CheckHealth(RoleRecord& role, InstanceRecord& inst);
-  bool Relocate(const RoleRecord& role, InstanceRecord& inst, const std::string& why);
+  // `crash_loop`: it moves for crashing; the restarts counted here go with it.
+  bool Relocate(const RoleRecord& role, InstanceRecord& inst, const std::string& why,
+                bool crash_loop = false);
+  // The restarts a crash-looping instance carries from the nodes it left, 0 once the role's
+  // restart window has passed since its last move.
+  int CarriedRestarts(const RoleRecord& role, const InstanceRecord& inst) const;
   std::optional<std::string> Place(const std::string& role, const std::string& moving,
                                    const std::set<std::string>& exclude) const;
   int PortFor(const manifest::Role& spec, const std::string& node, const std::string& moving) const;

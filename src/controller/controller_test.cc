@@ -200,6 +200,49 @@ TEST_F(ClusterTest, RestartsInPlaceThenRelocatesAfterTheLimit) {
   EXPECT_EQ(Running("web"), 1);
 }
 
+// The restarts of a crash loop go with the instance: the next node continues the backoff
+// (prior_restarts in its assignment) instead of starting over, until the window has passed.
+TEST_F(ClusterTest, RelocatedCrashLoopCarriesItsRestarts) {
+  Run(100ms);
+  auto web = WebRole(1);
+  web.restart.max_restarts = 2;
+  web.restart.window = std::chrono::seconds(60);
+  ApplyRoles({web});
+  Run(200ms);
+  auto prior = [&](const std::string& node) {
+    auto got = c_->Assignments(node);
+    EXPECT_TRUE(got.ok());
+    for (const auto& a : (*got)["assignments"]) {
+      if (a["instance"] == "web-0") return a.value("prior_restarts", 0);
+    }
+    ADD_FAILURE() << "web-0 is not assigned to " << node;
+    return -1;
+  };
+  const std::string first = Inst("web-0").node;
+  EXPECT_EQ(prior(first), 0);
+  for (int i = 1; i <= 3; ++i) {
+    agent(first).SetRestarts("web-0", i);
+    Run(200ms);
+  }
+  const std::string second = Inst("web-0").node;
+  ASSERT_NE(second, first);
+  EXPECT_EQ(prior(second), 3);
+  for (int i = 1; i <= 3; ++i) {
+    agent(second).SetRestarts("web-0", i);
+    Run(200ms);
+  }
+  const std::string third = Inst("web-0").node;
+  ASSERT_NE(third, second);
+  EXPECT_EQ(prior(third), 6);  // it kept crash-looping: the count goes on
+  // A controller that takes over knows it too (it is in the stored record).
+  NewController();
+  Run(200ms);
+  EXPECT_EQ(prior(Inst("web-0").node), 6);
+  // Once the window has passed since the last move, the count is forgotten.
+  Run(61s);
+  EXPECT_EQ(prior(Inst("web-0").node), 0);
+}
+
 TEST_F(ClusterTest, RestartsOutsideTheWindowDoNotRelocate) {
   Run(100ms);
   auto web = WebRole(1);
@@ -223,6 +266,13 @@ TEST_F(ClusterTest, InstanceFailedByAgentIsRelocated) {
   agent(home).Crash("web-0");
   Run(300ms);
   EXPECT_NE(Inst("web-0").node, home);
+  int failed_events = 0;  // the operator sees why (once, not on every heartbeat)
+  for (const auto& e : c_->EventsAfter(0)) {
+    if (e.type != "instance-failed") continue;
+    ++failed_events;
+    EXPECT_EQ(e.message, "instance web-0 failed on node " + home + ": ?");
+  }
+  EXPECT_EQ(failed_events, 1);
 }
 
 TEST_F(ClusterTest, ScaleUpAndDown) {

@@ -196,7 +196,7 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
       // During a rollout a crashing new version is the rollout's to judge (it rolls back).
       const Operation* op = ActiveOp(role.spec.name);
       if (op == nullptr || op->kind != wire::OpKind::kRollout) {
-        Relocate(role, inst, "restart limit reached on node " + inst.node);
+        Relocate(role, inst, "restart limit reached on node " + inst.node, /*crash_loop=*/true);
       }
     }
     return;
@@ -224,7 +224,14 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
   // A standby on a down node stays: when the node returns it is a standby again.
 }
 
-bool Controller::Relocate(const RoleRecord& role, InstanceRecord& inst, const std::string& why) {
+int Controller::CarriedRestarts(const RoleRecord& role, const InstanceRecord& inst) const {
+  if (inst.crash_restarts <= 0) return 0;
+  return WallMs(clock_) - inst.crash_moved_ms < ToMs(role.spec.restart.window) ? inst.crash_restarts
+                                                                               : 0;
+}
+
+bool Controller::Relocate(const RoleRecord& role, InstanceRecord& inst, const std::string& why,
+                          bool crash_loop) {
   auto node = Place(role.spec.name, inst.name, {inst.node});
   if (!node) {
     if (warned_.insert("relocate/" + inst.name).second) {
@@ -242,9 +249,21 @@ bool Controller::Relocate(const RoleRecord& role, InstanceRecord& inst, const st
     r.run = false;
     r.volume = false;
   }
+  if (crash_loop) {
+    // The agent on the next node starts it after the backoff these restarts earned, so a
+    // crash loop does not start over at backoff_initial on every node.
+    auto t = restarts_.find(r.name);
+    const int here = t == restarts_.end() ? 0 : static_cast<int>(t->second.times.size());
+    r.crash_restarts = CarriedRestarts(role, inst) + std::max(here, 1);
+    r.crash_moved_ms = WallMs(clock_);
+  }
   restarts_.erase(r.name);
   PutInstance(r);
-  Emit("relocated", "instance " + r.name + " relocated from " + from + " to " + r.node + ": " + why,
+  Emit("relocated",
+       "instance " + r.name + " relocated from " + from + " to " + r.node + ": " + why +
+           (crash_loop ? " (" + std::to_string(r.crash_restarts) +
+                             " restarts carried: the backoff continues)"
+                       : ""),
        {{"role", role.spec.name}, {"instance", r.name}, {"node", r.node}});
   return true;
 }
@@ -340,6 +359,9 @@ json Controller::BuildAssignments(const std::string& node) const {
                    {"env", s["env"]},         {"probes", s["probes"]},
                    {"restart", s["restart"]}, {"resources", s["resources"]},
                    {"version", s["version"]}, {"port", inst.port}};
+    // Only when set: the hashes of roles without them stay as they were (no restart).
+    if (!spec.user.empty()) hashed["user"] = spec.user;
+    if (!spec.group.empty()) hashed["group"] = spec.group;
     json a = {{"instance", inst.name},
               {"role", inst.role},
               {"mode", ModeName(spec.mode)},
@@ -355,6 +377,11 @@ json Controller::BuildAssignments(const std::string& node) const {
               {"restart", s["restart"]},
               {"resources", s["resources"]}};
     if (inst.volume && !spec.volume.empty()) a["volume"] = spec.volume;
+    if (!spec.user.empty()) a["user"] = spec.user;
+    if (!spec.group.empty()) a["group"] = spec.group;
+    if (int carried = CarriedRestarts(ri->second, inst); carried > 0) {
+      a["prior_restarts"] = carried;
+    }
     out.push_back(std::move(a));
   }
   return out;

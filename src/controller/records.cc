@@ -147,6 +147,8 @@ json RoleSpecToJson(const manifest::Role& r) {
             {"resources", {{"cpu", r.resources.cpu}, {"memory_bytes", r.resources.memory_bytes}}},
             {"stop_grace_ms", ToMs(r.stop_grace)},
             {"version", r.version}};
+  if (!r.user.empty()) j["user"] = r.user;
+  if (!r.group.empty()) j["group"] = r.group;
   if (r.endpoint) j["endpoint"] = {{"listen", r.endpoint->listen}, {"allow", r.endpoint->allow}};
   if (r.autoscale) {
     j["autoscale"] = {{"min", r.autoscale->min},
@@ -192,6 +194,8 @@ Result<manifest::Role> RoleSpecFromJson(const json& j) {
     }
     r.stop_grace = FromMs(j.value("stop_grace_ms", int64_t{5000}));
     r.version = j.value("version", "");
+    r.user = j.value("user", "");
+    r.group = j.value("group", "");
     if (j.contains("endpoint") && j["endpoint"].is_object()) {
       manifest::Endpoint e;
       e.listen = j["endpoint"].value("listen", "");
@@ -247,10 +251,19 @@ Result<RoleRecord> RoleFromJson(const json& j) {
 }
 
 json ToJson(const InstanceRecord& r) {
-  return {{"name", r.name},         {"role", r.role},    {"ordinal", r.ordinal},
-          {"node", r.node},         {"port", r.port},    {"run", r.run},
-          {"volume", r.volume},     {"epoch", r.epoch},  {"created_ms", r.created_ms},
-          {"revision", r.revision}, {"routed", r.routed}};
+  return {{"name", r.name},
+          {"role", r.role},
+          {"ordinal", r.ordinal},
+          {"node", r.node},
+          {"port", r.port},
+          {"run", r.run},
+          {"volume", r.volume},
+          {"epoch", r.epoch},
+          {"created_ms", r.created_ms},
+          {"revision", r.revision},
+          {"routed", r.routed},
+          {"crash_restarts", r.crash_restarts},
+          {"crash_moved_ms", r.crash_moved_ms}};
 }
 
 Result<InstanceRecord> InstanceFromJson(const json& j) {
@@ -267,6 +280,8 @@ Result<InstanceRecord> InstanceFromJson(const json& j) {
     r.created_ms = j.value("created_ms", int64_t{0});
     r.revision = j.value("revision", int64_t{0});
     r.routed = j.value("routed", true);
+    r.crash_restarts = j.value("crash_restarts", 0);
+    r.crash_moved_ms = j.value("crash_moved_ms", int64_t{0});
     return r;
   });
 }

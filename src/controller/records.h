@@ -55,6 +55,11 @@ struct InstanceRecord {
   int64_t created_ms = 0;  // wall time, for "age"
   int64_t revision = 0;    // the role spec revision it runs (0: the role's current one)
   bool routed = true;      // false: out of rotation (a rollout drains it)
+  // A crash loop carried across relocations: the restarts counted on the nodes it left for
+  // crashing, the last move at crash_moved_ms (wall time). Within the role's restart window
+  // the next node continues the backoff from there instead of from zero.
+  int crash_restarts = 0;
+  int64_t crash_moved_ms = 0;
 };
 
 struct NodeRecord {

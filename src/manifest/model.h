@@ -119,7 +119,11 @@ struct Role {
   UpdatePolicy update;
   Duration stop_grace = std::chrono::seconds(5);
   std::string version;  // free-form; changes trigger a rolling upgrade
-  SourcePos pos;        // where the role starts in the file
+  // The account the instances run as, like systemd's User= and Group=; "" = the agent's own.
+  // group "" with a user = that user's primary group. Resolved on each node by its agent.
+  std::string user;
+  std::string group;
+  SourcePos pos;  // where the role starts in the file
 
   bool operator==(const Role&) const = default;
 };

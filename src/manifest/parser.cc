@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -22,9 +23,9 @@ constexpr std::string_view kSettingsKeys[] = {"heartbeat_interval", "lease_ttl",
 constexpr std::string_view kNodeKeys[] = {"name", "fault_domain", "update_domain", "address",
                                           "capacity"};
 constexpr std::string_view kRoleKeys[] = {
-    "name",   "mode",    "command",   "args",   "env",        "instances",
-    "min",    "max",     "autoscale", "port",   "endpoint",   "volume",
-    "probes", "restart", "resources", "update", "stop_grace", "version"};
+    "name",      "mode",      "command",    "args",     "env",    "instances", "min",
+    "max",       "autoscale", "port",       "endpoint", "volume", "probes",    "restart",
+    "resources", "update",    "stop_grace", "version",  "user",   "group"};
 constexpr std::string_view kAutoscaleKeys[] = {"metric", "target", "stabilization", "cooldown"};
 constexpr std::string_view kEndpointKeys[] = {"listen", "allow"};
 constexpr std::string_view kProbesKeys[] = {"liveness", "readiness"};
@@ -214,12 +215,34 @@ class ManifestReader {
         r_.ReadDuration(f, true, &role.stop_grace);
       } else if (f.key == "version") {
         r_.ReadString(f, &role.version);
+      } else if (f.key == "user" || f.key == "group") {
+        ReadAccount(f, f.key == "user" ? &role.user : &role.group);
       }
     });
     Require(item, "name", "the role's name");
     Require(item, "command", "the program to run, found on PATH or an absolute path");
     ResolveScaling(item, &role, scale);
     return role;
+  }
+
+  // A user or group name as useradd accepts it. Whether it exists is each node's matter: the
+  // agent reports an instance it cannot start for lack of it.
+  void ReadAccount(const Field& f, std::string* out) {
+    std::string s;
+    if (!r_.ReadString(f, &s)) return;
+    bool ok = !s.empty() && s.size() <= 32 &&
+              (std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_');
+    for (char c : s) {
+      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
+    }
+    if (!ok) {
+      r_.Error(f.path, r_.Pos(f),
+               f.path + ": \"" + s +
+                   "\" is not a valid account name (a letter or '_', then letters, digits, "
+                   "'_', '-' or '.', at most 32 characters)");
+      return;
+    }
+    *out = std::move(s);
   }
 
   // instances, or min and max (+ autoscale) for an autoscaled role.

@@ -137,6 +137,8 @@ void PrintRole(YAML::Emitter& out, const Role& r) {
     out << YAML::Key << "stop_grace" << YAML::Value << FormatDuration(r.stop_grace);
   }
   if (!r.version.empty()) out << YAML::Key << "version" << YAML::Value << Text{r.version};
+  if (!r.user.empty()) out << YAML::Key << "user" << YAML::Value << Text{r.user};
+  if (!r.group.empty()) out << YAML::Key << "group" << YAML::Value << Text{r.group};
   out << YAML::EndMap;
 }
 
