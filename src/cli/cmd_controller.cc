@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "controller/daemon.h"
 #include "core/duration.h"
+#include "manifest/limits.h"
 
 namespace hafab::cli {
 namespace {
@@ -68,6 +69,11 @@ void Run(const Flags& f) {
       return;
     }
     *out = *d;
+  }
+  if (o.lease_ttl > manifest::kMaxLeaseTtl) {
+    spdlog::error("--lease-ttl: must be at most {}", FormatDuration(manifest::kMaxLeaseTtl));
+    SetExitCode(kExitUsage);
+    return;
   }
   if (const char* crash = std::getenv("HAFAB_TEST_CRASH_AT_STEP")) o.crash_at_step = crash;
   Status st = controller::RunDaemon(o);

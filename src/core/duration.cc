@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdint>
+#include <limits>
 
 namespace hafab {
 
@@ -26,23 +27,27 @@ Result<Duration> ParseDuration(std::string_view text) {
     size_t u = i;
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     std::string_view unit = text.substr(u, i - u);
-    using namespace std::chrono;
+    int64_t unit_ns = 0;
     if (unit == "ns")
-      total += nanoseconds(n);
+      unit_ns = 1;
     else if (unit == "us")
-      total += microseconds(n);
+      unit_ns = 1'000;
     else if (unit == "ms")
-      total += milliseconds(n);
+      unit_ns = 1'000'000;
     else if (unit == "s")
-      total += seconds(n);
+      unit_ns = 1'000'000'000;
     else if (unit == "m")
-      total += minutes(n);
+      unit_ns = 60'000'000'000;
     else if (unit == "h")
-      total += hours(n);
+      unit_ns = 3'600'000'000'000;
     else if (unit.empty())
       return bad("missing unit");
     else
       return bad("unknown unit \"" + std::string(unit) + "\"");
+    // The total is int64 nanoseconds (about 292 years); checked before it can overflow.
+    const auto room = static_cast<uint64_t>(std::numeric_limits<int64_t>::max() - total.count());
+    if (n > room / static_cast<uint64_t>(unit_ns)) return bad("too long");
+    total += std::chrono::nanoseconds(static_cast<int64_t>(n) * unit_ns);
   }
   return std::chrono::duration_cast<Duration>(total);
 }

@@ -24,6 +24,17 @@ TEST(DurationTest, RejectsWithReason) {
   EXPECT_FALSE(ParseDuration("ms").ok());
 }
 
+// Beyond int64 nanoseconds (about 292 years): refused, not an overflowed (negative) value.
+TEST(DurationTest, RefusesWhatOverflows) {
+  EXPECT_EQ(*ParseDuration("2562047h"), 2562047h);
+  EXPECT_EQ(*ParseDuration("2562047h47m"), 2562047h + 47min);
+  for (const char* s : {"2562048h", "1000000000000h", "1000000000000s", "2562047h48m"}) {
+    auto d = ParseDuration(s);
+    ASSERT_FALSE(d.ok()) << s << " -> " << d->count();
+    EXPECT_NE(d.status().message().find("too long"), std::string::npos) << s;
+  }
+}
+
 TEST(DurationTest, FormatsRoundTrip) {
   for (const char* s : {"200ms", "2s", "90s", "1500ms", "3h", "7us"}) {
     EXPECT_EQ(FormatDuration(*ParseDuration(s)), s);

@@ -4,6 +4,7 @@
 // these limits parses and applies in well under a tenth of the shortest lease.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 
 namespace hafab::manifest {
@@ -19,5 +20,9 @@ inline constexpr int kMaxTotalInstances = 5000;
 inline constexpr int kMaxNodes = 1000;
 // Bytes of manifest text (a file for `hafab validate`, a body for POST /v1/apply).
 inline constexpr size_t kMaxManifestBytes = size_t{1} << 20;
+// settings.lease_ttl and `hafab controller --lease-ttl`, and so the longest lease a
+// controller's heartbeat answer may grant: a longer one would leave a dead node's instances
+// unreplaced for hours, and an unbounded one overflows the deadlines computed from it.
+inline constexpr std::chrono::hours kMaxLeaseTtl{1};
 
 }  // namespace hafab::manifest

@@ -83,6 +83,9 @@ class Validator {
         Error("settings.lease_ttl", "settings.lease_ttl (" + FormatDuration(s.lease_ttl) +
                                         ") must be longer than settings.heartbeat_interval (" +
                                         FormatDuration(s.heartbeat_interval) + ")");
+      } else if (s.lease_ttl > kMaxLeaseTtl) {
+        Error("settings.lease_ttl", "settings.lease_ttl (" + FormatDuration(s.lease_ttl) +
+                                        ") must be at most " + FormatDuration(kMaxLeaseTtl));
       } else if (s.lease_ttl < 3 * s.heartbeat_interval) {
         Warning("settings.lease_ttl",
                 "settings.lease_ttl (" + FormatDuration(s.lease_ttl) +

@@ -235,6 +235,9 @@ TEST(ValidateTest, SettingsAndRestartRelations) {
       DiagnosticsOf("settings: {heartbeat_interval: 1s, lease_ttl: 2s}\n" + std::string(kOneRole)),
       ElementsAre("m.yaml:1:47: warning: settings.lease_ttl (2s) is less than 3 "
                   "heartbeats: one or two late heartbeats expire a lease"));
+  EXPECT_THAT(
+      DiagnosticsOf("settings: {heartbeat_interval: 1s, lease_ttl: 61m}\n" + std::string(kOneRole)),
+      ElementsAre("m.yaml:1:47: error: settings.lease_ttl (61m) must be at most 1h"));
   EXPECT_THAT(DiagnosticsOf("settings: {api_listen: localhost}\n" + std::string(kOneRole)),
               ElementsAre("m.yaml:1:24: error: settings.api_listen: \"localhost\" is not "
                           "host:port: missing \":port\""));

@@ -115,7 +115,10 @@ Result<AgentHeartbeat> ParseAgentHeartbeat(const json& body) {
     FenceReport f;
     int64_t at_ms = 0;
     HAFAB_RETURN_IF_ERROR(Read(*fence, "reason", "fence", &f.reason));
-    HAFAB_RETURN_IF_ERROR(Read(*fence, "at_unix_ms", "fence", &at_ms, 0));
+    // At most what a WallTime holds (year 2262): a larger one overflows its nanoseconds.
+    HAFAB_RETURN_IF_ERROR(Read(
+        *fence, "at_unix_ms", "fence", &at_ms, 0,
+        std::chrono::duration_cast<std::chrono::milliseconds>(WallTime::duration::max()).count()));
     HAFAB_RETURN_IF_ERROR(Read(*fence, "killed", "fence", &f.killed));
     f.at = WallTime(std::chrono::milliseconds(at_ms));
     hb.fence = std::move(f);
@@ -134,7 +137,8 @@ Result<HeartbeatAnswer> ParseHeartbeatAnswer(std::string_view body) {
   if (!j.is_object()) return Status::InvalidArgument("heartbeat answer: not a JSON object");
   HeartbeatAnswer a;
   int64_t ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(a.lease_ttl).count();
-  HAFAB_RETURN_IF_ERROR(Read(j, "lease_ttl_ms", "", &ttl_ms, 1));
+  HAFAB_RETURN_IF_ERROR(Read(j, "lease_ttl_ms", "", &ttl_ms, 1,
+                             std::chrono::milliseconds(manifest::kMaxLeaseTtl).count()));
   HAFAB_RETURN_IF_ERROR(Read(j, "assignments_generation", "", &a.assignments_generation));
   a.lease_ttl = std::chrono::milliseconds(ttl_ms);
   return a;
