@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <sstream>
 
 #include "core/utf8.h"
 #include "manifest/limits.h"
@@ -406,6 +408,47 @@ SourcePos PosOfOffset(std::string_view text, size_t offset, const std::string& f
 
 }  // namespace
 
+namespace {
+
+// Where each YAML document of a text starts; nothing else.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  std::vector<YAML::Mark> starts;
+};
+
+// yaml-cpp 0.7 reads a ',' outside a flow collection ("," alone, ", a: b") as an empty
+// document that consumes nothing, so YAML::LoadAll loops forever, allocating (found by
+// fuzz_manifest: POST /v1/apply with such a body hung the controller's event loop). The
+// documents are walked first; one that starts where the previous one started is refused
+// as a syntax error at that place. Throws YAML::Exception as LoadAll does.
+void RefuseStuckDocuments(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  YAML::Parser parser(in);
+  DocumentStarts docs;
+  while (parser.HandleNextDocument(docs)) {
+    const size_t n = docs.starts.size();
+    if (n >= 2 && docs.starts[n - 1].pos == docs.starts[n - 2].pos) {
+      throw YAML::ParserException(docs.starts[n - 1],
+                                  "unexpected ',' outside a flow sequence [..] or map {..}");
+    }
+  }
+}
+
+}  // namespace
+
 ParseOutcome ParseManifest(std::string_view yaml_text, const std::string& file_name) {
   ParseOutcome out;
   if (yaml_text.size() > kMaxManifestBytes) {
@@ -423,6 +466,7 @@ ParseOutcome ParseManifest(std::string_view yaml_text, const std::string& file_n
   }
   YAML::Node root;
   try {
+    RefuseStuckDocuments(yaml_text);
     std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
     if (documents.size() > 1) {
       YAML::Mark m = documents[1].Mark();

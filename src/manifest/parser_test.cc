@@ -194,6 +194,17 @@ TEST(ParseErrorTest, YamlSyntaxErrorHasItsPosition) {
                           "defined"));
 }
 
+// yaml-cpp's LoadAll loops forever on these (fuzz/corpus/fuzz_manifest/stray_comma).
+TEST(ParseErrorTest, AStrayCommaIsASyntaxErrorNotAHang) {
+  for (const char* text : {",", ", a: b}\n", " , a}", "roles: []\n---\n,\n"}) {
+    auto outcome = ParseManifest(text, "m.yaml");
+    ASSERT_EQ(outcome.diagnostics.size(), 1u) << text;
+    EXPECT_NE(outcome.diagnostics[0].message.find("YAML syntax error: unexpected ','"),
+              std::string::npos)
+        << text << " -> " << outcome.diagnostics[0].ToString();
+  }
+}
+
 TEST(ParseErrorTest, OneDocumentPerManifest) {
   EXPECT_THAT(DiagnosticsOf(std::string(kOneRole) + "---\n" + std::string(kOneRole)),
               ElementsAre("m.yaml:5:1: error: a manifest is one YAML document; found 2 (remove "
