@@ -60,6 +60,13 @@ Result<Cidr> Cidr::Parse(std::string_view text) {
     c.family_ = AF_INET6;
     if (prefix < 0) prefix = 128;
     if (prefix > 128) return bad("IPv6 prefix length must be 0..128");
+    // Clients' IPv4-mapped addresses are compared as IPv4 (AddressBytes): so is a mapped
+    // CIDR of at least /96, else "::ffff:10.1.2.3" would admit nobody (found by fuzz_acl).
+    if (prefix >= 96 && IN6_IS_ADDR_V4MAPPED(reinterpret_cast<const in6_addr*>(c.bytes_.data()))) {
+      std::memmove(c.bytes_.data(), c.bytes_.data() + 12, 4);
+      c.family_ = AF_INET;
+      prefix -= 96;
+    }
   } else {
     return bad("not an IPv4 or IPv6 address (role names must be resolved by the controller)");
   }

@@ -36,6 +36,19 @@ TEST(CidrTest, ParsesIpv4PrefixesAndMatches) {
   EXPECT_EQ(c->ToString(), "10.1.0.0/16");
 }
 
+// fuzz/corpus/fuzz_acl/mapped: a CIDR written in IPv4-mapped form names IPv4 clients.
+TEST(CidrTest, MappedCidrMatchesAsIpv4) {
+  auto host = Cidr::Parse("::ffff:10.1.2.3");
+  ASSERT_TRUE(host.ok());
+  EXPECT_EQ(host->ToString(), "10.1.2.3/32");
+  auto v4 = V4("10.1.2.3"), mapped = V6("::ffff:10.1.2.3");
+  EXPECT_TRUE(host->Contains(reinterpret_cast<const sockaddr*>(&v4)));
+  EXPECT_TRUE(host->Contains(reinterpret_cast<const sockaddr*>(&mapped)));
+  auto net = Cidr::Parse("::ffff:10.0.0.0/104");
+  ASSERT_TRUE(net.ok());
+  EXPECT_EQ(net->ToString(), "10.0.0.0/8");
+}
+
 TEST(CidrTest, NonByteAlignedPrefix) {
   auto c = Cidr::Parse("192.168.1.64/27");
   ASSERT_TRUE(c.ok());
