@@ -135,6 +135,9 @@ Result<Url> ParseUrl(const std::string& url);
 // Decodes %XX escapes (and '+' as a space when `plus_is_space`, as in a query).
 // Malformed escapes are kept as written.
 std::string PercentDecode(std::string_view text, bool plus_is_space);
+// Sets request.path and request.query from a request target "/a%20b?x=1&y" (decoded; a
+// '#' fragment ignored; a repeated parameter keeps its last value), as the Server does.
+void ParseTarget(std::string_view target, Request& request);
 // Escapes every byte except unreserved ones (A-Z a-z 0-9 - . _ ~), for building URLs.
 std::string PercentEncode(std::string_view text);
 

@@ -31,27 +31,6 @@ constexpr Duration kAcceptBackoffMax = std::chrono::seconds(1);
 constexpr Duration kShedLogInterval = std::chrono::seconds(10);
 constexpr int kAcceptBatch = 256;
 
-// Splits "/a%20b?x=1&y" into its decoded path and query parameters.
-void ParseTarget(std::string_view target, Request& request) {
-  size_t question = target.find('?');
-  request.path = PercentDecode(target.substr(0, question), /*plus_is_space=*/false);
-  if (question == std::string_view::npos) return;
-  std::string_view query = target.substr(question + 1);
-  size_t hash = query.find('#');
-  if (hash != std::string_view::npos) query = query.substr(0, hash);
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    size_t eq = pair.find('=');
-    std::string key = PercentDecode(pair.substr(0, eq), true);
-    std::string value =
-        eq == std::string_view::npos ? std::string() : PercentDecode(pair.substr(eq + 1), true);
-    request.query.insert_or_assign(std::move(key), std::move(value));
-  }
-}
-
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) {

@@ -47,7 +47,10 @@ Result<ExecProviderConfig> LoadExecProviderConfig(const std::string& path) {
   try {
     auto j = nlohmann::json::parse(ss.str());
     if (!j.is_object()) return Status::InvalidArgument(path + ": expected a JSON object");
-    for (auto& [key, value] : j.items()) {
+    for (const auto& item : j.items()) {
+      // Not a structured binding: clang 14 (the sanitizer builds) cannot capture one.
+      const std::string& key = item.key();
+      const nlohmann::json& value = item.value();
       auto str = [&]() -> std::string {
         if (!value.is_string()) throw std::runtime_error("'" + key + "' must be a string");
         return value.get<std::string>();
