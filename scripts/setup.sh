@@ -6,6 +6,7 @@ pkgs=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev libsqlite3-dev libssl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
   curl iproute2 procps etcd-server etcd-client haproxy wrk
+  clang-14 libclang-rt-14-dev llvm-14  # sanitizer and libFuzzer builds (scripts/sanitize.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -246,7 +246,16 @@ TEST(StatesTest, NamesParseBack) {
   for (auto v : {VolumeState::kAttached, VolumeState::kDetaching, VolumeState::kDetached}) {
     EXPECT_EQ(ParseVolumeState(VolumeStateName(v)), v);
   }
+  for (auto k : {OpKind::kFailover, OpKind::kRollout}) EXPECT_EQ(ParseOpKind(OpKindName(k)), k);
+  for (auto o : {OpState::kRunning, OpState::kDone, OpState::kFailed}) {
+    EXPECT_EQ(ParseOpState(OpStateName(o)), o);
+  }
+  for (auto d : {DomainState::kPending, DomainState::kDraining, DomainState::kStopping,
+                 DomainState::kStarting, DomainState::kDone}) {
+    EXPECT_EQ(ParseDomainState(DomainStateName(d)), d);
+  }
   EXPECT_FALSE(ParseReadiness("Ready").has_value());
+  EXPECT_EQ(OpStateNames(), "running, done, failed");
 }
 
 }  // namespace
