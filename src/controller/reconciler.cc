@@ -419,7 +419,10 @@ bool Controller::HandingOver(const RoleRecord& role, const InstanceRecord& prima
 
 std::vector<wire::RouteEndpoint> Controller::BuildRoutes() const {
   std::vector<wire::RouteEndpoint> endpoints;
-  for (const auto& [rname, role] : roles_) {
+  for (const auto& entry : roles_) {
+    // Not a structured binding: clang 14 (the sanitizer builds) cannot capture one.
+    const std::string& rname = entry.first;
+    const RoleRecord& role = entry.second;
     if (!role.spec.endpoint) continue;
     bool ap = role.spec.mode == RoleMode::kActivePassive;
     wire::RouteEndpoint& ep = endpoints.emplace_back();
