@@ -146,6 +146,8 @@ class ClusterScenario : public Scenario {
           "20 direct writes", [&] { return direct->acked() >= 20; }, 20s));
     }
 
+    const TimePoint injected = RealClock().Now();
+    const int64_t injected_wall_ms = WallNowMs();
     HAFAB_RETURN_IF_ERROR(Inject(c, t, rng, &res.detail));
     int64_t after_fault = gw.acked();
     Status recovered = WaitRecovered(c, t);
@@ -159,6 +161,7 @@ class ClusterScenario : public Scenario {
     HAFAB_RETURN_IF_ERROR(recovered.WithContext(res.detail));
     HAFAB_RETURN_IF_ERROR(cleaned);
     if (!note_.empty()) res.detail += "; " + note_;
+    DescribeTimeline(c, t, gw.Acks(), injected, injected_wall_ms, &res.detail);
 
     e2e::CheckReport rep = gw.Check();
     res.acked = rep.acked;
@@ -245,6 +248,47 @@ class ClusterScenario : public Scenario {
   std::string note_;  // what WaitRecovered measured, added to the iteration's detail
 
  private:
+  static int64_t WallNowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Where the time went, relative to the fault's injection: the gateway client's last
+  // acknowledgement before it and first after it, and the failover's steps (their start in
+  // the controller's journal; the controller runs on this host's wall clock).
+  static void DescribeTimeline(Cluster& c, const Target& t, const std::vector<e2e::Ack>& acks,
+                               TimePoint injected, int64_t injected_wall_ms, std::string* detail) {
+    // The first ack after the fault that ends a gap of more than 200 ms (the fault's window;
+    // `hafab kill` takes a moment to land, writes go on until then).
+    std::optional<TimePoint> last_before, first_after, prev;
+    for (const auto& a : acks) {
+      if (a.acked < injected) {
+        last_before = a.acked;
+      } else if (!first_after && prev && a.acked - *prev > 200ms) {
+        first_after = a.acked;
+      }
+      prev = a.acked;
+    }
+    auto rel = [&](TimePoint p) {
+      return std::to_string(static_cast<int64_t>(ToMillis(p - injected)));
+    };
+    std::string line = "\n    timeline (ms from the fault): last ack before it " +
+                       (last_before ? rel(*last_before) : "-") + ", first ack after the outage " +
+                       (first_after ? "+" + rel(*first_after) : "-");
+    auto ops = c.Api("GET", "/v1/ops");
+    for (const auto& op : ops.ok() ? ops->value("operations", json::array()) : json::array()) {
+      if (op.value("role", "") != "kvd" || t.ops_before.count(op.value("id", ""))) continue;
+      line += "; " + op.value("id", "") + ":";
+      for (const auto& s : op.value("steps", json::array())) {
+        line += " " + s.value("name", "") + " +" +
+                std::to_string(s.value("started_ms", int64_t{0}) - injected_wall_ms);
+      }
+      line += " done +" + std::to_string(op.value("finished_ms", int64_t{0}) - injected_wall_ms);
+    }
+    *detail += line;
+  }
+
   // With direct clients: how long after the old primary's last acknowledgement the first
   // write was acknowledged by another instance (the margin fencing left; negative would be
   // split brain, which the check above reports).
