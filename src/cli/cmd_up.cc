@@ -26,6 +26,7 @@
 #include "cli/api_client.h"
 #include "cli/command.h"
 #include "cli/procs.h"
+#include "cli/restart_delay.h"
 #include "cli/status_view.h"
 #include "cli/up_ha.h"
 #include "controller/tokens.h"
@@ -70,6 +71,8 @@ struct Child {
   pid_t pid = 0;
   TimePoint restart_at{};  // when a dead child is started again; {} = not scheduled
   bool node = false;       // an agent: revived after --revive-after, like a rebooted VM
+  // Not a node: restarted at once after a crash, with a backoff only when it crash-loops.
+  RestartDelay restart_delay{0ms, 200ms, 5s, 10s};
 };
 
 pid_t Spawn(const Child& c, const std::string& path_env) {
@@ -265,6 +268,10 @@ Status Up::PrepareHa(std::vector<std::string> controller_argv) {
     argv.insert(argv.end(), {"--state-dir", dir, "--listen", url.substr(7), "--advertise", url,
                              "--store", layout.StoreUrl(i), "--leader-ttl", kHaLeaderTtl});
     controllers_.push_back({"controller c" + n, argv, state_ + "/logs/controller-c" + n + ".log"});
+    // A follower takes a dead leader over once its port has refused three connections
+    // (LeaderProbe, ~150 ms); a replica listening there again sooner would leave the
+    // followers waiting for the leader key's lease (~1 s) instead.
+    controllers_.back().restart_delay = RestartDelay(200ms, 200ms, 5s, 10s);
   }
   return Status::Ok();
 }
@@ -283,6 +290,7 @@ void Up::StartChild(Child& c) {
     if (arg == kApiPlaceholder && api_) arg = api_->url();
   }
   c.pid = Spawn(c, path_env_);
+  c.restart_delay.Started(RealClock().Now(), c.restart_at != TimePoint{});
   c.restart_at = {};
   WriteUpFile();
 }
@@ -385,15 +393,15 @@ void Up::Reap() {
                                             : "exited " + std::to_string(WEXITSTATUS(status));
       // A node that died is brought back after --revive-after, like a rebooted VM; etcd
       // members, controllers and the gateway are restarted at once, like a service manager
-      // would.
+      // would (after a backoff when they die again soon after: restart_delay.h).
       bool is_agent = c->node;
-      Duration delay = is_agent ? revive_after_ : Duration(200ms);
+      Duration delay = is_agent ? revive_after_ : c->restart_delay.Died(RealClock().Now());
       if (is_agent && revive_after_ == Duration::zero()) {
         std::cout << "up: " << c->name << " " << how << "; not restarting (--revive-after 0)\n";
       } else {
         c->restart_at = RealClock().Now() + delay;
-        std::cout << "up: " << c->name << " " << how << "; restarting in " << FormatDuration(delay)
-                  << "\n";
+        std::cout << "up: " << c->name << " " << how << "; restarting "
+                  << (delay == Duration::zero() ? "now" : "in " + FormatDuration(delay)) << "\n";
       }
       WriteUpFile();
     }
