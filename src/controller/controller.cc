@@ -400,6 +400,17 @@ bool Controller::SilentPastMargin(const std::string& node) const {
   return clock_.Now() >= lease_end + opts_.fence_margin;
 }
 
+bool Controller::SilentNodeFenced(Operation& op, const std::string& node) {
+  if (node_leases_.Live(node)) return false;
+  if (node == op.old_node && op.old_node_fenced) return true;
+  if (!SilentPastMargin(node)) return false;
+  if (node == op.old_node) {
+    op.old_node_fenced = true;
+    PutOp(op);
+  }
+  return true;
+}
+
 void Controller::OnNodeExpired(const std::string& node) {
   auto it = nodes_.find(node);
   if (it == nodes_.end() || it->second.down) return;
@@ -467,6 +478,15 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   obs = std::move(next);
 
   node_leases_.Renew(node, now + opts_.lease_ttl);
+  // The node's agent takes this answer as a renewed lease: an operation's record that it was
+  // silent past its margin no longer holds (committed below, before the answer leaves).
+  for (const auto& [role, id] : running_ops_) {
+    auto op = ops_.find(id);
+    if (op != ops_.end() && op->second.old_node == node && op->second.old_node_fenced) {
+      op->second.old_node_fenced = false;
+      PutOp(op->second);
+    }
+  }
   NodeRecord rec;
   auto it = nodes_.find(node);
   bool known = it != nodes_.end();

@@ -236,6 +236,10 @@ class Controller {
   // node this controller never heard, silence counts from its start, or — for a node the
   // store recorded down (down_at_start_) — its lease had already ended then.
   bool SilentPastMargin(const std::string& node) const;
+  // `node` is silent (no live lease) and SilentPastMargin — or, for the operation's old node,
+  // the journal says an earlier controller saw that during `op` (old_node_fenced, journaled
+  // here at the first sighting and cleared by the node's next heartbeat).
+  bool SilentNodeFenced(Operation& op, const std::string& node);
   void OnNodeExpired(const std::string& node);
   void Depose();  // a write_guard failed
 

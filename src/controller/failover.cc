@@ -127,7 +127,7 @@ Controller::StepResult Controller::StepStop(Operation& op) {
   }
   const std::string node = old->node;
   if (!node_leases_.Live(node)) {
-    if (SilentPastMargin(node)) return StepResult::kDone;
+    if (SilentNodeFenced(op, node)) return StepResult::kDone;
     Note(op, "node " + node + " is silent: waiting for its lease plus the fence margin");
     return StepResult::kWait;
   }
@@ -157,7 +157,7 @@ Controller::StepResult Controller::StepDetach(Operation& op) {
   }
   if (op.volume.empty() || op.old_node.empty()) return StepResult::kDone;
   if (!node_leases_.Live(op.old_node) && provider_ != nullptr) {
-    if (!SilentPastMargin(op.old_node)) {
+    if (!SilentNodeFenced(op, op.old_node)) {
       Note(op, "node " + op.old_node + " is silent: waiting before force-detach");
       return StepResult::kWait;
     }
@@ -278,7 +278,7 @@ Controller::StepResult Controller::StepWaitDetached(Operation& op) {
       return StepResult::kWait;
     }
     if (d->node.empty() || d->node == op.new_node) return StepResult::kDone;
-    if (!node_leases_.Live(d->node) && SilentPastMargin(d->node)) {
+    if (SilentNodeFenced(op, d->node)) {
       Status st = provider_->ForceDetach(op.volume, d->node);
       if (!st.ok() && st.code() != StatusCode::kUnavailable) {
         spdlog::warn("ForceDetach {} {}: {}", op.volume, d->node, st.ToString());

@@ -381,6 +381,52 @@ TEST_F(FailoverTest, NewControllerTrustsAStoredNodeDownAndWaitsOnlyTheMargin) {
   ExpectFailedOverFrom(old_node_);
 }
 
+// The controller dies at `detach` of a node-loss failover, after `stop` waited the node's
+// lease plus the fence margin. The journal says so (old_node_fenced): the new controller
+// force-detaches at its first tick instead of waiting the margin again.
+TEST_F(FailoverTest, NewControllerAtDetachTrustsTheJournaledFenceWait) {
+  StartKvd();
+  NewController("detach");
+  Run(200ms);
+  agent(old_node_).Kill();
+  for (int i = 0; i < 60 && !c_->crashed(); ++i) RunChecked(100ms);
+  ASSERT_TRUE(c_->crashed());
+  ASSERT_TRUE(LastOp()->old_node_fenced);
+  ASSERT_EQ(provider_.force_detaches, 0);
+  clock_.Advance(100ms);
+  NewController();
+  c_->Tick();
+  EXPECT_EQ(provider_.force_detaches, 1);
+  RunChecked(3s);
+  ExpectFailedOverFrom(old_node_);
+}
+
+// The journaled fence wait holds only while the node stays silent: a heartbeat of it (its
+// agent renews its lease and may run what it is assigned) clears it, and a new silence is
+// waited out in full.
+TEST_F(FailoverTest, AHeartbeatOfTheOldNodeClearsTheJournaledFenceWait) {
+  StartKvd();
+  NewController("detach");
+  Run(200ms);
+  agent(old_node_).Kill();
+  for (int i = 0; i < 60 && !c_->crashed(); ++i) RunChecked(100ms);
+  ASSERT_TRUE(c_->crashed());
+  ASSERT_TRUE(LastOp()->old_node_fenced);
+  const std::string id = LastOp()->id;
+  NewController("", /*drive_ops=*/false);
+  agent(old_node_).Revive();
+  agent(old_node_).Step(*c_);  // heard by the new controller
+  EXPECT_FALSE(c_->ops().at(id).old_node_fenced);
+  agent(old_node_).Kill();
+  NewController();  // resumes with the journal as the heartbeat left it
+  EXPECT_FALSE(c_->ops().at(id).old_node_fenced);
+  TimePoint started = clock_.Now();
+  while (provider_.force_detaches == 0 && clock_.Now() < started + 3s) Run(100ms);
+  EXPECT_GE(clock_.Now(), started + 500ms);  // the margin is waited again
+  RunChecked(3s);
+  ExpectFailedOverFrom(old_node_);
+}
+
 std::vector<ResumeCase> AllSteps() {
   std::vector<ResumeCase> out;
   for (bool loss : {false, true}) {

@@ -349,6 +349,7 @@ json ToJson(const Operation& r) {
             {"step_begun", r.step_begun},
             {"old_primary", r.old_primary},
             {"old_node", r.old_node},
+            {"old_node_fenced", r.old_node_fenced},
             {"new_primary", r.new_primary},
             {"new_node", r.new_node},
             {"volume", r.volume},
@@ -394,6 +395,7 @@ Result<Operation> OperationFromJson(const json& j) {
     r.step_begun = j.value("step_begun", false);
     r.old_primary = j.value("old_primary", "");
     r.old_node = j.value("old_node", "");
+    r.old_node_fenced = j.value("old_node_fenced", false);
     r.new_primary = j.value("new_primary", "");
     r.new_node = j.value("new_node", "");
     r.volume = j.value("volume", "");

@@ -97,6 +97,10 @@ struct Operation {
   std::string step;                               // the current step's name
   bool step_begun = false;                        // the current step's start is recorded
   std::string old_primary, old_node;
+  // A controller saw old_node silent past its lease plus the fence margin during this
+  // operation, and no heartbeat of it has been answered since: a controller that resumes the
+  // operation need not wait the margin again (Controller::SilentNodeFenced).
+  bool old_node_fenced = false;
   std::string new_primary, new_node;
   std::string volume;
   int64_t epoch = 0;  // the epoch the new primary serves
