@@ -100,6 +100,16 @@ struct Autoscale {
   bool operator==(const Autoscale&) const = default;
 };
 
+// A role's drain hook: the agent runs it when it stops an instance gracefully, instead of
+// sending SIGTERM first; SIGTERM follows once it exits (or at its timeout). For apps whose
+// SIGTERM does not drain (the drain contract, examples/apps/README.md).
+struct DrainHook {
+  std::vector<std::string> command;             // argv, run with the instance's environment
+  Duration timeout = std::chrono::seconds(10);  // then the hook is killed; SIGTERM follows
+
+  bool operator==(const DrainHook&) const = default;
+};
+
 struct Role {
   std::string name;
   RoleMode mode = RoleMode::kLoadBalanced;
@@ -118,6 +128,7 @@ struct Role {
   Resources resources;
   UpdatePolicy update;
   Duration stop_grace = std::chrono::seconds(5);
+  std::optional<DrainHook> drain;
   std::string version;  // free-form; changes trigger a rolling upgrade
   // The account the instances run as, like systemd's User= and Group=; "" = the agent's own.
   // group "" with a user = that user's primary group. Resolved on each node by its agent.

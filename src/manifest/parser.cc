@@ -25,9 +25,10 @@ constexpr std::string_view kSettingsKeys[] = {"heartbeat_interval", "lease_ttl",
 constexpr std::string_view kNodeKeys[] = {"name", "fault_domain", "update_domain", "address",
                                           "capacity"};
 constexpr std::string_view kRoleKeys[] = {
-    "name",      "mode",      "command",    "args",     "env",    "instances", "min",
-    "max",       "autoscale", "port",       "endpoint", "volume", "probes",    "restart",
-    "resources", "update",    "stop_grace", "version",  "user",   "group"};
+    "name",      "mode",      "command",    "args",     "env",     "instances", "min",
+    "max",       "autoscale", "port",       "endpoint", "volume",  "probes",    "restart",
+    "resources", "update",    "stop_grace", "drain",    "version", "user",      "group"};
+constexpr std::string_view kDrainKeys[] = {"command", "timeout"};
 constexpr std::string_view kAutoscaleKeys[] = {"metric", "target", "stabilization", "cooldown"};
 constexpr std::string_view kEndpointKeys[] = {"listen", "allow"};
 constexpr std::string_view kProbesKeys[] = {"liveness", "readiness"};
@@ -215,6 +216,8 @@ class ManifestReader {
         });
       } else if (f.key == "stop_grace") {
         r_.ReadDuration(f, true, &role.stop_grace);
+      } else if (f.key == "drain") {
+        ReadDrain(f, &role.drain.emplace());
       } else if (f.key == "version") {
         r_.ReadString(f, &role.version);
       } else if (f.key == "user" || f.key == "group") {
@@ -347,6 +350,19 @@ class ManifestReader {
                f.path + ".command: only exec probes have a command (kind is " + kind + ")");
     }
     if (probe->kind == ProbeKind::kExec) Require(f, "command", "the argv to run, e.g. [check]");
+  }
+
+  void ReadDrain(const Field& f, DrainHook* drain) {
+    r_.ForEachField(f, kDrainKeys, [&](const Field& g) {
+      if (g.key == "command") {
+        if (r_.ReadStringList(g, &drain->command) && drain->command.empty()) {
+          r_.Error(g.path, r_.Pos(g), g.path + ": must not be empty");
+        }
+      } else {
+        r_.ReadDuration(g, false, &drain->timeout);
+      }
+    });
+    Require(f, "command", "the argv to run at drain, e.g. [my-app-ctl, drain]");
   }
 
   void ReadRestart(const Field& f, Restart* restart) {

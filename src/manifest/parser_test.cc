@@ -375,6 +375,32 @@ TEST(ParseErrorTest, ProbeShapes) {
                           "keys: liveness, readiness"));
 }
 
+TEST(ParseTest, DrainHook) {
+  ParseOutcome out =
+      ParseManifest(WithRole("    drain: {command: [app-ctl, drain], timeout: 3s}\n"), "m.yaml");
+  ASSERT_TRUE(out.ok()) << out.diagnostics[0].ToString();
+  ASSERT_TRUE(out.manifest->roles[0].drain.has_value());
+  EXPECT_EQ(out.manifest->roles[0].drain->command, (std::vector<std::string>{"app-ctl", "drain"}));
+  EXPECT_EQ(out.manifest->roles[0].drain->timeout, 3s);
+  out = ParseManifest(WithRole("    drain: {command: [app-ctl]}\n"), "m.yaml");
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out.manifest->roles[0].drain->timeout, 10s);  // the default
+  EXPECT_FALSE(ParseManifest(std::string(kOneRole), "m.yaml").manifest->roles[0].drain);
+}
+
+TEST(ParseErrorTest, DrainHookShapes) {
+  EXPECT_THAT(DiagnosticsOf(WithRole("    drain: {timeout: 3s}\n")),
+              ElementsAre("m.yaml:4:12: error: roles[0].drain: missing required key \"command\" "
+                          "(the argv to run at drain, e.g. [my-app-ctl, drain])"));
+  EXPECT_THAT(DiagnosticsOf(WithRole("    drain: {command: []}\n")),
+              ElementsAre("m.yaml:4:22: error: roles[0].drain.command: must not be empty"));
+  EXPECT_THAT(DiagnosticsOf(WithRole("    drain: {command: [x], timeout: 0s}\n")),
+              ElementsAre("m.yaml:4:36: error: roles[0].drain.timeout: must be longer than 0"));
+  EXPECT_THAT(DiagnosticsOf(WithRole("    drain: {kind: http, command: [x]}\n")),
+              ElementsAre("m.yaml:4:13: error: unknown key \"kind\" in roles[0].drain; known "
+                          "keys: command, timeout"));
+}
+
 TEST(ParseErrorTest, CollectsEveryErrorInFileOrder) {
   auto diags = DiagnosticsOf(R"(cluster: demo
 roles:

@@ -136,6 +136,13 @@ void PrintRole(YAML::Emitter& out, const Role& r) {
   if (r.stop_grace != defaults.stop_grace) {
     out << YAML::Key << "stop_grace" << YAML::Value << FormatDuration(r.stop_grace);
   }
+  if (r.drain) {
+    out << YAML::Key << "drain" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "command" << YAML::Value;
+    Flow(out, r.drain->command);
+    out << YAML::Key << "timeout" << YAML::Value << FormatDuration(r.drain->timeout);
+    out << YAML::EndMap;
+  }
   if (!r.version.empty()) out << YAML::Key << "version" << YAML::Value << Text{r.version};
   if (!r.user.empty()) out << YAML::Key << "user" << YAML::Value << Text{r.user};
   if (!r.group.empty()) out << YAML::Key << "group" << YAML::Value << Text{r.group};

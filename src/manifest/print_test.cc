@@ -41,6 +41,7 @@ TEST(PrintTest, MaximalManifestRoundTrips) {
   EXPECT_NE(db.resources, Resources{});
   EXPECT_NE(db.update, UpdatePolicy{});
   EXPECT_NE(db.stop_grace, Role{}.stop_grace);
+  ASSERT_TRUE(db.drain.has_value());
   ExpectRoundTrip(m);
 }
 
