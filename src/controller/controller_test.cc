@@ -45,6 +45,24 @@ TEST_F(ClusterTest, PlacesActivePassivePrimaryAndStandbyInDifferentDomains) {
   EXPECT_EQ(e["epoch"], 1);
 }
 
+TEST_F(ClusterTest, AssignmentsCarryTheDrainHook) {
+  Run(100ms);
+  manifest::Role kvd = KvdRole(2);
+  kvd.drain = manifest::DrainHook{{"kvd-ctl", "drain"}, 3s};
+  ApplyRoles({kvd});
+  Run(300ms);
+  for (const char* name : {"kvd-0", "kvd-1"}) {
+    auto a = c_->Assignments(Inst(name).node)->at("assignments")[0];
+    EXPECT_EQ(a["drain"], nlohmann::json({{"command", {"kvd-ctl", "drain"}}, {"timeout_ms", 3000}}))
+        << name;
+  }
+  // The stored role spec keeps it (a restarted controller assigns the same).
+  auto back = RoleSpecFromJson(RoleSpecToJson(Role("kvd").spec));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->drain, kvd.drain);
+  EXPECT_FALSE(RoleSpecFromJson(RoleSpecToJson(KvdRole(2)))->drain.has_value());
+}
+
 TEST_F(ClusterTest, EmbeddedNodesOnOneAddressGetDistinctPorts) {
   Run(100ms);
   ApplyRoles({WebRole(5)});

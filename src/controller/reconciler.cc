@@ -382,6 +382,7 @@ json Controller::BuildAssignments(const std::string& node) const {
     if (int carried = CarriedRestarts(ri->second, inst); carried > 0) {
       a["prior_restarts"] = carried;
     }
+    if (spec.drain) a["drain"] = DrainToJson(*spec.drain);
     out.push_back(std::move(a));
   }
   return out;

@@ -126,6 +126,10 @@ std::string IsoTime(int64_t ms) {
 
 }  // namespace
 
+json DrainToJson(const manifest::DrainHook& d) {
+  return {{"command", d.command}, {"timeout_ms", ToMs(d.timeout)}};
+}
+
 json RoleSpecToJson(const manifest::Role& r) {
   json j = {{"name", r.name},
             {"mode", ModeName(r.mode)},
@@ -162,6 +166,7 @@ json RoleSpecToJson(const manifest::Role& r) {
   }
   j["update"] = {{"max_unavailable_domains", r.update.max_unavailable_domains},
                  {"ready_timeout_ms", ToMs(r.update.ready_timeout)}};
+  if (r.drain) j["drain"] = DrainToJson(*r.drain);
   return j;
 }
 
@@ -193,6 +198,12 @@ Result<manifest::Role> RoleSpecFromJson(const json& j) {
       r.resources.memory_bytes = j["resources"].value("memory_bytes", uint64_t{0});
     }
     r.stop_grace = FromMs(j.value("stop_grace_ms", int64_t{5000}));
+    if (j.contains("drain") && j["drain"].is_object()) {
+      manifest::DrainHook d;
+      d.command = j["drain"].value("command", std::vector<std::string>{});
+      d.timeout = FromMs(j["drain"].value("timeout_ms", ToMs(d.timeout)));
+      r.drain = d;
+    }
     r.version = j.value("version", "");
     r.user = j.value("user", "");
     r.group = j.value("group", "");

@@ -26,7 +26,7 @@ std::string VersionName(const std::string& v) { return v.empty() ? "(no version)
 bool SameRuntime(const manifest::Role& a, const manifest::Role& b) {
   return a.command == b.command && a.args == b.args && a.env == b.env && a.probes == b.probes &&
          a.restart == b.restart && a.resources == b.resources && a.stop_grace == b.stop_grace &&
-         a.version == b.version;
+         a.drain == b.drain && a.version == b.version;
 }
 
 void CopyRuntime(const manifest::Role& from, manifest::Role* to) {
@@ -37,6 +37,7 @@ void CopyRuntime(const manifest::Role& from, manifest::Role* to) {
   to->restart = from.restart;
   to->resources = from.resources;
   to->stop_grace = from.stop_grace;
+  to->drain = from.drain;
   to->version = from.version;
 }
 

@@ -278,6 +278,27 @@ TEST_F(RolloutTest, ReappliedManifestRollsInsteadOfRestarting) {
   EXPECT_EQ(Role("web").spec.version, "3");
 }
 
+// A drain hook is part of what the instances run: a change rolls, and a rollback restores
+// the old one.
+TEST_F(RolloutTest, DrainHookChangeRollsOutAndBack) {
+  StartWeb();
+  manifest::Role web = Role("web").spec;
+  web.drain = manifest::DrainHook{{"web-ctl", "drain"}, 2s};
+  ApplyRoles({web});
+  ASSERT_NE(LastOp(), nullptr);
+  EXPECT_EQ(LastOp()->kind, wire::OpKind::kRollout);
+  RunUntilFinished();
+  EXPECT_EQ(LastOp()->state, wire::OpState::kDone);
+  EXPECT_EQ(Role("web").spec.drain, web.drain);
+  for (const auto& [name, inst] : c_->instances()) {
+    auto a = c_->Assignments(inst.node)->at("assignments");
+    for (const auto& x : a) EXPECT_EQ(x["drain"]["command"][0], "web-ctl") << x.dump();
+  }
+  ASSERT_TRUE(c_->Upgrade("web", json::object(), /*rollback=*/true).ok());
+  RunUntilFinished();
+  EXPECT_FALSE(Role("web").spec.drain.has_value());
+}
+
 TEST_F(RolloutTest, UpgradeValidates) {
   StartWeb();
   ApplyRoles({Role("web").spec, KvdRole()});
