@@ -211,6 +211,43 @@ TEST_F(AgentIntegrationTest, StopEscalatesToSigkillAfterGrace) {
   EXPECT_EQ(CountProcesses("1000.13"), 0);  // the whole group is gone
 }
 
+// An app that drains on a request of its own (here: a file in its working directory), not on
+// SIGTERM (which it ignores until then): the role's drain hook asks for it and waits; SIGTERM
+// follows once the hook returns (the app takes SIGTERM again before it says it is drained).
+// Both outputs land in the instance's log.
+TEST_F(AgentIntegrationTest, DrainHookRunsThenSigterm) {
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  const std::vector<std::string> app = {
+      "sh", "-c",
+      "trap '' TERM; echo app up; while [ ! -f drain-requested ]; do sleep 0.02; done; "
+      "echo app drained; trap - TERM; touch drained; exec sleep 1000.25"};
+  const json drain = {{"command",
+                       {"sh", "-c",
+                        "echo hook $HAFAB_INSTANCE; touch drain-requested; "
+                        "while [ ! -f drained ]; do sleep 0.02; done"}},
+                      {"timeout_ms", 5000}};
+  controller_.SetAssignments(
+      json::array({Assignment("drainer-0", app, {{"drain", drain}, {"stop_grace_ms", 5000}})}));
+  pid_t pid = WaitInstance("drainer-0", Running)["pid"].get<pid_t>();
+  ASSERT_TRUE(WaitFor([&] { return IgnoresSigterm(pid); }));
+  const TimePoint start = RealClock().Now();
+  controller_.SetAssignments(json::array(
+      {Assignment("drainer-0", app, {{"drain", drain}, {"stop_grace_ms", 5000}, {"run", false}})}));
+  json i = WaitInstance("drainer-0", [](const json& i) { return i["state"] == "stopped"; });
+  EXPECT_LT(RealClock().Now() - start, 4s) << "stopped by SIGTERM, not SIGKILL after the grace";
+  EXPECT_EQ(i["last_exit"], "signal 15 (Terminated)");
+  EXPECT_EQ(CountProcesses("1000.25"), 0);
+  std::ifstream in(data_dir() + "/logs/drainer-0.log");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 5u) << ::testing::PrintToString(lines);
+  EXPECT_EQ(lines[0], "app up");
+  EXPECT_EQ(lines[1], "hafab-agent: drain hook sh starting (assigned as standby)");
+  EXPECT_EQ(lines[2], "hook drainer-0");
+  EXPECT_EQ(lines[3], "app drained");
+  EXPECT_EQ(lines[4].rfind("hafab-agent: drain hook exit 0 after ", 0), 0u) << lines[4];
+}
+
 TEST_F(AgentIntegrationTest, HungInstanceCaughtByLiveness) {
   AgentHarness agent(controller_, data_dir(), volume_root());
   int port = FreePort();

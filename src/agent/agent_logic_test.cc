@@ -83,6 +83,22 @@ TEST(AssignmentTest, ParsesTheProtocolExample) {
   EXPECT_EQ(again->spec_hash, "abc");
 }
 
+TEST(AssignmentTest, ParsesTheDrainHook) {
+  auto list = ParseAssignments(R"({"assignments": [
+    {"instance": "x-0", "command": "c",
+     "drain": {"command": ["app-ctl", "drain"], "timeout_ms": 3000}},
+    {"instance": "y-0", "command": "c"}]})");
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_TRUE(list->assignments.at(0).drain.has_value());
+  EXPECT_EQ(list->assignments.at(0).drain->command, (std::vector<std::string>{"app-ctl", "drain"}));
+  EXPECT_EQ(list->assignments.at(0).drain->timeout, milliseconds(3000));
+  EXPECT_FALSE(list->assignments.at(1).drain.has_value());
+  auto empty = ParseAssignments(R"({"assignments": [{"instance": "x-0", "command": "c",
+                                    "drain": {"command": []}}]})");
+  EXPECT_FALSE(empty.ok());
+  EXPECT_NE(empty.status().message().find("drain.command"), std::string::npos);
+}
+
 TEST(AssignmentTest, RejectsBadInput) {
   EXPECT_EQ(ParseAssignments("{").status().code(), StatusCode::kInvalidArgument);
   auto st = ParseAssignments(R"({"assignments": [{"instance": "x-0", "command": "c",

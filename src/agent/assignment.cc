@@ -72,6 +72,15 @@ Assignment ParseOne(const json& j) {
   a.user = j.value("user", "");
   a.group = j.value("group", "");
   a.stop_grace = Ms(j, "stop_grace_ms", a.stop_grace);
+  if (j.contains("drain") && j["drain"].is_object()) {
+    manifest::DrainHook d;
+    if (j["drain"].contains("command")) {
+      d.command = j["drain"]["command"].get<std::vector<std::string>>();
+    }
+    if (d.command.empty()) throw std::runtime_error("'drain.command' must not be empty");
+    d.timeout = Ms(j["drain"], "timeout_ms", d.timeout);
+    a.drain = d;
+  }
   if (j.contains("probes") && j["probes"].is_object()) {
     const json& p = j["probes"];
     if (p.contains("liveness")) a.probes.liveness = ParseProbe(p["liveness"]);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@ struct Assignment {
   std::string volume;  // "" = no volume here
   std::string spec_hash;
   Duration stop_grace = std::chrono::seconds(5);
+  std::optional<manifest::DrainHook> drain;  // run at a graceful stop, before SIGTERM
   manifest::Probes probes;
   manifest::Restart restart;
   manifest::Resources resources;

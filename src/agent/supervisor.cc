@@ -82,6 +82,8 @@ struct Supervisor::Instance {
   InstanceState state = InstanceState::kStopped;
   TimePoint kill_at{};
   bool kill_sent = false;
+  pid_t drain_pid = 0;  // the drain hook's process while it runs (BeginStop)
+  TimePoint drain_started{};
   bool stop_counts_as_failure = false;
   std::string stop_reason;
   TimePoint backoff_until{};
@@ -311,6 +313,14 @@ void Supervisor::Step(Instance& in) {
   bool wanted = WantsRunning(in, &why, &refused);
   if (in.pid != 0) {
     if (in.state == InstanceState::kStopping) {
+      if (in.drain_pid != 0) {
+        if (now < in.drain_started + in.running.drain->timeout) return;
+        (void)launcher_.SignalGroup(in.drain_pid, SIGKILL);  // reaped as no instance's
+        EndDrainHook(
+            in, "timed out after " + std::to_string(Millis(now - in.drain_started)) + "ms (killed)",
+            false);
+        return;
+      }
       if (!in.kill_sent && now >= in.kill_at) {
         spdlog::warn("instance {}: still running {}ms after SIGTERM; sending SIGKILL",
                      in.desired.instance, Millis(in.running.stop_grace));
@@ -331,6 +341,9 @@ void Supervisor::Step(Instance& in) {
       return;
     }
     in.running.epoch = in.desired.epoch;  // same process, the role's epoch moved on
+    // How to stop it needs no restart: a changed drain hook or stop_grace applies at once.
+    in.running.drain = in.desired.drain;
+    in.running.stop_grace = in.desired.stop_grace;
     return;
   }
   if (!wanted) {
@@ -504,6 +517,7 @@ void Supervisor::BeginStop(Instance& in, const std::string& reason, bool kill_no
   in.stop_counts_as_failure = counts_as_failure;
   in.kill_at = now + in.running.stop_grace;
   in.kill_sent = kill_now;
+  if (!kill_now && in.running.drain && StartDrainHook(in, reason)) return;
   spdlog::info("instance {}: stopping pid {} with {}: {}", in.running.instance, in.pid,
                kill_now ? "SIGKILL" : "SIGTERM", reason);
   SignalInstance(in, kill_now ? SIGKILL : SIGTERM);
@@ -519,8 +533,77 @@ bool Supervisor::KillStrays(const std::string& instance) {
   return options_.tracker->Signal(instance, SIGKILL) > 0;
 }
 
+// The drain hook runs with the instance's environment (HAFAB_HOST, HAFAB_PORT, ...), in its
+// working directory, its output in the instance's log.
+bool Supervisor::StartDrainHook(Instance& in, const std::string& reason) {
+  const std::string& name = in.running.instance;
+  LaunchSpec spec;
+  spec.argv = in.running.drain->command;
+  spec.env = in.running_env;
+  if (!spec.env.count("PATH")) spec.env["PATH"] = options_.path_env;
+  spec.cwd = options_.data_dir + "/work/" + name;
+  spec.log_path = LogPath(name);
+  if (!in.running.user.empty() || !in.running.group.empty()) {  // as the instance runs
+    auto account = ResolveAccount(in.running.user, in.running.group);
+    if (!account.ok()) {
+      spdlog::warn("instance {}: drain hook cannot run as its account: {}; sending SIGTERM", name,
+                   account.status().ToString());
+      return false;
+    }
+    spec.switch_account = true;
+    spec.uid = account->uid;
+    spec.gid = account->gid;
+    spec.groups = account->groups;
+  }
+  // Written first: the hook's own output follows it.
+  AppendToLog(name, "drain hook " + spec.argv[0] + " starting (" + reason + ")");
+  auto pid = launcher_.Start(spec);
+  if (!pid.ok()) {
+    spdlog::warn("instance {}: drain hook cannot start: {}; sending SIGTERM", name,
+                 pid.status().ToString());
+    AppendToLog(name, "drain hook cannot start: " + pid.status().ToString() + "; SIGTERM");
+    return false;
+  }
+  in.drain_pid = *pid;
+  in.drain_started = clock_.Now();
+  spdlog::info(
+      "instance {}: stopping pid {}: drain hook {} started (pid {}, timeout {}ms), then "
+      "SIGTERM: {}",
+      name, in.pid, spec.argv[0], in.drain_pid, Millis(in.running.drain->timeout), reason);
+  return true;
+}
+
+// Marks the hook's start and end in the instance's log, around the hook's own output.
+void Supervisor::AppendToLog(const std::string& instance, const std::string& line) {
+  std::ofstream out(LogPath(instance), std::ios::app);
+  out << "hafab-agent: " << line << "\n";
+  if (!out) spdlog::warn("instance {}: cannot append to {}", instance, LogPath(instance));
+}
+
+void Supervisor::EndDrainHook(Instance& in, const std::string& outcome, bool ok) {
+  in.drain_pid = 0;
+  const TimePoint now = clock_.Now();
+  AppendToLog(in.running.instance, "drain hook " + outcome + "; SIGTERM");
+  if (ok) {
+    spdlog::info("instance {}: drain hook {}; sending SIGTERM to pid {}", in.running.instance,
+                 outcome, in.pid);
+  } else {
+    spdlog::warn("instance {}: drain hook {}; sending SIGTERM to pid {}", in.running.instance,
+                 outcome, in.pid);
+  }
+  in.kill_at = now + in.running.stop_grace;
+  SignalInstance(in, SIGTERM);
+}
+
 void Supervisor::HandleExit(Instance& in, const ProcessExit& exit) {
   const std::string name = in.running.instance.empty() ? in.desired.instance : in.running.instance;
+  if (in.drain_pid != 0) {  // the instance ended first: its drain hook has nothing left to do
+    spdlog::info("instance {}: ended during its drain hook; killing the hook", name);
+    AppendToLog(
+        name, "instance ended during its drain hook (" + exit.Describe() + "); the hook is killed");
+    (void)launcher_.SignalGroup(in.drain_pid, SIGKILL);
+    in.drain_pid = 0;
+  }
   // Whatever the leader left, in its group or not, dies with it: never a second copy.
   (void)launcher_.SignalGroup(exit.pid, SIGKILL);
   in.strays = KillStrays(name);
@@ -692,6 +775,14 @@ void Supervisor::Tick() {
     for (auto& [name, in] : instances_) {
       if (in->pid == exit.pid) {
         HandleExit(*in, exit);
+        found = true;
+        break;
+      }
+      if (in->drain_pid != 0 && in->drain_pid == exit.pid) {
+        EndDrainHook(*in,
+                     exit.Describe() + " after " +
+                         std::to_string(Millis(clock_.Now() - in->drain_started)) + "ms",
+                     exit.Success());
         found = true;
         break;
       }

@@ -5,7 +5,8 @@
 //   starting (waiting for its volume / a lease) -> running -> stopping -> stopped
 //   running -(unexpected exit)-> backoff -(delay)-> running ...   -> failed (gave up)
 //
-// Stop = SIGTERM to the process group, SIGKILL after stop_grace. Restarts follow the
+// Stop = SIGTERM to the process group, SIGKILL after stop_grace; a role's drain hook runs
+// first when it has one (SIGTERM once the hook exits or at its timeout). Restarts follow the
 // assignment's restart policy with exponential backoff. A primary (run: true) of an
 // active-passive role is refused when its epoch is lower than the highest seen for its role,
 // and is started only while the agent holds a valid lease. Fence() kills primaries at once.
@@ -143,6 +144,11 @@ class Supervisor {
   bool KillStrays(const std::string& instance);
   // Kills the processes of instances of a previous agent run that were not adopted.
   void KillUnadoptedLeftovers();
+  // Starts the drain hook of a stopping instance; false when it could not be started.
+  bool StartDrainHook(Instance& in, const std::string& reason);
+  // The drain hook ended (`outcome` says how): SIGTERM now, SIGKILL after stop_grace.
+  void EndDrainHook(Instance& in, const std::string& outcome, bool ok);
+  void AppendToLog(const std::string& instance, const std::string& line);
   void HandleExit(Instance& in, const ProcessExit& exit);
   void ScheduleRestart(Instance& in, const std::string& last_exit);
   // A new instance that crash-looped on other nodes (Assignment::prior_restarts) waits the

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "agent/test_util.h"
 #include "provider/local_provider.h"
@@ -70,6 +71,13 @@ class SupervisorTest : public ::testing::Test {
   void Advance(Duration d) {
     clock_.Advance(d);
     supervisor_->Tick();
+  }
+
+  std::string ReadLog(const std::string& instance) {
+    std::ifstream in(supervisor_->LogPath(instance));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
   }
 
   testutil::TempDir dir_;
@@ -215,6 +223,104 @@ TEST_F(SupervisorTest, StopSendsSigtermThenSigkillAfterGrace) {
   EXPECT_FALSE(std::filesystem::exists(supervisor_->PidFilePath("kvd-0")));
   Advance(milliseconds(5000));
   EXPECT_EQ(launcher_.started().size(), 1u);  // a standby stays stopped
+}
+
+constexpr char kDrain[] = R"(, "drain": {"command": ["app-ctl", "drain"], "timeout_ms": 1000})";
+
+// A drain hook runs instead of the first SIGTERM, with the instance's environment and log;
+// SIGTERM follows when it exits, SIGKILL stop_grace after that.
+TEST_F(SupervisorTest, DrainHookRunsBeforeSigterm) {
+  Apply({Kvd(kDrain)});
+  pid_t pid = launcher_.last_started().pid;
+  launcher_.IgnoreSigterm(pid);
+  Apply({Kvd(std::string(kDrain) + R"(, "run": false)")}, 2);
+  ASSERT_EQ(launcher_.started().size(), 2u);
+  const auto& hook = launcher_.last_started();
+  EXPECT_EQ(hook.spec.argv, (std::vector<std::string>{"app-ctl", "drain"}));
+  EXPECT_EQ(hook.spec.env.at("HAFAB_PORT"), "7101");
+  EXPECT_EQ(hook.spec.env.at("HAFAB_INSTANCE"), "kvd-0");
+  EXPECT_EQ(hook.spec.log_path, supervisor_->LogPath("kvd-0"));
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 0);
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStopping);
+  Advance(milliseconds(900));  // longer than stop_grace: the hook's timeout applies
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 0);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 0);
+  launcher_.Exit(hook.pid, 0);
+  Advance(milliseconds(10));
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 1);
+  Advance(milliseconds(499));
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 0);
+  Advance(milliseconds(1));
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 1);
+  supervisor_->Tick();
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStopped);
+  // The instance's log shows where the hook ran (its own output lands between the lines).
+  EXPECT_EQ(ReadLog("kvd-0"),
+            "hafab-agent: drain hook app-ctl starting (assigned as standby)\n"
+            "hafab-agent: drain hook exit 0 after 910ms; SIGTERM\n");
+}
+
+TEST_F(SupervisorTest, DrainHookPastItsTimeoutIsKilledAndSigtermFollows) {
+  Apply({Kvd(kDrain)});
+  pid_t pid = launcher_.last_started().pid;
+  Apply({Kvd(std::string(kDrain) + R"(, "run": false)")}, 2);
+  pid_t hook = launcher_.last_started().pid;
+  Advance(milliseconds(999));
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 0);
+  Advance(milliseconds(1));
+  EXPECT_EQ(launcher_.SignalsSentTo(hook, SIGKILL), 1);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 1);
+  supervisor_->Tick();
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStopped);
+  EXPECT_NE(ReadLog("kvd-0").find("drain hook timed out after 1000ms (killed); SIGTERM"),
+            std::string::npos);
+}
+
+TEST_F(SupervisorTest, DrainHookThatCannotStartFallsBackToSigterm) {
+  Apply({Kvd(kDrain)});
+  pid_t pid = launcher_.last_started().pid;
+  launcher_.FailNextStart(Status::NotFound("app-ctl: not found"));
+  Apply({Kvd(std::string(kDrain) + R"(, "run": false)")}, 2);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 1);
+  supervisor_->Tick();
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStopped);
+  EXPECT_NE(ReadLog("kvd-0").find("drain hook cannot start: NotFound: app-ctl: not found; SIGTERM"),
+            std::string::npos)
+      << ReadLog("kvd-0");
+}
+
+// How to stop needs no restart: a hook added to the running instance's role is used at its
+// stop, without restarting it.
+TEST_F(SupervisorTest, DrainHookChangeAppliesWithoutRestart) {
+  Apply({Kvd()});
+  pid_t pid = launcher_.last_started().pid;
+  Apply({Kvd(kDrain)}, 2);
+  EXPECT_EQ(launcher_.started().size(), 1u);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 0);
+  Apply({Kvd(std::string(kDrain) + R"(, "run": false)")}, 3);
+  ASSERT_EQ(launcher_.started().size(), 2u);
+  EXPECT_EQ(launcher_.last_started().spec.argv, (std::vector<std::string>{"app-ctl", "drain"}));
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 0);
+}
+
+TEST_F(SupervisorTest, InstanceEndingDuringItsDrainHookEndsTheHook) {
+  Apply({Kvd(kDrain)});
+  pid_t pid = launcher_.last_started().pid;
+  Apply({Kvd(std::string(kDrain) + R"(, "run": false)")}, 2);
+  pid_t hook = launcher_.last_started().pid;
+  launcher_.Exit(pid, 0);  // drained and exited by itself
+  Advance(milliseconds(10));
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStopped);
+  EXPECT_EQ(launcher_.SignalsSentTo(hook, SIGKILL), 1);
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGTERM), 0);
+}
+
+TEST_F(SupervisorTest, KillsSkipTheDrainHook) {
+  Apply({Kvd(kDrain)});
+  pid_t pid = launcher_.last_started().pid;
+  supervisor_->Fence("test");
+  EXPECT_EQ(launcher_.started().size(), 1u);  // no hook: a fence kills at once
+  EXPECT_EQ(launcher_.SignalsSentTo(pid, SIGKILL), 1);
 }
 
 TEST_F(SupervisorTest, UnlistedInstanceIsStoppedAndForgotten) {
