@@ -351,6 +351,13 @@ void Controller::Publish() {
     if (endpoints != routes_.endpoints || routes_version_ == 0) {
       routes_version_ = NextSeq();
       routes_ = {routes_version_, std::move(endpoints)};
+      const TimePoint now = clock_.Now();
+      routes_published_[routes_version_] = now;
+      while (routes_published_.size() > 1 &&
+             routes_published_.begin()->second + opts_.lease_ttl < now) {
+        routes_forgotten_ = routes_published_.begin()->first;
+        routes_published_.erase(routes_published_.begin());
+      }
       if (listener_.routes_changed) listener_.routes_changed();
     }
   }
@@ -535,8 +542,13 @@ Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id
                                                            const wire::GatewayHeartbeat& hb) {
   if (crashed_) return Status::Unavailable("controller stopping");
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
-  gateway_leases_.Renew(id, clock_.Now() + opts_.lease_ttl);
-  gateway_acked_[id] = static_cast<int64_t>(hb.routes_version);
+  // Leases only grow: the first lease of a new controller is kept.
+  const TimePoint now = clock_.Now();
+  const auto version = static_cast<int64_t>(hb.routes_version);
+  TimePoint deadline = std::min(now + opts_.lease_ttl, AckDeadline(version));
+  if (gateway_leases_.Live(id)) deadline = std::max(deadline, gateway_leases_.Deadline(id));
+  if (deadline > now) gateway_leases_.Renew(id, deadline);
+  gateway_acked_[id] = version;
   gateway_active_[id] = hb.active;
   if (!gateways_.count(id)) {
     gateways_.insert(id);
@@ -547,7 +559,16 @@ Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id
   Status st = Commit();
   Publish();
   if (!st.ok()) return st;
-  return wire::HeartbeatAnswer{opts_.lease_ttl, 0};
+  wire::HeartbeatAnswer answer{opts_.lease_ttl, 0};
+  answer.lease = deadline > now ? deadline - now : Duration::zero();
+  return answer;
+}
+
+TimePoint Controller::AckDeadline(int64_t acked) const {
+  if (acked >= routes_version_) return TimePoint::max();
+  if (acked < routes_forgotten_) return TimePoint::min();  // its next version is that old
+  auto next = routes_published_.upper_bound(acked);
+  return next == routes_published_.end() ? TimePoint::max() : next->second + opts_.lease_ttl;
 }
 
 Result<json> Controller::Apply(const manifest::Manifest& m) {
@@ -746,8 +767,9 @@ void Controller::Tick() {
   }
   for (const auto& gw : gateway_leases_.PopExpired(now)) {
     Emit("gateway-lease-expired",
-         "gateway " + gw + " silent for " + std::to_string(ToMs(opts_.lease_ttl)) +
-             "ms: it no longer routes active-passive roles",
+         "gateway " + gw + " lost its lease (silent, or not acknowledging new routes, for " +
+             std::to_string(ToMs(opts_.lease_ttl)) +
+             "ms): it no longer routes active-passive roles",
          {{"gateway", gw}});
   }
   if (now >= next_autoscale_) {

@@ -136,8 +136,11 @@ class Controller {
   Result<nlohmann::json> Assignments(const std::string& node);
   int64_t AssignmentsGeneration(const std::string& node);
 
-  // A gateway's heartbeat (wire/gateway_heartbeat.h): renews its lease, records its
-  // acknowledgement of a routes version and the connections it holds.
+  // A gateway's heartbeat (wire/gateway_heartbeat.h): records its acknowledgement of a routes
+  // version and the connections it holds, and renews its lease, up to one lease TTL after the
+  // first routes version newer than the acknowledged one was published (a gateway that stops
+  // taking routes loses its say in fencing as one that stops heartbeating does). The answer's
+  // `lease` is what is left of its lease now (0: none).
   Result<wire::HeartbeatAnswer> GatewayHeartbeat(const std::string& id,
                                                  const wire::GatewayHeartbeat& heartbeat);
   const wire::Routes& Routes() const { return routes_; }
@@ -285,6 +288,9 @@ class Controller {
   bool AssignmentsTaken(const std::string& node) const;
   // The first live gateway that has not acknowledged routes `version`; "" when none.
   std::string GatewayBehind(int64_t version) const;
+  // The end of the lease a gateway that acknowledged routes `acked` may get: a lease TTL after
+  // the first newer version was published (TimePoint::max() when `acked` is the newest).
+  TimePoint AckDeadline(int64_t acked) const;
   // Connections the live gateways report open to `instance` (drain, autoscaling).
   int64_t OpenConnections(const std::string& instance) const;
   StepResult StepStop(Operation& op);
@@ -397,6 +403,10 @@ class Controller {
   bool routes_dirty_ = true;
   wire::Routes routes_;
   int64_t routes_version_ = 0;
+  // When each routes version of the last lease TTL (and always the newest) was published, for
+  // AckDeadline; versions up to routes_forgotten_ were published longer ago.
+  std::map<int64_t, TimePoint> routes_published_;
+  int64_t routes_forgotten_ = 0;
   TimePoint next_reconcile_{};
   TimePoint next_gc_{};
 };

@@ -176,6 +176,42 @@ TEST_F(FailoverTest, FenceWaitsForEveryLiveGatewayToAcknowledge) {
   ExpectFailedOverFrom(old_node_);
 }
 
+// A gateway that keeps heartbeating but never takes the fence's routes (a stuck route watch, a
+// fake gateway) holds the fence no longer than one that went silent: a heartbeat renews its
+// lease only up to a lease TTL after the first routes it has not acknowledged were published,
+// and says so (lease_ms), so the gateway stops routing active-passive roles as well.
+TEST_F(FailoverTest, AGatewayThatStopsAcknowledgingHoldsTheFenceAtMostALease) {
+  StartKvd();
+  gateway_alive_ = false;
+  const int64_t stale = c_->RoutesVersion();
+  ASSERT_TRUE(c_->RequestFailover("kvd", "").ok());
+  const TimePoint asked = clock_.Now();
+  TimePoint fenced{};
+  int64_t granted_ms = -1;
+  while (fenced == TimePoint{} && clock_.Now() - asked < 5s) {
+    clock_.Advance(100ms);
+    for (auto& a : agents_) a->Step(*c_);
+    auto answer = c_->GatewayHeartbeat("gw1", GatewayAck(stale));
+    ASSERT_TRUE(answer.ok()) << answer.status().ToString();
+    ASSERT_TRUE(answer->lease.has_value());
+    granted_ms = std::chrono::duration_cast<std::chrono::milliseconds>(*answer->lease).count();
+    c_->Tick();
+    if (LastOp()->step != "fence") fenced = clock_.Now();
+  }
+  ASSERT_NE(fenced, TimePoint{}) << "still in fence after 5s";
+  EXPECT_GE(fenced - asked, 1300ms);  // it did wait for the gateway, about a lease (1.5 s)
+  EXPECT_LE(fenced - asked, 1700ms);
+  EXPECT_EQ(granted_ms, 0);
+  EXPECT_FALSE(c_->GatewaysJson()[0]["live"].get<bool>());
+  // Acknowledging the current routes gives it a full lease again.
+  auto answer = c_->GatewayHeartbeat("gw1", GatewayAck(c_->RoutesVersion()));
+  ASSERT_TRUE(answer.ok() && answer->lease.has_value());
+  EXPECT_EQ(*answer->lease, 1500ms);
+  gateway_alive_ = true;
+  RunChecked(2s);
+  ExpectFailedOverFrom(old_node_);
+}
+
 TEST_F(FailoverTest, PlannedSwitchoverDrainsBeforeStopping) {
   StartKvd();
   std::string target;

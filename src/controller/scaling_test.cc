@@ -104,10 +104,11 @@ TEST_F(ScalingTest, ScaleDownDrainsTheInstanceFirst) {
   Run(500ms);
   gateway_active_["web-2"] = 2;
   gateway_alive_ = false;  // the gateway has not acknowledged the routes without web-2 yet
-  (void)c_->GatewayHeartbeat("gw1", GatewayAck(1));
+  int64_t stale = c_->RoutesVersion();
+  (void)c_->GatewayHeartbeat("gw1", GatewayAck(stale));
   ASSERT_TRUE(c_->Scale("web", 2).ok());
   for (int i = 0; i < 10; ++i) {
-    (void)c_->GatewayHeartbeat("gw1", GatewayAck(1));  // an old table
+    (void)c_->GatewayHeartbeat("gw1", GatewayAck(stale));  // an old table
     Run(100ms);
   }
   ASSERT_TRUE(c_->instances().count("web-2"));
@@ -130,16 +131,18 @@ TEST_F(ScalingTest, ScaleDownDrainsTheInstanceFirst) {
   Run(300ms);
   EXPECT_FALSE(c_->instances().count("web-2"));
   EXPECT_EQ(Running("web"), 2);
-  // A gateway that never acknowledges holds it for stop_grace (5 s) at most.
+  // A gateway that heartbeats but never acknowledges holds it for its lease (1.5 s) at most,
+  // as a silent one does: its heartbeats no longer renew its lease.
   gateway_alive_ = false;
+  stale = c_->RoutesVersion();
   ASSERT_TRUE(c_->Scale("web", 1).ok());
-  for (int i = 0; i < 40; ++i) {
-    (void)c_->GatewayHeartbeat("gw1", GatewayAck(1));
+  for (int i = 0; i < 12; ++i) {
+    (void)c_->GatewayHeartbeat("gw1", GatewayAck(stale));
     Run(100ms);
   }
   EXPECT_TRUE(c_->instances().count("web-1"));
-  for (int i = 0; i < 15; ++i) {
-    (void)c_->GatewayHeartbeat("gw1", GatewayAck(1));
+  for (int i = 0; i < 8; ++i) {
+    (void)c_->GatewayHeartbeat("gw1", GatewayAck(stale));
     Run(100ms);
   }
   EXPECT_FALSE(c_->instances().count("web-1"));
@@ -165,12 +168,13 @@ TEST_F(ScalingTest, AutoscalingWaitsWhileARolloutRuns) {
   ApplyRoles({AutoWeb()});
   Run(500ms);
   SetConnections(50);
+  const int64_t stale = c_->RoutesVersion();
   ASSERT_TRUE(c_->Upgrade("web", {{"version", "2"}}, false).ok());
   // The gateway reports the connections but acknowledges no newer routes: the first domain's
-  // drain waits.
+  // drain waits (less than the gateway's lease, 1.5 s, after which it would lose its say).
   gateway_alive_ = false;
-  for (int i = 0; i < 15; ++i) {
-    (void)c_->GatewayHeartbeat("gw1", GatewayAck(1, gateway_active_));
+  for (int i = 0; i < 12; ++i) {
+    (void)c_->GatewayHeartbeat("gw1", GatewayAck(stale, gateway_active_));
     Run(100ms);
   }
   ASSERT_NE(c_->ActiveOp("web"), nullptr);

@@ -167,7 +167,13 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
     const TimePoint now = clock.Now();
     if (r.ok() && r->status == 200) {
       Duration ttl = opts.default_lease_ttl;
-      if (auto answer = wire::ParseHeartbeatAnswer(r->body); answer.ok()) ttl = answer->lease_ttl;
+      if (auto answer = wire::ParseHeartbeatAnswer(r->body); answer.ok()) {
+        ttl = answer->lease_ttl;
+        // What the controller granted: less than a TTL (none at all) while this gateway has
+        // not acknowledged routes published up to a TTL ago. The proxy must stop routing
+        // active-passive roles when the controller stops counting on it.
+        if (answer->lease) ttl = std::min(ttl, *answer->lease);
+      }
       // The lease runs from when the request left, never from when the answer came.
       proxy.SetLeaseDeadline(sent + ttl);
       PollNow();  // a leader answers again: the route poll need not sleep off its backoff

@@ -72,6 +72,8 @@ class FakeController {
   }
   int requests() const { return requests_.load(); }
   void SetLeaseTtl(int ms) { lease_ttl_ms_ = ms; }
+  // The heartbeats' "lease_ms" (what the controller grants); -1: left out.
+  void SetGrantedLease(int ms) { granted_ms_ = ms; }
   uint64_t acked_version() const { return acked_.load(); }
   int heartbeats() const { return heartbeats_.load(); }
   int unauthorized() const { return unauthorized_.load(); }
@@ -135,8 +137,9 @@ class FakeController {
       }
       auto j = nlohmann::json::parse(req.body);
       acked_ = j["routes_version"].get<uint64_t>();
-      respond(
-          http::Response::Json(200, nlohmann::json{{"lease_ttl_ms", lease_ttl_ms_.load()}}.dump()));
+      nlohmann::json answer = {{"lease_ttl_ms", lease_ttl_ms_.load()}};
+      if (granted_ms_ >= 0) answer["lease_ms"] = granted_ms_.load();
+      respond(http::Response::Json(200, answer.dump()));
       return;
     }
     respond(http::Response::Json(404, R"({"error": "no such path"})"));
@@ -153,6 +156,7 @@ class FakeController {
   uint64_t next_id_ = 1;
   std::atomic<bool> answer_heartbeats_{true};
   std::atomic<int> lease_ttl_ms_{1500};
+  std::atomic<int> granted_ms_{-1};
   std::atomic<uint64_t> acked_{0};
   std::atomic<int> heartbeats_{0}, unauthorized_{0};
   std::atomic<int> requests_{0};
@@ -296,6 +300,32 @@ TEST(ControlPlaneTest, LeaseLossStopsActivePassiveRoutingUntilHeartbeatsReturn) 
   ASSERT_TRUE(WaitFor([&] { return gw.proxy().stats().Endpoint("svc").waits == 1; }));
 
   fc.AnswerHeartbeats(true);
+  EXPECT_EQ(ReadLine(c2), "a");
+  close(c1);
+  close(c2);
+}
+
+// A controller that answers heartbeats but grants no lease (the gateway has not acknowledged
+// routes published a lease ago, so the controller no longer waits for it) stops the gateway's
+// active-passive routing as a silent controller does.
+TEST(ControlPlaneTest, NoGrantedLeaseStopsActivePassiveRouting) {
+  TestBackend a("a");
+  FakeController fc;
+  fc.SetLeaseTtl(300);
+  fc.SetRoutes(Routes(1, "active-passive", 1, {{"a", a.port()}}, 1));
+  Gateway gw({fc.url()});
+  ASSERT_TRUE(WaitFor([&] { return gw.proxy().RoutesVersion() == 1 && gw.proxy().LeaseValid(); }));
+  int c1 = Dial(gw.port());
+  EXPECT_EQ(ReadLine(c1), "a");
+
+  fc.SetGrantedLease(0);
+  EXPECT_TRUE(ClosedWithin(c1, 5s));
+  EXPECT_FALSE(gw.proxy().LeaseValid());
+  EXPECT_GT(gw.status().heartbeats_ok, 0u);
+
+  fc.SetGrantedLease(300);
+  ASSERT_TRUE(WaitFor([&] { return gw.proxy().LeaseValid(); }));
+  int c2 = Dial(gw.port());
   EXPECT_EQ(ReadLine(c2), "a");
   close(c1);
   close(c2);

@@ -127,9 +127,13 @@ Result<AgentHeartbeat> ParseAgentHeartbeat(const json& body) {
 }
 
 json ToJson(const HeartbeatAnswer& answer) {
-  return {{"lease_ttl_ms",
-           std::chrono::duration_cast<std::chrono::milliseconds>(answer.lease_ttl).count()},
-          {"assignments_generation", answer.assignments_generation}};
+  json j = {{"lease_ttl_ms",
+             std::chrono::duration_cast<std::chrono::milliseconds>(answer.lease_ttl).count()},
+            {"assignments_generation", answer.assignments_generation}};
+  if (answer.lease) {
+    j["lease_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(*answer.lease).count();
+  }
+  return j;
 }
 
 Result<HeartbeatAnswer> ParseHeartbeatAnswer(std::string_view body) {
@@ -141,6 +145,12 @@ Result<HeartbeatAnswer> ParseHeartbeatAnswer(std::string_view body) {
                              std::chrono::milliseconds(manifest::kMaxLeaseTtl).count()));
   HAFAB_RETURN_IF_ERROR(Read(j, "assignments_generation", "", &a.assignments_generation));
   a.lease_ttl = std::chrono::milliseconds(ttl_ms);
+  if (j.contains("lease_ms") && !j["lease_ms"].is_null()) {
+    int64_t lease_ms = 0;
+    HAFAB_RETURN_IF_ERROR(Read(j, "lease_ms", "", &lease_ms, 0,
+                               std::chrono::milliseconds(manifest::kMaxLeaseTtl).count()));
+    a.lease = std::chrono::milliseconds(lease_ms);
+  }
   return a;
 }
 

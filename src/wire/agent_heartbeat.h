@@ -70,6 +70,10 @@ Result<AgentHeartbeat> ParseAgentHeartbeat(const nlohmann::json& body);
 struct HeartbeatAnswer {
   Duration lease_ttl = std::chrono::milliseconds(1500);
   uint64_t assignments_generation = 0;  // the controller's latest for this node
+  // A gateway's answer: what is left of the lease the controller counts it in for ("lease_ms";
+  // less than lease_ttl, 0 for none, while the gateway has not acknowledged routes published up
+  // to a lease_ttl ago). Absent: a full lease_ttl.
+  std::optional<Duration> lease;
 };
 
 nlohmann::json ToJson(const HeartbeatAnswer& answer);

@@ -155,6 +155,16 @@ TEST(HeartbeatAnswerTest, RoundTripsAndRefusesGarbage) {
   EXPECT_EQ(ParseHeartbeatAnswer(R"({"lease_ttl_ms": 3600000})")->lease_ttl, std::chrono::hours(1));
   EXPECT_EQ(ParseHeartbeatAnswer(R"({"lease_ttl_ms": 9223372036854775807})").status().message(),
             "lease_ttl_ms: must be between 1 and 3600000");
+  EXPECT_FALSE(a->lease.has_value());
+  // A gateway's answer carries what is left of its lease.
+  HeartbeatAnswer g{milliseconds(1500), 0, milliseconds(0)};
+  auto b = ParseHeartbeatAnswer(Dump(ToJson(g)));
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(b->lease.has_value());
+  EXPECT_EQ(*b->lease, milliseconds(0));
+  EXPECT_FALSE(ParseHeartbeatAnswer(R"({"lease_ttl_ms": 900, "lease_ms": -1})").ok());
+  EXPECT_FALSE(
+      ParseHeartbeatAnswer(R"({"lease_ttl_ms": 900, "lease_ms": 9223372036854775807})").ok());
 }
 
 TEST(GatewayHeartbeatTest, RoundTripsAndNamesBadMembers) {
