@@ -38,7 +38,8 @@ running; the next agent started with the same --data-dir adopts them (or stops t
 no longer match their assignment), so an agent upgrade does not restart applications.
 
 Example:
-  hafab agent --node n1 --controller http://127.0.0.1:7070 --token-file state/admin.token \
+  hafab token create --node n1 --out n1.token     # where the controller's cluster.key is
+  hafab agent --node n1 --controller http://127.0.0.1:7070 --token-file n1.token \
       --data-dir state/nodes/n1 --volume-root state/volumes --fault-domain fd1)";
 
 struct Flags {
@@ -168,7 +169,8 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
                   "Controller base URL(s), comma-separated; the next is tried on failure")
       ->delimiter(',')
       ->required();
-  cmd->add_option("--token-file", f->token_file, "File holding the controller's admin token");
+  cmd->add_option("--token-file", f->token_file,
+                  "File holding this node's agent credential (hafab token create --node NODE)");
   cmd->add_option("--data-dir", f->data_dir, "This node's directory (logs, pid files, work dirs)")
       ->required();
   cmd->add_option("--volume-root", f->volume_root,

@@ -26,7 +26,8 @@ Counters: GET http://METRICS/metrics (Prometheus) and /stats (JSON).
 SIGTERM or SIGINT: stop accepting, let connections finish up to --drain-timeout, exit 0.
 
 Examples:
-  hafab gateway --id gw1 --controller http://127.0.0.1:7070 --token-file state/admin.token
+  hafab token create --gateway gw1 --out gw1.token     # where the controller's cluster.key is
+  hafab gateway --id gw1 --controller http://127.0.0.1:7070 --token-file gw1.token
   hafab gateway --id gw1 --routes-file routes.json --threads 2)";
 
 struct Flags {
@@ -97,7 +98,8 @@ HAFAB_COMMAND(40, [](CLI::App& app) {
   cmd->add_option("--controller", f->controllers,
                   "Controller base URL(s), comma-separated; the next is tried on failure")
       ->delimiter(',');
-  cmd->add_option("--token-file", f->token_file, "File holding the controller's admin token");
+  cmd->add_option("--token-file", f->token_file,
+                  "File holding this gateway's credential (hafab token create --gateway ID)");
   cmd->add_option("--routes-file", f->routes_file,
                   "Static routes (the JSON of GET /v1/routes) instead of a controller");
   cmd->add_option("--threads", f->threads, "Data-path threads (0: one per core)");

@@ -163,7 +163,10 @@ Status Up::Prepare(const manifest::Manifest& m) {
   revive_after_ = *revive;
 
   std::string api_listen = opts_.api_listen.empty() ? m.settings.api_listen : opts_.api_listen;
-  std::string token = state_ + "/admin.token";
+  // The controller reads its tokens and cluster key from this directory; each agent and the
+  // gateway get their own credential, derived from that key (controller/tokens.h).
+  auto tokens = controller::LoadOrCreateTokens(state_);
+  if (!tokens.ok()) return tokens.status();
   if (opts_.ha && m.settings.api_listen != manifest::Settings().api_listen) {
     return Status::InvalidArgument(opts_.file + ": settings.api_listen " + m.settings.api_listen +
                                    ": --ha picks the replicas' ports itself (STATE_DIR/ha.json); "
@@ -199,6 +202,9 @@ Status Up::Prepare(const manifest::Manifest& m) {
   for (const auto& n : m.nodes) {
     std::string dir = state_ + "/nodes/" + n.name;
     fs::create_directories(dir, ec);
+    const std::string credential = dir + "/agent.token";
+    HAFAB_RETURN_IF_ERROR(
+        controller::WriteSecretFile(credential, controller::AgentCredential(tokens->key, n.name)));
     agents_[n.name] = {"agent " + n.name,
                        {self_,
                         "--log-format",
@@ -209,7 +215,7 @@ Status Up::Prepare(const manifest::Manifest& m) {
                         "--controller",
                         kApiPlaceholder,
                         "--token-file",
-                        token,
+                        credential,
                         "--data-dir",
                         dir,
                         "--volume-root",
@@ -234,9 +240,12 @@ Status Up::Prepare(const manifest::Manifest& m) {
     }
     argv.insert(argv.begin(), wrapper.begin(), wrapper.end());
   }
+  const std::string gateway_credential = state_ + "/gateway.token";
+  HAFAB_RETURN_IF_ERROR(controller::WriteSecretFile(
+      gateway_credential, controller::GatewayCredential(tokens->key, "gw1")));
   gateway_ = {"gateway",
               {self_, "--log-format", opts_.log_format, "gateway", "--id", "gw1", "--controller",
-               kApiPlaceholder, "--token-file", token, "--state-dir", state_},
+               kApiPlaceholder, "--token-file", gateway_credential, "--state-dir", state_},
               state_ + "/logs/gateway.log"};
   return Status::Ok();
 }
@@ -245,17 +254,15 @@ Status Up::PrepareHa(std::vector<std::string> controller_argv) {
   HAFAB_ASSIGN_OR_RETURN(std::string etcd, FindEtcd());
   HAFAB_ASSIGN_OR_RETURN(HaLayout layout, LoadOrCreateHaLayout(state_));
   ha_ = layout;
-  // Every replica takes the same tokens: the ones of the state directory, which the CLI,
-  // the agents and the gateway read.
-  auto tokens = controller::LoadOrCreateTokens(state_);
-  if (!tokens.ok()) return tokens.status();
+  // Every replica takes the same tokens and cluster key: the ones of the state directory,
+  // which the CLI reads and from which the agents' and the gateway's credentials come.
   for (int i = 0; i < HaLayout::kReplicas; ++i) {
     const std::string n = std::to_string(i + 1);
     const std::string dir = state_ + "/controllers/c" + n;
     std::error_code ec;
     fs::create_directories(dir, ec);
     fs::create_directories(state_ + "/etcd", ec);
-    for (const char* file : {"/admin.token", "/read.token"}) {
+    for (const char* file : {"/admin.token", "/read.token", "/cluster.key"}) {
       fs::copy_file(state_ + file, dir + file, fs::copy_options::overwrite_existing, ec);
       if (ec) return Status::Unavailable("cannot copy " + state_ + file + ": " + ec.message());
       fs::permissions(dir + file, fs::perms::owner_read | fs::perms::owner_write, ec);

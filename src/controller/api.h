@@ -41,11 +41,13 @@ class Api {
     std::string node;  // kAssignments
     int64_t after = 0;
     TimePoint deadline;
+    bool redact = false;  // for the read token (RedactEnv)
     http::Responder respond;
   };
 
-  void Route(const http::Request& req, bool admin, http::Responder& respond);
-  void Wait(Kind kind, const std::string& node, int64_t after, int64_t wait_ms,
+  // `redact`: the answer goes to the read token (env values hidden).
+  void Route(const http::Request& req, bool redact, http::Responder& respond);
+  void Wait(Kind kind, const std::string& node, int64_t after, int64_t wait_ms, bool redact,
             http::Responder respond);
   http::Response Answer(const Waiter& w);
   bool Ready(const Waiter& w);
@@ -66,11 +68,14 @@ class Api {
 inline constexpr uint64_t kMaxHeartbeatBytes = 2u << 20;  // a node listing 5000 instances
 inline constexpr uint64_t kMaxOtherBodyBytes = 64u << 10;
 
-// The controller listener's http::HeaderCheck: a request without a valid token, or anything
-// but a GET with the read token, is answered 401/403 before its body is read; a body may be
+// The controller listener's http::HeaderCheck: a request without a valid credential is answered
+// 401, one its credential does not allow (Permit) 403, before its body is read; a body may be
 // at most manifest::kMaxManifestBytes for POST /v1/apply, kMaxHeartbeatBytes for a heartbeat,
 // kMaxOtherBodyBytes otherwise.
 http::Admission AdmitRequest(const Tokens& tokens, const http::Request& head);
+
+// What the read token sees in place of each env value.
+inline constexpr char kRedacted[] = "<redacted>";
 
 // The HTTP status for a Status code: 400, 401/403, 404, 409, 503 or 500.
 int HttpStatus(const Status& st);

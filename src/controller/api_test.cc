@@ -42,7 +42,7 @@ class ApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(c_.Start().ok());
-    api_ = std::make_unique<Api>(c_, clock_, Tokens{"admintok", "readtok"});
+    api_ = std::make_unique<Api>(c_, clock_, Tokens{"admintok", "readtok", "clusterkey"});
   }
 
   // Sends a request; returns the response if answered synchronously.
@@ -324,7 +324,7 @@ TEST_F(ApiTest, ApplyingNoRolesNeedsRemoveAll) {
 
 // The listener's header check: the token before the body, and a body limit per endpoint.
 TEST(AdmitRequestTest, ChecksTheTokenAndBoundsTheBodyFromTheHeader) {
-  Tokens tokens{"admintok", "readtok"};
+  Tokens tokens{"admintok", "readtok", "clusterkey"};
   auto head = [](std::string method, std::string path, std::string token) {
     http::Request r;
     r.method = std::move(method);

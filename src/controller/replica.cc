@@ -138,7 +138,7 @@ void Replica::Handle(http::Request&& req, http::Responder respond) {
     respond(std::move(r));
   };
   if (req.method == "GET" && req.path == "/v1/leader") {
-    if (Authorize(tokens_, req.Header("authorization")) == Access::kNone) {
+    if (Authenticate(tokens_, req.Header("authorization")).access == Access::kNone) {
       return tagged(http::Response::Json(
           401, Dump(json{{"error", "Authorization: missing or unknown bearer token"}})));
     }
@@ -151,14 +151,12 @@ void Replica::Handle(http::Request&& req, http::Responder respond) {
 }
 
 void Replica::HandleFollower(http::Request&& req, http::Responder respond) {
-  const Access access = Authorize(tokens_, req.Header("authorization"));
+  const Principal who = Authenticate(tokens_, req.Header("authorization"));
+  const bool permitted = who.access != Access::kNone && Permit(who, req.method, req.path).ok();
   const bool leader_only = LeaderOnly(req);
   // Only a request the leader would take is sent there; the others get the Api's own
   // answer (401 or 403 with advice), which reads no state: no refresh for them.
-  if (leader_only &&
-      (access == Access::kAdmin || (access == Access::kRead && req.method == "GET"))) {
-    return respond(NotLeader());
-  }
+  if (leader_only && permitted) return respond(NotLeader());
   if (!view_) {
     ControllerOptions co = opts_.controller;
     // A follower never writes: a compare that never holds makes sure of it.
@@ -168,7 +166,7 @@ void Replica::HandleFollower(http::Request&& req, http::Responder respond) {
     view_api_ = std::make_unique<Api>(*view_, clock_, tokens_);
   }
   const TimePoint now = clock_.Now();
-  const bool refused = leader_only || access == Access::kNone;
+  const bool refused = leader_only || !permitted;
   if (!refused && (!view_loaded_ || now - *view_loaded_ >= opts_.follower_refresh)) {
     Status st = view_->Reload();
     if (!st.ok()) {

@@ -37,7 +37,7 @@ class ReplicaTest : public ::testing::Test {
     o.controller.crash_at_step = crash_at;
     o.controller.crash_exits = false;
     replicas_.push_back(
-        std::make_unique<Replica>(store_, clock_, &provider_, Tokens{"admin", "read"}, o));
+        std::make_unique<Replica>(store_, clock_, &provider_, Tokens{"admin", "read", "key"}, o));
     alive_.push_back(true);
     return *replicas_.back();
   }
@@ -219,6 +219,28 @@ TEST_P(ReplicaTakeoverTest, NewLeaderFinishesTheFailover) {
 INSTANTIATE_TEST_SUITE_P(Steps, ReplicaTakeoverTest,
                          ::testing::Values("fence", "stop", "detach", "promote", "wait_detached",
                                            "attach", "start", "route"));
+
+// A follower sends an agent or a gateway to the leader only for what its credential allows;
+// the rest is refused as the leader would (403), and /v1/leader answers every credential.
+TEST_F(ReplicaTest, FollowerRefusesComponentCredentialsOutsideTheirScope) {
+  Replica& a = Add("a");
+  Replica& b = Add("b");
+  Run(200ms);
+  ASSERT_FALSE(b.leading());
+  const std::string n1 = AgentCredential("key", "n1");
+  const std::string gw1 = GatewayCredential("key", "gw1");
+  EXPECT_EQ(Call(b, "POST", "/v1/agents/n1/heartbeat", "{}", n1).status, 503);
+  EXPECT_EQ(Call(b, "GET", "/v1/agents/n1/assignments", "", n1).status, 503);
+  EXPECT_EQ(Call(b, "POST", "/v1/agents/n2/heartbeat", "{}", n1).status, 403);
+  EXPECT_EQ(Call(b, "GET", "/v1/status", "", n1).status, 403);
+  EXPECT_EQ(Call(b, "GET", "/v1/routes", "", gw1).status, 503);
+  EXPECT_EQ(Call(b, "POST", "/v1/gateways/gw1/heartbeat", "{}", gw1).status, 503);
+  EXPECT_EQ(Call(b, "POST", "/v1/gateways/gw2/heartbeat", "{}", gw1).status, 403);
+  EXPECT_EQ(Call(b, "POST", "/v1/agents/n1/heartbeat", "{}", AgentCredential("other", "n1")).status,
+            401);
+  EXPECT_EQ(Call(b, "GET", "/v1/leader", "", n1).status, 200);
+  EXPECT_EQ(Call(a, "GET", "/v1/leader", "", gw1).status, 200);
+}
 
 TEST_F(ReplicaTest, NewLeaderGivesEveryNodeAFullLeaseBeforeJudgingIt) {
   Replica& a = Add("a");
