@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/tls_flags.h"
 #include "http/leader_hint.h"
 
 namespace hafab::cli {
@@ -40,6 +41,8 @@ void AddApiFlags(CLI::App* cmd, ApiOptions* opts) {
 
 Result<ApiClient> ApiClient::Connect(ApiOptions opts) {
   ApiClient c;
+  // https:// controllers: the operator's certificate (docs/deploy.md, "TLS").
+  HAFAB_RETURN_IF_ERROR(UseClientTlsFromEnv());
   c.url_ = !opts.api.empty() ? opts.api : Env("HAFAB_API");
   c.token_ = !opts.token.empty() ? opts.token : Env("HAFAB_TOKEN");
   if (c.url_.empty()) {

@@ -19,6 +19,7 @@
 #include "agent/process_tracker.h"
 #include "agent/procfs.h"
 #include "cli/command.h"
+#include "cli/tls_flags.h"
 #include "core/duration.h"
 #include "provider/exec_provider.h"
 #include "provider/local_provider.h"
@@ -46,6 +47,7 @@ struct Flags {
   std::string node;
   std::vector<std::string> controllers;  // --controller a,b or repeated
   std::string token_file;
+  http::TlsFiles tls;
   std::string data_dir;
   std::string volume_root;
   std::string address = "127.0.0.1";
@@ -90,6 +92,12 @@ void RunAgent(const Flags& f) {
       SetExitCode(kExitError);
       return;
     }
+  }
+  // https:// controller URLs: this process's client certificate (docs/deploy.md, "TLS").
+  if (Status st = UseClientTls(f.tls); !st.ok()) {
+    spdlog::error("{}", st.message());
+    SetExitCode(kExitUsage);
+    return;
   }
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
@@ -193,6 +201,7 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
   cmd->add_option("--log-keep", f->log_keep, "Rotated log files kept per instance")
       ->capture_default_str()
       ->check(CLI::Range(0, 100));
+  AddTlsFlags(cmd, &f->tls, "this node's certificate (hafab certs create)");
   cmd->callback([f] { RunAgent(*f); });
 });
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/tls_flags.h"
 #include "controller/daemon.h"
 #include "core/duration.h"
 #include "manifest/limits.h"
@@ -19,8 +20,9 @@ watches every node through its agent's heartbeats (leases in memory), places ins
 fault and update domains, restarts and relocates them, fails active-passive roles over as a
 journaled nine-step operation, and serves the HTTP/JSON API (docs/architecture.md).
 
-At first start it writes DIR/admin.token and DIR/read.token (0600); once listening it writes
-DIR/api.url. SIGTERM or SIGINT: answer waiting long-polls, close, exit 0. A controller
+At first start it writes DIR/admin.token, DIR/read.token and DIR/cluster.key (0600; agents'
+and gateways get credentials derived from the key: hafab token create); once listening it writes
+DIR/api.url (https:// with --tls-cert). SIGTERM or SIGINT: answer waiting long-polls, close, exit 0. A controller
 started again on the same store resumes every operation at the step it recorded.
 
 An etcd that does not answer yet is waited for: the controller logs which endpoints and
@@ -29,8 +31,12 @@ what error, and tries again (1 s, doubling to 10 s) until it answers or a signal
 Several controllers on one etcd (--store etcd://h1:2379,h2:2379,h3:2379) elect one leader
 through a lease on the key /hafab/leader; the others serve GETs from the store and answer
 everything else with 503 {"error": "not leader", "leader": URL}. A new leader resumes every
-journaled operation. Give every replica the same admin.token and read.token (copy them into
+journaled operation. Give every replica the same admin.token, read.token and cluster.key (copy them into
 each DIR before the first start) and an --advertise URL that agents and gateways can reach.
+
+Across machines, use mutual TLS (docs/deploy.md, "TLS"): with --tls-ca, --tls-cert and
+--tls-key the API speaks only TLS and takes only clients presenting a certificate of the same
+CA (hafab certs create); with --etcd-ca, --etcd-cert and --etcd-key it speaks TLS to etcd.
 
 Example:
   hafab controller --state-dir state --listen 127.0.0.1:7070 --volume-root state/volumes)";
@@ -47,6 +53,8 @@ struct Flags {
   std::string leader_ttl = "2s";
   std::string provider = "local";
   std::string provider_config;
+  http::TlsFiles tls;
+  http::TlsFiles etcd_tls;
 };
 
 void Run(const Flags& f) {
@@ -59,6 +67,8 @@ void Run(const Flags& f) {
   o.advertise = f.advertise;
   o.provider = f.provider;
   o.provider_config = f.provider_config;
+  o.tls = f.tls;
+  o.etcd_tls = f.etcd_tls;
   for (auto [flag, text, out] : {std::tuple{"--lease-ttl", f.lease_ttl, &o.lease_ttl},
                                  std::tuple{"--fence-margin", f.fence_margin, &o.fence_margin},
                                  std::tuple{"--leader-ttl", f.leader_ttl, &o.leader_ttl}}) {
@@ -98,7 +108,9 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
                   "URL of this controller for agents, gateways and the CLI (the leader hint "
                   "followers give); default http://LISTEN")
       ->check([](const std::string& v) {
-        return v.rfind("http://", 0) == 0 ? std::string() : "--advertise: want http://HOST:PORT";
+        return v.rfind("http://", 0) == 0 || v.rfind("https://", 0) == 0
+                   ? std::string()
+                   : "--advertise: want http://HOST:PORT (https:// with --tls-cert)";
       });
   cmd->add_option("--leader-ttl", f->leader_ttl,
                   "Lease of the leader key: a dead leader is replaced within about this long "
@@ -116,6 +128,17 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
   cmd->add_option("--fence-margin", f->fence_margin,
                   "Safety margin after a silent node's lease before force-detaching its volume")
       ->capture_default_str();
+  AddTlsFlags(cmd, &f->tls,
+              "this replica's certificate (it serves the API with it, and presents it to the "
+              "other replicas); it must name the host of --advertise");
+  cmd->add_option("--etcd-ca", f->etcd_tls.ca,
+                  "etcd over TLS: the CA of etcd's certificates; with --etcd-cert, --etcd-key")
+      ->group("TLS");
+  cmd->add_option("--etcd-cert", f->etcd_tls.cert,
+                  "etcd over TLS: the client certificate etcd's --client-cert-auth checks")
+      ->group("TLS");
+  cmd->add_option("--etcd-key", f->etcd_tls.key, "etcd over TLS: the key of --etcd-cert")
+      ->group("TLS");
   cmd->callback([f] { Run(*f); });
 });
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/tls_flags.h"
 #include "core/duration.h"
 #include "gateway/daemon.h"
 
@@ -34,6 +35,7 @@ struct Flags {
   std::string id = "gw1";
   std::vector<std::string> controllers;  // --controller a,b or repeated
   std::string token_file;
+  http::TlsFiles tls;
   std::string routes_file;
   int threads = 0;
   std::string primary_wait = "5s";
@@ -68,6 +70,12 @@ void RunGatewayCommand(const Flags& f) {
   }
   if (!o.controllers.empty() && o.token_file.empty()) {
     spdlog::error("--controller needs --token-file");
+    SetExitCode(kExitUsage);
+    return;
+  }
+  // https:// controller URLs: this process's client certificate (docs/deploy.md, "TLS").
+  if (Status st = UseClientTls(f.tls); !st.ok()) {
+    spdlog::error("{}", st.message());
     SetExitCode(kExitUsage);
     return;
   }
@@ -114,6 +122,7 @@ HAFAB_COMMAND(40, [](CLI::App& app) {
   cmd->add_option("--metrics-listen", f->metrics_listen, "host:port of /metrics and /stats");
   cmd->add_option("--state-dir", f->state_dir, "Directory for gateway.addr (metrics address)");
   cmd->add_flag("--no-splice", f->no_splice, "Copy through user space instead of splice(2)");
+  AddTlsFlags(cmd, &f->tls, "this gateway's certificate (hafab certs create)");
   cmd->callback([f] { RunGatewayCommand(*f); });
 });
 

@@ -49,11 +49,12 @@ Status WriteFileAtomically(const std::string& path, const std::string& text) {
 // Errors: what store::Open says when retrying cannot help (a bad URL, an SQLite file).
 // REQUIRES: the signals of `stop` blocked in this thread.
 Result<std::unique_ptr<store::Store>> OpenStoreWaiting(const std::string& url, Duration budget,
+                                                       const http::TlsFiles& etcd_tls,
                                                        const sigset_t& stop) {
   Backoff backoff(std::chrono::seconds(1), std::chrono::seconds(10));
   const TimePoint since = RealClock().Now();
   for (int attempt = 1;; ++attempt) {
-    auto opened = store::Open(url, RealClock(), budget);
+    auto opened = store::Open(url, RealClock(), budget, etcd_tls);
     const bool retry =
         url.rfind("etcd://", 0) == 0 && (opened.status().code() == StatusCode::kUnavailable ||
                                          opened.status().code() == StatusCode::kDeadlineExceeded);
@@ -132,7 +133,12 @@ Status RunDaemon(const DaemonOptions& opts) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
-  auto opened = OpenStoreWaiting(db, store_budget, stop_signals);
+  if (!opts.etcd_tls.empty() && db.rfind("etcd://", 0) != 0) {
+    return Status::InvalidArgument(
+        "--etcd-ca, --etcd-cert, --etcd-key: only with an etcd:// "
+        "--store");
+  }
+  auto opened = OpenStoreWaiting(db, store_budget, opts.etcd_tls, stop_signals);
   if (!opened.ok()) return opened.status().WithContext("--store " + db);
   if (*opened == nullptr) return Status::Ok();  // stopped by a signal while waiting
   std::unique_ptr<store::Store> st = std::move(opened).value();
@@ -167,6 +173,12 @@ Status RunDaemon(const DaemonOptions& opts) {
   // connection limits keep an anonymous flood from starving heartbeats (http.h ServerLimits).
   server.SetHeaderCheck(
       [&tokens](const http::Request& head) { return AdmitRequest(tokens, head); });
+  if (!opts.tls.empty()) {
+    HAFAB_RETURN_IF_ERROR(http::CheckTlsFiles(opts.tls));
+    HAFAB_RETURN_IF_ERROR(server.UseTls(opts.tls));
+    // A follower asks the other replicas who leads (leader_probe.h) as their client.
+    HAFAB_RETURN_IF_ERROR(http::SetClientTls(opts.tls));
+  }
   // With port 0, a restarted controller takes the port it had before when it is free:
   // agents and gateways know only that address (the `hafab up` children keep their argv).
   std::string remembered = state + "/api.listen";
@@ -185,7 +197,8 @@ Status RunDaemon(const DaemonOptions& opts) {
   uint16_t bound = *listened;
   HAFAB_RETURN_IF_ERROR(WriteFileAtomically(remembered, host + " " + std::to_string(bound) + "\n"));
   std::string url_host = host == "0.0.0.0" || host.empty() ? "127.0.0.1" : host;
-  std::string url = "http://" + url_host + ":" + std::to_string(bound);
+  std::string url =
+      (opts.tls.empty() ? "http://" : "https://") + url_host + ":" + std::to_string(bound);
 
   ReplicaOptions ro;
   ro.controller = co;

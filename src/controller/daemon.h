@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "http/tls.h"
 
 namespace hafab::controller {
 
@@ -27,6 +28,11 @@ struct DaemonOptions {
   Duration lease_ttl = std::chrono::milliseconds(1500);
   Duration fence_margin = std::chrono::milliseconds(500);
   std::string crash_at_step;  // HAFAB_TEST_CRASH_AT_STEP
+  // Set: the API speaks only TLS and takes only clients with a certificate of tls.ca (agents,
+  // gateways, the CLI, the other replicas, to which it is the client too); URLs are https.
+  http::TlsFiles tls;
+  // Set: the etcd store is spoken to over TLS with this client certificate.
+  http::TlsFiles etcd_tls;
 };
 
 // Runs until SIGTERM/SIGINT. An etcd store that does not answer is waited for (logged,

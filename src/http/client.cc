@@ -3,12 +3,14 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
 
 #include "http/http.h"
+#include "http/tls_context.h"
 
 namespace hafab::http {
 namespace {
@@ -18,6 +20,7 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+using internal::Stream;
 
 constexpr uint64_t kResponseBodyLimit = 256u << 20;
 
@@ -39,7 +42,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
                   ? "[" + url_.host + "]:" + std::to_string(url_.port)
                   : url_.host + ":" + std::to_string(url_.port)),
         resolver_(io),
-        socket_(io),
+        tls_(url_.tls ? internal::ClientTlsContext() : nullptr),
+        stream_(tls_ ? Stream(tcp::socket(io), *tls_) : Stream(tcp::socket(io))),
         timer_(io),
         done_(std::move(done)) {}
 
@@ -57,6 +61,16 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     request_.prepare_payload();
     head_ = method == "HEAD";
 
+    if (url_.tls && !tls_) {
+      // Posted: `done` never runs inside the call.
+      asio::post(stream_.get_executor(), [self = shared_from_this()] {
+        self->Finish(Status::InvalidArgument(
+            self->method() + " https://" + self->name_ + self->url_.target +
+            ": this process has no TLS client certificate (--tls-ca, --tls-cert, --tls-key, or "
+            "HAFAB_TLS_CA, HAFAB_TLS_CERT, HAFAB_TLS_KEY for the CLI)"));
+      });
+      return;
+    }
     timer_.expires_after(timeout);
     timer_.async_wait([self = shared_from_this(), timeout](error_code ec) {
       if (ec) return;  // cancelled: the request finished first
@@ -78,14 +92,36 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     if (finished_) return;
     if (ec) return Finish(Status::Unavailable("cannot resolve " + url_.host + ": " + Explain(ec)));
     asio::async_connect(
-        socket_, results,
+        stream_.socket(), results,
         [self = shared_from_this()](error_code ec, const tcp::endpoint&) { self->OnConnect(ec); });
   }
 
   void OnConnect(error_code ec) {
     if (finished_) return;
     if (ec) return Finish(Status::Unavailable("cannot connect to " + name_ + ": " + Explain(ec)));
-    bhttp::async_write(socket_, request_,
+    if (auto* tls = stream_.tls()) {
+      // The server's certificate must name the host of the URL (a DNS name or an IP address).
+      error_code ignored;
+      asio::ip::make_address(url_.host, ignored);
+      if (ignored) SSL_set_tlsext_host_name(tls->native_handle(), url_.host.c_str());
+      tls->set_verify_callback(asio::ssl::host_name_verification(url_.host));
+      tls->async_handshake(asio::ssl::stream_base::client,
+                           [self = shared_from_this()](error_code ec) { self->OnHandshake(ec); });
+      return;
+    }
+    Send();
+  }
+
+  void OnHandshake(error_code ec) {
+    if (finished_) return;
+    if (ec) {
+      return Finish(Status::Unavailable("TLS handshake with " + name_ + ": " + Explain(ec)));
+    }
+    Send();
+  }
+
+  void Send() {
+    bhttp::async_write(stream_, request_,
                        [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
   }
 
@@ -95,7 +131,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     parser_.emplace();
     parser_->body_limit(kResponseBodyLimit);
     if (head_) parser_->skip(true);
-    bhttp::async_read(socket_, buffer_, *parser_,
+    bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this(), write_ec = ec](error_code ec, size_t) {
                         self->OnRead(ec, write_ec);
                       });
@@ -135,8 +171,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     error_code ignored;
     timer_.cancel();
     resolver_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
     auto done = std::move(done_);
     done(std::move(result));
   }
@@ -144,7 +180,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   Url url_;
   std::string name_;
   tcp::resolver resolver_;
-  tcp::socket socket_;
+  std::shared_ptr<asio::ssl::context> tls_;  // https: the process's (SetClientTls)
+  Stream stream_;
   asio::steady_timer timer_;
   std::function<void(Result<Response>)> done_;
   bhttp::request<bhttp::string_body> request_;

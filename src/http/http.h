@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/result.h"
+#include "http/tls.h"
 
 namespace hafab::http {
 
@@ -115,6 +116,10 @@ class Server {
   void SetIdleTimeout(Duration timeout);
   // Applies to connections accepted after the call.
   void SetLimits(const ServerLimits& limits);
+  // From now on every accepted connection must complete a TLS handshake presenting a client
+  // certificate signed by `files.ca` (http/tls.h); the server presents `files.cert`.
+  // Errors: InvalidArgument naming the file that could not be loaded.
+  Status UseTls(const TlsFiles& files);
   // Installs the check run on each request header (default: admit, 16 MiB bodies).
   void SetHeaderCheck(HeaderCheck check);
   ServerStats stats() const;
@@ -126,10 +131,11 @@ class Server {
 
 struct Url {
   std::string host;
-  uint16_t port = 80;
+  uint16_t port = 80;        // 443 for https when not given
   std::string target = "/";  // path and query
+  bool tls = false;          // https:// (the client's certificate: SetClientTls)
 };
-// Parses "http://host:port/path?q". InvalidArgument naming the URL otherwise.
+// Parses "http://host:port/path?q" or "https://...". InvalidArgument naming the URL otherwise.
 Result<Url> ParseUrl(const std::string& url);
 
 // Decodes %XX escapes (and '+' as a space when `plus_is_space`, as in a query).
@@ -144,8 +150,9 @@ std::string PercentEncode(std::string_view text);
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // Blocking request with a deadline, for the CLI, tests and tools.
-// Errors: Unavailable (connect refused/reset, the message names host:port),
-// DeadlineExceeded (no full response within `timeout`). Any HTTP status is a Response.
+// Errors: Unavailable (connect refused/reset, a failed TLS handshake; the message names
+// host:port), DeadlineExceeded (no full response within `timeout`), InvalidArgument (an
+// https:// URL in a process without SetClientTls). Any HTTP status is a Response.
 Result<Response> Fetch(const std::string& method, const std::string& url,
                        const std::string& body = "", const Headers& headers = {},
                        Duration timeout = std::chrono::seconds(5));

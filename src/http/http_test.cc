@@ -578,8 +578,14 @@ TEST(HttpTest, ParseUrlAcceptsHostPortTargetAndRejectsTheRest) {
   ASSERT_TRUE(v6.ok());
   EXPECT_EQ(v6->host, "::1");
   EXPECT_EQ(v6->port, 7000);
+  EXPECT_FALSE(v6->tls);
+  auto tls = ParseUrl("https://10.0.0.1:7070/v1/status");
+  ASSERT_TRUE(tls.ok());
+  EXPECT_TRUE(tls->tls);
+  EXPECT_EQ(tls->port, 7070);
+  EXPECT_EQ(ParseUrl("https://a")->port, 443);
 
-  for (std::string bad : {"example.com/x", "https://a:1/", "http://:80/", "http://a:0/",
+  for (std::string bad : {"example.com/x", "ftp://a:1/", "http://:80/", "http://a:0/",
                           "http://a:70000/", "http://a:x/", "http://a:/"}) {
     auto r = ParseUrl(bad);
     EXPECT_FALSE(r.ok()) << bad;

@@ -124,16 +124,26 @@ Result<Url> ParseUrl(const std::string& url) {
     return Status::InvalidArgument("bad URL \"" + url + "\": " + std::string(why) +
                                    " (expected http://host:port/path)");
   };
-  constexpr std::string_view kScheme = "http://";
+  auto has_scheme = [&](std::string_view scheme) {
+    return url.size() >= scheme.size() &&
+           EqualsIgnoreCase(std::string_view(url).substr(0, scheme.size()), scheme);
+  };
   std::string_view rest(url);
-  if (rest.size() < kScheme.size() || !EqualsIgnoreCase(rest.substr(0, kScheme.size()), kScheme)) {
-    if (rest.find("://") != std::string_view::npos) return invalid("only http:// is supported");
+  Url out;
+  if (has_scheme("https://")) {
+    out.tls = true;
+    out.port = 443;
+    rest.remove_prefix(8);
+  } else if (has_scheme("http://")) {
+    rest.remove_prefix(7);
+  } else {
+    if (rest.find("://") != std::string_view::npos) {
+      return invalid("only http:// and https:// are supported");
+    }
     return invalid("missing http://");
   }
-  rest.remove_prefix(kScheme.size());
   size_t slash = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, slash);
-  Url out;
   if (slash != std::string_view::npos) {
     out.target = std::string(rest.substr(slash));
     if (out.target[0] == '?') out.target = "/" + out.target;

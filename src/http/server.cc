@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "http/http.h"
+#include "http/tls_context.h"
 
 namespace hafab::http {
 namespace {
@@ -23,6 +24,7 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+using internal::Stream;
 
 constexpr uint64_t kRequestBodyLimit = 16u << 20;  // before the HeaderCheck; 413 beyond
 constexpr uint32_t kRequestHeaderLimit = 64u << 10;
@@ -51,6 +53,7 @@ struct ServerCore {
   asio::io_context& io;
   Handler handler;
   HeaderCheck check;
+  std::shared_ptr<asio::ssl::context> tls;  // set: every connection speaks TLS (UseTls)
   ServerLimits limits;
   ServerStats stats;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
@@ -78,10 +81,10 @@ struct ServerCore {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::shared_ptr<ServerCore> server, tcp::socket socket, std::string peer)
+  Connection(std::shared_ptr<ServerCore> server, Stream stream, std::string peer)
       : server_(std::move(server)),
-        socket_(std::move(socket)),
-        idle_timer_(socket_.get_executor()),
+        stream_(std::move(stream)),
+        idle_timer_(stream_.get_executor()),
         peer_(std::move(peer)) {}
 
   const std::string& peer() const { return peer_; }
@@ -93,7 +96,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (state_ != State::kClosed) server_->Forget(this);
   }
 
-  void Start() { ReadHeader(); }
+  void Start() {
+    if (!stream_.tls()) return ReadHeader();
+    // The handshake counts against the time the request header may take.
+    StartReadDeadline(std::min(server_->limits.header_timeout, server_->idle_timeout));
+    stream_.tls()->async_handshake(asio::ssl::stream_base::server, [self = shared_from_this()](
+                                                                       error_code ec) {
+      if (self->state_ == State::kClosed) return;
+      if (ec) {
+        // No certificate, one of another CA, a plain HTTP client: nothing is read.
+        spdlog::info("http server: TLS handshake with {} failed: {}", self->peer_, ec.message());
+        return self->Close();
+      }
+      self->ReadHeader();
+    });
+  }
 
   // True while a request has been handed to the handler and not yet fully answered.
   bool busy() const { return state_ != State::kReading; }
@@ -109,8 +126,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     state_ = State::kClosed;
     idle_timer_.cancel();
     error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
     server_->Forget(this);
   }
 
@@ -132,7 +149,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     StartReadDeadline(timeout);
     bhttp::async_read_header(
-        socket_, buffer_, *parser_,
+        stream_, buffer_, *parser_,
         [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
   }
 
@@ -190,7 +207,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       // curl waits for this before sending a body over 1 KiB.
       auto interim = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
                                                                           message.version());
-      bhttp::async_write(socket_, *interim,
+      bhttp::async_write(stream_, *interim,
                          [self = shared_from_this(), interim](error_code ec, size_t) {
                            if (self->state_ == State::kClosed) return;
                            if (ec) return self->Close();
@@ -202,7 +219,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void ReadBody() {
-    bhttp::async_read(socket_, buffer_, *parser_,
+    bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](error_code ec, size_t) { self->OnBody(ec); });
   }
 
@@ -246,7 +263,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     state_ = State::kHandling;
     uint64_t sequence = ++sequence_;
     Responder respond = [self = shared_from_this(), sequence](Response response) {
-      asio::dispatch(self->socket_.get_executor(),
+      asio::dispatch(self->stream_.get_executor(),
                      [self, sequence, response = std::move(response)]() mutable {
                        if (self->state_ != State::kHandling || self->sequence_ != sequence) {
                          return;  // closed, stopped, or already answered
@@ -275,7 +292,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     message->body() = std::move(response.body);
     message->keep_alive(keep_alive_);
     message->prepare_payload();
-    bhttp::async_write(socket_, *message,
+    bhttp::async_write(stream_, *message,
                        [self = shared_from_this(), message](error_code ec, size_t) {
                          if (self->state_ == State::kClosed) return;
                          // A keep-alive answer written when a drain began: the client
@@ -286,7 +303,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   std::shared_ptr<ServerCore> server_;
-  tcp::socket socket_;
+  Stream stream_;
   asio::steady_timer idle_timer_;
   std::string peer_;
   beast::flat_buffer buffer_;
@@ -354,7 +371,8 @@ void ServerCore::OnAccepted(tcp::socket socket, std::shared_ptr<ServerCore> self
     if (per_peer[peer] == 0) per_peer.erase(peer);
     return;
   }
-  auto connection = std::make_shared<Connection>(self, std::move(socket), peer);
+  auto connection = std::make_shared<Connection>(
+      self, tls ? Stream(std::move(socket), *tls) : Stream(std::move(socket)), peer);
   connections.emplace(connection.get(), connection);
   ++per_peer[peer];
   connection->fresh = fresh.insert(fresh.end(), connection.get());
@@ -461,6 +479,11 @@ void Server::Stop() {
 void Server::SetIdleTimeout(Duration timeout) { impl_->idle_timeout = timeout; }
 
 void Server::SetLimits(const ServerLimits& limits) { impl_->limits = limits; }
+
+Status Server::UseTls(const TlsFiles& files) {
+  HAFAB_ASSIGN_OR_RETURN(impl_->tls, internal::MakeTlsContext(files, /*server=*/true));
+  return Status::Ok();
+}
 
 void Server::SetHeaderCheck(HeaderCheck check) { impl_->check = std::move(check); }
 

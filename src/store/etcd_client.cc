@@ -6,6 +6,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <cerrno>
@@ -14,6 +15,7 @@
 #include <utility>
 
 #include "core/json.h"
+#include "http/tls_context.h"
 
 namespace hafab::store {
 
@@ -53,10 +55,13 @@ namespace etcd_internal {
 // thread that owns it. Interrupt() is the only method other threads may call.
 class Connection {
  public:
-  Connection() : socket_(io_) {}
+  // `tls` null: plain TCP.
+  explicit Connection(asio::ssl::context* tls)
+      : stream_(tls ? http::internal::Stream(tcp::socket(io_), *tls)
+                    : http::internal::Stream(tcp::socket(io_))) {}
   ~Connection() {
     error_code ignored;
-    socket_.close(ignored);
+    stream_.socket().close(ignored);
   }
 
   Status Connect(const EtcdEndpoint& ep, TimePoint deadline) {
@@ -75,7 +80,7 @@ class Connection {
     }
     if (result) return Status::Unavailable("cannot resolve " + ep.host + ": " + Explain(result));
     done = false;
-    asio::async_connect(socket_, addresses, [&](error_code ec, const tcp::endpoint&) {
+    asio::async_connect(stream_.socket(), addresses, [&](error_code ec, const tcp::endpoint&) {
       result = ec;
       done = true;
     });
@@ -84,7 +89,21 @@ class Connection {
     }
     if (result) return Status::Unavailable(Explain(result));
     error_code ignored;
-    socket_.set_option(tcp::no_delay(true), ignored);
+    stream_.socket().set_option(tcp::no_delay(true), ignored);
+    if (auto* tls = stream_.tls()) {
+      asio::ip::make_address(ep.host, ignored);
+      if (ignored) SSL_set_tlsext_host_name(tls->native_handle(), ep.host.c_str());
+      tls->set_verify_callback(asio::ssl::host_name_verification(ep.host));
+      done = false;
+      tls->async_handshake(asio::ssl::stream_base::client, [&](error_code ec) {
+        result = ec;
+        done = true;
+      });
+      if (!RunUntil(done, deadline, [&] { CloseSocket(); })) {
+        return Status::Unavailable("TLS handshake timed out");
+      }
+      if (result) return Status::Unavailable("TLS handshake: " + Explain(result));
+    }
     return Status::Ok();
   }
 
@@ -92,7 +111,7 @@ class Connection {
   // sent nothing unasked.
   bool LooksAlive() {
     char byte;
-    ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
@@ -100,7 +119,7 @@ class Connection {
   Status Write(bhttp::request<bhttp::string_body>& request, TimePoint deadline) {
     bool done = false;
     error_code result;
-    bhttp::async_write(socket_, request, [&](error_code ec, size_t) {
+    bhttp::async_write(stream_, request, [&](error_code ec, size_t) {
       result = ec;
       done = true;
     });
@@ -115,7 +134,7 @@ class Connection {
   Status Read(bhttp::response_parser<bhttp::string_body>& parser, TimePoint deadline) {
     bool done = false;
     error_code result;
-    bhttp::async_read(socket_, buffer_, parser, [&](error_code ec, size_t) {
+    bhttp::async_read(stream_, buffer_, parser, [&](error_code ec, size_t) {
       result = ec;
       done = true;
     });
@@ -132,7 +151,7 @@ class Connection {
     stream_parser_->body_limit(boost::none);
     bool done = false;
     error_code result;
-    bhttp::async_read_header(socket_, buffer_, *stream_parser_, [&](error_code ec, size_t) {
+    bhttp::async_read_header(stream_, buffer_, *stream_parser_, [&](error_code ec, size_t) {
       result = ec;
       done = true;
     });
@@ -153,7 +172,7 @@ class Connection {
     if (!read_pending_) {
       read_pending_ = true;
       read_done_ = false;
-      bhttp::async_read_some(socket_, buffer_, *stream_parser_, [this](error_code ec, size_t) {
+      bhttp::async_read_some(stream_, buffer_, *stream_parser_, [this](error_code ec, size_t) {
         read_ec_ = ec;
         read_done_ = true;
       });
@@ -210,11 +229,11 @@ class Connection {
 
   void CloseSocket() {
     error_code ignored;
-    socket_.close(ignored);
+    stream_.socket().close(ignored);
   }
 
   asio::io_context io_;
-  tcp::socket socket_;
+  http::internal::Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::response_parser<bhttp::string_body>> stream_parser_;
   bool read_pending_ = false;
@@ -444,7 +463,7 @@ std::unique_ptr<Connection> EtcdClient::TakeConnection(size_t index, TimePoint d
     }
     if (conn->LooksAlive()) return conn;
   }
-  auto conn = std::make_unique<Connection>();
+  auto conn = std::make_unique<Connection>(options_.tls.get());
   TimePoint connect_deadline = std::min(deadline, RealClock().Now() + options_.dial_timeout);
   Status connected = conn->Connect(endpoints_[index], connect_deadline);
   if (!connected.ok()) {
@@ -609,7 +628,7 @@ Result<std::unique_ptr<EtcdStream>> EtcdClient::OpenStream(const std::string& pa
     for (size_t k = 0; k < n; ++k) {
       size_t index = (start + k) % n;
       const EtcdEndpoint& ep = endpoints_[index];
-      auto conn = std::make_unique<Connection>();
+      auto conn = std::make_unique<Connection>(options_.tls.get());
       Status st = conn->Connect(ep, std::min(deadline, clock.Now() + options_.dial_timeout));
       if (st.ok()) {
         auto request = MakeRequest(ep, path, payload);

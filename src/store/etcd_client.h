@@ -20,6 +20,10 @@
 #include "core/result.h"
 #include "core/thread_annotations.h"
 
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
+
 namespace hafab::store {
 
 struct EtcdEndpoint {
@@ -42,6 +46,9 @@ struct EtcdClientOptions {
   // Pause after a round in which every endpoint failed before trying them again (an
   // election takes a moment).
   Duration retry_backoff = std::chrono::milliseconds(50);
+  // Set: every connection speaks TLS with this context (its client certificate, the CA of
+  // etcd's), checking that the member's certificate names the endpoint's host.
+  std::shared_ptr<boost::asio::ssl::context> tls;
 };
 
 // Counters for operators and tests; totals since the client was made.
