@@ -3,7 +3,6 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -64,10 +63,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     if (url_.tls && !tls_) {
       // Posted: `done` never runs inside the call.
       asio::post(stream_.get_executor(), [self = shared_from_this()] {
-        self->Finish(Status::InvalidArgument(
-            self->method() + " https://" + self->name_ + self->url_.target +
-            ": this process has no TLS client certificate (--tls-ca, --tls-cert, --tls-key, or "
-            "HAFAB_TLS_CA, HAFAB_TLS_CERT, HAFAB_TLS_KEY for the CLI)"));
+        self->Finish(
+            internal::NoClientTls(self->method() + " https://" + self->name_ + self->url_.target));
       });
       return;
     }
@@ -99,17 +96,8 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   void OnConnect(error_code ec) {
     if (finished_) return;
     if (ec) return Finish(Status::Unavailable("cannot connect to " + name_ + ": " + Explain(ec)));
-    if (auto* tls = stream_.tls()) {
-      // The server's certificate must name the host of the URL (a DNS name or an IP address).
-      error_code ignored;
-      asio::ip::make_address(url_.host, ignored);
-      if (ignored) SSL_set_tlsext_host_name(tls->native_handle(), url_.host.c_str());
-      tls->set_verify_callback(asio::ssl::host_name_verification(url_.host));
-      tls->async_handshake(asio::ssl::stream_base::client,
-                           [self = shared_from_this()](error_code ec) { self->OnHandshake(ec); });
-      return;
-    }
-    Send();
+    internal::AsyncClientHandshake(
+        stream_, url_.host, [self = shared_from_this()](error_code ec) { self->OnHandshake(ec); });
   }
 
   void OnHandshake(error_code ec) {

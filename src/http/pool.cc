@@ -8,6 +8,8 @@
 #include <boost/beast/http.hpp>
 #include <optional>
 
+#include "http/tls_context.h"
+
 namespace hafab::http {
 
 namespace asio = boost::asio;
@@ -15,10 +17,16 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+using internal::Stream;
 
+// A connection, plain or TLS (an https:// URL: the process's SetClientTls certificate, past
+// its handshake once it is idle).
 struct ConnectionPool::Idle {
-  explicit Idle(asio::io_context& io) : socket(io) {}
-  tcp::socket socket;
+  Idle(asio::io_context& io, std::shared_ptr<asio::ssl::context> tls)
+      : context(std::move(tls)),
+        stream(context ? Stream(tcp::socket(io), *context) : Stream(tcp::socket(io))) {}
+  std::shared_ptr<asio::ssl::context> context;  // outlives the stream (SetClientTls may replace it)
+  Stream stream;
   beast::flat_buffer buffer;
 };
 
@@ -34,7 +42,9 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
       : io_(io),
         url_(std::move(url)),
         name_(url_.host + ":" + std::to_string(url_.port)),
+        key_((url_.tls ? "https://" : "http://") + name_),
         pool_(std::move(pool)),
+        tls_(url_.tls ? internal::ClientTlsContext() : nullptr),
         resolver_(io),
         timer_(io),
         done_(std::move(done)) {}
@@ -51,6 +61,11 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
     request_.keep_alive(true);
     request_.body() = std::move(body);
     request_.prepare_payload();
+    if (url_.tls && !tls_) {
+      asio::post(
+          io_, [self = shared_from_this()] { self->Finish(internal::NoClientTls(self->Where())); });
+      return;
+    }
     timer_.expires_after(timeout);
     timer_.async_wait([self = shared_from_this(), timeout](error_code ec) {
       if (ec) return;
@@ -60,7 +75,7 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
           "ms"));
     });
     if (auto pool = pool_.lock()) {
-      auto& idle = (*pool)[name_];
+      auto& idle = (*pool)[key_];
       if (!idle.empty()) {
         conn_ = std::move(idle.back());
         idle.pop_back();
@@ -74,23 +89,33 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
  private:
   void Connect() {
     reused_ = false;
-    conn_ = std::make_shared<ConnectionPool::Idle>(io_);
+    conn_ = std::make_shared<ConnectionPool::Idle>(io_, tls_);
     resolver_.async_resolve(
         url_.host, std::to_string(url_.port),
         [self = shared_from_this()](error_code ec, tcp::resolver::results_type results) {
           if (self->finished_) return;
           if (ec) return self->Fail("cannot resolve " + self->url_.host, ec);
-          asio::async_connect(self->conn_->socket, results,
+          asio::async_connect(self->conn_->stream.socket(), results,
                               [self](error_code ec, const tcp::endpoint&) {
                                 if (self->finished_) return;
                                 if (ec) return self->Fail("cannot connect to " + self->name_, ec);
-                                self->Write();
+                                self->Handshake();
                               });
         });
   }
 
+  void Handshake() {
+    internal::AsyncClientHandshake(conn_->stream, url_.host,
+                                   [self = shared_from_this()](error_code ec) {
+                                     if (self->finished_) return;
+                                     if (ec)
+                                       return self->Fail("TLS handshake with " + self->name_, ec);
+                                     self->Write();
+                                   });
+  }
+
   void Write() {
-    bhttp::async_write(conn_->socket, request_, [self = shared_from_this()](error_code ec, size_t) {
+    bhttp::async_write(conn_->stream, request_, [self = shared_from_this()](error_code ec, size_t) {
       if (self->finished_) return;
       if (ec) return self->Retry(ec);
       self->Read();
@@ -100,7 +125,7 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
   void Read() {
     parser_.emplace();
     parser_->body_limit(kResponseBodyLimit);
-    bhttp::async_read(conn_->socket, conn_->buffer, *parser_,
+    bhttp::async_read(conn_->stream, conn_->buffer, *parser_,
                       [self = shared_from_this()](error_code ec, size_t) { self->OnRead(ec); });
   }
 
@@ -129,7 +154,7 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
   void Retry(error_code ec) {
     if (!reused_) return Fail(Where(), ec);
     error_code ignored;
-    conn_->socket.close(ignored);
+    conn_->stream.socket().close(ignored);
     Connect();
   }
 
@@ -151,10 +176,10 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
     resolver_.cancel();
     auto pool = pool_.lock();
     if (result.ok() && keep_ && pool && conn_ && conn_->buffer.size() == 0) {
-      (*pool)[name_].push_back(std::move(conn_));
+      (*pool)[key_].push_back(std::move(conn_));
     } else if (conn_) {
       error_code ignored;
-      conn_->socket.close(ignored);
+      conn_->stream.socket().close(ignored);
     }
     auto done = std::move(done_);
     done(std::move(result));
@@ -163,7 +188,9 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
   asio::io_context& io_;
   Url url_;
   std::string name_;
+  std::string key_;  // scheme and host:port: plain and TLS connections are not mixed
   std::weak_ptr<IdleMap> pool_;
+  std::shared_ptr<asio::ssl::context> tls_;  // https: the process's (SetClientTls)
   tcp::resolver resolver_;
   asio::steady_timer timer_;
   std::function<void(Result<Response>)> done_;
@@ -184,7 +211,7 @@ ConnectionPool::~ConnectionPool() {
   for (auto& [name, conns] : *idle_) {
     for (auto& c : conns) {
       error_code ignored;
-      c->socket.close(ignored);
+      c->stream.socket().close(ignored);
     }
   }
 }
@@ -198,10 +225,6 @@ size_t ConnectionPool::idle() const {
 void ConnectionPool::Fetch(const std::string& method, const std::string& url, std::string body,
                            Headers headers, Duration timeout,
                            std::function<void(Result<Response>)> done) {
-  if (url.rfind("http://", 0) != 0) {  // https (or anything else): AsyncFetch decides
-    AsyncFetch(io_, method, url, std::move(body), std::move(headers), timeout, std::move(done));
-    return;
-  }
   auto parsed = ParseUrl(url);
   if (!parsed.ok()) {
     asio::post(io_, [done = std::move(done), status = parsed.status()] { done(status); });

@@ -28,7 +28,8 @@ class ConnectionPool {
   // As AsyncFetch, on an idle kept-alive connection to the URL's host:port when there is one
   // (else a new one, kept afterwards unless the server closes it). A request that fails on a
   // reused connection before any byte of a response arrived (the server closed it while idle)
-  // is sent once more on a new connection. https URLs: AsyncFetch, one connection each.
+  // is sent once more on a new connection. https URLs: TLS with the process's SetClientTls
+  // certificate, the server's checked as AsyncFetch checks it; kept alive the same way.
   void Fetch(const std::string& method, const std::string& url, std::string body, Headers headers,
              Duration timeout, std::function<void(Result<Response>)> done);
 

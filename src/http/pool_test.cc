@@ -71,5 +71,15 @@ TEST_F(PoolTest, UnreachableIsUnavailable) {
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
 }
 
+// This process has no SetClientTls (tls_test covers the pool over TLS).
+TEST_F(PoolTest, HttpsWithoutAClientCertificateIsRefusedBeforeConnecting) {
+  url_ = "https://127.0.0.1:1/x";
+  auto r = Get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("no TLS client certificate"), std::string::npos)
+      << r.status().ToString();
+}
+
 }  // namespace
 }  // namespace hafab::http

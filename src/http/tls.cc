@@ -2,6 +2,9 @@
 
 #include <openssl/ssl.h>
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <mutex>
 
 #include "http/tls_context.h"
@@ -70,6 +73,28 @@ Result<std::shared_ptr<ssl::context>> MakeTlsContext(const TlsFiles& files, bool
 std::shared_ptr<ssl::context> ClientTlsContext() {
   std::lock_guard lock(client_mu);
   return client_context;
+}
+
+Status NoClientTls(const std::string& what) {
+  return Status::InvalidArgument(
+      what +
+      ": this process has no TLS client certificate (--tls-ca, --tls-cert, --tls-key, or "
+      "HAFAB_TLS_CA, HAFAB_TLS_CERT, HAFAB_TLS_KEY for the CLI)");
+}
+
+void AsyncClientHandshake(Stream& stream, const std::string& host,
+                          std::function<void(boost::system::error_code)> done) {
+  Stream::Tls* tls = stream.tls();
+  if (!tls) {
+    boost::asio::post(stream.get_executor(),
+                      [done = std::move(done)] { done(boost::system::error_code()); });
+    return;
+  }
+  boost::system::error_code not_an_address;
+  boost::asio::ip::make_address(host, not_an_address);
+  if (not_an_address) SSL_set_tlsext_host_name(tls->native_handle(), host.c_str());
+  tls->set_verify_callback(ssl::host_name_verification(host));
+  tls->async_handshake(ssl::stream_base::client, std::move(done));
 }
 
 }  // namespace internal

@@ -5,8 +5,11 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/system/error_code.hpp>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "core/result.h"
@@ -21,8 +24,12 @@ Result<std::shared_ptr<boost::asio::ssl::context>> MakeTlsContext(const TlsFiles
 // SetClientTls's context; null when none was set.
 std::shared_ptr<boost::asio::ssl::context> ClientTlsContext();
 
+// An https:// request in a process without SetClientTls: InvalidArgument naming the request
+// (`what`: "GET https://host:port/path") and the flags that give a certificate.
+Status NoClientTls(const std::string& what);
+
 // Either a plain socket or TLS over one, with the AsyncReadStream/AsyncWriteStream members
-// Beast needs, so one Connection or FetchOperation serves both.
+// Beast needs, so one Connection, FetchOperation or pooled connection serves both.
 class Stream {
  public:
   using tcp = boost::asio::ip::tcp;
@@ -58,5 +65,11 @@ class Stream {
   std::optional<tcp::socket> plain_;
   std::optional<Tls> tls_;
 };
+
+// The client's TLS handshake on `stream`, connected to `host` (plain: `done` at once, posted):
+// the server's certificate must be of the CA and name `host` (a DNS name, also sent as SNI, or
+// an IP address). Fetch's one-shot connections and ConnectionPool's kept-alive ones use it.
+void AsyncClientHandshake(Stream& stream, const std::string& host,
+                          std::function<void(boost::system::error_code)> done);
 
 }  // namespace hafab::http::internal

@@ -14,9 +14,11 @@
 #include <boost/asio/post.hpp>
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "http/http.h"
+#include "http/pool.h"
 #include "tls/certs.h"
 
 namespace hafab::tls {
@@ -141,6 +143,57 @@ TEST_F(TlsTest, TheClientChecksTheServersCertificate) {
                                   dir_ + "/other/intruder.key"})
                   .ok());
   EXPECT_FALSE(http::Fetch("GET", Url(), "", {}, 5s).ok());
+  EXPECT_EQ(requests_.load(), 0);
+}
+
+// The daemons' heartbeats, assignments and routes polls go through http::ConnectionPool: over
+// https it keeps one TLS connection alive, and checks the server as Fetch does.
+TEST_F(TlsTest, ThePoolKeepsATlsConnectionAliveAndChecksTheServer) {
+  Serve();
+  ASSERT_TRUE(http::SetClientTls(Files("agent")).ok());
+  asio::io_context client;
+  http::ConnectionPool pool(client);
+  auto get = [&](const std::string& url) {
+    std::optional<Result<http::Response>> got;
+    pool.Fetch("GET", url, "", {}, 5s,
+               [&](Result<http::Response> r) { got.emplace(std::move(r)); });
+    while (!got) client.run_one_for(100ms);
+    return std::move(*got);
+  };
+  for (int i = 0; i < 3; ++i) {
+    auto r = get(Url());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->body, "hello");
+  }
+  EXPECT_EQ(requests_.load(), 3);
+  EXPECT_EQ(pool.idle(), 1u);
+  std::promise<size_t> open;
+  asio::post(io_, [&] { open.set_value(server_->stats().open); });
+  EXPECT_EQ(open.get_future().get(), 1u);
+
+  // Plain and TLS connections to one port are not mixed: http:// opens its own, refused.
+  auto plain = get(Url("http"));
+  EXPECT_FALSE(plain.ok() && plain->status == 200);
+
+  // A client certificate of another CA: a new connection (another host name) is refused.
+  ASSERT_TRUE(http::SetClientTls(Files("intruder", dir_ + "/other")).ok());
+  EXPECT_FALSE(get(Url("https", "localhost")).ok());
+  EXPECT_EQ(requests_.load(), 3);
+}
+
+TEST_F(TlsTest, ThePoolRefusesAServerCertificateForAnotherHost) {
+  Serve("elsewhere");
+  ASSERT_TRUE(http::SetClientTls(Files("agent")).ok());
+  asio::io_context client;
+  http::ConnectionPool pool(client);
+  std::optional<Result<http::Response>> got;
+  pool.Fetch("GET", Url(), "", {}, 5s,
+             [&](Result<http::Response> r) { got.emplace(std::move(r)); });
+  while (!got) client.run_one_for(100ms);
+  ASSERT_FALSE(got->ok());
+  EXPECT_NE(got->status().message().find("TLS handshake"), std::string::npos)
+      << got->status().ToString();
+  EXPECT_EQ(pool.idle(), 0u);
   EXPECT_EQ(requests_.load(), 0);
 }
 
