@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <optional>
 
+#include "http/beast_response.h"
 #include "http/http.h"
 #include "http/tls_context.h"
 
@@ -138,19 +139,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     if (message.result_int() >= 100 && message.result_int() < 200) {
       return OnWrite(write_ec);  // interim (100 Continue): the final response follows
     }
-    Response response;
-    response.status = static_cast<int>(message.result_int());
-    response.content_type = std::string(message[bhttp::field::content_type]);
-    for (const auto& field : message) {
-      if (field.name() == bhttp::field::content_type) continue;
-      std::string name(field.name_string());
-      for (char& c : name) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-      }
-      response.headers.emplace_back(std::move(name), std::string(field.value()));
-    }
-    response.body = std::move(message.body());
-    Finish(std::move(response));
+    Finish(internal::FromBeast(std::move(message)));
   }
 
   void Finish(Result<Response> result) {

@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <optional>
 
+#include "http/beast_response.h"
 #include "http/tls_context.h"
 
 namespace hafab::http {
@@ -134,20 +135,8 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
     if (ec) return parser_->got_some() ? Fail(Where(), ec) : Retry(ec);
     auto& message = parser_->get();
     if (message.result_int() >= 100 && message.result_int() < 200) return Read();  // interim
-    Response response;
-    response.status = static_cast<int>(message.result_int());
-    response.content_type = std::string(message[bhttp::field::content_type]);
-    for (const auto& field : message) {
-      if (field.name() == bhttp::field::content_type) continue;
-      std::string name(field.name_string());
-      for (char& c : name) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-      }
-      response.headers.emplace_back(std::move(name), std::string(field.value()));
-    }
-    response.body = std::move(message.body());
     keep_ = message.keep_alive();
-    Finish(std::move(response));
+    Finish(internal::FromBeast(std::move(message)));
   }
 
   // A reused connection the server closed while it was idle: once more on a new one.
