@@ -155,7 +155,8 @@ TEST_F(ClusterTest, NodeLeaseExpiryDeclaresDownAndRelocatesLoadBalanced) {
   EXPECT_NE(Inst("web-0").node, victim);
   Run(200ms);
   EXPECT_EQ(Running("web"), 3);
-  for (const auto& b : Endpoint("web")["backends"]) EXPECT_NE(b["node"], victim);
+  const nlohmann::json web = Endpoint("web");  // the loop must not outlive a temporary
+  for (const auto& b : web["backends"]) EXPECT_NE(b["node"], victim);
 }
 
 TEST_F(ClusterTest, NewControllerGivesKnownNodesOneFullLease) {

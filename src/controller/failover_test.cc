@@ -383,12 +383,12 @@ TEST_P(ResumeTest, NewControllerResumesAtTheRecordedStep) {
   }
   for (int i = 0; i < 60 && !c_->crashed(); ++i) RunChecked(100ms);
   ASSERT_TRUE(c_->crashed()) << "never reached step " << GetParam().step;
-  const Operation* op = LastOp();
-  ASSERT_EQ(op->step, GetParam().step);
+  ASSERT_EQ(LastOp()->step, GetParam().step);
+  const std::string id = LastOp()->id;  // the old controller, and its records, go away
   // Agents keep running while no controller answers; then a new one starts.
   clock_.Advance(300ms);
   NewController();
-  EXPECT_EQ(c_->ops().at(op->id).owner, c_->id());
+  EXPECT_EQ(c_->ops().at(id).owner, c_->id());
   RunChecked(5s);
   ExpectFailedOverFrom(old_node_);
   int begun = 0;
