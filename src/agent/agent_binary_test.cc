@@ -159,7 +159,8 @@ TEST_F(AgentBinaryTest, TenInstancesSigkillAdoptionAndSigterm) {
   uint64_t rss_kib = VmRssKiB(agent_pid_);
   std::printf("agent RSS with 10 instances: %.2f MiB\n", rss_kib / 1024.0);
   RecordProperty("agent_rss_kib", std::to_string(rss_kib));
-  EXPECT_LT(rss_kib, 10u * 1024);
+  // 10.3 MiB since the binary links OpenSSL for mutual TLS (its libraries' pages); 9.x before.
+  EXPECT_LT(rss_kib, 12u * 1024);
 
   // SIGKILL: instances survive; a new agent adopts them without a second copy.
   std::vector<pid_t> before = RunningPids();
