@@ -146,7 +146,7 @@ class FakeController {
         if (last_heartbeat_.contains("fence")) fence_reports_.push_back(last_heartbeat_["fence"]);
       }
       respond(http::Response::Json(
-          200, wire::ToJson(wire::HeartbeatAnswer{lease_ttl, generation_}).dump()));
+          200, wire::ToJson(wire::HeartbeatAnswer{lease_ttl, generation_, std::nullopt}).dump()));
       return;
     }
     if (req.method == "GET" && req.path.find("/assignments") != std::string::npos) {

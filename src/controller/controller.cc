@@ -520,7 +520,8 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   Status st = Commit();
   Publish();
   if (!st.ok()) return st;
-  return wire::HeartbeatAnswer{opts_.lease_ttl, static_cast<uint64_t>(AssignmentsGeneration(node))};
+  return wire::HeartbeatAnswer{opts_.lease_ttl, static_cast<uint64_t>(AssignmentsGeneration(node)),
+                               std::nullopt};
 }
 
 int64_t Controller::AssignmentsGeneration(const std::string& node) {
@@ -559,7 +560,7 @@ Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id
   Status st = Commit();
   Publish();
   if (!st.ok()) return st;
-  wire::HeartbeatAnswer answer{opts_.lease_ttl, 0};
+  wire::HeartbeatAnswer answer{opts_.lease_ttl, 0, std::nullopt};
   answer.lease = deadline > now ? deadline - now : Duration::zero();
   return answer;
 }

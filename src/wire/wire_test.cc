@@ -145,7 +145,7 @@ TEST(AgentHeartbeatTest, RefusesMoreInstancesThanAClusterHolds) {
 }
 
 TEST(HeartbeatAnswerTest, RoundTripsAndRefusesGarbage) {
-  auto a = ParseHeartbeatAnswer(Dump(ToJson(HeartbeatAnswer{milliseconds(900), 13})));
+  auto a = ParseHeartbeatAnswer(Dump(ToJson(HeartbeatAnswer{milliseconds(900), 13, std::nullopt})));
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->lease_ttl, milliseconds(900));
   EXPECT_EQ(a->assignments_generation, 13u);
