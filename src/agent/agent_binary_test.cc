@@ -57,6 +57,15 @@ std::vector<pid_t> PidsRunning(const std::string& token) {
 // An instance that daemonizes a child the way classic daemons do: a subshell forks it and
 // exits (double fork), and setsid moves it to a session of its own, out of the instance's
 // process group. The instance itself stays in the foreground.
+// The one process whose command line holds `token`, once it runs in a session of its own (its
+// command line holds the token from `setsid sleep …` on, before setsid has run).
+bool DaemonRunning(const std::string& token) {
+  std::vector<pid_t> pids = PidsRunning(token);
+  if (pids.size() != 1) return false;
+  auto stat = ReadProcStat(pids[0]);
+  return stat && stat->pgid == pids[0];
+}
+
 json Daemonizing(const std::string& instance, const std::string& tag, bool primary) {
   json a{
       {"instance", instance},
@@ -230,8 +239,7 @@ TEST_F(AgentBinaryTest, WatchdogFencesPrimaryOfKilledAgent) {
 TEST_F(AgentBinaryTest, DaemonizedChildDiesWithItsInstance) {
   controller_.SetAssignments(json::array({Daemonizing("dmn-0", "5", false)}));
   StartAgent();
-  ASSERT_TRUE(
-      WaitFor([&] { return PidsRunning("3000.51").size() == 1 && RunningPids().size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return DaemonRunning("3000.51") && RunningPids().size() == 1; }));
   const pid_t daemon = PidsRunning("3000.51")[0];
   auto daemon_stat = ReadProcStat(daemon);
   ASSERT_TRUE(daemon_stat);
@@ -239,7 +247,7 @@ TEST_F(AgentBinaryTest, DaemonizedChildDiesWithItsInstance) {
   // The main process exits: what it left dies with it before the restart.
   kill(PidsRunning("3000.50")[0], SIGKILL);
   ASSERT_TRUE(WaitFor([&] { return !Alive(daemon); })) << "the daemon outlived its instance";
-  ASSERT_TRUE(WaitFor([&] { return PidsRunning("3000.51").size() == 1; }));  // restarted
+  ASSERT_TRUE(WaitFor([&] { return DaemonRunning("3000.51"); }));  // restarted
   // A stop: no process of the instance is left.
   controller_.SetAssignments(json::array());
   ASSERT_TRUE(WaitFor([&] {
@@ -253,7 +261,7 @@ TEST_F(AgentBinaryTest, SelfFenceKillsDaemonizedChildOfPrimary) {
   controller_.lease_ttl = 800ms;
   controller_.SetAssignments(json::array({Daemonizing("dmp-0", "6", true)}));
   StartAgent();
-  ASSERT_TRUE(WaitFor([&] { return PidsRunning("3000.61").size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return DaemonRunning("3000.61"); }));
   controller_.SetSilent(true);
   ASSERT_TRUE(
       WaitFor([&] { return PidsRunning("3000.60").empty() && PidsRunning("3000.61").empty(); }, 5s))
