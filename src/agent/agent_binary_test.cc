@@ -275,8 +275,10 @@ TEST_F(AgentBinaryTest, AgentRestartAdoptsOrKillsDaemonizedChildren) {
   controller_.SetAssignments(
       json::array({Daemonizing("dma-0", "7", false), Daemonizing("dmb-0", "8", false)}));
   StartAgent();
-  ASSERT_TRUE(WaitFor(
-      [&] { return PidsRunning("3000.71").size() == 1 && PidsRunning("3000.81").size() == 1; }));
+  ASSERT_TRUE(WaitFor([&] {
+    return DaemonRunning("3000.71") && DaemonRunning("3000.81") &&
+           PidsRunning("3000.70").size() == 1 && PidsRunning("3000.80").size() == 1;
+  }));
   const pid_t kept_daemon = PidsRunning("3000.71")[0];
   const pid_t orphan = PidsRunning("3000.81")[0];
   kill(agent_pid_, SIGKILL);
