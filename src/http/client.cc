@@ -8,7 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <optional>
 
-#include "http/beast_response.h"
+#include "http/beast_message.h"
 #include "http/http.h"
 #include "http/tls_context.h"
 
@@ -49,16 +49,9 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
 
   void Start(const std::string& method, std::string body, const Headers& headers,
              Duration timeout) {
-    request_.method_string(method);
-    request_.target(url_.target);
-    request_.version(11);
-    request_.set(bhttp::field::host, url_.port == 80 ? url_.host : name_);
-    request_.set(bhttp::field::user_agent, "hafab");
-    if (!body.empty()) request_.set(bhttp::field::content_type, "application/json");
-    for (const auto& [name, value] : headers) request_.set(name, value);
-    request_.keep_alive(false);
-    request_.body() = std::move(body);
-    request_.prepare_payload();
+    request_ = internal::MakeRequest(method, url_.target, url_.port == 80 ? url_.host : name_,
+                                     std::move(body), headers,
+                                     /*keep_alive=*/false);
     head_ = method == "HEAD";
 
     if (url_.tls && !tls_) {

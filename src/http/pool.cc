@@ -8,7 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <optional>
 
-#include "http/beast_response.h"
+#include "http/beast_message.h"
 #include "http/tls_context.h"
 
 namespace hafab::http {
@@ -52,16 +52,8 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
 
   void Start(const std::string& method, std::string body, const Headers& headers,
              Duration timeout) {
-    request_.method_string(method);
-    request_.target(url_.target);
-    request_.version(11);
-    request_.set(bhttp::field::host, name_);
-    request_.set(bhttp::field::user_agent, "hafab");
-    if (!body.empty()) request_.set(bhttp::field::content_type, "application/json");
-    for (const auto& [name, value] : headers) request_.set(name, value);
-    request_.keep_alive(true);
-    request_.body() = std::move(body);
-    request_.prepare_payload();
+    request_ = internal::MakeRequest(method, url_.target, name_, std::move(body), headers,
+                                     /*keep_alive=*/true);
     if (url_.tls && !tls_) {
       asio::post(
           io_, [self = shared_from_this()] { self->Finish(internal::NoClientTls(self->Where())); });
