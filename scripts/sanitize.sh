@@ -19,7 +19,7 @@ export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_fil
 # UB is fatal (-fno-sanitize-recover); leaks are reported at exit and fail the test.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/fuzz/tsan.supp}"
 symbolizer=/usr/lib/llvm-14/bin/llvm-symbolizer  # function names in the reports
 [ -x "$symbolizer" ] && export ASAN_SYMBOLIZER_PATH="$symbolizer" TSAN_SYMBOLIZER_PATH="$symbolizer"
 jobs="$(nproc)"
@@ -29,9 +29,10 @@ asan_tests=(core_test wire_test http_test manifest_test store_test fault_store_t
             background_provider_test agent_test gateway_unit_test controller_test autoscaler_test
             leader_test controller_api_test replica_test)
 fuzzers=(fuzz_manifest fuzz_api fuzz_heartbeat fuzz_messages fuzz_acl fuzz_etcd)
-# The threads of the gateway (proxy workers, control plane) and of the agent.
+# The threads of the gateway (proxy workers, control plane), of the agent, and the HTTP
+# server's responders called from other threads.
 tsan_tests=(gateway_unit_test gateway_proxy_test gateway_control_test agent_test
-            agent_integration_test)
+            agent_integration_test http_test http_pool_test)
 
 configure() {  # DIR CMAKE_ARGS...
   local dir=$1
@@ -41,11 +42,12 @@ configure() {  # DIR CMAKE_ARGS...
   fi
 }
 
-# Tests whose binary this stage did not build are listed by ctest as *_NOT_BUILT: skipped.
+# Tests whose binary this stage did not build are listed by ctest as *_NOT_BUILT, or are
+# the fault harness's (faults_*): skipped.
 run_ctest() {  # DIR CTEST_ARGS...
   local dir=$1
   shift
-  ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 300 -E '_NOT_BUILT$|^package_test$' "$@"
+  ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 300 -E '_NOT_BUILT$|^package_test$|^faults_' "$@"
 }
 
 stage_asan() {

@@ -137,8 +137,7 @@ Status Proxy::Install(std::shared_ptr<const RouteTable> table) {
   }
   listeners_ = std::move(next);
   table_ = table;
-  shared_->snapshot.store(std::shared_ptr<const Snapshot>(std::move(snap)),
-                          std::memory_order_release);
+  shared_->snapshot.Store(std::move(snap));
   WakeAll();
   if (!errors.empty()) return Status::Unavailable(errors);
   return Status::Ok();
@@ -188,10 +187,10 @@ void Proxy::Drain(Duration deadline) {
       // The listeners close once no snapshot holds them: publish one without any.
       std::lock_guard lock(install_mu_);
       listeners_.clear();
-      if (auto cur = shared_->snapshot.load()) {
+      if (auto cur = shared_->snapshot.Load()) {
         auto snap = std::make_shared<Snapshot>(*cur);
         for (auto& pub : snap->endpoints) pub.listeners.clear();
-        shared_->snapshot.store(std::shared_ptr<const Snapshot>(std::move(snap)));
+        shared_->snapshot.Store(std::move(snap));
       }
     }
     WakeAll();

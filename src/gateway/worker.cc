@@ -234,7 +234,7 @@ int Worker::TimeoutMillis() const {
 }
 
 void Worker::ApplySnapshot() {
-  std::shared_ptr<const Snapshot> s = shared_.snapshot.load(std::memory_order_acquire);
+  std::shared_ptr<const Snapshot> s = shared_.snapshot.Load();
   if (!s || s == snap_) return;
   std::shared_ptr<const Snapshot> old = std::move(snap_);  // keep alive until remapped
   snap_ = s;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -43,11 +44,30 @@ struct Snapshot {
 inline int64_t ToTicks(TimePoint t) { return t.time_since_epoch().count(); }
 inline TimePoint FromTicks(int64_t t) { return TimePoint(Duration(t)); }
 
-// State shared by Proxy (writer) and its workers (readers). All fields are atomics.
+// The snapshot Proxy publishes, read by each worker when woken (not per event). A mutex,
+// not std::atomic<shared_ptr>: libstdc++ 12's atomic shared_ptr releases its readers' lock
+// with relaxed order, a race by the memory model that TSan reports.
+class SnapshotSlot {
+ public:
+  std::shared_ptr<const Snapshot> Load() const {
+    std::lock_guard lock(mu_);
+    return value_;
+  }
+  void Store(std::shared_ptr<const Snapshot> next) {
+    std::lock_guard lock(mu_);
+    value_.swap(next);  // the previous one is released after the lock, by `next`
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const Snapshot> value_;
+};
+
+// State shared by Proxy (writer) and its workers (readers): atomics, and the snapshot slot.
 struct Shared {
   ProxyOptions options;
   Clock* clock = nullptr;
-  std::atomic<std::shared_ptr<const Snapshot>> snapshot;
+  SnapshotSlot snapshot;
   std::atomic<int64_t> lease_deadline{ToTicks(TimePoint::max())};
   std::atomic<bool> draining{false};
   std::atomic<int64_t> drain_deadline{ToTicks(TimePoint::max())};

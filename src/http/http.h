@@ -51,8 +51,9 @@ struct Response {
 
 // Sends the response for one request. Call it once; later calls, and calls after the
 // connection closed or the server stopped, are no-ops. It may be kept for later
-// (long-poll) and called from any thread (it dispatches to the server's io_context),
-// but not after that io_context is destroyed. A handler that throws gets a 500.
+// (long-poll) and called from any thread (it dispatches to the server's io_context);
+// it holds its connection, so the last copy is dropped on that io_context's thread and
+// before the io_context is destroyed. A handler that throws gets a 500.
 using Responder = std::function<void(Response)>;
 using Handler = std::function<void(Request&& request, Responder respond)>;
 

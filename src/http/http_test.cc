@@ -39,7 +39,10 @@ class TestServer {
     thread_ = std::thread([this] { io_.run(); });
   }
   ~TestServer() {
-    RunOnIo([this] { server_.Stop(); });
+    RunOnIo([this] {
+      if (drop_) drop_();
+      server_.Stop();
+    });
     work_.reset();
     thread_.join();
   }
@@ -54,6 +57,11 @@ class TestServer {
     done.get_future().wait();
   }
 
+  // Runs `drop` on the io thread before the server stops: a test that keeps Responders
+  // drops them there (a Responder holds its connection, which must not outlive the
+  // io_context, and is dropped on the thread that runs it).
+  void DropBeforeStop(std::function<void()> drop) { drop_ = std::move(drop); }
+
   std::string Url(const std::string& target) const {
     return "http://127.0.0.1:" + std::to_string(port_) + target;
   }
@@ -66,6 +74,7 @@ class TestServer {
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   Server server_;
   uint16_t port_ = 0;
+  std::function<void()> drop_;
   std::thread thread_;
 };
 
@@ -172,6 +181,7 @@ TEST(HttpTest, ResponderMayBeCalledFromAnotherThread) {
     std::lock_guard lock(mu);
     pending = std::move(respond);
   });
+  server.DropBeforeStop([&] { pending.reset(); });
   auto future = std::async(std::launch::async, [&] { return Fetch("GET", server.Url("/")); });
   ASSERT_TRUE(WaitFor([&] {
     std::lock_guard lock(mu);
@@ -193,6 +203,7 @@ TEST(HttpTest, StopClosesConnectionsAndPendingResponderBecomesNoOp) {
     std::lock_guard lock(mu);
     pending = std::move(respond);
   });
+  server.DropBeforeStop([&] { pending.reset(); });
   auto future = std::async(std::launch::async, [&] { return Fetch("GET", server.Url("/")); });
   ASSERT_TRUE(WaitFor([&] {
     std::lock_guard lock(mu);
@@ -218,6 +229,7 @@ TEST(HttpTest, DrainAnswersTheRequestInFlightThenReportsDone) {
     std::lock_guard lock(mu);
     pending = std::move(respond);
   });
+  server.DropBeforeStop([&] { pending.reset(); });
   auto future = std::async(std::launch::async, [&] { return Fetch("GET", server.Url("/")); });
   ASSERT_TRUE(WaitFor([&] {
     std::lock_guard lock(mu);
@@ -469,6 +481,7 @@ TEST(HttpTest, IdleFloodIsShedAndRequestsAreStillServed) {
       respond(Response::Text(200, "ok"));
     }
   });
+  server.DropBeforeStop([&] { parked = nullptr; });
   server.RunOnIo([&] {
     ServerLimits limits;
     limits.max_connections = 50;

@@ -209,11 +209,11 @@ void ExpectFloodHarmless(Cluster& c, uint16_t port, int min_connected = 15000) {
               opened,
               static_cast<long long>(
                   std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count()));
-  // Issue 21's target is 1 s; measured 1.08 s on the controller's port after the merges of
-  // stop 23 (0.85-0.91 s before them): open, the bound here catches a regression past 1.5 s.
-  EXPECT_LT(slowest, 1500ms)
-      << "status took " << std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count()
-      << " ms during the flood";
+  // Issue 21's target. Measured 11-301 ms on each listener (bench/RESULTS.md); 1.08 s on a
+  // machine at load average 10.
+  EXPECT_LT(slowest, 1s) << "status took "
+                         << std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count()
+                         << " ms during the flood";
   EXPECT_EQ(CountEvents(c, "node-down"), down_before);
   EXPECT_EQ(CountOps(c, "failover"), failovers_before);
 }
