@@ -69,7 +69,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int max_prefix = (data[0] & 1) ? 128 : 32;
   int prefix = data[0] % (max_prefix + 1);
   // A mapped client compares as IPv4: only a mapped CIDR of /96 or longer names IPv4 ones.
-  if ((data[0] & 1) && IN6_IS_ADDR_V4MAPPED(reinterpret_cast<const in6_addr*>(data + 1))) {
+  if ((data[0] & 1) &&
+      IN6_IS_ADDR_V4MAPPED(&reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr)) {
     prefix = std::max(prefix, 96);
   }
   for (const std::string& written : {client, client + "/" + std::to_string(prefix)}) {

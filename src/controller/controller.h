@@ -7,7 +7,8 @@
 //
 // The implementation is split by concern: controller.cc (state, persistence, heartbeats,
 // operator calls), reconciler.cc (instances, placement, assignments, routes), failover.cc
-// (the nine journaled steps), ops.cc (the journal), gc.cc (sweeper), views.cc (status JSON).
+// and rollout.cc (the procedures: their steps), ops.cc (the journal's store: op_journal.h
+// runs the steps), gc.cc (sweeper), views.cc (status JSON).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,8 @@
 #include "controller/autoscaler.h"
 #include "controller/availability.h"
 #include "controller/leases.h"
+#include "controller/op_journal.h"
+#include "controller/procedure.h"
 #include "controller/records.h"
 #include "core/clock.h"
 #include "core/result.h"
@@ -108,7 +111,7 @@ struct ControllerListener {
 };
 
 // Not thread-safe: one event-loop thread calls everything.
-class Controller {
+class Controller : private JournalStore {
  public:
   // `store` and `clock` (and `provider`, which may be null: then detach completion is
   // judged from agents' reports only) must outlive the controller.
@@ -195,14 +198,17 @@ class Controller {
   // The running operation of a role, or nullptr.
   const Operation* ActiveOp(const std::string& role) const;
   // Runs the current step of operation `id` once (idempotence tests); when it is done and
-  // `complete`, records its completion and moves to the next step.
-  // Returns "done", "wait", "abort", "crashed" or "none" (no such running operation).
+  // `complete`, records its completion and moves to the next step. Returns "done", "wait",
+  // "abort", "crashed" (the test crash, or the step's start was not committed) or "none"
+  // (no such running operation).
   std::string RunStepOnce(const std::string& id, bool complete);
   // Drives operations now (also done by Tick and heartbeats).
   void AdvanceOps();
 
  private:
-  enum class StepResult { kDone, kWait, kAbort };
+  class FailoverProcedure;
+  class RolloutProcedure;
+  using StepResult = controller::StepResult;
   struct RestartTrack {
     int last_seen = -1;
     std::deque<TimePoint> times;
@@ -219,13 +225,17 @@ class Controller {
   void PutInstance(const InstanceRecord& r);
   void DeleteInstance(const std::string& name);
   void PutNode(const NodeRecord& r);
-  void PutOp(const Operation& op);
+  // JournalStore: the journal's writes go into the pending transaction.
+  void PutOp(const Operation& op) override;
   void Emit(const std::string& type, const std::string& message,
-            std::map<std::string, std::string> fields = {});
+            std::map<std::string, std::string> fields = {}) override;
   // Commits the pending writes in one transaction. On failure drops them, marks memory
   // for a reload from the store at the next entry point (references stay valid until
   // then), refuses every commit and publication until that reload, and returns the error.
-  Status Commit();
+  Status Commit() override;
+  // Nothing is driven: crashed or deposed, or memory ahead of the store (reload_needed_).
+  bool Halted() const override { return crashed_ || reload_needed_; }
+  void Crash() override { crashed_ = true; }  // the journal's in-process test crash
   // Recomputes dirty assignments and the routing table; bumps generations and versions
   // that changed and tells the listener.
   void Publish();
@@ -278,8 +288,8 @@ class Controller {
   // --- failover.cc
   void StartFailover(RoleRecord& role, const std::string& reason, bool planned,
                      const std::string& to);
+  std::unique_ptr<Procedure> MakeFailoverProcedure();
   void AdvanceOp(Operation& op);
-  StepResult RunStep(Operation& op);
   StepResult StepFence(Operation& op);
   // Whether every live gateway has acknowledged the routes version published when the
   // operation first asked (fence_version_); otherwise notes which one it waits for.
@@ -318,7 +328,7 @@ class Controller {
   std::vector<std::string> WaveDomains(const Operation& op) const;
   std::string RolloutWaveLabel(const Operation& op) const;
   void SetWaveState(Operation& op, wire::DomainState state);
-  StepResult RunRolloutStep(Operation& op);
+  std::unique_ptr<Procedure> MakeRolloutProcedure();
   StepResult StepRolloutDrain(Operation& op);
   StepResult StepRolloutStop(Operation& op);
   StepResult StepRolloutStart(Operation& op);
@@ -335,13 +345,9 @@ class Controller {
   nlohmann::json AutoscaleJson(const std::string& role) const;
 
   // --- ops.cc
-  void BeginStep(Operation& op);
-  void CompleteStep(Operation& op);
-  // How long the current step has run, on the monotonic clock (the journal's times are wall
-  // times, for people). A step resumed by a new controller starts counting at resumption.
-  Duration StepElapsed(const Operation& op);
-  void FinishOp(Operation& op, wire::OpState state, const std::string& error);
-  void Note(Operation& op, const std::string& note);  // once per distinct note
+  Procedure& ProcedureFor(const Operation& op);
+  // The role of `op` is gone (op.error says so): the operation aborts.
+  bool RoleRemoved(Operation& op);
 
   // --- gc.cc
   void Gc();
@@ -382,7 +388,6 @@ class Controller {
   std::map<std::string, int64_t> gateway_acked_;
   std::map<std::string, RestartTrack> restarts_;
   std::map<std::string, int64_t> fence_version_;  // op id -> routes version to confirm
-  std::map<std::string, TimePoint> step_began_;   // op id -> its current step's start
   // gateway -> instance -> active connections it reported (drain, autoscaling).
   std::map<std::string, std::map<std::string, uint64_t>> gateway_active_;
   Autoscaler autoscaler_{clock_};
@@ -409,6 +414,11 @@ class Controller {
   int64_t routes_forgotten_ = 0;
   TimePoint next_reconcile_{};
   TimePoint next_gc_{};
+
+  // Operations: the journal and the procedures it runs.
+  OpJournal journal_{clock_, *this, {opts_.crash_at_step, opts_.crash_exits}};
+  std::unique_ptr<Procedure> failover_ = MakeFailoverProcedure();
+  std::unique_ptr<Procedure> rollout_ = MakeRolloutProcedure();
 };
 
 // A stable 64-bit FNV-1a hash in hex, for spec_hash.

@@ -34,24 +34,62 @@ void Controller::StartFailover(RoleRecord& role, const std::string& reason, bool
   AdvanceOp(ops_[op.id]);
 }
 
-Controller::StepResult Controller::RunStep(Operation& op) {
-  if (!roles_.count(op.role)) {
-    op.error = "role " + op.role + " was removed";
+// The failover procedure (procedure.h): the nine steps, run by the journal.
+class Controller::FailoverProcedure : public Procedure {
+ public:
+  explicit FailoverProcedure(Controller& c) : c_(c) {}
+
+  StepResult Run(Operation& op) override {
+    if (c_.RoleRemoved(op)) return StepResult::kAbort;
+    const std::string& s = op.step;
+    if (s == "detect") return StepResult::kDone;  // the trigger is recorded in the operation
+    if (s == "fence") return c_.StepFence(op);
+    if (s == "stop") return c_.StepStop(op);
+    if (s == "detach") return c_.StepDetach(op);
+    if (s == "promote") return c_.StepPromote(op);
+    if (s == "wait_detached") return c_.StepWaitDetached(op);
+    if (s == "attach") return c_.StepAttach(op);
+    if (s == "start") return c_.StepStart(op);
+    if (s == "route") return c_.StepRoute(op);
+    op.error = "unknown step " + s;
     return StepResult::kAbort;
   }
-  if (op.kind == wire::OpKind::kRollout) return RunRolloutStep(op);
-  const std::string& s = op.step;
-  if (s == "detect") return StepResult::kDone;  // the trigger is recorded in the operation
-  if (s == "fence") return StepFence(op);
-  if (s == "stop") return StepStop(op);
-  if (s == "detach") return StepDetach(op);
-  if (s == "promote") return StepPromote(op);
-  if (s == "wait_detached") return StepWaitDetached(op);
-  if (s == "attach") return StepAttach(op);
-  if (s == "start") return StepStart(op);
-  if (s == "route") return StepRoute(op);
-  op.error = "unknown step " + s;
-  return StepResult::kAbort;
+
+  bool Advance(Operation& op) override {
+    constexpr size_t n = std::size(kFailoverSteps);
+    for (size_t i = 0; i + 1 < n; ++i) {
+      if (op.step == kFailoverSteps[i]) {
+        op.step = kFailoverSteps[i + 1];
+        return true;
+      }
+    }
+    return false;  // route was the last
+  }
+
+  size_t StepsPerPass(const Operation&) const override { return std::size(kFailoverSteps); }
+
+  JournalEvent Finished(const Operation& op, const std::string& timeline) const override {
+    if (op.state == wire::OpState::kDone) {
+      return {"failover-done",
+              op.role + " (" + op.id + "): " + op.new_primary + " on " + op.new_node +
+                  " is primary at epoch " + std::to_string(op.epoch) + " after " +
+                  std::to_string(op.finished_ms - op.created_ms) + "ms [" + timeline + "]",
+              {{"op", op.id}, {"role", op.role}, {"node", op.new_node}}};
+    }
+    const std::string state(wire::OpStateName(op.state));
+    return {"failover-" + state,
+            op.role + " (" + op.id + ") " + state + " at step " + op.step + ": " + op.error,
+            {{"op", op.id}, {"role", op.role}}};
+  }
+
+  void Forget(const Operation& op) override { c_.fence_version_.erase(op.id); }
+
+ private:
+  Controller& c_;
+};
+
+std::unique_ptr<Procedure> Controller::MakeFailoverProcedure() {
+  return std::make_unique<FailoverProcedure>(*this);
 }
 
 // Bump the epoch and take the primary out of the routing table; done when every live
@@ -84,8 +122,8 @@ bool Controller::GatewaysAcked(Operation& op) {
   if (version == 0) version = routes_version_;
   const std::string behind = GatewayBehind(version);
   if (behind.empty()) return true;
-  Note(op, "waiting for gateway " + behind + " to acknowledge routes version " +
-               std::to_string(version));
+  journal_.Note(op, "waiting for gateway " + behind + " to acknowledge routes version " +
+                        std::to_string(version));
   return false;
 }
 
@@ -128,14 +166,14 @@ Controller::StepResult Controller::StepStop(Operation& op) {
   const std::string node = old->node;
   if (!node_leases_.Live(node)) {
     if (SilentNodeFenced(op, node)) return StepResult::kDone;
-    Note(op, "node " + node + " is silent: waiting for its lease plus the fence margin");
+    journal_.Note(op, "node " + node + " is silent: waiting for its lease plus the fence margin");
     return StepResult::kWait;
   }
   Publish();
   const NodeObservation* obs = Observation(node);
   if (obs == nullptr) {
     // A controller that just started has not heard this node yet: what it runs is unknown.
-    Note(op, "waiting for the first heartbeat of node " + node);
+    journal_.Note(op, "waiting for the first heartbeat of node " + node);
     return StepResult::kWait;
   }
   const ObservedInstance* o = Observed(*old);
@@ -143,7 +181,7 @@ Controller::StepResult Controller::StepStop(Operation& op) {
                        (o->state != wire::InstanceState::kBackoff || AssignmentsTaken(node)))) {
     return StepResult::kDone;
   }
-  Note(op, "waiting for node " + node + " to stop " + old->name);
+  journal_.Note(op, "waiting for node " + node + " to stop " + old->name);
   return StepResult::kWait;
 }
 
@@ -158,16 +196,16 @@ Controller::StepResult Controller::StepDetach(Operation& op) {
   if (op.volume.empty() || op.old_node.empty()) return StepResult::kDone;
   if (!node_leases_.Live(op.old_node) && provider_ != nullptr) {
     if (!SilentNodeFenced(op, op.old_node)) {
-      Note(op, "node " + op.old_node + " is silent: waiting before force-detach");
+      journal_.Note(op, "node " + op.old_node + " is silent: waiting before force-detach");
       return StepResult::kWait;
     }
     Status st = provider_->ForceDetach(op.volume, op.old_node);
     if (!st.ok()) {
       // Unavailable: the provider is still at it (BackgroundProvider), or cannot now.
-      Note(op, st.code() == StatusCode::kUnavailable
-                   ? st.message()
-                   : "force-detach of " + op.volume + " from " + op.old_node +
-                         " failed: " + st.ToString());
+      journal_.Note(op, st.code() == StatusCode::kUnavailable
+                            ? st.message()
+                            : "force-detach of " + op.volume + " from " + op.old_node +
+                                  " failed: " + st.ToString());
       return StepResult::kWait;
     }
   }
@@ -240,7 +278,7 @@ Controller::StepResult Controller::StepPromote(Operation& op) {
   std::string chosen = op.new_primary;
   if (chosen.empty() || !instances_.count(chosen)) chosen = ChooseNewPrimary(op);
   if (chosen.empty()) {
-    Note(op, "no healthy node for a new primary of " + op.role + "; waiting");
+    journal_.Note(op, "no healthy node for a new primary of " + op.role + "; waiting");
     return StepResult::kWait;
   }
   const InstanceRecord& np = instances_.at(chosen);
@@ -274,7 +312,7 @@ Controller::StepResult Controller::StepWaitDetached(Operation& op) {
     auto d = provider_->Describe(op.volume);
     if (!d.ok()) {
       if (d.status().code() == StatusCode::kNotFound) return StepResult::kDone;
-      Note(op, "describe " + op.volume + ": " + d.status().ToString());
+      journal_.Note(op, "describe " + op.volume + ": " + d.status().ToString());
       return StepResult::kWait;
     }
     if (d->node.empty() || d->node == op.new_node) return StepResult::kDone;
@@ -284,7 +322,7 @@ Controller::StepResult Controller::StepWaitDetached(Operation& op) {
         spdlog::warn("ForceDetach {} {}: {}", op.volume, d->node, st.ToString());
       }
     }
-    Note(op, "waiting for volume " + op.volume + " to detach from node " + d->node);
+    journal_.Note(op, "waiting for volume " + op.volume + " to detach from node " + d->node);
     return StepResult::kWait;
   }
   for (const auto& [node, obs] : observed_) {
@@ -292,7 +330,7 @@ Controller::StepResult Controller::StepWaitDetached(Operation& op) {
     auto v = obs.volumes.find(op.volume);
     if (v != obs.volumes.end() && (v->second.state == wire::VolumeState::kAttached ||
                                    v->second.state == wire::VolumeState::kDetaching)) {
-      Note(op, "waiting for volume " + op.volume + " to detach from node " + node);
+      journal_.Note(op, "waiting for volume " + op.volume + " to detach from node " + node);
       return StepResult::kWait;
     }
   }
@@ -324,7 +362,7 @@ Controller::StepResult Controller::StepAttach(Operation& op) {
       return StepResult::kDone;
     }
   }
-  Note(op, "waiting for node " + np->node + " to attach volume " + op.volume);
+  journal_.Note(op, "waiting for node " + np->node + " to attach volume " + op.volume);
   return StepResult::kWait;
 }
 
@@ -341,7 +379,7 @@ Controller::StepResult Controller::StepStart(Operation& op) {
       ProbesPass(roles_.at(op.role).spec.probes, *o)) {
     return StepResult::kDone;
   }
-  Note(op, "waiting for " + np->name + " on " + np->node + " to start and be ready");
+  journal_.Note(op, "waiting for " + np->name + " on " + np->node + " to start and be ready");
   return StepResult::kWait;
 }
 

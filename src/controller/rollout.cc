@@ -190,14 +190,51 @@ void Controller::SetWaveState(Operation& op, wire::DomainState state) {
   if (changed) PutOp(op);
 }
 
-Controller::StepResult Controller::RunRolloutStep(Operation& op) {
-  const std::string& s = op.step;
-  if (s == "drain") return StepRolloutDrain(op);
-  if (s == "stop") return StepRolloutStop(op);
-  if (s == "start") return StepRolloutStart(op);
-  if (s == "route") return StepRolloutRoute(op);
-  op.error = "unknown step " + s;
-  return StepResult::kAbort;
+// The rolling-upgrade procedure (procedure.h): drain, stop, start, route, once per wave of
+// update domains, run by the journal.
+class Controller::RolloutProcedure : public Procedure {
+ public:
+  explicit RolloutProcedure(Controller& c) : c_(c) {}
+
+  std::string StepLabel(const Operation& op) const override {
+    return op.step + " " + c_.RolloutWaveLabel(op);  // the step repeats per wave
+  }
+
+  StepResult Run(Operation& op) override {
+    if (c_.RoleRemoved(op)) return StepResult::kAbort;
+    const std::string& s = op.step;
+    if (s == "drain") return c_.StepRolloutDrain(op);
+    if (s == "stop") return c_.StepRolloutStop(op);
+    if (s == "start") return c_.StepRolloutStart(op);
+    if (s == "route") return c_.StepRolloutRoute(op);
+    op.error = "unknown step " + s;
+    return StepResult::kAbort;
+  }
+
+  bool Advance(Operation& op) override { return c_.NextRolloutStep(op); }
+
+  size_t StepsPerPass(const Operation& op) const override {
+    return std::size(kRolloutSteps) * (op.domains.size() + 1);
+  }
+
+  JournalEvent Finished(const Operation& op, const std::string& timeline) const override {
+    const std::string what = op.rollback ? "rollback" : "rollout";
+    const std::string state(wire::OpStateName(op.state));
+    return {what + "-" + state,
+            op.role + " (" + op.id + "): " + what + " to " + VersionName(op.to_version) + " " +
+                state + " after " + std::to_string(op.finished_ms - op.created_ms) + "ms" +
+                (op.error.empty() ? "" : ": " + op.error) + " [" + timeline + "]",
+            {{"op", op.id}, {"role", op.role}}};
+  }
+
+  void Forget(const Operation& op) override { c_.fence_version_.erase(op.id); }
+
+ private:
+  Controller& c_;
+};
+
+std::unique_ptr<Procedure> Controller::MakeRolloutProcedure() {
+  return std::make_unique<RolloutProcedure>(*this);
 }
 
 // Out of rotation: done once every live gateway routes without them (it gives them no new
@@ -251,7 +288,7 @@ Controller::StepResult Controller::StepRolloutStop(Operation& op) {
       waiting.push_back(name);
   }
   if (!waiting.empty()) {
-    Note(op, "waiting for " + Join(waiting) + " to stop");
+    journal_.Note(op, "waiting for " + Join(waiting) + " to stop");
     return StepResult::kWait;
   }
   return StepResult::kDone;
@@ -294,12 +331,12 @@ Controller::StepResult Controller::StepRolloutStart(Operation& op) {
     if (!ready) waiting.push_back(name);
   }
   if (failure.empty() && waiting.empty()) return StepResult::kDone;
-  if (failure.empty() && StepElapsed(op) >= role.spec.update.ready_timeout) {
+  if (failure.empty() && journal_.StepElapsed(op) >= role.spec.update.ready_timeout) {
     failure = Join(waiting) + " not ready within " +
               std::to_string(ToMs(role.spec.update.ready_timeout)) + "ms (update.ready_timeout)";
   }
   if (failure.empty()) {
-    Note(op, "waiting for " + Join(waiting) + " to be ready");
+    journal_.Note(op, "waiting for " + Join(waiting) + " to be ready");
     return StepResult::kWait;
   }
   if (op.rollback) {

@@ -1,0 +1,77 @@
+// OpJournal: runs operations (records.h Operation) through their Procedure (procedure.h),
+// recording each step in the store before it acts and after it completes; resumes the ones a
+// previous controller left at the recorded step. It owns the rules every procedure shares:
+// one step at a time, each start committed before the step runs, a bounded pass, a wait noted
+// once per distinct reason, the finish with its timeline, the test crash at a named step, and
+// step durations on the monotonic clock. Plain class on Clock&: unit-tested with a scripted
+// procedure (op_journal_test.cc), no cluster.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "controller/procedure.h"
+#include "controller/records.h"
+#include "core/clock.h"
+#include "core/status.h"
+#include "wire/states.h"
+
+namespace hafab::controller {
+
+// Where the journal writes: the controller's pending transaction and event log.
+class JournalStore {
+ public:
+  virtual ~JournalStore() = default;
+  virtual void PutOp(const Operation& op) = 0;
+  virtual void Emit(const std::string& type, const std::string& message,
+                    std::map<std::string, std::string> fields) = 0;
+  // Commits the pending writes (the operation's with the others of the moment).
+  virtual Status Commit() = 0;
+  // true: nothing may be driven now (crashed, deposed, or memory ahead of the store after a
+  // failed commit).
+  virtual bool Halted() const = 0;
+  // The test crash at a step (JournalOptions::crash_exits false): persist nothing more.
+  virtual void Crash() = 0;
+};
+
+struct JournalOptions {
+  // Tests and the fault harness: stop right after recording the start of this step.
+  std::string crash_at_step;
+  // true: _exit(137) there (process tests); false: JournalStore::Crash().
+  bool crash_exits = true;
+};
+
+// Not thread-safe: the controller's thread.
+class OpJournal {
+ public:
+  OpJournal(Clock& clock, JournalStore& store, JournalOptions opts);
+
+  // Runs `op`'s steps while they complete, at most StepsPerPass(op): stops at a wait
+  // (committed: its note is kept), at an abort (finished failed) or at the end (finished
+  // done). Nothing while the store is Halted() or `op` is not running.
+  void Drive(Operation& op, Procedure& procedure);
+  // Runs the current step once (step-by-step idempotence tests); when it is done and
+  // `complete`, records its end and moves to the next step. "done", "wait", "abort",
+  // "crashed", or "none" (op not running).
+  std::string RunOnce(Operation& op, Procedure& procedure, bool complete);
+  // Ends `op` in `state` (done or failed) with `error`, and emits the procedure's event.
+  void Finish(Operation& op, Procedure& procedure, wire::OpState state, const std::string& error);
+  // Records why the current step waits; once per distinct note.
+  void Note(Operation& op, const std::string& note);
+  // How long the current step has run, on the monotonic clock (the journal's times are wall
+  // times, for people). A step resumed by a new controller counts from its resumption.
+  Duration StepElapsed(const Operation& op);
+
+ private:
+  // Records the start of op.step and commits it; false when the commit failed or the test
+  // crash happened (the step must not run).
+  bool BeginStep(Operation& op, Procedure& procedure);
+  void CompleteStep(Operation& op, Procedure& procedure);
+
+  Clock& clock_;
+  JournalStore& store_;
+  JournalOptions opts_;
+  std::map<std::string, TimePoint> step_began_;  // op id -> its current step's start
+};
+
+}  // namespace hafab::controller
