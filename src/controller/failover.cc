@@ -3,9 +3,8 @@
 //   detect -> fence -> stop -> detach -> promote -> wait_detached -> attach -> start -> route
 #include <spdlog/spdlog.h>
 
-#include <tuple>
-
 #include "controller/controller.h"
+#include "controller/placement.h"
 
 namespace hafab::controller {
 
@@ -215,8 +214,7 @@ Controller::StepResult Controller::StepDetach(Operation& op) {
 std::string Controller::ChooseNewPrimary(const Operation& op) {
   std::string old_fd;
   if (auto ni = nodes_.find(op.old_node); ni != nodes_.end()) old_fd = ni->second.fault_domain;
-  std::string best;
-  std::tuple<int, int, int> best_score{};
+  std::vector<StandbyCandidate> standbys;
   for (const auto& [name, inst] : instances_) {
     if (inst.role != op.role || name == op.old_primary) continue;
     auto ni = nodes_.find(inst.node);
@@ -226,13 +224,9 @@ std::string Controller::ChooseNewPrimary(const Operation& op) {
     if (op.planned && !op.to.empty() && inst.node != op.to) continue;
     const ObservedInstance* o = Observed(inst);
     if (o != nullptr && o->state == wire::InstanceState::kFailed) continue;
-    std::tuple<int, int, int> score{!old_fd.empty() && ni->second.fault_domain == old_fd ? 1 : 0,
-                                    o == nullptr ? 1 : 0, inst.ordinal};
-    if (best.empty() || score < best_score) {
-      best = name;
-      best_score = score;
-    }
+    standbys.push_back({name, ni->second.fault_domain, o != nullptr, inst.ordinal});
   }
+  std::string best = PickStandby(standbys, old_fd);
   if (!best.empty()) return best;
   // No standby: move the old primary's instance (or any instance) to a node with room,
   // or, failing that, restart it where it is if its node is healthy.

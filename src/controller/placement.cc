@@ -26,6 +26,19 @@ std::optional<std::string> PickNode(const std::vector<NodeCandidate>& candidates
   return best->name;
 }
 
+std::string PickStandby(const std::vector<StandbyCandidate>& candidates,
+                        const std::string& old_fault_domain) {
+  const StandbyCandidate* best = nullptr;
+  auto score = [&](const StandbyCandidate& c) {
+    bool same_domain = !old_fault_domain.empty() && c.fault_domain == old_fault_domain;
+    return std::tuple(same_domain, !c.reported, c.ordinal);
+  };
+  for (const auto& c : candidates) {
+    if (best == nullptr || score(c) < score(*best)) best = &c;
+  }
+  return best == nullptr ? "" : best->instance;
+}
+
 int PickPort(int preferred, const std::set<int>& used) {
   if (preferred > 0 && !used.count(preferred)) return preferred;
   int p = preferred > 0 ? preferred + 1 : 20000;

@@ -36,6 +36,20 @@ struct Peer {
 std::optional<std::string> PickNode(const std::vector<NodeCandidate>& candidates,
                                     const std::vector<Peer>& peers);
 
+// A standby failover could promote (already filtered to live, undrained nodes, not failed).
+struct StandbyCandidate {
+  std::string instance;
+  std::string fault_domain;  // its node's
+  bool reported = false;     // its agent reports it: a known standby, not one never seen
+  int ordinal = 0;
+};
+
+// The standby to promote when the primary in fault domain `old_fault_domain` fails. Rules, in
+// order: outside the failed primary's fault domain (whatever took it down may take its
+// neighbours); one its agent reports; the lowest ordinal. "" when there is no candidate.
+std::string PickStandby(const std::vector<StandbyCandidate>& candidates,
+                        const std::string& old_fault_domain);
+
 // The port for an instance on a node address whose ports in use are `used`: `preferred`
 // if free (the role's port, for ordinal 0), else the next free one above it (above 20000
 // when the role names no port).

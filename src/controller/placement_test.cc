@@ -65,6 +65,18 @@ TEST(PlacementTest, SpreadsManyInstancesAcrossDomains) {
   EXPECT_EQ(used.size(), 4u);
 }
 
+TEST(PlacementTest, StandbyOutsideTheFailedFaultDomainThenReportedThenLowestOrdinal) {
+  EXPECT_EQ(PickStandby({}, "fd1"), "");
+  // Another fault domain beats a lower ordinal and a report.
+  EXPECT_EQ(PickStandby({{"kvd-1", "fd1", true, 1}, {"kvd-2", "fd2", false, 2}}, "fd1"), "kvd-2");
+  // Then a standby its agent reports beats one never seen.
+  EXPECT_EQ(PickStandby({{"kvd-1", "fd2", false, 1}, {"kvd-2", "fd3", true, 2}}, "fd1"), "kvd-2");
+  // Then the lowest ordinal.
+  EXPECT_EQ(PickStandby({{"kvd-2", "fd2", true, 2}, {"kvd-1", "fd3", true, 1}}, "fd1"), "kvd-1");
+  // No fault domain known for the old primary: no domain is avoided.
+  EXPECT_EQ(PickStandby({{"kvd-1", "", true, 1}, {"kvd-2", "fd2", true, 2}}, ""), "kvd-1");
+}
+
 TEST(PlacementTest, PortIsTheRolesPortThenTheNextFree) {
   EXPECT_EQ(PickPort(7101, {}), 7101);
   EXPECT_EQ(PickPort(7101, {7101}), 7102);
