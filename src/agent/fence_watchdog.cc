@@ -44,7 +44,9 @@ WatchdogPass RunWatchdogPass(Clock& clock, const std::string& data_dir) {
                                                       std::chrono::nanoseconds(ns))));
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(data_dir + "/run", ec)) {
-    if (entry.path().extension() != ".pid" || entry.path().stem() == "watchdog") continue;
+    if (entry.path().extension() != ".pid" || entry.path().filename() == kWatchdogPidFile) {
+      continue;
+    }
     try {
       auto j = nlohmann::json::parse(ReadFile(entry.path().string()));
       pid_t pid = j.at("pid").get<pid_t>();
@@ -78,7 +80,7 @@ int RunFenceWatchdog(Clock& clock, const std::string& data_dir, pid_t agent_pid,
   spdlog::info("watchdog {}: guarding the primaries of agent {} in {}", self, agent_pid, data_dir);
   while (true) {
     int64_t registered = 0;
-    std::istringstream(ReadFile(data_dir + "/run/watchdog.pid")) >> registered;
+    std::istringstream(ReadFile(data_dir + "/run/" + kWatchdogPidFile)) >> registered;
     if (registered != 0 && registered != self) {
       spdlog::info("watchdog {}: replaced by watchdog {}; exiting", self, registered);
       return 0;

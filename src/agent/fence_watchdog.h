@@ -21,6 +21,10 @@ struct WatchdogPass {
   int killed = 0;          // primaries killed by this pass
 };
 
+// The watchdog's own pid file in <data-dir>/run/, beside the instances' <instance>.pid files
+// (which it and the supervisor read; they skip this one).
+inline constexpr char kWatchdogPidFile[] = "watchdog.pid";
+
 // One look: reads the lease deadline (missing or unreadable = expired) and the pid files;
 // if the lease has run out, SIGKILLs the process group of every live active-passive primary.
 WatchdogPass RunWatchdogPass(Clock& clock, const std::string& data_dir);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "agent/fence_watchdog.h"
 #include "core/json.h"
 
 namespace hafab::agent {
@@ -143,7 +144,10 @@ void Supervisor::AdoptLeftovers() {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(options_.data_dir + "/run", ec)) {
     const std::string path = entry.path().string();
-    if (entry.path().extension() != ".pid") continue;
+    // Instances' pid files only: the fence watchdog's is the agent's own.
+    if (entry.path().extension() != ".pid" || entry.path().filename() == kWatchdogPidFile) {
+      continue;
+    }
     pid_t pid = 0;
     uint64_t start_time = 0;
     std::optional<Assignment> a;

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/fence_watchdog.h"
 #include "agent/test_util.h"
 #include "provider/local_provider.h"
 #include "testing/fake_clock.h"
@@ -632,6 +633,19 @@ TEST_F(SupervisorTest, LeftoverOfDeadProcessIgnored) {
   supervisor_->AdoptLeftovers();
   EXPECT_TRUE(supervisor_->Report().empty());
   EXPECT_FALSE(std::filesystem::exists(supervisor_->PidFilePath("kvd-0")));
+}
+
+// The fence watchdog's pid file sits beside the instances': adoption leaves it alone (it
+// logged it as unreadable and removed it).
+TEST_F(SupervisorTest, AdoptionLeavesTheWatchdogPidFileAlone) {
+  Apply({Kvd()});
+  const auto run = std::filesystem::path(supervisor_->PidFilePath("kvd-0")).parent_path();
+  const auto watchdog = run / kWatchdogPidFile;
+  std::ofstream(watchdog) << 4242 << "\n";
+  Reset();
+  supervisor_->AdoptLeftovers();
+  EXPECT_TRUE(std::filesystem::exists(watchdog));
+  EXPECT_EQ(supervisor_->Report().size(), 1u);  // kvd-0 adopted
 }
 
 // Output goes through the log writer, told the log's path, size cap and rotated files kept

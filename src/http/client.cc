@@ -38,9 +38,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
  public:
   FetchOperation(asio::io_context& io, Url url, std::function<void(Result<Response>)> done)
       : url_(std::move(url)),
-        name_(url_.host.find(':') != std::string::npos
-                  ? "[" + url_.host + "]:" + std::to_string(url_.port)
-                  : url_.host + ":" + std::to_string(url_.port)),
+        name_(Authority(url_)),
         resolver_(io),
         tls_(url_.tls ? internal::ClientTlsContext() : nullptr),
         stream_(tls_ ? Stream(tcp::socket(io), *tls_) : Stream(tcp::socket(io))),
@@ -49,8 +47,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
 
   void Start(const std::string& method, std::string body, const Headers& headers,
              Duration timeout) {
-    request_ = internal::MakeRequest(method, url_.target, url_.port == 80 ? url_.host : name_,
-                                     std::move(body), headers,
+    request_ = internal::MakeRequest(method, url_.target, name_, std::move(body), headers,
                                      /*keep_alive=*/false);
     head_ = method == "HEAD";
 

@@ -138,6 +138,8 @@ struct Url {
 };
 // Parses "http://host:port/path?q" or "https://...". InvalidArgument naming the URL otherwise.
 Result<Url> ParseUrl(const std::string& url);
+// "host:port", an IPv6 host in brackets ("[::1]:7070"): the Host header, and in messages.
+std::string Authority(const Url& url);
 
 // Decodes %XX escapes (and '+' as a space when `plus_is_space`, as in a query).
 // Malformed escapes are kept as written.

@@ -605,6 +605,8 @@ TEST(HttpTest, ParseUrlAcceptsHostPortTargetAndRejectsTheRest) {
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(r.status().message().find(bad), std::string::npos) << r.status().message();
   }
+  EXPECT_EQ(Authority(*v6), "[::1]:7000");  // the Host header and messages keep the brackets
+  EXPECT_EQ(Authority(*ParseUrl("http://127.0.0.1/")), "127.0.0.1:80");
 }
 
 TEST(HttpTest, PercentCoding) {

@@ -119,6 +119,11 @@ void ParseTarget(std::string_view target, Request& request) {
   }
 }
 
+std::string Authority(const Url& url) {
+  const std::string port = ":" + std::to_string(url.port);
+  return url.host.find(':') != std::string::npos ? "[" + url.host + "]" + port : url.host + port;
+}
+
 Result<Url> ParseUrl(const std::string& url) {
   auto invalid = [&](std::string_view why) {
     return Status::InvalidArgument("bad URL \"" + url + "\": " + std::string(why) +

@@ -42,7 +42,7 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
               std::function<void(Result<Response>)> done)
       : io_(io),
         url_(std::move(url)),
-        name_(url_.host + ":" + std::to_string(url_.port)),
+        name_(Authority(url_)),
         key_((url_.tls ? "https://" : "http://") + name_),
         pool_(std::move(pool)),
         tls_(url_.tls ? internal::ClientTlsContext() : nullptr),
