@@ -241,6 +241,9 @@ class EtcdWatcher final : public Watcher {
           return WatchBatch{{}, last_revision_};
         }
         Break(message.status().message());
+        // A member that answers every reopen and breaks the stream again (garbage after
+        // "created") must not hold the caller past its timeout: the next call resumes.
+        if (clock.Now() >= deadline) return WatchBatch{{}, last_revision_};
         continue;
       }
       std::optional<WatchBatch> batch;
@@ -250,6 +253,7 @@ class EtcdWatcher final : public Watcher {
         return final_;
       }
       if (batch) return std::move(*batch);
+      if (clock.Now() >= deadline) return WatchBatch{{}, last_revision_};  // progress only
     }
   }
 
