@@ -157,6 +157,13 @@ void Api::Route(const http::Request& req, bool redact, http::Responder& respond)
   const std::string& m = req.method;
   auto ok = [redact](json j) { return Ok(std::move(j), redact); };
   auto reply = [&](const Result<json>& r) { respond(r.ok() ? ok(*r) : ErrorResponse(r.status())); };
+  if (m == "GET" && req.path == "/metrics") {
+    http::Response metrics;
+    metrics.status = 200;
+    metrics.content_type = kMetricsContentType;
+    metrics.body = c_.MetricsText();
+    return respond(std::move(metrics));
+  }
   if (p.size() < 2 || p[0] != "v1") {
     respond(ErrorResponse(Status::NotFound("path: no such API: " + req.path)));
     return;

@@ -88,6 +88,25 @@ TEST_F(ApiTest, EveryCallNeedsABearerToken) {
   EXPECT_EQ(Send("GET", "/v1/status")->status, 200);
 }
 
+// GET /metrics: Prometheus text for the read token, nothing without one.
+TEST_F(ApiTest, MetricsForTheReadToken) {
+  EXPECT_EQ(Send("GET", "/metrics", "", "")->status, 401);
+  Heartbeat("n1", "fd1");
+  Heartbeat("n2", "fd2");
+  ASSERT_EQ(Send("POST", "/v1/apply", kManifest)->status, 200);
+  auto r = Send("GET", "/metrics", "", "readtok");
+  ASSERT_EQ(r->status, 200);
+  EXPECT_EQ(r->content_type, kMetricsContentType);
+  for (const char* line :
+       {"# TYPE hafab_controller_nodes gauge\n", "hafab_controller_nodes{state=\"up\"} 2\n",
+        "hafab_controller_heartbeats_total{from=\"agent\"} 2\n",
+        "hafab_controller_instances{role=\"kvd\",state=\"unreported\"} 2\n",
+        "hafab_controller_operations_running{kind=\"failover\"} 0\n",
+        "hafab_controller_store_commit_failures_total 0\n"}) {
+    EXPECT_NE(r->body.find(line), std::string::npos) << line << " in\n" << r->body;
+  }
+}
+
 TEST_F(ApiTest, ReadTokenIsGetOnly) {
   auto r = Send("POST", "/v1/apply", kManifest, "readtok");
   EXPECT_EQ(r->status, 403);

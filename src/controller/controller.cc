@@ -283,7 +283,9 @@ Status Controller::Commit() {
   }
   std::reverse(txn.success.begin(), txn.success.end());
   pending_.clear();
+  const TimePoint began = clock_.Now();
   auto r = store_.Commit(txn);
+  commit_seconds_.Observe(std::chrono::duration<double>(clock_.Now() - began).count());
   if (r.ok() && !r->succeeded) {
     Depose();
     return Status::Unavailable("not leader: another controller replica was elected");
@@ -434,6 +436,7 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
                                                          const wire::AgentHeartbeat& hb) {
   if (crashed_) return Status::Unavailable("controller stopping");
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
+  ++agent_heartbeats_;
   NodeObservation next;
   next.agent_version = hb.agent_version;
   next.boot_id = hb.boot_id;
@@ -543,6 +546,7 @@ Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id
                                                            const wire::GatewayHeartbeat& hb) {
   if (crashed_) return Status::Unavailable("controller stopping");
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
+  ++gateway_heartbeats_;
   // Leases only grow: the first lease of a new controller is kept.
   const TimePoint now = clock_.Now();
   const auto version = static_cast<int64_t>(hb.routes_version);

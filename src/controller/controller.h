@@ -29,6 +29,7 @@
 #include "controller/procedure.h"
 #include "controller/records.h"
 #include "core/clock.h"
+#include "core/prometheus.h"
 #include "core/result.h"
 #include "manifest/model.h"
 #include "provider/provider.h"
@@ -176,6 +177,8 @@ class Controller : private JournalStore {
   nlohmann::json VolumesJson() const;
   nlohmann::json OpsJson() const;
   nlohmann::json GatewaysJson() const;
+  // GET /metrics: Prometheus text (controller_metrics.cc).
+  std::string MetricsText() const;
   // Events with id > after, oldest first, at most `limit`.
   std::vector<Event> EventsAfter(int64_t after, size_t limit = 500) const;
   int64_t LastEventId() const { return events_.empty() ? 0 : events_.back().id; }
@@ -362,6 +365,9 @@ class Controller : private JournalStore {
   bool deposed_ = false;
   bool reload_needed_ = false;  // a commit failed: memory may be ahead of the store
   int64_t failed_commits_ = 0;  // since start, with the last error (StatusJson "store")
+  Histogram commit_seconds_{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
+  uint64_t agent_heartbeats_ = 0;  // handled since start (/metrics)
+  uint64_t gateway_heartbeats_ = 0;
   std::string last_commit_error_;
   TimePoint started_at_{};
   // Nodes the store recorded down when this controller started. A node is declared down only

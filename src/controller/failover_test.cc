@@ -283,6 +283,19 @@ TEST_F(FailoverTest, EventsNameEveryStep) {
   EXPECT_EQ(started,
             std::vector<std::string>(std::begin(kFailoverSteps), std::end(kFailoverSteps)));
   EXPECT_TRUE(done);
+  // And /metrics counts it, with each step's duration.
+  const std::string metrics = c_->MetricsText();
+  EXPECT_NE(
+      metrics.find("hafab_controller_operations_total{kind=\"failover\",outcome=\"done\"} 1\n"),
+      std::string::npos)
+      << metrics;
+  for (const char* step : kFailoverSteps) {
+    EXPECT_NE(
+        metrics.find("hafab_controller_operation_step_seconds_count{kind=\"failover\",step=\"" +
+                     std::string(step) + "\"} 1\n"),
+        std::string::npos)
+        << step;
+  }
 }
 
 // Every step run twice in a row leaves the same records as running it once.

@@ -77,6 +77,8 @@ void OpJournal::CompleteStep(Operation& op, Procedure& procedure) {
     took = std::max<int64_t>(0, WallMs(clock_) - op.steps.back().started_ms);
     op.steps.back().duration_ms = took;
   }
+  metrics_.step_seconds.try_emplace({KindName(op), op.step}, Histogram::Seconds())
+      .first->second.Observe(static_cast<double>(took) / 1000);
   std::string done = op.steps.empty() ? op.step : op.steps.back().name;
   store_.Emit(
       KindName(op) + "-step-done",
@@ -97,6 +99,7 @@ void OpJournal::Finish(Operation& op, Procedure& procedure, wire::OpState state,
   op.step_begun = false;
   op.error = error;
   op.finished_ms = WallMs(clock_);
+  ++metrics_.finished[{KindName(op), std::string(wire::OpStateName(state))}];
   store_.PutOp(op);
   step_began_.erase(op.id);
   procedure.Forget(op);

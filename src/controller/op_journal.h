@@ -13,6 +13,7 @@
 #include "controller/procedure.h"
 #include "controller/records.h"
 #include "core/clock.h"
+#include "core/prometheus.h"
 #include "core/status.h"
 #include "wire/states.h"
 
@@ -41,6 +42,14 @@ struct JournalOptions {
   bool crash_exits = true;
 };
 
+// What the journal saw since the controller started, for /metrics.
+struct OpMetrics {
+  // (kind, state) -> operations that finished so (state: done or failed).
+  std::map<std::pair<std::string, std::string>, uint64_t> finished;
+  // (kind, step) -> how long the step took, as in the operation's timeline.
+  std::map<std::pair<std::string, std::string>, Histogram> step_seconds;
+};
+
 // Not thread-safe: the controller's thread.
 class OpJournal {
  public:
@@ -62,6 +71,8 @@ class OpJournal {
   // times, for people). A step resumed by a new controller counts from its resumption.
   Duration StepElapsed(const Operation& op);
 
+  const OpMetrics& metrics() const { return metrics_; }
+
  private:
   // Records the start of op.step and commits it; false when the commit failed or the test
   // crash happened (the step must not run).
@@ -72,6 +83,7 @@ class OpJournal {
   JournalStore& store_;
   JournalOptions opts_;
   std::map<std::string, TimePoint> step_began_;  // op id -> its current step's start
+  OpMetrics metrics_;
 };
 
 }  // namespace hafab::controller

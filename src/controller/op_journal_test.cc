@@ -151,6 +151,13 @@ TEST_F(OpJournalTest, AWaitEndsThePassAndTheStepRunsAgainWithoutANewRecord) {
   int waits = 0;
   for (const auto& e : store_.events) waits += e.type == "failover-wait";
   EXPECT_EQ(waits, 1);
+  // The metrics: each step's duration once, and the outcome.
+  const OpMetrics& m = journal.metrics();
+  EXPECT_EQ((m.finished.at({"failover", "done"})), 1u);
+  const Histogram& b = m.step_seconds.at({"failover", "b"});
+  EXPECT_EQ(b.count(), 1u);
+  EXPECT_DOUBLE_EQ(b.sum(), 0.2);
+  EXPECT_EQ(m.step_seconds.at({"failover", "a"}).count(), 1u);
 }
 
 TEST_F(OpJournalTest, AnAbortFinishesTheOperationFailedWithItsError) {

@@ -1,0 +1,75 @@
+// GET /metrics: the controller's state and counters in Prometheus' text format.
+#include "controller/controller.h"
+#include "core/prometheus.h"
+
+namespace hafab::controller {
+
+std::string Controller::MetricsText() const {
+  MetricsWriter w;
+  std::map<std::string, int> nodes{{"up", 0}, {"down", 0}, {"drained", 0}};
+  for (const auto& [name, node] : nodes_) {
+    ++nodes[NodeDown(name) ? "down" : node.drained ? "drained" : "up"];
+  }
+  w.Family("hafab_controller_nodes", "gauge",
+           "Nodes by state: up (live lease), down (declared down or lease expired), drained");
+  for (const auto& [state, n] : nodes) w.Sample("hafab_controller_nodes", {{"state", state}}, n);
+
+  w.Family("hafab_controller_gateways", "gauge", "Gateways holding a live lease");
+  w.Sample("hafab_controller_gateways", {}, static_cast<double>(gateway_leases_.Holders().size()));
+
+  std::map<std::pair<std::string, std::string>, int> instances;  // (role, state)
+  for (const auto& [name, inst] : instances_) {
+    const ObservedInstance* o = Observed(inst);
+    ++instances[{inst.role, o ? std::string(wire::InstanceStateName(o->state)) : "unreported"}];
+  }
+  w.Family("hafab_controller_instances", "gauge",
+           "Instances by role and the state their agent reports (unreported: not heard yet)");
+  for (const auto& [key, n] : instances) {
+    w.Sample("hafab_controller_instances", {{"role", key.first}, {"state", key.second}}, n);
+  }
+
+  std::map<std::string, int> running{{"failover", 0}, {"rollout", 0}};
+  for (const auto& [role, id] : running_ops_) {
+    if (auto op = ops_.find(id); op != ops_.end()) {
+      ++running[std::string(wire::OpKindName(op->second.kind))];
+    }
+  }
+  w.Family("hafab_controller_operations_running", "gauge", "Operations under way, by kind");
+  for (const auto& [kind, n] : running) {
+    w.Sample("hafab_controller_operations_running", {{"kind", kind}}, n);
+  }
+  const OpMetrics& ops = journal_.metrics();
+  w.Family("hafab_controller_operations_total", "counter",
+           "Operations finished since this controller started, by kind and outcome");
+  for (const auto& [key, n] : ops.finished) {
+    w.Sample("hafab_controller_operations_total", {{"kind", key.first}, {"outcome", key.second}},
+             static_cast<double>(n));
+  }
+  w.Family("hafab_controller_operation_step_seconds", "histogram",
+           "Duration of each operation step (failover: detect ... route), as in its timeline");
+  for (const auto& [key, h] : ops.step_seconds) {
+    w.Samples("hafab_controller_operation_step_seconds",
+              {{"kind", key.first}, {"step", key.second}}, h);
+  }
+
+  w.Family("hafab_controller_store_commit_seconds", "histogram",
+           "Latency of the controller's store transactions");
+  w.Samples("hafab_controller_store_commit_seconds", {}, commit_seconds_);
+  w.Family("hafab_controller_store_commit_failures_total", "counter",
+           "Store transactions that failed (the controller then reloads from the store)");
+  w.Sample("hafab_controller_store_commit_failures_total", {},
+           static_cast<double>(failed_commits_));
+
+  w.Family("hafab_controller_heartbeats_total", "counter",
+           "Heartbeats handled since this controller started, by sender");
+  w.Sample("hafab_controller_heartbeats_total", {{"from", "agent"}},
+           static_cast<double>(agent_heartbeats_));
+  w.Sample("hafab_controller_heartbeats_total", {{"from", "gateway"}},
+           static_cast<double>(gateway_heartbeats_));
+
+  w.Family("hafab_controller_routes_version", "gauge", "The routing table's version");
+  w.Sample("hafab_controller_routes_version", {}, static_cast<double>(routes_version_));
+  return w.text();
+}
+
+}  // namespace hafab::controller
