@@ -83,7 +83,7 @@ void ControllerClient::Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration
 }
 
 void ControllerClient::FetchAssignments(const std::string& node, uint64_t after, Duration wait,
-                                        std::function<void(Result<AssignmentList>)> done) {
+                                        std::function<void(Result<wire::AssignmentList>)> done) {
   auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait).count();
   Call("GET",
        "/v1/agents/" + node + "/assignments?after=" + std::to_string(after) +
@@ -93,7 +93,7 @@ void ControllerClient::FetchAssignments(const std::string& node, uint64_t after,
            done(r.status());
            return;
          }
-         done(ParseAssignments(*r));
+         done(wire::ParseAssignments(*r));
        });
 }
 

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "agent/assignment.h"
 #include "core/result.h"
 #include "http/pool.h"
 #include "wire/agent_heartbeat.h"
+#include "wire/assignments.h"
 
 namespace hafab::agent {
 
@@ -30,7 +30,7 @@ class ControllerClient {
   // GET /v1/agents/{node}/assignments?after=G&wait_ms=W. Errors as Heartbeat, and
   // InvalidArgument when the answer does not parse.
   void FetchAssignments(const std::string& node, uint64_t after, Duration wait,
-                        std::function<void(Result<AssignmentList>)> done);
+                        std::function<void(Result<wire::AssignmentList>)> done);
 
   const std::string& current_url() const { return urls_[current_]; }
 

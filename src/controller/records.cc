@@ -126,10 +126,6 @@ std::string IsoTime(int64_t ms) {
 
 }  // namespace
 
-json DrainToJson(const manifest::DrainHook& d) {
-  return {{"command", d.command}, {"timeout_ms", ToMs(d.timeout)}};
-}
-
 json RoleSpecToJson(const manifest::Role& r) {
   json j = {{"name", r.name},
             {"mode", ModeName(r.mode)},
@@ -166,7 +162,7 @@ json RoleSpecToJson(const manifest::Role& r) {
   }
   j["update"] = {{"max_unavailable_domains", r.update.max_unavailable_domains},
                  {"ready_timeout_ms", ToMs(r.update.ready_timeout)}};
-  if (r.drain) j["drain"] = DrainToJson(*r.drain);
+  if (r.drain) j["drain"] = {{"command", r.drain->command}, {"timeout_ms", ToMs(r.drain->timeout)}};
   return j;
 }
 
