@@ -19,6 +19,14 @@ ControllerClient::ControllerClient(boost::asio::io_context& io, std::vector<std:
   }
 }
 
+std::string ControllerClient::Describe() const {
+  std::string out = current_url();
+  for (size_t i = 0; i < urls_.size(); ++i) {
+    if (i != current_) out += "," + urls_[i];
+  }
+  return out;
+}
+
 void ControllerClient::Call(const std::string& method, const std::string& path, std::string body,
                             Duration timeout, std::function<void(Result<std::string>)> done) {
   const size_t index = current_;
