@@ -8,10 +8,11 @@
 #include <cstdint>
 #include <string>
 
-#include "agent/assignment.h"
+#include "core/json.h"
 #include "gateway/route_table.h"
 #include "manifest/limits.h"
 #include "wire/agent_heartbeat.h"
+#include "wire/assignments.h"
 #include "wire/routes.h"
 
 using namespace hafab;
@@ -70,11 +71,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 2: {
-      auto list = agent::ParseAssignments(body);
+      auto list = wire::ParseAssignments(body);
       if (list.ok()) {
         for (const auto& a : list->assignments) {
-          auto again = agent::ParseAssignment(a.raw_json);
-          if (!again.ok() || again->instance != a.instance) std::abort();
+          auto again = wire::ParseAssignment(Dump(wire::ToJson(a)));
+          if (!again.ok() || !(*again == a)) std::abort();
           (void)(RealClock().Now() + a.stop_grace);
         }
       }

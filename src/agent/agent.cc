@@ -71,13 +71,13 @@ int64_t Ms(Duration d) { return std::chrono::duration_cast<std::chrono::millisec
 }  // namespace
 
 Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::Provider& provider,
-             ResourceLimiter* limiter, AgentOptions options)
+             ResourceLimiter* limiter, ControlLink& link, AgentOptions options)
     : io_(io),
       clock_(clock),
       options_(std::move(options)),
       worker_(std::make_unique<Worker>(io)),
       limiter_(limiter),
-      client_(io, options_.controllers, options_.token),
+      link_(link),
       lease_(clock),
       tick_timer_(io),
       heartbeat_timer_(io),
@@ -133,7 +133,7 @@ Agent::~Agent() {
 
 void Agent::Start() {
   spdlog::info("agent {}: data dir {}, controllers {}, resource limits: {}, instance processes: {}",
-               options_.node, options_.data_dir, fmt::join(options_.controllers, ","),
+               options_.node, options_.data_dir, link_.Describe(),
                limiter_ != nullptr ? limiter_->Mechanism() : "none",
                options_.tracker != nullptr ? options_.tracker->Mechanism() : "process group");
   RestoreLease();
@@ -235,7 +235,7 @@ void Agent::CheckLease() {
                                            : "could not renew the lease with the controller for " +
                                                  std::to_string(Ms(since)) + "ms (lease_ttl " +
                                                  std::to_string(Ms(options_.lease_ttl)) +
-                                                 "ms; last tried " + client_.current_url() + ")";
+                                                 "ms; controllers " + link_.Describe() + ")";
   std::vector<std::string> killed = supervisor_->Fence(reason);
   fenced_at_ = clock_.Now();
   if (!killed.empty() || heartbeats_ok_ > 0) {
@@ -345,14 +345,14 @@ void Agent::SendHeartbeat() {
   // listen queue an anonymous flood keeps full, retransmitted only after 1 s) is given up
   // and sent again on a new connection while the lease still holds.
   Duration timeout = std::min<Duration>(options_.lease_ttl / 2, std::chrono::seconds(1));
-  client_.Heartbeat(in, timeout, [this, sent_at, carried_fence](Result<wire::HeartbeatAnswer> r) {
+  link_.Heartbeat(in, timeout, [this, sent_at, carried_fence](Result<wire::HeartbeatAnswer> r) {
     heartbeat_in_flight_ = false;
     if (!r.ok()) {
       if (heartbeat_failures_++ % 25 == 0) {
         if (heartbeats_ok_ == 0) {  // never answered: started before the controller
           spdlog::warn("agent {}: waiting for the controller ({}), heartbeat every {}ms: {}",
-                       options_.node, fmt::join(options_.controllers, ","),
-                       ToMillis(options_.heartbeat_interval), r.status().ToString());
+                       options_.node, link_.Describe(), ToMillis(options_.heartbeat_interval),
+                       r.status().ToString());
         } else {
           spdlog::warn("agent {}: heartbeat failed ({} in a row): {}", options_.node,
                        heartbeat_failures_, r.status().ToString());
@@ -385,25 +385,25 @@ void Agent::Poll(bool immediate) {
   in_flight = true;
   const uint64_t seq = ++poll_seq_;
   const TimePoint sent_at = clock_.Now();
-  client_.FetchAssignments(options_.node, have_list_ ? applied_generation_ : 0,
-                           immediate ? Duration::zero() : options_.assignments_wait,
-                           [this, seq, sent_at, immediate](Result<AssignmentList> r) {
-                             (immediate ? immediate_poll_in_flight_ : long_poll_in_flight_) = false;
-                             const bool ok = r.ok();
-                             OnAssignments(seq, sent_at, std::move(r));
-                             if (immediate) return;
-                             if (ok) {
-                               Poll(false);
-                               return;
-                             }
-                             poll_retry_timer_.expires_after(options_.retry_interval);
-                             poll_retry_timer_.async_wait([this](boost::system::error_code ec) {
-                               if (!ec) Poll(false);
-                             });
+  link_.FetchAssignments(options_.node, have_list_ ? applied_generation_ : 0,
+                         immediate ? Duration::zero() : options_.assignments_wait,
+                         [this, seq, sent_at, immediate](Result<wire::AssignmentList> r) {
+                           (immediate ? immediate_poll_in_flight_ : long_poll_in_flight_) = false;
+                           const bool ok = r.ok();
+                           OnAssignments(seq, sent_at, std::move(r));
+                           if (immediate) return;
+                           if (ok) {
+                             Poll(false);
+                             return;
+                           }
+                           poll_retry_timer_.expires_after(options_.retry_interval);
+                           poll_retry_timer_.async_wait([this](boost::system::error_code ec) {
+                             if (!ec) Poll(false);
                            });
+                         });
 }
 
-void Agent::OnAssignments(uint64_t seq, TimePoint sent_at, Result<AssignmentList> r) {
+void Agent::OnAssignments(uint64_t seq, TimePoint sent_at, Result<wire::AssignmentList> r) {
   if (!r.ok()) {
     if (r.status().code() != StatusCode::kUnavailable &&
         r.status().code() != StatusCode::kDeadlineExceeded) {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/controller_client.h"
+#include "agent/control_link.h"
 #include "agent/launcher.h"
 #include "agent/lease.h"
 #include "agent/probe_runner.h"
@@ -27,8 +27,6 @@ namespace hafab::agent {
 struct AgentOptions {
   std::string node;
   std::string address = "127.0.0.1";
-  std::vector<std::string> controllers;  // base URLs, tried in turn
-  std::string token;
   std::string data_dir;
   std::map<std::string, std::string> labels;  // fault_domain, update_domain
   Duration heartbeat_interval = std::chrono::milliseconds(200);
@@ -52,9 +50,10 @@ struct AgentOptions {
 
 class Agent {
  public:
-  // `launcher`, `provider` and `limiter` (may be null) outlive the agent.
+  // `launcher`, `provider`, `limiter` (may be null) and `link` (to the controller, on `io`)
+  // outlive the agent.
   Agent(boost::asio::io_context& io, Clock& clock, Launcher& launcher, provider::Provider& provider,
-        ResourceLimiter* limiter, AgentOptions options);
+        ResourceLimiter* limiter, ControlLink& link, AgentOptions options);
   ~Agent();
 
   // Adopts leftovers of a previous run and starts the timers. Call once, before io.run().
@@ -79,7 +78,7 @@ class Agent {
   void HeartbeatOnChange();
   std::string ReportDigest() const;
   void Poll(bool immediate);
-  void OnAssignments(uint64_t seq, TimePoint sent_at, Result<AssignmentList> r);
+  void OnAssignments(uint64_t seq, TimePoint sent_at, Result<wire::AssignmentList> r);
   void CheckLease();
   void ArmFenceTimer();
   void PersistLease();
@@ -96,7 +95,7 @@ class Agent {
   std::unique_ptr<VolumeManager> volumes_;
   std::unique_ptr<Supervisor> supervisor_;
   ResourceLimiter* limiter_;
-  ControllerClient client_;
+  ControlLink& link_;
   LeaseTracker lease_;
   std::unique_ptr<ProbeRunner> probes_;
   boost::asio::steady_timer tick_timer_;

@@ -66,18 +66,26 @@ bool DaemonRunning(const std::string& token) {
   return stat && stat->pgid == pids[0];
 }
 
-json Daemonizing(const std::string& instance, const std::string& tag, bool primary) {
-  json a{
-      {"instance", instance},
-      {"role", instance.substr(0, instance.find('-'))},
-      {"command", "sh"},
-      {"args",
-       {"-c", "(setsid sleep 3000." + tag + "1 > /dev/null 2>&1 &); exec sleep 3000." + tag + "0"}},
-      {"spec_hash", "h"}};
+// An instance of role `instance` up to its '-' running `command` `args`.
+wire::Assignment Assignment(const std::string& instance, std::string command,
+                            std::vector<std::string> args) {
+  wire::Assignment a;
+  a.instance = instance;
+  a.role = instance.substr(0, instance.find('-'));
+  a.command = std::move(command);
+  a.args = std::move(args);
+  a.spec_hash = "h";
+  return a;
+}
+
+wire::Assignment Daemonizing(const std::string& instance, const std::string& tag, bool primary) {
+  wire::Assignment a = Assignment(
+      instance, "sh",
+      {"-c", "(setsid sleep 3000." + tag + "1 > /dev/null 2>&1 &); exec sleep 3000." + tag + "0"});
   if (primary) {
-    a["mode"] = "active-passive";
-    a["run"] = true;
-    a["epoch"] = 1;
+    a.mode = manifest::RoleMode::kActivePassive;
+    a.run = true;
+    a.epoch = 1;
   }
   return a;
 }
@@ -148,16 +156,15 @@ class AgentBinaryTest : public ::testing::Test {
 };
 
 TEST_F(AgentBinaryTest, TenInstancesSigkillAdoptionAndSigterm) {
-  json list = json::array();
+  std::vector<wire::Assignment> list;
   for (int i = 0; i < 10; ++i) {
-    list.push_back(
-        {{"instance", "s-" + std::to_string(i)},
-         {"role", "s"},
-         {"command", "sleep"},
-         {"args", {"2000." + std::to_string(i)}},
-         {"spec_hash", "h"},
-         {"probes",
-          {{"liveness", {{"kind", "exec"}, {"command", {"true"}}, {"interval_ms", 200}}}}}});
+    wire::Assignment& a = list.emplace_back(
+        Assignment("s-" + std::to_string(i), "sleep", {"2000." + std::to_string(i)}));
+    manifest::Probe& p = a.probes.liveness.emplace();
+    p.kind = manifest::ProbeKind::kExec;
+    p.command = {"true"};
+    p.interval = 200ms;
+    p.failover_after = p.DefaultFailoverAfter();
   }
   controller_.SetAssignments(list);
   StartAgent();
@@ -193,21 +200,11 @@ TEST_F(AgentBinaryTest, TenInstancesSigkillAdoptionAndSigterm) {
 }
 
 TEST_F(AgentBinaryTest, WatchdogFencesPrimaryOfKilledAgent) {
-  controller_.lease_ttl = 800ms;
-  json list = json::array({{{"instance", "kvd-0"},
-                            {"role", "kvd"},
-                            {"mode", "active-passive"},
-                            {"run", true},
-                            {"epoch", 1},
-                            {"command", "sleep"},
-                            {"args", {"2000.31"}},
-                            {"spec_hash", "h"}},
-                           {{"instance", "web-0"},
-                            {"role", "web"},
-                            {"command", "sleep"},
-                            {"args", {"2000.32"}},
-                            {"spec_hash", "h"}}});
-  controller_.SetAssignments(list);
+  controller_.SetLeaseTtl(800ms);
+  wire::Assignment primary = Assignment("kvd-0", "sleep", {"2000.31"});
+  primary.mode = manifest::RoleMode::kActivePassive;
+  primary.epoch = 1;
+  controller_.SetAssignments({primary, Assignment("web-0", "sleep", {"2000.32"})});
   StartAgent();
   ASSERT_TRUE(WaitFor([&] { return RunningPids().size() == 2; }));
   pid_t kvd = controller_.Instance("kvd-0")["pid"].get<pid_t>();
@@ -237,7 +234,7 @@ TEST_F(AgentBinaryTest, WatchdogFencesPrimaryOfKilledAgent) {
 // process group and session (double fork + setsid) dies on a stop, and on a restart after the
 // main process exits.
 TEST_F(AgentBinaryTest, DaemonizedChildDiesWithItsInstance) {
-  controller_.SetAssignments(json::array({Daemonizing("dmn-0", "5", false)}));
+  controller_.SetAssignments({Daemonizing("dmn-0", "5", false)});
   StartAgent();
   ASSERT_TRUE(WaitFor([&] { return DaemonRunning("3000.51") && RunningPids().size() == 1; }));
   const pid_t daemon = PidsRunning("3000.51")[0];
@@ -249,7 +246,7 @@ TEST_F(AgentBinaryTest, DaemonizedChildDiesWithItsInstance) {
   ASSERT_TRUE(WaitFor([&] { return !Alive(daemon); })) << "the daemon outlived its instance";
   ASSERT_TRUE(WaitFor([&] { return DaemonRunning("3000.51"); }));  // restarted
   // A stop: no process of the instance is left.
-  controller_.SetAssignments(json::array());
+  controller_.SetAssignments({});
   ASSERT_TRUE(WaitFor([&] {
     return PidsRunning("3000.50").empty() && PidsRunning("3000.51").empty();
   })) << "left after the stop: "
@@ -258,8 +255,8 @@ TEST_F(AgentBinaryTest, DaemonizedChildDiesWithItsInstance) {
 
 // A self-fence (the lease ran out while the agent runs) kills a primary's daemons too.
 TEST_F(AgentBinaryTest, SelfFenceKillsDaemonizedChildOfPrimary) {
-  controller_.lease_ttl = 800ms;
-  controller_.SetAssignments(json::array({Daemonizing("dmp-0", "6", true)}));
+  controller_.SetLeaseTtl(800ms);
+  controller_.SetAssignments({Daemonizing("dmp-0", "6", true)});
   StartAgent();
   ASSERT_TRUE(WaitFor([&] { return DaemonRunning("3000.61"); }));
   controller_.SetSilent(true);
@@ -272,8 +269,7 @@ TEST_F(AgentBinaryTest, SelfFenceKillsDaemonizedChildOfPrimary) {
 // After the agent is SIGKILLed, a new agent adopts an instance with what it started (a stop
 // then kills both), and kills the daemons of an instance whose main process died meanwhile.
 TEST_F(AgentBinaryTest, AgentRestartAdoptsOrKillsDaemonizedChildren) {
-  controller_.SetAssignments(
-      json::array({Daemonizing("dma-0", "7", false), Daemonizing("dmb-0", "8", false)}));
+  controller_.SetAssignments({Daemonizing("dma-0", "7", false), Daemonizing("dmb-0", "8", false)});
   StartAgent();
   ASSERT_TRUE(WaitFor([&] {
     return DaemonRunning("3000.71") && DaemonRunning("3000.81") &&
@@ -284,12 +280,12 @@ TEST_F(AgentBinaryTest, AgentRestartAdoptsOrKillsDaemonizedChildren) {
   kill(agent_pid_, SIGKILL);
   Wait();
   kill(PidsRunning("3000.80")[0], SIGKILL);  // dmb-0's main process dies while no agent runs
-  controller_.SetAssignments(json::array({Daemonizing("dma-0", "7", false)}));
+  controller_.SetAssignments({Daemonizing("dma-0", "7", false)});
   StartAgent();
   ASSERT_TRUE(WaitFor([&] { return !Alive(orphan); })) << "an orphaned daemon survived";
   ASSERT_TRUE(WaitFor([&] { return RunningPids().size() == 1; }));
   EXPECT_TRUE(Alive(kept_daemon));  // adopted with its instance, not restarted
-  controller_.SetAssignments(json::array());
+  controller_.SetAssignments({});
   ASSERT_TRUE(
       WaitFor([&] { return PidsRunning("3000.70").empty() && PidsRunning("3000.71").empty(); }));
 }
@@ -335,14 +331,14 @@ TEST_F(AgentBinaryTest, InstanceRunsAsItsUser) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root: the agent switches users only as root";
   TestUser user;
   ASSERT_TRUE(user.ok()) << "useradd failed";
-  json as_user{
-      {"instance", "usr-0"}, {"role", "usr"},
-      {"command", "sh"},     {"args", {"-c", "echo started as $(id -un); exec sleep 3000.11"}},
-      {"spec_hash", "h"},    {"restart", {{"max_restarts", 1000}, {"backoff_max_ms", 300}}},
-      {"user", user.name()}};
-  json missing{{"instance", "nou-0"}, {"role", "nou"},    {"command", "sleep"},
-               {"args", {"3000.12"}}, {"spec_hash", "h"}, {"user", "no-such-user-x"}};
-  controller_.SetAssignments(json::array({as_user, missing}));
+  wire::Assignment as_user =
+      Assignment("usr-0", "sh", {"-c", "echo started as $(id -un); exec sleep 3000.11"});
+  as_user.restart.max_restarts = 1000;
+  as_user.restart.backoff_max = 300ms;
+  as_user.user = user.name();
+  wire::Assignment missing = Assignment("nou-0", "sleep", {"3000.12"});
+  missing.user = "no-such-user-x";
+  controller_.SetAssignments({as_user, missing});
   StartAgent();
   ASSERT_TRUE(WaitFor([&] {
     auto i = controller_.Instance("nou-0");
@@ -372,7 +368,7 @@ TEST_F(AgentBinaryTest, InstanceRunsAsItsUser) {
   ASSERT_EQ(stat(log.c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, user.uid());
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  controller_.SetAssignments(json::array());
+  controller_.SetAssignments({});
   ASSERT_TRUE(WaitFor([&] { return PidsRunning("3000.11").empty(); }));
 }
 
@@ -457,23 +453,26 @@ TEST_F(AgentBinaryTest, LogRotationCapsSizeWithoutLosingLines) {
 TEST_F(AgentBinaryTest, KvdDataFollowsTheVolume) {
   const int port = FreePort();
   auto kvd = [&](const std::string& instance, uint64_t epoch, bool run, bool volume) {
-    json a{{"instance", instance},
-           {"role", "kvd"},
-           {"mode", "active-passive"},
-           {"run", run},
-           {"epoch", epoch},
-           {"command", KVD_PATH},
-           {"port", port},
-           {"spec_hash", "k"},
-           {"env", {{"HAFAB_HOST", "127.0.0.1"}}},
-           {"probes",
-            {{"liveness", {{"kind", "tcp"}, {"interval_ms", 100}}},
-             {"readiness", {{"kind", "http"}, {"path", "/health"}, {"interval_ms", 100}}}}}};
-    if (volume) a["volume"] = "kvd-data";
+    wire::Assignment a = Assignment(instance, KVD_PATH, {});
+    a.mode = manifest::RoleMode::kActivePassive;
+    a.run = run;
+    a.epoch = epoch;
+    a.port = port;
+    a.spec_hash = "k";
+    a.env = {{"HAFAB_HOST", "127.0.0.1"}};
+    manifest::Probe& live = a.probes.liveness.emplace();
+    live.interval = 100ms;
+    live.failover_after = live.DefaultFailoverAfter();
+    manifest::Probe& ready = a.probes.readiness.emplace();
+    ready.kind = manifest::ProbeKind::kHttp;
+    ready.path = "/health";
+    ready.interval = 100ms;
+    ready.failover_after = ready.DefaultFailoverAfter();
+    if (volume) a.volume = "kvd-data";
     return a;
   };
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/kv/greeting";
-  controller_.SetAssignments(json::array({kvd("kvd-0", 1, true, true)}));
+  controller_.SetAssignments({kvd("kvd-0", 1, true, true)});
   StartAgent();
   ASSERT_TRUE(WaitFor([&] {
     auto i = controller_.Instance("kvd-0");
@@ -483,13 +482,13 @@ TEST_F(AgentBinaryTest, KvdDataFollowsTheVolume) {
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   ASSERT_EQ(put->status, 200);
   // Failover, as the controller orders it: stop and detach here...
-  controller_.SetAssignments(json::array({kvd("kvd-0", 1, false, false)}));
+  controller_.SetAssignments({kvd("kvd-0", 1, false, false)});
   ASSERT_TRUE(WaitFor([&] {
     auto v = controller_.Volume("kvd-data");
     return !v.is_null() && v["state"] == "detached";
   }));
   // ...then attach and start the new primary with the next epoch.
-  controller_.SetAssignments(json::array({kvd("kvd-1", 2, true, true)}));
+  controller_.SetAssignments({kvd("kvd-1", 2, true, true)});
   ASSERT_TRUE(WaitFor([&] {
     auto i = controller_.Instance("kvd-1");
     return !i.is_null() && i["readiness"] == "ready";

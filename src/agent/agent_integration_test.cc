@@ -20,6 +20,7 @@
 #include "core/version.h"
 #include "provider/local_provider.h"
 #include "testing/fake_clock.h"
+#include "testing/fake_control_link.h"
 #include "testing/ports.h"
 #include "testing/wait.h"
 
@@ -64,41 +65,37 @@ int CountProcesses(const std::string& marker, bool exact = false) {
   return n;
 }
 
-json Assignment(const std::string& instance, std::vector<std::string> argv, json extra = {}) {
-  json a{{"instance", instance},
-         {"role", instance.substr(0, instance.rfind('-'))},
-         {"mode", "load-balanced"},
-         {"run", true},
-         {"epoch", 1},
-         {"command", argv[0]},
-         {"args", std::vector<std::string>(argv.begin() + 1, argv.end())},
-         {"port", 0},
-         {"spec_hash", "h1"},
-         {"stop_grace_ms", 2000},
-         {"restart",
-          {{"policy", "always"},
-           {"max_restarts", 10},
-           {"window_ms", 60000},
-           {"backoff_initial_ms", 50},
-           {"backoff_max_ms", 500}}}};
-  for (auto& [k, v] : extra.items()) a[k] = v;
+// A load-balanced instance running `argv`; `edit` changes what differs from that.
+wire::Assignment Assignment(const std::string& instance, std::vector<std::string> argv,
+                            const std::function<void(wire::Assignment&)>& edit = nullptr) {
+  wire::Assignment a;
+  a.instance = instance;
+  a.role = instance.substr(0, instance.rfind('-'));
+  a.epoch = 1;
+  a.command = argv[0];
+  a.args = std::vector<std::string>(argv.begin() + 1, argv.end());
+  a.spec_hash = "h1";
+  a.stop_grace = 2000ms;
+  a.restart = {manifest::RestartPolicy::kAlways, 10, 60000ms, 50ms, 500ms};
+  if (edit) edit(a);
   return a;
 }
+
+// An active-passive primary.
+void Primary(wire::Assignment& a) { a.mode = manifest::RoleMode::kActivePassive; }
 
 // One agent on its own io_context thread, as `hafab agent` runs it.
 class AgentHarness {
  public:
-  AgentHarness(testutil::FakeController& controller, const std::string& data_dir,
+  AgentHarness(testing::FakeAgentController& controller, const std::string& data_dir,
                const std::string& volume_root, ResourceLimiter* limiter = nullptr)
-      : provider_(volume_root) {
+      : link_(io_, controller), provider_(volume_root) {
     AgentOptions o;
     o.node = "n1";
-    o.controllers = {controller.url()};
-    o.token = controller.token();
     o.data_dir = data_dir;
     o.labels = {{"fault_domain", "fd1"}};
     o.heartbeat_interval = 100ms;
-    agent_ = std::make_unique<Agent>(io_, RealClock(), launcher_, provider_, limiter, o);
+    agent_ = std::make_unique<Agent>(io_, RealClock(), launcher_, provider_, limiter, link_, o);
     agent_->Start();
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -124,6 +121,7 @@ class AgentHarness {
 
  private:
   boost::asio::io_context io_;
+  testing::FakeControlLink link_;  // the controller in memory, on io_
   ProcessLauncher launcher_;
   provider::LocalProvider provider_;
   std::unique_ptr<Agent> agent_;
@@ -151,7 +149,7 @@ class AgentIntegrationTest : public ::testing::Test {
   static bool Running(const json& i) { return i["state"] == "running" && i["pid"] != 0; }
 
   testutil::TempDir dir_;
-  testutil::FakeController controller_;
+  testing::FakeAgentController controller_;
 };
 
 TEST_F(AgentIntegrationTest, StartsReportsStopsAndForgets) {
@@ -162,8 +160,8 @@ TEST_F(AgentIntegrationTest, StartsReportsStopsAndForgets) {
   EXPECT_EQ(hb["labels"]["fault_domain"], "fd1");
   EXPECT_EQ(hb["agent_version"], kVersion);
 
-  controller_.SetAssignments(json::array({Assignment(
-      "sleeper-0", {"sh", "-c", "echo started $HAFAB_INSTANCE $HAFAB_NODE; exec sleep 1000.11"})}));
+  controller_.SetAssignments({Assignment(
+      "sleeper-0", {"sh", "-c", "echo started $HAFAB_INSTANCE $HAFAB_NODE; exec sleep 1000.11"})});
   json i = WaitInstance("sleeper-0", Running);
   pid_t pid = i["pid"].get<pid_t>();
   EXPECT_TRUE(ProcessAlive(pid));
@@ -175,7 +173,7 @@ TEST_F(AgentIntegrationTest, StartsReportsStopsAndForgets) {
   }));
   EXPECT_EQ(controller_.LastHeartbeat()["assignments_generation"], 2);
   // Unassigned: stopped (SIGTERM) and forgotten.
-  controller_.SetAssignments(json::array());
+  controller_.SetAssignments({});
   ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }));
   ASSERT_TRUE(WaitFor([&] { return controller_.LastHeartbeat()["instances"].empty(); }));
   EXPECT_EQ(CountProcesses("1000.11"), 0);
@@ -183,7 +181,7 @@ TEST_F(AgentIntegrationTest, StartsReportsStopsAndForgets) {
 
 TEST_F(AgentIntegrationTest, SigkilledInstanceIsRestarted) {
   AgentHarness agent(controller_, data_dir(), volume_root());
-  controller_.SetAssignments(json::array({Assignment("sleeper-0", {"sleep", "1000.12"})}));
+  controller_.SetAssignments({Assignment("sleeper-0", {"sleep", "1000.12"})});
   pid_t pid = WaitInstance("sleeper-0", Running)["pid"].get<pid_t>();
   kill(pid, SIGKILL);
   json i = WaitInstance("sleeper-0",
@@ -195,15 +193,15 @@ TEST_F(AgentIntegrationTest, SigkilledInstanceIsRestarted) {
 
 TEST_F(AgentIntegrationTest, StopEscalatesToSigkillAfterGrace) {
   AgentHarness agent(controller_, data_dir(), volume_root());
-  controller_.SetAssignments(json::array({Assignment(
+  wire::Assignment stubborn = Assignment(
       "stubborn-0", {"sh", "-c", "trap '' TERM; while true; do sleep 0.05; done; : 1000.13"},
-      {{"stop_grace_ms", 300}})}));
+      [](wire::Assignment& a) { a.stop_grace = 300ms; });
+  controller_.SetAssignments({stubborn});
   pid_t pid = WaitInstance("stubborn-0", Running)["pid"].get<pid_t>();
   ASSERT_TRUE(WaitFor([&] { return IgnoresSigterm(pid); }));
   const TimePoint start = RealClock().Now();
-  controller_.SetAssignments(json::array({Assignment(
-      "stubborn-0", {"sh", "-c", "trap '' TERM; while true; do sleep 0.05; done; : 1000.13"},
-      {{"stop_grace_ms", 300}, {"run", false}})}));
+  stubborn.run = false;
+  controller_.SetAssignments({stubborn});
   ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }));
   EXPECT_GE(RealClock().Now() - start, 300ms);
   json i = WaitInstance("stubborn-0", [](const json& i) { return i["state"] == "stopped"; });
@@ -221,18 +219,19 @@ TEST_F(AgentIntegrationTest, DrainHookRunsThenSigterm) {
       "sh", "-c",
       "trap '' TERM; echo app up; while [ ! -f drain-requested ]; do sleep 0.02; done; "
       "echo app drained; trap - TERM; touch drained; exec sleep 1000.25"};
-  const json drain = {{"command",
-                       {"sh", "-c",
-                        "echo hook $HAFAB_INSTANCE; touch drain-requested; "
-                        "while [ ! -f drained ]; do sleep 0.02; done"}},
-                      {"timeout_ms", 5000}};
-  controller_.SetAssignments(
-      json::array({Assignment("drainer-0", app, {{"drain", drain}, {"stop_grace_ms", 5000}})}));
+  wire::Assignment drainer = Assignment("drainer-0", app, [](wire::Assignment& a) {
+    a.drain = manifest::DrainHook{{"sh", "-c",
+                                   "echo hook $HAFAB_INSTANCE; touch drain-requested; "
+                                   "while [ ! -f drained ]; do sleep 0.02; done"},
+                                  5000ms};
+    a.stop_grace = 5000ms;
+  });
+  controller_.SetAssignments({drainer});
   pid_t pid = WaitInstance("drainer-0", Running)["pid"].get<pid_t>();
   ASSERT_TRUE(WaitFor([&] { return IgnoresSigterm(pid); }));
   const TimePoint start = RealClock().Now();
-  controller_.SetAssignments(json::array(
-      {Assignment("drainer-0", app, {{"drain", drain}, {"stop_grace_ms", 5000}, {"run", false}})}));
+  drainer.run = false;
+  controller_.SetAssignments({drainer});
   json i = WaitInstance("drainer-0", [](const json& i) { return i["state"] == "stopped"; });
   EXPECT_LT(RealClock().Now() - start, 4s) << "stopped by SIGTERM, not SIGKILL after the grace";
   EXPECT_EQ(i["last_exit"], "signal 15 (Terminated)");
@@ -251,18 +250,20 @@ TEST_F(AgentIntegrationTest, DrainHookRunsThenSigterm) {
 TEST_F(AgentIntegrationTest, HungInstanceCaughtByLiveness) {
   AgentHarness agent(controller_, data_dir(), volume_root());
   int port = FreePort();
-  json probes = {{"liveness",
-                  {{"kind", "http"},
-                   {"path", "/"},
-                   {"interval_ms", 100},
-                   {"timeout_ms", 200},
-                   {"failure_threshold", 3},
-                   {"success_threshold", 1}}},
-                 {"readiness", nullptr}};
-  controller_.SetAssignments(json::array({Assignment(
+  controller_.SetAssignments({Assignment(
       "web-0",
       {"/usr/bin/python3", "-m", "http.server", std::to_string(port), "--bind", "127.0.0.1"},
-      {{"port", port}, {"probes", probes}})}));
+      [&](wire::Assignment& a) {
+        a.port = port;
+        manifest::Probe& p = a.probes.liveness.emplace();
+        p.kind = manifest::ProbeKind::kHttp;
+        p.path = "/";
+        p.interval = 100ms;
+        p.timeout = 200ms;
+        p.failure_threshold = 3;
+        p.success_threshold = 1;
+        p.failover_after = p.DefaultFailoverAfter();
+      })});
   json i = WaitInstance("web-0", [](const json& i) { return Running(i) && i["liveness"] == "ok"; });
   pid_t pid = i["pid"].get<pid_t>();
   kill(pid, SIGSTOP);  // hung: accepts nothing, answers nothing
@@ -279,15 +280,16 @@ TEST_F(AgentIntegrationTest, ReadinessBusyAndFailedFromExecProbe) {
   AgentHarness agent(controller_, data_dir(), volume_root());
   std::string flag = dir_.path() + "/state";
   std::ofstream(flag) << "75";
-  json probes = {{"readiness",
-                  {{"kind", "exec"},
-                   {"command", {"sh", "-c", "exit $(cat " + flag + ")"}},
-                   {"interval_ms", 50},
-                   {"timeout_ms", 1000},
-                   {"failure_threshold", 2},
-                   {"success_threshold", 1}}}};
-  controller_.SetAssignments(
-      json::array({Assignment("w-0", {"sleep", "1000.14"}, {{"probes", probes}})}));
+  controller_.SetAssignments({Assignment("w-0", {"sleep", "1000.14"}, [&](wire::Assignment& a) {
+    manifest::Probe& p = a.probes.readiness.emplace();
+    p.kind = manifest::ProbeKind::kExec;
+    p.command = {"sh", "-c", "exit $(cat " + flag + ")"};
+    p.interval = 50ms;
+    p.timeout = 1000ms;
+    p.failure_threshold = 2;
+    p.success_threshold = 1;
+    p.failover_after = p.DefaultFailoverAfter();
+  })});
   WaitInstance("w-0", [](const json& i) { return i["readiness"] == "busy"; });
   std::ofstream(flag) << "0";
   WaitInstance("w-0", [](const json& i) { return i["readiness"] == "ready"; });
@@ -303,12 +305,15 @@ TEST_F(AgentIntegrationTest, VolumeAttachConflictThenDetachWaitsForHolder) {
   // same time must not be taken for ours.
   // (zero-padded: a marker is never a prefix of another run's).
   const std::string holder = fmt::format("1000.15{:07d}", getpid());
-  json kvd = Assignment("kvd-0",
-                        {"sh", "-c",
-                         "echo x > $HAFAB_VOLUME_DIR/f; setsid sleep " + holder +
-                             " >> $HAFAB_VOLUME_DIR/f 2>&1 & exec sleep 1000.16"},
-                        {{"volume", "kvd-data"}, {"mode", "active-passive"}});
-  controller_.SetAssignments(json::array({kvd}));
+  wire::Assignment kvd = Assignment("kvd-0",
+                                    {"sh", "-c",
+                                     "echo x > $HAFAB_VOLUME_DIR/f; setsid sleep " + holder +
+                                         " >> $HAFAB_VOLUME_DIR/f 2>&1 & exec sleep 1000.16"},
+                                    [](wire::Assignment& a) {
+                                      Primary(a);
+                                      a.volume = "kvd-data";
+                                    });
+  controller_.SetAssignments({kvd});
   json i = WaitInstance("kvd-0", [](const json& i) {
     return i["state"] == "starting" &&
            i["message"].get<std::string>().find("n2") != std::string::npos;
@@ -328,9 +333,9 @@ TEST_F(AgentIntegrationTest, VolumeAttachConflictThenDetachWaitsForHolder) {
 
   // The volume is taken away: the instance stops, a process of its own session still holds
   // the volume, so the detach waits.
-  kvd.erase("volume");
-  kvd["run"] = false;
-  controller_.SetAssignments(json::array({kvd}));
+  kvd.volume.clear();
+  kvd.run = false;
+  controller_.SetAssignments({kvd});
   WaitInstance("kvd-0", [](const json& i) { return i["state"] == "stopped"; });
   ASSERT_TRUE(WaitFor([&] { return controller_.Volume("kvd-data")["state"] == "detaching"; }));
   std::this_thread::sleep_for(300ms);  // give a wrong detach the chance to happen
@@ -346,9 +351,9 @@ TEST_F(AgentIntegrationTest, VolumeAttachConflictThenDetachWaitsForHolder) {
 }
 
 TEST_F(AgentIntegrationTest, RestartedAgentAdoptsItsInstances) {
-  json a = Assignment("sleeper-0", {"sleep", "1000.17"});
-  json b = Assignment("other-0", {"sleep", "1000.18"});
-  controller_.SetAssignments(json::array({a, b}));
+  wire::Assignment a = Assignment("sleeper-0", {"sleep", "1000.17"});
+  wire::Assignment b = Assignment("other-0", {"sleep", "1000.18"});
+  controller_.SetAssignments({a, b});
   pid_t pid_a, pid_b;
   {
     AgentHarness agent(controller_, data_dir(), volume_root());
@@ -358,9 +363,9 @@ TEST_F(AgentIntegrationTest, RestartedAgentAdoptsItsInstances) {
   }
   EXPECT_TRUE(ProcessAlive(pid_a));
   // While no agent ran, other-0's spec changed: the new agent replaces it, adopts sleeper-0.
-  b["spec_hash"] = "h2";
-  b["args"] = {"1000.19"};
-  controller_.SetAssignments(json::array({a, b}));
+  b.spec_hash = "h2";
+  b.args = {"1000.19"};
+  controller_.SetAssignments({a, b});
   AgentHarness agent(controller_, data_dir(), volume_root());
   WaitInstance("other-0", [&](const json& i) { return Running(i) && i["pid"] != pid_b; });
   json i = WaitInstance("sleeper-0", Running);
@@ -401,12 +406,14 @@ TEST(ControllerClientTest, FollowsTheLeaderAFollowerNames) {
 }
 
 TEST_F(AgentIntegrationTest, SilentControllerFencesPrimaryOnly) {
-  controller_.lease_ttl = 800ms;
+  controller_.SetLeaseTtl(800ms);
   AgentHarness agent(controller_, data_dir(), volume_root());
-  json primary = Assignment("kvd-0", {"sleep", "1000.20"},
-                            {{"mode", "active-passive"}, {"volume", "kvd-data"}, {"epoch", 2}});
-  json web = Assignment("web-0", {"sleep", "1000.21"});
-  controller_.SetAssignments(json::array({primary, web}));
+  wire::Assignment primary = Assignment("kvd-0", {"sleep", "1000.20"}, [](wire::Assignment& a) {
+    Primary(a);
+    a.volume = "kvd-data";
+    a.epoch = 2;
+  });
+  controller_.SetAssignments({primary, Assignment("web-0", {"sleep", "1000.21"})});
   pid_t kvd = WaitInstance("kvd-0", Running)["pid"].get<pid_t>();
   pid_t web_pid = WaitInstance("web-0", Running)["pid"].get<pid_t>();
   ASSERT_TRUE(WaitFor([&] { return controller_.Volume("kvd-data")["state"] == "attached"; }));
@@ -433,10 +440,9 @@ TEST_F(AgentIntegrationTest, SilentControllerFencesPrimaryOnly) {
 }
 
 TEST_F(AgentIntegrationTest, AdoptedPrimaryIsFencedWhenLeaseRanOutWhileAgentWasDown) {
-  controller_.lease_ttl = 600ms;
-  json primary = Assignment("kvd-0", {"sleep", "1000.23"}, {{"mode", "active-passive"}});
-  json web = Assignment("web-0", {"sleep", "1000.24"});
-  controller_.SetAssignments(json::array({primary, web}));
+  controller_.SetLeaseTtl(600ms);
+  controller_.SetAssignments({Assignment("kvd-0", {"sleep", "1000.23"}, Primary),
+                              Assignment("web-0", {"sleep", "1000.24"})});
   pid_t kvd, web_pid;
   {
     AgentHarness agent(controller_, data_dir(), volume_root());
@@ -498,8 +504,10 @@ TEST(FenceWatchdogTest, KillsOnlyPrimariesAndOnlyAfterTheLease) {
 
 TEST_F(AgentIntegrationTest, ShutdownStopsInstancesAndDetaches) {
   AgentHarness agent(controller_, data_dir(), volume_root());
-  controller_.SetAssignments(json::array(
-      {Assignment("kvd-0", {"sleep", "1000.22"}, {{"volume", "v1"}, {"mode", "active-passive"}})}));
+  controller_.SetAssignments({Assignment("kvd-0", {"sleep", "1000.22"}, [](wire::Assignment& a) {
+    Primary(a);
+    a.volume = "v1";
+  })});
   pid_t pid = WaitInstance("kvd-0", Running)["pid"].get<pid_t>();
   agent.Shutdown();
   EXPECT_FALSE(ProcessAlive(pid));
@@ -510,12 +518,15 @@ TEST_F(AgentIntegrationTest, MemoryLimitKillIsReportedAsOom) {
   auto limiter = MakeResourceLimiter("hafab-test-" + std::to_string(getpid()));
   if (limiter->Mechanism() == "rlimit") GTEST_SKIP() << "no writable cgroup on this machine";
   AgentHarness agent(controller_, data_dir(), volume_root(), limiter.get());
-  controller_.SetAssignments(json::array({Assignment(
+  controller_.SetAssignments({Assignment(
       "hog-0",
       {"/usr/bin/python3", "-c",
        "import time\nx = []\nwhile True:\n  x.append(bytearray(8 << 20)); time.sleep(0.01)"},
-      {{"resources", {{"cpu", 0.5}, {"memory_bytes", 64 << 20}}},
-       {"restart", {{"policy", "never"}}}})}));
+      [](wire::Assignment& a) {
+        a.resources = {0.5, 64 << 20};
+        a.restart = manifest::Restart{};
+        a.restart.policy = manifest::RestartPolicy::kNever;
+      })});
   json i = WaitInstance(
       "hog-0", [](const json& i) { return i["last_exit"] == "oom"; }, 30s);
   EXPECT_EQ(i["state"], "failed");

@@ -7,10 +7,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "agent/assignment.h"
 #include "agent/cgroup_limiter.h"
 #include "agent/lease.h"
+#include "core/json.h"
 #include "testing/fake_clock.h"
+#include "wire/assignments.h"
 
 namespace hafab::agent {
 namespace {
@@ -52,7 +53,7 @@ TEST(LeaseTrackerTest, RestoredDeadlineFromPreviousRun) {
 }
 
 TEST(AssignmentTest, ParsesTheProtocolExample) {
-  auto list = ParseAssignments(R"({"generation": 13, "assignments": [
+  auto list = wire::ParseAssignments(R"({"generation": 13, "assignments": [
     {"instance": "kvd-0", "role": "kvd", "mode": "active-passive", "run": true, "epoch": 3,
      "command": "/path/kvd", "args": [], "env": {"K": "V"}, "port": 7101,
      "volume": "kvd-data", "spec_hash": "abc", "stop_grace_ms": 5000,
@@ -66,7 +67,7 @@ TEST(AssignmentTest, ParsesTheProtocolExample) {
      "a_field_from_the_future": 1}]})");
   ASSERT_TRUE(list.ok()) << list.status().ToString();
   EXPECT_EQ(list->generation, 13u);
-  const Assignment& a = list->assignments.at(0);
+  const wire::Assignment& a = list->assignments.at(0);
   EXPECT_TRUE(a.IsActivePrimary());
   EXPECT_EQ(a.epoch, 3u);
   EXPECT_EQ(a.env.at("K"), "V");
@@ -77,14 +78,14 @@ TEST(AssignmentTest, ParsesTheProtocolExample) {
   EXPECT_FALSE(a.probes.readiness.has_value());
   EXPECT_EQ(a.restart.backoff_max, milliseconds(10000));
   EXPECT_EQ(a.resources.memory_bytes, 268435456u);
-  // raw_json round-trips for pid files.
-  auto again = ParseAssignment(a.raw_json);
+  // It round-trips through the text kept in pid files.
+  auto again = wire::ParseAssignment(Dump(wire::ToJson(a)));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->spec_hash, "abc");
 }
 
 TEST(AssignmentTest, ParsesTheDrainHook) {
-  auto list = ParseAssignments(R"({"assignments": [
+  auto list = wire::ParseAssignments(R"({"assignments": [
     {"instance": "x-0", "command": "c",
      "drain": {"command": ["app-ctl", "drain"], "timeout_ms": 3000}},
     {"instance": "y-0", "command": "c"}]})");
@@ -93,22 +94,22 @@ TEST(AssignmentTest, ParsesTheDrainHook) {
   EXPECT_EQ(list->assignments.at(0).drain->command, (std::vector<std::string>{"app-ctl", "drain"}));
   EXPECT_EQ(list->assignments.at(0).drain->timeout, milliseconds(3000));
   EXPECT_FALSE(list->assignments.at(1).drain.has_value());
-  auto empty = ParseAssignments(R"({"assignments": [{"instance": "x-0", "command": "c",
+  auto empty = wire::ParseAssignments(R"({"assignments": [{"instance": "x-0", "command": "c",
                                     "drain": {"command": []}}]})");
   EXPECT_FALSE(empty.ok());
   EXPECT_NE(empty.status().message().find("drain.command"), std::string::npos);
 }
 
 TEST(AssignmentTest, RejectsBadInput) {
-  EXPECT_EQ(ParseAssignments("{").status().code(), StatusCode::kInvalidArgument);
-  auto st = ParseAssignments(R"({"assignments": [{"instance": "x-0", "command": "c",
+  EXPECT_EQ(wire::ParseAssignments("{").status().code(), StatusCode::kInvalidArgument);
+  auto st = wire::ParseAssignments(R"({"assignments": [{"instance": "x-0", "command": "c",
                                    "probes": {"liveness": {"kind": "udp"}}}]})");
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.status().message().find("x-0"), std::string::npos);
   EXPECT_NE(st.status().message().find("udp"), std::string::npos);
-  EXPECT_FALSE(ParseAssignments(R"({"assignments": [{"instance": "x-0"}]})").ok());
+  EXPECT_FALSE(wire::ParseAssignments(R"({"assignments": [{"instance": "x-0"}]})").ok());
   EXPECT_FALSE(
-      ParseAssignments(R"({"assignments": [{"instance": "../etc", "command": "c"}]})").ok());
+      wire::ParseAssignments(R"({"assignments": [{"instance": "../etc", "command": "c"}]})").ok());
 }
 
 // cgroup v2 cannot be mounted with its controllers on a machine that runs v1 (this one),

@@ -19,6 +19,14 @@ ControllerClient::ControllerClient(boost::asio::io_context& io, std::vector<std:
   }
 }
 
+std::string ControllerClient::Describe() const {
+  std::string out = current_url();
+  for (size_t i = 0; i < urls_.size(); ++i) {
+    if (i != current_) out += "," + urls_[i];
+  }
+  return out;
+}
+
 void ControllerClient::Call(const std::string& method, const std::string& path, std::string body,
                             Duration timeout, std::function<void(Result<std::string>)> done) {
   const size_t index = current_;
@@ -83,7 +91,7 @@ void ControllerClient::Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration
 }
 
 void ControllerClient::FetchAssignments(const std::string& node, uint64_t after, Duration wait,
-                                        std::function<void(Result<AssignmentList>)> done) {
+                                        std::function<void(Result<wire::AssignmentList>)> done) {
   auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait).count();
   Call("GET",
        "/v1/agents/" + node + "/assignments?after=" + std::to_string(after) +
@@ -93,7 +101,7 @@ void ControllerClient::FetchAssignments(const std::string& node, uint64_t after,
            done(r.status());
            return;
          }
-         done(ParseAssignments(*r));
+         done(wire::ParseAssignments(*r));
        });
 }
 

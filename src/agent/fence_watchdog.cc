@@ -11,9 +11,9 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/assignment.h"
 #include "agent/process_tracker.h"
 #include "agent/procfs.h"
+#include "wire/assignments.h"
 
 namespace hafab::agent {
 namespace {
@@ -51,7 +51,7 @@ WatchdogPass RunWatchdogPass(Clock& clock, const std::string& data_dir) {
       auto j = nlohmann::json::parse(ReadFile(entry.path().string()));
       pid_t pid = j.at("pid").get<pid_t>();
       uint64_t start = j.at("start_time").get<uint64_t>();
-      auto a = ParseAssignment(j.at("assignment").get<std::string>());
+      auto a = wire::ParseAssignment(j.at("assignment").get<std::string>());
       if (!a.ok() || !a->IsActivePrimary() || pid <= 1) continue;
       const bool alive = Alive(pid, start);
       if (!expired) {

@@ -49,22 +49,6 @@ void WriteFileAtomic(const std::string& path, const std::string& text) {
   if (ec) spdlog::warn("cannot rename {} to {}: {}", tmp, path, ec.message());
 }
 
-std::string MinimalJson(const Assignment& a) {
-  return Dump(json{
-      {"instance", a.instance},
-      {"role", a.role},
-      {"mode", a.mode == manifest::RoleMode::kActivePassive ? "active-passive" : "load-balanced"},
-      {"run", a.run},
-      {"epoch", a.epoch},
-      {"command", a.command},
-      {"args", a.args},
-      {"env", a.env},
-      {"port", a.port},
-      {"volume", a.volume},
-      {"spec_hash", a.spec_hash},
-      {"stop_grace_ms", Millis(a.stop_grace)}});
-}
-
 }  // namespace
 
 struct Supervisor::Instance {
@@ -155,7 +139,7 @@ void Supervisor::AdoptLeftovers() {
       json j = json::parse(ReadFile(path));
       pid = j.at("pid").get<pid_t>();
       start_time = j.at("start_time").get<uint64_t>();
-      auto parsed = ParseAssignment(j.at("assignment").get<std::string>());
+      auto parsed = wire::ParseAssignment(j.at("assignment").get<std::string>());
       if (parsed.ok()) a = *parsed;
     } catch (const std::exception& e) {
       spdlog::warn("ignoring unreadable pid file {}: {}", path, e.what());
@@ -851,7 +835,7 @@ void Supervisor::WritePidFile(const Instance& in) {
   json j{{"pid", in.pid},
          {"start_time", start_time},
          {"tracker", options_.tracker != nullptr ? options_.tracker->Handle(a.instance) : ""},
-         {"assignment", a.raw_json.empty() ? MinimalJson(a) : a.raw_json}};
+         {"assignment", Dump(wire::ToJson(a))}};
   WriteFileAtomic(PidFilePath(a.instance), Dump(j) + "\n");
 }
 

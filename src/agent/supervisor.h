@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "agent/account.h"
-#include "agent/assignment.h"
 #include "agent/launcher.h"
 #include "agent/probe.h"
 #include "agent/process_tracker.h"
@@ -32,8 +31,13 @@
 #include "agent/volume_manager.h"
 #include "core/clock.h"
 #include "wire/agent_heartbeat.h"
+#include "wire/assignments.h"
 
 namespace hafab::agent {
+
+// The agent speaks of the assignment message (wire/assignments.h) as its own.
+using wire::Assignment;
+using wire::AssignmentList;
 
 using wire::InstanceReport;
 using wire::InstanceState;

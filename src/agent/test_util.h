@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <string>
 
-#include "agent/assignment.h"
 #include "core/status.h"
+#include "wire/assignments.h"
 
 namespace hafab::agent::testutil {
 
@@ -28,8 +28,8 @@ class TempDir {
 };
 
 // One assignment from JSON, as the controller sends it.
-inline Assignment MakeAssignment(const std::string& json) {
-  auto a = ParseAssignment(json);
+inline wire::Assignment MakeAssignment(const std::string& json) {
+  auto a = wire::ParseAssignment(json);
   HAFAB_CHECK(a.ok(), a.status().ToString());
   return *a;
 }

@@ -13,6 +13,7 @@
 
 #include "agent/agent.h"
 #include "agent/cgroup_limiter.h"
+#include "agent/controller_client.h"
 #include "agent/fence_watchdog.h"
 #include "agent/log_writer.h"
 #include "agent/process_launcher.h"
@@ -66,7 +67,6 @@ void RunAgent(const Flags& f) {
   agent::AgentOptions o;
   o.node = f.node;
   o.address = f.address;
-  o.controllers = f.controllers;
   o.data_dir = std::filesystem::absolute(f.data_dir).string();
   if (!f.fault_domain.empty()) o.labels["fault_domain"] = f.fault_domain;
   if (!f.update_domain.empty()) o.labels["update_domain"] = f.update_domain;
@@ -80,14 +80,15 @@ void RunAgent(const Flags& f) {
   o.heartbeat_interval = *interval;
   o.log_max_bytes = f.log_max_bytes;
   o.log_keep = f.log_keep;
-  if (o.controllers.empty()) {
+  if (f.controllers.empty()) {
     spdlog::error("--controller: give at least one URL");
     SetExitCode(kExitUsage);
     return;
   }
+  std::string token;
   if (!f.token_file.empty()) {
     std::ifstream in(f.token_file);
-    if (!in || !std::getline(in, o.token)) {
+    if (!in || !std::getline(in, token)) {
       spdlog::error("--token-file {}: cannot read it", f.token_file);
       SetExitCode(kExitError);
       return;
@@ -145,7 +146,8 @@ void RunAgent(const Flags& f) {
 
   boost::asio::io_context io;
   agent::ProcessLauncher launcher;
-  agent::Agent a(io, RealClock(), launcher, *prov, limiter.get(), o);
+  agent::ControllerClient controller(io, f.controllers, token);
+  agent::Agent a(io, RealClock(), launcher, *prov, limiter.get(), controller, o);
   boost::asio::signal_set stop_signals(io, SIGTERM, SIGINT);
   int signals_seen = 0;
   std::function<void()> wait_signal;

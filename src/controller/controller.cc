@@ -340,10 +340,14 @@ void Controller::Publish() {
   std::set<std::string> dirty;
   dirty.swap(dirty_nodes_);
   for (const auto& node : dirty) {
-    std::string text = Dump(BuildAssignments(node));
-    auto& cache = assignments_cache_[node];
-    if (cache == text && node_generation_.count(node)) continue;
-    cache = std::move(text);
+    std::vector<wire::Assignment> assignments = BuildAssignments(node);
+    // Not cached (first time, or erased to re-send): a new generation even when empty.
+    auto cached = assignments_cache_.find(node);
+    if (cached != assignments_cache_.end() && cached->second == assignments &&
+        node_generation_.count(node)) {
+      continue;
+    }
+    assignments_cache_[node] = std::move(assignments);
     node_generation_[node] = NextSeq();
     if (listener_.assignments_changed) listener_.assignments_changed(node);
   }
@@ -539,7 +543,7 @@ int64_t Controller::AssignmentsGeneration(const std::string& node) {
 Result<json> Controller::Assignments(const std::string& node) {
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   int64_t gen = AssignmentsGeneration(node);
-  return json{{"generation", gen}, {"assignments", BuildAssignments(node)}};
+  return wire::ToJson(wire::AssignmentList{static_cast<uint64_t>(gen), BuildAssignments(node)});
 }
 
 Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id,

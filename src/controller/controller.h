@@ -35,6 +35,7 @@
 #include "provider/provider.h"
 #include "store/store.h"
 #include "wire/agent_heartbeat.h"
+#include "wire/assignments.h"
 #include "wire/gateway_heartbeat.h"
 #include "wire/routes.h"
 
@@ -134,7 +135,8 @@ class Controller : private JournalStore {
   // the node's lease and records what it observes.
   Result<wire::HeartbeatAnswer> AgentHeartbeat(const std::string& node,
                                                const wire::AgentHeartbeat& heartbeat);
-  // {"generation": G, "assignments": [...]} for the node (empty for an unknown node).
+  // {"generation": G, "assignments": [...]} for the node (wire::ToJson(wire::AssignmentList);
+  // empty for an unknown node).
   // Unavailable while the store cannot be read back after a failed commit: memory is then
   // ahead of the store and is not shown.
   Result<nlohmann::json> Assignments(const std::string& node);
@@ -281,7 +283,7 @@ class Controller : private JournalStore {
   void TrackRestarts(const std::string& instance, const std::string& node,
                      const ObservedInstance& o);
   bool InstanceReady(const RoleRecord& role, const InstanceRecord& inst, bool* busy) const;
-  nlohmann::json BuildAssignments(const std::string& node) const;
+  std::vector<wire::Assignment> BuildAssignments(const std::string& node) const;
   // Whether `primary` hands its connections over now: a planned switchover away from it is
   // at fence or stop (routes list it handing_over: no new connection, open ones kept).
   bool HandingOver(const RoleRecord& role, const InstanceRecord& primary) const;
@@ -409,7 +411,7 @@ class Controller : private JournalStore {
   int64_t seq_ = 0;
   int64_t seq_floor_ = 0;
   std::map<std::string, int64_t> node_generation_;
-  std::map<std::string, std::string> assignments_cache_;
+  std::map<std::string, std::vector<wire::Assignment>> assignments_cache_;  // as published
   std::set<std::string> dirty_nodes_;
   bool routes_dirty_ = true;
   wire::Routes routes_;

@@ -63,6 +63,28 @@ TEST_F(ClusterTest, AssignmentsCarryTheDrainHook) {
   EXPECT_FALSE(RoleSpecFromJson(RoleSpecToJson(KvdRole(2)))->drain.has_value());
 }
 
+// The spec hash an agent compares to decide whether to restart an instance: an upgraded
+// controller must compute the same value for the same role, or every instance restarts.
+// The values were computed before the assignment moved to wire/assignments.h.
+TEST_F(ClusterTest, SpecHashesStayAcrossVersions) {
+  Run(100ms);
+  manifest::Role kvd = KvdRole(2);
+  manifest::Role web = WebRole(1);
+  web.user = "nobody";
+  ApplyRoles({kvd, web});
+  Run(300ms);
+  auto hash = [&](const std::string& instance) {
+    auto got = c_->Assignments(Inst(instance).node);
+    EXPECT_TRUE(got.ok());
+    for (const auto& a : (*got)["assignments"]) {
+      if (a["instance"] == instance) return a["spec_hash"].get<std::string>();
+    }
+    return std::string("not assigned");
+  };
+  EXPECT_EQ(hash("kvd-0"), "79a0125ac1b72077");
+  EXPECT_EQ(hash("web-0"), "7f210edc34c07b71");
+}
+
 TEST_F(ClusterTest, EmbeddedNodesOnOneAddressGetDistinctPorts) {
   Run(100ms);
   ApplyRoles({WebRole(5)});

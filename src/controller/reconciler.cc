@@ -345,8 +345,8 @@ bool Controller::InstanceReady(const RoleRecord& role, const InstanceRecord& ins
   return o->liveness != wire::Liveness::kFailed;
 }
 
-json Controller::BuildAssignments(const std::string& node) const {
-  json out = json::array();
+std::vector<wire::Assignment> Controller::BuildAssignments(const std::string& node) const {
+  std::vector<wire::Assignment> out;
   auto bn = by_node_.find(node);
   if (bn == by_node_.end()) return out;
   for (const auto& name : bn->second) {
@@ -354,6 +354,8 @@ json Controller::BuildAssignments(const std::string& node) const {
     auto ri = roles_.find(inst.role);
     if (ri == roles_.end()) continue;
     const manifest::Role& spec = SpecFor(ri->second, inst);  // mid-rollout: old or new
+    // What the hash covers, written as the stored role spec writes it: an upgraded controller
+    // must hash a role as the one before did, or every instance would restart.
     json s = RoleSpecToJson(spec);
     json hashed = {{"command", s["command"]}, {"args", s["args"]},
                    {"env", s["env"]},         {"probes", s["probes"]},
@@ -362,28 +364,26 @@ json Controller::BuildAssignments(const std::string& node) const {
     // Only when set: the hashes of roles without them stay as they were (no restart).
     if (!spec.user.empty()) hashed["user"] = spec.user;
     if (!spec.group.empty()) hashed["group"] = spec.group;
-    json a = {{"instance", inst.name},
-              {"role", inst.role},
-              {"mode", ModeName(spec.mode)},
-              {"run", inst.run},
-              {"epoch", inst.epoch},
-              {"command", spec.command},
-              {"args", spec.args},
-              {"env", spec.env},
-              {"port", inst.port},
-              {"spec_hash", StableHash(Dump(hashed))},
-              {"stop_grace_ms", ToMs(spec.stop_grace)},
-              {"probes", s["probes"]},
-              {"restart", s["restart"]},
-              {"resources", s["resources"]}};
-    if (inst.volume && !spec.volume.empty()) a["volume"] = spec.volume;
-    if (!spec.user.empty()) a["user"] = spec.user;
-    if (!spec.group.empty()) a["group"] = spec.group;
-    if (int carried = CarriedRestarts(ri->second, inst); carried > 0) {
-      a["prior_restarts"] = carried;
-    }
-    if (spec.drain) a["drain"] = DrainToJson(*spec.drain);
-    out.push_back(std::move(a));
+    wire::Assignment& a = out.emplace_back();
+    a.instance = inst.name;
+    a.role = inst.role;
+    a.mode = spec.mode;
+    a.run = inst.run;
+    a.epoch = static_cast<uint64_t>(inst.epoch);
+    a.command = spec.command;
+    a.args = spec.args;
+    a.env = spec.env;
+    a.port = inst.port;
+    a.spec_hash = StableHash(Dump(hashed));
+    a.stop_grace = spec.stop_grace;
+    a.probes = spec.probes;
+    a.restart = spec.restart;
+    a.resources = spec.resources;
+    if (inst.volume) a.volume = spec.volume;
+    a.user = spec.user;
+    a.group = spec.group;
+    a.prior_restarts = CarriedRestarts(ri->second, inst);
+    a.drain = spec.drain;
   }
   return out;
 }

@@ -21,17 +21,7 @@ int64_t ToMs(Duration d) {
 }
 Duration FromMs(int64_t ms) { return std::chrono::milliseconds(ms); }
 
-std::string ModeName(RoleMode m) {
-  switch (m) {
-    case RoleMode::kActivePassive:
-      return "active-passive";
-    case RoleMode::kLoadBalanced:
-      return "load-balanced";
-    case RoleMode::kReplicated:
-      return "replicated";
-  }
-  return "load-balanced";
-}
+std::string ModeName(RoleMode m) { return std::string(manifest::RoleModeName(m)); }
 
 namespace {
 
@@ -41,34 +31,10 @@ RoleMode ModeFromName(const std::string& s) {
   return RoleMode::kLoadBalanced;
 }
 
-std::string KindName(ProbeKind k) {
-  switch (k) {
-    case ProbeKind::kTcp:
-      return "tcp";
-    case ProbeKind::kHttp:
-      return "http";
-    case ProbeKind::kExec:
-      return "exec";
-  }
-  return "tcp";
-}
-
 ProbeKind KindFromName(const std::string& s) {
   if (s == "http") return ProbeKind::kHttp;
   if (s == "exec") return ProbeKind::kExec;
   return ProbeKind::kTcp;
-}
-
-std::string PolicyName(RestartPolicy p) {
-  switch (p) {
-    case RestartPolicy::kAlways:
-      return "always";
-    case RestartPolicy::kOnFailure:
-      return "on-failure";
-    case RestartPolicy::kNever:
-      return "never";
-  }
-  return "always";
 }
 
 RestartPolicy PolicyFromName(const std::string& s) {
@@ -79,7 +45,7 @@ RestartPolicy PolicyFromName(const std::string& s) {
 
 json ProbeToJson(const std::optional<manifest::Probe>& p) {
   if (!p) return nullptr;
-  return {{"kind", KindName(p->kind)},
+  return {{"kind", manifest::ProbeKindName(p->kind)},
           {"interval_ms", ToMs(p->interval)},
           {"timeout_ms", ToMs(p->timeout)},
           {"failure_threshold", p->failure_threshold},
@@ -126,10 +92,6 @@ std::string IsoTime(int64_t ms) {
 
 }  // namespace
 
-json DrainToJson(const manifest::DrainHook& d) {
-  return {{"command", d.command}, {"timeout_ms", ToMs(d.timeout)}};
-}
-
 json RoleSpecToJson(const manifest::Role& r) {
   json j = {{"name", r.name},
             {"mode", ModeName(r.mode)},
@@ -143,7 +105,7 @@ json RoleSpecToJson(const manifest::Role& r) {
              {{"liveness", ProbeToJson(r.probes.liveness)},
               {"readiness", ProbeToJson(r.probes.readiness)}}},
             {"restart",
-             {{"policy", PolicyName(r.restart.policy)},
+             {{"policy", manifest::RestartPolicyName(r.restart.policy)},
               {"max_restarts", r.restart.max_restarts},
               {"window_ms", ToMs(r.restart.window)},
               {"backoff_initial_ms", ToMs(r.restart.backoff_initial)},
@@ -166,7 +128,7 @@ json RoleSpecToJson(const manifest::Role& r) {
   }
   j["update"] = {{"max_unavailable_domains", r.update.max_unavailable_domains},
                  {"ready_timeout_ms", ToMs(r.update.ready_timeout)}};
-  if (r.drain) j["drain"] = DrainToJson(*r.drain);
+  if (r.drain) j["drain"] = {{"command", r.drain->command}, {"timeout_ms", ToMs(r.drain->timeout)}};
   return j;
 }
 

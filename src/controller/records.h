@@ -131,8 +131,6 @@ struct Event {
 };
 
 nlohmann::json RoleSpecToJson(const manifest::Role& r);
-// {"command": [...], "timeout_ms": N}: in the role spec and in assignments.
-nlohmann::json DrainToJson(const manifest::DrainHook& d);
 Result<manifest::Role> RoleSpecFromJson(const nlohmann::json& j);
 
 nlohmann::json ToJson(const RoleRecord& r);

@@ -9,8 +9,10 @@
 #include <string>
 
 #include "controller/controller.h"
+#include "core/json.h"
 #include "store/sqlite_store.h"
 #include "store/store.h"
+#include "wire/assignments.h"
 
 namespace hafab::controller::testsupport {
 
@@ -108,10 +110,12 @@ class FakeAgent {
   void Sync(Controller& c) {
     auto got = c.Assignments(node_);
     if (!got.ok()) return;  // as a real agent: keeps what it runs, asks again later
-    const nlohmann::json& a = *got;
-    generation_ = a["generation"].get<int64_t>();
-    std::map<std::string, nlohmann::json> want;
-    for (const auto& x : a["assignments"]) want[x["instance"].get<std::string>()] = x;
+    // What an agent reads: the answer's text, parsed.
+    auto list = wire::ParseAssignments(Dump(*got));
+    HAFAB_CHECK(list.ok(), list.status().ToString());
+    generation_ = static_cast<int64_t>(list->generation);
+    std::map<std::string, wire::Assignment> want;
+    for (auto& x : list->assignments) want[x.instance] = std::move(x);
     for (auto it = inst_.begin(); it != inst_.end();) {
       if (!want.count(it->first)) {
         it = inst_.erase(it);
@@ -122,15 +126,14 @@ class FakeAgent {
     std::set<std::string> keep_volumes;
     for (const auto& [name, x] : want) {
       auto& s = inst_[name];
-      s.role = x["role"].get<std::string>();
-      s.epoch = x["epoch"].get<int64_t>();
-      s.command = x["command"].get<std::string>();
-      if (x.contains("volume")) {
-        std::string v = x["volume"].get<std::string>();
-        keep_volumes.insert(v);
-        if (provider_->Attach(v, node_, name).ok()) volumes_[v] = name;
+      s.role = x.role;
+      s.epoch = static_cast<int64_t>(x.epoch);
+      s.command = x.command;
+      if (!x.volume.empty()) {
+        keep_volumes.insert(x.volume);
+        if (provider_->Attach(x.volume, node_, name).ok()) volumes_[x.volume] = name;
       }
-      bool run = x["run"].get<bool>() && !hung_.count(name);
+      bool run = x.run && !hung_.count(name);
       using wire::InstanceState;
       if (!run) {
         s.state = crashed_.count(name) ? InstanceState::kFailed : InstanceState::kStopped;

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -15,9 +16,42 @@ enum class RoleMode { kActivePassive, kLoadBalanced, kReplicated };
 enum class ProbeKind { kTcp, kHttp, kExec };
 enum class RestartPolicy { kAlways, kOnFailure, kNever };
 
-std::string_view RoleModeName(RoleMode m);            // "active-passive", ...
-std::string_view ProbeKindName(ProbeKind k);          // "tcp", "http", "exec"
-std::string_view RestartPolicyName(RestartPolicy p);  // "always", "on-failure", "never"
+// Inline: the wire module (which does not link the manifest library) writes them too.
+inline std::string_view RoleModeName(RoleMode m) {
+  switch (m) {
+    case RoleMode::kActivePassive:
+      return "active-passive";
+    case RoleMode::kLoadBalanced:
+      return "load-balanced";
+    case RoleMode::kReplicated:
+      return "replicated";
+  }
+  return "?";
+}
+
+inline std::string_view ProbeKindName(ProbeKind k) {
+  switch (k) {
+    case ProbeKind::kTcp:
+      return "tcp";
+    case ProbeKind::kHttp:
+      return "http";
+    case ProbeKind::kExec:
+      return "exec";
+  }
+  return "?";
+}
+
+inline std::string_view RestartPolicyName(RestartPolicy p) {
+  switch (p) {
+    case RestartPolicy::kAlways:
+      return "always";
+    case RestartPolicy::kOnFailure:
+      return "on-failure";
+    case RestartPolicy::kNever:
+      return "never";
+  }
+  return "?";
+}
 
 // Where a value came from, for error messages: file:line:col (1-based).
 struct SourcePos {

@@ -5,6 +5,7 @@
 
 #include "core/json.h"
 #include "wire/agent_heartbeat.h"
+#include "wire/assignments.h"
 #include "wire/gateway_heartbeat.h"
 #include "wire/routes.h"
 #include "wire/states.h"
@@ -240,6 +241,119 @@ TEST(RoutesTest, ErrorsNameTheMember) {
                 .status()
                 .message(),
             "endpoints[0].allow: must be an array");
+}
+
+AssignmentList ExampleAssignments() {
+  Assignment kvd;
+  kvd.instance = "kvd-0";
+  kvd.role = "kvd";
+  kvd.mode = manifest::RoleMode::kActivePassive;
+  kvd.epoch = 3;
+  kvd.command = "/path/kvd";
+  kvd.args = {"--data", "/d"};
+  kvd.env = {{"K", "V"}};
+  kvd.port = 7101;
+  kvd.volume = "kvd-data";
+  kvd.spec_hash = "abc";
+  kvd.stop_grace = milliseconds(2500);
+  kvd.drain = manifest::DrainHook{{"kvd-ctl", "drain"}, milliseconds(3000)};
+  manifest::Probe p;
+  p.kind = manifest::ProbeKind::kExec;
+  p.command = {"check"};
+  p.failover_after = milliseconds(700);
+  kvd.probes.readiness = p;
+  kvd.restart.policy = manifest::RestartPolicy::kOnFailure;
+  kvd.restart.window = milliseconds(30000);
+  kvd.resources = {0.5, 268435456};
+  kvd.prior_restarts = 2;
+  kvd.user = "app";
+  kvd.group = "apps";
+  Assignment web;
+  web.instance = "web-0";
+  web.role = "web";
+  web.run = false;
+  web.command = "/path/web";
+  web.probes.liveness = manifest::Probe{};
+  return {13, {kvd, web}};
+}
+
+TEST(AssignmentsTest, RoundTrips) {
+  AssignmentList in = ExampleAssignments();
+  auto out = ParseAssignments(Dump(ToJson(in)));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(*out, in);
+  // One assignment alone, as the agent keeps it in its pid files.
+  auto one = ParseAssignment(Dump(ToJson(in.assignments[0])));
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_EQ(*one, in.assignments[0]);
+}
+
+TEST(AssignmentsTest, BodyFollowsTheProtocol) {
+  json j = ToJson(ExampleAssignments());
+  EXPECT_EQ(j["generation"], 13);
+  const json& kvd = j["assignments"][0];
+  EXPECT_EQ(kvd["mode"], "active-passive");
+  EXPECT_EQ(kvd["stop_grace_ms"], 2500);
+  EXPECT_EQ(kvd["drain"], json({{"command", {"kvd-ctl", "drain"}}, {"timeout_ms", 3000}}));
+  EXPECT_EQ(kvd["probes"]["liveness"], nullptr);
+  EXPECT_EQ(kvd["probes"]["readiness"]["kind"], "exec");
+  EXPECT_EQ(kvd["probes"]["readiness"]["failover_after_ms"], 700);
+  EXPECT_EQ(kvd["restart"]["policy"], "on-failure");
+  EXPECT_EQ(kvd["resources"]["memory_bytes"], 268435456);
+  EXPECT_EQ(kvd["prior_restarts"], 2);
+  // Optional members appear only when set.
+  const json& web = j["assignments"][1];
+  for (const char* key : {"volume", "user", "group", "prior_restarts", "drain"}) {
+    EXPECT_FALSE(web.contains(key)) << key;
+  }
+}
+
+TEST(AssignmentsTest, AbsentMembersTakeDefaultsAndUnknownOnesAreIgnored) {
+  auto out = ParseAssignments(R"({"assignments": [{"instance": "w-0",
+      "command": "w", "probes": {"liveness": {"interval_ms": 100, "failure_threshold": 0}},
+      "a_member_from_the_future": {"x": 1}}]})");
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->generation, 0u);
+  const Assignment& a = out->assignments.at(0);
+  EXPECT_TRUE(a.run);
+  EXPECT_EQ(a.mode, manifest::RoleMode::kLoadBalanced);
+  EXPECT_EQ(a.stop_grace, std::chrono::seconds(5));
+  EXPECT_EQ(a.restart, manifest::Restart{});
+  ASSERT_TRUE(a.probes.liveness.has_value());
+  EXPECT_EQ(a.probes.liveness->failure_threshold, 1);  // at least one
+  // Not written: two intervals after the threshold, of this probe's interval.
+  EXPECT_EQ(a.probes.liveness->failover_after, milliseconds(300));
+}
+
+TEST(AssignmentsTest, ErrorsNameTheAssignmentAndTheMember) {
+  auto message = [](const char* text) { return ParseAssignments(text).status().message(); };
+  EXPECT_EQ(message(R"({"assignments": [{"instance": "x-0", "command": "c"},
+                {"instance": "y-0", "command": "c", "probes": {"liveness": {"kind": "udp"}}}]})"),
+            "assignments[1] (instance y-0): probes.liveness.kind: 'udp' is not one of tcp, http, "
+            "exec");
+  EXPECT_EQ(message(R"({"assignments": [{"instance": "x-0", "command": "c",
+                       "drain": {"command": []}}]})"),
+            "assignments[0] (instance x-0): drain.command: must not be empty");
+  EXPECT_EQ(message(R"({"assignments": [{"instance": "x-0"}]})"),
+            "assignments[0] (instance x-0): command: must not be empty");
+  EXPECT_EQ(message(R"({"assignments": [{"instance": "../etc", "command": "c"}]})"),
+            "assignments[0] (instance ../etc): instance: must be a plain name, not '../etc'");
+  EXPECT_EQ(message(R"({"assignments": [{"command": "c"}]})"),
+            "assignments[0]: instance: must be a plain name, not ''");
+  EXPECT_EQ(message(R"({"assignments": [{"instance": "x-0", "command": "c",
+                       "restart": {"window_ms": -1}}]})"),
+            "assignments[0] (instance x-0): restart.window_ms: must be between 0 and "
+            "315360000000");
+  EXPECT_EQ(message(R"({"assignments": [{"instance": "x-0", "command": "c", "mode": "x"}]})"),
+            "assignments[0] (instance x-0): mode: 'x' is not one of active-passive, "
+            "load-balanced, replicated");
+  EXPECT_EQ(message(R"({"assignments": {}})"), "assignments: must be an array");
+  EXPECT_EQ(message("[]"), "assignments: not a JSON object");
+  EXPECT_EQ(message("{"), "assignments: not a JSON object");
+  EXPECT_EQ(message(R"({"assignments": [7]})"), "assignments[0]: not a JSON object");
+  EXPECT_EQ(
+      ParseAssignment(R"({"instance": "x-0", "command": "c", "port": "80"})").status().message(),
+      "assignment (instance x-0): port: must be an integer");
 }
 
 TEST(StatesTest, NamesParseBack) {

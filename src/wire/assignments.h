@@ -1,0 +1,71 @@
+// The assignments of one node (GET /v1/agents/{node}/assignments, docs/architecture.md): what
+// the controller wants each instance on the node to be. The controller builds the structs,
+// the agent parses them (and keeps each one in its instance's pid file, for adoption), the
+// tests' fakes write them with ToJson.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/result.h"
+#include "manifest/model.h"
+
+namespace hafab::wire {
+
+struct Assignment {
+  std::string instance;  // becomes file names (logs, pid files, cgroups): a plain name
+  std::string role;
+  manifest::RoleMode mode = manifest::RoleMode::kLoadBalanced;
+  bool run = true;     // false: a standby, kept stopped
+  uint64_t epoch = 0;  // the role's fencing token (HAFAB_EPOCH)
+  std::string command;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+  int port = 0;
+  std::string volume;  // "" = no volume here (detach it)
+  // The controller's hash of what a change of restarts the instance (not drain, stop_grace).
+  std::string spec_hash;
+  Duration stop_grace = std::chrono::seconds(5);
+  std::optional<manifest::DrainHook> drain;  // run at a graceful stop, before SIGTERM
+  manifest::Probes probes;
+  manifest::Restart restart;
+  manifest::Resources resources;
+  // Restarts of a crash loop on the nodes this instance was moved away from: its first start
+  // here waits the backoff they earned, and the backoff goes on doubling from there.
+  int prior_restarts = 0;
+  // The account to run as (manifest user:, group:); "" = the agent's own.
+  std::string user;
+  std::string group;
+
+  // A primary of an active-passive role: the instances self-fencing kills.
+  bool IsActivePrimary() const { return run && mode == manifest::RoleMode::kActivePassive; }
+
+  bool operator==(const Assignment&) const = default;
+};
+
+struct AssignmentList {
+  uint64_t generation = 0;
+  std::vector<Assignment> assignments;
+
+  bool operator==(const AssignmentList&) const = default;
+};
+
+nlohmann::json ToJson(const Assignment& a);
+nlohmann::json ToJson(const AssignmentList& list);
+
+// Parses the answer's text. Unknown members are ignored (the protocol only adds members); absent
+// ones take the defaults above. Errors: InvalidArgument for text that is not a JSON object, or
+// naming the assignment and the member ("assignments[1] (instance kvd-0): probes.liveness.kind:
+// 'udp' is not one of tcp, http, exec"); an instance that is not a plain name, an empty command
+// or an empty drain command are refused.
+Result<AssignmentList> ParseAssignments(std::string_view body);
+// One assignment object's text, as Dump(ToJson(Assignment)) writes it (the agent's pid files).
+Result<Assignment> ParseAssignment(std::string_view body);
+
+}  // namespace hafab::wire
