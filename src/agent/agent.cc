@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "agent/fence_watchdog.h"
 #include "agent/process_launcher.h"
 #include "agent/procfs.h"
 #include "core/version.h"
@@ -174,7 +175,7 @@ void Agent::StartWatchdog() {
   }
   watchdog_pid_ = *pid;
   // Registering it retires any watchdog of a previous agent run.
-  std::ofstream(options_.data_dir + "/run/watchdog.pid") << watchdog_pid_ << "\n";
+  std::ofstream(options_.data_dir + "/run/" + kWatchdogPidFile) << watchdog_pid_ << "\n";
   spdlog::info("agent {}: fence watchdog pid {}", options_.node, watchdog_pid_);
 }
 
@@ -183,7 +184,7 @@ void Agent::StopWatchdog() {
   kill(watchdog_pid_, SIGTERM);
   int status;
   waitpid(watchdog_pid_, &status, 0);
-  std::remove((options_.data_dir + "/run/watchdog.pid").c_str());
+  std::remove((options_.data_dir + "/run/" + kWatchdogPidFile).c_str());
   watchdog_pid_ = 0;
 }
 
