@@ -4,6 +4,8 @@
 #include <ctime>
 #include <functional>
 
+#include "wire/assignments.h"
+
 namespace hafab::controller {
 
 using manifest::ProbeKind;
@@ -41,18 +43,6 @@ RestartPolicy PolicyFromName(const std::string& s) {
   if (s == "on-failure") return RestartPolicy::kOnFailure;
   if (s == "never") return RestartPolicy::kNever;
   return RestartPolicy::kAlways;
-}
-
-json ProbeToJson(const std::optional<manifest::Probe>& p) {
-  if (!p) return nullptr;
-  return {{"kind", manifest::ProbeKindName(p->kind)},
-          {"interval_ms", ToMs(p->interval)},
-          {"timeout_ms", ToMs(p->timeout)},
-          {"failure_threshold", p->failure_threshold},
-          {"success_threshold", p->success_threshold},
-          {"failover_after_ms", ToMs(p->failover_after)},
-          {"path", p->path},
-          {"command", p->command}};
 }
 
 std::optional<manifest::Probe> ProbeFromJson(const json& j) {
@@ -101,16 +91,9 @@ json RoleSpecToJson(const manifest::Role& r) {
             {"instances", r.instances},
             {"port", r.port},
             {"volume", r.volume},
-            {"probes",
-             {{"liveness", ProbeToJson(r.probes.liveness)},
-              {"readiness", ProbeToJson(r.probes.readiness)}}},
-            {"restart",
-             {{"policy", manifest::RestartPolicyName(r.restart.policy)},
-              {"max_restarts", r.restart.max_restarts},
-              {"window_ms", ToMs(r.restart.window)},
-              {"backoff_initial_ms", ToMs(r.restart.backoff_initial)},
-              {"backoff_max_ms", ToMs(r.restart.backoff_max)}}},
-            {"resources", {{"cpu", r.resources.cpu}, {"memory_bytes", r.resources.memory_bytes}}},
+            {"probes", wire::ToJson(r.probes)},
+            {"restart", wire::ToJson(r.restart)},
+            {"resources", wire::ToJson(r.resources)},
             {"stop_grace_ms", ToMs(r.stop_grace)},
             {"version", r.version}};
   if (!r.user.empty()) j["user"] = r.user;
@@ -128,7 +111,7 @@ json RoleSpecToJson(const manifest::Role& r) {
   }
   j["update"] = {{"max_unavailable_domains", r.update.max_unavailable_domains},
                  {"ready_timeout_ms", ToMs(r.update.ready_timeout)}};
-  if (r.drain) j["drain"] = {{"command", r.drain->command}, {"timeout_ms", ToMs(r.drain->timeout)}};
+  if (r.drain) j["drain"] = wire::ToJson(*r.drain);
   return j;
 }
 

@@ -28,6 +28,26 @@ json ToJson(const std::optional<manifest::Probe>& p) {
 
 }  // namespace
 
+json ToJson(const manifest::Probes& p) {
+  return {{"liveness", ToJson(p.liveness)}, {"readiness", ToJson(p.readiness)}};
+}
+
+json ToJson(const manifest::Restart& r) {
+  return {{"policy", manifest::RestartPolicyName(r.policy)},
+          {"max_restarts", r.max_restarts},
+          {"window_ms", Ms(r.window)},
+          {"backoff_initial_ms", Ms(r.backoff_initial)},
+          {"backoff_max_ms", Ms(r.backoff_max)}};
+}
+
+json ToJson(const manifest::Resources& r) {
+  return {{"cpu", r.cpu}, {"memory_bytes", r.memory_bytes}};
+}
+
+json ToJson(const manifest::DrainHook& d) {
+  return {{"command", d.command}, {"timeout_ms", Ms(d.timeout)}};
+}
+
 json ToJson(const Assignment& a) {
   json j = {{"instance", a.instance},
             {"role", a.role},
@@ -40,21 +60,15 @@ json ToJson(const Assignment& a) {
             {"port", a.port},
             {"spec_hash", a.spec_hash},
             {"stop_grace_ms", Ms(a.stop_grace)},
-            {"probes",
-             {{"liveness", ToJson(a.probes.liveness)}, {"readiness", ToJson(a.probes.readiness)}}},
-            {"restart",
-             {{"policy", manifest::RestartPolicyName(a.restart.policy)},
-              {"max_restarts", a.restart.max_restarts},
-              {"window_ms", Ms(a.restart.window)},
-              {"backoff_initial_ms", Ms(a.restart.backoff_initial)},
-              {"backoff_max_ms", Ms(a.restart.backoff_max)}}},
-            {"resources", {{"cpu", a.resources.cpu}, {"memory_bytes", a.resources.memory_bytes}}}};
+            {"probes", ToJson(a.probes)},
+            {"restart", ToJson(a.restart)},
+            {"resources", ToJson(a.resources)}};
   // Optional members are written only when set (the answer's shape, docs/architecture.md).
   if (!a.volume.empty()) j["volume"] = a.volume;
   if (!a.user.empty()) j["user"] = a.user;
   if (!a.group.empty()) j["group"] = a.group;
   if (a.prior_restarts > 0) j["prior_restarts"] = a.prior_restarts;
-  if (a.drain) j["drain"] = {{"command", a.drain->command}, {"timeout_ms", Ms(a.drain->timeout)}};
+  if (a.drain) j["drain"] = ToJson(*a.drain);
   return j;
 }
 

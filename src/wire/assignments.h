@@ -58,6 +58,12 @@ struct AssignmentList {
 
 nlohmann::json ToJson(const Assignment& a);
 nlohmann::json ToJson(const AssignmentList& list);
+// The runtime parts of a role an assignment carries. The controller's stored role spec
+// (controller/records.cc) writes them the same way, and its spec_hash hashes them.
+nlohmann::json ToJson(const manifest::Probes& p);
+nlohmann::json ToJson(const manifest::Restart& r);
+nlohmann::json ToJson(const manifest::Resources& r);
+nlohmann::json ToJson(const manifest::DrainHook& d);
 
 // Parses the answer's text. Unknown members are ignored (the protocol only adds members); absent
 // ones take the defaults above. Errors: InvalidArgument for text that is not a JSON object, or
