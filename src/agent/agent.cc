@@ -65,12 +65,6 @@ class Agent::Worker {
   std::thread thread_;
 };
 
-namespace {
-
-int64_t Ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
-
-}  // namespace
-
 Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::Provider& provider,
              ResourceLimiter* limiter, ControlLink& link, AgentOptions options)
     : io_(io),
@@ -234,8 +228,8 @@ void Agent::CheckLease() {
   const auto since = clock_.Now() - (lease_.deadline() - options_.lease_ttl);
   std::string reason = heartbeats_ok_ == 0 ? "no lease from the controller since the agent started"
                                            : "could not renew the lease with the controller for " +
-                                                 std::to_string(Ms(since)) + "ms (lease_ttl " +
-                                                 std::to_string(Ms(options_.lease_ttl)) +
+                                                 std::to_string(ToMs(since)) + "ms (lease_ttl " +
+                                                 std::to_string(ToMs(options_.lease_ttl)) +
                                                  "ms; controllers " + link_.Describe() + ")";
   std::vector<std::string> killed = supervisor_->Fence(reason);
   fenced_at_ = clock_.Now();
@@ -281,10 +275,10 @@ void Agent::RestoreLease() {
   lease_.Restore(TimePoint(std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(ns))));
   if (lease_.Valid()) {
     spdlog::info("agent {}: the previous run's lease ends in {}ms", options_.node,
-                 Ms(lease_.deadline() - clock_.Now()));
+                 ToMs(lease_.deadline() - clock_.Now()));
   } else {
     spdlog::info("agent {}: the previous run's lease ended {}ms ago", options_.node,
-                 Ms(clock_.Now() - lease_.deadline()));
+                 ToMs(clock_.Now() - lease_.deadline()));
   }
 }
 

@@ -18,9 +18,6 @@ int64_t WallMs(const Clock& clock) {
       .count();
 }
 
-int64_t ToMs(Duration d) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-}
 Duration FromMs(int64_t ms) { return std::chrono::milliseconds(ms); }
 
 std::string ModeName(RoleMode m) { return std::string(manifest::RoleModeName(m)); }

@@ -149,7 +149,6 @@ Result<Event> EventFromJson(const nlohmann::json& j);
 // The key of event `id`: ids sort as keys.
 std::string EventKey(int64_t id);
 
-int64_t ToMs(Duration d);
 Duration FromMs(int64_t ms);
 // Milliseconds since the Unix epoch of `clock`'s wall time (what records and events carry).
 int64_t WallMs(const Clock& clock);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 namespace hafab {
 
@@ -21,6 +22,11 @@ class Clock {
 
 // The process-wide real clock (steady_clock / system_clock). Thread-safe.
 Clock& RealClock();
+
+// Whole milliseconds (truncated), as the wire and the store write durations.
+inline int64_t ToMs(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 // Milliseconds as a double, for printing durations.
 inline double ToMillis(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }

@@ -12,16 +12,14 @@ using std::chrono::milliseconds;
 
 namespace {
 
-int64_t Ms(Duration d) { return std::chrono::duration_cast<milliseconds>(d).count(); }
-
 json ToJson(const std::optional<manifest::Probe>& p) {
   if (!p) return nullptr;
   return {{"kind", manifest::ProbeKindName(p->kind)},
-          {"interval_ms", Ms(p->interval)},
-          {"timeout_ms", Ms(p->timeout)},
+          {"interval_ms", ToMs(p->interval)},
+          {"timeout_ms", ToMs(p->timeout)},
           {"failure_threshold", p->failure_threshold},
           {"success_threshold", p->success_threshold},
-          {"failover_after_ms", Ms(p->failover_after)},
+          {"failover_after_ms", ToMs(p->failover_after)},
           {"path", p->path},
           {"command", p->command}};
 }
@@ -35,9 +33,9 @@ json ToJson(const manifest::Probes& p) {
 json ToJson(const manifest::Restart& r) {
   return {{"policy", manifest::RestartPolicyName(r.policy)},
           {"max_restarts", r.max_restarts},
-          {"window_ms", Ms(r.window)},
-          {"backoff_initial_ms", Ms(r.backoff_initial)},
-          {"backoff_max_ms", Ms(r.backoff_max)}};
+          {"window_ms", ToMs(r.window)},
+          {"backoff_initial_ms", ToMs(r.backoff_initial)},
+          {"backoff_max_ms", ToMs(r.backoff_max)}};
 }
 
 json ToJson(const manifest::Resources& r) {
@@ -45,7 +43,7 @@ json ToJson(const manifest::Resources& r) {
 }
 
 json ToJson(const manifest::DrainHook& d) {
-  return {{"command", d.command}, {"timeout_ms", Ms(d.timeout)}};
+  return {{"command", d.command}, {"timeout_ms", ToMs(d.timeout)}};
 }
 
 json ToJson(const Assignment& a) {
@@ -59,7 +57,7 @@ json ToJson(const Assignment& a) {
             {"env", a.env},
             {"port", a.port},
             {"spec_hash", a.spec_hash},
-            {"stop_grace_ms", Ms(a.stop_grace)},
+            {"stop_grace_ms", ToMs(a.stop_grace)},
             {"probes", ToJson(a.probes)},
             {"restart", ToJson(a.restart)},
             {"resources", ToJson(a.resources)}};
@@ -84,7 +82,7 @@ namespace {
 constexpr int64_t kMaxMs = int64_t{10} * 365 * 24 * 3600 * 1000;
 
 Status ReadMs(const json& j, std::string_view key, const std::string& path, Duration* out) {
-  int64_t ms = Ms(*out);
+  int64_t ms = ToMs(*out);
   HAFAB_RETURN_IF_ERROR(Read(j, key, path, &ms, 0, kMaxMs));
   *out = milliseconds(ms);
   return Status::Ok();
