@@ -94,6 +94,9 @@ Status Controller::Start() {
 }
 
 Status Controller::Load() {
+  // Read first: a store that cannot be read leaves memory as it was (LeaseFromMemory and the
+  // views keep working from it).
+  HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
   roles_.clear();
   instances_.clear();
   by_node_.clear();
@@ -102,7 +105,6 @@ Status Controller::Load() {
   ops_.clear();
   running_ops_.clear();
   pending_.clear();
-  HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
   // A decision record that cannot be read stops the load, naming its key: acting on a
   // partial view (a role without its instances, a failover without its journal) could start
   // a second primary. History (events, availability) is logged and skipped.
@@ -161,6 +163,15 @@ Status Controller::Load() {
     }
   }
   while (events_.size() > kEventsInMemory) events_.pop_front();
+  stored_down_.clear();
+  stored_fenced_.clear();
+  stored_gateways_ = gateways_;
+  for (const auto& [name, n] : nodes_) {
+    if (n.down) stored_down_.insert(name);
+  }
+  for (const auto& [id, op] : ops_) {
+    if (op.state == wire::OpState::kRunning && op.old_node_fenced) stored_fenced_[id] = op.old_node;
+  }
   routes_dirty_ = true;
   for (const auto& [n, _] : nodes_) dirty_nodes_.insert(n);
   return Status::Ok();
@@ -231,11 +242,14 @@ void Controller::PutNode(const NodeRecord& r) {
   dirty_nodes_.insert(r.name);
   routes_dirty_ = true;
   pending_.push_back(store::Op::Put(kNodesPrefix + r.name, Dump(j)));
+  pending_down_[r.name] = r.down;
 }
 
 void Controller::PutOp(const Operation& op) {
   Operation& slot = ops_[op.id];
   if (&slot != &op) slot = op;
+  pending_fenced_[op.id] =
+      op.state == wire::OpState::kRunning && op.old_node_fenced ? op.old_node : "";
   if (op.state == wire::OpState::kRunning) {
     running_ops_[op.role] = op.id;
   } else if (auto it = running_ops_.find(op.role);
@@ -262,6 +276,12 @@ void Controller::Emit(const std::string& type, const std::string& message,
 }
 
 Status Controller::Commit() {
+  auto down = std::move(pending_down_);
+  auto fenced = std::move(pending_fenced_);
+  auto gateways = std::move(pending_gateways_);
+  pending_down_.clear();
+  pending_fenced_.clear();
+  pending_gateways_.clear();
   if (crashed_) {
     pending_.clear();
     return Status::Unavailable("controller crashed (test)");
@@ -290,7 +310,24 @@ Status Controller::Commit() {
     Depose();
     return Status::Unavailable("not leader: another controller replica was elected");
   }
-  if (r.ok()) return Status::Ok();
+  if (r.ok()) {
+    for (const auto& [node, is_down] : down) {
+      if (is_down) {
+        stored_down_.insert(node);
+      } else {
+        stored_down_.erase(node);
+      }
+    }
+    for (const auto& [id, node] : fenced) {
+      if (node.empty()) {
+        stored_fenced_.erase(id);
+      } else {
+        stored_fenced_[id] = node;
+      }
+    }
+    stored_gateways_.insert(gateways.begin(), gateways.end());
+    return Status::Ok();
+  }
   spdlog::error("store commit failed ({}); reloading state from the store", r.status().ToString());
   ++failed_commits_;
   last_commit_error_ = r.status().ToString();
@@ -439,7 +476,7 @@ void Controller::OnNodeExpired(const std::string& node) {
 Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node,
                                                          const wire::AgentHeartbeat& hb) {
   if (crashed_) return Status::Unavailable("controller stopping");
-  HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
+  if (Status st = ReloadIfNeeded(); !st.ok()) return LeaseFromMemory(node, st);
   ++agent_heartbeats_;
   NodeObservation next;
   next.agent_version = hb.agent_version;
@@ -526,8 +563,30 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   AdvanceOps();
   Status st = Commit();
   Publish();
-  if (!st.ok()) return st;
+  if (!st.ok()) return LeaseFromMemory(node, st);
   return wire::HeartbeatAnswer{opts_.lease_ttl, static_cast<uint64_t>(AssignmentsGeneration(node)),
+                               std::nullopt};
+}
+
+// The store cannot take a commit now (an etcd election, a partition from the store). The
+// lease is memory only (DESIGN: heartbeats never go through the store), so it is renewed
+// anyway when the store already agrees that the node may hold one: its record is not down
+// and no running operation holds it as fenced. Otherwise granting it must wait for the commit
+// that records it (a controller started from the store would take the node for fenced).
+// Without this, a store outage longer than a lease would make every agent fence its
+// primaries and the controller fail them all over once the store is back. A controller that
+// cannot reach the store for longer than its own leader lease steps down (leader.h), and a
+// successor waits out `takeover_grace` for exactly these renewals.
+Result<wire::HeartbeatAnswer> Controller::LeaseFromMemory(const std::string& node,
+                                                          const Status& error) {
+  if (crashed_ || !nodes_.count(node) || stored_down_.count(node)) return error;
+  for (const auto& [id, fenced] : stored_fenced_) {
+    if (fenced == node) return error;
+  }
+  node_leases_.Renew(node, clock_.Now() + opts_.lease_ttl);
+  auto g = node_generation_.find(node);
+  return wire::HeartbeatAnswer{opts_.lease_ttl,
+                               static_cast<uint64_t>(g == node_generation_.end() ? 0 : g->second),
                                std::nullopt};
 }
 
@@ -540,16 +599,27 @@ int64_t Controller::AssignmentsGeneration(const std::string& node) {
   return it == node_generation_.end() ? 0 : it->second;  // 0: not published (reload pending)
 }
 
-Result<json> Controller::Assignments(const std::string& node) {
+Result<wire::AssignmentList> Controller::AssignmentListFor(const std::string& node) {
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   int64_t gen = AssignmentsGeneration(node);
-  return wire::ToJson(wire::AssignmentList{static_cast<uint64_t>(gen), BuildAssignments(node)});
+  return wire::AssignmentList{static_cast<uint64_t>(gen), BuildAssignments(node)};
+}
+
+Result<json> Controller::Assignments(const std::string& node) {
+  auto list = AssignmentListFor(node);
+  if (!list.ok()) return list.status();
+  return wire::ToJson(*list);
 }
 
 Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id,
                                                            const wire::GatewayHeartbeat& hb) {
   if (crashed_) return Status::Unavailable("controller stopping");
-  HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
+  const bool reloaded = ReloadIfNeeded().ok();
+  // A gateway's lease is memory only, like a node's (LeaseFromMemory): while the store cannot
+  // take a commit, a gateway the store knows keeps its lease and its say in fencing.
+  if (!reloaded && !stored_gateways_.count(id)) {
+    return Status::Unavailable("store: reloading state after a failed commit");
+  }
   ++gateway_heartbeats_;
   // Leases only grow: the first lease of a new controller is kept.
   const TimePoint now = clock_.Now();
@@ -562,12 +632,16 @@ Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id
   if (!gateways_.count(id)) {
     gateways_.insert(id);
     pending_.push_back(store::Op::Put(kGatewaysPrefix + id, Dump(json{{"id", id}})));
+    pending_gateways_.push_back(id);
     Emit("gateway-joined", "gateway " + id + " joined", {{"gateway", id}});
   }
-  AdvanceOps();
-  Status st = Commit();
-  Publish();
-  if (!st.ok()) return st;
+  Status st = Status::Ok();
+  if (reloaded) {
+    AdvanceOps();
+    st = Commit();
+    Publish();
+  }
+  if (!st.ok() && !stored_gateways_.count(id)) return st;
   wire::HeartbeatAnswer answer{opts_.lease_ttl, 0, std::nullopt};
   answer.lease = deadline > now ? deadline - now : Duration::zero();
   return answer;

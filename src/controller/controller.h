@@ -73,6 +73,9 @@ struct ControllerOptions {
   // a term won by LeaderElection::TakeOver, whose predecessor may still renew leases from
   // memory for this long (leader.h). Nodes the store holds down need none.
   Duration takeover_grace{};
+  // TEST ONLY (hafab-sim --break stop-wait): failover's stop step does not wait for the old
+  // primary to stop or fence itself, so two primaries may run; proves the simulator sees it.
+  bool unsafe_skip_stop_wait = false;
 };
 
 // What an agent reports about one instance and one volume (wire/agent_heartbeat.h).
@@ -140,6 +143,8 @@ class Controller : private JournalStore {
   // Unavailable while the store cannot be read back after a failed commit: memory is then
   // ahead of the store and is not shown.
   Result<nlohmann::json> Assignments(const std::string& node);
+  // The same list as a struct (the simulator's agents take it so).
+  Result<wire::AssignmentList> AssignmentListFor(const std::string& node);
   int64_t AssignmentsGeneration(const std::string& node);
 
   // A gateway's heartbeat (wire/gateway_heartbeat.h): records its acknowledgement of a routes
@@ -259,6 +264,9 @@ class Controller : private JournalStore {
   // here at the first sighting and cleared by the node's next heartbeat).
   bool SilentNodeFenced(Operation& op, const std::string& node);
   void OnNodeExpired(const std::string& node);
+  // A heartbeat the store could not record: its lease is renewed in memory when the store
+  // agrees the node may hold one; else `error`.
+  Result<wire::HeartbeatAnswer> LeaseFromMemory(const std::string& node, const Status& error);
   void Depose();  // a write_guard failed
 
   // --- reconciler.cc
@@ -388,6 +396,15 @@ class Controller : private JournalStore {
   std::deque<Event> events_;                        // the most recent, in memory
   std::deque<int64_t> stored_events_;               // ids of events in the store, for trimming
   std::vector<store::Op> pending_;
+  // What the store holds about who may have a lease (LeaseFromMemory): nodes recorded down,
+  // and the nodes running operations hold as fenced (op id -> node); with their changes in
+  // the pending transaction, applied when it commits.
+  std::set<std::string> stored_down_;
+  std::map<std::string, std::string> stored_fenced_;
+  std::map<std::string, bool> pending_down_;
+  std::map<std::string, std::string> pending_fenced_;
+  std::set<std::string> stored_gateways_;  // gateways the store knows (their leases likewise)
+  std::vector<std::string> pending_gateways_;
 
   // Observed state, memory only.
   std::map<std::string, NodeObservation> observed_;

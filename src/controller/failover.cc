@@ -156,7 +156,7 @@ int64_t Controller::OpenConnections(const std::string& instance) const {
 // node's lease plus the fence margin passes (its agent stops primaries it cannot renew).
 Controller::StepResult Controller::StepStop(Operation& op) {
   InstanceRecord* old = FindInstance(op.old_primary);
-  if (old == nullptr) return StepResult::kDone;
+  if (old == nullptr || opts_.unsafe_skip_stop_wait) return StepResult::kDone;
   if (old->run) {
     InstanceRecord r = *old;
     r.run = false;

@@ -1,0 +1,99 @@
+// SimNetwork: messages between simulated parties ("controller", node names, gateway ids,
+// "client"), each delivered after a random delay, lost with a probability, and cut by
+// partitions. A lost message is never delivered: its sender sees no answer and times out,
+// as a request on a dead connection does.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "sim/event_queue.h"
+
+namespace hafab::sim {
+
+inline constexpr char kController[] = "controller";
+inline constexpr char kClient[] = "client";
+
+struct NetworkOptions {
+  Duration min_delay = std::chrono::microseconds(200);
+  Duration max_delay = std::chrono::milliseconds(2);
+  double loss = 0;  // probability that a message is lost
+};
+
+// Not thread-safe.
+class SimNetwork {
+ public:
+  enum class Cut {
+    kFromController,  // the party cannot reach the controller (nor it the party)
+    kFromEveryone,    // the party reaches nobody
+  };
+
+  SimNetwork(EventQueue& events, uint64_t seed, NetworkOptions options)
+      : events_(events), seed_(Mix(seed)), options_(options) {}
+
+  // Delivers `deliver` at `to` after the network's delay, unless the message is lost or a
+  // partition separates the two ends when it is sent or when it arrives.
+  void Send(const std::string& from, const std::string& to, std::function<void()> deliver) {
+    ++sent_;
+    // The fate of a message depends on the seed, its link and its number on that link only,
+    // not on the traffic elsewhere: a run without one fault keeps the timing of the others
+    // (which is what lets a violation's fault set be shrunk).
+    uint64_t r = Mix(seed_ ^ Mix(std::hash<std::string>()(from) * 31 +
+                                 std::hash<std::string>()(to) + ++per_link_[from + ">" + to]));
+    if (!Connected(from, to) ||
+        (options_.loss > 0 && static_cast<double>(r >> 11) * 0x1.0p-53 < options_.loss)) {
+      ++lost_;
+      return;
+    }
+    const auto span = static_cast<uint64_t>((options_.max_delay - options_.min_delay).count());
+    Duration delay =
+        options_.min_delay + Duration(span > 0 ? static_cast<Duration::rep>(Mix(r) % span) : 0);
+    events_.After(delay, [this, from, to, deliver = std::move(deliver)] {
+      if (!Connected(from, to)) {
+        ++lost_;
+        return;
+      }
+      deliver();
+    });
+  }
+
+  bool Connected(const std::string& a, const std::string& b) const {
+    return !Separated(a, b) && !Separated(b, a);
+  }
+  void Partition(const std::string& party, Cut cut) { cuts_[party] = cut; }
+  void Heal(const std::string& party) { cuts_.erase(party); }
+  void HealAll() { cuts_.clear(); }
+  bool Partitioned(const std::string& party) const { return cuts_.count(party) > 0; }
+  void set_loss(double loss) { options_.loss = loss; }
+
+  uint64_t sent() const { return sent_; }
+  uint64_t lost() const { return lost_; }
+
+ private:
+  bool Separated(const std::string& party, const std::string& other) const {
+    auto it = cuts_.find(party);
+    if (it == cuts_.end()) return false;
+    return it->second == Cut::kFromEveryone || other == kController;
+  }
+
+  // SplitMix64's finalizer.
+  static uint64_t Mix(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+  }
+
+  EventQueue& events_;
+  uint64_t seed_;
+  std::unordered_map<std::string, uint64_t> per_link_;  // "from>to" -> messages sent
+  NetworkOptions options_;
+  std::map<std::string, Cut> cuts_;
+  uint64_t sent_ = 0;
+  uint64_t lost_ = 0;
+};
+
+}  // namespace hafab::sim

@@ -1,0 +1,64 @@
+// SimGateway: a gateway of the simulated cluster: the real RouteTable, compiled from each
+// routes version the controller publishes, and the gateway's lease (control_plane.h): without
+// a renewal for the lease TTL it stops routing active-passive endpoints by itself.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/random.h"
+#include "gateway/route_table.h"
+
+namespace hafab::sim {
+
+class SimGateway {
+ public:
+  explicit SimGateway(std::string id) : id_(std::move(id)) {}
+
+  const std::string& id() const { return id_; }
+  uint64_t version() const { return table_ ? table_->version() : 0; }
+  const gateway::RouteTable* table() const { return table_.get(); }
+
+  // Installs a newer table; false when `routes` is not newer or does not compile.
+  bool Install(const wire::Routes& routes) {
+    if (routes.version <= static_cast<int64_t>(version())) return false;
+    auto table = gateway::RouteTable::Compile(routes);
+    if (!table.ok()) return false;
+    table_ = *table;
+    by_role_.clear();
+    for (size_t i = 0; i < table_->endpoints().size(); ++i) {
+      by_role_[table_->endpoints()[i].role] = i;
+    }
+    return true;
+  }
+  void Renewed(TimePoint deadline) {
+    if (deadline > lease_deadline_) lease_deadline_ = deadline;
+  }
+  bool LeaseValid(TimePoint now) const { return now < lease_deadline_; }
+
+  // The backend a new connection to `role`'s endpoint goes to now; nullptr when none may serve.
+  const gateway::Backend* Route(const std::string& role, TimePoint now, Random& random) const {
+    auto it = by_role_.find(role);
+    if (it == by_role_.end()) return nullptr;
+    const gateway::Endpoint& e = table_->endpoints()[it->second];
+    if (e.mode == gateway::RoutingMode::kActivePassive) {
+      if (!LeaseValid(now)) return nullptr;
+      int i = e.PrimaryIndex();
+      return i < 0 ? nullptr : &e.backends[static_cast<size_t>(i)];
+    }
+    std::vector<size_t> ok;
+    for (size_t i = 0; i < e.backends.size(); ++i) {
+      if (e.Routable(i)) ok.push_back(i);
+    }
+    return ok.empty() ? nullptr : &e.backends[ok[random.Uniform(ok.size())]];
+  }
+
+ private:
+  std::string id_;
+  std::shared_ptr<const gateway::RouteTable> table_;
+  std::map<std::string, size_t> by_role_;
+  TimePoint lease_deadline_{};
+};
+
+}  // namespace hafab::sim

@@ -1,0 +1,210 @@
+#include "sim/sim_node.h"
+
+#include <filesystem>
+
+namespace hafab::sim {
+
+SimNode::SimNode(EventQueue& events, Clock& clock, SimProvider& provider, agent::ControlLink& link,
+                 ProcessObserver& observer, SimNodeOptions options)
+    : events_(events),
+      clock_(clock),
+      link_(link),
+      observer_(observer),
+      options_(std::move(options)),
+      lease_(clock) {
+  std::filesystem::create_directories(options_.data_dir);
+  volumes_ = std::make_unique<agent::VolumeManager>(
+      clock_, provider, options_.name,
+      [](std::function<Status()> op, std::function<void(Status)> done) { done(op()); },
+      [this](const std::string& dir) {
+        std::vector<pid_t> holders;
+        for (const auto& [pid, held] : volume_of_) {
+          if (held == dir && launcher_.Alive(pid)) holders.push_back(pid);
+        }
+        return holders;
+      });
+  agent::Supervisor::Options so;
+  so.node = options_.name;
+  so.data_dir = options_.data_dir;
+  so.path_env = "/usr/bin:/bin";
+  so.lease_valid = [this] { return lease_.Valid(); };
+  so.start_time_of = [this](pid_t pid) -> std::optional<uint64_t> {
+    if (!launcher_.Alive(pid)) return std::nullopt;
+    return static_cast<uint64_t>(pid);
+  };
+  supervisor_ = std::make_unique<agent::Supervisor>(clock_, launcher_, *volumes_, std::move(so));
+  boot_id_ = options_.name + "@" + std::to_string(clock_.Now().time_since_epoch().count());
+}
+
+SimNode::~SimNode() {
+  *alive_ = false;
+  std::error_code ec;
+  std::filesystem::remove_all(options_.data_dir, ec);
+}
+
+void SimNode::Later(Duration d, std::function<void()> fn) {
+  events_.After(d, [alive = std::weak_ptr<bool>(alive_), fn = std::move(fn)] {
+    if (auto a = alive.lock(); a && *a) fn();
+  });
+}
+
+void SimNode::Start() {
+  // As a freshly installed agent: no lease yet, so nothing runs a primary until the first
+  // answered heartbeat.
+  lease_.Restore(clock_.Now());
+  Tick();
+  SendHeartbeat(/*scheduled=*/true);
+  Poll();
+}
+
+void SimNode::Tick() {
+  CheckLease();
+  SupervisorTick();
+  Probe();
+  if (heartbeats_ok_ > 0 && Digest() != sent_digest_) SendHeartbeat(/*scheduled=*/false);
+  Later(options_.tick_interval, [this] { Tick(); });
+}
+
+void SimNode::SupervisorTick() {
+  supervisor_->Tick();
+  // Tell the simulation about the processes started, the moment they start.
+  const auto& started = launcher_.started();
+  for (; started_seen_ < started.size(); ++started_seen_) {
+    const auto& s = started[started_seen_];
+    auto env = [&](const char* k) {
+      auto it = s.spec.env.find(k);
+      return it == s.spec.env.end() ? std::string() : it->second;
+    };
+    SimProcess p;
+    p.node = options_.name;
+    p.pid = s.pid;
+    p.instance = env("HAFAB_INSTANCE");
+    p.role = env("HAFAB_ROLE");
+    p.epoch = std::stoull("0" + env("HAFAB_EPOCH"));
+    p.volume_dir = env("HAFAB_VOLUME_DIR");
+    if (!p.volume_dir.empty()) volume_of_[p.pid] = p.volume_dir;
+    observer_.Started(p);
+  }
+  std::erase_if(volume_of_, [this](const auto& e) { return !launcher_.Alive(e.first); });
+  std::erase_if(hung_, [this](pid_t pid) { return !launcher_.Alive(pid); });
+}
+
+// The agent's ProbeRunner, without sockets: every probe of a running process answers at its
+// interval, ok unless the process hangs.
+void SimNode::Probe() {
+  const TimePoint now = clock_.Now();
+  for (const auto& t : supervisor_->ProbeTargets()) {
+    const std::optional<manifest::Probe>* probes[] = {&t.liveness, &t.readiness};
+    for (int type = 0; type < 2; ++type) {
+      if (!*probes[type]) continue;
+      TimePoint& next = next_probe_[{t.instance, type}];
+      if (now < next) continue;
+      next = now + (*probes[type])->interval;
+      supervisor_->RecordProbe(
+          t.instance, t.pid, type == 0 ? agent::ProbeType::kLiveness : agent::ProbeType::kReadiness,
+          hung_.count(t.pid) ? agent::ProbeOutcome::kFailed : agent::ProbeOutcome::kOk);
+    }
+  }
+}
+
+void SimNode::CheckLease() {
+  if (!lease_.Expired() || supervisor_->fenced() || options_.skip_self_fence) return;
+  std::vector<std::string> killed = supervisor_->Fence("lease expired");
+  ++fences_;
+  fenced_at_ = clock_.Now();
+  if (!killed.empty() || heartbeats_ok_ > 0) {
+    unreported_fence_ = wire::FenceReport{"lease expired", clock_.WallNow(), killed};
+  }
+  SupervisorTick();
+}
+
+std::string SimNode::Digest() const {
+  std::string d = std::to_string(applied_generation_) + (supervisor_->fenced() ? "F" : "-");
+  for (const auto& i : supervisor_->Report()) {
+    d += "|" + i.instance + ":" + std::to_string(i.epoch) + ":" + std::to_string(i.run) + ":" +
+         std::to_string(static_cast<int>(i.state)) + ":" + std::to_string(i.pid) + ":" +
+         std::to_string(static_cast<int>(i.readiness)) + ":" + std::to_string(i.restarts);
+  }
+  for (const auto& v : volumes_->Report()) {
+    d += "|" + v.name + ":" + std::to_string(static_cast<int>(v.state));
+  }
+  return d;
+}
+
+void SimNode::SendHeartbeat(bool scheduled) {
+  if (scheduled) Later(options_.heartbeat_interval, [this] { SendHeartbeat(true); });
+  if (heartbeat_in_flight_) {
+    if (!scheduled) heartbeat_again_ = true;
+    return;
+  }
+  heartbeat_again_ = false;
+  sent_digest_ = Digest();
+  wire::AgentHeartbeat hb;
+  hb.node = options_.name;
+  hb.address = "127.0.0.1";
+  hb.agent_version = "sim";
+  hb.boot_id = boot_id_;
+  hb.labels = {{"fault_domain", options_.fault_domain}, {"update_domain", options_.update_domain}};
+  hb.assignments_generation = applied_generation_;
+  hb.instances = supervisor_->Report();
+  hb.volumes = volumes_->Report();
+  hb.fence = unreported_fence_;
+  const bool carried_fence = unreported_fence_.has_value();
+  const TimePoint sent_at = clock_.Now();
+  heartbeat_in_flight_ = true;
+  const Duration timeout = std::min<Duration>(options_.lease_ttl / 2, std::chrono::seconds(1));
+  link_.Heartbeat(hb, timeout,
+                  [this, alive = std::weak_ptr<bool>(alive_), sent_at,
+                   carried_fence](Result<wire::HeartbeatAnswer> r) {
+                    if (auto a = alive.lock(); !a || !*a) return;
+                    heartbeat_in_flight_ = false;
+                    if (!r.ok()) return;
+                    ++heartbeats_ok_;
+                    options_.lease_ttl = r->lease_ttl;
+                    lease_.Renewed(sent_at, r->lease_ttl);
+                    // The agent's fence timer: the lease is checked right after it ends.
+                    Later(lease_.deadline() - clock_.Now() + std::chrono::milliseconds(1),
+                          [this] { CheckLease(); });
+                    if (carried_fence) unreported_fence_.reset();
+                    if (!have_list_ || r->assignments_generation != applied_generation_ ||
+                        supervisor_->fenced()) {
+                      Poll();
+                    }
+                    if (heartbeat_again_) SendHeartbeat(false);
+                  });
+}
+
+void SimNode::Poll() {
+  if (poll_in_flight_) return;
+  poll_in_flight_ = true;
+  const TimePoint sent_at = clock_.Now();
+  link_.FetchAssignments(
+      options_.name, 0, Duration::zero(),
+      [this, alive = std::weak_ptr<bool>(alive_), sent_at](Result<wire::AssignmentList> r) {
+        if (auto a = alive.lock(); !a || !*a) return;
+        poll_in_flight_ = false;
+        if (r.ok()) Apply(*r, sent_at);
+      });
+}
+
+void SimNode::Deliver(const wire::AssignmentList& list, TimePoint asked_at) {
+  Apply(list, asked_at);
+}
+
+// Agent::OnAssignments.
+void SimNode::Apply(const wire::AssignmentList& list, TimePoint asked_at) {
+  const bool newer = !have_list_ || list.generation > applied_generation_;
+  if (newer) {
+    supervisor_->Apply(list);
+    applied_generation_ = list.generation;
+    have_list_ = true;
+  }
+  if (supervisor_->fenced() && fenced_at_ && asked_at > *fenced_at_ && lease_.Valid()) {
+    if (!newer) supervisor_->Apply(list);
+    supervisor_->Unfence();
+  }
+  SupervisorTick();
+  if (heartbeats_ok_ > 0 && Digest() != sent_digest_) SendHeartbeat(false);
+}
+
+}  // namespace hafab::sim

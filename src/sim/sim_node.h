@@ -1,0 +1,119 @@
+// SimNode: one simulated node's agent. The real Supervisor, VolumeManager and LeaseTracker run
+// over a FakeLauncher and the SimProvider on simulated time; around them, the agent's loop
+// (agent.cc) on simulator events: heartbeat every interval and at once on a change, apply the
+// assignments the controller pushes (its long poll) or that a heartbeat answer says are newer,
+// fence itself when the lease runs out, probe its instances (a hung process fails them).
+// The process's own threads, sockets, pid files of a previous run and the watchdog are not
+// modelled: a crashed node comes back empty, with a new boot id.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/control_link.h"
+#include "agent/lease.h"
+#include "agent/supervisor.h"
+#include "agent/volume_manager.h"
+#include "sim/event_queue.h"
+#include "sim/sim_provider.h"
+#include "testing/fake_launcher.h"
+
+namespace hafab::sim {
+
+// A process the launcher started, as the simulation sees it.
+struct SimProcess {
+  std::string node;
+  pid_t pid = 0;
+  std::string instance;
+  std::string role;
+  uint64_t epoch = 0;
+  std::string volume_dir;  // HAFAB_VOLUME_DIR; "" without a volume
+};
+
+// What a node tells the simulation about its processes (invariants, the kv model).
+class ProcessObserver {
+ public:
+  virtual ~ProcessObserver() = default;
+  virtual void Started(const SimProcess& p) = 0;
+};
+
+struct SimNodeOptions {
+  std::string name;
+  std::string data_dir;  // a fresh directory for the supervisor's pid files and logs
+  std::string fault_domain, update_domain;
+  Duration heartbeat_interval = std::chrono::milliseconds(200);
+  Duration tick_interval = std::chrono::milliseconds(50);
+  Duration lease_ttl = std::chrono::milliseconds(1000);
+  // TEST ONLY (--break self-fence): the lease running out fences nothing.
+  bool skip_self_fence = false;
+};
+
+// Not thread-safe. Schedules its own events on `events`; they do nothing once Crash() ran or
+// the object is gone (the events hold a weak token).
+class SimNode {
+ public:
+  SimNode(EventQueue& events, Clock& clock, SimProvider& provider, agent::ControlLink& link,
+          ProcessObserver& observer, SimNodeOptions options);
+  ~SimNode();
+
+  void Start();
+  // The controller pushed a newer assignment list (the answer of the agent's long poll).
+  void Deliver(const wire::AssignmentList& list, TimePoint asked_at);
+
+  // Faults.
+  void KillProcess(pid_t pid) { launcher_.Kill(pid, 9); }
+  void Hang(pid_t pid) { hung_.insert(pid); }
+  // Whether `pid` is alive and answers (not hung).
+  bool Serves(pid_t pid) const { return launcher_.Alive(pid) && !hung_.count(pid); }
+  bool Alive(pid_t pid) const { return launcher_.Alive(pid); }
+  std::vector<pid_t> LivePids() const { return supervisor_->Pids(); }
+
+  const std::string& name() const { return options_.name; }
+  const agent::Supervisor& supervisor() const { return *supervisor_; }
+  uint64_t fences() const { return fences_; }
+
+ private:
+  void Tick();
+  // Supervisor::Tick, then the processes it started are told to the observer.
+  void SupervisorTick();
+  void Probe();
+  void CheckLease();
+  void SendHeartbeat(bool scheduled);
+  void Poll();
+  void Apply(const wire::AssignmentList& list, TimePoint asked_at);
+  std::string Digest() const;
+  // Schedules `fn` unless this node is gone by then.
+  void Later(Duration d, std::function<void()> fn);
+
+  EventQueue& events_;
+  Clock& clock_;
+  agent::ControlLink& link_;
+  ProcessObserver& observer_;
+  SimNodeOptions options_;
+  testing::FakeLauncher launcher_;
+  std::unique_ptr<agent::VolumeManager> volumes_;
+  std::unique_ptr<agent::Supervisor> supervisor_;
+  agent::LeaseTracker lease_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::map<pid_t, std::string> volume_of_;  // pid -> the volume directory it holds
+  std::set<pid_t> hung_;
+  std::map<std::pair<std::string, int>, TimePoint> next_probe_;
+  std::string boot_id_;
+  bool heartbeat_in_flight_ = false;
+  bool heartbeat_again_ = false;
+  std::string sent_digest_;
+  bool poll_in_flight_ = false;
+  bool have_list_ = false;
+  uint64_t applied_generation_ = 0;
+  std::optional<TimePoint> fenced_at_;
+  std::optional<wire::FenceReport> unreported_fence_;
+  int heartbeats_ok_ = 0;
+  uint64_t fences_ = 0;
+  size_t started_seen_ = 0;  // launcher_.started() already told to the observer
+};
+
+}  // namespace hafab::sim
