@@ -98,8 +98,10 @@ Status Controller::Load() {
   // views keep working from it).
   HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
   roles_.clear();
+  listen_ports_.reset();
   instances_.clear();
   by_node_.clear();
+  by_role_.clear();
   nodes_.clear();
   gateways_.clear();
   ops_.clear();
@@ -132,6 +134,7 @@ Status Controller::Load() {
       auto r = InstanceFromJson(j);
       if (!r.ok()) return corrupt(kv.key, r.status().message());
       by_node_[r->node].insert(r->name);
+      by_role_[r->role].insert(r->name);
       instances_[r->name] = *r;
     } else if (starts(kNodesPrefix)) {
       auto r = NodeFromJson(j);
@@ -172,7 +175,7 @@ Status Controller::Load() {
   for (const auto& [id, op] : ops_) {
     if (op.state == wire::OpState::kRunning && op.old_node_fenced) stored_fenced_[id] = op.old_node;
   }
-  routes_dirty_ = true;
+  AllRoutesDirty();
   for (const auto& [n, _] : nodes_) dirty_nodes_.insert(n);
   return Status::Ok();
 }
@@ -199,13 +202,18 @@ void Controller::PutRole(const RoleRecord& r) {
   if (it != roles_.end() && ToJson(it->second) == j) return;
   roles_[r.spec.name] = r;
   pending_.push_back(store::Op::Put(kRolesPrefix + r.spec.name, Dump(j)));
+  listen_ports_.reset();
+  if (r.spec.endpoint) {
+    for (const auto& entry : r.spec.endpoint->allow) allow_referrers_[entry].insert(r.spec.name);
+  }
   MarkRoleDirty(r.spec.name);
 }
 
 void Controller::DeleteRole(const std::string& name) {
   if (!roles_.erase(name)) return;
   pending_.push_back(store::Op::Delete(kRolesPrefix + name));
-  routes_dirty_ = true;
+  listen_ports_.reset();
+  RoutesDirty(name);
 }
 
 void Controller::PutInstance(const InstanceRecord& r) {
@@ -218,8 +226,9 @@ void Controller::PutInstance(const InstanceRecord& r) {
   }
   instances_[r.name] = r;
   by_node_[r.node].insert(r.name);
+  by_role_[r.role].insert(r.name);
   dirty_nodes_.insert(r.node);
-  routes_dirty_ = true;
+  RoutesDirty(r.role);
   pending_.push_back(store::Op::Put(kInstancesPrefix + r.name, Dump(j)));
 }
 
@@ -227,10 +236,11 @@ void Controller::DeleteInstance(const std::string& name) {
   auto it = instances_.find(name);
   if (it == instances_.end()) return;
   by_node_[it->second.node].erase(name);
+  by_role_[it->second.role].erase(name);
   dirty_nodes_.insert(it->second.node);
+  RoutesDirty(it->second.role);
   instances_.erase(it);
   restarts_.erase(name);
-  routes_dirty_ = true;
   pending_.push_back(store::Op::Delete(kInstancesPrefix + name));
 }
 
@@ -240,7 +250,7 @@ void Controller::PutNode(const NodeRecord& r) {
   if (it != nodes_.end() && ToJson(it->second) == j) return;
   nodes_[r.name] = r;
   dirty_nodes_.insert(r.name);
-  routes_dirty_ = true;
+  RoutesDirtyOnNode(r.name);
   pending_.push_back(store::Op::Put(kNodesPrefix + r.name, Dump(j)));
   pending_down_[r.name] = r.down;
 }
@@ -250,6 +260,7 @@ void Controller::PutOp(const Operation& op) {
   if (&slot != &op) slot = op;
   pending_fenced_[op.id] =
       op.state == wire::OpState::kRunning && op.old_node_fenced ? op.old_node : "";
+  RoutesDirty(op.role);  // a planned switchover's old primary hands over (HandingOver)
   if (op.state == wire::OpState::kRunning) {
     running_ops_[op.role] = op.id;
   } else if (auto it = running_ops_.find(op.role);
@@ -388,29 +399,75 @@ void Controller::Publish() {
     node_generation_[node] = NextSeq();
     if (listener_.assignments_changed) listener_.assignments_changed(node);
   }
-  if (routes_dirty_) {
-    routes_dirty_ = false;
-    std::vector<wire::RouteEndpoint> endpoints = BuildRoutes();
-    if (endpoints != routes_.endpoints || routes_version_ == 0) {
-      routes_version_ = NextSeq();
-      routes_ = {routes_version_, std::move(endpoints)};
-      const TimePoint now = clock_.Now();
-      routes_published_[routes_version_] = now;
-      while (routes_published_.size() > 1 &&
-             routes_published_.begin()->second + opts_.lease_ttl < now) {
-        routes_forgotten_ = routes_published_.begin()->first;
-        routes_published_.erase(routes_published_.begin());
+  bool routes_changed = false;
+  std::vector<wire::RouteEndpoint>& endpoints = routes_.endpoints;  // sorted by role
+  if (all_routes_dirty_) {
+    allow_referrers_.clear();
+    std::vector<wire::RouteEndpoint> all;
+    for (const auto& [name, role] : roles_) {
+      if (role.spec.endpoint) {
+        for (const auto& entry : role.spec.endpoint->allow) allow_referrers_[entry].insert(name);
       }
-      if (listener_.routes_changed) listener_.routes_changed();
+      if (auto e = BuildEndpoint(role)) all.push_back(std::move(*e));
     }
+    routes_changed = all != endpoints;
+    if (routes_changed) endpoints = std::move(all);
+  } else {
+    for (const auto& name : dirty_routes_) {
+      auto at = std::lower_bound(
+          endpoints.begin(), endpoints.end(), name,
+          [](const wire::RouteEndpoint& e, const std::string& r) { return e.role < r; });
+      const bool present = at != endpoints.end() && at->role == name;
+      auto role = roles_.find(name);
+      std::optional<wire::RouteEndpoint> e;
+      if (role != roles_.end()) e = BuildEndpoint(role->second);
+      if (!e) {
+        if (present) endpoints.erase(at);
+        routes_changed |= present;
+      } else if (!present) {
+        endpoints.insert(at, std::move(*e));
+        routes_changed = true;
+      } else if (*at != *e) {
+        *at = std::move(*e);
+        routes_changed = true;
+      }
+    }
+  }
+  all_routes_dirty_ = false;
+  dirty_routes_.clear();
+  if (routes_changed || routes_version_ == 0) {
+    routes_version_ = NextSeq();
+    routes_.version = routes_version_;
+    const TimePoint now = clock_.Now();
+    routes_published_[routes_version_] = now;
+    while (routes_published_.size() > 1 &&
+           routes_published_.begin()->second + opts_.lease_ttl < now) {
+      routes_forgotten_ = routes_published_.begin()->first;
+      routes_published_.erase(routes_published_.begin());
+    }
+    if (listener_.routes_changed) listener_.routes_changed();
   }
 }
 
 void Controller::MarkRoleDirty(const std::string& role) {
-  routes_dirty_ = true;
-  for (const auto& [name, inst] : instances_) {
-    if (inst.role == role) dirty_nodes_.insert(inst.node);
-  }
+  RoutesDirty(role);
+  auto br = by_role_.find(role);
+  if (br == by_role_.end()) return;
+  for (const auto& name : br->second) dirty_nodes_.insert(instances_.at(name).node);
+}
+
+void Controller::RoutesDirty(const std::string& role) {
+  if (all_routes_dirty_ || !dirty_routes_.insert(role).second) return;
+  auto refs = allow_referrers_.find(role);
+  if (refs != allow_referrers_.end())
+    dirty_routes_.insert(refs->second.begin(), refs->second.end());
+}
+
+void Controller::RoutesDirtyOnNode(const std::string& node) {
+  if (all_routes_dirty_) return;
+  auto bn = by_node_.find(node);
+  if (bn == by_node_.end()) return;
+  for (const auto& name : bn->second) RoutesDirty(instances_.at(name).role);
 }
 
 InstanceRecord* Controller::FindInstance(const std::string& name) {
@@ -497,10 +554,12 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   auto shown = [](const ObservedInstance& o) {
     return std::tie(o.state, o.liveness, o.readiness, o.epoch);
   };
-  if (obs.instances.size() != next.instances.size()) routes_dirty_ = true;
+  if (obs.instances.size() != next.instances.size()) RoutesDirtyOnNode(node);
   for (const auto& [name, o] : next.instances) {
     auto old = obs.instances.find(name);
-    if (old == obs.instances.end() || shown(old->second) != shown(o)) routes_dirty_ = true;
+    if (old == obs.instances.end() || shown(old->second) != shown(o)) {
+      if (auto ii = instances_.find(name); ii != instances_.end()) RoutesDirty(ii->second.role);
+    }
     if (instances_.count(name)) TrackRestarts(name, node, o);
     if (o.state == wire::InstanceState::kFailed &&
         (old == obs.instances.end() || old->second.state != wire::InstanceState::kFailed)) {
@@ -843,6 +902,10 @@ const Operation* Controller::ActiveOp(const std::string& role) const {
 void Controller::Tick() {
   if (crashed_ || !ReloadIfNeeded().ok()) return;
   TimePoint now = clock_.Now();
+  if (!routes_window_passed_ && now >= started_at_ + opts_.lease_ttl) {
+    routes_window_passed_ = true;  // instances of unheard nodes are no longer taken as ready
+    AllRoutesDirty();
+  }
   bool expired = false;
   for (const auto& node : node_leases_.PopExpired(now)) {
     OnNodeExpired(node);

@@ -295,7 +295,14 @@ class Controller : private JournalStore {
   // Whether `primary` hands its connections over now: a planned switchover away from it is
   // at fence or stop (routes list it handing_over: no new connection, open ones kept).
   bool HandingOver(const RoleRecord& role, const InstanceRecord& primary) const;
-  std::vector<wire::RouteEndpoint> BuildRoutes() const;
+  // The endpoint of `role` in the routing table; nullopt when it has none.
+  std::optional<wire::RouteEndpoint> BuildEndpoint(const RoleRecord& role) const;
+  // The routing table is rebuilt one role at a time: these mark what may have changed, and
+  // Publish rebuilds only that (a controller of 10 000 roles does not rebuild them all for
+  // each heartbeat that changes one instance).
+  void RoutesDirty(const std::string& role);
+  void RoutesDirtyOnNode(const std::string& node);  // the roles of the node's instances
+  void AllRoutesDirty() { all_routes_dirty_ = true; }
   std::vector<std::string> ResolveAllow(const std::vector<std::string>& allow) const;
 
   // --- failover.cc
@@ -389,6 +396,7 @@ class Controller : private JournalStore {
   std::map<std::string, RoleRecord> roles_;
   std::map<std::string, InstanceRecord> instances_;
   std::map<std::string, std::set<std::string>> by_node_;  // node -> instances
+  std::map<std::string, std::set<std::string>> by_role_;  // role -> instances
   std::map<std::string, NodeRecord> nodes_;
   std::set<std::string> gateways_;
   std::map<std::string, Operation> ops_;
@@ -430,7 +438,13 @@ class Controller : private JournalStore {
   std::map<std::string, int64_t> node_generation_;
   std::map<std::string, std::vector<wire::Assignment>> assignments_cache_;  // as published
   std::set<std::string> dirty_nodes_;
-  bool routes_dirty_ = true;
+  bool all_routes_dirty_ = true;
+  std::set<std::string> dirty_routes_;  // roles whose endpoint may have changed
+  // role -> the roles whose endpoint's allow: names it (their CIDRs follow its instances).
+  std::map<std::string, std::set<std::string>> allow_referrers_;
+  bool routes_window_passed_ = false;  // the first lease TTL since the start (BuildEndpoint)
+  // host -> the ports gateway endpoints listen on there (PortFor); reset when roles change.
+  mutable std::optional<std::map<std::string, std::set<int>>> listen_ports_;
   wire::Routes routes_;
   int64_t routes_version_ = 0;
   // When each routes version of the last lease TTL (and always the newest) was published, for

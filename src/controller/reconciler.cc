@@ -279,8 +279,10 @@ std::optional<std::string> Controller::Place(const std::string& role, const std:
     candidates.push_back({name, n.fault_domain, n.update_domain, n.capacity, load});
   }
   std::vector<Peer> peers;
-  for (const auto& [name, inst] : instances_) {
-    if (inst.role != role || name == moving) continue;
+  auto br = by_role_.find(role);
+  for (const auto& name : br == by_role_.end() ? std::set<std::string>{} : br->second) {
+    if (name == moving) continue;
+    const InstanceRecord& inst = instances_.at(name);
     auto ni = nodes_.find(inst.node);
     peers.push_back({inst.node, ni == nodes_.end() ? "" : ni->second.fault_domain,
                      ni == nodes_.end() ? "" : ni->second.update_domain});
@@ -293,16 +295,26 @@ int Controller::PortFor(const manifest::Role& spec, const std::string& node,
   auto ni = nodes_.find(node);
   std::string address = ni == nodes_.end() ? "" : ni->second.address;
   std::set<int> used;
-  for (const auto& [name, inst] : instances_) {
-    if (name == moving) continue;
-    auto other = nodes_.find(inst.node);
-    if (other != nodes_.end() && other->second.address == address) used.insert(inst.port);
+  for (const auto& [other, n] : nodes_) {
+    if (n.address != address) continue;
+    auto bn = by_node_.find(other);
+    if (bn == by_node_.end()) continue;
+    for (const auto& name : bn->second) {
+      if (name != moving) used.insert(instances_.at(name).port);
+    }
   }
   // Gateway listeners on the same address are taken too (embedded mode: all on loopback).
-  for (const auto& [rname, r] : roles_) {
-    if (!r.spec.endpoint) continue;
-    auto [host, port] = SplitHostPort(r.spec.endpoint->listen);
-    if (port > 0 && (host == address || host == "0.0.0.0" || host.empty())) used.insert(port);
+  if (!listen_ports_) {
+    listen_ports_.emplace();
+    for (const auto& [rname, r] : roles_) {
+      if (!r.spec.endpoint) continue;
+      auto [host, port] = SplitHostPort(r.spec.endpoint->listen);
+      if (port > 0) (*listen_ports_)[host].insert(port);
+    }
+  }
+  for (const char* host : {address.c_str(), "0.0.0.0", ""}) {
+    auto lp = listen_ports_->find(host);
+    if (lp != listen_ports_->end()) used.insert(lp->second.begin(), lp->second.end());
   }
   return PickPort(spec.port, used);
 }
@@ -397,8 +409,9 @@ std::vector<std::string> Controller::ResolveAllow(const std::vector<std::string>
       continue;
     }
     std::set<std::string> resolved;  // a role name: the addresses of its nodes
-    for (const auto& [name, inst] : instances_) {
-      if (inst.role != entry) continue;
+    auto br = by_role_.find(entry);
+    for (const auto& name : br == by_role_.end() ? std::set<std::string>{} : br->second) {
+      const InstanceRecord& inst = instances_.at(name);
       auto ni = nodes_.find(inst.node);
       if (ni == nodes_.end() || ni->second.address.empty()) continue;
       const std::string& a = ni->second.address;
@@ -418,63 +431,59 @@ bool Controller::HandingOver(const RoleRecord& role, const InstanceRecord& prima
          !NodeDown(primary.node);
 }
 
-std::vector<wire::RouteEndpoint> Controller::BuildRoutes() const {
-  std::vector<wire::RouteEndpoint> endpoints;
-  for (const auto& entry : roles_) {
-    // Not a structured binding: clang 14 (the sanitizer builds) cannot capture one.
-    const std::string& rname = entry.first;
-    const RoleRecord& role = entry.second;
-    if (!role.spec.endpoint) continue;
-    bool ap = role.spec.mode == RoleMode::kActivePassive;
-    wire::RouteEndpoint& ep = endpoints.emplace_back();
-    ep.role = rname;
-    ep.mode = ap ? wire::RoutingMode::kActivePassive : wire::RoutingMode::kLoadBalanced;
-    ep.listen = role.spec.endpoint->listen;
-    // A list whose roles have no node yet resolves to nothing: nobody, not everybody.
-    if (!role.spec.endpoint->allow.empty()) ep.allow = ResolveAllow(role.spec.endpoint->allow);
-    ep.epoch = role.epoch;
-    auto backend = [&](const InstanceRecord& inst, bool ready, bool busy) {
-      wire::RouteBackend b;
-      b.instance = inst.name;
-      b.node = inst.node;
-      b.address = nodes_.at(inst.node).address;
-      b.port = inst.port;
-      b.epoch = inst.epoch;
-      b.ready = ready;
-      b.busy = busy;
-      return b;
-    };
-    auto add = [&](const InstanceRecord& inst) {
-      if (NodeDown(inst.node)) return;
-      bool busy = false;
-      // Out of rotation (a rollout drains it): listed, never routable.
-      bool ready = InstanceReady(role, inst, &busy) && inst.routed;
-      // A controller that just started has not heard this (live-leased) node yet: what its
-      // instances do is unknown, not "not ready". Publishing them unready would empty every
-      // gateway's rotation at each controller restart; they keep it until the node reports
-      // (its first heartbeat or its lease expiry republishes the routes).
-      if (!ready && inst.run && inst.routed && Observation(inst.node) == nullptr &&
-          clock_.Now() < started_at_ + opts_.lease_ttl) {
-        ready = true;
-      }
-      ep.backends.push_back(backend(inst, ready, busy));
-    };
-    if (ap) {
-      auto pi = instances_.find(role.primary);
-      if (role.routed && pi != instances_.end() && pi->second.run) {
-        add(pi->second);
-      } else if (pi != instances_.end() && HandingOver(role, pi->second)) {
-        wire::RouteBackend b = backend(pi->second, false, false);
-        b.handing_over = true;
-        ep.backends.push_back(std::move(b));
-      }
-    } else {
-      for (const auto& [name, inst] : instances_) {
-        if (inst.role == rname && inst.run) add(inst);
-      }
+std::optional<wire::RouteEndpoint> Controller::BuildEndpoint(const RoleRecord& role) const {
+  const std::string& rname = role.spec.name;
+  if (!role.spec.endpoint) return std::nullopt;
+  bool ap = role.spec.mode == RoleMode::kActivePassive;
+  wire::RouteEndpoint ep;
+  ep.role = rname;
+  ep.mode = ap ? wire::RoutingMode::kActivePassive : wire::RoutingMode::kLoadBalanced;
+  ep.listen = role.spec.endpoint->listen;
+  // A list whose roles have no node yet resolves to nothing: nobody, not everybody.
+  if (!role.spec.endpoint->allow.empty()) ep.allow = ResolveAllow(role.spec.endpoint->allow);
+  ep.epoch = role.epoch;
+  auto backend = [&](const InstanceRecord& inst, bool ready, bool busy) {
+    wire::RouteBackend b;
+    b.instance = inst.name;
+    b.node = inst.node;
+    b.address = nodes_.at(inst.node).address;
+    b.port = inst.port;
+    b.epoch = inst.epoch;
+    b.ready = ready;
+    b.busy = busy;
+    return b;
+  };
+  auto add = [&](const InstanceRecord& inst) {
+    if (NodeDown(inst.node)) return;
+    bool busy = false;
+    // Out of rotation (a rollout drains it): listed, never routable.
+    bool ready = InstanceReady(role, inst, &busy) && inst.routed;
+    // A controller that just started has not heard this (live-leased) node yet: what its
+    // instances do is unknown, not "not ready". Publishing them unready would empty every
+    // gateway's rotation at each controller restart; they keep it until the node reports
+    // (its first heartbeat or its lease expiry republishes the routes).
+    if (!ready && inst.run && inst.routed && Observation(inst.node) == nullptr &&
+        clock_.Now() < started_at_ + opts_.lease_ttl) {
+      ready = true;
+    }
+    ep.backends.push_back(backend(inst, ready, busy));
+  };
+  if (ap) {
+    auto pi = instances_.find(role.primary);
+    if (role.routed && pi != instances_.end() && pi->second.run) {
+      add(pi->second);
+    } else if (pi != instances_.end() && HandingOver(role, pi->second)) {
+      wire::RouteBackend b = backend(pi->second, false, false);
+      b.handing_over = true;
+      ep.backends.push_back(std::move(b));
+    }
+  } else if (auto br = by_role_.find(rname); br != by_role_.end()) {
+    for (const auto& name : br->second) {
+      const InstanceRecord& inst = instances_.at(name);
+      if (inst.run) add(inst);
     }
   }
-  return endpoints;
+  return ep;
 }
 
 }  // namespace hafab::controller

@@ -141,7 +141,7 @@ void SimNode::SendHeartbeat(bool scheduled) {
   sent_digest_ = Digest();
   wire::AgentHeartbeat hb;
   hb.node = options_.name;
-  hb.address = "127.0.0.1";
+  hb.address = options_.address;
   hb.agent_version = "sim";
   hb.boot_id = boot_id_;
   hb.labels = {{"fault_domain", options_.fault_domain}, {"update_domain", options_.update_domain}};

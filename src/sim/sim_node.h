@@ -44,6 +44,7 @@ class ProcessObserver {
 struct SimNodeOptions {
   std::string name;
   std::string data_dir;  // a fresh directory for the supervisor's pid files and logs
+  std::string address;
   std::string fault_domain, update_domain;
   Duration heartbeat_interval = std::chrono::milliseconds(200);
   Duration tick_interval = std::chrono::milliseconds(50);

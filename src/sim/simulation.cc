@@ -64,6 +64,8 @@ manifest::Manifest BuildManifest(const SimOptions& o) {
     n.name = "n" + std::to_string(i);
     n.fault_domain = "fd" + std::to_string(i % domains);
     n.update_domain = "ud" + std::to_string((i / domains) % domains);
+    n.address = "10." + std::to_string(i >> 16) + "." + std::to_string((i >> 8) & 255) + "." +
+                std::to_string(i & 255);
     m.nodes.push_back(n);
   }
   const int instances = o.instances > 0 ? o.instances : 3 * o.nodes;
@@ -421,6 +423,7 @@ void Simulation::StartNode(const std::string& name) {
   SimNodeOptions so;
   so.name = name;
   so.data_dir = dir_ + "/" + name + "." + std::to_string(events_.executed());
+  so.address = spec->address;
   so.fault_domain = spec->fault_domain;
   so.update_domain = spec->update_domain;
   so.heartbeat_interval = o_.heartbeat_interval;
