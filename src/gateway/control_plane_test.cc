@@ -17,19 +17,20 @@
 
 #include "gateway/http_control_link.h"
 #include "gateway/metrics_server.h"
-#include "gateway/test_util.h"
 #include "http/http.h"
 #include "testing/fake_gateway_link.h"
+#include "testing/loopback_tcp.h"
+#include "testing/wait.h"
 
 namespace hafab::gateway {
 namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
-using ::hafab::testing::FakeGatewayController;
 using testing::ClosedWithin;
 using testing::DeadPort;
 using testing::Dial;
+using testing::FakeGatewayController;
 using testing::ReadLine;
 using testing::TestBackend;
 using testing::WaitFor;
@@ -119,7 +120,7 @@ class HttpFakeController {
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   FakeGatewayController controller_;
-  ::hafab::testing::FakeGatewayLink link_;  // on io_
+  testing::FakeGatewayLink link_;  // on io_
   http::Server server_;
   std::string url_;
   std::thread thread_;
@@ -160,7 +161,7 @@ class Gateway {
   // In memory, to `controller`.
   explicit Gateway(FakeGatewayController& controller)
       : Gateway([&controller](asio::io_context& io) {
-          return std::make_unique<::hafab::testing::FakeGatewayLink>(io, controller);
+          return std::make_unique<testing::FakeGatewayLink>(io, controller);
         }) {}
   // Over HTTP.
   Gateway(std::vector<std::string> controllers, std::string token)
