@@ -109,6 +109,7 @@ class FakeGatewayLink final : public gateway::ControlLink {
     // Only handlers on `io_` own the waiting call (the controller keeps a weak_ptr): a
     // gateway that owns this link is not kept alive by the controller.
     auto waiting = std::make_shared<FakeGatewayController::Waiting>(std::move(done));
+    std::erase_if(controller_.polls_, [](const auto& p) { return p.waiting.expired(); });
     controller_.polls_.push_back({this, after, waiting});
     // `wait` passed without a newer version: the same version again.
     auto timer = std::make_shared<boost::asio::steady_timer>(io_, wait);
