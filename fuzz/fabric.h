@@ -15,9 +15,11 @@
 #include <vector>
 
 #include "controller/api.h"
-#include "controller/test_support.h"
 #include "manifest/parser.h"
+#include "testing/fake_agent.h"
 #include "testing/fake_clock.h"
+#include "testing/fake_provider.h"
+#include "testing/memory_store.h"
 
 namespace hafab::fuzz {
 
@@ -51,8 +53,8 @@ class Fabric {
     api_ = std::make_unique<controller::Api>(c_, clock_, controller::Tokens{"admin", "read"});
     if (!c_.Apply(quickstart).ok()) Fail("quickstart did not apply");
     for (const char* n : {"n1", "n2", "n3"}) {
-      agents_.push_back(std::make_unique<controller::testsupport::FakeAgent>(
-          n, std::string("fd") + n[1], std::string("ud") + n[1], &provider_));
+      agents_.push_back(std::make_unique<testing::FakeAgent>(n, std::string("fd") + n[1],
+                                                             std::string("ud") + n[1], &provider_));
     }
   }
 
@@ -84,7 +86,7 @@ class Fabric {
         if (a->node() == s) a->Step(c_);
       }
     }
-    (void)c_.GatewayHeartbeat("gw1", controller::testsupport::GatewayAck(c_.RoutesVersion()));
+    (void)c_.GatewayHeartbeat("gw1", testing::GatewayAck(c_.RoutesVersion()));
     c_.Tick();
     api_->ExpireWaits();
   }
@@ -102,11 +104,11 @@ class Fabric {
   }
 
   testing::FakeClock clock_;
-  controller::testsupport::MemoryStore store_{clock_};
-  controller::testsupport::FakeProvider provider_;
+  testing::MemoryStore store_{clock_};
+  testing::FakeProvider provider_;
   controller::Controller c_{store_, clock_, &provider_, controller::ControllerOptions{}};
   std::unique_ptr<controller::Api> api_;
-  std::vector<std::unique_ptr<controller::testsupport::FakeAgent>> agents_;
+  std::vector<std::unique_ptr<testing::FakeAgent>> agents_;
 };
 
 }  // namespace hafab::fuzz

@@ -11,12 +11,12 @@
 #include <fstream>
 #include <thread>
 
-#include "agent/fake_controller.h"
 #include "agent/log_writer.h"
 #include "agent/process_launcher.h"
 #include "agent/procfs.h"
-#include "agent/test_util.h"
+#include "testing/http_fake_agent_controller.h"
 #include "testing/ports.h"
+#include "testing/temp_dir.h"
 #include "testing/wait.h"
 
 #ifndef HAFAB_BINARY
@@ -150,8 +150,8 @@ class AgentBinaryTest : public ::testing::Test {
     return out;
   }
 
-  testutil::TempDir dir_;
-  testutil::FakeController controller_;
+  testing::TempDir dir_;
+  testing::HttpFakeAgentController controller_;
   pid_t agent_pid_ = 0;
 };
 

@@ -12,16 +12,16 @@
 #include "agent/agent.h"
 #include "agent/cgroup_limiter.h"
 #include "agent/controller_client.h"
-#include "agent/fake_controller.h"
 #include "agent/fence_watchdog.h"
 #include "agent/process_launcher.h"
 #include "agent/procfs.h"
-#include "agent/test_util.h"
 #include "core/version.h"
 #include "provider/local_provider.h"
 #include "testing/fake_clock.h"
 #include "testing/fake_control_link.h"
+#include "testing/http_fake_agent_controller.h"
 #include "testing/ports.h"
+#include "testing/temp_dir.h"
 #include "testing/wait.h"
 
 namespace hafab::agent {
@@ -148,7 +148,7 @@ class AgentIntegrationTest : public ::testing::Test {
   }
   static bool Running(const json& i) { return i["state"] == "running" && i["pid"] != 0; }
 
-  testutil::TempDir dir_;
+  testing::TempDir dir_;
   testing::FakeAgentController controller_;
 };
 
@@ -381,7 +381,7 @@ TEST_F(AgentIntegrationTest, RestartedAgentAdoptsItsInstances) {
 
 // A follower's 503 names the leader: the next call goes there, not to the next URL.
 TEST(ControllerClientTest, FollowsTheLeaderAFollowerNames) {
-  testutil::FakeController follower, other, leader;
+  testing::HttpFakeAgentController follower, other, leader;
   follower.SetNotLeader(leader.url());
   other.SetNotLeader(leader.url());
   boost::asio::io_context io;
@@ -464,7 +464,7 @@ TEST_F(AgentIntegrationTest, AdoptedPrimaryIsFencedWhenLeaseRanOutWhileAgentWasD
 }
 
 TEST(FenceWatchdogTest, KillsOnlyPrimariesAndOnlyAfterTheLease) {
-  testutil::TempDir dir;
+  testing::TempDir dir;
   std::filesystem::create_directories(dir.path() + "/run");
   ProcessLauncher launcher;
   auto spawn = [&](const std::string& name, const std::string& mode) {

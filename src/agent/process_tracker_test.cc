@@ -12,7 +12,7 @@
 
 #include "agent/process_launcher.h"
 #include "agent/procfs.h"
-#include "agent/test_util.h"
+#include "testing/temp_dir.h"
 #include "testing/wait.h"
 
 namespace hafab::agent {
@@ -80,13 +80,13 @@ void ExpectFindsAndKillsDaemon(ProcessTracker& tracker, const std::string& data_
 }
 
 TEST(ProcessTrackerTest, EnvironTrackerFindsAndKillsADaemon) {
-  testutil::TempDir dir;
+  testing::TempDir dir;
   EnvironTracker tracker(dir.path());
   ExpectFindsAndKillsDaemon(tracker, dir.path());
 }
 
 TEST(ProcessTrackerTest, CgroupTrackerFindsAndKillsADaemon) {
-  testutil::TempDir dir;
+  testing::TempDir dir;
   auto tracker = MakeProcessTracker(AgentCgroupName("t", dir.path()), dir.path());
   if (tracker->Mechanism() == "environment") GTEST_SKIP() << "no writable cgroup v2 here";
   ExpectFindsAndKillsDaemon(*tracker, dir.path());

@@ -7,16 +7,23 @@
 #include <sstream>
 
 #include "agent/fence_watchdog.h"
-#include "agent/test_util.h"
 #include "provider/local_provider.h"
 #include "testing/fake_clock.h"
 #include "testing/fake_launcher.h"
+#include "testing/temp_dir.h"
+#include "wire/assignments.h"
 
 namespace hafab::agent {
 namespace {
 
 using std::chrono::milliseconds;
-using testutil::MakeAssignment;
+
+// One assignment from JSON, as the controller sends it.
+wire::Assignment MakeAssignment(const std::string& json) {
+  auto a = wire::ParseAssignment(json);
+  HAFAB_CHECK(a.ok(), a.status().ToString());
+  return *a;
+}
 
 std::string Kvd(const std::string& extra = "") {
   return R"({"instance": "kvd-0", "role": "kvd", "mode": "active-passive", "run": true,
@@ -81,7 +88,7 @@ class SupervisorTest : public ::testing::Test {
     return ss.str();
   }
 
-  testutil::TempDir dir_;
+  testing::TempDir dir_;
   testing::FakeClock clock_;
   testing::FakeLauncher launcher_;
   provider::LocalProvider provider_;

@@ -8,18 +8,19 @@
 #include <filesystem>
 #include <optional>
 
-#include "controller/test_support.h"
 #include "core/json.h"
 #include "manifest/limits.h"
 #include "testing/fake_clock.h"
+#include "testing/fake_provider.h"
+#include "testing/memory_store.h"
 
 namespace hafab::controller {
 namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-using testsupport::FakeProvider;
-using testsupport::MemoryStore;
+using testing::FakeProvider;
+using testing::MemoryStore;
 
 constexpr char kManifest[] = R"(cluster: t
 roles:

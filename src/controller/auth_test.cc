@@ -9,17 +9,18 @@
 #include <vector>
 
 #include "controller/api.h"
-#include "controller/test_support.h"
 #include "controller/tokens.h"
 #include "core/json.h"
 #include "testing/fake_clock.h"
+#include "testing/fake_provider.h"
+#include "testing/memory_store.h"
 
 namespace hafab::controller {
 namespace {
 
 using nlohmann::json;
-using testsupport::FakeProvider;
-using testsupport::MemoryStore;
+using testing::FakeProvider;
+using testing::MemoryStore;
 
 const Tokens kTokens{"admintok", "readtok", "clusterkey"};
 

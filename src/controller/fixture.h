@@ -1,5 +1,6 @@
 // A small cluster for controller unit tests: a controller on a FakeClock and MemoryStore,
-// three fake agents in different fault/update domains, and one fake gateway.
+// three fake agents in different fault/update domains, and one fake gateway. The fixture is
+// the controller tests' own; the doubles it is made of are the shared ones of src/testing/.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,12 +9,18 @@
 #include <vector>
 
 #include "controller/controller.h"
-#include "controller/test_support.h"
+#include "testing/fake_agent.h"
 #include "testing/fake_clock.h"
+#include "testing/fake_provider.h"
+#include "testing/memory_store.h"
 
 namespace hafab::controller::testsupport {
 
 using namespace std::chrono_literals;
+using ::hafab::testing::FakeAgent;
+using ::hafab::testing::FakeProvider;
+using ::hafab::testing::GatewayAck;
+using ::hafab::testing::MemoryStore;
 
 inline manifest::Role KvdRole(int instances = 2) {
   manifest::Role r;

@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/fixture.h"
-#include "controller/test_support.h"
 #include "core/json.h"
 #include "testing/fake_clock.h"
 
@@ -18,7 +17,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-using testsupport::FakeAgent;
+using testing::FakeAgent;
 
 class ReplicaTest : public ::testing::Test {
  protected:
@@ -64,7 +63,7 @@ class ReplicaTest : public ::testing::Test {
       Controller* c = Leader();
       if (c != nullptr && !c->crashed()) {
         for (auto& a : agents_) a->Step(*c);
-        (void)c->GatewayHeartbeat("gw1", testsupport::GatewayAck(c->RoutesVersion()));
+        (void)c->GatewayHeartbeat("gw1", testing::GatewayAck(c->RoutesVersion()));
       }
     }
   }
@@ -105,8 +104,8 @@ class ReplicaTest : public ::testing::Test {
   }
 
   testing::FakeClock clock_;
-  testsupport::MemoryStore store_{clock_};
-  testsupport::FakeProvider provider_;
+  testing::MemoryStore store_{clock_};
+  testing::FakeProvider provider_;
   std::vector<std::unique_ptr<FakeAgent>> agents_;
   std::vector<std::unique_ptr<Replica>> replicas_;
   std::vector<bool> alive_;

@@ -1,6 +1,8 @@
-// The gateway against a fake controller (hafab_http::Server on loopback): it follows the
-// route watch, acknowledges versions, loses its lease when heartbeats fail, keeps routing
-// with the controller gone, and serves its counters on /metrics and /stats.
+// The gateway's control plane against a controller in memory (testing::FakeGatewayLink): it
+// follows the route watch, acknowledges versions, loses its lease when heartbeats fail, keeps
+// routing with the controller gone, and serves its counters on /metrics and /stats. Then its
+// HTTP link (HttpControlLink) against a fake controller on loopback: the next URL, the
+// leader a follower names, a refused token.
 #include "gateway/control_plane.h"
 
 #include <gtest/gtest.h>
@@ -10,13 +12,15 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <future>
-#include <list>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "gateway/http_control_link.h"
 #include "gateway/metrics_server.h"
-#include "gateway/test_util.h"
 #include "http/http.h"
+#include "testing/fake_gateway_link.h"
+#include "testing/loopback_tcp.h"
+#include "testing/wait.h"
 
 namespace hafab::gateway {
 namespace {
@@ -26,6 +30,7 @@ using namespace std::chrono_literals;
 using testing::ClosedWithin;
 using testing::DeadPort;
 using testing::Dial;
+using testing::FakeGatewayController;
 using testing::ReadLine;
 using testing::TestBackend;
 using testing::WaitFor;
@@ -42,59 +47,39 @@ void RunOn(asio::io_context& io, std::function<void()> fn) {
   done.get_future().wait();
 }
 
-// The controller's side of the gateway protocol (docs/architecture.md), nothing more.
-class FakeController {
+// FakeGatewayController (src/testing/fake_gateway_link.h) behind the controller's gateway API
+// on a real http::Server, for the tests of HttpControlLink. Adds what only HTTP has: the
+// bearer token, follower replicas answering 503 "not leader", a count of requests.
+class HttpFakeController {
  public:
-  FakeController()
+  HttpFakeController()
       : work_(asio::make_work_guard(io_)),
+        link_(io_, controller_),
         server_(io_, [this](auto&& r, auto s) { Handle(std::move(r), std::move(s)); }) {
     auto port = server_.Listen("127.0.0.1", 0);
     EXPECT_TRUE(port.ok());
     url_ = "http://127.0.0.1:" + std::to_string(port.value_or(0));
     thread_ = std::thread([this] { io_.run(); });
   }
-  ~FakeController() { Stop(); }
-
-  const std::string& url() const { return url_; }
-  // Publishes a table: answers waiting polls at once.
-  void SetRoutes(const nlohmann::json& routes) {
-    RunOn(io_, [&] {
-      routes_ = routes;
-      auto waiting = std::move(waiting_);
-      waiting_.clear();
-      for (auto& w : waiting) w.respond(http::Response::Json(200, routes_.dump()));
-    });
-  }
-  void AnswerHeartbeats(bool yes) { answer_heartbeats_ = yes; }
-  // A follower controller replica: every request gets 503 "not leader" naming `leader`.
-  void FollowLeader(const std::string& leader) {
-    RunOn(io_, [&] { leader_ = leader; });
-  }
-  int requests() const { return requests_.load(); }
-  void SetLeaseTtl(int ms) { lease_ttl_ms_ = ms; }
-  // The heartbeats' "lease_ms" (what the controller grants); -1: left out.
-  void SetGrantedLease(int ms) { granted_ms_ = ms; }
-  uint64_t acked_version() const { return acked_.load(); }
-  int heartbeats() const { return heartbeats_.load(); }
-  int unauthorized() const { return unauthorized_.load(); }
-  // The controller goes away: its port is closed.
-  void Stop() {
-    if (stopped_) return;
-    stopped_ = true;
-    RunOn(io_, [&] {
-      waiting_.clear();
-      server_.Stop();
-    });
+  ~HttpFakeController() {
+    RunOn(io_, [&] { server_.Stop(); });
     work_.reset();
     io_.stop();
     thread_.join();
   }
 
+  const std::string& url() const { return url_; }
+  FakeGatewayController& controller() { return controller_; }
+  // A follower controller replica: every request gets 503 "not leader" naming `leader`.
+  void FollowLeader(const std::string& leader) {
+    RunOn(io_, [&] { leader_ = leader; });
+  }
+  int requests() const { return requests_.load(); }
+
  private:
-  struct Waiting {
-    uint64_t id;
-    http::Responder respond;
-  };
+  static void Fail(http::Responder& respond, const Status& st) {
+    respond(http::Response::Json(503, nlohmann::json{{"error", st.message()}}.dump()));
+  }
 
   void Handle(http::Request&& req, http::Responder respond) {
     ++requests_;
@@ -104,42 +89,29 @@ class FakeController {
       return;
     }
     if (req.Header("authorization") != std::string("Bearer ") + kToken) {
-      ++unauthorized_;
       respond(http::Response::Json(401, R"({"error": "bad token"})"));
       return;
     }
     if (req.method == "GET" && req.path == "/v1/routes") {
-      const uint64_t after = std::stoull(req.Query("after").empty() ? "0" : req.Query("after"));
-      if (routes_.is_object() && routes_["version"].get<uint64_t>() > after) {
-        respond(http::Response::Json(200, routes_.dump()));
-        return;
-      }
-      const uint64_t id = next_id_++;
-      waiting_.push_back({id, std::move(respond)});
-      auto timer = std::make_shared<asio::steady_timer>(io_);
-      timer->expires_after(std::chrono::milliseconds(std::stoi(req.Query("wait_ms"))));
-      timer->async_wait([this, id, timer](const boost::system::error_code&) {
-        for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
-          if (it->id != id) continue;
-          it->respond(http::Response::Json(
-              200, routes_.is_object() ? routes_.dump() : R"({"version": 0})"));
-          waiting_.erase(it);
-          return;
-        }
-      });
+      link_.FetchRoutes(std::stoull(req.Query("after").empty() ? "0" : req.Query("after")),
+                        std::chrono::milliseconds(std::stoi(req.Query("wait_ms"))),
+                        [respond = std::move(respond)](Result<wire::Routes> r) mutable {
+                          if (!r.ok()) return Fail(respond, r.status());
+                          respond(http::Response::Json(200, wire::ToJson(*r).dump()));
+                        });
       return;
     }
-    if (req.method == "POST" && req.path.rfind("/v1/gateways/", 0) == 0) {
-      ++heartbeats_;
-      if (!answer_heartbeats_) {
-        respond(http::Response::Json(503, R"({"error": "not leader"})"));
+    if (req.method == "POST" && req.path == "/v1/gateways/gw-test/heartbeat") {
+      auto hb = wire::ParseGatewayHeartbeat(nlohmann::json::parse(req.body, nullptr, false));
+      if (!hb.ok()) {
+        respond(http::Response::Json(400, nlohmann::json{{"error", hb.status().message()}}.dump()));
         return;
       }
-      auto j = nlohmann::json::parse(req.body);
-      acked_ = j["routes_version"].get<uint64_t>();
-      nlohmann::json answer = {{"lease_ttl_ms", lease_ttl_ms_.load()}};
-      if (granted_ms_ >= 0) answer["lease_ms"] = granted_ms_.load();
-      respond(http::Response::Json(200, answer.dump()));
+      link_.Heartbeat("gw-test", *hb, 1s,
+                      [respond = std::move(respond)](Result<wire::HeartbeatAnswer> r) mutable {
+                        if (!r.ok()) return Fail(respond, r.status());
+                        respond(http::Response::Json(200, wire::ToJson(*r).dump()));
+                      });
       return;
     }
     respond(http::Response::Json(404, R"({"error": "no such path"})"));
@@ -147,49 +119,57 @@ class FakeController {
 
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
+  FakeGatewayController controller_;
+  testing::FakeGatewayLink link_;  // on io_
   http::Server server_;
   std::string url_;
   std::thread thread_;
-  bool stopped_ = false;
-  nlohmann::json routes_;
-  std::list<Waiting> waiting_;
-  uint64_t next_id_ = 1;
-  std::atomic<bool> answer_heartbeats_{true};
-  std::atomic<int> lease_ttl_ms_{1500};
-  std::atomic<int> granted_ms_{-1};
-  std::atomic<uint64_t> acked_{0};
-  std::atomic<int> heartbeats_{0}, unauthorized_{0};
   std::atomic<int> requests_{0};
   std::string leader_;  // not empty: a follower naming this leader
 };
 
-nlohmann::json Routes(uint64_t version, const std::string& mode, uint64_t epoch,
-                      const std::vector<std::pair<std::string, uint16_t>>& backends,
-                      uint64_t primary_epoch_of_first = 0) {
-  nlohmann::json bs = nlohmann::json::array();
+wire::Routes Routes(int64_t version, wire::RoutingMode mode, int64_t epoch,
+                    const std::vector<std::pair<std::string, uint16_t>>& backends,
+                    int64_t primary_epoch_of_first = 0) {
+  wire::RouteEndpoint e;
+  e.role = "svc";
+  e.mode = mode;
+  e.listen = "127.0.0.1:0";
+  e.epoch = epoch;
   for (size_t i = 0; i < backends.size(); ++i) {
-    bs.push_back({{"instance", backends[i].first},
-                  {"node", "n" + std::to_string(i)},
-                  {"address", "127.0.0.1"},
-                  {"port", backends[i].second},
-                  {"epoch", i == 0 ? primary_epoch_of_first : 0},
-                  {"ready", true},
-                  {"busy", false}});
+    wire::RouteBackend b;
+    b.instance = backends[i].first;
+    b.node = "n" + std::to_string(i);
+    b.address = "127.0.0.1";
+    b.port = backends[i].second;
+    b.epoch = i == 0 ? primary_epoch_of_first : 0;
+    b.ready = true;
+    e.backends.push_back(b);
   }
-  return {{"version", version},
-          {"endpoints",
-           {{{"role", "svc"},
-             {"mode", mode},
-             {"listen", "127.0.0.1:0"},
-             {"epoch", epoch},
-             {"backends", bs}}}}};
+  return {version, {e}};
 }
 
-// A gateway (Proxy + ControlPlane + MetricsServer) in this process.
+constexpr wire::RoutingMode kActivePassive = wire::RoutingMode::kActivePassive;
+constexpr wire::RoutingMode kLoadBalanced = wire::RoutingMode::kLoadBalanced;
+
+// A gateway (Proxy + ControlPlane + MetricsServer) in this process, linked to the controller
+// by the link `make_link` builds on the gateway's io_context.
 class Gateway {
  public:
-  explicit Gateway(std::vector<std::string> controllers, std::string token = kToken)
-      : work_(asio::make_work_guard(io_)) {
+  using LinkFactory = std::function<std::unique_ptr<ControlLink>(asio::io_context&)>;
+
+  // In memory, to `controller`.
+  explicit Gateway(FakeGatewayController& controller)
+      : Gateway([&controller](asio::io_context& io) {
+          return std::make_unique<testing::FakeGatewayLink>(io, controller);
+        }) {}
+  // Over HTTP.
+  Gateway(std::vector<std::string> controllers, std::string token)
+      : Gateway([&](asio::io_context& io) {
+          return std::make_unique<HttpControlLink>(io, std::move(controllers), std::move(token));
+        }) {}
+
+  explicit Gateway(const LinkFactory& make_link) : work_(asio::make_work_guard(io_)) {
     ProxyOptions po;
     po.threads = 2;
     auto p = Proxy::Start(po);
@@ -198,12 +178,10 @@ class Gateway {
     proxy_->SetLeaseDeadline(TimePoint::min());
     ControlPlaneOptions co;
     co.gateway_id = "gw-test";
-    co.controllers = std::move(controllers);
-    co.token = std::move(token);
     co.poll_wait = 500ms;
     co.backoff_initial = 10ms;
     co.backoff_max = 100ms;
-    control_ = std::make_unique<ControlPlane>(io_, *proxy_, co);
+    control_ = std::make_unique<ControlPlane>(io_, *proxy_, co, make_link(io_));
     metrics_ = std::make_unique<MetricsServer>(io_, *proxy_, control_.get());
     metrics_port_ = metrics_->Listen("127.0.0.1", 0).value_or(0);
     control_->Start();
@@ -238,9 +216,9 @@ class Gateway {
 
 TEST(ControlPlaneTest, FollowsRouteWatchAndAcknowledgesEachVersion) {
   TestBackend a("a"), b("b");
-  FakeController fc;
-  fc.SetRoutes(Routes(1, "active-passive", 1, {{"a", a.port()}, {"b", b.port()}}, 1));
-  Gateway gw({fc.url()});
+  FakeGatewayController fc;
+  fc.SetRoutes(Routes(1, kActivePassive, 1, {{"a", a.port()}, {"b", b.port()}}, 1));
+  Gateway gw(fc);
   ASSERT_TRUE(WaitFor([&] { return gw.proxy().RoutesVersion() == 1 && gw.proxy().LeaseValid(); }));
   int c1 = Dial(gw.port());
   ASSERT_GE(c1, 0);
@@ -248,25 +226,24 @@ TEST(ControlPlaneTest, FollowsRouteWatchAndAcknowledgesEachVersion) {
   EXPECT_TRUE(WaitFor([&] { return fc.acked_version() == 1; }));
 
   // Failover: epoch 2, b (listed first) is the primary.
-  fc.SetRoutes(Routes(2, "active-passive", 2, {{"b", b.port()}, {"a", a.port()}}, 2));
+  fc.SetRoutes(Routes(2, kActivePassive, 2, {{"b", b.port()}, {"a", a.port()}}, 2));
   EXPECT_TRUE(ClosedWithin(c1, 5s));
   // Confirmed fencing: the controller hears that version 2 is what the gateway routes by.
   EXPECT_TRUE(WaitFor([&] { return fc.acked_version() == 2; }));
   int c2 = Dial(gw.port());
   EXPECT_EQ(ReadLine(c2), "b");
   EXPECT_EQ(gw.status().installed_version, 2u);
-  EXPECT_EQ(fc.unauthorized(), 0);
   close(c1);
   close(c2);
 }
 
 TEST(ControlPlaneTest, KeepsRoutingWithTheControllerGone) {
   TestBackend a("a");
-  auto fc = std::make_unique<FakeController>();
-  fc->SetRoutes(Routes(1, "load-balanced", 0, {{"a", a.port()}}));
-  Gateway gw({fc->url()});
+  FakeGatewayController fc;
+  fc.SetRoutes(Routes(1, kLoadBalanced, 0, {{"a", a.port()}}));
+  Gateway gw(fc);
   ASSERT_TRUE(WaitFor([&] { return gw.proxy().RoutesVersion() == 1; }));
-  fc->Stop();
+  fc.SetReachable(false);
   // The gateway has noticed (polls and heartbeats fail) ...
   ASSERT_TRUE(WaitFor([&] {
     auto s = gw.status();
@@ -284,10 +261,10 @@ TEST(ControlPlaneTest, KeepsRoutingWithTheControllerGone) {
 
 TEST(ControlPlaneTest, LeaseLossStopsActivePassiveRoutingUntilHeartbeatsReturn) {
   TestBackend a("a");
-  FakeController fc;
-  fc.SetLeaseTtl(300);
-  fc.SetRoutes(Routes(1, "active-passive", 1, {{"a", a.port()}}, 1));
-  Gateway gw({fc.url()});
+  FakeGatewayController fc;
+  fc.SetLeaseTtl(300ms);
+  fc.SetRoutes(Routes(1, kActivePassive, 1, {{"a", a.port()}}, 1));
+  Gateway gw(fc);
   ASSERT_TRUE(WaitFor([&] { return gw.proxy().RoutesVersion() == 1 && gw.proxy().LeaseValid(); }));
   int c1 = Dial(gw.port());
   EXPECT_EQ(ReadLine(c1), "a");
@@ -310,20 +287,20 @@ TEST(ControlPlaneTest, LeaseLossStopsActivePassiveRoutingUntilHeartbeatsReturn) 
 // active-passive routing as a silent controller does.
 TEST(ControlPlaneTest, NoGrantedLeaseStopsActivePassiveRouting) {
   TestBackend a("a");
-  FakeController fc;
-  fc.SetLeaseTtl(300);
-  fc.SetRoutes(Routes(1, "active-passive", 1, {{"a", a.port()}}, 1));
-  Gateway gw({fc.url()});
+  FakeGatewayController fc;
+  fc.SetLeaseTtl(300ms);
+  fc.SetRoutes(Routes(1, kActivePassive, 1, {{"a", a.port()}}, 1));
+  Gateway gw(fc);
   ASSERT_TRUE(WaitFor([&] { return gw.proxy().RoutesVersion() == 1 && gw.proxy().LeaseValid(); }));
   int c1 = Dial(gw.port());
   EXPECT_EQ(ReadLine(c1), "a");
 
-  fc.SetGrantedLease(0);
+  fc.SetGrantedLease(0ms);
   EXPECT_TRUE(ClosedWithin(c1, 5s));
   EXPECT_FALSE(gw.proxy().LeaseValid());
   EXPECT_GT(gw.status().heartbeats_ok, 0u);
 
-  fc.SetGrantedLease(300);
+  fc.SetGrantedLease(300ms);
   ASSERT_TRUE(WaitFor([&] { return gw.proxy().LeaseValid(); }));
   int c2 = Dial(gw.port());
   EXPECT_EQ(ReadLine(c2), "a");
@@ -331,35 +308,37 @@ TEST(ControlPlaneTest, NoGrantedLeaseStopsActivePassiveRouting) {
   close(c2);
 }
 
-TEST(ControlPlaneTest, TriesTheNextControllerUrl) {
+// Over HTTP (HttpControlLink): what only the HTTP link does.
+
+TEST(HttpControlLinkTest, TriesTheNextControllerUrl) {
   TestBackend a("a");
-  FakeController fc;
-  fc.SetRoutes(Routes(4, "load-balanced", 0, {{"a", a.port()}}));
-  Gateway gw({"http://127.0.0.1:" + std::to_string(DeadPort()), fc.url()});
+  HttpFakeController fc;
+  fc.controller().SetRoutes(Routes(4, kLoadBalanced, 0, {{"a", a.port()}}));
+  Gateway gw({"http://127.0.0.1:" + std::to_string(DeadPort()), fc.url()}, kToken);
   ASSERT_TRUE(WaitFor([&] { return gw.proxy().RoutesVersion() == 4; }));
   EXPECT_EQ(gw.status().controller, fc.url());
-  EXPECT_TRUE(WaitFor([&] { return fc.acked_version() == 4; }));
+  EXPECT_TRUE(WaitFor([&] { return fc.controller().acked_version() == 4; }));
 }
 
 // A follower's 503 names the leader: the gateway goes there directly, skipping the other
 // URLs of its list (here another follower, which must see no request).
-TEST(ControlPlaneTest, FollowsTheLeaderAFollowerNames) {
+TEST(HttpControlLinkTest, FollowsTheLeaderAFollowerNames) {
   TestBackend a("a");
-  FakeController leader, follower, other;
-  leader.SetRoutes(Routes(6, "load-balanced", 0, {{"a", a.port()}}));
+  HttpFakeController leader, follower, other;
+  leader.controller().SetRoutes(Routes(6, kLoadBalanced, 0, {{"a", a.port()}}));
   follower.FollowLeader(leader.url());
   other.FollowLeader(leader.url());
-  Gateway gw({follower.url(), other.url(), leader.url()});
+  Gateway gw({follower.url(), other.url(), leader.url()}, kToken);
   ASSERT_TRUE(WaitFor([&] { return gw.proxy().RoutesVersion() == 6; }));
-  EXPECT_TRUE(WaitFor([&] { return leader.acked_version() == 6; }));
+  EXPECT_TRUE(WaitFor([&] { return leader.controller().acked_version() == 6; }));
   EXPECT_EQ(gw.status().controller, leader.url());
   EXPECT_EQ(other.requests(), 0);
   EXPECT_GE(follower.requests(), 1);
 }
 
-TEST(ControlPlaneTest, RejectedTokenIsReportedAndNothingIsRouted) {
-  FakeController fc;
-  fc.SetRoutes(Routes(1, "load-balanced", 0, {{"a", 1}}));
+TEST(HttpControlLinkTest, RejectedTokenIsReportedAndNothingIsRouted) {
+  HttpFakeController fc;
+  fc.controller().SetRoutes(Routes(1, kLoadBalanced, 0, {{"a", 1}}));
   Gateway gw({fc.url()}, "wrong");
   ASSERT_TRUE(WaitFor([&] { return gw.status().poll_failures >= 1; }));
   EXPECT_NE(gw.status().last_error.find("401"), std::string::npos) << gw.status().last_error;
@@ -368,9 +347,9 @@ TEST(ControlPlaneTest, RejectedTokenIsReportedAndNothingIsRouted) {
 
 TEST(ControlPlaneTest, MetricsAndStatsShowCounters) {
   TestBackend a("a");
-  FakeController fc;
-  fc.SetRoutes(Routes(3, "load-balanced", 0, {{"a", a.port()}}));
-  Gateway gw({fc.url()});
+  FakeGatewayController fc;
+  fc.SetRoutes(Routes(3, kLoadBalanced, 0, {{"a", a.port()}}));
+  Gateway gw(fc);
   ASSERT_TRUE(WaitFor([&] { return gw.proxy().RoutesVersion() == 3; }));
   int c = Dial(gw.port());
   EXPECT_EQ(ReadLine(c), "a");

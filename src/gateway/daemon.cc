@@ -15,6 +15,7 @@
 #include "core/duration.h"
 #include "core/rlimit.h"
 #include "gateway/control_plane.h"
+#include "gateway/http_control_link.h"
 #include "gateway/metrics_server.h"
 #include "gateway/proxy.h"
 
@@ -124,10 +125,9 @@ int RunGateway(const GatewayOptions& o) {
   if (!static_mode) {
     ControlPlaneOptions co;
     co.gateway_id = o.id;
-    co.controllers = o.controllers;
-    co.token = token;
     co.seed = static_cast<uint64_t>(RealClock().WallNow().time_since_epoch().count());
-    control = std::make_unique<ControlPlane>(io, *proxy, co);
+    control = std::make_unique<ControlPlane>(
+        io, *proxy, co, std::make_unique<HttpControlLink>(io, o.controllers, token));
   }
   MetricsServer metrics(io, *proxy, control.get());
   std::string host = metrics_addr->ToString();

@@ -9,7 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "gateway/test_util.h"
+#include "testing/loopback_tcp.h"
+#include "testing/wait.h"
 
 namespace hafab::gateway {
 namespace {

@@ -10,24 +10,14 @@
 
 #include "provider/exec_provider.h"
 #include "provider/local_provider.h"
+#include "testing/temp_dir.h"
 
 namespace hafab::provider {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/hafab_provider_XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 TEST(LocalProviderTest, AttachCreatesVolumeAndIsIdempotent) {
   TempDir dir;

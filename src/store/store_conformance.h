@@ -1,5 +1,5 @@
 // The Store conformance suite: behaviour every backend must show, written once and run
-// unchanged against each (SqliteStore now, EtcdStore later).
+// unchanged against each (SqliteStore, EtcdStore).
 //
 // A backend instantiates it with its harnesses:
 //   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest,

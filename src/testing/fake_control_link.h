@@ -3,7 +3,7 @@
 // assignment list and the lease, makes it go silent (no answers: the agent's calls time out,
 // as to a partitioned or hung controller) and reads the heartbeats it received. One
 // FakeAgentController serves the FakeControlLink of each agent (or each run of one agent)
-// in turn; agent/fake_controller.h puts the same controller behind HTTP.
+// in turn; http_fake_agent_controller.h puts the same controller behind HTTP.
 #pragma once
 
 #include <atomic>

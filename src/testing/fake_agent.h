@@ -1,93 +1,19 @@
-// Test support for the controller's unit tests: a counted SqliteStore in memory that fails
-// commits on demand, a fake Provider that records attachments,
-// and fake agents/gateways that feed heartbeats and read assignments and routes back.
+// FakeAgent: an agent in the controller's unit tests, without a process or a network: it
+// calls the Controller directly. GatewayAck: what a fake gateway reports.
 #pragma once
 
 #include <map>
-#include <mutex>
-#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "controller/controller.h"
 #include "core/json.h"
-#include "store/sqlite_store.h"
-#include "store/store.h"
+#include "testing/fake_provider.h"
+#include "wire/agent_heartbeat.h"
 #include "wire/assignments.h"
+#include "wire/gateway_heartbeat.h"
 
-namespace hafab::controller::testsupport {
-
-class MemoryStore final : public store::Store {
- public:
-  // A private SqliteStore in memory, counted, with commit failures on demand.
-  explicit MemoryStore(Clock& clock) {
-    auto s = store::SqliteStore::Open(":memory:", clock);
-    HAFAB_CHECK(s.ok(), s.status().ToString());
-    inner_ = std::move(s).value();
-  }
-  Result<store::KeyValue> Get(const std::string& key) override { return inner_->Get(key); }
-  Result<store::RangeResult> Range(const std::string& prefix) override {
-    return inner_->Range(prefix);
-  }
-  Result<store::TxnResult> Commit(const store::Txn& txn) override {
-    if (fail_commits_ > 0) {
-      --fail_commits_;
-      return Status::Unavailable("injected commit failure");
-    }
-    ++commits_;
-    return inner_->Commit(txn);
-  }
-  Result<std::unique_ptr<store::Watcher>> Watch(const std::string& p, store::Revision r) override {
-    return inner_->Watch(p, r);
-  }
-  Result<store::LeaseId> GrantLease(Duration ttl) override { return inner_->GrantLease(ttl); }
-  Status KeepAlive(store::LeaseId l) override { return inner_->KeepAlive(l); }
-  Status RevokeLease(store::LeaseId l) override { return inner_->RevokeLease(l); }
-
-  int commits() const { return commits_; }
-  void FailNextCommits(int n) { fail_commits_ = n; }
-
- private:
-  std::unique_ptr<store::SqliteStore> inner_;
-  int commits_ = 0;
-  int fail_commits_ = 0;
-};
-
-// Volumes attached exclusively, as LocalProvider promises, in memory.
-class FakeProvider final : public provider::Provider {
- public:
-  Status Attach(const std::string& v, const std::string& node, const std::string& inst) override {
-    auto& a = att_[v];
-    if (!a.node.empty() && a.node != node) {
-      return Status::Conflict("volume " + v + " is attached to " + a.node);
-    }
-    a = {node, inst};
-    return Status::Ok();
-  }
-  Status Detach(const std::string& v, const std::string& node) override {
-    auto it = att_.find(v);
-    if (it != att_.end() && it->second.node == node) it->second = {};
-    return Status::Ok();
-  }
-  Status ForceDetach(const std::string& v, const std::string& node) override {
-    ++force_detaches;
-    return Detach(v, node);
-  }
-  Result<provider::VolumeAttachment> Describe(const std::string& v) override {
-    auto it = att_.find(v);
-    if (it == att_.end()) return Status::NotFound("volume " + v);
-    return it->second;
-  }
-  std::string MountPath(const std::string& v, const std::string& node) override {
-    return "/tmp/" + v;
-  }
-  Status AddEndpoint(const std::string&, const std::string&) override { return Status::Ok(); }
-  Status RemoveEndpoint(const std::string&, const std::string&) override { return Status::Ok(); }
-
-  int force_detaches = 0;
-
- private:
-  std::map<std::string, provider::VolumeAttachment> att_;
-};
+namespace hafab::testing {
 
 // A gateway heartbeat acknowledging routes `version`, with the connections it holds.
 inline wire::GatewayHeartbeat GatewayAck(int64_t version,
@@ -107,7 +33,7 @@ class FakeAgent {
       : node_(std::move(node)), fd_(std::move(fd)), ud_(std::move(ud)), provider_(provider) {}
 
   // Pulls assignments and makes the node match them.
-  void Sync(Controller& c) {
+  void Sync(controller::Controller& c) {
     auto got = c.Assignments(node_);
     if (!got.ok()) return;  // as a real agent: keeps what it runs, asks again later
     // What an agent reads: the answer's text, parsed.
@@ -178,7 +104,7 @@ class FakeAgent {
   }
 
   // Heartbeat, then sync, then heartbeat again (what a real agent does within ~1 interval).
-  void Step(Controller& c) {
+  void Step(controller::Controller& c) {
     if (dead_) return;
     (void)c.AgentHeartbeat(node_, Heartbeat());
     Sync(c);
@@ -225,4 +151,4 @@ class FakeAgent {
   bool dead_ = false;
 };
 
-}  // namespace hafab::controller::testsupport
+}  // namespace hafab::testing

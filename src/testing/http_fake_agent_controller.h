@@ -1,4 +1,4 @@
-// FakeController: testing::FakeAgentController (src/testing/fake_control_link.h) behind the
+// HttpFakeAgentController: FakeAgentController (fake_control_link.h) behind the
 // controller's agent API (heartbeat, assignments long-poll) on a real http::Server, for the
 // tests of the agent's HTTP client and of the agent binary. Adds what only HTTP has: the
 // bearer token, follower replicas answering 503 "not leader", a count of requests.
@@ -22,11 +22,11 @@
 #include "wire/agent_heartbeat.h"
 #include "wire/assignments.h"
 
-namespace hafab::agent::testutil {
+namespace hafab::testing {
 
-class FakeController {
+class HttpFakeAgentController {
  public:
-  FakeController() : work_(boost::asio::make_work_guard(io_)), link_(io_, controller_) {
+  HttpFakeAgentController() : work_(boost::asio::make_work_guard(io_)), link_(io_, controller_) {
     server_ =
         std::make_unique<http::Server>(io_, [this](http::Request&& req, http::Responder respond) {
           Handle(std::move(req), std::move(respond));
@@ -36,7 +36,7 @@ class FakeController {
     port_ = *port;
     thread_ = std::thread([this] { io_.run(); });
   }
-  ~FakeController() {
+  ~HttpFakeAgentController() {
     RunOnIo([this] {
       server_->Stop();
       silenced_.clear();
@@ -50,7 +50,7 @@ class FakeController {
   const std::string& token() const { return token_; }
 
   // The controller's state: assignments, silence, lease, the heartbeats received.
-  testing::FakeAgentController& controller() { return controller_; }
+  FakeAgentController& controller() { return controller_; }
   void SetAssignments(std::vector<wire::Assignment> assignments) {
     controller_.SetAssignments(std::move(assignments));
   }
@@ -129,8 +129,8 @@ class FakeController {
 
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
-  testing::FakeAgentController controller_;
-  testing::FakeControlLink link_;  // on io_
+  FakeAgentController controller_;
+  FakeControlLink link_;  // on io_
   std::unique_ptr<http::Server> server_;
   uint16_t port_ = 0;
   std::thread thread_;
@@ -141,4 +141,4 @@ class FakeController {
   std::mutex mu_;
 };
 
-}  // namespace hafab::agent::testutil
+}  // namespace hafab::testing

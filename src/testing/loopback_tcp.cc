@@ -1,4 +1,4 @@
-#include "gateway/test_util.h"
+#include "testing/loopback_tcp.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,7 +11,7 @@
 
 #include "core/clock.h"
 
-namespace hafab::gateway::testing {
+namespace hafab::testing {
 namespace {
 
 sockaddr_in Loopback(uint16_t port) {
@@ -171,4 +171,4 @@ bool ClosedWithin(int fd, std::chrono::milliseconds timeout) {
   }
 }
 
-}  // namespace hafab::gateway::testing
+}  // namespace hafab::testing

@@ -1,4 +1,5 @@
-// Test helpers for the gateway: tiny TCP backends and blocking clients on 127.0.0.1.
+// Tiny TCP backends and blocking clients on 127.0.0.1, for the tests of the gateway's data
+// path and control plane.
 #pragma once
 
 #include <atomic>
@@ -9,9 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "testing/wait.h"
-
-namespace hafab::gateway::testing {
+namespace hafab::testing {
 
 // A backend on 127.0.0.1:0. Each connection gets "<name>\n" at once, then every byte it
 // sends is echoed. A line "close-write\n" makes the backend shut its write side (after
@@ -57,6 +56,4 @@ bool SendAll(int fd, const std::string& data);
 // True if the peer has closed (read returns 0 or ECONNRESET) within `timeout`.
 bool ClosedWithin(int fd, std::chrono::milliseconds timeout);
 
-using hafab::testing::WaitFor;
-
-}  // namespace hafab::gateway::testing
+}  // namespace hafab::testing
