@@ -18,6 +18,13 @@ namespace {
 
 constexpr size_t kEventsInMemory = 2000;
 
+// The node a running failover holds fenced (old_node_fenced), or "".
+std::string FencedNode(const Operation& op) {
+  const FailoverOp* f = std::get_if<FailoverOp>(&op.part);
+  return op.state == wire::OpState::kRunning && f != nullptr && f->old_node_fenced ? f->old_node
+                                                                                   : "";
+}
+
 // Reads an optional member of a JSON object into `out`, naming `path.key` on a type error.
 template <typename T>
 Status Read(const json& obj, const char* key, const std::string& path, T* out) {
@@ -81,7 +88,7 @@ Status Controller::Start() {
     op.owner = id_;
     PutOp(op);
     Emit("op-resumed",
-         "resuming " + std::string(wire::OpKindName(op.kind)) + " of " + op.role + " at step " +
+         "resuming " + std::string(wire::OpKindName(op.kind())) + " of " + op.role + " at step " +
              op.step + " (was owned by " + prev + ")",
          {{"op", op.id}, {"role", op.role}});
   }
@@ -170,7 +177,7 @@ Status Controller::Load() {
     if (n.down) stored_down_.insert(name);
   }
   for (const auto& [id, op] : ops_) {
-    if (op.state == wire::OpState::kRunning && op.old_node_fenced) stored_fenced_[id] = op.old_node;
+    if (std::string node = FencedNode(op); !node.empty()) stored_fenced_[id] = node;
   }
   routes_dirty_ = true;
   for (const auto& [n, _] : nodes_) dirty_nodes_.insert(n);
@@ -248,8 +255,7 @@ void Controller::PutNode(const NodeRecord& r) {
 void Controller::PutOp(const Operation& op) {
   Operation& slot = ops_[op.id];
   if (&slot != &op) slot = op;
-  pending_fenced_[op.id] =
-      op.state == wire::OpState::kRunning && op.old_node_fenced ? op.old_node : "";
+  pending_fenced_[op.id] = FencedNode(op);
   if (op.state == wire::OpState::kRunning) {
     running_ops_[op.role] = op.id;
   } else if (auto it = running_ops_.find(op.role);
@@ -452,10 +458,10 @@ bool Controller::SilentPastMargin(const std::string& node) const {
 
 bool Controller::SilentNodeFenced(Operation& op, const std::string& node) {
   if (node_leases_.Live(node)) return false;
-  if (node == op.old_node && op.old_node_fenced) return true;
+  if (node == op.failover().old_node && op.failover().old_node_fenced) return true;
   if (!SilentPastMargin(node)) return false;
-  if (node == op.old_node) {
-    op.old_node_fenced = true;
+  if (node == op.failover().old_node) {
+    op.failover().old_node_fenced = true;
     PutOp(op);
   }
   return true;
@@ -533,8 +539,10 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   // silent past its margin no longer holds (committed below, before the answer leaves).
   for (const auto& [role, id] : running_ops_) {
     auto op = ops_.find(id);
-    if (op != ops_.end() && op->second.old_node == node && op->second.old_node_fenced) {
-      op->second.old_node_fenced = false;
+    if (op == ops_.end()) continue;
+    auto* f = std::get_if<FailoverOp>(&op->second.part);
+    if (f != nullptr && f->old_node == node && f->old_node_fenced) {
+      f->old_node_fenced = false;
       PutOp(op->second);
     }
   }
@@ -682,7 +690,7 @@ Result<json> Controller::Apply(const manifest::Manifest& m) {
     if (old != roles_.end() && RollsOut(old->second, r)) {
       if (const Operation* op = ActiveOp(r.name)) {
         return Status::Conflict(where + ": the spec of " + r.name + " changed while " +
-                                std::string(wire::OpKindName(op->kind)) + " " + op->id +
+                                std::string(wire::OpKindName(op->kind())) + " " + op->id +
                                 " is at step " + op->step + "; apply again when it is done");
       }
     }

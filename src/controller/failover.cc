@@ -15,20 +15,21 @@ void Controller::StartFailover(RoleRecord& role, const std::string& reason, bool
   op.id = "op-" + std::to_string(NextSeq());
   op.role = role.spec.name;
   op.reason = reason;
-  op.planned = planned;
-  op.to = to;
+  op.failover().planned = planned;
+  op.failover().to = to;
   op.owner = id_;
-  op.old_primary = role.primary;
-  if (const InstanceRecord* old = FindInstance(role.primary)) op.old_node = old->node;
-  op.volume = role.spec.volume;
-  op.epoch = role.epoch + 1;
+  op.failover().old_primary = role.primary;
+  if (const InstanceRecord* old = FindInstance(role.primary)) op.failover().old_node = old->node;
+  op.failover().volume = role.spec.volume;
+  op.failover().epoch = role.epoch + 1;
   op.step = kFailoverSteps[0];
   op.created_ms = WallMs(clock_);
   PutOp(op);
   Emit("failover-started",
        op.role + " (" + op.id + "): " + (planned ? "planned switchover" : "failover") +
-           " of primary " + (op.old_primary.empty() ? "(none)" : op.old_primary) +
-           (op.old_node.empty() ? "" : " on " + op.old_node) + ": " + reason,
+           " of primary " +
+           (op.failover().old_primary.empty() ? "(none)" : op.failover().old_primary) +
+           (op.failover().old_node.empty() ? "" : " on " + op.failover().old_node) + ": " + reason,
        {{"op", op.id}, {"role", op.role}});
   AdvanceOp(ops_[op.id]);
 }
@@ -70,10 +71,11 @@ class Controller::FailoverProcedure : public Procedure {
   JournalEvent Finished(const Operation& op, const std::string& timeline) const override {
     if (op.state == wire::OpState::kDone) {
       return {"failover-done",
-              op.role + " (" + op.id + "): " + op.new_primary + " on " + op.new_node +
-                  " is primary at epoch " + std::to_string(op.epoch) + " after " +
+              op.role + " (" + op.id + "): " + op.failover().new_primary + " on " +
+                  op.failover().new_node + " is primary at epoch " +
+                  std::to_string(op.failover().epoch) + " after " +
                   std::to_string(op.finished_ms - op.created_ms) + "ms [" + timeline + "]",
-              {{"op", op.id}, {"role", op.role}, {"node", op.new_node}}};
+              {{"op", op.id}, {"role", op.role}, {"node", op.failover().new_node}}};
     }
     const std::string state(wire::OpStateName(op.state));
     return {"failover-" + state,
@@ -103,13 +105,14 @@ std::unique_ptr<Procedure> Controller::MakeFailoverProcedure() {
 // stopped (stop).
 Controller::StepResult Controller::StepFence(Operation& op) {
   RoleRecord r = roles_.at(op.role);
-  if (!op.planned) r.epoch = std::max(r.epoch, op.epoch);
+  if (!op.failover().planned) r.epoch = std::max(r.epoch, op.failover().epoch);
   r.routed = false;
   PutRole(r);
-  if (provider_ != nullptr && !op.old_node.empty() &&
+  if (provider_ != nullptr && !op.failover().old_node.empty() &&
       warned_.insert("endpoint-removed/" + op.id).second) {
-    Status st = provider_->RemoveEndpoint(op.role, op.old_node);
-    if (!st.ok()) spdlog::warn("RemoveEndpoint {} {}: {}", op.role, op.old_node, st.ToString());
+    Status st = provider_->RemoveEndpoint(op.role, op.failover().old_node);
+    if (!st.ok())
+      spdlog::warn("RemoveEndpoint {} {}: {}", op.role, op.failover().old_node, st.ToString());
   }
   if (!Commit().ok()) return StepResult::kWait;
   Publish();
@@ -155,7 +158,7 @@ int64_t Controller::OpenConnections(const std::string& instance) const {
 // Stop the old primary: its agent stops it (run: false), or, when its node is silent, the
 // node's lease plus the fence margin passes (its agent stops primaries it cannot renew).
 Controller::StepResult Controller::StepStop(Operation& op) {
-  InstanceRecord* old = FindInstance(op.old_primary);
+  InstanceRecord* old = FindInstance(op.failover().old_primary);
   if (old == nullptr || opts_.unsafe_skip_stop_wait) return StepResult::kDone;
   if (old->run) {
     InstanceRecord r = *old;
@@ -187,24 +190,26 @@ Controller::StepResult Controller::StepStop(Operation& op) {
 // Take the volume away from the old node: its assignment drops the volume (the agent
 // detaches asynchronously), or, for a silent node, the provider force-detaches it.
 Controller::StepResult Controller::StepDetach(Operation& op) {
-  if (InstanceRecord* old = FindInstance(op.old_primary); old != nullptr && old->volume) {
+  if (InstanceRecord* old = FindInstance(op.failover().old_primary);
+      old != nullptr && old->volume) {
     InstanceRecord r = *old;
     r.volume = false;
     PutInstance(r);
   }
-  if (op.volume.empty() || op.old_node.empty()) return StepResult::kDone;
-  if (!node_leases_.Live(op.old_node) && provider_ != nullptr) {
-    if (!SilentNodeFenced(op, op.old_node)) {
-      journal_.Note(op, "node " + op.old_node + " is silent: waiting before force-detach");
+  if (op.failover().volume.empty() || op.failover().old_node.empty()) return StepResult::kDone;
+  if (!node_leases_.Live(op.failover().old_node) && provider_ != nullptr) {
+    if (!SilentNodeFenced(op, op.failover().old_node)) {
+      journal_.Note(op,
+                    "node " + op.failover().old_node + " is silent: waiting before force-detach");
       return StepResult::kWait;
     }
-    Status st = provider_->ForceDetach(op.volume, op.old_node);
+    Status st = provider_->ForceDetach(op.failover().volume, op.failover().old_node);
     if (!st.ok()) {
       // Unavailable: the provider is still at it (BackgroundProvider), or cannot now.
       journal_.Note(op, st.code() == StatusCode::kUnavailable
                             ? st.message()
-                            : "force-detach of " + op.volume + " from " + op.old_node +
-                                  " failed: " + st.ToString());
+                            : "force-detach of " + op.failover().volume + " from " +
+                                  op.failover().old_node + " failed: " + st.ToString());
       return StepResult::kWait;
     }
   }
@@ -213,15 +218,17 @@ Controller::StepResult Controller::StepDetach(Operation& op) {
 
 std::string Controller::ChooseNewPrimary(const Operation& op) {
   std::string old_fd;
-  if (auto ni = nodes_.find(op.old_node); ni != nodes_.end()) old_fd = ni->second.fault_domain;
+  if (auto ni = nodes_.find(op.failover().old_node); ni != nodes_.end())
+    old_fd = ni->second.fault_domain;
   std::vector<StandbyCandidate> standbys;
   for (const auto& [name, inst] : instances_) {
-    if (inst.role != op.role || name == op.old_primary) continue;
+    if (inst.role != op.role || name == op.failover().old_primary) continue;
     auto ni = nodes_.find(inst.node);
     if (ni == nodes_.end() || ni->second.down || ni->second.drained || !NodeLive(inst.node)) {
       continue;
     }
-    if (op.planned && !op.to.empty() && inst.node != op.to) continue;
+    if (op.failover().planned && !op.failover().to.empty() && inst.node != op.failover().to)
+      continue;
     const ObservedInstance* o = Observed(inst);
     if (o != nullptr && o->state == wire::InstanceState::kFailed) continue;
     standbys.push_back({name, ni->second.fault_domain, o != nullptr, inst.ordinal});
@@ -230,7 +237,7 @@ std::string Controller::ChooseNewPrimary(const Operation& op) {
   if (!best.empty()) return best;
   // No standby: move the old primary's instance (or any instance) to a node with room,
   // or, failing that, restart it where it is if its node is healthy.
-  const InstanceRecord* mover = FindInstance(op.old_primary);
+  const InstanceRecord* mover = FindInstance(op.failover().old_primary);
   if (mover == nullptr) {
     for (const auto& [name, inst] : instances_) {
       if (inst.role == op.role) {
@@ -241,8 +248,8 @@ std::string Controller::ChooseNewPrimary(const Operation& op) {
   }
   if (mover == nullptr) return "";
   std::optional<std::string> node;
-  if (!op.to.empty()) {
-    if (NodeLive(op.to) && !NodeDown(op.to)) node = op.to;
+  if (!op.failover().to.empty()) {
+    if (NodeLive(op.failover().to) && !NodeDown(op.failover().to)) node = op.failover().to;
   } else {
     node = Place(op.role, mover->name, {mover->node});
   }
@@ -269,27 +276,27 @@ std::string Controller::ChooseNewPrimary(const Operation& op) {
 // Pick the new primary; every instance of the role (the old primary included: it rejoins
 // as a standby) gets the new epoch, stopped and without the volume until the next steps.
 Controller::StepResult Controller::StepPromote(Operation& op) {
-  std::string chosen = op.new_primary;
+  std::string chosen = op.failover().new_primary;
   if (chosen.empty() || !instances_.count(chosen)) chosen = ChooseNewPrimary(op);
   if (chosen.empty()) {
     journal_.Note(op, "no healthy node for a new primary of " + op.role + "; waiting");
     return StepResult::kWait;
   }
   const InstanceRecord& np = instances_.at(chosen);
-  if (op.new_primary != chosen || op.new_node != np.node) {
-    op.new_primary = chosen;
-    op.new_node = np.node;
+  if (op.failover().new_primary != chosen || op.failover().new_node != np.node) {
+    op.failover().new_primary = chosen;
+    op.failover().new_node = np.node;
     PutOp(op);
   }
   RoleRecord r = roles_.at(op.role);
   r.primary = chosen;
-  r.epoch = std::max(r.epoch, op.epoch);
+  r.epoch = std::max(r.epoch, op.failover().epoch);
   r.routed = false;
   PutRole(r);
   for (const auto& [name, inst] : instances_) {
     if (inst.role != op.role) continue;
     InstanceRecord c = inst;
-    c.epoch = op.epoch;
+    c.epoch = op.failover().epoch;
     c.run = false;
     c.volume = false;
     PutInstance(c);
@@ -301,30 +308,32 @@ Controller::StepResult Controller::StepPromote(Operation& op) {
 // Never attach a volume that is still attached elsewhere (the seed's warning): wait until
 // the provider shows it attached nowhere (or already to the new node, on a resume).
 Controller::StepResult Controller::StepWaitDetached(Operation& op) {
-  if (op.volume.empty()) return StepResult::kDone;
+  if (op.failover().volume.empty()) return StepResult::kDone;
   if (provider_ != nullptr) {
-    auto d = provider_->Describe(op.volume);
+    auto d = provider_->Describe(op.failover().volume);
     if (!d.ok()) {
       if (d.status().code() == StatusCode::kNotFound) return StepResult::kDone;
-      journal_.Note(op, "describe " + op.volume + ": " + d.status().ToString());
+      journal_.Note(op, "describe " + op.failover().volume + ": " + d.status().ToString());
       return StepResult::kWait;
     }
-    if (d->node.empty() || d->node == op.new_node) return StepResult::kDone;
+    if (d->node.empty() || d->node == op.failover().new_node) return StepResult::kDone;
     if (SilentNodeFenced(op, d->node)) {
-      Status st = provider_->ForceDetach(op.volume, d->node);
+      Status st = provider_->ForceDetach(op.failover().volume, d->node);
       if (!st.ok() && st.code() != StatusCode::kUnavailable) {
-        spdlog::warn("ForceDetach {} {}: {}", op.volume, d->node, st.ToString());
+        spdlog::warn("ForceDetach {} {}: {}", op.failover().volume, d->node, st.ToString());
       }
     }
-    journal_.Note(op, "waiting for volume " + op.volume + " to detach from node " + d->node);
+    journal_.Note(op,
+                  "waiting for volume " + op.failover().volume + " to detach from node " + d->node);
     return StepResult::kWait;
   }
   for (const auto& [node, obs] : observed_) {
-    if (node == op.new_node || !node_leases_.Live(node)) continue;
-    auto v = obs.volumes.find(op.volume);
+    if (node == op.failover().new_node || !node_leases_.Live(node)) continue;
+    auto v = obs.volumes.find(op.failover().volume);
     if (v != obs.volumes.end() && (v->second.state == wire::VolumeState::kAttached ||
                                    v->second.state == wire::VolumeState::kDetaching)) {
-      journal_.Note(op, "waiting for volume " + op.volume + " to detach from node " + node);
+      journal_.Note(op,
+                    "waiting for volume " + op.failover().volume + " to detach from node " + node);
       return StepResult::kWait;
     }
   }
@@ -332,15 +341,15 @@ Controller::StepResult Controller::StepWaitDetached(Operation& op) {
 }
 
 InstanceRecord* Controller::AssignNewPrimary(Operation& op, bool run) {
-  InstanceRecord* np = FindInstance(op.new_primary);
+  InstanceRecord* np = FindInstance(op.failover().new_primary);
   if (np == nullptr || NodeDeclaredDown(np->node)) {
-    op.error = "new primary " + op.new_primary + " or its node is gone";
+    op.error = "new primary " + op.failover().new_primary + " or its node is gone";
     return nullptr;
   }
   InstanceRecord r = *np;
-  r.volume = !op.volume.empty();
+  r.volume = !op.failover().volume.empty();
   r.run = run;
-  r.epoch = op.epoch;
+  r.epoch = op.failover().epoch;
   PutInstance(r);  // updates *np in place
   return np;
 }
@@ -348,15 +357,15 @@ InstanceRecord* Controller::AssignNewPrimary(Operation& op, bool run) {
 Controller::StepResult Controller::StepAttach(Operation& op) {
   InstanceRecord* np = AssignNewPrimary(op, /*run=*/false);
   if (np == nullptr) return StepResult::kAbort;
-  if (op.volume.empty()) return StepResult::kDone;
+  if (op.failover().volume.empty()) return StepResult::kDone;
   const NodeObservation* obs = Observation(np->node);
   if (obs != nullptr) {
-    auto v = obs->volumes.find(op.volume);
+    auto v = obs->volumes.find(op.failover().volume);
     if (v != obs->volumes.end() && v->second.state == wire::VolumeState::kAttached) {
       return StepResult::kDone;
     }
   }
-  journal_.Note(op, "waiting for node " + np->node + " to attach volume " + op.volume);
+  journal_.Note(op, "waiting for node " + np->node + " to attach volume " + op.failover().volume);
   return StepResult::kWait;
 }
 
@@ -364,7 +373,7 @@ Controller::StepResult Controller::StepStart(Operation& op) {
   InstanceRecord* np = AssignNewPrimary(op, /*run=*/true);
   if (np == nullptr) return StepResult::kAbort;
   const ObservedInstance* o = Observed(*np);
-  bool current = o != nullptr && (o->epoch == 0 || o->epoch >= op.epoch);
+  bool current = o != nullptr && (o->epoch == 0 || o->epoch >= op.failover().epoch);
   if (current && o->state == wire::InstanceState::kFailed) {
     op.error = "new primary " + np->name + " failed to start: " + o->last_exit;
     return StepResult::kAbort;
@@ -379,13 +388,14 @@ Controller::StepResult Controller::StepStart(Operation& op) {
 
 Controller::StepResult Controller::StepRoute(Operation& op) {
   RoleRecord r = roles_.at(op.role);
-  r.primary = op.new_primary;
-  r.epoch = std::max(r.epoch, op.epoch);
+  r.primary = op.failover().new_primary;
+  r.epoch = std::max(r.epoch, op.failover().epoch);
   r.routed = true;
   PutRole(r);
   if (provider_ != nullptr && warned_.insert("endpoint-added/" + op.id).second) {
-    Status st = provider_->AddEndpoint(op.role, op.new_node);
-    if (!st.ok()) spdlog::warn("AddEndpoint {} {}: {}", op.role, op.new_node, st.ToString());
+    Status st = provider_->AddEndpoint(op.role, op.failover().new_node);
+    if (!st.ok())
+      spdlog::warn("AddEndpoint {} {}: {}", op.role, op.failover().new_node, st.ToString());
   }
   return StepResult::kDone;
 }

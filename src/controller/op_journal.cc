@@ -13,7 +13,7 @@ std::map<std::string, std::string> OpFields(const Operation& op) {
   return {{"op", op.id}, {"role", op.role}, {"step", op.step}};
 }
 
-std::string KindName(const Operation& op) { return std::string(wire::OpKindName(op.kind)); }
+std::string KindName(const Operation& op) { return std::string(wire::OpKindName(op.kind())); }
 
 }  // namespace
 

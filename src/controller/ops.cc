@@ -5,7 +5,7 @@
 namespace hafab::controller {
 
 Procedure& Controller::ProcedureFor(const Operation& op) {
-  return op.kind == wire::OpKind::kRollout ? *rollout_ : *failover_;
+  return op.kind() == wire::OpKind::kRollout ? *rollout_ : *failover_;
 }
 
 void Controller::AdvanceOps() {

@@ -195,7 +195,7 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
     } else if (crashed) {
       // During a rollout a crashing new version is the rollout's to judge (it rolls back).
       const Operation* op = ActiveOp(role.spec.name);
-      if (op == nullptr || op->kind != wire::OpKind::kRollout) {
+      if (op == nullptr || op->kind() != wire::OpKind::kRollout) {
         Relocate(role, inst, "restart limit reached on node " + inst.node, /*crash_loop=*/true);
       }
     }
@@ -413,9 +413,9 @@ std::vector<std::string> Controller::ResolveAllow(const std::vector<std::string>
 
 bool Controller::HandingOver(const RoleRecord& role, const InstanceRecord& primary) const {
   const Operation* op = ActiveOp(role.spec.name);
-  return op != nullptr && op->kind != wire::OpKind::kRollout && op->planned &&
-         op->old_primary == primary.name && (op->step == "fence" || op->step == "stop") &&
-         !NodeDown(primary.node);
+  return op != nullptr && op->kind() != wire::OpKind::kRollout && op->failover().planned &&
+         op->failover().old_primary == primary.name &&
+         (op->step == "fence" || op->step == "stop") && !NodeDown(primary.node);
 }
 
 std::vector<wire::RouteEndpoint> Controller::BuildRoutes() const {

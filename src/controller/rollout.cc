@@ -139,26 +139,28 @@ std::string Controller::StartRollout(const std::string& role, const std::string&
   const RoleRecord& r = roles_.at(role);
   Operation op;
   op.id = "op-" + std::to_string(NextSeq());
-  op.kind = wire::OpKind::kRollout;
+  op.part = RolloutOp{};
   op.role = role;
   op.reason = reason;
   op.owner = id_;
-  op.rollback = rollback;
-  op.from_revision = r.previous_revision;
-  op.to_revision = r.revision;
-  op.from_version = r.previous ? r.previous->version : "";
-  op.to_version = r.spec.version;
-  op.per_wave = std::max(1, r.spec.update.max_unavailable_domains);
-  op.domains = DomainsBehind(role, r.revision, {});
-  for (const auto& d : op.domains) op.domain_state[d] = wire::DomainState::kPending;
+  op.rollout().rollback = rollback;
+  op.rollout().from_revision = r.previous_revision;
+  op.rollout().to_revision = r.revision;
+  op.rollout().from_version = r.previous ? r.previous->version : "";
+  op.rollout().to_version = r.spec.version;
+  op.rollout().per_wave = std::max(1, r.spec.update.max_unavailable_domains);
+  op.rollout().domains = DomainsBehind(role, r.revision, {});
+  for (const auto& d : op.rollout().domains)
+    op.rollout().domain_state[d] = wire::DomainState::kPending;
   op.step = kRolloutSteps[0];
   op.created_ms = WallMs(clock_);
   PutOp(op);
   Emit(rollback ? "rollback-started" : "rollout-started",
        role + " (" + op.id + "): " + (rollback ? "rollback" : "rolling upgrade") + " from " +
-           VersionName(op.from_version) + " to " + VersionName(op.to_version) + " over " +
-           std::to_string(op.domains.size()) + " update domains [" + Join(op.domains) + "], " +
-           std::to_string(op.per_wave) + " at a time: " + reason,
+           VersionName(op.rollout().from_version) + " to " + VersionName(op.rollout().to_version) +
+           " over " + std::to_string(op.rollout().domains.size()) + " update domains [" +
+           Join(op.rollout().domains) + "], " + std::to_string(op.rollout().per_wave) +
+           " at a time: " + reason,
        {{"op", op.id}, {"role", role}});
   std::string id = op.id;
   AdvanceOp(ops_[id]);
@@ -167,9 +169,9 @@ std::string Controller::StartRollout(const std::string& role, const std::string&
 
 std::vector<std::string> Controller::WaveDomains(const Operation& op) const {
   std::vector<std::string> out;
-  size_t from = static_cast<size_t>(op.wave) * static_cast<size_t>(op.per_wave);
-  for (size_t i = from; i < op.domains.size() && i < from + op.per_wave; ++i) {
-    out.push_back(op.domains[i]);
+  size_t from = static_cast<size_t>(op.rollout().wave) * static_cast<size_t>(op.rollout().per_wave);
+  for (size_t i = from; i < op.rollout().domains.size() && i < from + op.rollout().per_wave; ++i) {
+    out.push_back(op.rollout().domains[i]);
   }
   return out;
 }
@@ -181,7 +183,7 @@ std::string Controller::RolloutWaveLabel(const Operation& op) const {
 void Controller::SetWaveState(Operation& op, wire::DomainState state) {
   bool changed = false;
   for (const auto& d : WaveDomains(op)) {
-    wire::DomainState& s = op.domain_state[d];
+    wire::DomainState& s = op.rollout().domain_state[d];
     if (s != state) {
       s = state;
       changed = true;
@@ -214,15 +216,15 @@ class Controller::RolloutProcedure : public Procedure {
   bool Advance(Operation& op) override { return c_.NextRolloutStep(op); }
 
   size_t StepsPerPass(const Operation& op) const override {
-    return std::size(kRolloutSteps) * (op.domains.size() + 1);
+    return std::size(kRolloutSteps) * (op.rollout().domains.size() + 1);
   }
 
   JournalEvent Finished(const Operation& op, const std::string& timeline) const override {
-    const std::string what = op.rollback ? "rollback" : "rollout";
+    const std::string what = op.rollout().rollback ? "rollback" : "rollout";
     const std::string state(wire::OpStateName(op.state));
     return {what + "-" + state,
-            op.role + " (" + op.id + "): " + what + " to " + VersionName(op.to_version) + " " +
-                state + " after " + std::to_string(op.finished_ms - op.created_ms) + "ms" +
+            op.role + " (" + op.id + "): " + what + " to " + VersionName(op.rollout().to_version) +
+                " " + state + " after " + std::to_string(op.finished_ms - op.created_ms) + "ms" +
                 (op.error.empty() ? "" : ": " + op.error) + " [" + timeline + "]",
             {{"op", op.id}, {"role", op.role}}};
   }
@@ -242,19 +244,19 @@ std::unique_ptr<Procedure> Controller::MakeRolloutProcedure() {
 // SIGTERM asks them to drain (the drain contract: answer what is in flight, close each
 // connection after its next response with Connection: close), bounded by stop_grace.
 Controller::StepResult Controller::StepRolloutDrain(Operation& op) {
-  if (op.wave_instances.empty()) {
+  if (op.rollout().wave_instances.empty()) {
     std::vector<std::string> domains = WaveDomains(op);
     std::set<std::string> in_wave(domains.begin(), domains.end());
     for (const auto& [name, inst] : instances_) {
-      if (inst.role == op.role && inst.revision != op.to_revision &&
+      if (inst.role == op.role && inst.revision != op.rollout().to_revision &&
           in_wave.count(DomainOf(inst))) {
-        op.wave_instances.push_back(name);
+        op.rollout().wave_instances.push_back(name);
       }
     }
     PutOp(op);
   }
   SetWaveState(op, wire::DomainState::kDraining);
-  for (const auto& name : op.wave_instances) {
+  for (const auto& name : op.rollout().wave_instances) {
     InstanceRecord* inst = FindInstance(name);
     if (inst == nullptr || !inst->routed) continue;
     InstanceRecord r = *inst;
@@ -269,7 +271,7 @@ Controller::StepResult Controller::StepRolloutDrain(Operation& op) {
 Controller::StepResult Controller::StepRolloutStop(Operation& op) {
   SetWaveState(op, wire::DomainState::kStopping);
   std::vector<std::string> waiting;
-  for (const auto& name : op.wave_instances) {
+  for (const auto& name : op.rollout().wave_instances) {
     InstanceRecord* inst = FindInstance(name);
     if (inst == nullptr) continue;
     if (inst->run) {
@@ -280,7 +282,7 @@ Controller::StepResult Controller::StepRolloutStop(Operation& op) {
   }
   if (!Commit().ok()) return StepResult::kWait;  // agents never hear what is not stored
   Publish();
-  for (const auto& name : op.wave_instances) {
+  for (const auto& name : op.rollout().wave_instances) {
     InstanceRecord* inst = FindInstance(name);
     if (inst == nullptr || !node_leases_.Live(inst->node)) continue;  // a dead node runs nothing
     const ObservedInstance* o = Observed(*inst);
@@ -297,13 +299,14 @@ Controller::StepResult Controller::StepRolloutStop(Operation& op) {
 Controller::StepResult Controller::StepRolloutStart(Operation& op) {
   SetWaveState(op, wire::DomainState::kStarting);
   const RoleRecord& role = roles_.at(op.role);
-  for (const auto& name : op.wave_instances) {
+  for (const auto& name : op.rollout().wave_instances) {
     InstanceRecord* inst = FindInstance(name);
     if (inst == nullptr) continue;
-    if (inst->revision != op.to_revision || !inst->run) {
+    if (inst->revision != op.rollout().to_revision || !inst->run) {
       InstanceRecord r = *inst;
-      if (r.revision != op.to_revision) restarts_.erase(name);  // a new program's restarts
-      r.revision = op.to_revision;
+      if (r.revision != op.rollout().to_revision)
+        restarts_.erase(name);  // a new program's restarts
+      r.revision = op.rollout().to_revision;
       r.run = true;
       r.routed = false;
       PutInstance(r);
@@ -313,7 +316,7 @@ Controller::StepResult Controller::StepRolloutStart(Operation& op) {
   Publish();
   std::vector<std::string> waiting;
   std::string failure;
-  for (const auto& name : op.wave_instances) {
+  for (const auto& name : op.rollout().wave_instances) {
     InstanceRecord* inst = FindInstance(name);
     if (inst == nullptr) continue;
     const ObservedInstance* o = Observed(*inst);
@@ -339,7 +342,7 @@ Controller::StepResult Controller::StepRolloutStart(Operation& op) {
     journal_.Note(op, "waiting for " + Join(waiting) + " to be ready");
     return StepResult::kWait;
   }
-  if (op.rollback) {
+  if (op.rollout().rollback) {
     op.error = "rollback failed: " + failure;
     return StepResult::kAbort;
   }
@@ -348,7 +351,7 @@ Controller::StepResult Controller::StepRolloutStart(Operation& op) {
 }
 
 Controller::StepResult Controller::StepRolloutRoute(Operation& op) {
-  for (const auto& name : op.wave_instances) {
+  for (const auto& name : op.rollout().wave_instances) {
     InstanceRecord* inst = FindInstance(name);
     if (inst == nullptr || inst->routed) continue;
     InstanceRecord r = *inst;
@@ -369,9 +372,10 @@ bool Controller::NextRolloutStep(Operation& op) {
   }
   // route done: the next wave, if any.
   fence_version_.erase(op.id);
-  op.wave_instances.clear();
-  ++op.wave;
-  if (static_cast<size_t>(op.wave) * static_cast<size_t>(op.per_wave) >= op.domains.size()) {
+  op.rollout().wave_instances.clear();
+  ++op.rollout().wave;
+  if (static_cast<size_t>(op.rollout().wave) * static_cast<size_t>(op.rollout().per_wave) >=
+      op.rollout().domains.size()) {
     return false;
   }
   op.step = kRolloutSteps[0];
@@ -395,24 +399,25 @@ void Controller::BeginRollback(Operation& op, const std::string& why) {
     op.steps.back().duration_ms = std::max<int64_t>(0, WallMs(clock_) - op.steps.back().started_ms);
     op.steps.back().note = "rolling back: " + why;
   }
-  op.rollback = true;
-  std::swap(op.from_revision, op.to_revision);
-  std::swap(op.from_version, op.to_version);
+  op.rollout().rollback = true;
+  std::swap(op.rollout().from_revision, op.rollout().to_revision);
+  std::swap(op.rollout().from_version, op.rollout().to_version);
   op.error = why;
   op.reason += "; rolled back: " + why;
   // The wave under way goes first, with the same instances: some may still run the old
   // spec, but all are out of rotation (or stopped) and must come back.
-  op.domains = DomainsBehind(op.role, op.to_revision, first);
-  op.domain_state.clear();
-  for (const auto& d : op.domains) op.domain_state[d] = wire::DomainState::kPending;
-  op.wave = 0;
+  op.rollout().domains = DomainsBehind(op.role, op.rollout().to_revision, first);
+  op.rollout().domain_state.clear();
+  for (const auto& d : op.rollout().domains)
+    op.rollout().domain_state[d] = wire::DomainState::kPending;
+  op.rollout().wave = 0;
   op.step = kRolloutSteps[0];
   op.step_begun = false;
   fence_version_.erase(op.id);
   PutOp(op);
   Emit("rollout-rollback",
-       op.role + " (" + op.id + "): rolling back to " + VersionName(op.to_version) + " over [" +
-           Join(op.domains) + "]: " + why,
+       op.role + " (" + op.id + "): rolling back to " + VersionName(op.rollout().to_version) +
+           " over [" + Join(op.rollout().domains) + "]: " + why,
        {{"op", op.id}, {"role", op.role}});
   (void)Commit();
 }
@@ -435,10 +440,11 @@ Result<json> Controller::Upgrade(const std::string& role, const json& set, bool 
     return Status::InvalidArgument("set: not allowed with rollback");
   }
   if (rollback && active != nullptr) {
-    if (active->kind != wire::OpKind::kRollout || active->rollback) {
-      return Status::Conflict(
-          "role: " + role + " already has " + std::string(wire::OpKindName(active->kind)) + " " +
-          active->id + (active->rollback ? " (a rollback)" : "") + " at step " + active->step);
+    if (active->kind() != wire::OpKind::kRollout || active->rollout().rollback) {
+      return Status::Conflict("role: " + role + " already has " +
+                              std::string(wire::OpKindName(active->kind())) + " " + active->id +
+                              (active->rollout().rollback ? " (a rollback)" : "") + " at step " +
+                              active->step);
     }
     id = active->id;
     BeginRollback(*active, "requested by an operator");
@@ -446,7 +452,7 @@ Result<json> Controller::Upgrade(const std::string& role, const json& set, bool 
   } else {
     if (active != nullptr) {
       return Status::Conflict("role: " + role + " already has " +
-                              std::string(wire::OpKindName(active->kind)) + " " + active->id +
+                              std::string(wire::OpKindName(active->kind())) + " " + active->id +
                               " at step " + active->step + "; upgrade again when it is done");
     }
     manifest::Role next_spec = rec.spec;
