@@ -200,13 +200,14 @@ int64_t Controller::NextSeq() {
   return seq_;
 }
 
-void Controller::PutRole(const RoleRecord& r) {
+bool Controller::PutRole(const RoleRecord& r) {
   auto it = roles_.find(r.spec.name);
   json j = ToJson(r);
-  if (it != roles_.end() && ToJson(it->second) == j) return;
+  if (it != roles_.end() && ToJson(it->second) == j) return false;
   roles_[r.spec.name] = r;
   pending_.push_back(store::Op::Put(kRolesPrefix + r.spec.name, Dump(j)));
   MarkRoleDirty(r.spec.name);
+  return true;
 }
 
 void Controller::DeleteRole(const std::string& name) {
@@ -215,11 +216,11 @@ void Controller::DeleteRole(const std::string& name) {
   routes_dirty_ = true;
 }
 
-void Controller::PutInstance(const InstanceRecord& r) {
+bool Controller::PutInstance(const InstanceRecord& r) {
   auto it = instances_.find(r.name);
   json j = ToJson(r);
   if (it != instances_.end()) {
-    if (ToJson(it->second) == j) return;
+    if (ToJson(it->second) == j) return false;
     by_node_[it->second.node].erase(r.name);
     dirty_nodes_.insert(it->second.node);
   }
@@ -228,6 +229,7 @@ void Controller::PutInstance(const InstanceRecord& r) {
   dirty_nodes_.insert(r.node);
   routes_dirty_ = true;
   pending_.push_back(store::Op::Put(kInstancesPrefix + r.name, Dump(j)));
+  return true;
 }
 
 void Controller::DeleteInstance(const std::string& name) {
@@ -454,17 +456,6 @@ bool Controller::SilentPastMargin(const std::string& node) const {
                             ? started_at_
                             : started_at_ + opts_.lease_ttl + opts_.takeover_grace;
   return clock_.Now() >= lease_end + opts_.fence_margin;
-}
-
-bool Controller::SilentNodeFenced(Operation& op, const std::string& node) {
-  if (node_leases_.Live(node)) return false;
-  if (node == op.failover().old_node && op.failover().old_node_fenced) return true;
-  if (!SilentPastMargin(node)) return false;
-  if (node == op.failover().old_node) {
-    op.failover().old_node_fenced = true;
-    PutOp(op);
-  }
-  return true;
 }
 
 void Controller::OnNodeExpired(const std::string& node) {
