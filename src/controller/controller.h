@@ -6,9 +6,12 @@
 // agents and gateways, and the HTTP layer (api.h) only moves bytes.
 //
 // The implementation is split by concern: controller.cc (state, persistence, heartbeats,
-// operator calls), reconciler.cc (instances, placement, assignments, routes), failover.cc
-// and rollout.cc (the procedures: their steps), ops.cc (the journal's store: op_journal.h
-// runs the steps), gc.cc (sweeper), views.cc (status JSON).
+// operator calls), reconciler.cc (instances, placement, assignments, routes), ops.cc
+// (operations: it starts them and is the journal's store, the write set and the view the
+// procedures read), rollout.cc (spec changes that start a rollout), gc.cc (sweeper), views.cc
+// (status JSON). Long operations are not the Controller's: the journal (op_journal.h) runs
+// them, and their steps are standalone procedures (failover_procedure.h,
+// rollout_procedure.h) that read an OpView and write into an OpWrites, both implemented here.
 #pragma once
 
 #include <cstdint>
