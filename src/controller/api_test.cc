@@ -228,7 +228,7 @@ TEST_F(ApiTest, RoutesLongPollAndGatewayAck) {
   auto fenced = json::parse(answer->body);
   EXPECT_GT(fenced["version"].get<int64_t>(), v);
   // A planned switchover: the old primary hands its open connections over (no new ones) at
-  // the old epoch, which moves at promote (failover.cc, StepFence).
+  // the old epoch, which moves at promote (failover_procedure.cc, Fence).
   auto backends = fenced["endpoints"][0]["backends"];
   ASSERT_EQ(backends.size(), 1u);
   EXPECT_EQ(backends[0]["handing_over"], true);

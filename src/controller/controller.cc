@@ -18,6 +18,13 @@ namespace {
 
 constexpr size_t kEventsInMemory = 2000;
 
+// The node a running failover holds fenced (old_node_fenced), or "".
+std::string FencedNode(const Operation& op) {
+  const FailoverOp* f = std::get_if<FailoverOp>(&op.part);
+  return op.state == wire::OpState::kRunning && f != nullptr && f->old_node_fenced ? f->old_node
+                                                                                   : "";
+}
+
 // Reads an optional member of a JSON object into `out`, naming `path.key` on a type error.
 template <typename T>
 Status Read(const json& obj, const char* key, const std::string& path, T* out) {
@@ -81,7 +88,7 @@ Status Controller::Start() {
     op.owner = id_;
     PutOp(op);
     Emit("op-resumed",
-         "resuming " + std::string(wire::OpKindName(op.kind)) + " of " + op.role + " at step " +
+         "resuming " + std::string(wire::OpKindName(op.kind())) + " of " + op.role + " at step " +
              op.step + " (was owned by " + prev + ")",
          {{"op", op.id}, {"role", op.role}});
   }
@@ -173,7 +180,7 @@ Status Controller::Load() {
     if (n.down) stored_down_.insert(name);
   }
   for (const auto& [id, op] : ops_) {
-    if (op.state == wire::OpState::kRunning && op.old_node_fenced) stored_fenced_[id] = op.old_node;
+    if (std::string node = FencedNode(op); !node.empty()) stored_fenced_[id] = node;
   }
   AllRoutesDirty();
   for (const auto& [n, _] : nodes_) dirty_nodes_.insert(n);
@@ -196,10 +203,10 @@ int64_t Controller::NextSeq() {
   return seq_;
 }
 
-void Controller::PutRole(const RoleRecord& r) {
+bool Controller::PutRole(const RoleRecord& r) {
   auto it = roles_.find(r.spec.name);
   json j = ToJson(r);
-  if (it != roles_.end() && ToJson(it->second) == j) return;
+  if (it != roles_.end() && ToJson(it->second) == j) return false;
   roles_[r.spec.name] = r;
   pending_.push_back(store::Op::Put(kRolesPrefix + r.spec.name, Dump(j)));
   listen_ports_.reset();
@@ -207,6 +214,7 @@ void Controller::PutRole(const RoleRecord& r) {
     for (const auto& entry : r.spec.endpoint->allow) allow_referrers_[entry].insert(r.spec.name);
   }
   MarkRoleDirty(r.spec.name);
+  return true;
 }
 
 void Controller::DeleteRole(const std::string& name) {
@@ -216,11 +224,11 @@ void Controller::DeleteRole(const std::string& name) {
   RoutesDirty(name);
 }
 
-void Controller::PutInstance(const InstanceRecord& r) {
+bool Controller::PutInstance(const InstanceRecord& r) {
   auto it = instances_.find(r.name);
   json j = ToJson(r);
   if (it != instances_.end()) {
-    if (ToJson(it->second) == j) return;
+    if (ToJson(it->second) == j) return false;
     by_node_[it->second.node].erase(r.name);
     dirty_nodes_.insert(it->second.node);
   }
@@ -230,6 +238,7 @@ void Controller::PutInstance(const InstanceRecord& r) {
   dirty_nodes_.insert(r.node);
   RoutesDirty(r.role);
   pending_.push_back(store::Op::Put(kInstancesPrefix + r.name, Dump(j)));
+  return true;
 }
 
 void Controller::DeleteInstance(const std::string& name) {
@@ -258,8 +267,7 @@ void Controller::PutNode(const NodeRecord& r) {
 void Controller::PutOp(const Operation& op) {
   Operation& slot = ops_[op.id];
   if (&slot != &op) slot = op;
-  pending_fenced_[op.id] =
-      op.state == wire::OpState::kRunning && op.old_node_fenced ? op.old_node : "";
+  pending_fenced_[op.id] = FencedNode(op);
   RoutesDirty(op.role);  // a planned switchover's old primary hands over (HandingOver)
   if (op.state == wire::OpState::kRunning) {
     running_ops_[op.role] = op.id;
@@ -507,17 +515,6 @@ bool Controller::SilentPastMargin(const std::string& node) const {
   return clock_.Now() >= lease_end + opts_.fence_margin;
 }
 
-bool Controller::SilentNodeFenced(Operation& op, const std::string& node) {
-  if (node_leases_.Live(node)) return false;
-  if (node == op.old_node && op.old_node_fenced) return true;
-  if (!SilentPastMargin(node)) return false;
-  if (node == op.old_node) {
-    op.old_node_fenced = true;
-    PutOp(op);
-  }
-  return true;
-}
-
 void Controller::OnNodeExpired(const std::string& node) {
   auto it = nodes_.find(node);
   if (it == nodes_.end() || it->second.down) return;
@@ -592,8 +589,10 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   // silent past its margin no longer holds (committed below, before the answer leaves).
   for (const auto& [role, id] : running_ops_) {
     auto op = ops_.find(id);
-    if (op != ops_.end() && op->second.old_node == node && op->second.old_node_fenced) {
-      op->second.old_node_fenced = false;
+    if (op == ops_.end()) continue;
+    auto* f = std::get_if<FailoverOp>(&op->second.part);
+    if (f != nullptr && f->old_node == node && f->old_node_fenced) {
+      f->old_node_fenced = false;
       PutOp(op->second);
     }
   }
@@ -741,7 +740,7 @@ Result<json> Controller::Apply(const manifest::Manifest& m) {
     if (old != roles_.end() && RollsOut(old->second, r)) {
       if (const Operation* op = ActiveOp(r.name)) {
         return Status::Conflict(where + ": the spec of " + r.name + " changed while " +
-                                std::string(wire::OpKindName(op->kind)) + " " + op->id +
+                                std::string(wire::OpKindName(op->kind())) + " " + op->id +
                                 " is at step " + op->step + "; apply again when it is done");
       }
     }

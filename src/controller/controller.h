@@ -6,9 +6,12 @@
 // agents and gateways, and the HTTP layer (api.h) only moves bytes.
 //
 // The implementation is split by concern: controller.cc (state, persistence, heartbeats,
-// operator calls), reconciler.cc (instances, placement, assignments, routes), failover.cc
-// and rollout.cc (the procedures: their steps), ops.cc (the journal's store: op_journal.h
-// runs the steps), gc.cc (sweeper), views.cc (status JSON).
+// operator calls), reconciler.cc (instances, placement, assignments, routes), ops.cc
+// (operations: it starts them and is the journal's store, the write set and the view the
+// procedures read), rollout.cc (spec changes that start a rollout), gc.cc (sweeper), views.cc
+// (status JSON). Long operations are not the Controller's: the journal (op_journal.h) runs
+// them, and their steps are standalone procedures (failover_procedure.h,
+// rollout_procedure.h) that read an OpView and write into an OpWrites, both implemented here.
 #pragma once
 
 #include <cstdint>
@@ -24,10 +27,14 @@
 
 #include "controller/autoscaler.h"
 #include "controller/availability.h"
+#include "controller/failover_procedure.h"
 #include "controller/leases.h"
+#include "controller/observed.h"
 #include "controller/op_journal.h"
+#include "controller/op_view.h"
 #include "controller/procedure.h"
 #include "controller/records.h"
+#include "controller/rollout_procedure.h"
 #include "core/clock.h"
 #include "core/prometheus.h"
 #include "core/result.h"
@@ -40,10 +47,6 @@
 #include "wire/routes.h"
 
 namespace hafab::controller {
-
-// The nine failover steps of DESIGN.md, in order; then "done".
-inline constexpr const char* kFailoverSteps[] = {
-    "detect", "fence", "stop", "detach", "promote", "wait_detached", "attach", "start", "route"};
 
 struct ControllerOptions {
   Duration lease_ttl = std::chrono::milliseconds(1500);
@@ -78,35 +81,6 @@ struct ControllerOptions {
   bool unsafe_skip_stop_wait = false;
 };
 
-// What an agent reports about one instance and one volume (wire/agent_heartbeat.h).
-using ObservedInstance = wire::InstanceReport;
-using ObservedVolume = wire::VolumeReport;
-
-// Whether a running instance passes its probes: readiness if it has one, else liveness,
-// else running is enough.
-inline bool ProbesPass(const manifest::Probes& probes, const ObservedInstance& o) {
-  if (probes.readiness) return o.readiness == wire::Readiness::kReady;
-  return !probes.liveness || o.liveness == wire::Liveness::kOk;
-}
-
-// starting, running or stopping: a process may be alive.
-inline bool RunningState(wire::InstanceState s) {
-  return s == wire::InstanceState::kStarting || s == wire::InstanceState::kRunning ||
-         s == wire::InstanceState::kStopping;
-}
-
-struct NodeObservation {
-  bool heard = false;  // a heartbeat arrived since this controller started
-  TimePoint last_heartbeat{};
-  std::string address;
-  std::string agent_version;
-  std::string boot_id;
-  int64_t assignments_generation = 0;  // the generation the agent says it runs
-  WallTime last_fence{};               // the agent's last self-fence reported
-  std::map<std::string, ObservedInstance> instances;
-  std::map<std::string, ObservedVolume> volumes;
-};
-
 // Callbacks for long-polls; run on the caller's thread at the end of the call that made
 // the change.
 struct ControllerListener {
@@ -116,7 +90,7 @@ struct ControllerListener {
 };
 
 // Not thread-safe: one event-loop thread calls everything.
-class Controller : private JournalStore {
+class Controller : private JournalStore, private OpView {
  public:
   // `store` and `clock` (and `provider`, which may be null: then detach completion is
   // judged from agents' reports only) must outlive the controller.
@@ -155,7 +129,7 @@ class Controller : private JournalStore {
   Result<wire::HeartbeatAnswer> GatewayHeartbeat(const std::string& id,
                                                  const wire::GatewayHeartbeat& heartbeat);
   const wire::Routes& Routes() const { return routes_; }
-  int64_t RoutesVersion() const { return routes_version_; }
+  int64_t RoutesVersion() const override { return routes_version_; }
 
   // Planned switchover of an active-passive role to a standby (on node `to`, "" = any).
   // NotFound (role, node), InvalidArgument (not active-passive, no standby on `to`),
@@ -204,7 +178,7 @@ class Controller : private JournalStore {
   // store, writing nothing: a follower replica's read-only view for GETs. Errors: the
   // store's. REQUIRES: Start() was not called on this object.
   Status Reload();
-  bool NodeLive(const std::string& node) const { return node_leases_.Live(node); }
+  bool NodeLive(const std::string& node) const override { return node_leases_.Live(node); }
   // The running operation of a role, or nullptr.
   const Operation* ActiveOp(const std::string& role) const;
   // Runs the current step of operation `id` once (idempotence tests); when it is done and
@@ -216,9 +190,6 @@ class Controller : private JournalStore {
   void AdvanceOps();
 
  private:
-  class FailoverProcedure;
-  class RolloutProcedure;
-  using StepResult = controller::StepResult;
   struct RestartTrack {
     int last_seen = -1;
     std::deque<TimePoint> times;
@@ -230,15 +201,16 @@ class Controller : private JournalStore {
   // of nodes whose expiry was lost. Called first by every entry point. Errors: the store's.
   Status ReloadIfNeeded();
   int64_t NextSeq();
-  void PutRole(const RoleRecord& r);
+  // The write set (OpWrites, JournalStore): into memory and the pending transaction.
+  bool PutRole(const RoleRecord& r) override;
   void DeleteRole(const std::string& name);
-  void PutInstance(const InstanceRecord& r);
+  bool PutInstance(const InstanceRecord& r) override;
   void DeleteInstance(const std::string& name);
   void PutNode(const NodeRecord& r);
-  // JournalStore: the journal's writes go into the pending transaction.
   void PutOp(const Operation& op) override;
   void Emit(const std::string& type, const std::string& message,
             std::map<std::string, std::string> fields = {}) override;
+  void ForgetRestarts(const std::string& instance) override { restarts_.erase(instance); }
   // Commits the pending writes in one transaction. On failure drops them, marks memory
   // for a reload from the store at the next entry point (references stay valid until
   // then), refuses every commit and publication until that reload, and returns the error.
@@ -248,21 +220,28 @@ class Controller : private JournalStore {
   void Crash() override { crashed_ = true; }  // the journal's in-process test crash
   // Recomputes dirty assignments and the routing table; bumps generations and versions
   // that changed and tells the listener.
-  void Publish();
+  void Publish() override;
   void MarkRoleDirty(const std::string& role);
   InstanceRecord* FindInstance(const std::string& name);
-  const ObservedInstance* Observed(const InstanceRecord& inst) const;
-  const NodeObservation* Observation(const std::string& node) const;
-  bool NodeDown(const std::string& node) const;          // declared down, unknown, or lease expired
-  bool NodeDeclaredDown(const std::string& node) const;  // declared down or unknown
+  // The view (OpView) the procedures read, over the maps below.
+  const RoleRecord* Role(const std::string& name) const override;
+  const InstanceRecord* Instance(const std::string& name) const override;
+  std::vector<const InstanceRecord*> InstancesOf(const std::string& role) const override;
+  const NodeRecord* Node(const std::string& name) const override;
+  const ObservedInstance* Observed(const InstanceRecord& inst) const override;
+  const NodeObservation* Observation(const std::string& node) const override;
+  std::vector<std::pair<std::string, ObservedVolume>> VolumeReports(
+      const std::string& volume) const override;
+  bool NodeDown(const std::string& node) const override;
+  bool NodeDeclaredDown(const std::string& node) const override;
   // The node has been silent for lease_ttl + fence_margin: its agent has fenced itself. For a
   // node this controller never heard, silence counts from its start, or — for a node the
   // store recorded down (down_at_start_) — its lease had already ended then.
-  bool SilentPastMargin(const std::string& node) const;
-  // `node` is silent (no live lease) and SilentPastMargin — or, for the operation's old node,
-  // the journal says an earlier controller saw that during `op` (old_node_fenced, journaled
-  // here at the first sighting and cleared by the node's next heartbeat).
-  bool SilentNodeFenced(Operation& op, const std::string& node);
+  bool SilentPastMargin(const std::string& node) const override;
+  Duration StepElapsed(const Operation& op) const override { return journal_.StepElapsed(op); }
+  // The end of the lease a gateway that acknowledged routes `acked` may get: a lease TTL after
+  // the first newer version was published (TimePoint::max() when `acked` is the newest).
+  TimePoint AckDeadline(int64_t acked) const;
   void OnNodeExpired(const std::string& node);
   // A heartbeat the store could not record: its lease is renewed in memory when the store
   // agrees the node may hold one; else `error`.
@@ -284,9 +263,10 @@ class Controller : private JournalStore {
   // restart window has passed since its last move.
   int CarriedRestarts(const RoleRecord& role, const InstanceRecord& inst) const;
   std::optional<std::string> Place(const std::string& role, const std::string& moving,
-                                   const std::set<std::string>& exclude) const;
-  int PortFor(const manifest::Role& spec, const std::string& node, const std::string& moving) const;
-  bool RestartsExceeded(const InstanceRecord& inst);
+                                   const std::set<std::string>& exclude) const override;
+  int PortFor(const manifest::Role& spec, const std::string& node,
+              const std::string& moving) const override;
+  bool RestartsExceeded(const InstanceRecord& inst) const override;
   // Counts the restarts an agent reports and emits instance-restarted for each new one.
   void TrackRestarts(const std::string& instance, const std::string& node,
                      const ObservedInstance& o);
@@ -305,56 +285,23 @@ class Controller : private JournalStore {
   void AllRoutesDirty() { all_routes_dirty_ = true; }
   std::vector<std::string> ResolveAllow(const std::vector<std::string>& allow) const;
 
-  // --- failover.cc
+  // --- ops.cc: operations (the journal runs them: failover_procedure.h, rollout_procedure.h)
   void StartFailover(RoleRecord& role, const std::string& reason, bool planned,
                      const std::string& to);
-  std::unique_ptr<Procedure> MakeFailoverProcedure();
+  Procedure& ProcedureFor(const Operation& op);
   void AdvanceOp(Operation& op);
-  StepResult StepFence(Operation& op);
-  // Whether every live gateway has acknowledged the routes version published when the
-  // operation first asked (fence_version_); otherwise notes which one it waits for.
-  bool GatewaysAcked(Operation& op);
-  // Whether the node's agent reports running the assignments last published for it.
-  bool AssignmentsTaken(const std::string& node) const;
-  // The first live gateway that has not acknowledged routes `version`; "" when none.
-  std::string GatewayBehind(int64_t version) const;
-  // The end of the lease a gateway that acknowledged routes `acked` may get: a lease TTL after
-  // the first newer version was published (TimePoint::max() when `acked` is the newest).
-  TimePoint AckDeadline(int64_t acked) const;
+  bool AssignmentsTaken(const std::string& node) const override;
+  std::string GatewayBehind(int64_t version) const override;
   // Connections the live gateways report open to `instance` (drain, autoscaling).
   int64_t OpenConnections(const std::string& instance) const;
-  StepResult StepStop(Operation& op);
-  StepResult StepDetach(Operation& op);
-  StepResult StepPromote(Operation& op);
-  StepResult StepWaitDetached(Operation& op);
-  // The new primary at the operation's epoch, with the volume, run or not; nullptr (and
-  // op.error) when it or its node is gone.
-  InstanceRecord* AssignNewPrimary(Operation& op, bool run);
-  StepResult StepAttach(Operation& op);
-  StepResult StepStart(Operation& op);
-  StepResult StepRoute(Operation& op);
-  std::string ChooseNewPrimary(const Operation& op);
 
   // --- rollout.cc
   const manifest::Role& SpecFor(const RoleRecord& role, const InstanceRecord& inst) const;
-  std::string DomainOf(const InstanceRecord& inst) const;  // update domain (or node name)
   // Whether applying `next` over `old` is a rolling upgrade (load-balanced, placed, runtime
   // spec changed); PrepareSpecChange then keeps the old spec as `previous` in *rec.
   bool RollsOut(const RoleRecord& old, const manifest::Role& next) const;
   void PrepareSpecChange(const RoleRecord& old, RoleRecord* rec);
   std::string StartRollout(const std::string& role, const std::string& reason, bool rollback);
-  std::vector<std::string> DomainsBehind(const std::string& role, int64_t revision,
-                                         const std::vector<std::string>& first) const;
-  std::vector<std::string> WaveDomains(const Operation& op) const;
-  std::string RolloutWaveLabel(const Operation& op) const;
-  void SetWaveState(Operation& op, wire::DomainState state);
-  std::unique_ptr<Procedure> MakeRolloutProcedure();
-  StepResult StepRolloutDrain(Operation& op);
-  StepResult StepRolloutStop(Operation& op);
-  StepResult StepRolloutStart(Operation& op);
-  StepResult StepRolloutRoute(Operation& op);
-  bool NextRolloutStep(Operation& op);  // false: the rollout is complete
-  void BeginRollback(Operation& op, const std::string& why);
 
   // --- controller_availability.cc
   void TrackAvailability();
@@ -363,11 +310,6 @@ class Controller : private JournalStore {
   void Autoscale();
   std::vector<double> AutoscaleSamples(const RoleRecord& role) const;
   nlohmann::json AutoscaleJson(const std::string& role) const;
-
-  // --- ops.cc
-  Procedure& ProcedureFor(const Operation& op);
-  // The role of `op` is gone (op.error says so): the operation aborts.
-  bool RoleRemoved(Operation& op);
 
   // --- gc.cc
   void Gc();
@@ -420,7 +362,6 @@ class Controller : private JournalStore {
   LeaseTable gateway_leases_;
   std::map<std::string, int64_t> gateway_acked_;
   std::map<std::string, RestartTrack> restarts_;
-  std::map<std::string, int64_t> fence_version_;  // op id -> routes version to confirm
   // gateway -> instance -> active connections it reported (drain, autoscaling).
   std::map<std::string, std::map<std::string, uint64_t>> gateway_active_;
   Autoscaler autoscaler_{clock_};
@@ -455,9 +396,9 @@ class Controller : private JournalStore {
   TimePoint next_gc_{};
 
   // Operations: the journal and the procedures it runs.
-  OpJournal journal_{clock_, *this, {opts_.crash_at_step, opts_.crash_exits}};
-  std::unique_ptr<Procedure> failover_ = MakeFailoverProcedure();
-  std::unique_ptr<Procedure> rollout_ = MakeRolloutProcedure();
+  OpJournal journal_{clock_, *this, *this, {opts_.crash_at_step, opts_.crash_exits}};
+  FailoverProcedure failover_{provider_, opts_.unsafe_skip_stop_wait};
+  RolloutProcedure rollout_{clock_};
 };
 
 // A stable 64-bit FNV-1a hash in hex, for spec_hash.

@@ -56,7 +56,7 @@ void Controller::Autoscale() {
     if (const Operation* op = ActiveOp(name)) {
       AutoscaleDecision& d = autoscale_last_[name];
       d.current = d.desired = role.spec.instances;
-      d.reason = "held while " + std::string(wire::OpKindName(op->kind)) + " " + op->id + " runs";
+      d.reason = "held while " + std::string(wire::OpKindName(op->kind())) + " " + op->id + " runs";
       continue;
     }
     AutoscalePolicy p;

@@ -31,7 +31,7 @@ std::string Controller::MetricsText() const {
   std::map<std::string, int> running{{"failover", 0}, {"rollout", 0}};
   for (const auto& [role, id] : running_ops_) {
     if (auto op = ops_.find(id); op != ops_.end()) {
-      ++running[std::string(wire::OpKindName(op->second.kind))];
+      ++running[std::string(wire::OpKindName(op->second.kind()))];
     }
   }
   w.Family("hafab_controller_operations_running", "gauge", "Operations under way, by kind");

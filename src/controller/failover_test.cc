@@ -247,7 +247,7 @@ TEST_F(FailoverTest, PlannedSwitchoverDrainsBeforeStopping) {
   EXPECT_TRUE(handed_over);
   ExpectFailedOverFrom(old_node_);
   EXPECT_EQ(Inst(Role("kvd").primary).node, target);
-  EXPECT_TRUE(LastOp()->planned);
+  EXPECT_TRUE(LastOp()->failover().planned);
 }
 
 TEST_F(FailoverTest, RequestFailoverValidates) {
@@ -265,7 +265,7 @@ TEST_F(FailoverTest, DrainingThePrimarysNodeSwitchesOver) {
   ASSERT_TRUE(c_->Drain(old_node_, true).ok());
   RunChecked(3s);
   ExpectFailedOverFrom(old_node_);
-  EXPECT_TRUE(LastOp()->planned);
+  EXPECT_TRUE(LastOp()->failover().planned);
   for (const auto& [name, inst] : c_->instances()) EXPECT_NE(inst.node, old_node_);
 }
 
@@ -440,7 +440,7 @@ TEST_F(FailoverTest, NewControllerAtDetachTrustsTheJournaledFenceWait) {
   agent(old_node_).Kill();
   for (int i = 0; i < 60 && !c_->crashed(); ++i) RunChecked(100ms);
   ASSERT_TRUE(c_->crashed());
-  ASSERT_TRUE(LastOp()->old_node_fenced);
+  ASSERT_TRUE(LastOp()->failover().old_node_fenced);
   ASSERT_EQ(provider_.force_detaches, 0);
   clock_.Advance(100ms);
   NewController();
@@ -460,15 +460,15 @@ TEST_F(FailoverTest, AHeartbeatOfTheOldNodeClearsTheJournaledFenceWait) {
   agent(old_node_).Kill();
   for (int i = 0; i < 60 && !c_->crashed(); ++i) RunChecked(100ms);
   ASSERT_TRUE(c_->crashed());
-  ASSERT_TRUE(LastOp()->old_node_fenced);
+  ASSERT_TRUE(LastOp()->failover().old_node_fenced);
   const std::string id = LastOp()->id;
   NewController("", /*drive_ops=*/false);
   agent(old_node_).Revive();
   agent(old_node_).Step(*c_);  // heard by the new controller
-  EXPECT_FALSE(c_->ops().at(id).old_node_fenced);
+  EXPECT_FALSE(c_->ops().at(id).failover().old_node_fenced);
   agent(old_node_).Kill();
   NewController();  // resumes with the journal as the heartbeat left it
-  EXPECT_FALSE(c_->ops().at(id).old_node_fenced);
+  EXPECT_FALSE(c_->ops().at(id).failover().old_node_fenced);
   TimePoint started = clock_.Now();
   while (provider_.force_detaches == 0 && clock_.Now() < started + 3s) Run(100ms);
   EXPECT_GE(clock_.Now(), started + 500ms);  // the margin is waited again

@@ -13,24 +13,27 @@ std::map<std::string, std::string> OpFields(const Operation& op) {
   return {{"op", op.id}, {"role", op.role}, {"step", op.step}};
 }
 
-std::string KindName(const Operation& op) { return std::string(wire::OpKindName(op.kind)); }
+std::string KindName(const Operation& op) { return std::string(wire::OpKindName(op.kind())); }
 
 }  // namespace
 
-OpJournal::OpJournal(Clock& clock, JournalStore& store, JournalOptions opts)
-    : clock_(clock), store_(store), opts_(std::move(opts)) {}
+OpJournal::OpJournal(Clock& clock, JournalStore& store, const OpView& view, JournalOptions opts)
+    : clock_(clock), store_(store), view_(view), opts_(std::move(opts)) {}
 
 void OpJournal::Drive(Operation& op, Procedure& procedure) {
   const size_t passes = procedure.StepsPerPass(op);
   for (size_t pass = 0; pass <= passes; ++pass) {
     if (op.state != wire::OpState::kRunning || store_.Halted()) return;
     if (!op.step_begun && !BeginStep(op, procedure)) return;
-    switch (procedure.Run(op)) {
+    Step step = RunStep(op, procedure);
+    switch (step.result) {
+      case StepResult::kPublish:  // RunStep made it a wait
       case StepResult::kWait:
+        if (!step.why.empty()) Note(op, step.why);
         (void)store_.Commit();
         return;
       case StepResult::kAbort:
-        Finish(op, procedure, wire::OpState::kFailed, op.error);
+        Finish(op, procedure, wire::OpState::kFailed, step.why);
         return;
       case StepResult::kDone:
         CompleteStep(op, procedure);
@@ -42,11 +45,25 @@ void OpJournal::Drive(Operation& op, Procedure& procedure) {
 std::string OpJournal::RunOnce(Operation& op, Procedure& procedure, bool complete) {
   if (op.state != wire::OpState::kRunning) return "none";
   if (!op.step_begun && !BeginStep(op, procedure)) return "crashed";
-  StepResult r = procedure.Run(op);
-  if (r == StepResult::kDone && complete) CompleteStep(op, procedure);
-  if (r == StepResult::kAbort) Finish(op, procedure, wire::OpState::kFailed, op.error);
+  Step step = RunStep(op, procedure);
+  if (step.result == StepResult::kDone && complete) CompleteStep(op, procedure);
+  if (step.result == StepResult::kWait && !step.why.empty()) Note(op, step.why);
+  if (step.result == StepResult::kAbort) Finish(op, procedure, wire::OpState::kFailed, step.why);
   (void)store_.Commit();
-  return r == StepResult::kDone ? "done" : r == StepResult::kWait ? "wait" : "abort";
+  return step.result == StepResult::kDone    ? "done"
+         : step.result == StepResult::kAbort ? "abort"
+                                             : "wait";
+}
+
+Step OpJournal::RunStep(Operation& op, Procedure& procedure) {
+  Step step = procedure.Run(op, view_, store_);
+  if (step.result != StepResult::kPublish) return step;
+  // Agents and gateways hear only what is stored.
+  if (!store_.Commit().ok()) return Step::Wait();
+  store_.Publish();
+  step = procedure.Run(op, view_, store_);
+  if (step.result == StepResult::kPublish) return Step::Wait();
+  return step;
 }
 
 bool OpJournal::BeginStep(Operation& op, Procedure& procedure) {
@@ -120,7 +137,7 @@ void OpJournal::Note(Operation& op, const std::string& note) {
   store_.Emit(KindName(op) + "-wait", op.role + " (" + op.id + "): " + note, OpFields(op));
 }
 
-Duration OpJournal::StepElapsed(const Operation& op) {
+Duration OpJournal::StepElapsed(const Operation& op) const {
   auto it = step_began_.try_emplace(op.id, clock_.Now()).first;
   return clock_.Now() - it->second;
 }

@@ -10,6 +10,8 @@
 #include <map>
 #include <string>
 
+#include "controller/op_view.h"
+#include "controller/op_writes.h"
 #include "controller/procedure.h"
 #include "controller/records.h"
 #include "core/clock.h"
@@ -19,15 +21,14 @@
 
 namespace hafab::controller {
 
-// Where the journal writes: the controller's pending transaction and event log.
-class JournalStore {
+// Where the journal writes: the controller's pending transaction and event log — the write set
+// the procedures' steps write into too — and what it publishes.
+class JournalStore : public OpWrites {
  public:
-  virtual ~JournalStore() = default;
-  virtual void PutOp(const Operation& op) = 0;
-  virtual void Emit(const std::string& type, const std::string& message,
-                    std::map<std::string, std::string> fields) = 0;
   // Commits the pending writes (the operation's with the others of the moment).
   virtual Status Commit() = 0;
+  // Publishes what is committed: assignments and routes (a step's Step::Publish).
+  virtual void Publish() = 0;
   // true: nothing may be driven now (crashed, deposed, or memory ahead of the store after a
   // failed commit).
   virtual bool Halted() const = 0;
@@ -53,11 +54,14 @@ struct OpMetrics {
 // Not thread-safe: the controller's thread.
 class OpJournal {
  public:
-  OpJournal(Clock& clock, JournalStore& store, JournalOptions opts);
+  // The procedures' steps read `view` and write into `store`.
+  OpJournal(Clock& clock, JournalStore& store, const OpView& view, JournalOptions opts);
 
   // Runs `op`'s steps while they complete, at most StepsPerPass(op): stops at a wait
   // (committed: its note is kept), at an abort (finished failed) or at the end (finished
-  // done). Nothing while the store is Halted() or `op` is not running.
+  // done). A step that asks for it (Step::Publish) has its writes committed and published and
+  // runs again at once, before its result is acted on. Nothing while the store is Halted() or
+  // `op` is not running.
   void Drive(Operation& op, Procedure& procedure);
   // Runs the current step once (step-by-step idempotence tests); when it is done and
   // `complete`, records its end and moves to the next step. "done", "wait", "abort",
@@ -69,7 +73,7 @@ class OpJournal {
   void Note(Operation& op, const std::string& note);
   // How long the current step has run, on the monotonic clock (the journal's times are wall
   // times, for people). A step resumed by a new controller counts from its resumption.
-  Duration StepElapsed(const Operation& op);
+  Duration StepElapsed(const Operation& op) const;
 
   const OpMetrics& metrics() const { return metrics_; }
 
@@ -77,12 +81,17 @@ class OpJournal {
   // Records the start of op.step and commits it; false when the commit failed or the test
   // crash happened (the step must not run).
   bool BeginStep(Operation& op, Procedure& procedure);
+  // Runs the current step; a kPublish is committed, published and run again (once: a step
+  // that asks again waits).
+  Step RunStep(Operation& op, Procedure& procedure);
   void CompleteStep(Operation& op, Procedure& procedure);
 
   Clock& clock_;
   JournalStore& store_;
+  const OpView& view_;
   JournalOptions opts_;
-  std::map<std::string, TimePoint> step_began_;  // op id -> its current step's start
+  // op id -> its current step's start (a resumed step's: its first StepElapsed)
+  mutable std::map<std::string, TimePoint> step_began_;
   OpMetrics metrics_;
 };
 

@@ -6,6 +6,7 @@
 #include <deque>
 #include <vector>
 
+#include "controller/fake_op_state.h"
 #include "testing/fake_clock.h"
 
 namespace hafab::controller {
@@ -16,6 +17,9 @@ using namespace std::chrono_literals;
 // Keeps what the journal writes; a commit makes the pending operation records durable.
 class MemoryStore : public JournalStore {
  public:
+  bool PutRole(const RoleRecord&) override { return false; }
+  bool PutInstance(const InstanceRecord&) override { return false; }
+  void ForgetRestarts(const std::string&) override {}
   void PutOp(const Operation& op) override { pending.push_back(op); }
   void Emit(const std::string& type, const std::string& message,
             std::map<std::string, std::string> fields) override {
@@ -32,6 +36,7 @@ class MemoryStore : public JournalStore {
     pending.clear();
     return Status::Ok();
   }
+  void Publish() override { ++publishes; }
   bool Halted() const override { return halted; }
   void Crash() override { halted = crashed = true; }
 
@@ -45,6 +50,7 @@ class MemoryStore : public JournalStore {
   Operation durable;  // the last committed record of the operation
   std::vector<JournalEvent> events;
   int commits = 0;
+  int publishes = 0;
   bool fail_commits = false;
   bool halted = false;
   bool crashed = false;
@@ -54,14 +60,14 @@ class MemoryStore : public JournalStore {
 // and counts its runs.
 class ScriptedProcedure : public Procedure {
  public:
-  StepResult Run(Operation& op) override {
+  Step Run(Operation& op, const OpView&, OpWrites&) override {
     ++runs[op.step];
     auto& script = results[op.step];
-    if (script.empty()) return StepResult::kDone;
+    if (script.empty()) return Step::Done();
     StepResult r = script.front();
     script.pop_front();
-    if (r == StepResult::kAbort) op.error = "step " + op.step + " gave up";
-    return r;
+    if (r == StepResult::kAbort) return Step::Abort("step " + op.step + " gave up");
+    return {r, ""};
   }
   bool Advance(Operation& op) override {
     if (op.step == "a")
@@ -96,11 +102,12 @@ class OpJournalTest : public ::testing::Test {
  protected:
   testing::FakeClock clock_;
   MemoryStore store_;
+  testsupport::FakeOpState view_{clock_};  // read by no step here
   ScriptedProcedure procedure_;
 };
 
 TEST_F(OpJournalTest, RunsEveryStepInOrderAndFinishesWithTheTimeline) {
-  OpJournal journal(clock_, store_, {});
+  OpJournal journal(clock_, store_, view_, {});
   Operation op = NewOp();
   journal.Drive(op, procedure_);
   EXPECT_EQ(op.state, wire::OpState::kDone);
@@ -119,7 +126,7 @@ TEST_F(OpJournalTest, RunsEveryStepInOrderAndFinishesWithTheTimeline) {
 
 // A step's start is durable before the step runs: a controller that dies in it resumes it.
 TEST_F(OpJournalTest, EachStepStartIsCommittedBeforeItRuns) {
-  OpJournal journal(clock_, store_, {});
+  OpJournal journal(clock_, store_, view_, {});
   Operation op = NewOp();
   procedure_.results["b"] = {StepResult::kWait};
   journal.Drive(op, procedure_);
@@ -131,7 +138,7 @@ TEST_F(OpJournalTest, EachStepStartIsCommittedBeforeItRuns) {
 }
 
 TEST_F(OpJournalTest, AWaitEndsThePassAndTheStepRunsAgainWithoutANewRecord) {
-  OpJournal journal(clock_, store_, {});
+  OpJournal journal(clock_, store_, view_, {});
   Operation op = NewOp();
   procedure_.results["b"] = {StepResult::kWait, StepResult::kWait};
   journal.Drive(op, procedure_);
@@ -161,7 +168,7 @@ TEST_F(OpJournalTest, AWaitEndsThePassAndTheStepRunsAgainWithoutANewRecord) {
 }
 
 TEST_F(OpJournalTest, AnAbortFinishesTheOperationFailedWithItsError) {
-  OpJournal journal(clock_, store_, {});
+  OpJournal journal(clock_, store_, view_, {});
   Operation op = NewOp();
   procedure_.results["b"] = {StepResult::kAbort};
   journal.Drive(op, procedure_);
@@ -176,7 +183,7 @@ TEST_F(OpJournalTest, AnAbortFinishesTheOperationFailedWithItsError) {
 }
 
 TEST_F(OpJournalTest, APassRunsAtMostStepsPerPassSteps) {
-  OpJournal journal(clock_, store_, {});
+  OpJournal journal(clock_, store_, view_, {});
   Operation op = NewOp();
   procedure_.passes = 0;  // one step per pass
   journal.Drive(op, procedure_);
@@ -188,7 +195,7 @@ TEST_F(OpJournalTest, APassRunsAtMostStepsPerPassSteps) {
 }
 
 TEST_F(OpJournalTest, NothingRunsWhileTheStoreIsHalted) {
-  OpJournal journal(clock_, store_, {});
+  OpJournal journal(clock_, store_, view_, {});
   Operation op = NewOp();
   store_.halted = true;
   journal.Drive(op, procedure_);
@@ -199,7 +206,7 @@ TEST_F(OpJournalTest, NothingRunsWhileTheStoreIsHalted) {
 // The step whose start could not be committed does not run: it would act with nothing in
 // the store to resume it from.
 TEST_F(OpJournalTest, AStepWhoseStartIsNotCommittedDoesNotRun) {
-  OpJournal journal(clock_, store_, {});
+  OpJournal journal(clock_, store_, view_, {});
   Operation op = NewOp();
   store_.fail_commits = true;
   journal.Drive(op, procedure_);
@@ -208,7 +215,7 @@ TEST_F(OpJournalTest, AStepWhoseStartIsNotCommittedDoesNotRun) {
 }
 
 TEST_F(OpJournalTest, TheTestCrashStopsRightAfterTheStepStartIsRecorded) {
-  OpJournal journal(clock_, store_, {.crash_at_step = "b", .crash_exits = false});
+  OpJournal journal(clock_, store_, view_, {.crash_at_step = "b", .crash_exits = false});
   Operation op = NewOp();
   journal.Drive(op, procedure_);
   EXPECT_TRUE(store_.crashed);
@@ -219,7 +226,7 @@ TEST_F(OpJournalTest, TheTestCrashStopsRightAfterTheStepStartIsRecorded) {
 
   // A new controller resumes from the durable record: b is not recorded twice.
   MemoryStore next_store;
-  OpJournal next(clock_, next_store, {});
+  OpJournal next(clock_, next_store, view_, {});
   Operation resumed = store_.durable;
   next.Drive(resumed, procedure_);
   EXPECT_EQ(resumed.state, wire::OpState::kDone);
@@ -230,7 +237,7 @@ TEST_F(OpJournalTest, TheTestCrashStopsRightAfterTheStepStartIsRecorded) {
 // Step durations for decisions (a rollout's ready_timeout) are monotonic: a wall-clock jump
 // does not make a step time out, and a resumed step counts from its resumption.
 TEST_F(OpJournalTest, StepElapsedIsMonotonicAndCountsFromResumption) {
-  OpJournal journal(clock_, store_, {});
+  OpJournal journal(clock_, store_, view_, {});
   Operation op = NewOp();
   procedure_.results["a"] = {StepResult::kWait};
   journal.Drive(op, procedure_);
@@ -238,14 +245,14 @@ TEST_F(OpJournalTest, StepElapsedIsMonotonicAndCountsFromResumption) {
   clock_.JumpWall(1h);
   EXPECT_EQ(journal.StepElapsed(op), 300ms);
 
-  OpJournal resumed(clock_, store_, {});
+  OpJournal resumed(clock_, store_, view_, {});
   EXPECT_EQ(resumed.StepElapsed(op), 0ms);
   clock_.Advance(50ms);
   EXPECT_EQ(resumed.StepElapsed(op), 50ms);
 }
 
 TEST_F(OpJournalTest, RunOnceRunsOneStepAndCompletesItOnlyWhenAsked) {
-  OpJournal journal(clock_, store_, {});
+  OpJournal journal(clock_, store_, view_, {});
   Operation op = NewOp();
   EXPECT_EQ(journal.RunOnce(op, procedure_, /*complete=*/false), "done");
   EXPECT_EQ(journal.RunOnce(op, procedure_, /*complete=*/false), "done");
@@ -259,6 +266,41 @@ TEST_F(OpJournalTest, RunOnceRunsOneStepAndCompletesItOnlyWhenAsked) {
   procedure_.results["b"] = {StepResult::kAbort};
   EXPECT_EQ(journal.RunOnce(op, procedure_, true), "abort");
   EXPECT_EQ(journal.RunOnce(op, procedure_, true), "none");
+}
+
+// A step that asks for it has its writes committed and published, and runs again at once: its
+// result is judged on the published state. Asking again makes it wait for the next pass.
+TEST_F(OpJournalTest, APublishIsCommittedAndPublishedThenTheStepRunsAgain) {
+  OpJournal journal(clock_, store_, view_, {});
+  Operation op = NewOp();
+  procedure_.results["b"] = {StepResult::kPublish, StepResult::kWait};
+  journal.Drive(op, procedure_);
+  EXPECT_EQ(procedure_.runs["b"], 2);
+  EXPECT_EQ(store_.publishes, 1);
+  EXPECT_EQ(op.step, "b");
+  EXPECT_EQ(op.state, wire::OpState::kRunning);
+
+  procedure_.results["b"] = {StepResult::kPublish, StepResult::kPublish};
+  journal.Drive(op, procedure_);
+  EXPECT_EQ(procedure_.runs["b"], 4);
+  EXPECT_EQ(store_.publishes, 2);
+  EXPECT_EQ(op.step, "b");  // waits
+
+  journal.Drive(op, procedure_);
+  EXPECT_EQ(op.state, wire::OpState::kDone);
+}
+
+// A publish whose commit fails publishes nothing: agents and gateways hear only what is stored.
+TEST_F(OpJournalTest, APublishWhoseCommitFailsPublishesNothing) {
+  OpJournal journal(clock_, store_, view_, {});
+  Operation op = NewOp();
+  procedure_.results["a"] = {StepResult::kPublish};
+  ASSERT_EQ(journal.RunOnce(op, procedure_, false), "done");  // published, then done
+  store_.fail_commits = true;
+  procedure_.results["a"] = {StepResult::kPublish};
+  EXPECT_EQ(journal.RunOnce(op, procedure_, false), "wait");
+  EXPECT_EQ(store_.publishes, 1);
+  EXPECT_EQ(procedure_.runs["a"], 3);
 }
 
 }  // namespace

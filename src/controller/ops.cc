@@ -1,11 +1,38 @@
-// The controller's side of the operation journal (op_journal.h): it is the journal's store
-// (its pending transaction and event log) and picks each operation's procedure.
+// The controller's side of the operations: it starts them, is the journal's store (its pending
+// transaction and event log, the write set) and the procedures' view (OpView) of its state,
+// and picks each operation's procedure (op_journal.h runs the steps).
+#include <spdlog/spdlog.h>
+
 #include "controller/controller.h"
 
 namespace hafab::controller {
 
+void Controller::StartFailover(RoleRecord& role, const std::string& reason, bool planned,
+                               const std::string& to) {
+  if (ActiveOp(role.spec.name) != nullptr) return;
+  Operation op;
+  op.id = "op-" + std::to_string(NextSeq());
+  op.role = role.spec.name;
+  op.reason = reason;
+  op.owner = id_;
+  FailoverOp& f = op.part.emplace<FailoverOp>();
+  f.planned = planned;
+  f.to = to;
+  f.old_primary = role.primary;
+  if (const InstanceRecord* old = FindInstance(role.primary)) f.old_node = old->node;
+  f.volume = role.spec.volume;
+  f.epoch = role.epoch + 1;
+  op.step = kFailoverSteps[0];
+  op.created_ms = WallMs(clock_);
+  PutOp(op);
+  JournalEvent started = failover_.Started(op);
+  Emit(started.type, started.message, std::move(started.fields));
+  AdvanceOp(ops_[op.id]);
+}
+
 Procedure& Controller::ProcedureFor(const Operation& op) {
-  return op.kind == wire::OpKind::kRollout ? *rollout_ : *failover_;
+  if (op.kind() == wire::OpKind::kRollout) return rollout_;
+  return failover_;
 }
 
 void Controller::AdvanceOps() {
@@ -30,10 +57,63 @@ std::string Controller::RunStepOnce(const std::string& id, bool complete) {
   return result;
 }
 
-bool Controller::RoleRemoved(Operation& op) {
-  if (roles_.count(op.role)) return false;
-  op.error = "role " + op.role + " was removed";
-  return true;
+const RoleRecord* Controller::Role(const std::string& name) const {
+  auto it = roles_.find(name);
+  return it == roles_.end() ? nullptr : &it->second;
+}
+
+const InstanceRecord* Controller::Instance(const std::string& name) const {
+  auto it = instances_.find(name);
+  return it == instances_.end() ? nullptr : &it->second;
+}
+
+std::vector<const InstanceRecord*> Controller::InstancesOf(const std::string& role) const {
+  std::vector<const InstanceRecord*> out;
+  for (const auto& [name, inst] : instances_) {
+    if (inst.role == role) out.push_back(&inst);
+  }
+  return out;
+}
+
+const NodeRecord* Controller::Node(const std::string& name) const {
+  auto it = nodes_.find(name);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::pair<std::string, ObservedVolume>> Controller::VolumeReports(
+    const std::string& volume) const {
+  std::vector<std::pair<std::string, ObservedVolume>> out;
+  for (const auto& [node, obs] : observed_) {
+    auto v = obs.volumes.find(volume);
+    if (v != obs.volumes.end()) out.emplace_back(node, v->second);
+  }
+  return out;
+}
+
+bool Controller::AssignmentsTaken(const std::string& node) const {
+  const NodeObservation* obs = Observation(node);
+  auto g = node_generation_.find(node);
+  return obs != nullptr &&
+         obs->assignments_generation >= (g == node_generation_.end() ? 0 : g->second);
+}
+
+std::string Controller::GatewayBehind(int64_t version) const {
+  for (const auto& gw : gateway_leases_.Holders()) {
+    auto acked = gateway_acked_.find(gw);
+    if (acked == gateway_acked_.end() || acked->second < version) return gw;
+  }
+  return "";
+}
+
+int64_t Controller::OpenConnections(const std::string& instance) const {
+  int64_t n = 0;
+  for (const auto& gw : gateway_leases_.Holders()) {
+    auto g = gateway_active_.find(gw);
+    if (g == gateway_active_.end()) continue;
+    auto c = g->second.find(instance);
+    if (c != g->second.end()) n += static_cast<int64_t>(c->second);
+  }
+  return n;
 }
 
 }  // namespace hafab::controller

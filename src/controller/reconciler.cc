@@ -195,7 +195,7 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
     } else if (crashed) {
       // During a rollout a crashing new version is the rollout's to judge (it rolls back).
       const Operation* op = ActiveOp(role.spec.name);
-      if (op == nullptr || op->kind != wire::OpKind::kRollout) {
+      if (op == nullptr || op->kind() != wire::OpKind::kRollout) {
         Relocate(role, inst, "restart limit reached on node " + inst.node, /*crash_loop=*/true);
       }
     }
@@ -322,6 +322,13 @@ int Controller::PortFor(const manifest::Role& spec, const std::string& node,
 void Controller::TrackRestarts(const std::string& instance, const std::string& node,
                                const ObservedInstance& o) {
   RestartTrack& t = restarts_[instance];
+  // Restarts older than the role's window no longer count (RestartsExceeded): dropped here.
+  if (const RoleRecord* role = Role(instances_.at(instance).role)) {
+    const TimePoint now = clock_.Now();
+    while (!t.times.empty() && t.times.front() + role->spec.restart.window < now) {
+      t.times.pop_front();
+    }
+  }
   if (t.last_seen >= 0 && o.restarts > t.last_seen) {
     int n = std::min(o.restarts - t.last_seen, 100);
     for (int i = 0; i < n; ++i) t.times.push_back(clock_.Now());
@@ -333,15 +340,16 @@ void Controller::TrackRestarts(const std::string& instance, const std::string& n
   t.last_seen = o.restarts;
 }
 
-bool Controller::RestartsExceeded(const InstanceRecord& inst) {
+bool Controller::RestartsExceeded(const InstanceRecord& inst) const {
   auto ri = roles_.find(inst.role);
   auto ti = restarts_.find(inst.name);
   if (ri == roles_.end() || ti == restarts_.end()) return false;
   const manifest::Restart& policy = ri->second.spec.restart;
-  TimePoint now = clock_.Now();
-  auto& times = ti->second.times;
-  while (!times.empty() && times.front() + policy.window < now) times.pop_front();
-  return static_cast<int>(times.size()) > policy.max_restarts;
+  const TimePoint now = clock_.Now();
+  const auto& times = ti->second.times;  // oldest first; TrackRestarts drops the expired
+  auto recent = std::find_if(times.begin(), times.end(),
+                             [&](TimePoint t) { return t + policy.window >= now; });
+  return static_cast<int>(times.end() - recent) > policy.max_restarts;
 }
 
 bool Controller::InstanceReady(const RoleRecord& role, const InstanceRecord& inst,
@@ -426,9 +434,9 @@ std::vector<std::string> Controller::ResolveAllow(const std::vector<std::string>
 
 bool Controller::HandingOver(const RoleRecord& role, const InstanceRecord& primary) const {
   const Operation* op = ActiveOp(role.spec.name);
-  return op != nullptr && op->kind != wire::OpKind::kRollout && op->planned &&
-         op->old_primary == primary.name && (op->step == "fence" || op->step == "stop") &&
-         !NodeDown(primary.node);
+  return op != nullptr && op->kind() != wire::OpKind::kRollout && op->failover().planned &&
+         op->failover().old_primary == primary.name &&
+         (op->step == "fence" || op->step == "stop") && !NodeDown(primary.node);
 }
 
 std::optional<wire::RouteEndpoint> Controller::BuildEndpoint(const RoleRecord& role) const {

@@ -290,69 +290,107 @@ json ToJson(const Operation& r) {
                      {"note", s.note},
                      {"detail", s.note}});
   }
+  // Every record carries the failover's fields (a rollout's at their defaults), as it always
+  // has: readers (the CLI, older controllers) find them.
+  const FailoverOp* f = std::get_if<FailoverOp>(&r.part);
+  const FailoverOp none;
+  if (f == nullptr) f = &none;
   json j = {{"id", r.id},
-            {"kind", wire::OpKindName(r.kind)},
+            {"kind", wire::OpKindName(r.kind())},
             {"role", r.role},
             {"reason", r.reason},
-            {"planned", r.planned},
-            {"to", r.to},
+            {"planned", f->planned},
+            {"to", f->to},
             {"owner", r.owner},
             {"state", wire::OpStateName(r.state)},
             {"step", r.step},
             {"step_begun", r.step_begun},
-            {"old_primary", r.old_primary},
-            {"old_node", r.old_node},
-            {"old_node_fenced", r.old_node_fenced},
-            {"new_primary", r.new_primary},
-            {"new_node", r.new_node},
-            {"volume", r.volume},
-            {"epoch", r.epoch},
+            {"old_primary", f->old_primary},
+            {"old_node", f->old_node},
+            {"old_node_fenced", f->old_node_fenced},
+            {"new_primary", f->new_primary},
+            {"new_node", f->new_node},
+            {"volume", f->volume},
+            {"epoch", f->epoch},
             {"created_ms", r.created_ms},
             {"finished_ms", r.finished_ms},
             {"error", r.error},
             {"steps", steps}};
-  if (r.kind == wire::OpKind::kRollout) {
+  if (const RolloutOp* ro = std::get_if<RolloutOp>(&r.part)) {
     json domains = json::array();
-    for (const auto& d : r.domains) {
-      auto it = r.domain_state.find(d);
-      domains.push_back(
-          {{"domain", d},
-           {"state", wire::DomainStateName(it == r.domain_state.end() ? wire::DomainState::kPending
-                                                                      : it->second)}});
+    for (const auto& d : ro->domains) {
+      auto it = ro->domain_state.find(d);
+      domains.push_back({{"domain", d},
+                         {"state", wire::DomainStateName(it == ro->domain_state.end()
+                                                             ? wire::DomainState::kPending
+                                                             : it->second)}});
     }
-    j["from_revision"] = r.from_revision;
-    j["to_revision"] = r.to_revision;
-    j["rollback"] = r.rollback;
+    j["from_revision"] = ro->from_revision;
+    j["to_revision"] = ro->to_revision;
+    j["rollback"] = ro->rollback;
     j["domains"] = domains;
-    j["wave"] = r.wave;
-    j["per_wave"] = r.per_wave;
-    j["wave_instances"] = r.wave_instances;
-    j["from_version"] = r.from_version;
-    j["to_version"] = r.to_version;
+    j["wave"] = ro->wave;
+    j["per_wave"] = ro->per_wave;
+    j["wave_instances"] = ro->wave_instances;
+    j["from_version"] = ro->from_version;
+    j["to_version"] = ro->to_version;
   }
   return j;
 }
+
+namespace {
+
+FailoverOp FailoverFromJson(const json& j) {
+  FailoverOp f;
+  f.planned = j.value("planned", false);
+  f.to = j.value("to", "");
+  f.old_primary = j.value("old_primary", "");
+  f.old_node = j.value("old_node", "");
+  f.old_node_fenced = j.value("old_node_fenced", false);
+  f.new_primary = j.value("new_primary", "");
+  f.new_node = j.value("new_node", "");
+  f.volume = j.value("volume", "");
+  f.epoch = j.value("epoch", int64_t{0});
+  return f;
+}
+
+RolloutOp RolloutFromJson(const json& j) {
+  RolloutOp r;
+  r.from_revision = j.value("from_revision", int64_t{0});
+  r.to_revision = j.value("to_revision", int64_t{0});
+  r.rollback = j.value("rollback", false);
+  for (const auto& d : j.value("domains", json::array())) {
+    std::string name = d.value("domain", "");
+    r.domains.push_back(name);
+    r.domain_state[name] = EnumOr(d, "state", wire::DomainState::kPending, wire::ParseDomainState,
+                                  wire::DomainStateNames);
+  }
+  r.wave = j.value("wave", 0);
+  r.per_wave = j.value("per_wave", 1);
+  r.wave_instances = j.value("wave_instances", std::vector<std::string>{});
+  r.from_version = j.value("from_version", "");
+  r.to_version = j.value("to_version", "");
+  return r;
+}
+
+}  // namespace
 
 Result<Operation> OperationFromJson(const json& j) {
   return Guard<Operation>("operation", [&] {
     Operation r;
     r.id = j.at("id").get<std::string>();
-    r.kind = EnumOr(j, "kind", wire::OpKind::kFailover, wire::ParseOpKind, wire::OpKindNames);
+    if (EnumOr(j, "kind", wire::OpKind::kFailover, wire::ParseOpKind, wire::OpKindNames) ==
+        wire::OpKind::kRollout) {
+      r.part = RolloutFromJson(j);
+    } else {
+      r.part = FailoverFromJson(j);
+    }
     r.role = j.value("role", "");
     r.reason = j.value("reason", "");
-    r.planned = j.value("planned", false);
-    r.to = j.value("to", "");
     r.owner = j.value("owner", "");
     r.state = EnumOr(j, "state", wire::OpState::kRunning, wire::ParseOpState, wire::OpStateNames);
     r.step = j.value("step", "");
     r.step_begun = j.value("step_begun", false);
-    r.old_primary = j.value("old_primary", "");
-    r.old_node = j.value("old_node", "");
-    r.old_node_fenced = j.value("old_node_fenced", false);
-    r.new_primary = j.value("new_primary", "");
-    r.new_node = j.value("new_node", "");
-    r.volume = j.value("volume", "");
-    r.epoch = j.value("epoch", int64_t{0});
     r.created_ms = j.value("created_ms", int64_t{0});
     r.finished_ms = j.value("finished_ms", int64_t{0});
     r.error = j.value("error", "");
@@ -360,20 +398,6 @@ Result<Operation> OperationFromJson(const json& j) {
       r.steps.push_back({s.value("name", ""), s.value("started_ms", int64_t{0}),
                          s.value("duration_ms", int64_t{-1}), s.value("note", "")});
     }
-    r.from_revision = j.value("from_revision", int64_t{0});
-    r.to_revision = j.value("to_revision", int64_t{0});
-    r.rollback = j.value("rollback", false);
-    for (const auto& d : j.value("domains", json::array())) {
-      std::string name = d.value("domain", "");
-      r.domains.push_back(name);
-      r.domain_state[name] = EnumOr(d, "state", wire::DomainState::kPending, wire::ParseDomainState,
-                                    wire::DomainStateNames);
-    }
-    r.wave = j.value("wave", 0);
-    r.per_wave = j.value("per_wave", 1);
-    r.wave_instances = j.value("wave_instances", std::vector<std::string>{});
-    r.from_version = j.value("from_version", "");
-    r.to_version = j.value("to_version", "");
     return r;
   });
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "core/clock.h"
@@ -84,33 +85,24 @@ struct StepRecord {
   std::string note;
 };
 
-// A journaled operation: kind "failover" (planned or not) or "rollout" (rollout.h).
-struct Operation {
-  std::string id;
-  wire::OpKind kind = wire::OpKind::kFailover;
-  std::string role;
-  std::string reason;
+// A failover's part of an operation (planned or not).
+struct FailoverOp {
   bool planned = false;
-  std::string to;                                 // planned: the node asked for ("" = any)
-  std::string owner;                              // the controller incarnation driving it
-  wire::OpState state = wire::OpState::kRunning;  // a failed failover is followed by a new one
-  std::string step;                               // the current step's name
-  bool step_begun = false;                        // the current step's start is recorded
+  std::string to;  // planned: the node asked for ("" = any)
   std::string old_primary, old_node;
   // A controller saw old_node silent past its lease plus the fence margin during this
   // operation, and no heartbeat of it has been answered since: a controller that resumes the
-  // operation need not wait the margin again (Controller::SilentNodeFenced).
+  // operation need not wait the margin again (failover_procedure.h).
   bool old_node_fenced = false;
   std::string new_primary, new_node;
   std::string volume;
   int64_t epoch = 0;  // the epoch the new primary serves
-  int64_t created_ms = 0;
-  int64_t finished_ms = 0;
-  std::string error;
-  std::vector<StepRecord> steps;
-  // Rollouts: the revision instances move to (and come from), whether this is a rollback,
-  // the update domains in order with their state (pending | draining | stopping | starting |
-  // done), the wave (max_unavailable_domains domains at a time) under way and its instances.
+};
+
+// A rollout's part of an operation (rollout.h): the revision instances move to (and come
+// from), whether this is a rollback, the update domains in order with their state, the wave
+// (max_unavailable_domains domains at a time) under way and its instances.
+struct RolloutOp {
   int64_t from_revision = 0;
   int64_t to_revision = 0;
   bool rollback = false;
@@ -120,6 +112,33 @@ struct Operation {
   int per_wave = 1;  // update.max_unavailable_domains when the rollout started
   std::vector<std::string> wave_instances;
   std::string from_version, to_version;  // the specs' `version`, for people
+};
+
+// A journaled operation (op_journal.h): what every kind shares, and its kind's part — a
+// failover (planned or not) or a rollout (rollout.h). The kind is the part's.
+struct Operation {
+  std::string id;
+  std::string role;
+  std::string reason;
+  std::string owner;                              // the controller incarnation driving it
+  wire::OpState state = wire::OpState::kRunning;  // a failed failover is followed by a new one
+  std::string step;                               // the current step's name
+  bool step_begun = false;                        // the current step's start is recorded
+  int64_t created_ms = 0;
+  int64_t finished_ms = 0;
+  std::string error;
+  std::vector<StepRecord> steps;
+  std::variant<FailoverOp, RolloutOp> part;
+
+  wire::OpKind kind() const {
+    return std::holds_alternative<RolloutOp>(part) ? wire::OpKind::kRollout
+                                                   : wire::OpKind::kFailover;
+  }
+  // REQUIRES: the operation is of that kind.
+  FailoverOp& failover() { return std::get<FailoverOp>(part); }
+  const FailoverOp& failover() const { return std::get<FailoverOp>(part); }
+  RolloutOp& rollout() { return std::get<RolloutOp>(part); }
+  const RolloutOp& rollout() const { return std::get<RolloutOp>(part); }
 };
 
 struct Event {

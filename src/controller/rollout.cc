@@ -1,4 +1,5 @@
-// Rolling upgrades: see rollout.h for the procedure. Controller members, beside failover.cc.
+// Rolling upgrades: a role's runtime spec changes, and a rollout starts (rollout.h; its steps:
+// rollout_procedure.h).
 #include "controller/rollout.h"
 
 #include <spdlog/spdlog.h>
@@ -10,16 +11,6 @@
 namespace hafab::controller {
 
 using nlohmann::json;
-
-namespace {
-
-std::string Join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
-  return out;
-}
-
-}  // namespace
 
 std::string VersionName(const std::string& v) { return v.empty() ? "(no version)" : v; }
 
@@ -90,12 +81,6 @@ const manifest::Role& Controller::SpecFor(const RoleRecord& role,
   return role.spec;
 }
 
-std::string Controller::DomainOf(const InstanceRecord& inst) const {
-  auto ni = nodes_.find(inst.node);
-  if (ni == nodes_.end() || ni->second.update_domain.empty()) return inst.node;
-  return ni->second.update_domain;
-}
-
 void Controller::PrepareSpecChange(const RoleRecord& old, RoleRecord* rec) {
   int64_t old_rev = old.revision;
   if (old_rev == 0) old_rev = NextSeq();
@@ -122,299 +107,31 @@ bool Controller::RollsOut(const RoleRecord& old, const manifest::Role& next) con
   return false;
 }
 
-std::vector<std::string> Controller::DomainsBehind(const std::string& role, int64_t revision,
-                                                   const std::vector<std::string>& first) const {
-  std::set<std::string> behind;
-  for (const auto& [name, inst] : instances_) {
-    if (inst.role == role && inst.revision != revision) behind.insert(DomainOf(inst));
-  }
-  std::vector<std::string> out = first;
-  for (const auto& d : first) behind.erase(d);
-  out.insert(out.end(), behind.begin(), behind.end());
-  return out;
-}
-
 std::string Controller::StartRollout(const std::string& role, const std::string& reason,
                                      bool rollback) {
   const RoleRecord& r = roles_.at(role);
   Operation op;
   op.id = "op-" + std::to_string(NextSeq());
-  op.kind = wire::OpKind::kRollout;
   op.role = role;
   op.reason = reason;
   op.owner = id_;
-  op.rollback = rollback;
-  op.from_revision = r.previous_revision;
-  op.to_revision = r.revision;
-  op.from_version = r.previous ? r.previous->version : "";
-  op.to_version = r.spec.version;
-  op.per_wave = std::max(1, r.spec.update.max_unavailable_domains);
-  op.domains = DomainsBehind(role, r.revision, {});
-  for (const auto& d : op.domains) op.domain_state[d] = wire::DomainState::kPending;
+  RolloutOp& ro = op.part.emplace<RolloutOp>();
+  ro.rollback = rollback;
+  ro.from_revision = r.previous_revision;
+  ro.to_revision = r.revision;
+  ro.from_version = r.previous ? r.previous->version : "";
+  ro.to_version = r.spec.version;
+  ro.per_wave = std::max(1, r.spec.update.max_unavailable_domains);
+  ro.domains = DomainsBehind(*this, role, r.revision, {});
+  for (const auto& d : ro.domains) ro.domain_state[d] = wire::DomainState::kPending;
   op.step = kRolloutSteps[0];
   op.created_ms = WallMs(clock_);
   PutOp(op);
-  Emit(rollback ? "rollback-started" : "rollout-started",
-       role + " (" + op.id + "): " + (rollback ? "rollback" : "rolling upgrade") + " from " +
-           VersionName(op.from_version) + " to " + VersionName(op.to_version) + " over " +
-           std::to_string(op.domains.size()) + " update domains [" + Join(op.domains) + "], " +
-           std::to_string(op.per_wave) + " at a time: " + reason,
-       {{"op", op.id}, {"role", role}});
+  JournalEvent started = rollout_.Started(op);
+  Emit(started.type, started.message, std::move(started.fields));
   std::string id = op.id;
   AdvanceOp(ops_[id]);
   return id;
-}
-
-std::vector<std::string> Controller::WaveDomains(const Operation& op) const {
-  std::vector<std::string> out;
-  size_t from = static_cast<size_t>(op.wave) * static_cast<size_t>(op.per_wave);
-  for (size_t i = from; i < op.domains.size() && i < from + op.per_wave; ++i) {
-    out.push_back(op.domains[i]);
-  }
-  return out;
-}
-
-std::string Controller::RolloutWaveLabel(const Operation& op) const {
-  return Join(WaveDomains(op));
-}
-
-void Controller::SetWaveState(Operation& op, wire::DomainState state) {
-  bool changed = false;
-  for (const auto& d : WaveDomains(op)) {
-    wire::DomainState& s = op.domain_state[d];
-    if (s != state) {
-      s = state;
-      changed = true;
-    }
-  }
-  if (changed) PutOp(op);
-}
-
-// The rolling-upgrade procedure (procedure.h): drain, stop, start, route, once per wave of
-// update domains, run by the journal.
-class Controller::RolloutProcedure : public Procedure {
- public:
-  explicit RolloutProcedure(Controller& c) : c_(c) {}
-
-  std::string StepLabel(const Operation& op) const override {
-    return op.step + " " + c_.RolloutWaveLabel(op);  // the step repeats per wave
-  }
-
-  StepResult Run(Operation& op) override {
-    if (c_.RoleRemoved(op)) return StepResult::kAbort;
-    const std::string& s = op.step;
-    if (s == "drain") return c_.StepRolloutDrain(op);
-    if (s == "stop") return c_.StepRolloutStop(op);
-    if (s == "start") return c_.StepRolloutStart(op);
-    if (s == "route") return c_.StepRolloutRoute(op);
-    op.error = "unknown step " + s;
-    return StepResult::kAbort;
-  }
-
-  bool Advance(Operation& op) override { return c_.NextRolloutStep(op); }
-
-  size_t StepsPerPass(const Operation& op) const override {
-    return std::size(kRolloutSteps) * (op.domains.size() + 1);
-  }
-
-  JournalEvent Finished(const Operation& op, const std::string& timeline) const override {
-    const std::string what = op.rollback ? "rollback" : "rollout";
-    const std::string state(wire::OpStateName(op.state));
-    return {what + "-" + state,
-            op.role + " (" + op.id + "): " + what + " to " + VersionName(op.to_version) + " " +
-                state + " after " + std::to_string(op.finished_ms - op.created_ms) + "ms" +
-                (op.error.empty() ? "" : ": " + op.error) + " [" + timeline + "]",
-            {{"op", op.id}, {"role", op.role}}};
-  }
-
-  void Forget(const Operation& op) override { c_.fence_version_.erase(op.id); }
-
- private:
-  Controller& c_;
-};
-
-std::unique_ptr<Procedure> Controller::MakeRolloutProcedure() {
-  return std::make_unique<RolloutProcedure>(*this);
-}
-
-// Out of rotation: done once every live gateway routes without them (it gives them no new
-// connection). Their open connections are the instances' own to hand over: the stop step's
-// SIGTERM asks them to drain (the drain contract: answer what is in flight, close each
-// connection after its next response with Connection: close), bounded by stop_grace.
-Controller::StepResult Controller::StepRolloutDrain(Operation& op) {
-  if (op.wave_instances.empty()) {
-    std::vector<std::string> domains = WaveDomains(op);
-    std::set<std::string> in_wave(domains.begin(), domains.end());
-    for (const auto& [name, inst] : instances_) {
-      if (inst.role == op.role && inst.revision != op.to_revision &&
-          in_wave.count(DomainOf(inst))) {
-        op.wave_instances.push_back(name);
-      }
-    }
-    PutOp(op);
-  }
-  SetWaveState(op, wire::DomainState::kDraining);
-  for (const auto& name : op.wave_instances) {
-    InstanceRecord* inst = FindInstance(name);
-    if (inst == nullptr || !inst->routed) continue;
-    InstanceRecord r = *inst;
-    r.routed = false;
-    PutInstance(r);
-  }
-  if (!Commit().ok()) return StepResult::kWait;
-  Publish();
-  return GatewaysAcked(op) ? StepResult::kDone : StepResult::kWait;
-}
-
-Controller::StepResult Controller::StepRolloutStop(Operation& op) {
-  SetWaveState(op, wire::DomainState::kStopping);
-  std::vector<std::string> waiting;
-  for (const auto& name : op.wave_instances) {
-    InstanceRecord* inst = FindInstance(name);
-    if (inst == nullptr) continue;
-    if (inst->run) {
-      InstanceRecord r = *inst;
-      r.run = false;
-      PutInstance(r);
-    }
-  }
-  if (!Commit().ok()) return StepResult::kWait;  // agents never hear what is not stored
-  Publish();
-  for (const auto& name : op.wave_instances) {
-    InstanceRecord* inst = FindInstance(name);
-    if (inst == nullptr || !node_leases_.Live(inst->node)) continue;  // a dead node runs nothing
-    const ObservedInstance* o = Observed(*inst);
-    if (!AssignmentsTaken(inst->node) || (o != nullptr && RunningState(o->state)))
-      waiting.push_back(name);
-  }
-  if (!waiting.empty()) {
-    journal_.Note(op, "waiting for " + Join(waiting) + " to stop");
-    return StepResult::kWait;
-  }
-  return StepResult::kDone;
-}
-
-Controller::StepResult Controller::StepRolloutStart(Operation& op) {
-  SetWaveState(op, wire::DomainState::kStarting);
-  const RoleRecord& role = roles_.at(op.role);
-  for (const auto& name : op.wave_instances) {
-    InstanceRecord* inst = FindInstance(name);
-    if (inst == nullptr) continue;
-    if (inst->revision != op.to_revision || !inst->run) {
-      InstanceRecord r = *inst;
-      if (r.revision != op.to_revision) restarts_.erase(name);  // a new program's restarts
-      r.revision = op.to_revision;
-      r.run = true;
-      r.routed = false;
-      PutInstance(r);
-    }
-  }
-  if (!Commit().ok()) return StepResult::kWait;
-  Publish();
-  std::vector<std::string> waiting;
-  std::string failure;
-  for (const auto& name : op.wave_instances) {
-    InstanceRecord* inst = FindInstance(name);
-    if (inst == nullptr) continue;
-    const ObservedInstance* o = Observed(*inst);
-    const bool taken = AssignmentsTaken(inst->node);
-    if (taken && o != nullptr &&
-        (o->state == wire::InstanceState::kFailed || RestartsExceeded(*inst))) {
-      failure = name + " on " + inst->node + " failed to start (" +
-                std::string(wire::InstanceStateName(o->state)) +
-                (o->last_exit.empty() ? "" : ", " + o->last_exit) + ", " +
-                std::to_string(o->restarts) + " restarts)";
-      break;
-    }
-    const bool ready = taken && o != nullptr && o->state == wire::InstanceState::kRunning &&
-                       node_leases_.Live(inst->node) && ProbesPass(role.spec.probes, *o);
-    if (!ready) waiting.push_back(name);
-  }
-  if (failure.empty() && waiting.empty()) return StepResult::kDone;
-  if (failure.empty() && journal_.StepElapsed(op) >= role.spec.update.ready_timeout) {
-    failure = Join(waiting) + " not ready within " +
-              std::to_string(ToMs(role.spec.update.ready_timeout)) + "ms (update.ready_timeout)";
-  }
-  if (failure.empty()) {
-    journal_.Note(op, "waiting for " + Join(waiting) + " to be ready");
-    return StepResult::kWait;
-  }
-  if (op.rollback) {
-    op.error = "rollback failed: " + failure;
-    return StepResult::kAbort;
-  }
-  BeginRollback(op, failure);
-  return StepResult::kWait;
-}
-
-Controller::StepResult Controller::StepRolloutRoute(Operation& op) {
-  for (const auto& name : op.wave_instances) {
-    InstanceRecord* inst = FindInstance(name);
-    if (inst == nullptr || inst->routed) continue;
-    InstanceRecord r = *inst;
-    r.routed = true;
-    PutInstance(r);
-  }
-  SetWaveState(op, wire::DomainState::kDone);
-  return StepResult::kDone;
-}
-
-bool Controller::NextRolloutStep(Operation& op) {
-  constexpr size_t n = std::size(kRolloutSteps);
-  for (size_t i = 0; i + 1 < n; ++i) {
-    if (op.step == kRolloutSteps[i]) {
-      op.step = kRolloutSteps[i + 1];
-      return true;
-    }
-  }
-  // route done: the next wave, if any.
-  fence_version_.erase(op.id);
-  op.wave_instances.clear();
-  ++op.wave;
-  if (static_cast<size_t>(op.wave) * static_cast<size_t>(op.per_wave) >= op.domains.size()) {
-    return false;
-  }
-  op.step = kRolloutSteps[0];
-  return true;
-}
-
-void Controller::BeginRollback(Operation& op, const std::string& why) {
-  RoleRecord r = roles_.at(op.role);
-  if (!r.previous) {
-    op.error = "cannot roll back: no previous spec";
-    return;
-  }
-  manifest::Role back = r.spec;
-  CopyRuntime(*r.previous, &back);
-  r.previous = r.spec;
-  r.spec = back;
-  std::swap(r.revision, r.previous_revision);
-  PutRole(r);
-  std::vector<std::string> first = WaveDomains(op);
-  if (!op.steps.empty() && op.steps.back().duration_ms < 0) {
-    op.steps.back().duration_ms = std::max<int64_t>(0, WallMs(clock_) - op.steps.back().started_ms);
-    op.steps.back().note = "rolling back: " + why;
-  }
-  op.rollback = true;
-  std::swap(op.from_revision, op.to_revision);
-  std::swap(op.from_version, op.to_version);
-  op.error = why;
-  op.reason += "; rolled back: " + why;
-  // The wave under way goes first, with the same instances: some may still run the old
-  // spec, but all are out of rotation (or stopped) and must come back.
-  op.domains = DomainsBehind(op.role, op.to_revision, first);
-  op.domain_state.clear();
-  for (const auto& d : op.domains) op.domain_state[d] = wire::DomainState::kPending;
-  op.wave = 0;
-  op.step = kRolloutSteps[0];
-  op.step_begun = false;
-  fence_version_.erase(op.id);
-  PutOp(op);
-  Emit("rollout-rollback",
-       op.role + " (" + op.id + "): rolling back to " + VersionName(op.to_version) + " over [" +
-           Join(op.domains) + "]: " + why,
-       {{"op", op.id}, {"role", op.role}});
-  (void)Commit();
 }
 
 Result<json> Controller::Upgrade(const std::string& role, const json& set, bool rollback) {
@@ -435,18 +152,19 @@ Result<json> Controller::Upgrade(const std::string& role, const json& set, bool 
     return Status::InvalidArgument("set: not allowed with rollback");
   }
   if (rollback && active != nullptr) {
-    if (active->kind != wire::OpKind::kRollout || active->rollback) {
-      return Status::Conflict(
-          "role: " + role + " already has " + std::string(wire::OpKindName(active->kind)) + " " +
-          active->id + (active->rollback ? " (a rollback)" : "") + " at step " + active->step);
+    const RolloutOp* ro = std::get_if<RolloutOp>(&active->part);
+    if (ro == nullptr || ro->rollback) {
+      return Status::Conflict("role: " + role + " already has " +
+                              std::string(wire::OpKindName(active->kind())) + " " + active->id +
+                              (ro != nullptr ? " (a rollback)" : "") + " at step " + active->step);
     }
     id = active->id;
-    BeginRollback(*active, "requested by an operator");
+    rollout_.BeginRollback(*active, *this, *this, "requested by an operator");
     AdvanceOp(*active);
   } else {
     if (active != nullptr) {
       return Status::Conflict("role: " + role + " already has " +
-                              std::string(wire::OpKindName(active->kind)) + " " + active->id +
+                              std::string(wire::OpKindName(active->kind())) + " " + active->id +
                               " at step " + active->step + "; upgrade again when it is done");
     }
     manifest::Role next_spec = rec.spec;

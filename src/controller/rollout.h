@@ -5,7 +5,8 @@
 // resources, stop_grace, version) changes through `hafab upgrade` or a re-applied manifest.
 // The role record then keeps the new spec (`revision`) and the old one (`previous`,
 // `previous_revision`); every instance names the revision it runs, so nothing restarts until
-// the rollout reaches it. The rollout is a journaled operation (kind "rollout", ops.cc) whose
+// the rollout reaches it. The rollout is a journaled operation (kind "rollout",
+// rollout_procedure.h) whose
 // steps run once per wave of `update.max_unavailable_domains` domains:
 //   drain  the wave's instances leave the rotation (routes: ready false); done when every
 //          live gateway has acknowledged that table and reports no connection left to them
@@ -29,8 +30,6 @@
 #include "manifest/model.h"
 
 namespace hafab::controller {
-
-inline constexpr const char* kRolloutSteps[] = {"drain", "stop", "start", "route"};
 
 // Whether two specs run the same thing (the fields above). Instance count, endpoint,
 // autoscale and update policy are not part of it: changing them restarts nothing.

@@ -105,12 +105,12 @@ TEST_F(RolloutTest, UpgradeGoesOneUpdateDomainAtATime) {
   RunUntilFinished();
   const Operation* op = LastOp();
   ASSERT_NE(op, nullptr);
-  EXPECT_EQ(op->kind, wire::OpKind::kRollout);
+  EXPECT_EQ(op->kind(), wire::OpKind::kRollout);
   EXPECT_EQ(op->state, wire::OpState::kDone) << op->error;
-  EXPECT_FALSE(op->rollback);
+  EXPECT_FALSE(op->rollout().rollback);
   EXPECT_EQ(StopOrder(*op), (std::vector<std::string>{"ud1", "ud2", "ud3"}));
-  for (const auto& d : op->domains)
-    EXPECT_EQ(op->domain_state.at(d), wire::DomainState::kDone) << d;
+  for (const auto& d : op->rollout().domains)
+    EXPECT_EQ(op->rollout().domain_state.at(d), wire::DomainState::kDone) << d;
   EXPECT_EQ(Commands("/bin/web2"), 6);
   EXPECT_EQ(Role("web").spec.version, "2");
   EXPECT_EQ(max_down_, 1);
@@ -185,7 +185,7 @@ TEST_F(RolloutTest, BrokenVersionIsRolledBackAutomatically) {
   RunUntilFinished();
   const Operation* op = LastOp();
   EXPECT_EQ(op->state, wire::OpState::kDone) << op->error;
-  EXPECT_TRUE(op->rollback);
+  EXPECT_TRUE(op->rollout().rollback);
   EXPECT_NE(op->reason.find("rolled back: web-"), std::string::npos) << op->reason;
   EXPECT_EQ(Commands("/bin/web"), 6);
   EXPECT_EQ(Role("web").spec.command, "/bin/web");
@@ -209,7 +209,7 @@ TEST_F(RolloutTest, NotReadyWithinTheDeadlineRollsBack) {
   // not the rollout, takes a second domain down for a moment (per_wave 3: not checked).
   RunUntilFinished(60s, 3);
   const Operation* op = LastOp();
-  EXPECT_TRUE(op->rollback);
+  EXPECT_TRUE(op->rollout().rollback);
   EXPECT_NE(op->reason.find("not ready within 1000ms"), std::string::npos) << op->reason;
   EXPECT_EQ(Role("web").spec.version, "1");
 }
@@ -223,7 +223,7 @@ TEST_F(RolloutTest, AWallClockJumpDoesNotExpireTheReadyDeadline) {
   ASSERT_EQ(LastOp()->step, "start");
   clock_.JumpWall(1h);
   RunUntilFinished();
-  EXPECT_FALSE(LastOp()->rollback) << LastOp()->reason;
+  EXPECT_FALSE(LastOp()->rollout().rollback) << LastOp()->reason;
   EXPECT_EQ(LastOp()->state, wire::OpState::kDone);
   EXPECT_EQ(Role("web").spec.version, "2");
 }
@@ -231,12 +231,12 @@ TEST_F(RolloutTest, AWallClockJumpDoesNotExpireTheReadyDeadline) {
 TEST_F(RolloutTest, RollbackOnDemandMidwayAndAfterwards) {
   StartWeb();
   ASSERT_TRUE(c_->Upgrade("web", {{"command", "/bin/web2"}}, false).ok());
-  for (int i = 0; i < 100 && LastOp()->wave < 1; ++i) RunChecked(100ms);
+  for (int i = 0; i < 100 && LastOp()->rollout().wave < 1; ++i) RunChecked(100ms);
   auto r = c_->Upgrade("web", json(), true);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)["operation"], LastOp()->id);  // the same operation turns back
   RunUntilFinished();
-  EXPECT_TRUE(LastOp()->rollback);
+  EXPECT_TRUE(LastOp()->rollout().rollback);
   EXPECT_EQ(LastOp()->state, wire::OpState::kDone);
   EXPECT_EQ(Commands("/bin/web"), 6);
   // Afterwards: undo the last change again (back to web2), as a new rollout.
@@ -254,7 +254,7 @@ TEST_F(RolloutTest, ReappliedManifestRollsInsteadOfRestarting) {
   ApplyRoles({web});
   const Operation* op = LastOp();
   ASSERT_NE(op, nullptr);
-  EXPECT_EQ(op->kind, wire::OpKind::kRollout);
+  EXPECT_EQ(op->kind(), wire::OpKind::kRollout);
   EXPECT_EQ(op->reason, "manifest applied");
   RunUntilFinished();
   EXPECT_EQ(LastOp()->state, wire::OpState::kDone);
@@ -286,7 +286,7 @@ TEST_F(RolloutTest, DrainHookChangeRollsOutAndBack) {
   web.drain = manifest::DrainHook{{"web-ctl", "drain"}, 2s};
   ApplyRoles({web});
   ASSERT_NE(LastOp(), nullptr);
-  EXPECT_EQ(LastOp()->kind, wire::OpKind::kRollout);
+  EXPECT_EQ(LastOp()->kind(), wire::OpKind::kRollout);
   RunUntilFinished();
   EXPECT_EQ(LastOp()->state, wire::OpState::kDone);
   EXPECT_EQ(Role("web").spec.drain, web.drain);
@@ -338,7 +338,7 @@ TEST_P(RolloutResumeTest, NewControllerResumesAtTheRecordedStep) {
   RunUntilFinished();
   const Operation& op = c_->ops().at(id);
   EXPECT_EQ(op.state, wire::OpState::kDone) << op.error;
-  EXPECT_FALSE(op.rollback);
+  EXPECT_FALSE(op.rollout().rollback);
   EXPECT_EQ(Commands("/bin/web2"), 6);
   EXPECT_EQ(max_down_, 1);
   int begun = 0;

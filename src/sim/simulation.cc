@@ -387,7 +387,9 @@ void Simulation::ReadEvents() {
       ++result_.failovers;
       const std::string role = field("role");
       const controller::Operation* op = c->ActiveOp(role);
-      bool justified = role_silent_since_.count(role) > 0 || (op != nullptr && op->planned);
+      const controller::FailoverOp* f =
+          op == nullptr ? nullptr : std::get_if<controller::FailoverOp>(&op->part);
+      bool justified = role_silent_since_.count(role) > 0 || (f != nullptr && f->planned);
       auto pf = process_fault_at_.find(role);
       if (pf != process_fault_at_.end() && now - pf->second < std::chrono::seconds(30)) {
         justified = true;
@@ -395,8 +397,8 @@ void Simulation::ReadEvents() {
       // The controller lost a node because it could not hear it: a crashed or isolated
       // node, or the controller's own restart (a node that a new incarnation does not hear
       // within its first lease).
-      if (op != nullptr && (net_.Partitioned(op->old_node) || !nodes_.count(op->old_node) ||
-                            !nodes_[op->old_node])) {
+      if (f != nullptr &&
+          (net_.Partitioned(f->old_node) || !nodes_.count(f->old_node) || !nodes_[f->old_node])) {
         justified = true;
       }
       if (!justified) {

@@ -1,0 +1,75 @@
+// Operation records as stored: the split into the common part and each kind's part keeps the
+// JSON every earlier controller wrote.
+#include "controller/records.h"
+
+#include <gtest/gtest.h>
+
+namespace hafab::controller {
+namespace {
+
+using nlohmann::json;
+
+// A failover as the controller wrote it before the split (every field, at this point).
+const char* kOldFailover = R"({
+  "id": "op-12", "kind": "failover", "role": "kvd", "reason": "node n1 is down",
+  "planned": true, "to": "n3", "owner": "ctl-1", "state": "running", "step": "stop",
+  "step_begun": true, "old_primary": "kvd-0", "old_node": "n1", "old_node_fenced": true,
+  "new_primary": "", "new_node": "", "volume": "kvd-data", "epoch": 4,
+  "created_ms": 1700000000000, "finished_ms": 0, "error": "",
+  "steps": [{"name": "detect", "step": "detect", "state": "done", "started_ms": 1700000000000,
+             "duration_ms": 0, "note": "", "detail": ""},
+            {"name": "fence", "step": "fence", "state": "running", "started_ms": 1700000000001,
+             "duration_ms": -1, "note": "waiting for gateway gw1",
+             "detail": "waiting for gateway gw1"}]})";
+
+// A rollout as written before the split: the failover's fields at their defaults too.
+const char* kOldRollout = R"({
+  "id": "op-30", "kind": "rollout", "role": "web", "reason": "hafab upgrade",
+  "planned": false, "to": "", "owner": "ctl-2", "state": "done", "step": "route",
+  "step_begun": false, "old_primary": "", "old_node": "", "old_node_fenced": false,
+  "new_primary": "", "new_node": "", "volume": "", "epoch": 0,
+  "created_ms": 1700000000000, "finished_ms": 1700000005000, "error": "", "steps": [],
+  "from_revision": 7, "to_revision": 9, "rollback": true,
+  "domains": [{"domain": "ud2", "state": "done"}, {"domain": "ud1", "state": "starting"}],
+  "wave": 1, "per_wave": 1, "wave_instances": ["web-1"], "from_version": "1",
+  "to_version": "2"})";
+
+TEST(RecordsTest, OldFailoverRecordRoundTrips) {
+  json old = json::parse(kOldFailover);
+  auto op = OperationFromJson(old);
+  ASSERT_TRUE(op.ok()) << op.status().ToString();
+  EXPECT_EQ(op->kind(), wire::OpKind::kFailover);
+  EXPECT_EQ(op->failover().old_primary, "kvd-0");
+  EXPECT_TRUE(op->failover().old_node_fenced);
+  EXPECT_EQ(op->failover().epoch, 4);
+  EXPECT_EQ(op->steps.size(), 2u);
+  EXPECT_EQ(ToJson(*op), old);
+}
+
+TEST(RecordsTest, OldRolloutRecordRoundTrips) {
+  json old = json::parse(kOldRollout);
+  auto op = OperationFromJson(old);
+  ASSERT_TRUE(op.ok()) << op.status().ToString();
+  EXPECT_EQ(op->kind(), wire::OpKind::kRollout);
+  EXPECT_TRUE(op->rollout().rollback);
+  EXPECT_EQ(op->rollout().domains, (std::vector<std::string>{"ud2", "ud1"}));
+  EXPECT_EQ(op->rollout().domain_state.at("ud1"), wire::DomainState::kStarting);
+  EXPECT_EQ(ToJson(*op), old);
+}
+
+// The oldest records name no kind and few fields: a failover with the defaults.
+TEST(RecordsTest, RecordWithoutKindIsAFailover) {
+  auto op = OperationFromJson(json{{"id", "op-1"}, {"role", "kvd"}, {"step", "fence"}});
+  ASSERT_TRUE(op.ok());
+  EXPECT_EQ(op->kind(), wire::OpKind::kFailover);
+  EXPECT_EQ(op->failover().epoch, 0);
+  EXPECT_FALSE(ToJson(*op).contains("domains"));
+}
+
+TEST(RecordsTest, UnknownKindIsRefused) {
+  auto op = OperationFromJson(json{{"id", "op-1"}, {"kind", "teleport"}});
+  EXPECT_FALSE(op.ok());
+}
+
+}  // namespace
+}  // namespace hafab::controller
