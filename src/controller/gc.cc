@@ -44,18 +44,26 @@ void Controller::Gc() {
   }
 
   // Volumes attached where no instance has them.
+  std::map<std::string, std::vector<std::string>> attached_at;  // volume -> live nodes
+  for (const auto& [node, obs] : observed_) {
+    if (!node_leases_.Live(node)) continue;
+    for (const auto& [vol, v] : obs.volumes) {
+      if (v.state == wire::VolumeState::kAttached) attached_at[vol].push_back(node);
+    }
+  }
   for (const auto& [rname, role] : roles_) {
     const std::string& vol = role.spec.volume;
     if (vol.empty() || ActiveOp(rname) != nullptr) continue;
     std::string want;
-    for (const auto& [name, inst] : instances_) {
-      if (inst.role == rname && inst.volume) want = inst.node;
+    if (auto br = by_role_.find(rname); br != by_role_.end()) {
+      for (const auto& name : br->second) {
+        const InstanceRecord& inst = instances_.at(name);
+        if (inst.volume) want = inst.node;
+      }
     }
-    for (const auto& [node, obs] : observed_) {
-      if (node == want || !node_leases_.Live(node)) continue;
-      auto v = obs.volumes.find(vol);
-      if (v != obs.volumes.end() && v->second.state == wire::VolumeState::kAttached &&
-          warned_.insert("stray-volume/" + node + "/" + vol).second) {
+    auto at = attached_at.find(vol);
+    for (const auto& node : at == attached_at.end() ? std::vector<std::string>{} : at->second) {
+      if (node != want && warned_.insert("stray-volume/" + node + "/" + vol).second) {
         Emit("gc-stray-volume",
              "node " + node + " holds volume " + vol +
                  " that no instance there has; re-sending its assignments",

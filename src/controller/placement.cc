@@ -7,7 +7,7 @@ namespace hafab::controller {
 std::optional<std::string> PickNode(const std::vector<NodeCandidate>& candidates,
                                     const std::vector<Peer>& peers) {
   const NodeCandidate* best = nullptr;
-  std::tuple<int, int, int, std::string> best_score;
+  std::tuple<int, int, int, std::string_view> best_score;
   for (const auto& c : candidates) {
     if (c.capacity > 0 && c.load >= c.capacity) continue;
     int on_node = 0, shared = 0;
@@ -16,14 +16,14 @@ std::optional<std::string> PickNode(const std::vector<NodeCandidate>& candidates
       if (!c.fault_domain.empty() && p.fault_domain == c.fault_domain) ++shared;
       if (!c.update_domain.empty() && p.update_domain == c.update_domain) ++shared;
     }
-    std::tuple<int, int, int, std::string> score{on_node, shared, c.load, c.name};
+    std::tuple<int, int, int, std::string_view> score{on_node, shared, c.load, c.name};
     if (best == nullptr || score < best_score) {
       best = &c;
-      best_score = std::move(score);
+      best_score = score;
     }
   }
   if (best == nullptr) return std::nullopt;
-  return best->name;
+  return std::string(best->name);
 }
 
 std::string PickStandby(const std::vector<StandbyCandidate>& candidates,

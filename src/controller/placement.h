@@ -5,23 +5,25 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hafab::controller {
 
+// The names are views into the caller's records (a placement looks at every node: no copies).
 struct NodeCandidate {
-  std::string name;
-  std::string fault_domain;
-  std::string update_domain;
+  std::string_view name;
+  std::string_view fault_domain;
+  std::string_view update_domain;
   int capacity = 0;  // max instances; 0 = unlimited
   int load = 0;      // instances assigned to the node now (all roles)
 };
 
 // Where the role's other instances are.
 struct Peer {
-  std::string node;
-  std::string fault_domain;
-  std::string update_domain;
+  std::string_view node;
+  std::string_view fault_domain;
+  std::string_view update_domain;
 };
 
 // Picks a node among `candidates` (already filtered to live, undrained nodes) for one more

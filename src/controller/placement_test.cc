@@ -54,14 +54,14 @@ TEST(PlacementTest, SpreadsManyInstancesAcrossDomains) {
       if (c.name == *n) {
         ++c.load;
         peers.push_back({c.name, c.fault_domain, c.update_domain});
-        ++per_fd[c.fault_domain];
+        ++per_fd[std::string(c.fault_domain)];
       }
     }
   }
   EXPECT_EQ(per_fd["fd1"], 2);
   EXPECT_EQ(per_fd["fd2"], 2);
   std::set<std::string> used;
-  for (const auto& p : peers) used.insert(p.node);
+  for (const auto& p : peers) used.insert(std::string(p.node));
   EXPECT_EQ(used.size(), 4u);
 }
 

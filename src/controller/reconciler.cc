@@ -38,21 +38,21 @@ std::pair<std::string, int> SplitHostPort(const std::string& hp) {
 
 void Controller::Reconcile() {
   if (crashed_) return;
-  std::map<std::string, std::vector<std::string>> by_role;
   std::vector<std::string> orphans;
-  for (const auto& [name, inst] : instances_) {
-    if (roles_.count(inst.role)) {
-      by_role[inst.role].push_back(name);
-    } else {
-      orphans.push_back(name);
-    }
+  for (const auto& [role, names] : by_role_) {
+    if (!roles_.count(role)) orphans.insert(orphans.end(), names.begin(), names.end());
   }
   for (const auto& name : orphans) {
     Emit("instance-removed", "instance " + name + " removed: its role is no longer applied",
          {{"instance", name}});
     DeleteInstance(name);
   }
-  for (auto& [name, role] : roles_) EnsureCount(role, by_role[name]);
+  for (auto& [name, role] : roles_) {
+    auto br = by_role_.find(name);
+    EnsureCount(role, br == by_role_.end()
+                          ? std::vector<std::string>{}
+                          : std::vector<std::string>(br->second.begin(), br->second.end()));
+  }
   std::vector<std::string> names;
   for (const auto& [name, _] : instances_) names.push_back(name);
   for (const auto& name : names) {
@@ -67,6 +67,14 @@ void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
   const std::string& rname = role.spec.name;
   if (ActiveOp(rname) != nullptr) return;  // a failover owns the role's instances now
   bool ap = role.spec.mode == RoleMode::kActivePassive;
+  // The steady state, checked first: as many instances as wanted, all in the rotation, and
+  // an active-passive role with its primary (most roles, most passes).
+  if (static_cast<int>(names.size()) == role.spec.instances &&
+      (ap ? !role.primary.empty() && instances_.count(role.primary) > 0
+          : std::all_of(names.begin(), names.end(),
+                        [&](const std::string& n) { return instances_.at(n).routed; }))) {
+    return;
+  }
   std::set<int> ordinals;
   for (const auto& n : names) ordinals.insert(instances_.at(n).ordinal);
   while (static_cast<int>(names.size()) < role.spec.instances) {
@@ -284,8 +292,11 @@ std::optional<std::string> Controller::Place(const std::string& role, const std:
     if (name == moving) continue;
     const InstanceRecord& inst = instances_.at(name);
     auto ni = nodes_.find(inst.node);
-    peers.push_back({inst.node, ni == nodes_.end() ? "" : ni->second.fault_domain,
-                     ni == nodes_.end() ? "" : ni->second.update_domain});
+    if (ni == nodes_.end()) {
+      peers.push_back({inst.node, {}, {}});
+    } else {
+      peers.push_back({inst.node, ni->second.fault_domain, ni->second.update_domain});
+    }
   }
   return PickNode(candidates, peers);
 }

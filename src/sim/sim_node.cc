@@ -90,21 +90,29 @@ void SimNode::SupervisorTick() {
 }
 
 // The agent's ProbeRunner, without sockets: every probe of a running process answers at its
-// interval, ok unless the process hangs.
+// interval, ok unless the process hangs. The targets are listed again only when a probe is
+// due or a process started.
 void SimNode::Probe() {
   const TimePoint now = clock_.Now();
+  if (now < next_probe_due_ && started_seen_ == probed_starts_) return;
+  probed_starts_ = started_seen_;
+  next_probe_due_ = TimePoint::max();
   for (const auto& t : supervisor_->ProbeTargets()) {
     const std::optional<manifest::Probe>* probes[] = {&t.liveness, &t.readiness};
     for (int type = 0; type < 2; ++type) {
       if (!*probes[type]) continue;
       TimePoint& next = next_probe_[{t.instance, type}];
-      if (now < next) continue;
-      next = now + (*probes[type])->interval;
-      supervisor_->RecordProbe(
-          t.instance, t.pid, type == 0 ? agent::ProbeType::kLiveness : agent::ProbeType::kReadiness,
-          hung_.count(t.pid) ? agent::ProbeOutcome::kFailed : agent::ProbeOutcome::kOk);
+      if (now >= next) {
+        next = now + (*probes[type])->interval;
+        supervisor_->RecordProbe(
+            t.instance, t.pid,
+            type == 0 ? agent::ProbeType::kLiveness : agent::ProbeType::kReadiness,
+            hung_.count(t.pid) ? agent::ProbeOutcome::kFailed : agent::ProbeOutcome::kOk);
+      }
+      next_probe_due_ = std::min(next_probe_due_, next);
     }
   }
+  if (next_probe_due_ == TimePoint::max()) next_probe_due_ = now;  // nothing to probe yet
 }
 
 void SimNode::CheckLease() {

@@ -103,6 +103,10 @@ class SimNode {
   std::map<pid_t, std::string> volume_of_;  // pid -> the volume directory it holds
   std::set<pid_t> hung_;
   std::map<std::pair<std::string, int>, TimePoint> next_probe_;
+  // The earliest probe due, and the processes started when it was computed: until then (and
+  // no process started since) there is nothing to probe.
+  TimePoint next_probe_due_{};
+  size_t probed_starts_ = 0;
   std::string boot_id_;
   bool heartbeat_in_flight_ = false;
   bool heartbeat_again_ = false;
