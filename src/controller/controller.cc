@@ -230,10 +230,12 @@ bool Controller::PutInstance(const InstanceRecord& r) {
   if (it != instances_.end()) {
     if (ToJson(it->second) == j) return false;
     by_node_[it->second.node].erase(r.name);
+    PassLoad(it->second.node, -1);
     dirty_nodes_.insert(it->second.node);
   }
   instances_[r.name] = r;
   by_node_[r.node].insert(r.name);
+  PassLoad(r.node, +1);
   by_role_[r.role].insert(r.name);
   dirty_nodes_.insert(r.node);
   RoutesDirty(r.role);
@@ -241,11 +243,18 @@ bool Controller::PutInstance(const InstanceRecord& r) {
   return true;
 }
 
+void Controller::PassLoad(const std::string& node, int delta) {
+  if (!placement_pass_) return;
+  auto it = placement_pass_->index.find(node);
+  if (it != placement_pass_->index.end()) placement_pass_->candidates[it->second].load += delta;
+}
+
 void Controller::DeleteInstance(const std::string& name) {
   auto it = instances_.find(name);
   if (it == instances_.end()) return;
   by_node_[it->second.node].erase(name);
   by_role_[it->second.role].erase(name);
+  PassLoad(it->second.node, -1);
   dirty_nodes_.insert(it->second.node);
   RoutesDirty(it->second.role);
   instances_.erase(it);

@@ -32,6 +32,7 @@
 #include "controller/observed.h"
 #include "controller/op_journal.h"
 #include "controller/op_view.h"
+#include "controller/placement.h"
 #include "controller/procedure.h"
 #include "controller/records.h"
 #include "controller/rollout_procedure.h"
@@ -264,6 +265,12 @@ class Controller : private JournalStore, private OpView {
   int CarriedRestarts(const RoleRecord& role, const InstanceRecord& inst) const;
   std::optional<std::string> Place(const std::string& role, const std::string& moving,
                                    const std::set<std::string>& exclude) const override;
+  // The nodes an instance may go to: live, not down, not drained, not excluded, with their
+  // loads (not counting `moving`).
+  std::vector<NodeCandidate> LiveCandidates(const std::string& moving,
+                                            const std::set<std::string>& exclude) const;
+  // An instance came to (+1) or left (-1) `node` during a reconcile pass (placement_pass_).
+  void PassLoad(const std::string& node, int delta);
   int PortFor(const manifest::Role& spec, const std::string& node,
               const std::string& moving) const override;
   bool RestartsExceeded(const InstanceRecord& inst) const override;
@@ -384,6 +391,12 @@ class Controller : private JournalStore, private OpView {
   // role -> the roles whose endpoint's allow: names it (their CIDRs follow its instances).
   std::map<std::string, std::set<std::string>> allow_referrers_;
   bool routes_window_passed_ = false;  // the first lease TTL since the start (BuildEndpoint)
+  // The live nodes listed once for a reconcile pass (Place); empty outside one.
+  struct PlacementPass {
+    std::vector<NodeCandidate> candidates;
+    std::map<std::string_view, size_t> index;  // node -> its candidate
+  };
+  std::optional<PlacementPass> placement_pass_;
   // host -> the ports gateway endpoints listen on there (PortFor); reset when roles change.
   mutable std::optional<std::map<std::string, std::set<int>>> listen_ports_;
   wire::Routes routes_;

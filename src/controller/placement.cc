@@ -5,11 +5,12 @@
 namespace hafab::controller {
 
 std::optional<std::string> PickNode(const std::vector<NodeCandidate>& candidates,
-                                    const std::vector<Peer>& peers) {
+                                    const std::vector<Peer>& peers,
+                                    const std::function<bool(std::string_view)>& skip) {
   const NodeCandidate* best = nullptr;
   std::tuple<int, int, int, std::string_view> best_score;
   for (const auto& c : candidates) {
-    if (c.capacity > 0 && c.load >= c.capacity) continue;
+    if ((c.capacity > 0 && c.load >= c.capacity) || (skip && skip(c.name))) continue;
     int on_node = 0, shared = 0;
     for (const auto& p : peers) {
       if (p.node == c.name) ++on_node;

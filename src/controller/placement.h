@@ -2,6 +2,7 @@
 // Pure functions of their inputs, so the rules are unit-tested without a controller.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -34,9 +35,10 @@ struct Peer {
 //      first two instances land in a different fault domain AND update domain when the
 //      nodes allow it);
 //   4. the least loaded node; then the name, so the choice is deterministic.
-// nullopt when no candidate has room.
+// nullopt when no candidate has room. Candidates for which `skip` says true are passed over.
 std::optional<std::string> PickNode(const std::vector<NodeCandidate>& candidates,
-                                    const std::vector<Peer>& peers);
+                                    const std::vector<Peer>& peers,
+                                    const std::function<bool(std::string_view)>& skip = {});
 
 // A standby failover could promote (already filtered to live, undrained nodes, not failed).
 struct StandbyCandidate {

@@ -38,6 +38,17 @@ std::pair<std::string, int> SplitHostPort(const std::string& hp) {
 
 void Controller::Reconcile() {
   if (crashed_) return;
+  // Leases and nodes stay as they are during the pass: the live nodes are listed once, and
+  // PutInstance / DeleteInstance keep their loads.
+  placement_pass_.emplace();
+  placement_pass_->candidates = LiveCandidates("", {});
+  for (size_t i = 0; i < placement_pass_->candidates.size(); ++i) {
+    placement_pass_->index.emplace(placement_pass_->candidates[i].name, i);
+  }
+  struct EndPass {
+    std::optional<PlacementPass>& pass;
+    ~EndPass() { pass.reset(); }
+  } end_pass{placement_pass_};
   std::vector<std::string> orphans;
   for (const auto& [role, names] : by_role_) {
     if (!roles_.count(role)) orphans.insert(orphans.end(), names.begin(), names.end());
@@ -276,8 +287,8 @@ bool Controller::Relocate(const RoleRecord& role, InstanceRecord& inst, const st
   return true;
 }
 
-std::optional<std::string> Controller::Place(const std::string& role, const std::string& moving,
-                                             const std::set<std::string>& exclude) const {
+std::vector<NodeCandidate> Controller::LiveCandidates(const std::string& moving,
+                                                      const std::set<std::string>& exclude) const {
   std::vector<NodeCandidate> candidates;
   for (const auto& [name, n] : nodes_) {
     if (n.down || n.drained || !node_leases_.Live(name) || exclude.count(name)) continue;
@@ -286,6 +297,17 @@ std::optional<std::string> Controller::Place(const std::string& role, const std:
     if (bn != by_node_.end()) load = static_cast<int>(bn->second.size() - bn->second.count(moving));
     candidates.push_back({name, n.fault_domain, n.update_domain, n.capacity, load});
   }
+  return candidates;
+}
+
+std::optional<std::string> Controller::Place(const std::string& role, const std::string& moving,
+                                             const std::set<std::string>& exclude) const {
+  // During a reconcile pass the live nodes are listed once (placement_pass_); that list
+  // counts the mover on its node, so it serves when the mover's node is excluded anyway.
+  const InstanceRecord* mover = moving.empty() ? nullptr : &instances_.at(moving);
+  const bool pass = placement_pass_ && (mover == nullptr || exclude.count(mover->node));
+  std::vector<NodeCandidate> own;
+  if (!pass) own = LiveCandidates(moving, exclude);
   std::vector<Peer> peers;
   auto br = by_role_.find(role);
   for (const auto& name : br == by_role_.end() ? std::set<std::string>{} : br->second) {
@@ -298,7 +320,13 @@ std::optional<std::string> Controller::Place(const std::string& role, const std:
       peers.push_back({inst.node, ni->second.fault_domain, ni->second.update_domain});
     }
   }
-  return PickNode(candidates, peers);
+  if (!pass) return PickNode(own, peers);
+  return PickNode(placement_pass_->candidates, peers, [&](std::string_view node) {
+    for (const auto& e : exclude) {
+      if (node == e) return true;
+    }
+    return false;
+  });
 }
 
 int Controller::PortFor(const manifest::Role& spec, const std::string& node,

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   CLI::App app{"hafab-sim: the whole fabric on simulated time, with faults, checking invariants"};
   sim::SimOptions o;
   std::string duration = "5m", settle = "30s", fault_interval = "5s", heartbeat = "200ms",
-              tick = "50ms", probe = "100ms";
+              tick = "50ms", probe = "100ms", lease = "1s", reconcile = "100ms";
   std::vector<std::string> faults, breaks;
   std::string only;
   int seeds = 1;
@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-interval", heartbeat, "agents' and gateways' heartbeat interval")
       ->capture_default_str();
   app.add_option("--tick", tick, "agents' tick interval")->capture_default_str();
+  app.add_option("--lease-ttl", lease, "the controller's lease TTL")->capture_default_str();
+  app.add_option("--reconcile-interval", reconcile, "the controller's reconcile pass")
+      ->capture_default_str();
   app.add_option("--probe-interval", probe, "instances' probe interval")->capture_default_str();
   app.add_option("--clients", o.clients, "active-passive roles the model client writes to")
       ->capture_default_str();
@@ -87,6 +90,8 @@ int main(int argc, char** argv) {
       !ReadDuration("--fault-interval", fault_interval, &o.fault_interval) ||
       !ReadDuration("--heartbeat-interval", heartbeat, &o.heartbeat_interval) ||
       !ReadDuration("--tick", tick, &o.tick_interval) ||
+      !ReadDuration("--lease-ttl", lease, &o.lease_ttl) ||
+      !ReadDuration("--reconcile-interval", reconcile, &o.reconcile_interval) ||
       !ReadDuration("--probe-interval", probe, &o.probe_interval)) {
     return 2;
   }

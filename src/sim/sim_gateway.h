@@ -37,6 +37,11 @@ class SimGateway {
   }
   bool LeaseValid(TimePoint now) const { return now < lease_deadline_; }
 
+  // Its long poll for routes: an answer is on the way, and another is wanted after it.
+  bool poll_in_flight = false;
+  bool poll_again = false;
+  uint64_t polls = 0;  // numbers the answers, so that a late one or its timeout is told apart
+
   // The backend a new connection to `role`'s endpoint goes to now; nullptr when none may serve.
   const gateway::Backend* Route(const std::string& role, TimePoint now, Random& random) const {
     auto it = by_role_.find(role);

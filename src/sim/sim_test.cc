@@ -40,6 +40,18 @@ TEST(SimTest, FaultyRunKeepsEveryInvariant) {
   }
 }
 
+// The CI share of the long run in bench/RESULTS.md (1000 seeds of this cluster).
+TEST(SimTest, FiftyNodeSeedsKeepEveryInvariant) {
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    SimOptions o = Small(seed);
+    o.nodes = 50;
+    o.clients = 20;
+    SimResult r = RunSimulation(o);
+    EXPECT_EQ(r.violation_count, 0) << "seed " << seed << "\n" << Describe(r);
+    EXPECT_GT(r.writes_acked, 1000u);
+  }
+}
+
 TEST(SimTest, NodeCrashesAreDetectedAndFailedOver) {
   SimOptions o = Small(4);
   o.faults = {FaultKind::kNodeCrash};

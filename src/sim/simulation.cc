@@ -7,6 +7,7 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <utility>
 
 #include "controller/controller.h"
 #include "core/random.h"
@@ -170,6 +171,7 @@ class Simulation final : public ProcessObserver {
   void StartNode(const std::string& name);
   void GatewayHeartbeat(SimGateway& gw);
   void PushRoutes();
+  void AnswerPoll(SimGateway& gw);
   void FetchRoutes(SimGateway& gw);
   void Installed(SimGateway& gw);
   void ClientWrite(const std::string& role, int key);
@@ -204,6 +206,7 @@ class Simulation final : public ProcessObserver {
   std::map<std::string, std::unique_ptr<SimControlLink>> links_;
   std::map<std::string, std::unique_ptr<SimNode>> nodes_;  // null: crashed, not back yet
   std::vector<std::unique_ptr<SimGateway>> gateways_;
+  std::shared_ptr<const wire::Routes> routes_snapshot_;  // the newest table answered
   KvModel kv_;
   std::map<std::string, std::vector<std::pair<std::string, pid_t>>> primaries_;  // role -> procs
   std::map<std::pair<std::string, uint64_t>, std::string> routed_;  // (role, epoch) -> instance
@@ -292,6 +295,7 @@ void Simulation::Violation(const std::string& what) {
 void Simulation::StartController() {
   controller::ControllerOptions co;
   co.lease_ttl = o_.lease_ttl;
+  co.reconcile_interval = o_.reconcile_interval;
   co.fence_margin = milliseconds(500);
   co.crash_exits = false;
   co.unsafe_skip_stop_wait = o_.break_stop_wait;
@@ -483,30 +487,42 @@ void Simulation::GatewayHeartbeat(SimGateway& gw) {
   });
 }
 
+// The answers to the gateways' long polls: each gateway has one poll open; it is answered
+// with the table of the moment, and the gateway polls again once it installed it. So a
+// gateway skips the versions published while its answer was on the way, as a real one does.
 void Simulation::PushRoutes() {
-  controller::Controller* c = LiveController();
-  if (c == nullptr) return;
-  auto routes = std::make_shared<const wire::Routes>(c->Routes());
-  for (auto& gw : gateways_) {
-    SimGateway* g = gw.get();
-    net_.Send(kController, g->id(), [this, g, routes] {
-      if (g->Install(*routes)) Installed(*g);
-    });
-  }
+  for (auto& gw : gateways_) AnswerPoll(*gw);
 }
 
-// The gateway's poll, when a pushed table was lost.
+void Simulation::AnswerPoll(SimGateway& gw) {
+  controller::Controller* c = LiveController();
+  if (c == nullptr || static_cast<uint64_t>(c->RoutesVersion()) <= gw.version()) return;
+  if (gw.poll_in_flight) {
+    gw.poll_again = true;
+    return;
+  }
+  if (!routes_snapshot_ || routes_snapshot_->version != c->RoutesVersion()) {
+    routes_snapshot_ = std::make_shared<const wire::Routes>(c->Routes());
+  }
+  gw.poll_in_flight = true;
+  SimGateway* g = &gw;
+  auto routes = routes_snapshot_;
+  const uint64_t poll = ++gw.polls;
+  // A lost answer is a broken connection: the gateway polls again (FetchRoutes).
+  events_.After(std::chrono::seconds(1), [g, poll] {
+    if (g->polls == poll) g->poll_in_flight = false;
+  });
+  net_.Send(kController, gw.id(), [this, g, routes, poll] {
+    if (g->polls == poll) g->poll_in_flight = false;
+    if (g->Install(*routes)) Installed(*g);
+    if (std::exchange(g->poll_again, false)) AnswerPoll(*g);
+  });
+}
+
+// The gateway's poll after a lost answer or a controller restart.
 void Simulation::FetchRoutes(SimGateway& gw) {
   events_.After(std::chrono::seconds(1), [this, &gw] { FetchRoutes(gw); });
-  const uint64_t have = gw.version();
-  net_.Send(gw.id(), kController, [this, &gw, have] {
-    controller::Controller* c = LiveController();
-    if (c == nullptr || static_cast<uint64_t>(c->RoutesVersion()) <= have) return;
-    auto routes = std::make_shared<const wire::Routes>(c->Routes());
-    net_.Send(kController, gw.id(), [this, &gw, routes] {
-      if (gw.Install(*routes)) Installed(gw);
-    });
-  });
+  net_.Send(gw.id(), kController, [this, &gw] { AnswerPoll(gw); });
 }
 
 // Every gateway routes an active-passive role's epoch to one instance, the same everywhere.

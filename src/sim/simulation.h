@@ -68,6 +68,7 @@ struct SimOptions {
   Duration tick_interval = std::chrono::milliseconds(50);
   Duration lease_ttl = std::chrono::milliseconds(1000);
   Duration probe_interval = std::chrono::milliseconds(100);
+  Duration reconcile_interval = std::chrono::milliseconds(100);  // the controller's pass
   int clients = 20;  // active-passive roles the model client writes to (at most all of them)
   Duration write_interval = std::chrono::milliseconds(50);
   // TEST ONLY: break one safety rule on purpose, to prove the checks catch it.
