@@ -651,6 +651,7 @@ Result<wire::HeartbeatAnswer> Controller::LeaseFromMemory(const std::string& nod
     if (fenced == node) return error;
   }
   node_leases_.Renew(node, clock_.Now() + opts_.lease_ttl);
+  ++node_leases_from_memory_;
   auto g = node_generation_.find(node);
   return wire::HeartbeatAnswer{opts_.lease_ttl,
                                static_cast<uint64_t>(g == node_generation_.end() ? 0 : g->second),
@@ -708,7 +709,10 @@ Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id
     st = Commit();
     Publish();
   }
-  if (!st.ok() && !stored_gateways_.count(id)) return st;
+  if (!st.ok() || !reloaded) {
+    if (!stored_gateways_.count(id)) return st;  // not ok: unstored gateways returned above
+    ++gateway_leases_from_memory_;
+  }
   wire::HeartbeatAnswer answer{opts_.lease_ttl, 0, std::nullopt};
   answer.lease = deadline > now ? deadline - now : Duration::zero();
   return answer;

@@ -334,6 +334,8 @@ class Controller : private JournalStore, private OpView {
   Histogram commit_seconds_{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
   uint64_t agent_heartbeats_ = 0;  // handled since start (/metrics)
   uint64_t gateway_heartbeats_ = 0;
+  uint64_t node_leases_from_memory_ = 0;  // LeaseFromMemory (/metrics)
+  uint64_t gateway_leases_from_memory_ = 0;
   std::string last_commit_error_;
   TimePoint started_at_{};
   // Nodes the store recorded down when this controller started. A node is declared down only

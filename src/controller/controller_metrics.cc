@@ -66,6 +66,13 @@ std::string Controller::MetricsText() const {
            static_cast<double>(agent_heartbeats_));
   w.Sample("hafab_controller_heartbeats_total", {{"from", "gateway"}},
            static_cast<double>(gateway_heartbeats_));
+  w.Family("hafab_controller_leases_from_memory_total", "counter",
+           "Leases renewed while the store could not take a commit (a store outage rides on "
+           "memory), by holder");
+  w.Sample("hafab_controller_leases_from_memory_total", {{"holder", "node"}},
+           static_cast<double>(node_leases_from_memory_));
+  w.Sample("hafab_controller_leases_from_memory_total", {{"holder", "gateway"}},
+           static_cast<double>(gateway_leases_from_memory_));
 
   w.Family("hafab_controller_routes_version", "gauge", "The routing table's version");
   w.Sample("hafab_controller_routes_version", {}, static_cast<double>(routes_version_));

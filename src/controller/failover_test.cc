@@ -121,6 +121,56 @@ TEST_F(FailoverTest, StoreOutageDuringNodeLossPublishesNothingThenFailsOver) {
   EXPECT_EQ(c_->StatusJson()["store"]["reloading"], false);
 }
 
+// A store outage longer than a lease (an etcd election) that begins with a failed commit:
+// live nodes and gateways keep their leases from memory (hafab-sim found every agent fencing
+// itself and every role failing over once the store came back).
+TEST_F(FailoverTest, StoreOutageKeepsTheLeasesOfLiveNodes) {
+  StartKvd();
+  const int64_t last_event = c_->LastEventId();
+  store_.FailNextCommits(1 << 20);
+  store_.FailReads(true);
+  ASSERT_FALSE(c_->Drain(old_node_, true).ok());  // the failed commit: reloads fail from now
+  for (int i = 0; i < 40; ++i) {                  // 4 s, past the 1.5 s lease
+    clock_.Advance(100ms);
+    for (const auto& n : {"n1", "n2", "n3"}) {
+      auto answer = c_->AgentHeartbeat(n, agent(n).Heartbeat());
+      ASSERT_TRUE(answer.ok()) << n << ": " << answer.status().ToString();
+    }
+    ASSERT_TRUE(c_->GatewayHeartbeat("gw1", GatewayAck(c_->RoutesVersion(), {})).ok());
+    c_->Tick();
+  }
+  EXPECT_NE(
+      c_->MetricsText().find("hafab_controller_leases_from_memory_total{holder=\"node\"} 120"),
+      std::string::npos)
+      << c_->MetricsText();
+  store_.FailNextCommits(0);
+  store_.FailReads(false);
+  RunChecked(3s);
+  for (const auto& e : c_->EventsAfter(last_event)) {
+    EXPECT_NE(e.type, "node-down") << e.message;
+    EXPECT_NE(e.type, "failover-started") << e.message;
+  }
+  EXPECT_TRUE(c_->ops().empty() || c_->ops().rbegin()->second.state != wire::OpState::kRunning);
+}
+
+// A node the store records down gets no lease from memory: its renewal waits for the commit
+// that records it up (a controller started from the store would take it for fenced).
+TEST_F(FailoverTest, StoreOutageGrantsNoLeaseToANodeRecordedDown) {
+  StartKvd();
+  agent(old_node_).Kill();
+  RunChecked(3s);  // declared down, failed over
+  store_.FailNextCommits(1 << 20);
+  store_.FailReads(true);
+  agent(old_node_).Revive();
+  auto answer = c_->AgentHeartbeat(old_node_, agent(old_node_).Heartbeat());
+  EXPECT_FALSE(answer.ok());
+  EXPECT_FALSE(c_->AgentHeartbeat(old_node_, agent(old_node_).Heartbeat()).ok());
+  store_.FailNextCommits(0);
+  store_.FailReads(false);
+  clock_.Advance(100ms);
+  EXPECT_TRUE(c_->AgentHeartbeat(old_node_, agent(old_node_).Heartbeat()).ok());
+}
+
 TEST_F(FailoverTest, SilentNodeIsFencedForLeasePlusMarginBeforeForceDetach) {
   StartKvd();
   agent(old_node_).Kill();

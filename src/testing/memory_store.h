@@ -1,5 +1,5 @@
 // MemoryStore: a private SqliteStore in memory for tests, that counts commits and fails them
-// on demand (FaultStore, fault_store.h, injects the other faults).
+// (and reads) on demand (FaultStore, fault_store.h, injects the other faults).
 #pragma once
 
 #include <memory>
@@ -19,8 +19,12 @@ class MemoryStore final : public store::Store {
     HAFAB_CHECK(s.ok(), s.status().ToString());
     inner_ = std::move(s).value();
   }
-  Result<store::KeyValue> Get(const std::string& key) override { return inner_->Get(key); }
+  Result<store::KeyValue> Get(const std::string& key) override {
+    if (fail_reads_) return Status::Unavailable("injected read failure");
+    return inner_->Get(key);
+  }
   Result<store::RangeResult> Range(const std::string& prefix) override {
+    if (fail_reads_) return Status::Unavailable("injected read failure");
     return inner_->Range(prefix);
   }
   Result<store::TxnResult> Commit(const store::Txn& txn) override {
@@ -40,11 +44,14 @@ class MemoryStore final : public store::Store {
 
   int commits() const { return commits_; }
   void FailNextCommits(int n) { fail_commits_ = n; }
+  // Reads fail too while set (with FailNextCommits: the store is out).
+  void FailReads(bool fail) { fail_reads_ = fail; }
 
  private:
   std::unique_ptr<store::SqliteStore> inner_;
   int commits_ = 0;
   int fail_commits_ = 0;
+  bool fail_reads_ = false;
 };
 
 }  // namespace hafab::testing
