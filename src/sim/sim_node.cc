@@ -4,8 +4,8 @@
 
 namespace hafab::sim {
 
-SimNode::SimNode(EventQueue& events, Clock& clock, SimProvider& provider, agent::ControlLink& link,
-                 ProcessObserver& observer, SimNodeOptions options)
+SimNode::SimNode(EventQueue& events, Clock& clock, testing::FakeProvider& provider,
+                 agent::ControlLink& link, ProcessObserver& observer, SimNodeOptions options)
     : events_(events),
       clock_(clock),
       link_(link),

@@ -1,5 +1,5 @@
 // SimNode: one simulated node's agent. The real Supervisor, VolumeManager and LeaseTracker run
-// over a FakeLauncher and the SimProvider on simulated time; around them, the agent's loop
+// over a FakeLauncher and a FakeProvider on simulated time; around them, the agent's loop
 // (agent.cc) on simulator events: heartbeat every interval and at once on a change, apply the
 // assignments the controller pushes (its long poll) or that a heartbeat answer says are newer,
 // fence itself when the lease runs out, probe its instances (a hung process fails them).
@@ -19,8 +19,8 @@
 #include "agent/supervisor.h"
 #include "agent/volume_manager.h"
 #include "sim/event_queue.h"
-#include "sim/sim_provider.h"
 #include "testing/fake_launcher.h"
+#include "testing/fake_provider.h"
 
 namespace hafab::sim {
 
@@ -57,8 +57,8 @@ struct SimNodeOptions {
 // the object is gone (the events hold a weak token).
 class SimNode {
  public:
-  SimNode(EventQueue& events, Clock& clock, SimProvider& provider, agent::ControlLink& link,
-          ProcessObserver& observer, SimNodeOptions options);
+  SimNode(EventQueue& events, Clock& clock, testing::FakeProvider& provider,
+          agent::ControlLink& link, ProcessObserver& observer, SimNodeOptions options);
   ~SimNode();
 
   void Start();

@@ -16,8 +16,8 @@
 #include "sim/network.h"
 #include "sim/sim_gateway.h"
 #include "sim/sim_node.h"
-#include "sim/sim_provider.h"
 #include "store/sqlite_store.h"
+#include "testing/fake_provider.h"
 #include "testing/fault_store.h"
 
 namespace hafab::sim {
@@ -78,32 +78,30 @@ manifest::Manifest BuildManifest(const SimOptions& o) {
   probe.interval = o.probe_interval;
   probe.timeout = o.probe_interval;
   probe.failover_after = probe.DefaultFailoverAfter();
-  int port = 10000;
+  int listen = 10000;
+  // The role it adds (the pointer is valid until the next one).
+  auto role = [&](std::string name, manifest::RoleMode mode, std::string command, int instances,
+                  int port) {
+    manifest::Role& r = m.roles.emplace_back();
+    r.name = std::move(name);
+    r.mode = mode;
+    r.command = std::move(command);
+    r.instances = instances;
+    r.port = port;
+    r.endpoint = manifest::Endpoint{"127.0.0.1:" + std::to_string(listen++), {}};
+    r.probes.readiness = probe;
+    return &r;
+  };
   for (int i = 0; i < ap_roles; ++i) {
-    manifest::Role r;
-    r.name = "kv" + std::to_string(i);
-    r.mode = manifest::RoleMode::kActivePassive;
-    r.command = "kvd";
-    r.instances = 2;
-    r.port = 7000;
-    r.endpoint = manifest::Endpoint{"127.0.0.1:" + std::to_string(port++), {}};
+    manifest::Role* r =
+        role("kv" + std::to_string(i), manifest::RoleMode::kActivePassive, "kvd", 2, 7000);
+    r->probes.liveness = probe;
     // One in four has no volume (a singleton such as a scheduler): only the fabric keeps it
     // from running twice.
-    if (i % 4 != 3) r.volume = r.name + "-data";
-    r.probes.liveness = probe;
-    r.probes.readiness = probe;
-    m.roles.push_back(r);
+    if (i % 4 != 3) r->volume = r->name + "-data";
   }
   for (int i = 0; i < lb_roles; ++i) {
-    manifest::Role r;
-    r.name = "web" + std::to_string(i);
-    r.mode = manifest::RoleMode::kLoadBalanced;
-    r.command = "echo-app";
-    r.instances = 4;
-    r.port = 8000;
-    r.endpoint = manifest::Endpoint{"127.0.0.1:" + std::to_string(port++), {}};
-    r.probes.readiness = probe;
-    m.roles.push_back(r);
+    role("web" + std::to_string(i), manifest::RoleMode::kLoadBalanced, "echo-app", 4, 8000);
   }
   return m;
 }
@@ -194,7 +192,7 @@ class Simulation final : public ProcessObserver {
   Random random_;
   Random client_random_;
   SimNetwork net_;
-  SimProvider provider_;
+  testing::FakeProvider provider_;
   manifest::Manifest manifest_;
   std::string dir_;
   std::unique_ptr<store::Store> sqlite_;

@@ -39,6 +39,12 @@ class FakeProvider final : public provider::Provider {
   Status AddEndpoint(const std::string&, const std::string&) override { return Status::Ok(); }
   Status RemoveEndpoint(const std::string&, const std::string&) override { return Status::Ok(); }
 
+  // The node `v` is attached to; "" when none.
+  std::string AttachedTo(const std::string& v) const {
+    auto it = att_.find(v);
+    return it == att_.end() ? "" : it->second.node;
+  }
+
   int force_detaches = 0;
 
  private:
