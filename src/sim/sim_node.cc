@@ -36,11 +36,7 @@ SimNode::SimNode(EventQueue& events, Clock& clock, testing::FakeProvider& provid
   boot_id_ = options_.name + "@" + std::to_string(clock_.Now().time_since_epoch().count());
 }
 
-SimNode::~SimNode() {
-  *alive_ = false;
-  std::error_code ec;
-  std::filesystem::remove_all(options_.data_dir, ec);
-}
+SimNode::~SimNode() { *alive_ = false; }
 
 void SimNode::Later(Duration d, std::function<void()> fn) {
   events_.After(d, [alive = std::weak_ptr<bool>(alive_), fn = std::move(fn)] {
@@ -52,6 +48,10 @@ void SimNode::Start() {
   // As a freshly installed agent: no lease yet, so nothing runs a primary until the first
   // answered heartbeat.
   lease_.Restore(clock_.Now());
+  // Agent::Start: the volumes a previous boot attached (detached if nothing needs them), and
+  // its instances (none adopted: their processes died with the node).
+  volumes_->PersistTo(options_.data_dir + "/run/volumes.json");
+  supervisor_->AdoptLeftovers();
   Tick();
   SendHeartbeat(/*scheduled=*/true);
   Poll();
@@ -77,6 +77,7 @@ void SimNode::SupervisorTick() {
     };
     SimProcess p;
     p.node = options_.name;
+    p.incarnation = options_.incarnation;
     p.pid = s.pid;
     p.instance = env("HAFAB_INSTANCE");
     p.role = env("HAFAB_ROLE");

@@ -3,8 +3,8 @@
 // (agent.cc) on simulator events: heartbeat every interval and at once on a change, apply the
 // assignments the controller pushes (its long poll) or that a heartbeat answer says are newer,
 // fence itself when the lease runs out, probe its instances (a hung process fails them).
-// The process's own threads, sockets, pid files of a previous run and the watchdog are not
-// modelled: a crashed node comes back empty, with a new boot id.
+// The process's own threads, sockets and the watchdog are not modelled. A crashed node boots
+// again with its disk (its data dir) and a new boot id, its processes gone.
 #pragma once
 
 #include <map>
@@ -27,6 +27,7 @@ namespace hafab::sim {
 // A process the launcher started, as the simulation sees it.
 struct SimProcess {
   std::string node;
+  int incarnation = 0;  // of the node: pids start again when it boots again
   pid_t pid = 0;
   std::string instance;
   std::string role;
@@ -43,7 +44,10 @@ class ProcessObserver {
 
 struct SimNodeOptions {
   std::string name;
-  std::string data_dir;  // a fresh directory for the supervisor's pid files and logs
+  // The node's disk: pid files, logs, the volumes it attached. It outlives a crash (the next
+  // boot finds the previous one's state there, as a real agent does).
+  std::string data_dir;
+  int incarnation = 0;  // boots of the node so far
   std::string address;
   std::string fault_domain, update_domain;
   Duration heartbeat_interval = std::chrono::milliseconds(200);
@@ -74,6 +78,7 @@ class SimNode {
   std::vector<pid_t> LivePids() const { return supervisor_->Pids(); }
 
   const std::string& name() const { return options_.name; }
+  int incarnation() const { return options_.incarnation; }
   const agent::Supervisor& supervisor() const { return *supervisor_; }
   uint64_t fences() const { return fences_; }
 

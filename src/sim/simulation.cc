@@ -7,6 +7,7 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <tuple>
 #include <utility>
 
 #include "controller/controller.h"
@@ -203,10 +204,12 @@ class Simulation final : public ProcessObserver {
   int64_t last_event_ = 0;
   std::map<std::string, std::unique_ptr<SimControlLink>> links_;
   std::map<std::string, std::unique_ptr<SimNode>> nodes_;  // null: crashed, not back yet
+  std::map<std::string, int> boots_;
   std::vector<std::unique_ptr<SimGateway>> gateways_;
   std::shared_ptr<const wire::Routes> routes_snapshot_;  // the newest table answered
   KvModel kv_;
-  std::map<std::string, std::vector<std::pair<std::string, pid_t>>> primaries_;  // role -> procs
+  // role -> the processes started for it: (node, incarnation, pid)
+  std::map<std::string, std::vector<std::tuple<std::string, int, pid_t>>> primaries_;
   std::map<std::pair<std::string, uint64_t>, std::string> routed_;  // (role, epoch) -> instance
   std::map<std::string, std::string> ap_volume_;  // active-passive role -> volume (or "")
   std::vector<std::string> client_roles_;
@@ -426,7 +429,8 @@ void Simulation::StartNode(const std::string& name) {
   if (!link) link = std::make_unique<SimControlLink>(*this, name);
   SimNodeOptions so;
   so.name = name;
-  so.data_dir = dir_ + "/" + name + "." + std::to_string(events_.executed());
+  so.data_dir = dir_ + "/" + name;
+  so.incarnation = ++boots_[name];
   so.address = spec->address;
   so.fault_domain = spec->fault_domain;
   so.update_domain = spec->update_domain;
@@ -453,16 +457,18 @@ void Simulation::Started(const SimProcess& p) {
   if (vol == ap_volume_.end()) return;
   auto& procs = primaries_[p.role];
   std::erase_if(procs, [this](const auto& np) {
-    auto n = nodes_.find(np.first);
-    return n == nodes_.end() || !n->second || !n->second->Alive(np.second);
+    const auto& [node, incarnation, pid] = np;
+    auto n = nodes_.find(node);
+    return n == nodes_.end() || !n->second || n->second->incarnation() != incarnation ||
+           !n->second->Alive(pid);
   });
-  for (const auto& [node, pid] : procs) {
+  for (const auto& [node, incarnation, pid] : procs) {
     if (node == p.node && pid == p.pid) continue;
     Violation("two primaries of " + p.role + ": " + p.instance + " (epoch " +
               std::to_string(p.epoch) + ") started on " + p.node + " while pid " +
               std::to_string(pid) + " still runs on " + node);
   }
-  procs.emplace_back(p.node, p.pid);
+  procs.emplace_back(p.node, p.incarnation, p.pid);
   if (vol->second.empty()) return;
   const std::string volume = LastPart(p.volume_dir);
   kv_.Started(p.node, p.pid, volume, provider_.AttachedTo(volume) == p.node);
