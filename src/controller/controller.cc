@@ -110,6 +110,7 @@ Status Controller::Load() {
   by_node_.clear();
   by_role_.clear();
   nodes_.clear();
+  nodes_at_address_.clear();
   gateways_.clear();
   ops_.clear();
   running_ops_.clear();
@@ -146,6 +147,7 @@ Status Controller::Load() {
     } else if (starts(kNodesPrefix)) {
       auto r = NodeFromJson(j);
       if (!r.ok()) return corrupt(kv.key, r.status().message());
+      nodes_at_address_[r->address].insert(r->name);
       nodes_[r->name] = *r;
     } else if (starts(kGatewaysPrefix)) {
       gateways_.insert(kv.key.substr(std::strlen(kGatewaysPrefix)));
@@ -266,6 +268,8 @@ void Controller::PutNode(const NodeRecord& r) {
   auto it = nodes_.find(r.name);
   json j = ToJson(r);
   if (it != nodes_.end() && ToJson(it->second) == j) return;
+  if (it != nodes_.end()) nodes_at_address_[it->second.address].erase(r.name);
+  nodes_at_address_[r.address].insert(r.name);
   nodes_[r.name] = r;
   dirty_nodes_.insert(r.name);
   RoutesDirtyOnNode(r.name);

@@ -346,8 +346,9 @@ class Controller : private JournalStore, private OpView {
   // Desired state, mirrored from the store.
   std::map<std::string, RoleRecord> roles_;
   std::map<std::string, InstanceRecord> instances_;
-  std::map<std::string, std::set<std::string>> by_node_;  // node -> instances
-  std::map<std::string, std::set<std::string>> by_role_;  // role -> instances
+  std::map<std::string, std::set<std::string>> by_node_;           // node -> instances
+  std::map<std::string, std::set<std::string>> by_role_;           // role -> instances
+  std::map<std::string, std::set<std::string>> nodes_at_address_;  // address -> nodes
   std::map<std::string, NodeRecord> nodes_;
   std::set<std::string> gateways_;
   std::map<std::string, Operation> ops_;

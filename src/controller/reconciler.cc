@@ -334,8 +334,8 @@ int Controller::PortFor(const manifest::Role& spec, const std::string& node,
   auto ni = nodes_.find(node);
   std::string address = ni == nodes_.end() ? "" : ni->second.address;
   std::set<int> used;
-  for (const auto& [other, n] : nodes_) {
-    if (n.address != address) continue;
+  auto at = nodes_at_address_.find(address);
+  for (const auto& other : at == nodes_at_address_.end() ? std::set<std::string>{} : at->second) {
     auto bn = by_node_.find(other);
     if (bn == by_node_.end()) continue;
     for (const auto& name : bn->second) {
