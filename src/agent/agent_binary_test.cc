@@ -16,6 +16,7 @@
 #include "agent/procfs.h"
 #include "testing/http_fake_agent_controller.h"
 #include "testing/ports.h"
+#include "testing/read_file.h"
 #include "testing/temp_dir.h"
 #include "testing/wait.h"
 
@@ -43,8 +44,7 @@ std::vector<pid_t> PidsRunning(const std::string& token) {
   while (dirent* e = d != nullptr ? readdir(d) : nullptr) {
     pid_t pid = static_cast<pid_t>(atoi(e->d_name));
     if (pid <= 0 || !Alive(pid)) continue;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-    std::string cmdline(std::istreambuf_iterator<char>(in), {});
+    std::string cmdline = testing::ReadWhole("/proc/" + std::to_string(pid) + "/cmdline");
     for (char& c : cmdline) c = c == '\0' ? ' ' : c;
     if (cmdline.find(token) != std::string::npos && cmdline.find("sh -c") == std::string::npos) {
       out.push_back(pid);

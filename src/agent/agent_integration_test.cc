@@ -21,6 +21,7 @@
 #include "testing/fake_control_link.h"
 #include "testing/http_fake_agent_controller.h"
 #include "testing/ports.h"
+#include "testing/read_file.h"
 #include "testing/temp_dir.h"
 #include "testing/wait.h"
 
@@ -57,8 +58,7 @@ int CountProcesses(const std::string& marker, bool exact = false) {
   while (dirent* e = readdir(d)) {
     pid_t pid = atoi(e->d_name);
     if (pid <= 0 || !ProcessAlive(pid)) continue;
-    std::ifstream in(std::string("/proc/") + e->d_name + "/cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), {});
+    std::string cmd = testing::ReadWhole(std::string("/proc/") + e->d_name + "/cmdline");
     if (exact ? cmd == marker : cmd.find(marker) != std::string::npos) ++n;
   }
   closedir(d);
