@@ -81,6 +81,7 @@ class SimNode {
   int incarnation() const { return options_.incarnation; }
   const agent::Supervisor& supervisor() const { return *supervisor_; }
   uint64_t fences() const { return fences_; }
+  uint64_t applied_generation() const { return applied_generation_; }
 
  private:
   void Tick();

@@ -716,7 +716,23 @@ void Simulation::FinalChecks() {
   }
   for (const auto& [id, op] : c->ops()) {
     if (op.state == wire::OpState::kRunning) {
-      const std::string waits = op.steps.empty() ? "" : op.steps.back().note;
+      std::string waits = op.steps.empty() ? "" : op.steps.back().note;
+      // What the new primary's agent says of it.
+      if (const auto* f = std::get_if<controller::FailoverOp>(&op.part)) {
+        auto n = nodes_.find(f->new_node);
+        if (n != nodes_.end() && n->second) {
+          for (const auto& r : n->second->supervisor().Report()) {
+            if (r.instance != f->new_primary) continue;
+            waits += " (its agent: " + std::string(wire::InstanceStateName(r.state)) + ", epoch " +
+                     std::to_string(r.epoch) + ", run " + std::to_string(r.run) +
+                     (r.message.empty() ? "" : ", " + r.message) +
+                     (n->second->supervisor().fenced() ? ", node fenced" : "") +
+                     "; its assignments generation " +
+                     std::to_string(n->second->applied_generation()) + ", the controller's " +
+                     std::to_string(c->AssignmentsGeneration(f->new_node)) + ")";
+          }
+        }
+      }
       Violation("operation " + id + " of " + op.role + " still at step " + op.step +
                 " after the settle time: " + waits);
     }
