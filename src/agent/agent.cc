@@ -419,7 +419,9 @@ void Agent::OnAssignments(uint64_t seq, TimePoint sent_at, Result<wire::Assignme
   }
   applied_seq_ = std::max(applied_seq_, seq);
   if (supervisor_->fenced() && fenced_at_ && sent_at > *fenced_at_ && lease_.Valid()) {
-    if (!newer) supervisor_->Apply(list);
+    // The list applied is the newest; one answered late to an earlier poll is older and is
+    // never applied over it (it would stop a new primary: hafab-sim, seed 768).
+    if (!newer && list.generation == applied_generation_) supervisor_->Apply(list);
     supervisor_->Unfence();
   }
   supervisor_->Tick();

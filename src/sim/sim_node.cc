@@ -209,7 +209,9 @@ void SimNode::Apply(const wire::AssignmentList& list, TimePoint asked_at) {
     have_list_ = true;
   }
   if (supervisor_->fenced() && fenced_at_ && asked_at > *fenced_at_ && lease_.Valid()) {
-    if (!newer) supervisor_->Apply(list);
+    // The list applied is the newest; one answered late to an earlier poll is older and is
+    // never applied over it (it would stop a new primary: hafab-sim, seed 768).
+    if (!newer && list.generation == applied_generation_) supervisor_->Apply(list);
     supervisor_->Unfence();
   }
   SupervisorTick();

@@ -90,6 +90,20 @@ TEST(SimTest, StoreOutagesFailNothingOver) {
   }
 }
 
+// Found by the 1000-seed run: after a fence, the answer to an earlier poll (an older
+// generation) arrived after the newest list and was applied over it on unfencing, so the new
+// primary of a switchover was never started and the failover waited for ever.
+TEST(SimTest, AnOlderListAnsweredLateAfterAFenceIsNotApplied) {
+  SimOptions o = Small(768);
+  o.nodes = 50;
+  o.clients = 20;
+  o.duration = seconds(60);
+  o.fault_interval = seconds(3);
+  o.only = {0, 1, 2, 4, 5, 6};
+  SimResult r = RunSimulation(o);
+  EXPECT_EQ(r.violation_count, 0) << Describe(r);
+}
+
 // The first seed (of at most 100) that violates an invariant.
 int FirstViolation(SimOptions o, SimResult* out) {
   for (int seed = 1; seed <= 100; ++seed) {
