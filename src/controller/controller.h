@@ -417,6 +417,14 @@ class Controller : private JournalStore, private OpView {
   RolloutProcedure rollout_{clock_};
 };
 
+// The value of `key` in `m`, or an empty one; no copy either way (the controller's indexes).
+template <typename Map>
+const typename Map::mapped_type& FoundOrEmpty(const Map& m, const typename Map::key_type& key) {
+  static const typename Map::mapped_type empty;
+  auto it = m.find(key);
+  return it == m.end() ? empty : it->second;
+}
+
 // A stable 64-bit FNV-1a hash in hex, for spec_hash.
 std::string StableHash(const std::string& text);
 

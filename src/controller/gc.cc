@@ -61,8 +61,7 @@ void Controller::Gc() {
         if (inst.volume) want = inst.node;
       }
     }
-    auto at = attached_at.find(vol);
-    for (const auto& node : at == attached_at.end() ? std::vector<std::string>{} : at->second) {
+    for (const auto& node : FoundOrEmpty(attached_at, vol)) {
       if (node != want && warned_.insert("stray-volume/" + node + "/" + vol).second) {
         Emit("gc-stray-volume",
              "node " + node + " holds volume " + vol +

@@ -309,8 +309,7 @@ std::optional<std::string> Controller::Place(const std::string& role, const std:
   std::vector<NodeCandidate> own;
   if (!pass) own = LiveCandidates(moving, exclude);
   std::vector<Peer> peers;
-  auto br = by_role_.find(role);
-  for (const auto& name : br == by_role_.end() ? std::set<std::string>{} : br->second) {
+  for (const auto& name : FoundOrEmpty(by_role_, role)) {
     if (name == moving) continue;
     const InstanceRecord& inst = instances_.at(name);
     auto ni = nodes_.find(inst.node);
@@ -334,8 +333,7 @@ int Controller::PortFor(const manifest::Role& spec, const std::string& node,
   auto ni = nodes_.find(node);
   std::string address = ni == nodes_.end() ? "" : ni->second.address;
   std::set<int> used;
-  auto at = nodes_at_address_.find(address);
-  for (const auto& other : at == nodes_at_address_.end() ? std::set<std::string>{} : at->second) {
+  for (const auto& other : FoundOrEmpty(nodes_at_address_, address)) {
     auto bn = by_node_.find(other);
     if (bn == by_node_.end()) continue;
     for (const auto& name : bn->second) {
@@ -456,8 +454,7 @@ std::vector<std::string> Controller::ResolveAllow(const std::vector<std::string>
       continue;
     }
     std::set<std::string> resolved;  // a role name: the addresses of its nodes
-    auto br = by_role_.find(entry);
-    for (const auto& name : br == by_role_.end() ? std::set<std::string>{} : br->second) {
+    for (const auto& name : FoundOrEmpty(by_role_, entry)) {
       const InstanceRecord& inst = instances_.at(name);
       auto ni = nodes_.find(inst.node);
       if (ni == nodes_.end() || ni->second.address.empty()) continue;

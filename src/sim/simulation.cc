@@ -120,6 +120,11 @@ class SimControlLink final : public agent::ControlLink {
   std::string Describe() const override { return "sim"; }
 
  private:
+  template <typename T>
+  void Call(Duration timeout, const char* what,
+            std::function<Result<T>(controller::Controller&)> call,
+            std::function<void(Result<T>)> done);
+
   Simulation& sim_;
   std::string node_;
 };
@@ -226,43 +231,43 @@ class Simulation final : public ProcessObserver {
 
 // --- links
 
-void SimControlLink::Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration timeout,
-                               std::function<void(Result<wire::HeartbeatAnswer>)> done) {
-  auto once = std::make_shared<std::function<void(Result<wire::HeartbeatAnswer>)>>(std::move(done));
-  auto fire = [once](Result<wire::HeartbeatAnswer> r) {
+// A call to the controller over the network: `call` runs there if the request arrives and the
+// controller is up; `done` runs once, with its answer or, after `timeout`, DeadlineExceeded.
+template <typename T>
+void SimControlLink::Call(Duration timeout, const char* what,
+                          std::function<Result<T>(controller::Controller&)> call,
+                          std::function<void(Result<T>)> done) {
+  auto once = std::make_shared<std::function<void(Result<T>)>>(std::move(done));
+  auto fire = [once](Result<T> r) {
     if (!*once) return;
     auto f = std::move(*once);
     *once = nullptr;
     f(std::move(r));
   };
-  sim_.events().After(timeout, [fire] { fire(Status::DeadlineExceeded("heartbeat timed out")); });
-  sim_.net().Send(node_, kController, [this, heartbeat, fire] {
+  sim_.events().After(
+      timeout, [fire, what] { fire(Status::DeadlineExceeded(std::string(what) + " timed out")); });
+  sim_.net().Send(node_, kController, [this, call = std::move(call), fire] {
     controller::Controller* c = sim_.LiveController();
     if (c == nullptr) return;
-    auto r = c->AgentHeartbeat(node_, heartbeat);
+    Result<T> r = call(*c);
     sim_.AfterControllerCall();
     sim_.net().Send(kController, node_, [fire, r] { fire(r); });
   });
 }
 
+void SimControlLink::Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration timeout,
+                               std::function<void(Result<wire::HeartbeatAnswer>)> done) {
+  Call<wire::HeartbeatAnswer>(
+      timeout, "heartbeat",
+      [this, heartbeat](controller::Controller& c) { return c.AgentHeartbeat(node_, heartbeat); },
+      std::move(done));
+}
+
 void SimControlLink::FetchAssignments(const std::string& node, uint64_t, Duration,
                                       std::function<void(Result<wire::AssignmentList>)> done) {
-  auto once = std::make_shared<std::function<void(Result<wire::AssignmentList>)>>(std::move(done));
-  auto fire = [once](Result<wire::AssignmentList> r) {
-    if (!*once) return;
-    auto f = std::move(*once);
-    *once = nullptr;
-    f(std::move(r));
-  };
-  sim_.events().After(std::chrono::seconds(1),
-                      [fire] { fire(Status::DeadlineExceeded("assignments timed out")); });
-  sim_.net().Send(node_, kController, [this, node, fire] {
-    controller::Controller* c = sim_.LiveController();
-    if (c == nullptr) return;
-    auto r = c->AssignmentListFor(node);
-    sim_.AfterControllerCall();
-    sim_.net().Send(kController, node_, [fire, r] { fire(r); });
-  });
+  Call<wire::AssignmentList>(
+      std::chrono::seconds(1), "assignments",
+      [node](controller::Controller& c) { return c.AssignmentListFor(node); }, std::move(done));
 }
 
 // --- the run
