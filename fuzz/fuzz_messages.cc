@@ -20,9 +20,11 @@ using namespace hafab;
 namespace {
 
 void CheckTable(const gateway::RouteTable& table) {
-  for (const gateway::Endpoint& e : table.endpoints()) {
+  for (const auto& ep : table.endpoints()) {
+    const gateway::Endpoint& e = *ep;
     // What the proxy does with a table: find listeners, pick backends, print addresses.
     if (table.FindByListen(e.listen) != &e) std::abort();
+    if (table.FindByRole(e.role) == nullptr) std::abort();
     (void)e.listen_address.ToString();
     int primary = e.PrimaryIndex();
     if (primary >= static_cast<int>(e.backends.size())) std::abort();

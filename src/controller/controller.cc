@@ -16,6 +16,14 @@ using nlohmann::json;
 
 namespace {
 
+// The first endpoint of `endpoints` (sorted by role) whose role is not less than `role`.
+std::vector<wire::RouteEndpoint>::iterator RouteOf(std::vector<wire::RouteEndpoint>& endpoints,
+                                                   const std::string& role) {
+  return std::lower_bound(
+      endpoints.begin(), endpoints.end(), role,
+      [](const wire::RouteEndpoint& e, const std::string& r) { return e.role < r; });
+}
+
 constexpr size_t kEventsInMemory = 2000;
 
 // The node a running failover holds fenced (old_node_fenced), or "".
@@ -106,6 +114,7 @@ Status Controller::Load() {
   HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
   roles_.clear();
   listen_ports_.reset();
+  spec_hashes_.clear();
   instances_.clear();
   by_node_.clear();
   by_role_.clear();
@@ -209,9 +218,13 @@ bool Controller::PutRole(const RoleRecord& r) {
   auto it = roles_.find(r.spec.name);
   json j = ToJson(r);
   if (it != roles_.end() && ToJson(it->second) == j) return false;
+  auto listen = [](const RoleRecord& role) {
+    return role.spec.endpoint ? role.spec.endpoint->listen : std::string();
+  };
+  if (it == roles_.end() || listen(it->second) != listen(r)) listen_ports_.reset();
+  spec_hashes_.erase(r.spec.name);
   roles_[r.spec.name] = r;
   pending_.push_back(store::Op::Put(kRolesPrefix + r.spec.name, Dump(j)));
-  listen_ports_.reset();
   if (r.spec.endpoint) {
     for (const auto& entry : r.spec.endpoint->allow) allow_referrers_[entry].insert(r.spec.name);
   }
@@ -223,6 +236,7 @@ void Controller::DeleteRole(const std::string& name) {
   if (!roles_.erase(name)) return;
   pending_.push_back(store::Op::Delete(kRolesPrefix + name));
   listen_ports_.reset();
+  spec_hashes_.erase(name);
   RoutesDirty(name);
 }
 
@@ -266,8 +280,8 @@ void Controller::DeleteInstance(const std::string& name) {
 
 void Controller::PutNode(const NodeRecord& r) {
   auto it = nodes_.find(r.name);
+  if (it != nodes_.end() && it->second == r) return;
   json j = ToJson(r);
-  if (it != nodes_.end() && ToJson(it->second) == j) return;
   if (it != nodes_.end()) nodes_at_address_[it->second.address].erase(r.name);
   nodes_at_address_[r.address].insert(r.name);
   nodes_[r.name] = r;
@@ -420,24 +434,31 @@ void Controller::Publish() {
     node_generation_[node] = NextSeq();
     if (listener_.assignments_changed) listener_.assignments_changed(node);
   }
+  // Endpoints that changed get the new version as their revision (gateways compile only
+  // those again); the others keep theirs.
+  std::vector<std::string> changed;  // new or changed; a removal sets only routes_changed
   bool routes_changed = false;
   std::vector<wire::RouteEndpoint>& endpoints = routes_.endpoints;  // sorted by role
   if (all_routes_dirty_) {
     allow_referrers_.clear();
     std::vector<wire::RouteEndpoint> all;
+    auto old = endpoints.begin();
     for (const auto& [name, role] : roles_) {
       if (role.spec.endpoint) {
         for (const auto& entry : role.spec.endpoint->allow) allow_referrers_[entry].insert(name);
       }
-      if (auto e = BuildEndpoint(role)) all.push_back(std::move(*e));
+      auto e = BuildEndpoint(role);
+      if (!e) continue;
+      while (old != endpoints.end() && old->role < name) ++old;
+      if (old != endpoints.end() && old->role == name) e->revision = old->revision;
+      if (old == endpoints.end() || old->role != name || *old != *e) changed.push_back(name);
+      all.push_back(std::move(*e));
     }
-    routes_changed = all != endpoints;
+    routes_changed = !changed.empty() || all.size() != endpoints.size();
     if (routes_changed) endpoints = std::move(all);
   } else {
     for (const auto& name : dirty_routes_) {
-      auto at = std::lower_bound(
-          endpoints.begin(), endpoints.end(), name,
-          [](const wire::RouteEndpoint& e, const std::string& r) { return e.role < r; });
+      auto at = RouteOf(endpoints, name);
       const bool present = at != endpoints.end() && at->role == name;
       auto role = roles_.find(name);
       std::optional<wire::RouteEndpoint> e;
@@ -445,13 +466,18 @@ void Controller::Publish() {
       if (!e) {
         if (present) endpoints.erase(at);
         routes_changed |= present;
-      } else if (!present) {
+        continue;
+      }
+      if (present) e->revision = at->revision;
+      if (!present) {
         endpoints.insert(at, std::move(*e));
-        routes_changed = true;
       } else if (*at != *e) {
         *at = std::move(*e);
-        routes_changed = true;
+      } else {
+        continue;
       }
+      changed.push_back(name);
+      routes_changed = true;
     }
   }
   all_routes_dirty_ = false;
@@ -459,6 +485,10 @@ void Controller::Publish() {
   if (routes_changed || routes_version_ == 0) {
     routes_version_ = NextSeq();
     routes_.version = routes_version_;
+    for (const auto& name : changed) {
+      auto at = RouteOf(endpoints, name);
+      if (at != endpoints.end() && at->role == name) at->revision = routes_version_;
+    }
     const TimePoint now = clock_.Now();
     routes_published_[routes_version_] = now;
     while (routes_published_.size() > 1 &&

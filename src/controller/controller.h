@@ -402,6 +402,9 @@ class Controller : private JournalStore, private OpView {
   std::optional<PlacementPass> placement_pass_;
   // host -> the ports gateway endpoints listen on there (PortFor); reset when roles change.
   mutable std::optional<std::map<std::string, std::set<int>>> listen_ports_;
+  // role -> (the previous spec?, port) -> spec_hash (BuildAssignments); a role's entries go
+  // when its record changes.
+  mutable std::map<std::string, std::map<std::pair<bool, int>, std::string>> spec_hashes_;
   wire::Routes routes_;
   int64_t routes_version_ = 0;
   // When each routes version of the last lease TTL (and always the newest) was published, for

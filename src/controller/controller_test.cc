@@ -139,6 +139,27 @@ TEST_F(ClusterTest, GenerationAndRoutesVersionGrowOnEveryChangeOnly) {
   EXPECT_GT(c_->AssignmentsGeneration("n1"), g);
 }
 
+// Each endpoint's revision is the routes version at which it last changed: a gateway compiles
+// again only the endpoints whose revision it does not have.
+TEST_F(ClusterTest, AnEndpointKeepsItsRevisionUntilItChanges) {
+  Run(100ms);
+  ApplyRoles({KvdRole(2), WebRole(2)});
+  Run(300ms);
+  const int64_t kvd = Endpoint("kvd")["revision"].get<int64_t>();
+  const int64_t web = Endpoint("web")["revision"].get<int64_t>();
+  EXPECT_GT(kvd, 0);
+  EXPECT_LE(std::max(kvd, web), c_->RoutesVersion());
+  ASSERT_TRUE(c_->Scale("web", 3).ok());
+  Run(300ms);
+  EXPECT_EQ(Endpoint("kvd")["revision"].get<int64_t>(), kvd);
+  EXPECT_GT(Endpoint("web")["revision"].get<int64_t>(), web);
+  EXPECT_EQ(Endpoint("web")["backends"].size(), 3u);
+  // A new controller lists every endpoint anew.
+  NewController();
+  Run(100ms);
+  EXPECT_GT(Endpoint("kvd")["revision"].get<int64_t>(), kvd);
+}
+
 TEST_F(ClusterTest, HeartbeatsDoNotWriteTheStore) {
   Run(100ms);
   ApplyRoles({WebRole(3)});

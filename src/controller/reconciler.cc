@@ -360,7 +360,8 @@ void Controller::TrackRestarts(const std::string& instance, const std::string& n
                                const ObservedInstance& o) {
   RestartTrack& t = restarts_[instance];
   // Restarts older than the role's window no longer count (RestartsExceeded): dropped here.
-  if (const RoleRecord* role = Role(instances_.at(instance).role)) {
+  const RoleRecord* role = t.times.empty() ? nullptr : Role(instances_.at(instance).role);
+  if (role != nullptr) {
     const TimePoint now = clock_.Now();
     while (!t.times.empty() && t.times.front() + role->spec.restart.window < now) {
       t.times.pop_front();
@@ -411,16 +412,20 @@ std::vector<wire::Assignment> Controller::BuildAssignments(const std::string& no
     auto ri = roles_.find(inst.role);
     if (ri == roles_.end()) continue;
     const manifest::Role& spec = SpecFor(ri->second, inst);  // mid-rollout: old or new
-    // What the hash covers, written as the stored role spec writes it: an upgraded controller
-    // must hash a role as the one before did, or every instance would restart.
-    json s = RoleSpecToJson(spec);
-    json hashed = {{"command", s["command"]}, {"args", s["args"]},
-                   {"env", s["env"]},         {"probes", s["probes"]},
-                   {"restart", s["restart"]}, {"resources", s["resources"]},
-                   {"version", s["version"]}, {"port", inst.port}};
-    // Only when set: the hashes of roles without them stay as they were (no restart).
-    if (!spec.user.empty()) hashed["user"] = spec.user;
-    if (!spec.group.empty()) hashed["group"] = spec.group;
+    std::string& hash = spec_hashes_[inst.role][{&spec != &ri->second.spec, inst.port}];
+    if (hash.empty()) {
+      // What the hash covers, written as the stored role spec writes it: an upgraded
+      // controller must hash a role as the one before did, or every instance would restart.
+      json s = RoleSpecToJson(spec);
+      json hashed = {{"command", s["command"]}, {"args", s["args"]},
+                     {"env", s["env"]},         {"probes", s["probes"]},
+                     {"restart", s["restart"]}, {"resources", s["resources"]},
+                     {"version", s["version"]}, {"port", inst.port}};
+      // Only when set: the hashes of roles without them stay as they were (no restart).
+      if (!spec.user.empty()) hashed["user"] = spec.user;
+      if (!spec.group.empty()) hashed["group"] = spec.group;
+      hash = StableHash(Dump(hashed));
+    }
     wire::Assignment& a = out.emplace_back();
     a.instance = inst.name;
     a.role = inst.role;
@@ -431,7 +436,7 @@ std::vector<wire::Assignment> Controller::BuildAssignments(const std::string& no
     a.args = spec.args;
     a.env = spec.env;
     a.port = inst.port;
-    a.spec_hash = StableHash(Dump(hashed));
+    a.spec_hash = hash;
     a.stop_grace = spec.stop_grace;
     a.probes = spec.probes;
     a.restart = spec.restart;

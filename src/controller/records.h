@@ -71,6 +71,8 @@ struct NodeRecord {
   int capacity = 0;  // 0 = unlimited
   bool drained = false;
   bool down = false;
+
+  bool operator==(const NodeRecord&) const = default;
 };
 
 struct GatewayRecord {

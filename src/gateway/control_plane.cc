@@ -52,7 +52,8 @@ struct ControlPlane::Impl : std::enable_shared_from_this<Impl> {
                         r.status().message()
                   : "routes poll " + r.status().message();
     } else {
-      auto table = RouteTable::Compile(*r);
+      const std::shared_ptr<const RouteTable> current = proxy.table();
+      auto table = RouteTable::Compile(*r, current.get());
       if (!table.ok()) {
         error = "routes version " + std::to_string(r->version) + " from " + link->Current() +
                 " rejected, keeping version " + std::to_string(installed) + ": " +

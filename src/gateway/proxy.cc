@@ -106,7 +106,8 @@ Status Proxy::Install(std::shared_ptr<const RouteTable> table) {
   std::map<std::string, std::shared_ptr<ListenerSet>> next;
   std::string errors;
   const bool draining = shared_->draining.load();
-  for (const Endpoint& ep : table->endpoints()) {
+  for (const auto& endpoint : table->endpoints()) {
+    const Endpoint& ep = *endpoint;
     PublishedEndpoint pub;
     pub.endpoint = &ep;
     pub.stats = stats_->GetEndpoint(ep.role, ep.listen);

@@ -3,10 +3,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <set>
+#include <unordered_set>
 
 namespace hafab::gateway {
 
@@ -104,7 +105,17 @@ bool Endpoint::Keeps(const Backend& target) const {
 
 const Endpoint* RouteTable::FindByListen(std::string_view listen) const {
   for (const auto& e : endpoints_) {
-    if (e.listen == listen) return &e;
+    if (e->listen == listen) return e.get();
+  }
+  return nullptr;
+}
+
+const Endpoint* RouteTable::FindByRole(std::string_view role) const {
+  auto at = std::lower_bound(endpoints_.begin(), endpoints_.end(), role,
+                             [](const auto& e, std::string_view r) { return e->role < r; });
+  if (at != endpoints_.end() && (*at)->role == role) return at->get();
+  for (const auto& e : endpoints_) {  // not sorted by role
+    if (e->role == role) return e.get();
   }
   return nullptr;
 }
@@ -116,44 +127,69 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Parse(std::string_view tex
   return Compile(routes);
 }
 
-Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const wire::Routes& routes) {
-  auto bad = [](const std::string& path, const Status& st) {
-    return Status::InvalidArgument(path + ": " + st.message());
+namespace {
+
+Result<std::shared_ptr<const Endpoint>> CompileEndpoint(const wire::RouteEndpoint& in,
+                                                        size_t index) {
+  auto bad = [&](const std::string& member, const Status& st) {
+    return Status::InvalidArgument("endpoints[" + std::to_string(index) + "]" + member + ": " +
+                                   st.message());
   };
-  std::vector<Endpoint> endpoints;
-  std::set<std::string> listens;
+  auto e = std::make_shared<Endpoint>();
+  e->role = in.role;
+  e->mode = in.mode;
+  e->listen = in.listen;
+  auto listen = SocketAddress::Parse(e->listen);
+  if (!listen.ok()) return bad(".listen", listen.status());
+  e->listen_address = *listen;
+  e->epoch = static_cast<uint64_t>(in.epoch);
+  e->revision = static_cast<uint64_t>(in.revision);
+  if (in.allow) {
+    std::vector<Cidr> cidrs;
+    for (size_t k = 0; k < in.allow->size(); ++k) {
+      auto c = Cidr::Parse((*in.allow)[k]);
+      if (!c.ok()) return bad(".allow[" + std::to_string(k) + "]", c.status());
+      cidrs.push_back(*c);
+    }
+    e->allow = Acl(std::move(cidrs));
+  }
+  e->backends.reserve(in.backends.size());
+  for (size_t k = 0; k < in.backends.size(); ++k) {
+    const wire::RouteBackend& b = in.backends[k];
+    auto addr = SocketAddress::FromHostPort(b.address, static_cast<uint16_t>(b.port));
+    if (!addr.ok()) return bad(".backends[" + std::to_string(k) + "].address", addr.status());
+    e->backends.push_back({b.instance, b.node, *addr, static_cast<uint64_t>(b.epoch), b.ready,
+                           b.busy, b.handing_over});
+  }
+  return std::shared_ptr<const Endpoint>(std::move(e));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const wire::Routes& routes,
+                                                              const RouteTable* previous) {
+  Endpoints endpoints;
+  endpoints.reserve(routes.endpoints.size());
+  std::unordered_set<std::string_view> listens;
+  listens.reserve(routes.endpoints.size());
+  size_t p = 0;  // walks `previous` alongside, both sorted by role
   for (size_t i = 0; i < routes.endpoints.size(); ++i) {
     const wire::RouteEndpoint& in = routes.endpoints[i];
-    const std::string path = "endpoints[" + std::to_string(i) + "]";
-    Endpoint e;
-    e.role = in.role;
-    e.mode = in.mode;
-    e.listen = in.listen;
-    auto listen = SocketAddress::Parse(e.listen);
-    if (!listen.ok()) return bad(path + ".listen", listen.status());
-    if (!listens.insert(e.listen).second) {
-      return Status::InvalidArgument(path + ".listen: \"" + e.listen +
+    std::shared_ptr<const Endpoint> e;
+    if (previous != nullptr && in.revision != 0) {
+      const Endpoints& old = previous->endpoints_;
+      while (p < old.size() && old[p]->role < in.role) ++p;
+      if (p < old.size() && old[p]->role == in.role &&
+          old[p]->revision == static_cast<uint64_t>(in.revision) && old[p]->listen == in.listen) {
+        e = old[p];
+      }
+    }
+    if (!e) {
+      HAFAB_ASSIGN_OR_RETURN(e, CompileEndpoint(in, i));
+    }
+    if (!listens.insert(e->listen).second) {
+      return Status::InvalidArgument("endpoints[" + std::to_string(i) + "].listen: \"" + e->listen +
                                      "\" is used by another endpoint");
-    }
-    e.listen_address = *listen;
-    e.epoch = static_cast<uint64_t>(in.epoch);
-    if (in.allow) {
-      std::vector<Cidr> cidrs;
-      for (size_t k = 0; k < in.allow->size(); ++k) {
-        auto c = Cidr::Parse((*in.allow)[k]);
-        if (!c.ok()) return bad(path + ".allow[" + std::to_string(k) + "]", c.status());
-        cidrs.push_back(*c);
-      }
-      e.allow = Acl(std::move(cidrs));
-    }
-    for (size_t k = 0; k < in.backends.size(); ++k) {
-      const wire::RouteBackend& b = in.backends[k];
-      auto addr = SocketAddress::FromHostPort(b.address, static_cast<uint16_t>(b.port));
-      if (!addr.ok()) {
-        return bad(path + ".backends[" + std::to_string(k) + "].address", addr.status());
-      }
-      e.backends.push_back({b.instance, b.node, *addr, static_cast<uint64_t>(b.epoch), b.ready,
-                            b.busy, b.handing_over});
     }
     endpoints.push_back(std::move(e));
   }

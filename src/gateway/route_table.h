@@ -58,7 +58,8 @@ struct Endpoint {
   RoutingMode mode = RoutingMode::kLoadBalanced;
   std::string listen;  // as written in the table: the key that identifies the listener
   SocketAddress listen_address;
-  uint64_t epoch = 0;  // active-passive: the epoch whose primary may serve
+  uint64_t epoch = 0;     // active-passive: the epoch whose primary may serve
+  uint64_t revision = 0;  // the routes version at which it last changed (0: not said)
   Acl allow;
   std::vector<Backend> backends;
 
@@ -74,7 +75,9 @@ struct Endpoint {
 
 class RouteTable {
  public:
-  RouteTable(uint64_t version, std::vector<Endpoint> endpoints)
+  using Endpoints = std::vector<std::shared_ptr<const Endpoint>>;
+
+  RouteTable(uint64_t version, Endpoints endpoints)
       : version_(version), endpoints_(std::move(endpoints)) {}
 
   // Parses the JSON of `GET /v1/routes` (wire/routes.h) and compiles it. Errors:
@@ -82,16 +85,24 @@ class RouteTable {
   // and 65535".
   static Result<std::shared_ptr<const RouteTable>> Parse(std::string_view json);
   // Errors: an address or CIDR that does not parse, two endpoints with the same `listen`.
-  static Result<std::shared_ptr<const RouteTable>> Compile(const wire::Routes& routes);
+  // With `previous`, an endpoint whose role, listen and (non-zero) revision it already has is
+  // shared with it rather than compiled again: a change to one role of thousands costs one
+  // endpoint's work (the controller lists endpoints sorted by role; out of order, an endpoint
+  // is compiled anew).
+  static Result<std::shared_ptr<const RouteTable>> Compile(const wire::Routes& routes,
+                                                           const RouteTable* previous = nullptr);
 
   uint64_t version() const { return version_; }
-  const std::vector<Endpoint>& endpoints() const { return endpoints_; }
+  const Endpoints& endpoints() const { return endpoints_; }
   // nullptr when no endpoint has this `listen`.
   const Endpoint* FindByListen(std::string_view listen) const;
+  // nullptr when no endpoint serves `role`. Binary search when sorted by role (the
+  // controller's order), else a scan.
+  const Endpoint* FindByRole(std::string_view role) const;
 
  private:
   uint64_t version_;
-  std::vector<Endpoint> endpoints_;
+  Endpoints endpoints_;
 };
 
 }  // namespace hafab::gateway

@@ -25,7 +25,7 @@ TEST(RouteTableTest, ParsesTheProtocolExample) {
   const RouteTable& table = **t;
   EXPECT_EQ(table.version(), 17u);
   ASSERT_EQ(table.endpoints().size(), 2u);
-  const Endpoint& kvd = table.endpoints()[0];
+  const Endpoint& kvd = *table.endpoints()[0];
   EXPECT_EQ(kvd.role, "kvd");
   EXPECT_EQ(kvd.mode, RoutingMode::kActivePassive);
   EXPECT_EQ(kvd.listen_address.ToString(), "127.0.0.1:7000");
@@ -39,7 +39,7 @@ TEST(RouteTableTest, ParsesTheProtocolExample) {
   // The primary is the ready backend of the endpoint's epoch, not the first one.
   EXPECT_EQ(kvd.PrimaryIndex(), 1);
 
-  const Endpoint& web = table.endpoints()[1];
+  const Endpoint& web = *table.endpoints()[1];
   EXPECT_EQ(web.mode, RoutingMode::kLoadBalanced);
   EXPECT_EQ(web.listen_address.ToString(), "[::1]:8080");
   EXPECT_TRUE(web.allow.allow_all());
@@ -47,6 +47,52 @@ TEST(RouteTableTest, ParsesTheProtocolExample) {
   EXPECT_FALSE(web.Routable(1));  // busy
   EXPECT_EQ(table.FindByListen("[::1]:8080"), &web);
   EXPECT_EQ(table.FindByListen("1.2.3.4:1"), nullptr);
+  EXPECT_EQ(table.FindByRole("web"), &web);
+  EXPECT_EQ(table.FindByRole("kvd"), &kvd);
+  EXPECT_EQ(table.FindByRole("other"), nullptr);
+}
+
+// A table compiled beside the one before shares the endpoints whose role, listen and revision
+// it already has and compiles the others anew.
+TEST(RouteTableTest, KeepsWhatItCompiledForAnUnchangedRevision) {
+  auto endpoint = [](std::string role, int port, int64_t revision, bool ready) {
+    wire::RouteEndpoint e;
+    e.role = std::move(role);
+    e.mode = RoutingMode::kLoadBalanced;
+    e.listen = "127.0.0.1:" + std::to_string(port);
+    e.revision = revision;
+    e.backends.push_back({"x-0", "n1", "127.0.0.1", 9000 + port, 0, ready, false, false});
+    return e;
+  };
+  wire::Routes v1{10,
+                  {endpoint("a", 1, 5, true), endpoint("b", 2, 7, true), endpoint("c", 3, 0, true),
+                   endpoint("d", 4, 9, true)}};
+  auto t1 = RouteTable::Compile(v1);
+  ASSERT_TRUE(t1.ok()) << t1.status().ToString();
+
+  // b changed (a new revision), c says no revision, d moved to another listen, e is new.
+  wire::Routes v2{
+      11,
+      {endpoint("a", 1, 5, true), endpoint("b", 2, 11, false), endpoint("c", 3, 0, true),
+       endpoint("d", 5, 9, true), endpoint("e", 6, 11, true)}};
+  auto t2 = RouteTable::Compile(v2, t1->get());
+  ASSERT_TRUE(t2.ok()) << t2.status().ToString();
+  const auto& before = (*t1)->endpoints();
+  const auto& after = (*t2)->endpoints();
+  ASSERT_EQ(after.size(), 5u);
+  EXPECT_EQ(after[0], before[0]);
+  EXPECT_NE(after[1], before[1]);
+  EXPECT_FALSE(after[1]->Routable(0));
+  EXPECT_NE(after[2], before[2]);
+  EXPECT_NE(after[3], before[3]);
+  EXPECT_EQ(after[3]->listen, "127.0.0.1:5");
+  EXPECT_EQ(after[4]->role, "e");
+
+  // A shared endpoint still counts for the listen check.
+  wire::Routes v3{12, {endpoint("a", 1, 5, true), endpoint("z", 1, 12, true)}};
+  auto t3 = RouteTable::Compile(v3, t2->get());
+  ASSERT_FALSE(t3.ok());
+  EXPECT_NE(t3.status().message().find("endpoints[1].listen"), std::string::npos);
 }
 
 // An allow list the controller resolved to nothing (its roles have no node yet) admits
@@ -59,8 +105,8 @@ TEST(RouteTableTest, AnEmptyAllowListAdmitsNobody) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_FALSE((*t)->endpoints()[0].allow.Allows(reinterpret_cast<sockaddr*>(&addr)));
-  EXPECT_TRUE((*t)->endpoints()[1].allow.Allows(reinterpret_cast<sockaddr*>(&addr)));
+  EXPECT_FALSE((*t)->endpoints()[0]->allow.Allows(reinterpret_cast<sockaddr*>(&addr)));
+  EXPECT_TRUE((*t)->endpoints()[1]->allow.Allows(reinterpret_cast<sockaddr*>(&addr)));
 }
 
 TEST(RouteTableTest, NoPrimaryWhenEpochHasNoReadyBackend) {
@@ -70,7 +116,7 @@ TEST(RouteTableTest, NoPrimaryWhenEpochHasNoReadyBackend) {
                   {"instance": "b", "address": "127.0.0.1", "port": 2, "epoch": 4,
                    "ready": false}]}]})");
   ASSERT_TRUE(t.ok());
-  EXPECT_EQ((*t)->endpoints()[0].PrimaryIndex(), -1);
+  EXPECT_EQ((*t)->endpoints()[0]->PrimaryIndex(), -1);
 }
 
 TEST(RouteTableTest, EmptyTable) {

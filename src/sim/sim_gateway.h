@@ -3,9 +3,10 @@
 // a renewal for the lease TTL it stops routing active-passive endpoints by itself.
 #pragma once
 
-#include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/random.h"
 #include "gateway/route_table.h"
@@ -20,18 +21,26 @@ class SimGateway {
   uint64_t version() const { return table_ ? table_->version() : 0; }
   const gateway::RouteTable* table() const { return table_.get(); }
 
-  // Installs a newer table; false when `routes` is not newer or does not compile.
+  // Installs a newer table; false when `routes` is not newer or does not compile. What it
+  // compiled anew (not shared with the table before) is in fresh().
   bool Install(const wire::Routes& routes) {
     if (routes.version <= static_cast<int64_t>(version())) return false;
-    auto table = gateway::RouteTable::Compile(routes);
+    auto table = gateway::RouteTable::Compile(routes, table_.get());
     if (!table.ok()) return false;
-    table_ = *table;
-    by_role_.clear();
-    for (size_t i = 0; i < table_->endpoints().size(); ++i) {
-      by_role_[table_->endpoints()[i].role] = i;
+    std::shared_ptr<const gateway::RouteTable> previous = std::exchange(table_, *table);
+    fresh_.clear();
+    size_t p = 0;
+    for (const auto& e : table_->endpoints()) {
+      if (previous) {
+        const auto& old = previous->endpoints();
+        while (p < old.size() && old[p]->role < e->role) ++p;
+        if (p < old.size() && old[p] == e) continue;
+      }
+      fresh_.push_back(e.get());
     }
     return true;
   }
+  const std::vector<const gateway::Endpoint*>& fresh() const { return fresh_; }
   void Renewed(TimePoint deadline) {
     if (deadline > lease_deadline_) lease_deadline_ = deadline;
   }
@@ -44,9 +53,9 @@ class SimGateway {
 
   // The backend a new connection to `role`'s endpoint goes to now; nullptr when none may serve.
   const gateway::Backend* Route(const std::string& role, TimePoint now, Random& random) const {
-    auto it = by_role_.find(role);
-    if (it == by_role_.end()) return nullptr;
-    const gateway::Endpoint& e = table_->endpoints()[it->second];
+    const gateway::Endpoint* found = table_ ? table_->FindByRole(role) : nullptr;
+    if (found == nullptr) return nullptr;
+    const gateway::Endpoint& e = *found;
     if (e.mode == gateway::RoutingMode::kActivePassive) {
       if (!LeaseValid(now)) return nullptr;
       int i = e.PrimaryIndex();
@@ -62,7 +71,7 @@ class SimGateway {
  private:
   std::string id_;
   std::shared_ptr<const gateway::RouteTable> table_;
-  std::map<std::string, size_t> by_role_;
+  std::vector<const gateway::Endpoint*> fresh_;
   TimePoint lease_deadline_{};
 };
 

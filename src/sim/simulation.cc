@@ -536,7 +536,8 @@ void Simulation::FetchRoutes(SimGateway& gw) {
 
 // Every gateway routes an active-passive role's epoch to one instance, the same everywhere.
 void Simulation::Installed(SimGateway& gw) {
-  for (const auto& e : gw.table()->endpoints()) {
+  for (const gateway::Endpoint* compiled : gw.fresh()) {
+    const gateway::Endpoint& e = *compiled;
     if (e.mode != gateway::RoutingMode::kActivePassive) continue;
     int routable = 0;
     for (const auto& b : e.backends) routable += b.epoch == e.epoch && b.ready && !b.busy;

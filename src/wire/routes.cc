@@ -35,6 +35,7 @@ json ToJson(const Routes& routes) {
               {"epoch", e.epoch},
               {"backends", std::move(backends)}};
     if (e.allow) j["allow"] = *e.allow;
+    if (e.revision != 0) j["revision"] = e.revision;
     endpoints.push_back(std::move(j));
   }
   return {{"version", routes.version}, {"endpoints", std::move(endpoints)}};
@@ -77,6 +78,7 @@ Status ParseEndpoint(const json& j, const std::string& path, RouteEndpoint* e) {
     HAFAB_RETURN_IF_ERROR(Read(j, "allow", path, &*e->allow));
   }
   HAFAB_RETURN_IF_ERROR(Read(j, "epoch", path, &e->epoch, 0));
+  HAFAB_RETURN_IF_ERROR(Read(j, "revision", path, &e->revision, 0));
   const json* list = nullptr;
   HAFAB_RETURN_IF_ERROR(ReadArray(j, "backends", path, SIZE_MAX, &list));
   e->backends.resize(list->size());

@@ -45,6 +45,9 @@ struct RouteEndpoint {
   std::optional<std::vector<std::string>> allow;
   int64_t epoch = 0;  // active-passive: the epoch whose primary may serve
   std::vector<RouteBackend> backends;
+  // The routes version at which this endpoint last changed (0: not said). A gateway keeps
+  // what it compiled for an endpoint whose role, listen and revision it already has.
+  int64_t revision = 0;
 
   bool operator==(const RouteEndpoint&) const = default;
 };
