@@ -108,6 +108,11 @@ json RoleSpecToJson(const manifest::Role& r) {
   }
   j["update"] = {{"max_unavailable_domains", r.update.max_unavailable_domains},
                  {"ready_timeout_ms", ToMs(r.update.ready_timeout)}};
+  if (r.replication != manifest::Replication{}) {
+    j["replication"] = {{"quorum", r.replication.quorum},
+                        {"rebuild_after_ms", ToMs(r.replication.rebuild_after)},
+                        {"hook", r.replication.hook}};
+  }
   if (r.drain) j["drain"] = wire::ToJson(*r.drain);
   return j;
 }
@@ -164,6 +169,12 @@ Result<manifest::Role> RoleSpecFromJson(const json& j) {
       a.stabilization = FromMs(j["autoscale"].value("stabilization_ms", int64_t{30000}));
       a.cooldown = FromMs(j["autoscale"].value("cooldown_ms", int64_t{30000}));
       r.autoscale = a;
+    }
+    if (j.contains("replication")) {
+      const json& rj = j["replication"];
+      r.replication.quorum = rj.value("quorum", 0);
+      r.replication.rebuild_after = FromMs(rj.value("rebuild_after_ms", int64_t{30000}));
+      r.replication.hook = rj.value("hook", "");
     }
     if (j.contains("update")) {
       r.update.max_unavailable_domains = j["update"].value("max_unavailable_domains", 1);

@@ -71,5 +71,20 @@ TEST(RecordsTest, UnknownKindIsRefused) {
   EXPECT_FALSE(op.ok());
 }
 
+// A replicated role's replication settings are stored with its spec; a role without them is
+// stored as before (no "replication" member).
+TEST(RecordsTest, ReplicationRoundTripsAndIsAbsentByDefault) {
+  manifest::Role role;
+  role.name = "kv";
+  role.mode = manifest::RoleMode::kReplicated;
+  role.command = "kvd";
+  role.instances = 3;
+  EXPECT_FALSE(RoleSpecToJson(role).contains("replication"));
+  role.replication = {2, std::chrono::seconds(45), "/opt/kv/hook"};
+  auto back = RoleSpecFromJson(RoleSpecToJson(role));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->replication, role.replication);
+}
+
 }  // namespace
 }  // namespace hafab::controller

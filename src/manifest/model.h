@@ -123,6 +123,20 @@ struct UpdatePolicy {
   bool operator==(const UpdatePolicy&) const = default;
 };
 
+// A replicated role's replication (docs/replication.md).
+struct Replication {
+  // Replicas, the primary included, that hold a write durably before it is acknowledged;
+  // 0 = a majority of the instances.
+  int quorum = 0;
+  // A replica whose node stays down this long is rebuilt on another node.
+  Duration rebuild_after = std::chrono::seconds(30);
+  // The exec form of the contract (`hook configure`, `hook status`); "" = over HTTP.
+  std::string hook;
+
+  int QuorumOf(int instances) const { return quorum > 0 ? quorum : instances / 2 + 1; }
+  bool operator==(const Replication&) const = default;
+};
+
 struct Autoscale {
   int min = 1;
   int max = 1;
@@ -157,6 +171,7 @@ struct Role {
   int port = 0;  // the port the app listens on (HAFAB_PORT)
   std::optional<Endpoint> endpoint;
   std::string volume;  // active-passive: the data disk that follows the primary
+  Replication replication;  // replicated roles only
   Probes probes;
   Restart restart;
   Resources resources;

@@ -27,7 +27,8 @@ constexpr std::string_view kNodeKeys[] = {"name", "fault_domain", "update_domain
 constexpr std::string_view kRoleKeys[] = {
     "name",      "mode",      "command",    "args",     "env",     "instances", "min",
     "max",       "autoscale", "port",       "endpoint", "volume",  "probes",    "restart",
-    "resources", "update",    "stop_grace", "drain",    "version", "user",      "group"};
+    "resources", "update",    "stop_grace", "drain",    "version", "user",      "group",
+    "replication"};
 constexpr std::string_view kDrainKeys[] = {"command", "timeout"};
 constexpr std::string_view kAutoscaleKeys[] = {"metric", "target", "stabilization", "cooldown"};
 constexpr std::string_view kEndpointKeys[] = {"listen", "allow"};
@@ -44,6 +45,7 @@ constexpr std::string_view kRestartKeys[] = {"policy", "max_restarts", "window",
                                              "backoff_max"};
 constexpr std::string_view kResourcesKeys[] = {"cpu", "memory"};
 constexpr std::string_view kUpdateKeys[] = {"max_unavailable_domains", "ready_timeout"};
+constexpr std::string_view kReplicationKeys[] = {"quorum", "rebuild_after", "hook"};
 
 // In enum order.
 constexpr std::string_view kModes[] = {"active-passive", "load-balanced", "replicated"};
@@ -212,6 +214,16 @@ class ManifestReader {
             r_.ReadInt(g, 1, INT_MAX, &role.update.max_unavailable_domains);
           } else {
             r_.ReadDuration(g, false, &role.update.ready_timeout);
+          }
+        });
+      } else if (f.key == "replication") {
+        r_.ForEachField(f, kReplicationKeys, [&](const Field& g) {
+          if (g.key == "quorum") {
+            r_.ReadInt(g, 1, INT_MAX, &role.replication.quorum);
+          } else if (g.key == "rebuild_after") {
+            r_.ReadDuration(g, false, &role.replication.rebuild_after);
+          } else if (r_.ReadString(g, &role.replication.hook) && role.replication.hook.empty()) {
+            r_.Error(g.path, r_.Pos(g), g.path + ": must not be empty (leave it out for HTTP)");
           }
         });
       } else if (f.key == "stop_grace") {

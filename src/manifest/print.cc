@@ -133,6 +133,16 @@ void PrintRole(YAML::Emitter& out, const Role& r) {
     out << YAML::Key << "ready_timeout" << YAML::Value << FormatDuration(r.update.ready_timeout);
     out << YAML::EndMap;
   }
+  if (r.replication != defaults.replication) {
+    out << YAML::Key << "replication" << YAML::Value << YAML::BeginMap;
+    if (r.replication.quorum > 0) out << YAML::Key << "quorum" << YAML::Value << r.replication.quorum;
+    out << YAML::Key << "rebuild_after" << YAML::Value
+        << FormatDuration(r.replication.rebuild_after);
+    if (!r.replication.hook.empty()) {
+      out << YAML::Key << "hook" << YAML::Value << Text{r.replication.hook};
+    }
+    out << YAML::EndMap;
+  }
   if (r.stop_grace != defaults.stop_grace) {
     out << YAML::Key << "stop_grace" << YAML::Value << FormatDuration(r.stop_grace);
   }

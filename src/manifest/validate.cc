@@ -216,6 +216,14 @@ class Validator {
 
   void CheckMode(const std::string& p, const Role& role) {
     std::string mode(RoleModeName(role.mode));
+    const std::string rp = p + ".replication";
+    if (Written(rp) && role.mode != RoleMode::kReplicated) {
+      Error(rp, rp + ": only replicated roles replicate; mode is " + mode);
+    } else if (role.mode == RoleMode::kReplicated && role.replication.quorum > role.instances) {
+      Error(rp + ".quorum", rp + ".quorum: " + std::to_string(role.replication.quorum) +
+                                " is more than the role's " + std::to_string(role.instances) +
+                                " instances: no write could ever be acknowledged");
+    }
     if (role.autoscale && role.mode != RoleMode::kLoadBalanced) {
       Error(p + ".min", p + ": min/max (autoscaling) is only for load-balanced roles; mode is " +
                             mode + " (use instances)");
@@ -247,7 +255,12 @@ class Validator {
         }
         [[fallthrough]];
       case RoleMode::kLoadBalanced:
-        if (!role.volume.empty()) {
+        if (!role.volume.empty() && role.mode == RoleMode::kReplicated) {
+          Error(p + ".volume",
+                p + ".volume: a replicated role keeps each replica's data on its own node "
+                    "(HAFAB_VOLUME_DIR is a directory of its own); a volume is one disk that "
+                    "moves between nodes, it cannot be shared by replicas");
+        } else if (!role.volume.empty()) {
           Error(p + ".volume", p +
                                    ".volume: only active-passive roles have a volume (it is "
                                    "attached to one instance at a time); mode is " +

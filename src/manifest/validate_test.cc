@@ -202,6 +202,34 @@ TEST(ValidateTest, ReplicatedIsRefusedUntilTheFabricReplicates) {
                           "failure (got 2)"));
 }
 
+TEST(ValidateTest, ReplicationIsCheckedAgainstTheRole) {
+  const auto mistakes = [](const std::string& role) {
+    std::vector<std::string> out;
+    for (const auto& d : DiagnosticsOf("roles:\n  - " + role + "\n")) {
+      if (d.find("not supported yet") == std::string::npos) out.push_back(d);
+    }
+    return out;
+  };
+  EXPECT_THAT(mistakes("{name: w, command: w, instances: 3, replication: {quorum: 2}}"),
+              ElementsAre("m.yaml:2:54: error: roles[0].replication: only replicated roles "
+                          "replicate; mode is load-balanced"));
+  EXPECT_THAT(mistakes("{name: r, mode: replicated, command: r, instances: 3, "
+                       "replication: {quorum: 4}}"),
+              ElementsAre("m.yaml:2:81: error: roles[0].replication.quorum: 4 is more than the "
+                          "role's 3 instances: no write could ever be acknowledged"));
+  EXPECT_THAT(mistakes("{name: r, mode: replicated, command: r, instances: 3, volume: v}"),
+              ElementsAre("m.yaml:2:67: error: roles[0].volume: a replicated role keeps each "
+                          "replica's data on its own node (HAFAB_VOLUME_DIR is a directory of "
+                          "its own); a volume is one disk that moves between nodes, it cannot "
+                          "be shared by replicas"));
+  EXPECT_THAT(mistakes("{name: r, mode: replicated, command: r, instances: 3, "
+                       "replication: {hook: ''}}"),
+              ElementsAre(::testing::HasSubstr("roles[0].replication.hook: must not be empty")));
+  EXPECT_THAT(mistakes("{name: r, mode: replicated, command: r, instances: 5, "
+                       "replication: {quorum: 3, rebuild_after: 1m, hook: /opt/r/hook}}"),
+              IsEmpty());
+}
+
 TEST(ValidateTest, OnlyActivePassiveHasAVolume) {
   EXPECT_THAT(DiagnosticsOf("roles:\n  - {name: w, command: w, instances: 2, volume: v}\n"),
               ElementsAre("m.yaml:2:49: error: roles[0].volume: only active-passive roles have a "

@@ -10,7 +10,7 @@ using nlohmann::json;
 json ToJson(const AgentHeartbeat& hb) {
   json instances = json::array();
   for (const InstanceReport& r : hb.instances) {
-    instances.push_back({{"instance", r.instance},
+    json o = {{"instance", r.instance},
                          {"role", r.role},
                          {"epoch", r.epoch},
                          {"run", r.run},
@@ -22,7 +22,9 @@ json ToJson(const AgentHeartbeat& hb) {
                          {"last_exit", r.last_exit},
                          {"message", r.message},
                          {"cpu_percent", r.cpu_percent},
-                         {"rss_bytes", r.rss_bytes}});
+                         {"rss_bytes", r.rss_bytes}};
+    if (r.replica) o["replica"] = ToJson(*r.replica);
+    instances.push_back(std::move(o));
   }
   json volumes = json::array();
   for (const VolumeReport& v : hb.volumes) {
@@ -70,6 +72,11 @@ Status ParseInstance(const json& j, const std::string& path, InstanceReport* r) 
   HAFAB_RETURN_IF_ERROR(Read(j, "message", path, &r->message));
   HAFAB_RETURN_IF_ERROR(Read(j, "cpu_percent", path, &r->cpu_percent));
   HAFAB_RETURN_IF_ERROR(Read(j, "rss_bytes", path, &r->rss_bytes));
+  if (auto it = j.find("replica"); it != j.end() && !it->is_null()) {
+    auto status = ParseReplicaStatus(*it);
+    if (!status.ok()) return Status::InvalidArgument(path + ".replica." + status.status().message());
+    r->replica = std::move(*status);
+  }
   return Status::Ok();
 }
 

@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "core/result.h"
+#include "wire/replica.h"
 #include "wire/states.h"
 
 namespace hafab::wire {
@@ -32,6 +33,8 @@ struct InstanceReport {
   std::string message;    // why it is not running as assigned; "" if it is
   double cpu_percent = 0;
   uint64_t rss_bytes = 0;
+  // A replicated role's replica: what it last answered about itself (docs/replication.md).
+  std::optional<ReplicaStatus> replica;
 };
 
 struct VolumeReport {

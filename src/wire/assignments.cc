@@ -67,6 +67,8 @@ json ToJson(const Assignment& a) {
   if (!a.group.empty()) j["group"] = a.group;
   if (a.prior_restarts > 0) j["prior_restarts"] = a.prior_restarts;
   if (a.drain) j["drain"] = ToJson(*a.drain);
+  if (a.replica) j["replica"] = ToJson(*a.replica);
+  if (!a.replica_hook.empty()) j["replica_hook"] = a.replica_hook;
   return j;
 }
 
@@ -173,7 +175,14 @@ Status ParseOne(const json& j, Assignment* a) {
   a->prior_restarts = std::max(0, a->prior_restarts);
   HAFAB_RETURN_IF_ERROR(Read(j, "user", "", &a->user));
   HAFAB_RETURN_IF_ERROR(Read(j, "group", "", &a->group));
+  HAFAB_RETURN_IF_ERROR(Read(j, "replica_hook", "", &a->replica_hook));
   const json* m = nullptr;
+  HAFAB_RETURN_IF_ERROR(ReadObject(j, "replica", "", &m));
+  if (m != nullptr) {
+    auto c = ParseReplicaConfig(*m);
+    if (!c.ok()) return Status::InvalidArgument("replica." + c.status().message());
+    a->replica = std::move(*c);
+  }
   HAFAB_RETURN_IF_ERROR(ReadObject(j, "drain", "", &m));
   if (m != nullptr) {
     manifest::DrainHook d;

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/result.h"
 #include "manifest/model.h"
+#include "wire/replica.h"
 
 namespace hafab::wire {
 
@@ -42,6 +43,11 @@ struct Assignment {
   // The account to run as (manifest user:, group:); "" = the agent's own.
   std::string user;
   std::string group;
+  // A replicated role's replica: its configuration (docs/replication.md), given at start in
+  // the environment and, when it changes, to the running replica without a restart (not in
+  // spec_hash); `replica_hook` is the manifest's replication.hook ("" = over HTTP).
+  std::optional<ReplicaConfig> replica;
+  std::string replica_hook;
 
   // A primary of an active-passive role: the instances self-fencing kills.
   bool IsActivePrimary() const { return run && mode == manifest::RoleMode::kActivePassive; }

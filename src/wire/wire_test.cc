@@ -7,6 +7,7 @@
 #include "wire/agent_heartbeat.h"
 #include "wire/assignments.h"
 #include "wire/gateway_heartbeat.h"
+#include "wire/replica.h"
 #include "wire/routes.h"
 #include "wire/states.h"
 
@@ -354,6 +355,76 @@ TEST(AssignmentsTest, ErrorsNameTheAssignmentAndTheMember) {
   EXPECT_EQ(
       ParseAssignment(R"({"instance": "x-0", "command": "c", "port": "80"})").status().message(),
       "assignment (instance x-0): port: must be an integer");
+}
+
+ReplicaConfig ExampleConfig() {
+  ReplicaConfig c;
+  c.instance = "kv-1";
+  c.role = ReplicaRole::kSecondary;
+  c.epoch = 7;
+  c.quorum = 2;
+  c.primary = ReplicaMember{"kv-0", "10.0.0.1:7101", ReplicaRole::kPrimary};
+  c.replicas = {{"kv-0", "10.0.0.1:7101", ReplicaRole::kPrimary},
+                {"kv-1", "10.0.0.2:7101", ReplicaRole::kSecondary},
+                {"kv-2", "10.0.0.3:7101", ReplicaRole::kBuilding}};
+  return c;
+}
+
+TEST(ReplicaTest, ConfigurationFollowsTheContractAndRoundTrips) {
+  const ReplicaConfig c = ExampleConfig();
+  json j = ToJson(c);
+  EXPECT_EQ(j["role"], "secondary");
+  EXPECT_EQ(j["primary"], json({{"instance", "kv-0"}, {"address", "10.0.0.1:7101"}}));
+  EXPECT_EQ(j["replicas"][2]["role"], "building");
+  auto back = ParseReplicaConfig(json::parse(Dump(j)));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, c);
+
+  // In an assignment, outside spec_hash; and in the environment at start.
+  AssignmentList list = ExampleAssignments();
+  list.assignments[0].replica = c;
+  list.assignments[0].replica_hook = "/opt/kv/hook";
+  auto parsed = ParseAssignments(Dump(ToJson(list)));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(*parsed, list);
+  auto env = ReplicaEnvironment(c);
+  EXPECT_EQ(env.at("HAFAB_REPLICA_ROLE"), "secondary");
+  EXPECT_EQ(env.at("HAFAB_REPLICA_EPOCH"), "7");
+  EXPECT_EQ(env.at("HAFAB_REPLICA_QUORUM"), "2");
+  EXPECT_EQ(env.at("HAFAB_REPLICA_PRIMARY"), "10.0.0.1:7101");
+  EXPECT_EQ(env.at("HAFAB_REPLICA_PEERS"), "10.0.0.1:7101,10.0.0.3:7101");
+  EXPECT_EQ(json::parse(env.at("HAFAB_REPLICA_CONFIG")), j);
+}
+
+TEST(ReplicaTest, StatusRoundTripsInTheHeartbeatAndPositionsCompare) {
+  AgentHeartbeat hb = Example();
+  hb.instances[0].replica = ReplicaStatus{ReplicaRole::kPrimary, 7, {7, 1234}, "streaming", ""};
+  auto out = ParseAgentHeartbeat(json::parse(Dump(ToJson(hb))));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->instances[0].replica, hb.instances[0].replica);
+  EXPECT_LT((Position{6, 9000}), (Position{7, 1}));
+  EXPECT_LT((Position{7, 1}), (Position{7, 2}));
+}
+
+TEST(ReplicaTest, ErrorsNameTheMember) {
+  auto bad_role = ParseReplicaConfig(json::parse(R"({"role": "leader"})"));
+  ASSERT_FALSE(bad_role.ok());
+  EXPECT_EQ(bad_role.status().message(), "role: 'leader' is not one of primary, secondary, building");
+  auto bad_member = ParseReplicaConfig(json::parse(R"({"replicas": [{"instance": "a"}, {}]})"));
+  ASSERT_FALSE(bad_member.ok());
+  EXPECT_EQ(bad_member.status().message(), "replicas[1].instance: required");
+  auto bad_position = ParseReplicaStatus(json::parse(R"({"position": {"index": -1}})"));
+  ASSERT_FALSE(bad_position.ok());
+  EXPECT_NE(bad_position.status().message().find("position.index"), std::string::npos);
+  auto in_heartbeat = ParseAgentHeartbeat(
+      json::parse(R"({"instances": [{"instance": "a-0", "replica": {"epoch": "x"}}]})"));
+  ASSERT_FALSE(in_heartbeat.ok());
+  EXPECT_NE(in_heartbeat.status().message().find("instances[0].replica.epoch"), std::string::npos);
+  auto in_assignment = ParseAssignments(
+      R"({"generation": 1, "assignments": [{"instance": "a-0", "command": "x",
+          "replica": {"quorum": 0}}]})");
+  ASSERT_FALSE(in_assignment.ok());
+  EXPECT_NE(in_assignment.status().message().find("replica.quorum"), std::string::npos);
 }
 
 TEST(StatesTest, NamesParseBack) {
