@@ -277,7 +277,20 @@ Result<std::string> KvLog::ReadRange(uint64_t first, uint64_t last, size_t max_b
     if (n <= 0) return Status::Internal(OsError("cannot read", path_));
     done += static_cast<size_t>(n);
   }
-  return bytes;
+  // Records written before positions existed go out with theirs.
+  std::string positioned;
+  for (size_t offset = 0; offset < bytes.size(); ++first) {
+    Parsed r = ParseRecord(bytes.data() + offset, bytes.size() - offset);
+    if (!r.valid) return Status::Internal("corrupt record in " + path_);
+    if (r.legacy && positioned.empty()) positioned = bytes.substr(0, offset);
+    if (r.legacy) {
+      positioned += EncodeKvRecord(KvRecord{{0, first}, std::string(r.key), std::string(r.value)});
+    } else if (!positioned.empty()) {
+      positioned.append(bytes, offset, r.length);
+    }
+    offset += r.length;
+  }
+  return positioned.empty() ? bytes : positioned;
 }
 
 Status KvLog::TruncateAfter(uint64_t index, const std::string& aside_path) {

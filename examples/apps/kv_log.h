@@ -89,7 +89,8 @@ class KvLog {
   // that ends in `epoch` stops sharing this one's history. Thread-safe.
   uint64_t EndOfEpoch(uint64_t epoch) const;
   // The encoded records from index `first` on, up to index `last` and about `max_bytes`
-  // (at least one record). Thread-safe. Errors: InvalidArgument if `first` is 0 or past the
+  // (at least one record), all with their positions (also those written without one).
+  // Thread-safe. Errors: InvalidArgument if `first` is 0 or past the
   // end; Internal naming the path if the read fails.
   Result<std::string> ReadRange(uint64_t first, uint64_t last, size_t max_bytes) const;
   // Moves the records after `index` into a new file `aside_path` (fsynced, never

@@ -174,6 +174,15 @@ TEST_F(KvLogTest, ALogWithoutPositionsReplaysInEpochZero) {
   EXPECT_EQ((*log)->EpochAt(3), 0u);
   EXPECT_EQ((*log)->EpochAt(4), 2u);
   EXPECT_EQ(replay.entries.at("c"), "4");
+  // A follower gets them with their positions.
+  auto bytes = (*log)->ReadRange(2, 4, 1 << 20);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  auto records = DecodeKvRecords(*bytes);
+  ASSERT_TRUE(records.ok()) << records.status().ToString();
+  ASSERT_EQ(records->size(), 3u);
+  EXPECT_EQ((*records)[0].position, (KvPosition{0, 2}));
+  EXPECT_EQ((*records)[0].key, "b");
+  EXPECT_EQ((*records)[2].position, (KvPosition{2, 4}));
 }
 
 TEST_F(KvLogTest, AppendRecordsTakesOnlyTheNextIndexAndNoOlderEpoch) {

@@ -98,7 +98,7 @@ class KvReplica {
   std::map<std::string, std::string> entries_;  // what GET serves
   ReplicaConfig config_;
   bool configured_ = false;
-  ReplicaRole acting_ = ReplicaRole::kBuilding;  // what the status reports
+  ReplicaRole acting_ = ReplicaRole::kSecondary;  // what the status reports
   std::string state_ = "starting";
   int appends_in_flight_ = 0;  // in the committer; a follower pulls only when none is
 
