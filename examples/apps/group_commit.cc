@@ -18,10 +18,30 @@ GroupCommitter::~GroupCommitter() {
   writer_.join();
 }
 
-void GroupCommitter::Append(std::string key, std::string value, std::function<void(Status)> done) {
+void GroupCommitter::Append(std::string key, std::string value, std::optional<uint64_t> epoch,
+                            std::function<void(Status, KvPosition)> done) {
+  Enqueue({.key = std::move(key),
+           .value = std::move(value),
+           .epoch = epoch,
+           .done = std::move(done),
+           .positioned = {},
+           .positioned_done = nullptr});
+}
+
+void GroupCommitter::AppendRecords(std::vector<KvRecord> records,
+                                   std::function<void(Status)> done) {
+  Enqueue({.key = {},
+           .value = {},
+           .epoch = std::nullopt,
+           .done = nullptr,
+           .positioned = std::move(records),
+           .positioned_done = std::move(done)});
+}
+
+void GroupCommitter::Enqueue(Pending pending) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back({std::move(key), std::move(value), std::move(done)});
+    queue_.push_back(std::move(pending));
   }
   wake_.notify_one();
 }
@@ -35,13 +55,35 @@ void GroupCommitter::WriterLoop() {
       if (queue_.empty()) return;  // stopping with nothing left
       batch.swap(queue_);
     }
-    std::vector<std::pair<std::string, std::string>> records;
+    // Positions the new records after the log's last one, in queue order.
+    KvPosition next = log_.last();
+    std::vector<KvRecord> records;
+    std::vector<KvPosition> positions;
     records.reserve(batch.size());
-    for (auto& p : batch) records.emplace_back(std::move(p.key), std::move(p.value));
-    Status status = log_.AppendBatch(records);
-    boost::asio::post(io_, [batch = std::move(batch), status]() mutable {
-      for (auto& p : batch) p.done(status);
-    });
+    for (auto& p : batch) {
+      if (p.done) {
+        next = {p.epoch.value_or(next.epoch), next.index + 1};
+        positions.push_back(next);
+        records.push_back({next, std::move(p.key), std::move(p.value)});
+      } else {
+        for (auto& r : p.positioned) {
+          next = r.position;
+          records.push_back(std::move(r));
+        }
+      }
+    }
+    Status status = log_.AppendRecords(records);
+    boost::asio::post(
+        io_, [batch = std::move(batch), positions = std::move(positions), status]() mutable {
+          size_t i = 0;
+          for (auto& p : batch) {
+            if (p.done) {
+              p.done(status, positions[i++]);
+            } else {
+              p.positioned_done(status);
+            }
+          }
+        });
   }
 }
 

@@ -1,4 +1,4 @@
-// GroupCommitter: kvd's write path. PUTs queue here from the io_context thread; one
+// GroupCommitter: kvd's write path. Writes queue here from the io_context thread; one
 // writer thread appends everything queued so far with a single write and fsync, then
 // hands each result back on the io_context. Throughput grows with concurrent writers
 // while every acknowledgement still follows its fsync.
@@ -9,8 +9,10 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/status.h"
 #include "core/thread_annotations.h"
@@ -28,17 +30,27 @@ class GroupCommitter {
   GroupCommitter(const GroupCommitter&) = delete;
   GroupCommitter& operator=(const GroupCommitter&) = delete;
 
-  // Queues one record. `done` runs on `io` with OK once the record is durable, or the
-  // error of the batch it was part of. Thread-safe.
-  void Append(std::string key, std::string value, std::function<void(Status)> done);
+  // Queues one record for the next index, in `epoch` (default: the log's last record's).
+  // `done` runs on `io` with OK and the record's position once it is durable, or the error
+  // of the batch it was part of. Thread-safe.
+  void Append(std::string key, std::string value, std::optional<uint64_t> epoch,
+              std::function<void(Status, KvPosition)> done);
+  // Queues records that carry their positions (KvLog::AppendRecords); `done` runs on `io`
+  // once they are durable, or with the error of their batch. Thread-safe.
+  void AppendRecords(std::vector<KvRecord> records, std::function<void(Status)> done);
 
  private:
+  // Either one new record (positioned when written) or records already positioned.
   struct Pending {
     std::string key;
     std::string value;
-    std::function<void(Status)> done;
+    std::optional<uint64_t> epoch;
+    std::function<void(Status, KvPosition)> done;
+    std::vector<KvRecord> positioned;
+    std::function<void(Status)> positioned_done;
   };
 
+  void Enqueue(Pending pending);
   void WriterLoop();
 
   boost::asio::io_context& io_;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/crc.hpp>
 #include <cerrno>
 #include <cstring>
@@ -13,8 +14,10 @@
 namespace hafab::apps {
 namespace {
 
-constexpr uint32_t kMagic = 0x3176'6B68;  // "hkv1"
-constexpr size_t kHeaderSize = 16;
+constexpr uint32_t kLegacyMagic = 0x3176'6B68;  // "hkv1": no position
+constexpr uint32_t kMagic = 0x3276'6B68;        // "hkv2"
+constexpr size_t kLegacyHeaderSize = 16;
+constexpr size_t kHeaderSize = 32;
 
 std::string OsError(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
@@ -25,8 +28,13 @@ uint32_t LoadU32(const char* p) {
   std::memcpy(&v, p, 4);
   return v;
 }
-
+uint64_t LoadU64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
 void StoreU32(char* p, uint32_t v) { std::memcpy(p, &v, 4); }
+void StoreU64(char* p, uint64_t v) { std::memcpy(p, &v, 8); }
 
 Status FsyncDirectoryOf(const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
@@ -39,21 +47,102 @@ Status FsyncDirectoryOf(const std::string& path) {
   return Status::Ok();
 }
 
+// One record at the start of `left` bytes.
+struct Parsed {
+  bool complete = false;  // a known magic and the whole length is there
+  bool valid = false;     // and the checksum matches
+  uint64_t length = 0;
+  bool legacy = false;  // no position in the record
+  KvPosition position;
+  std::string_view key;
+  std::string_view value;
+};
+
+Parsed ParseRecord(const char* p, size_t left) {
+  Parsed r;
+  if (left < kLegacyHeaderSize) return r;
+  uint32_t magic = LoadU32(p);
+  r.legacy = magic == kLegacyMagic;
+  if (!r.legacy && magic != kMagic) return r;
+  size_t header = r.legacy ? kLegacyHeaderSize : kHeaderSize;
+  if (left < header) return r;
+  uint32_t key_size = LoadU32(p + 4);
+  r.length = header + uint64_t{key_size} + LoadU32(p + 8);
+  r.complete = r.length <= left;
+  if (!r.complete) return r;
+  boost::crc_32_type crc;
+  crc.process_bytes(p + 4, 8);
+  if (!r.legacy) crc.process_bytes(p + kLegacyHeaderSize, kHeaderSize - kLegacyHeaderSize);
+  crc.process_bytes(p + header, r.length - header);
+  r.valid = crc.checksum() == LoadU32(p + 12);
+  if (!r.legacy) r.position = {LoadU64(p + 16), LoadU64(p + 24)};
+  r.key = std::string_view(p + header, key_size);
+  r.value = std::string_view(p + header + key_size, r.length - header - key_size);
+  return r;
+}
+
+// Why `next` cannot follow `last` in a log, "" if it can.
+std::string OutOfOrder(const KvPosition& last, const KvPosition& next) {
+  if (next.index != last.index + 1) {
+    return "index " + std::to_string(next.index) + " after index " + std::to_string(last.index);
+  }
+  if (next.epoch < last.epoch) {
+    return "epoch " + std::to_string(next.epoch) + " after epoch " + std::to_string(last.epoch);
+  }
+  return "";
+}
+
 }  // namespace
 
+std::string EncodeKvRecord(const KvRecord& record) {
+  const auto& [position, key, value] = record;
+  std::string bytes(kHeaderSize + key.size() + value.size(), '\0');
+  StoreU32(bytes.data(), kMagic);
+  StoreU32(bytes.data() + 4, static_cast<uint32_t>(key.size()));
+  StoreU32(bytes.data() + 8, static_cast<uint32_t>(value.size()));
+  StoreU64(bytes.data() + 16, position.epoch);
+  StoreU64(bytes.data() + 24, position.index);
+  std::memcpy(bytes.data() + kHeaderSize, key.data(), key.size());
+  std::memcpy(bytes.data() + kHeaderSize + key.size(), value.data(), value.size());
+  boost::crc_32_type crc;
+  crc.process_bytes(bytes.data() + 4, 8);
+  crc.process_bytes(bytes.data() + kLegacyHeaderSize, kHeaderSize - kLegacyHeaderSize);
+  crc.process_bytes(bytes.data() + kHeaderSize, key.size() + value.size());
+  StoreU32(bytes.data() + 12, crc.checksum());
+  return bytes;
+}
+
 std::string EncodeKvRecord(const std::string& key, const std::string& value) {
-  std::string record(kHeaderSize + key.size() + value.size(), '\0');
-  StoreU32(record.data(), kMagic);
+  std::string record(kLegacyHeaderSize + key.size() + value.size(), '\0');
+  StoreU32(record.data(), kLegacyMagic);
   StoreU32(record.data() + 4, static_cast<uint32_t>(key.size()));
   StoreU32(record.data() + 8, static_cast<uint32_t>(value.size()));
-  std::memcpy(record.data() + kHeaderSize, key.data(), key.size());
-  std::memcpy(record.data() + kHeaderSize + key.size(), value.data(), value.size());
-  // The checksum covers the lengths and the payload.
+  std::memcpy(record.data() + kLegacyHeaderSize, key.data(), key.size());
+  std::memcpy(record.data() + kLegacyHeaderSize + key.size(), value.data(), value.size());
   boost::crc_32_type crc;
   crc.process_bytes(record.data() + 4, 8);
-  crc.process_bytes(record.data() + kHeaderSize, key.size() + value.size());
+  crc.process_bytes(record.data() + kLegacyHeaderSize, key.size() + value.size());
   StoreU32(record.data() + 12, crc.checksum());
   return record;
+}
+
+Result<std::vector<KvRecord>> DecodeKvRecords(std::string_view bytes) {
+  std::vector<KvRecord> records;
+  size_t offset = 0;
+  while (offset < bytes.size()) {
+    Parsed r = ParseRecord(bytes.data() + offset, bytes.size() - offset);
+    if (!r.valid || r.legacy) {
+      return Status::InvalidArgument("no valid record at offset " + std::to_string(offset) +
+                                     " of " + std::to_string(bytes.size()) + " bytes");
+    }
+    if (!records.empty()) {
+      std::string why = OutOfOrder(records.back().position, r.position);
+      if (!why.empty()) return Status::InvalidArgument("records out of order: " + why);
+    }
+    records.push_back({r.position, std::string(r.key), std::string(r.value)});
+    offset += r.length;
+  }
+  return records;
 }
 
 KvLog::~KvLog() { ::close(fd_); }
@@ -62,7 +151,7 @@ Result<std::unique_ptr<KvLog>> KvLog::Open(const std::string& path, Replay* repl
   bool existed = ::access(path.c_str(), F_OK) == 0;
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return Status::Internal(OsError("cannot open", path));
-  std::unique_ptr<KvLog> log(new KvLog(path, fd, 0));
+  std::unique_ptr<KvLog> log(new KvLog(path, fd));
   if (!existed) HAFAB_RETURN_IF_ERROR(FsyncDirectoryOf(path));
 
   std::string data;
@@ -81,30 +170,17 @@ Result<std::unique_ptr<KvLog>> KvLog::Open(const std::string& path, Replay* repl
   data.resize(read_total);
 
   Replay found;
+  std::vector<Indexed> index;
   size_t offset = 0;
   while (offset < data.size()) {
-    const char* p = data.data() + offset;
-    size_t left = data.size() - offset;
-    bool complete = left >= kHeaderSize;
-    uint64_t length = 0;
-    if (complete) {
-      length = kHeaderSize + uint64_t{LoadU32(p + 4)} + LoadU32(p + 8);
-      complete = LoadU32(p) == kMagic && length <= left;
-    }
-    bool valid = false;
-    if (complete) {
-      boost::crc_32_type crc;
-      crc.process_bytes(p + 4, 8);
-      crc.process_bytes(p + kHeaderSize, length - kHeaderSize);
-      valid = crc.checksum() == LoadU32(p + 12);
-    }
-    if (!valid) {
+    Parsed r = ParseRecord(data.data() + offset, data.size() - offset);
+    if (!r.valid) {
       // Only the last record can be torn: it is torn if it runs to the end of the file.
-      bool last = !complete || offset + length == data.size();
+      bool last = !r.complete || offset + r.length == data.size();
       if (!last) {
         return Status::Internal("corrupt record at offset " + std::to_string(offset) + " of " +
                                 path + ", followed by " +
-                                std::to_string(data.size() - offset - length) +
+                                std::to_string(data.size() - offset - r.length) +
                                 " more bytes; refusing to discard them");
       }
       found.torn_bytes = data.size() - offset;
@@ -114,14 +190,27 @@ Result<std::unique_ptr<KvLog>> KvLog::Open(const std::string& path, Replay* repl
       data.resize(offset);
       break;
     }
-    uint32_t key_size = LoadU32(p + 4);
-    found.entries.insert_or_assign(
-        std::string(p + kHeaderSize, key_size),
-        std::string(p + kHeaderSize + key_size, length - kHeaderSize - key_size));
+    KvPosition position = r.position;
+    if (r.legacy) {
+      position = {0, found.last.index + 1};
+      ++found.legacy_records;
+    }
+    std::string why = OutOfOrder(found.last, position);
+    if (!why.empty()) {
+      return Status::Internal("record at offset " + std::to_string(offset) + " of " + path +
+                              " is out of order (" + why + ")");
+    }
+    if (!r.key.empty()) found.entries.insert_or_assign(std::string(r.key), std::string(r.value));
+    index.push_back({position.epoch, offset});
+    found.last = position;
     ++found.records;
-    offset += length;
+    offset += r.length;
   }
-  log->size_ = data.size();
+  {
+    std::lock_guard lock(log->mu_);
+    log->size_ = data.size();
+    log->index_ = std::move(index);
+  }
   if (replay != nullptr) *replay = std::move(found);
   return log;
 }
@@ -130,9 +219,9 @@ Status KvLog::Compact(const std::string& path, const std::map<std::string, std::
   const std::string tmp = path + ".compact";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::Internal(OsError("cannot create", tmp));
-  std::unique_ptr<KvLog> out(new KvLog(tmp, fd, 0));
+  std::unique_ptr<KvLog> out(new KvLog(tmp, fd));
   // One write and one fsync (also of an empty log).
-  HAFAB_RETURN_IF_ERROR(out->AppendBatch({entries.begin(), entries.end()}));
+  HAFAB_RETURN_IF_ERROR(out->AppendBatch({entries.begin(), entries.end()}, 0).status());
   out.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return Status::Internal(OsError("cannot rename " + tmp + " to", path));
@@ -140,22 +229,155 @@ Status KvLog::Compact(const std::string& path, const std::map<std::string, std::
   return FsyncDirectoryOf(path);
 }
 
-Status KvLog::Append(const std::string& key, const std::string& value) {
-  return AppendBatch({{key, value}});
+KvPosition KvLog::last() const {
+  std::lock_guard lock(mu_);
+  if (index_.empty()) return {};
+  return {index_.back().epoch, index_.size()};
 }
 
-Status KvLog::AppendBatch(const std::vector<std::pair<std::string, std::string>>& records) {
-  std::string record;
+std::optional<uint64_t> KvLog::EpochAt(uint64_t index) const {
+  std::lock_guard lock(mu_);
+  if (index == 0) return 0;
+  if (index > index_.size()) return std::nullopt;
+  return index_[index - 1].epoch;
+}
+
+uint64_t KvLog::EndOfEpoch(uint64_t epoch) const {
+  std::lock_guard lock(mu_);
+  // Epochs never decrease along the log.
+  auto it = std::upper_bound(index_.begin(), index_.end(), epoch,
+                             [](uint64_t e, const Indexed& i) { return e < i.epoch; });
+  return static_cast<uint64_t>(it - index_.begin());
+}
+
+Result<std::string> KvLog::ReadRange(uint64_t first, uint64_t last, size_t max_bytes) const {
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (first == 0 || first > index_.size()) {
+      return Status::InvalidArgument("no record " + std::to_string(first) + " in " + path_ +
+                                     " (it ends at " + std::to_string(index_.size()) + ")");
+    }
+    last = std::min<uint64_t>(last, index_.size());
+    begin = index_[first - 1].offset;
+    end = last < index_.size() ? index_[last].offset : size_;
+    // Stop at the first record boundary past max_bytes.
+    auto it = std::upper_bound(index_.begin() + static_cast<ptrdiff_t>(first),
+                               index_.begin() + static_cast<ptrdiff_t>(last), begin + max_bytes,
+                               [](uint64_t o, const Indexed& i) { return o < i.offset; });
+    if (it != index_.begin() + static_cast<ptrdiff_t>(last)) end = it->offset;
+  }
+  std::string bytes(end - begin, '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n =
+        ::pread(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(begin + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Internal(OsError("cannot read", path_));
+    done += static_cast<size_t>(n);
+  }
+  // Records written before positions existed go out with theirs.
+  std::string positioned;
+  for (size_t offset = 0; offset < bytes.size(); ++first) {
+    Parsed r = ParseRecord(bytes.data() + offset, bytes.size() - offset);
+    if (!r.valid) return Status::Internal("corrupt record in " + path_);
+    if (r.legacy && positioned.empty()) positioned = bytes.substr(0, offset);
+    if (r.legacy) {
+      positioned += EncodeKvRecord(KvRecord{{0, first}, std::string(r.key), std::string(r.value)});
+    } else if (!positioned.empty()) {
+      positioned.append(bytes, offset, r.length);
+    }
+    offset += r.length;
+  }
+  return positioned.empty() ? bytes : positioned;
+}
+
+Status KvLog::TruncateAfter(uint64_t index, const std::string& aside_path) {
+  std::lock_guard lock(mu_);
+  if (index > index_.size()) {
+    return Status::InvalidArgument("cannot cut " + path_ + " back to index " +
+                                   std::to_string(index) + ": it ends at " +
+                                   std::to_string(index_.size()));
+  }
+  if (index == index_.size()) return Status::Ok();
+  uint64_t cut = index_[index].offset;
+  std::string tail(size_ - cut, '\0');
+  size_t done = 0;
+  while (done < tail.size()) {
+    ssize_t n =
+        ::pread(fd_, tail.data() + done, tail.size() - done, static_cast<off_t>(cut + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Internal(OsError("cannot read", path_));
+    done += static_cast<size_t>(n);
+  }
+  int fd = ::open(aside_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Internal(OsError("cannot create", aside_path));
+  bool written = ::write(fd, tail.data(), tail.size()) == static_cast<ssize_t>(tail.size()) &&
+                 ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written) return Status::Internal(OsError("cannot write", aside_path));
+  HAFAB_RETURN_IF_ERROR(FsyncDirectoryOf(aside_path));
+  if (::ftruncate(fd_, static_cast<off_t>(cut)) != 0 || ::fsync(fd_) != 0) {
+    return Status::Internal(OsError("cannot truncate", path_));
+  }
+  index_.resize(index);
+  size_ = cut;
+  return Status::Ok();
+}
+
+Status KvLog::Append(const std::string& key, const std::string& value) {
+  return AppendBatch({{key, value}}).status();
+}
+
+Result<KvPosition> KvLog::AppendBatch(
+    const std::vector<std::pair<std::string, std::string>>& records,
+    std::optional<uint64_t> epoch) {
+  KvPosition next = last();
+  if (epoch.has_value()) next.epoch = *epoch;
+  std::vector<KvRecord> positioned;
+  positioned.reserve(records.size());
   for (const auto& [key, value] : records) {
-    if (key.size() > UINT32_MAX || value.size() > UINT32_MAX) {
+    ++next.index;
+    positioned.push_back({next, key, value});
+  }
+  HAFAB_RETURN_IF_ERROR(AppendRecords(positioned));
+  return last();
+}
+
+Status KvLog::AppendRecords(const std::vector<KvRecord>& records) {
+  KvPosition previous = last();
+  std::string bytes;
+  for (const auto& record : records) {
+    if (record.key.size() > UINT32_MAX || record.value.size() > UINT32_MAX) {
       return Status::InvalidArgument("key or value larger than 4 GiB");
     }
-    record += EncodeKvRecord(key, value);
+    std::string why = OutOfOrder(previous, record.position);
+    if (!why.empty()) return Status::InvalidArgument("cannot append to " + path_ + ": " + why);
+    previous = record.position;
   }
+  std::vector<Indexed> added;
+  uint64_t offset = 0;
+  {
+    std::lock_guard lock(mu_);
+    offset = size_;
+  }
+  for (const auto& record : records) {
+    added.push_back({record.position.epoch, offset + bytes.size()});
+    bytes += EncodeKvRecord(record);
+  }
+  HAFAB_RETURN_IF_ERROR(WriteAndSync(bytes));
+  std::lock_guard lock(mu_);
+  index_.insert(index_.end(), added.begin(), added.end());
+  size_ += bytes.size();
+  return Status::Ok();
+}
+
+Status KvLog::WriteAndSync(const std::string& bytes) {
   size_t written = 0;
   Status failure;
-  while (written < record.size()) {
-    ssize_t n = ::write(fd_, record.data() + written, record.size() - written);
+  while (written < bytes.size()) {
+    ssize_t n = ::write(fd_, bytes.data() + written, bytes.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       failure = Status::Internal(OsError("cannot append to", path_));
@@ -164,16 +386,18 @@ Status KvLog::AppendBatch(const std::vector<std::pair<std::string, std::string>>
     written += static_cast<size_t>(n);
   }
   if (failure.ok() && ::fsync(fd_) != 0) failure = Status::Internal(OsError("cannot fsync", path_));
-  if (!failure.ok()) {
-    // Do not leave a partial record for the next append to follow.
-    if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
-      return failure.WithContext("and cannot cut the log back (" + std::string(strerror(errno)) +
-                                 ")");
-    }
-    return failure;
+  if (failure.ok()) return Status::Ok();
+  // Do not leave a partial record for the next append to follow.
+  uint64_t size = 0;
+  {
+    std::lock_guard lock(mu_);
+    size = size_;
   }
-  size_ += record.size();
-  return Status::Ok();
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+    return failure.WithContext("and cannot cut the log back (" + std::string(strerror(errno)) +
+                               ")");
+  }
+  return failure;
 }
 
 }  // namespace hafab::apps

@@ -7,8 +7,11 @@
 //   GET /kv/KEY                  -> 200 value, or 404
 //   GET /health                  -> 200
 // Every response carries X-Hafab-Instance and X-Hafab-Epoch.
+// With HAFAB_REPLICA_CONFIG set it is one replica of a replicated role (kv_replica.h).
 #include <boost/asio/io_context.hpp>
+#include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -17,11 +20,29 @@
 #include "group_commit.h"
 #include "http/http.h"
 #include "kv_log.h"
+#include "kv_replica.h"
+#include "replica_config.h"
 
 namespace hafab::apps {
 namespace {
 
 constexpr std::string_view kKeyPrefix = "/kv/";
+
+// KVD_ACK_TIMEOUT_MS: how long a replicated write waits for its quorum (default 5000).
+Result<KvReplica::Options> ReplicaOptions() {
+  KvReplica::Options options;
+  const char* text = std::getenv("KVD_ACK_TIMEOUT_MS");
+  if (text == nullptr || *text == '\0') return options;
+  std::string_view view(text);
+  unsigned ms = 0;
+  auto [end, ec] = std::from_chars(view.data(), view.data() + view.size(), ms);
+  if (ec != std::errc() || end != view.data() + view.size() || ms == 0) {
+    return Status::InvalidArgument("KVD_ACK_TIMEOUT_MS must be a positive number of ms, got \"" +
+                                   std::string(view) + "\"");
+  }
+  options.ack_timeout = std::chrono::milliseconds(ms);
+  return options;
+}
 
 int Main(int argc, char** argv) {
   auto config = LoadAppConfig(argc, argv);
@@ -31,6 +52,20 @@ int Main(int argc, char** argv) {
   }
   if (config->data_dir.empty()) {
     std::fprintf(stderr, "kvd: no data directory: set HAFAB_VOLUME_DIR or pass --data-dir D\n");
+    return 2;
+  }
+  std::optional<ReplicaConfig> replica_config;
+  if (const char* json = std::getenv("HAFAB_REPLICA_CONFIG"); json != nullptr) {
+    auto parsed = ParseReplicaConfig(json);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "kvd: HAFAB_REPLICA_CONFIG: %s\n", parsed.status().message().c_str());
+      return 2;
+    }
+    replica_config = *std::move(parsed);
+  }
+  auto replica_options = ReplicaOptions();
+  if (!replica_options.ok()) {
+    std::fprintf(stderr, "kvd: %s\n", replica_options.status().message().c_str());
     return 2;
   }
   std::error_code ec;
@@ -48,16 +83,24 @@ int Main(int argc, char** argv) {
     return 1;
   }
   std::map<std::string, std::string> entries = std::move(replay.entries);
-  std::fprintf(stderr, "kvd: data dir %s: replayed %zu records, %zu keys%s\n",
+  std::string notes;
+  if (replay.legacy_records > 0) {
+    notes += ", " + std::to_string(replay.legacy_records) +
+             " of them in the format without positions (epoch 0)";
+  }
+  if (replay.torn_bytes > 0) {
+    notes += ", truncated a torn last record of " + std::to_string(replay.torn_bytes) + " bytes";
+  }
+  std::fprintf(stderr,
+               "kvd: data dir %s: replayed %zu records, %zu keys, last position %llu/%llu%s\n",
                config->data_dir.c_str(), replay.records, entries.size(),
-               replay.torn_bytes > 0 ? (", truncated a torn last record of " +
-                                        std::to_string(replay.torn_bytes) + " bytes")
-                                           .c_str()
-                                     : "");
+               static_cast<unsigned long long>(replay.last.epoch),
+               static_cast<unsigned long long>(replay.last.index), notes.c_str());
   // Overwritten values are dropped at start, so the log holds what the next replay needs
   // rather than every write since the first (a role failed over many times replays it each
-  // time).
-  if (replay.records > 2 * entries.size() + 1000) {
+  // time). Not a replica's: its records are compared by position with its peers', and
+  // the tail it holds may not be committed (it could have to move it aside).
+  if (!replica_config && replay.records > 2 * entries.size() + 1000) {
     Status compacted = KvLog::Compact(log_path, entries);
     if (compacted.ok()) {
       std::fprintf(stderr, "kvd: compacted the log from %zu records to %zu\n", replay.records,
@@ -77,6 +120,17 @@ int Main(int argc, char** argv) {
   // Destroyed before `io` and `log`: its destructor flushes and joins the writer thread.
   auto committer = std::make_unique<GroupCommitter>(io, **log);
 
+  if (replica_config) {
+    KvReplica replica(io, **log, *committer, std::move(entries), *replica_options);
+    replica.Start(*std::move(replica_config));
+    http::Server server(
+        io, WithIdentity(*config, [&](http::Request&& request, http::Responder respond) {
+          if (request.path == "/health") return respond(http::Response::Text(200, "ok\n"));
+          replica.Handle(std::move(request), std::move(respond));
+        }));
+    return ServeUntilSignal("kvd", *config, io, server);
+  }
+
   auto handler = [&](http::Request&& request, http::Responder respond) {
     if (request.path == "/health") {
       return respond(request.method == "GET" || request.method == "HEAD"
@@ -89,17 +143,18 @@ int Main(int argc, char** argv) {
     std::string key = request.path.substr(kKeyPrefix.size());
     if (request.method == "PUT") {
       std::string value = request.body;
-      committer->Append(key, std::move(request.body),
-                        [&entries, key, value = std::move(value), respond](Status written) mutable {
-                          if (!written.ok()) {
-                            std::fprintf(stderr, "kvd: PUT %s failed: %s\n", key.c_str(),
-                                         written.message().c_str());
-                            return respond(http::Response::Text(500, written.message() + "\n"));
-                          }
-                          // Visible to readers only once durable.
-                          entries.insert_or_assign(std::move(key), std::move(value));
-                          respond(http::Response::Text(200, "stored\n"));
-                        });
+      committer->Append(
+          key, std::move(request.body), std::nullopt,
+          [&entries, key, value = std::move(value), respond](Status written, KvPosition) mutable {
+            if (!written.ok()) {
+              std::fprintf(stderr, "kvd: PUT %s failed: %s\n", key.c_str(),
+                           written.message().c_str());
+              return respond(http::Response::Text(500, written.message() + "\n"));
+            }
+            // Visible to readers only once durable.
+            entries.insert_or_assign(std::move(key), std::move(value));
+            respond(http::Response::Text(200, "stored\n"));
+          });
       return;
     }
     if (request.method == "GET" || request.method == "HEAD") {
