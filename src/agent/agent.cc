@@ -117,12 +117,20 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
         supervisor_->RecordProbe(instance, pid, type, outcome);
         HeartbeatOnChange();
       });
+  // Asked as often as heartbeats go, so that each carries a fresh position.
+  replicas_ = std::make_unique<ReplicaLink>(
+      io_, options_.address, options_.heartbeat_interval, std::chrono::seconds(2),
+      [this](const std::string& instance, pid_t pid, Result<wire::ReplicaStatus> status) {
+        supervisor_->RecordReplica(instance, pid, std::move(status));
+        HeartbeatOnChange();
+      });
 }
 
 Agent::~Agent() {
   // The watchdog is left running unless Shutdown stopped it: it guards the primaries that
   // outlive this agent object (a crash or a test's simulated SIGKILL).
   probes_.reset();
+  replicas_.reset();
   worker_.reset();
 }
 
@@ -211,6 +219,7 @@ void Agent::Tick() {
   CheckLease();
   supervisor_->Tick();
   probes_->Sync(supervisor_->ProbeTargets());
+  replicas_->Sync(supervisor_->ReplicaTargets());
   if (shutting_down_ && shutdown_done_ && supervisor_->Idle()) {
     spdlog::info("agent {}: every instance stopped and every volume detached", options_.node);
     auto done = std::move(shutdown_done_);
@@ -297,6 +306,12 @@ std::string Agent::ReportDigest() const {
          std::to_string(static_cast<int>(i.state)) + ":" + std::to_string(i.pid) + ":" +
          std::to_string(static_cast<int>(i.liveness)) + ":" +
          std::to_string(static_cast<int>(i.readiness)) + ":" + std::to_string(i.restarts);
+    // A replica's role and epoch (a promotion waits for them), not its position (it moves
+    // with every write and goes with the regular heartbeats).
+    if (i.replica) {
+      d += ":" + std::string(wire::ReplicaRoleName(i.replica->role)) + "@" +
+           std::to_string(i.replica->epoch);
+    }
   }
   for (const auto& v : volumes_->Report()) {
     d += "|" + v.name + ":" + std::to_string(static_cast<int>(v.state)) + ":" + v.instance;

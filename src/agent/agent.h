@@ -17,6 +17,7 @@
 #include "agent/lease.h"
 #include "agent/probe_runner.h"
 #include "agent/process_tracker.h"
+#include "agent/replica_link.h"
 #include "agent/resource_limiter.h"
 #include "agent/supervisor.h"
 #include "agent/volume_manager.h"
@@ -98,6 +99,7 @@ class Agent {
   ControlLink& link_;
   LeaseTracker lease_;
   std::unique_ptr<ProbeRunner> probes_;
+  std::unique_ptr<ReplicaLink> replicas_;
   boost::asio::steady_timer tick_timer_;
   boost::asio::steady_timer heartbeat_timer_;
   boost::asio::steady_timer fence_timer_;

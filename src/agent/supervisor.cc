@@ -85,6 +85,9 @@ struct Supervisor::Instance {
   TimePoint last_cpu_at{};
   double cpu_percent = 0;
   uint64_t rss_bytes = 0;
+  // A replica: what this process last answered about itself, or why it did not.
+  std::optional<wire::ReplicaStatus> replica;
+  std::string replica_error;
 };
 
 Supervisor::Supervisor(Clock& clock, Launcher& launcher, VolumeManager& volumes, Options options)
@@ -387,6 +390,13 @@ void Supervisor::Launch(Instance& in) {
   spec.env["HAFAB_PORT"] = std::to_string(a.port);
   spec.env["HAFAB_HOST"] = options_.address;
   spec.env["HAFAB_VOLUME_DIR"] = a.volume.empty() ? "" : volumes_.MountPath(a.volume);
+  if (a.replica) {
+    // A replica's data stays on its node, in a directory of its own (docs/replication.md).
+    spec.env["HAFAB_VOLUME_DIR"] = ReplicaDataDir(a.instance);
+    std::error_code mk;
+    fs::create_directories(ReplicaDataDir(a.instance), mk);
+    for (auto& [k, v] : wire::ReplicaEnvironment(*a.replica)) spec.env[k] = v;
+  }
   spec.env["HAFAB_EPOCH"] = std::to_string(a.epoch);
   spec.env["HAFAB_NODE"] = options_.node;
   spec.cwd = InstanceDirOf(options_.data_dir, a.instance);
@@ -473,7 +483,8 @@ void Supervisor::RunAs(const Account& account, const Assignment& a, LaunchSpec* 
     spec->env["USER"] = spec->env["LOGNAME"] = account.user;
     spec->env["HOME"] = account.home;
   }
-  for (const std::string& dir : {options_.data_dir, options_.data_dir + "/work"}) {
+  for (const std::string& dir :
+       {options_.data_dir, options_.data_dir + "/work", options_.data_dir + "/replicas"}) {
     struct stat st;
     if (stat(dir.c_str(), &st) == 0 && (st.st_mode & 0011) != 0011) {
       chmod(dir.c_str(), (st.st_mode & 07777) | 0011);
@@ -484,6 +495,7 @@ void Supervisor::RunAs(const Account& account, const Assignment& a, LaunchSpec* 
     owned.push_back(volumes_.MountPath(a.volume));
     spec->reach_dirs.push_back(owned.back());
   }
+  if (a.replica) owned.push_back(ReplicaDataDir(a.instance));
   for (const std::string& dir : owned) {
     if (chown(dir.c_str(), account.uid, account.gid) != 0) {
       spdlog::warn("instance {}: cannot give {} to uid {}: {}", a.instance, dir, account.uid,
@@ -863,7 +875,40 @@ std::vector<InstanceReport> Supervisor::Report() const {
     r.message = in->message;
     r.cpu_percent = in->cpu_percent;
     r.rss_bytes = in->rss_bytes;
+    if (in->pid != 0) r.replica = in->replica;
+    if (!in->replica_error.empty() && r.message.empty())
+      r.message = "replica: " + in->replica_error;
     out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string Supervisor::ReplicaDataDir(const std::string& instance) const {
+  return options_.data_dir + "/replicas/" + instance;
+}
+
+void Supervisor::RecordReplica(const std::string& instance, pid_t pid,
+                               Result<wire::ReplicaStatus> status) {
+  auto it = instances_.find(instance);
+  if (it == instances_.end() || it->second->pid != pid) return;
+  Instance& in = *it->second;
+  if (status.ok()) {
+    in.replica = std::move(*status);
+    in.replica_error.clear();
+    return;
+  }
+  if (in.replica_error != status.status().message()) {
+    spdlog::warn("instance {}: replica: {}", instance, status.status().message());
+  }
+  in.replica_error = status.status().message();
+}
+
+std::vector<ReplicaTarget> Supervisor::ReplicaTargets() const {
+  std::vector<ReplicaTarget> out;
+  for (const auto& [name, in] : instances_) {
+    if (in->pid == 0 || in->state != InstanceState::kRunning || !in->desired.replica) continue;
+    out.push_back({name, in->pid, in->running.port, in->running_env, *in->desired.replica,
+                   in->desired.replica_hook});
   }
   return out;
 }

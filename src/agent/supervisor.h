@@ -55,6 +55,16 @@ struct ProbeTarget {
   std::optional<manifest::Probe> readiness;
 };
 
+// A running replica of a replicated role, for the ReplicaLink (replica_link.h).
+struct ReplicaTarget {
+  std::string instance;
+  pid_t pid = 0;
+  int port = 0;
+  std::map<std::string, std::string> env;  // the instance's, for the hook
+  wire::ReplicaConfig config;              // what it is to be now
+  std::string hook;                        // "" = over HTTP
+};
+
 class Supervisor {
  public:
   struct Options {
@@ -120,8 +130,17 @@ class Supervisor {
   // Reaps exits and moves every instance one step. Call on SIGCHLD and every few ms.
   void Tick();
 
+  // A replica's answer to the agent's ReplicaLink (for process `pid`; stale ones ignored):
+  // carried in the next heartbeat.
+  void RecordReplica(const std::string& instance, pid_t pid, Result<wire::ReplicaStatus> status);
+
   std::vector<InstanceReport> Report() const;
   std::vector<ProbeTarget> ProbeTargets() const;
+  // The running replicas of replicated roles, with the configuration each is to have.
+  std::vector<ReplicaTarget> ReplicaTargets() const;
+  // Where a replica keeps its data on this node: <data-dir>/replicas/<instance>
+  // (HAFAB_VOLUME_DIR); it stays when the instance stops.
+  std::string ReplicaDataDir(const std::string& instance) const;
   // Highest epoch seen per role (persisted in <data-dir>/epochs.json).
   uint64_t HighestEpoch(const std::string& role) const;
   // The volumes the supervisor wants attached now (name -> instance).

@@ -122,6 +122,46 @@ TEST_F(SupervisorTest, StartsWithEnvironmentAndLogFile) {
   EXPECT_EQ(launcher_.started().size(), 1u);
 }
 
+// A replica starts with its configuration in the environment and a data directory of its own
+// on the node; a new configuration (a promotion, another epoch) reaches it through the
+// ReplicaLink, not by a restart; what it answers goes into the report of that process only.
+TEST_F(SupervisorTest, AReplicaGetsItsConfigurationAndDataDirectoryAndIsNotRestartedByANewOne) {
+  auto replica = [](int epoch, const char* role) {
+    return Kvd(
+        std::string(R"(, "mode": "replicated", "replica": {"instance": "kvd-0", "role": ")") +
+        role + R"(", "epoch": )" + std::to_string(epoch) +
+        R"(, "quorum": 2, "replicas": [{"instance": "kvd-0", "address": "127.0.0.1:7101"},
+                   {"instance": "kvd-1", "address": "127.0.0.1:7102"}]})");
+  };
+  Apply({replica(3, "secondary")});
+  ASSERT_EQ(launcher_.started().size(), 1u);
+  const LaunchSpec& spec = launcher_.last_started().spec;
+  EXPECT_EQ(spec.env.at("HAFAB_VOLUME_DIR"), supervisor_->ReplicaDataDir("kvd-0"));
+  EXPECT_EQ(supervisor_->ReplicaDataDir("kvd-0"), dir_.path() + "/data/replicas/kvd-0");
+  EXPECT_TRUE(std::filesystem::is_directory(supervisor_->ReplicaDataDir("kvd-0")));
+  EXPECT_EQ(spec.env.at("HAFAB_REPLICA_ROLE"), "secondary");
+  EXPECT_EQ(spec.env.at("HAFAB_REPLICA_PEERS"), "127.0.0.1:7102");
+  const pid_t pid = launcher_.last_started().pid;
+
+  Apply({replica(4, "primary")}, 2);
+  EXPECT_EQ(launcher_.started().size(), 1u);
+  auto targets = supervisor_->ReplicaTargets();
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(targets[0].pid, pid);
+  EXPECT_EQ(targets[0].config.role, wire::ReplicaRole::kPrimary);
+  EXPECT_EQ(targets[0].config.epoch, 4);
+
+  EXPECT_FALSE(Get("kvd-0").replica.has_value());
+  supervisor_->RecordReplica("kvd-0", pid + 1, wire::ReplicaStatus{});  // another process
+  EXPECT_FALSE(Get("kvd-0").replica.has_value());
+  supervisor_->RecordReplica(
+      "kvd-0", pid, wire::ReplicaStatus{wire::ReplicaRole::kPrimary, 4, {4, 9}, "streaming", ""});
+  ASSERT_TRUE(Get("kvd-0").replica.has_value());
+  EXPECT_EQ(Get("kvd-0").replica->position, (wire::Position{4, 9}));
+  supervisor_->RecordReplica("kvd-0", pid, Status::Unavailable("GET /hafab/v1/replica: refused"));
+  EXPECT_EQ(Get("kvd-0").message, "replica: GET /hafab/v1/replica: refused");
+}
+
 TEST_F(SupervisorTest, RestartBackoffDoublesUpToMax) {
   Apply({Kvd(R"(, "restart": {"policy": "always", "max_restarts": 100, "window_ms": 60000,
                               "backoff_initial_ms": 100, "backoff_max_ms": 350})")});

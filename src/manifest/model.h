@@ -170,7 +170,7 @@ struct Role {
   std::optional<Autoscale> autoscale;
   int port = 0;  // the port the app listens on (HAFAB_PORT)
   std::optional<Endpoint> endpoint;
-  std::string volume;  // active-passive: the data disk that follows the primary
+  std::string volume;       // active-passive: the data disk that follows the primary
   Replication replication;  // replicated roles only
   Probes probes;
   Restart restart;

@@ -25,10 +25,9 @@ constexpr std::string_view kSettingsKeys[] = {"heartbeat_interval", "lease_ttl",
 constexpr std::string_view kNodeKeys[] = {"name", "fault_domain", "update_domain", "address",
                                           "capacity"};
 constexpr std::string_view kRoleKeys[] = {
-    "name",      "mode",      "command",    "args",     "env",     "instances", "min",
-    "max",       "autoscale", "port",       "endpoint", "volume",  "probes",    "restart",
-    "resources", "update",    "stop_grace", "drain",    "version", "user",      "group",
-    "replication"};
+    "name",       "mode",  "command",  "args",   "env",    "instances",  "min",       "max",
+    "autoscale",  "port",  "endpoint", "volume", "probes", "restart",    "resources", "update",
+    "stop_grace", "drain", "version",  "user",   "group",  "replication"};
 constexpr std::string_view kDrainKeys[] = {"command", "timeout"};
 constexpr std::string_view kAutoscaleKeys[] = {"metric", "target", "stabilization", "cooldown"};
 constexpr std::string_view kEndpointKeys[] = {"listen", "allow"};

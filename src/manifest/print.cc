@@ -135,7 +135,8 @@ void PrintRole(YAML::Emitter& out, const Role& r) {
   }
   if (r.replication != defaults.replication) {
     out << YAML::Key << "replication" << YAML::Value << YAML::BeginMap;
-    if (r.replication.quorum > 0) out << YAML::Key << "quorum" << YAML::Value << r.replication.quorum;
+    if (r.replication.quorum > 0)
+      out << YAML::Key << "quorum" << YAML::Value << r.replication.quorum;
     out << YAML::Key << "rebuild_after" << YAML::Value
         << FormatDuration(r.replication.rebuild_after);
     if (!r.replication.hook.empty()) {

@@ -11,18 +11,18 @@ json ToJson(const AgentHeartbeat& hb) {
   json instances = json::array();
   for (const InstanceReport& r : hb.instances) {
     json o = {{"instance", r.instance},
-                         {"role", r.role},
-                         {"epoch", r.epoch},
-                         {"run", r.run},
-                         {"state", InstanceStateName(r.state)},
-                         {"pid", r.pid},
-                         {"liveness", LivenessName(r.liveness)},
-                         {"readiness", ReadinessName(r.readiness)},
-                         {"restarts", r.restarts},
-                         {"last_exit", r.last_exit},
-                         {"message", r.message},
-                         {"cpu_percent", r.cpu_percent},
-                         {"rss_bytes", r.rss_bytes}};
+              {"role", r.role},
+              {"epoch", r.epoch},
+              {"run", r.run},
+              {"state", InstanceStateName(r.state)},
+              {"pid", r.pid},
+              {"liveness", LivenessName(r.liveness)},
+              {"readiness", ReadinessName(r.readiness)},
+              {"restarts", r.restarts},
+              {"last_exit", r.last_exit},
+              {"message", r.message},
+              {"cpu_percent", r.cpu_percent},
+              {"rss_bytes", r.rss_bytes}};
     if (r.replica) o["replica"] = ToJson(*r.replica);
     instances.push_back(std::move(o));
   }
@@ -74,7 +74,8 @@ Status ParseInstance(const json& j, const std::string& path, InstanceReport* r) 
   HAFAB_RETURN_IF_ERROR(Read(j, "rss_bytes", path, &r->rss_bytes));
   if (auto it = j.find("replica"); it != j.end() && !it->is_null()) {
     auto status = ParseReplicaStatus(*it);
-    if (!status.ok()) return Status::InvalidArgument(path + ".replica." + status.status().message());
+    if (!status.ok())
+      return Status::InvalidArgument(path + ".replica." + status.status().message());
     r->replica = std::move(*status);
   }
   return Status::Ok();

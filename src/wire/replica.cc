@@ -58,7 +58,8 @@ json ToJson(const ReplicaConfig& c) {
             {"epoch", c.epoch},
             {"quorum", c.quorum},
             {"replicas", std::move(replicas)}};
-  if (c.primary) j["primary"] = {{"instance", c.primary->instance}, {"address", c.primary->address}};
+  if (c.primary)
+    j["primary"] = {{"instance", c.primary->instance}, {"address", c.primary->address}};
   return j;
 }
 

@@ -409,7 +409,8 @@ TEST(ReplicaTest, StatusRoundTripsInTheHeartbeatAndPositionsCompare) {
 TEST(ReplicaTest, ErrorsNameTheMember) {
   auto bad_role = ParseReplicaConfig(json::parse(R"({"role": "leader"})"));
   ASSERT_FALSE(bad_role.ok());
-  EXPECT_EQ(bad_role.status().message(), "role: 'leader' is not one of primary, secondary, building");
+  EXPECT_EQ(bad_role.status().message(),
+            "role: 'leader' is not one of primary, secondary, building");
   auto bad_member = ParseReplicaConfig(json::parse(R"({"replicas": [{"instance": "a"}, {}]})"));
   ASSERT_FALSE(bad_member.ok());
   EXPECT_EQ(bad_member.status().message(), "replicas[1].instance: required");

@@ -1,0 +1,270 @@
+#include "agent/replica_link.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/json.h"
+#include "http/http.h"
+
+namespace hafab::agent {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+
+namespace {
+
+constexpr char kPath[] = "/hafab/v1/replica";
+constexpr size_t kMaxAnswer = 64 * 1024;
+
+Result<wire::ReplicaStatus> ParseStatus(const std::string& what, const std::string& body) {
+  auto j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::Unavailable(what + ": the answer is not JSON");
+  auto status = wire::ParseReplicaStatus(j);
+  if (!status.ok()) return Status::Unavailable(what + ": " + status.status().message());
+  return status;
+}
+
+// The hook's answer: what it printed on stdout once it exited 0.
+class HookRun : public std::enable_shared_from_this<HookRun> {
+ public:
+  using Done = std::function<void(Result<std::string>)>;
+
+  HookRun(asio::io_context& io, Duration timeout, Done done)
+      : timer_(io), out_(io), timeout_(timeout), done_(std::move(done)) {}
+
+  void Start(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return Finish(Status::Internal("pipe failed"));
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);  // killed as a group on timeout
+    std::vector<std::string> env_text;
+    for (const auto& [k, v] : env) env_text.push_back(k + "=" + v);
+    std::vector<char*> args, envp;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    for (auto& e : env_text) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    int rc = posix_spawn(&pid_, argv[0].c_str(), &actions, &attr, args.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    close(fds[1]);
+    if (rc != 0) {
+      close(fds[0]);
+      pid_ = 0;
+      return Finish(Status::Unavailable(argv[0] + ": cannot run: " + std::strerror(rc)));
+    }
+    out_.assign(fds[0]);
+    deadline_ = RealClock().Now() + timeout_;
+    Read();
+    Wait();
+  }
+
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(-pid_, SIGKILL);
+    int status;
+    waitpid(pid_, &status, 0);
+    pid_ = 0;
+  }
+
+ private:
+  void Read() {
+    out_.async_read_some(asio::buffer(buf_),
+                         [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+                           if (ec) {
+                             self->eof_ = true;
+                             return self->Check();
+                           }
+                           if (self->text_.size() + n <= kMaxAnswer)
+                             self->text_.append(self->buf_, n);
+                           self->Read();
+                         });
+  }
+
+  // Polls for the exit (the agent reaps its own children elsewhere only by pid).
+  void Wait() {
+    timer_.expires_after(std::chrono::milliseconds(10));
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      self->Check();
+    });
+  }
+
+  void Check() {
+    if (finished_) return;
+    if (pid_ > 0) {
+      int status = 0;
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = 0;
+        exit_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      } else if (r < 0 || RealClock().Now() >= deadline_) {
+        Kill();
+        return Finish(
+            Status::DeadlineExceeded("no answer within " + std::to_string(ToMs(timeout_)) + " ms"));
+      } else {
+        return Wait();
+      }
+    }
+    if (!eof_) return;  // the rest of stdout is on its way
+    if (exit_ != 0) return Finish(Status::Unavailable("exited " + std::to_string(exit_)));
+    Finish(text_);
+  }
+
+  void Finish(Result<std::string> r) {
+    if (finished_) return;
+    finished_ = true;
+    timer_.cancel();
+    boost::system::error_code ignored;
+    out_.close(ignored);
+    done_(std::move(r));
+  }
+
+  asio::steady_timer timer_;
+  asio::posix::stream_descriptor out_;
+  Duration timeout_;
+  Done done_;
+  pid_t pid_ = 0;
+  TimePoint deadline_{};
+  char buf_[4096];
+  std::string text_;
+  bool eof_ = false;
+  int exit_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+struct ReplicaLink::Linked : std::enable_shared_from_this<Linked> {
+  Linked(asio::io_context& io, std::string address, ReplicaTarget target, Duration interval,
+         Duration timeout, ReportFn report)
+      : io(io),
+        timer(io),
+        address(std::move(address)),
+        target(std::move(target)),
+        interval(interval),
+        timeout(timeout),
+        report(std::move(report)) {}
+
+  void Schedule(Duration after) {
+    if (stopped || busy) return;  // a call in flight schedules the next when it ends
+    timer.expires_after(after);
+    timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->stopped) return;
+      self->Run();
+    });
+  }
+
+  // One call: the configuration when the replica has not accepted this one, else its status.
+  void Run() {
+    busy = true;
+    const bool configure = accepted != target.config;
+    const wire::ReplicaConfig sent = target.config;
+    const std::string what =
+        (target.hook.empty() ? std::string(configure ? "PUT " : "GET ") + kPath
+                             : target.hook + (configure ? " configure" : " status")) +
+        " (epoch " + std::to_string(sent.epoch) + ")";
+    auto done = [self = shared_from_this(), configure, sent, what](Result<std::string> answer,
+                                                                   int http_status) {
+      self->busy = false;
+      if (self->stopped) return;
+      Result<wire::ReplicaStatus> status =
+          !answer.ok() ? Result<wire::ReplicaStatus>(
+                             Status::Unavailable(what + ": " + answer.status().message()))
+          : http_status == 409 ? Result<wire::ReplicaStatus>(Status::Conflict(
+                                     what + ": refused as older than what it has: " + *answer))
+          : http_status != 200
+              ? Result<wire::ReplicaStatus>(Status::Unavailable(
+                    what + ": HTTP " + std::to_string(http_status) + ": " + *answer))
+              : ParseStatus(what, *answer);
+      if (status.ok() && configure) self->accepted = sent;
+      self->report(self->target.instance, self->target.pid, std::move(status));
+      // A newer configuration that arrived during the call goes at once.
+      self->Schedule(std::exchange(self->again, false) ? Duration::zero() : self->interval);
+    };
+    if (!target.hook.empty()) {
+      std::map<std::string, std::string> env = target.env;
+      for (auto& [k, v] : wire::ReplicaEnvironment(sent)) env[k] = v;
+      hook = std::make_shared<HookRun>(io, timeout,
+                                       [done](Result<std::string> r) { done(std::move(r), 200); });
+      hook->Start({target.hook, configure ? "configure" : "status"}, env);
+      return;
+    }
+    const std::string url = "http://" + address + ":" + std::to_string(target.port) + kPath;
+    http::AsyncFetch(io, configure ? "PUT" : "GET", url, configure ? Dump(wire::ToJson(sent)) : "",
+                     {}, timeout, [done](Result<http::Response> r) {
+                       if (!r.ok()) return done(r.status(), 0);
+                       done(std::move(r->body), r->status);
+                     });
+  }
+
+  void Stop() {
+    stopped = true;
+    timer.cancel();
+    if (hook) hook->Kill();
+  }
+
+  asio::io_context& io;
+  asio::steady_timer timer;
+  std::string address;
+  ReplicaTarget target;
+  Duration interval;
+  Duration timeout;
+  ReportFn report;
+  std::optional<wire::ReplicaConfig> accepted;  // the configuration it last accepted
+  std::shared_ptr<HookRun> hook;
+  bool busy = false;   // a call is in flight
+  bool again = false;  // a new configuration arrived during it
+  bool stopped = false;
+};
+
+ReplicaLink::ReplicaLink(asio::io_context& io, std::string address, Duration interval,
+                         Duration timeout, ReportFn report)
+    : io_(io),
+      address_(std::move(address)),
+      interval_(interval),
+      timeout_(timeout),
+      report_(std::move(report)) {}
+
+ReplicaLink::~ReplicaLink() {
+  for (auto& [key, l] : linked_) l->Stop();
+}
+
+void ReplicaLink::Sync(const std::vector<ReplicaTarget>& targets) {
+  std::map<Key, std::shared_ptr<Linked>> next;
+  for (const ReplicaTarget& t : targets) {
+    Key key{t.instance, t.pid};
+    auto it = linked_.find(key);
+    if (it == linked_.end()) {
+      auto l = std::make_shared<Linked>(io_, address_, t, interval_, timeout_, report_);
+      l->Schedule(Duration::zero());
+      next[key] = std::move(l);
+      continue;
+    }
+    std::shared_ptr<Linked> l = std::move(it->second);
+    linked_.erase(it);
+    const bool changed = l->target.config != t.config;
+    l->target = t;
+    if (changed && l->busy) l->again = true;
+    if (changed) l->Schedule(Duration::zero());
+    next[key] = std::move(l);
+  }
+  for (auto& [key, l] : linked_) l->Stop();
+  linked_ = std::move(next);
+}
+
+}  // namespace hafab::agent
