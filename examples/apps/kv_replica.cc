@@ -12,6 +12,9 @@
 #include "core/json.h"
 
 namespace hafab::apps {
+
+using wire::ReplicaRole;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -30,7 +33,52 @@ std::optional<uint64_t> ParseU64(std::string_view text) {
   return value;
 }
 
+const wire::ReplicaMember* FindReplica(const wire::ReplicaConfig& config,
+                                       const std::string& instance) {
+  auto it = std::ranges::find(config.replicas, instance, &wire::ReplicaMember::instance);
+  return it == config.replicas.end() ? nullptr : &*it;
+}
+
+Status Bad(const std::string& field, const std::string& why) {
+  return Status::InvalidArgument(field + ": " + why);
+}
+
 }  // namespace
+
+Status CheckReplicaConfig(const wire::ReplicaConfig& config) {
+  if (config.instance.empty()) return Bad("instance", "required");
+  if (FindReplica(config, config.instance) == nullptr) {
+    return Bad("replicas", "does not list this replica, " + config.instance);
+  }
+  const auto voters = std::ranges::count_if(
+      config.replicas, [](const auto& replica) { return replica.role != ReplicaRole::kBuilding; });
+  if (config.quorum < 1 || config.quorum > voters) {
+    return Bad("quorum", "must be an integer from 1 to the " + std::to_string(voters) +
+                             " primary and secondary replicas, got " +
+                             std::to_string(config.quorum));
+  }
+  const bool names_itself = config.primary && config.primary->instance == config.instance;
+  if (config.role == ReplicaRole::kPrimary && !names_itself) {
+    return Bad("primary",
+               "must name this replica, " + config.instance + ", when its role is primary");
+  }
+  if (config.role != ReplicaRole::kPrimary && names_itself) {
+    return Bad("primary", "names this replica, but its role is " +
+                              std::string(wire::ReplicaRoleName(config.role)));
+  }
+  if (config.primary && config.primary->address.rfind(':') == std::string::npos) {
+    return Bad("primary.address", "must be host:port, got \"" + config.primary->address + "\"");
+  }
+  return Status::Ok();
+}
+
+Result<wire::ReplicaConfig> ReadReplicaConfig(std::string_view json) {
+  auto j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Bad("configuration", "not valid JSON");
+  HAFAB_ASSIGN_OR_RETURN(auto config, wire::ParseReplicaConfig(j));
+  HAFAB_RETURN_IF_ERROR(CheckReplicaConfig(config));
+  return config;
+}
 
 KvReplica::KvReplica(boost::asio::io_context& io, KvLog& log, GroupCommitter& committer,
                      std::map<std::string, std::string> entries, Options options)
@@ -43,7 +91,7 @@ KvReplica::KvReplica(boost::asio::io_context& io, KvLog& log, GroupCommitter& co
       retry_(io),
       entries_(std::move(entries)) {}
 
-void KvReplica::Start(ReplicaConfig config) {
+void KvReplica::Start(wire::ReplicaConfig config) {
   Apply(std::move(config));
   Sweep();
 }
@@ -51,7 +99,7 @@ void KvReplica::Start(ReplicaConfig config) {
 void KvReplica::Handle(http::Request&& request, http::Responder respond) {
   if (request.path == "/hafab/v1/replica") {
     if (request.method == "PUT") return ApplyRequest(request.body, respond);
-    if (request.method == "GET") return respond(http::Response::Json(200, StatusJson()));
+    if (request.method == "GET") return respond(StatusResponse());
     return respond(http::Response::Text(405, "use GET or PUT\n"));
   }
   if (request.path == "/hafab/v1/replica/log") {
@@ -79,7 +127,7 @@ void KvReplica::Handle(http::Request&& request, http::Responder respond) {
 }
 
 void KvReplica::ApplyRequest(const std::string& body, const http::Responder& respond) {
-  auto config = ParseReplicaConfig(body);
+  auto config = ReadReplicaConfig(body);
   if (!config.ok()) {
     return respond(
         http::Response::Text(400, "bad configuration: " + config.status().message() + "\n"));
@@ -95,17 +143,17 @@ void KvReplica::ApplyRequest(const std::string& body, const http::Responder& res
                  " is older than the applied epoch " + std::to_string(config_.epoch) + "\n"));
   }
   Apply(*std::move(config));
-  respond(http::Response::Json(200, StatusJson()));
+  respond(StatusResponse());
 }
 
-void KvReplica::Apply(ReplicaConfig config) {
+void KvReplica::Apply(wire::ReplicaConfig config) {
   const bool was_primary = configured_ && config_.role == ReplicaRole::kPrimary;
   const bool same_epoch = configured_ && config.epoch == config_.epoch;
   const std::string old_primary = config_.primary ? config_.primary->address : "";
   config_ = std::move(config);
   configured_ = true;
-  std::fprintf(stderr, "kvd: configuration epoch %llu: %s%s%s\n",
-               static_cast<unsigned long long>(config_.epoch), RoleName(config_.role).data(),
+  std::fprintf(stderr, "kvd: configuration epoch %lld: %s%s%s\n",
+               static_cast<long long>(config_.epoch), wire::ReplicaRoleName(config_.role).data(),
                config_.primary ? ", primary " : ", no primary",
                config_.primary ? config_.primary->instance.c_str() : "");
   if (config_.role == ReplicaRole::kPrimary) {
@@ -114,8 +162,9 @@ void KvReplica::Apply(ReplicaConfig config) {
     return BecomePrimary();
   }
   if (was_primary) {
-    StopBeingPrimary("no longer the primary: now " + std::string(RoleName(config_.role)) +
-                     " at epoch " + std::to_string(config_.epoch));
+    StopBeingPrimary("no longer the primary: now " +
+                     std::string(wire::ReplicaRoleName(config_.role)) + " at epoch " +
+                     std::to_string(config_.epoch));
   }
   acting_ = config_.role;
   const std::string primary = config_.primary ? config_.primary->address : "";
@@ -130,15 +179,19 @@ void KvReplica::Apply(ReplicaConfig config) {
   Pull(generation_);
 }
 
-std::string KvReplica::StatusJson() const {
-  KvPosition last = log_.last();
-  nlohmann::json status = {{"role", RoleName(acting_)},
-                           {"epoch", config_.epoch},
-                           {"position", {{"epoch", last.epoch}, {"index", last.index}}},
-                           {"state", state_},
-                           {"primary", config_.primary ? config_.primary->instance : ""}};
-  return Dump(status);
+http::Response KvReplica::StatusResponse() const {
+  const KvPosition last = log_.last();
+  const wire::ReplicaStatus status = {
+      .role = acting_,
+      .epoch = config_.epoch,
+      .position = {static_cast<int64_t>(last.epoch), static_cast<int64_t>(last.index)},
+      .state = state_,
+      .primary = config_.primary ? config_.primary->instance : ""};
+  return http::Response::Json(200, Dump(wire::ToJson(status)));
 }
+
+// The contract's parser refuses a negative epoch.
+uint64_t KvReplica::LogEpoch() const { return static_cast<uint64_t>(config_.epoch); }
 
 http::Response KvReplica::NotPrimary() const {
   if (!config_.primary) {
@@ -154,7 +207,7 @@ http::Response KvReplica::NotPrimary() const {
 
 void KvReplica::ClientPut(std::string key, std::string value, http::Responder respond) {
   if (config_.role != ReplicaRole::kPrimary) return respond(NotPrimary());
-  const uint64_t epoch = config_.epoch;
+  const uint64_t epoch = LogEpoch();
   const auto deadline = Clock::now() + options_.ack_timeout;
   ++appends_in_flight_;
   std::string key_copy = key;
@@ -183,7 +236,7 @@ void KvReplica::ClientPut(std::string key, std::string value, http::Responder re
 }
 
 bool KvReplica::PrimaryAt(uint64_t epoch) const {
-  return config_.role == ReplicaRole::kPrimary && config_.epoch == epoch;
+  return config_.role == ReplicaRole::kPrimary && LogEpoch() == epoch;
 }
 
 void KvReplica::BecomePrimary() {
@@ -194,7 +247,7 @@ void KvReplica::BecomePrimary() {
   durable_ = log_.last().index;
   state_ = "promoting: waiting for a quorum to hold the first record of epoch " +
            std::to_string(config_.epoch);
-  const uint64_t epoch = config_.epoch;
+  const uint64_t epoch = LogEpoch();
   ++appends_in_flight_;
   committer_.Append("", "", epoch, [this, epoch](Status written, KvPosition position) {
     --appends_in_flight_;
@@ -263,8 +316,8 @@ void KvReplica::AdvanceCommit() {
   if (acting_ != ReplicaRole::kPrimary) {
     acting_ = ReplicaRole::kPrimary;
     state_ = "accepting writes";
-    std::fprintf(stderr, "kvd: primary at epoch %llu, taking writes from index %llu\n",
-                 static_cast<unsigned long long>(config_.epoch),
+    std::fprintf(stderr, "kvd: primary at epoch %lld, taking writes from index %llu\n",
+                 static_cast<long long>(config_.epoch),
                  static_cast<unsigned long long>(epoch_start_));
   }
 }
@@ -279,12 +332,12 @@ void KvReplica::ServeLog(const http::Request& request, http::Responder respond) 
     return respond(http::Response::Text(
         400, "need epoch, replica, last_epoch and last_index (integers but replica)\n"));
   }
-  if (*epoch != config_.epoch) {
+  if (*epoch != LogEpoch()) {
     return respond(http::Response::Text(409, "this primary is at epoch " +
                                                  std::to_string(config_.epoch) + ", not " +
                                                  std::to_string(*epoch) + "\n"));
   }
-  const ReplicaPeer* peer = config_.Find(replica);
+  const wire::ReplicaMember* peer = FindReplica(config_, replica);
   if (peer == nullptr || replica == config_.instance) {
     return respond(http::Response::Text(
         409, replica + " is not a follower at epoch " + std::to_string(config_.epoch) + "\n"));

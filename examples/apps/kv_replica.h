@@ -21,15 +21,28 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "group_commit.h"
 #include "http/http.h"
 #include "http/pool.h"
 #include "kv_log.h"
-#include "replica_config.h"
+#include "wire/replica.h"
 
 namespace hafab::apps {
+
+// The checks kvd adds to the contract's parser (wire::ParseReplicaConfig), which reads the
+// members' types but not how they fit together. Errors: InvalidArgument naming the field
+// ("quorum: ...") for an empty `instance` or one not in `replicas`, a quorum that is not
+// between 1 and the voting (primary and secondary) replicas, a primary role without this
+// replica as `primary` (or the reverse), or a primary address that is not host:port.
+Status CheckReplicaConfig(const wire::ReplicaConfig& config);
+// A configuration's JSON text (HAFAB_REPLICA_CONFIG, the body of PUT /hafab/v1/replica),
+// parsed by the contract's parser and checked by CheckReplicaConfig. Errors:
+// InvalidArgument naming the field ("configuration: not valid JSON", "replicas[1].role:
+// ...").
+Result<wire::ReplicaConfig> ReadReplicaConfig(std::string_view json);
 
 class KvReplica {
  public:
@@ -48,7 +61,7 @@ class KvReplica {
   KvReplica& operator=(const KvReplica&) = delete;
 
   // Applies the configuration the replica started with (HAFAB_REPLICA_CONFIG).
-  void Start(ReplicaConfig config);
+  void Start(wire::ReplicaConfig config);
   // Serves /kv/KEY and /hafab/v1/replica[/log]; 404 for anything else.
   void Handle(http::Request&& request, http::Responder respond);
 
@@ -65,9 +78,11 @@ class KvReplica {
     std::chrono::steady_clock::time_point deadline;
   };
 
-  void Apply(ReplicaConfig config);
+  void Apply(wire::ReplicaConfig config);
   void ApplyRequest(const std::string& body, const http::Responder& respond);
-  std::string StatusJson() const;
+  http::Response StatusResponse() const;  // 200 with the contract's status
+  // The configuration's epoch as the log's records carry it.
+  uint64_t LogEpoch() const;
   void ClientPut(std::string key, std::string value, http::Responder respond);
   http::Response NotPrimary() const;
 
@@ -96,9 +111,9 @@ class KvReplica {
   boost::asio::steady_timer sweep_;
   boost::asio::steady_timer retry_;
   std::map<std::string, std::string> entries_;  // what GET serves
-  ReplicaConfig config_;
+  wire::ReplicaConfig config_;
   bool configured_ = false;
-  ReplicaRole acting_ = ReplicaRole::kSecondary;  // what the status reports
+  wire::ReplicaRole acting_ = wire::ReplicaRole::kSecondary;  // what the status reports
   std::string state_ = "starting";
   int appends_in_flight_ = 0;  // in the committer; a follower pulls only when none is
 

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "app_common.h"
@@ -21,7 +22,6 @@
 #include "http/http.h"
 #include "kv_log.h"
 #include "kv_replica.h"
-#include "replica_config.h"
 
 namespace hafab::apps {
 namespace {
@@ -54,9 +54,9 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "kvd: no data directory: set HAFAB_VOLUME_DIR or pass --data-dir D\n");
     return 2;
   }
-  std::optional<ReplicaConfig> replica_config;
+  std::optional<wire::ReplicaConfig> replica_config;
   if (const char* json = std::getenv("HAFAB_REPLICA_CONFIG"); json != nullptr) {
-    auto parsed = ParseReplicaConfig(json);
+    auto parsed = ReadReplicaConfig(json);
     if (!parsed.ok()) {
       std::fprintf(stderr, "kvd: HAFAB_REPLICA_CONFIG: %s\n", parsed.status().message().c_str());
       return 2;

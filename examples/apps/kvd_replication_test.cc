@@ -204,7 +204,7 @@ TEST_F(KvdReplicationTest, RefusesAnOlderEpochAndExplainsABadConfiguration) {
   bad_role.replace(bad_role.find("\"secondary\""), 11, "\"leader\"");
   for (auto [body, names] : std::vector<std::pair<std::string, std::string>>{
            {"{\"instance\": ", "configuration: not valid JSON"},
-           {bad_role, "role: must be primary, secondary or building, got \"leader\""},
+           {bad_role, "replicas[1].role: 'leader' is not one of primary, secondary, building"},
            {Config(1, 2, roles, 5), "quorum: must be an integer from 1 to the 3"},
            {Config(2, 2, roles), "instance: this replica is kv-1, not kv-2"}}) {
     auto r = Configure(1, body);
