@@ -73,6 +73,11 @@ json ToJson(const ReplicaStatus& s) {
 
 Result<ReplicaConfig> ParseReplicaConfig(const json& j) {
   if (!j.is_object()) return Status::InvalidArgument("replica configuration: must be an object");
+  // No defaults for what decides who acknowledges: a configuration without them is refused.
+  for (const char* key : {"instance", "role", "epoch", "quorum"}) {
+    if (!j.contains(key) || j[key].is_null())
+      return Status::InvalidArgument(std::string(key) + ": required");
+  }
   ReplicaConfig c;
   HAFAB_RETURN_IF_ERROR(Read(j, "instance", "", &c.instance));
   HAFAB_RETURN_IF_ERROR(ReadEnum(j, "role", "", &ParseReplicaRole, &ReplicaRoleNames, &c.role));

@@ -407,11 +407,17 @@ TEST(ReplicaTest, StatusRoundTripsInTheHeartbeatAndPositionsCompare) {
 }
 
 TEST(ReplicaTest, ErrorsNameTheMember) {
-  auto bad_role = ParseReplicaConfig(json::parse(R"({"role": "leader"})"));
+  auto no_quorum = ParseReplicaConfig(json::parse(R"({"instance": "a", "role": "primary",
+                                                       "epoch": 1})"));
+  ASSERT_FALSE(no_quorum.ok());
+  EXPECT_EQ(no_quorum.status().message(), "quorum: required");
+  const std::string required = R"("instance": "a", "epoch": 1, "quorum": 2)";
+  auto bad_role = ParseReplicaConfig(json::parse("{" + required + R"(, "role": "leader"})"));
   ASSERT_FALSE(bad_role.ok());
   EXPECT_EQ(bad_role.status().message(),
             "role: 'leader' is not one of primary, secondary, building");
-  auto bad_member = ParseReplicaConfig(json::parse(R"({"replicas": [{"instance": "a"}, {}]})"));
+  auto bad_member = ParseReplicaConfig(
+      json::parse("{" + required + R"(, "role": "primary", "replicas": [{"instance": "a"}, {}]})"));
   ASSERT_FALSE(bad_member.ok());
   EXPECT_EQ(bad_member.status().message(), "replicas[1].instance: required");
   auto bad_position = ParseReplicaStatus(json::parse(R"({"position": {"index": -1}})"));
@@ -423,7 +429,7 @@ TEST(ReplicaTest, ErrorsNameTheMember) {
   EXPECT_NE(in_heartbeat.status().message().find("instances[0].replica.epoch"), std::string::npos);
   auto in_assignment = ParseAssignments(
       R"({"generation": 1, "assignments": [{"instance": "a-0", "command": "x",
-          "replica": {"quorum": 0}}]})");
+          "replica": {"instance": "a-0", "role": "primary", "epoch": 1, "quorum": 0}}]})");
   ASSERT_FALSE(in_assignment.ok());
   EXPECT_NE(in_assignment.status().message().find("replica.quorum"), std::string::npos);
 }
