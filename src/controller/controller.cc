@@ -255,6 +255,8 @@ bool Controller::PutInstance(const InstanceRecord& r) {
   by_role_[r.role].insert(r.name);
   dirty_nodes_.insert(r.node);
   RoutesDirty(r.role);
+  // Every replica's configuration lists them all: each of their nodes hears of the change.
+  if (r.replica) MarkRoleDirty(r.role);
   pending_.push_back(store::Op::Put(kInstancesPrefix + r.name, Dump(j)));
   return true;
 }
@@ -273,7 +275,10 @@ void Controller::DeleteInstance(const std::string& name) {
   PassLoad(it->second.node, -1);
   dirty_nodes_.insert(it->second.node);
   RoutesDirty(it->second.role);
+  const std::string role = it->second.role;
+  const bool replica = it->second.replica.has_value();
   instances_.erase(it);
+  if (replica) MarkRoleDirty(role);
   restarts_.erase(name);
   pending_.push_back(store::Op::Delete(kInstancesPrefix + name));
 }
@@ -287,6 +292,10 @@ void Controller::PutNode(const NodeRecord& r) {
   nodes_[r.name] = r;
   dirty_nodes_.insert(r.name);
   RoutesDirtyOnNode(r.name);
+  for (const auto& name : FoundOrEmpty(by_node_, r.name)) {
+    const InstanceRecord& inst = instances_.at(name);
+    if (inst.replica) MarkRoleDirty(inst.role);  // its address is in every replica's config
+  }
   pending_.push_back(store::Op::Put(kNodesPrefix + r.name, Dump(j)));
   pending_down_[r.name] = r.down;
 }
@@ -591,8 +600,11 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   TimePoint now = clock_.Now();
   NodeObservation& obs = observed_[node];
   // Anything the gateway shows (state, readiness, epoch) changes the routing table.
+  // So does a replica's role and epoch (ReplicaServes), not its position.
   auto shown = [](const ObservedInstance& o) {
-    return std::tie(o.state, o.liveness, o.readiness, o.epoch);
+    return std::make_tuple(
+        o.state, o.liveness, o.readiness, o.epoch,
+        o.replica ? std::optional(std::pair(o.replica->role, o.replica->epoch)) : std::nullopt);
   };
   if (obs.instances.size() != next.instances.size()) RoutesDirtyOnNode(node);
   for (const auto& [name, o] : next.instances) {
@@ -773,6 +785,13 @@ Result<json> Controller::Apply(const manifest::Manifest& m) {
                                      ModeName(old->second.spec.mode) + " to " + ModeName(r.mode) +
                                      "; remove the role first");
     }
+    if (old != roles_.end() && r.mode == manifest::RoleMode::kReplicated &&
+        old->second.spec.instances != r.instances) {
+      return Status::InvalidArgument(
+          where + ".instances: a replicated role keeps its " +
+          std::to_string(old->second.spec.instances) +
+          " replicas (another count changes every write quorum); remove the role first");
+    }
     if (!r.volume.empty()) {
       auto [it, fresh] = volume_owner.emplace(r.volume, r.name);
       if (!fresh) {
@@ -852,6 +871,10 @@ Result<json> Controller::Scale(const std::string& role, int n) {
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   auto it = roles_.find(role);
   if (it == roles_.end()) return Status::NotFound("role " + role + " does not exist");
+  if (it->second.spec.mode == manifest::RoleMode::kReplicated && n != it->second.spec.instances) {
+    return Status::InvalidArgument("instances: role " + role + " is replicated: it keeps its " +
+                                   std::to_string(it->second.spec.instances) + " replicas");
+  }
   if (n < 1 || n > manifest::kMaxInstancesPerRole) {
     return Status::InvalidArgument("instances: must be between 1 and " +
                                    std::to_string(manifest::kMaxInstancesPerRole));

@@ -271,6 +271,10 @@ class Controller : private JournalStore, private OpView {
                                             const std::set<std::string>& exclude) const;
   // An instance came to (+1) or left (-1) `node` during a reconcile pass (placement_pass_).
   void PassLoad(const std::string& node, int delta);
+  // A replica's configuration as its assignment carries it (docs/replication.md).
+  wire::ReplicaConfig ReplicaConfigFor(const RoleRecord& role, const InstanceRecord& inst) const;
+  // Whether a replica says it is the primary of the role's epoch (then it is routed).
+  bool ReplicaServes(const RoleRecord& role, const InstanceRecord& inst) const;
   int PortFor(const manifest::Role& spec, const std::string& node,
               const std::string& moving) const override;
   bool RestartsExceeded(const InstanceRecord& inst) const override;

@@ -77,17 +77,22 @@ void Controller::Reconcile() {
 void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
   const std::string& rname = role.spec.name;
   if (ActiveOp(rname) != nullptr) return;  // a failover owns the role's instances now
-  bool ap = role.spec.mode == RoleMode::kActivePassive;
+  const bool ap = role.spec.mode == RoleMode::kActivePassive;
+  const bool replicated = role.spec.mode == RoleMode::kReplicated;
   // The steady state, checked first: as many instances as wanted, all in the rotation, and
-  // an active-passive role with its primary (most roles, most passes).
+  // an active-passive or replicated role with its primary (most roles, most passes).
   if (static_cast<int>(names.size()) == role.spec.instances &&
-      (ap ? !role.primary.empty() && instances_.count(role.primary) > 0
-          : std::all_of(names.begin(), names.end(),
-                        [&](const std::string& n) { return instances_.at(n).routed; }))) {
+      (ap || replicated ? !role.primary.empty() && instances_.count(role.primary) > 0
+                        : std::all_of(names.begin(), names.end(), [&](const std::string& n) {
+                            return instances_.at(n).routed;
+                          }))) {
     return;
   }
   std::set<int> ordinals;
   for (const auto& n : names) ordinals.insert(instances_.at(n).ordinal);
+  // A replicated role's first replicas all start empty: secondaries of the first one. A
+  // replica added later must first copy the primary's data: building.
+  const bool bootstrap = replicated && names.empty();
   while (static_cast<int>(names.size()) < role.spec.instances) {
     int ord = 0;
     while (ordinals.count(ord)) ++ord;
@@ -128,6 +133,16 @@ void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
         r.run = false;
         what = "standby";
       }
+    } else if (replicated) {
+      if (role.primary.empty() || !instances_.count(role.primary)) {
+        r.replica = wire::ReplicaRole::kPrimary;
+        RoleRecord rr = role;
+        rr.primary = r.name;
+        PutRole(rr);
+      } else {
+        r.replica = bootstrap ? wire::ReplicaRole::kSecondary : wire::ReplicaRole::kBuilding;
+      }
+      what = std::string(wire::ReplicaRoleName(*r.replica));
     }
     PutInstance(r);
     ordinals.insert(ord);
@@ -150,7 +165,7 @@ void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
       surplus.push_back(by_ordinal[static_cast<size_t>(i)].second);
     }
   }
-  if (!ap) {
+  if (!ap && !replicated) {
     // An instance drained for a scale-down that is wanted again (the count went back up)
     // returns to the rotation.
     for (const auto& n : names) {
@@ -163,6 +178,7 @@ void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
     }
   }
   for (const auto& victim : surplus) {
+    if (replicated) break;  // Apply refuses another count: a replica goes only by a rebuild
     if (!ap && !ScaleDownDrained(role, victim)) continue;
     Emit("instance-removed", "instance " + victim + " removed (scale down)",
          {{"role", rname}, {"instance", victim}});
@@ -446,8 +462,39 @@ std::vector<wire::Assignment> Controller::BuildAssignments(const std::string& no
     a.group = spec.group;
     a.prior_restarts = CarriedRestarts(ri->second, inst);
     a.drain = spec.drain;
+    if (inst.replica) {
+      a.replica = ReplicaConfigFor(ri->second, inst);
+      a.replica_hook = spec.replication.hook;
+    }
   }
   return out;
+}
+
+wire::ReplicaConfig Controller::ReplicaConfigFor(const RoleRecord& role,
+                                                 const InstanceRecord& inst) const {
+  wire::ReplicaConfig c;
+  c.instance = inst.name;
+  c.role = inst.replica.value_or(wire::ReplicaRole::kBuilding);
+  c.epoch = role.epoch;
+  c.quorum = role.spec.replication.QuorumOf(role.spec.instances);
+  for (const auto& name : FoundOrEmpty(by_role_, role.spec.name)) {
+    const InstanceRecord& r = instances_.at(name);
+    if (!r.replica) continue;
+    auto node = nodes_.find(r.node);
+    wire::ReplicaMember m{r.name,
+                          (node == nodes_.end() ? std::string() : node->second.address) + ":" +
+                              std::to_string(r.port),
+                          *r.replica};
+    if (r.name == role.primary && r.replica == wire::ReplicaRole::kPrimary) c.primary = m;
+    c.replicas.push_back(std::move(m));
+  }
+  return c;
+}
+
+bool Controller::ReplicaServes(const RoleRecord& role, const InstanceRecord& inst) const {
+  const ObservedInstance* o = Observed(inst);
+  return o != nullptr && o->replica && o->replica->role == wire::ReplicaRole::kPrimary &&
+         o->replica->epoch == role.epoch;
 }
 
 std::vector<std::string> Controller::ResolveAllow(const std::vector<std::string>& allow) const {
@@ -483,10 +530,12 @@ bool Controller::HandingOver(const RoleRecord& role, const InstanceRecord& prima
 std::optional<wire::RouteEndpoint> Controller::BuildEndpoint(const RoleRecord& role) const {
   const std::string& rname = role.spec.name;
   if (!role.spec.endpoint) return std::nullopt;
-  bool ap = role.spec.mode == RoleMode::kActivePassive;
+  const bool ap = role.spec.mode == RoleMode::kActivePassive;
+  const bool replicated = role.spec.mode == RoleMode::kReplicated;
   wire::RouteEndpoint ep;
   ep.role = rname;
-  ep.mode = ap ? wire::RoutingMode::kActivePassive : wire::RoutingMode::kLoadBalanced;
+  // A replicated role is routed as an active-passive one: to its primary alone.
+  ep.mode = ap || replicated ? wire::RoutingMode::kActivePassive : wire::RoutingMode::kLoadBalanced;
   ep.listen = role.spec.endpoint->listen;
   // A list whose roles have no node yet resolves to nothing: nobody, not everybody.
   if (!role.spec.endpoint->allow.empty()) ep.allow = ResolveAllow(role.spec.endpoint->allow);
@@ -505,8 +554,10 @@ std::optional<wire::RouteEndpoint> Controller::BuildEndpoint(const RoleRecord& r
   auto add = [&](const InstanceRecord& inst) {
     if (NodeDown(inst.node)) return;
     bool busy = false;
-    // Out of rotation (a rollout drains it): listed, never routable.
-    bool ready = InstanceReady(role, inst, &busy) && inst.routed;
+    // Out of rotation (a rollout drains it): listed, never routable. A replicated primary
+    // only once it says it is the primary of the role's epoch (it takes writes).
+    bool ready = InstanceReady(role, inst, &busy) && inst.routed &&
+                 (!replicated || ReplicaServes(role, inst));
     // A controller that just started has not heard this (live-leased) node yet: what its
     // instances do is unknown, not "not ready". Publishing them unready would empty every
     // gateway's rotation at each controller restart; they keep it until the node reports
@@ -517,7 +568,11 @@ std::optional<wire::RouteEndpoint> Controller::BuildEndpoint(const RoleRecord& r
     }
     ep.backends.push_back(backend(inst, ready, busy));
   };
-  if (ap) {
+  if (replicated) {
+    auto pi = instances_.find(role.primary);
+    if (role.routed && pi != instances_.end() && pi->second.replica == wire::ReplicaRole::kPrimary)
+      add(pi->second);
+  } else if (ap) {
     auto pi = instances_.find(role.primary);
     if (role.routed && pi != instances_.end() && pi->second.run) {
       add(pi->second);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 #include <functional>
+#include <stdexcept>
 
 #include "wire/assignments.h"
 
@@ -215,19 +216,21 @@ Result<RoleRecord> RoleFromJson(const json& j) {
 }
 
 json ToJson(const InstanceRecord& r) {
-  return {{"name", r.name},
-          {"role", r.role},
-          {"ordinal", r.ordinal},
-          {"node", r.node},
-          {"port", r.port},
-          {"run", r.run},
-          {"volume", r.volume},
-          {"epoch", r.epoch},
-          {"created_ms", r.created_ms},
-          {"revision", r.revision},
-          {"routed", r.routed},
-          {"crash_restarts", r.crash_restarts},
-          {"crash_moved_ms", r.crash_moved_ms}};
+  json j = {{"name", r.name},
+            {"role", r.role},
+            {"ordinal", r.ordinal},
+            {"node", r.node},
+            {"port", r.port},
+            {"run", r.run},
+            {"volume", r.volume},
+            {"epoch", r.epoch},
+            {"created_ms", r.created_ms},
+            {"revision", r.revision},
+            {"routed", r.routed},
+            {"crash_restarts", r.crash_restarts},
+            {"crash_moved_ms", r.crash_moved_ms}};
+  if (r.replica) j["replica"] = wire::ReplicaRoleName(*r.replica);
+  return j;
 }
 
 Result<InstanceRecord> InstanceFromJson(const json& j) {
@@ -246,6 +249,14 @@ Result<InstanceRecord> InstanceFromJson(const json& j) {
     r.routed = j.value("routed", true);
     r.crash_restarts = j.value("crash_restarts", 0);
     r.crash_moved_ms = j.value("crash_moved_ms", int64_t{0});
+    if (j.contains("replica")) {
+      const std::string name = j["replica"].get<std::string>();
+      r.replica = wire::ParseReplicaRole(name);
+      if (!r.replica) {
+        throw std::invalid_argument("replica: '" + name + "' is not one of " +
+                                    wire::ReplicaRoleNames());
+      }
+    }
     return r;
   });
 }

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/result.h"
 #include "manifest/model.h"
+#include "wire/replica.h"
 #include "wire/states.h"
 
 namespace hafab::controller {
@@ -61,6 +62,8 @@ struct InstanceRecord {
   // the next node continues the backoff from there instead of from zero.
   int crash_restarts = 0;
   int64_t crash_moved_ms = 0;
+  // A replicated role's replica: what it is in the role's configuration (docs/replication.md).
+  std::optional<wire::ReplicaRole> replica = std::nullopt;
 };
 
 struct NodeRecord {

@@ -55,6 +55,7 @@ class FakeAgent {
       s.role = x.role;
       s.epoch = static_cast<int64_t>(x.epoch);
       s.command = x.command;
+      s.replica = x.replica;
       if (!x.volume.empty()) {
         keep_volumes.insert(x.volume);
         if (provider_->Attach(x.volume, node_, name).ok()) volumes_[x.volume] = name;
@@ -96,6 +97,14 @@ class FakeAgent {
       r.readiness = running ? wire::Readiness::kReady : wire::Readiness::kUnknown;
       r.restarts = restarts_.count(name) ? restarts_.at(name) : 0;
       r.cpu_percent = cpu_.count(name) ? cpu_.at(name) : 0.0;
+      // A replica takes its configuration at once and says so.
+      if (running && s.replica && !replica_silent_.count(name)) {
+        auto pos = positions_.find(name);
+        r.replica = wire::ReplicaStatus{
+            s.replica->role, s.replica->epoch,
+            pos != positions_.end() ? pos->second : wire::Position{s.replica->epoch, 0},
+            "streaming", s.replica->primary ? s.replica->primary->instance : ""};
+      }
     }
     for (const auto& [v, inst] : volumes_) {
       hb.volumes.push_back({v, wire::VolumeState::kAttached, inst, ""});
@@ -125,6 +134,20 @@ class FakeAgent {
   }
   void SetRestarts(const std::string& inst, int n) { restarts_[inst] = n; }
   void SetCpu(const std::string& inst, double percent) { cpu_[inst] = percent; }
+  // A replica's log ends at `p`; a silent replica answers no status.
+  void SetPosition(const std::string& inst, wire::Position p) { positions_[inst] = p; }
+  void SetReplicaSilent(const std::string& inst, bool silent) {
+    if (silent) {
+      replica_silent_.insert(inst);
+    } else {
+      replica_silent_.erase(inst);
+    }
+  }
+  // The configuration the node's agent holds for a replica (nullopt: none).
+  std::optional<wire::ReplicaConfig> Replica(const std::string& inst) const {
+    auto it = inst_.find(inst);
+    return it == inst_.end() ? std::nullopt : it->second.replica;
+  }
   // The whole node dies: agent and instances. Volumes stay attached (in the provider).
   void Kill() {
     dead_ = true;
@@ -139,6 +162,7 @@ class FakeAgent {
     std::string role, command;
     wire::InstanceState state = wire::InstanceState::kStopped;
     int64_t epoch = 0;
+    std::optional<wire::ReplicaConfig> replica;
   };
   std::string node_, fd_, ud_;
   FakeProvider* provider_;
@@ -148,6 +172,8 @@ class FakeAgent {
   std::set<std::string> crashed_, hung_, broken_commands_;
   std::map<std::string, int> restarts_;
   std::map<std::string, double> cpu_;
+  std::map<std::string, wire::Position> positions_;
+  std::set<std::string> replica_silent_;
   bool dead_ = false;
 };
 
