@@ -35,6 +35,7 @@
 #include "controller/placement.h"
 #include "controller/procedure.h"
 #include "controller/records.h"
+#include "controller/reconfigure_procedure.h"
 #include "controller/rollout_procedure.h"
 #include "core/clock.h"
 #include "core/prometheus.h"
@@ -299,6 +300,9 @@ class Controller : private JournalStore, private OpView {
   // --- ops.cc: operations (the journal runs them: failover_procedure.h, rollout_procedure.h)
   void StartFailover(RoleRecord& role, const std::string& reason, bool planned,
                      const std::string& to);
+  // A replicated role's primary moves (reconfigure_procedure.h); `to`: an instance.
+  void StartReconfiguration(const RoleRecord& role, const std::string& reason, bool planned,
+                            const std::string& to, bool accept_data_loss);
   Procedure& ProcedureFor(const Operation& op);
   void AdvanceOp(Operation& op);
   bool AssignmentsTaken(const std::string& node) const override;
@@ -422,6 +426,8 @@ class Controller : private JournalStore, private OpView {
   OpJournal journal_{clock_, *this, *this, {opts_.crash_at_step, opts_.crash_exits}};
   FailoverProcedure failover_{provider_, opts_.unsafe_skip_stop_wait};
   RolloutProcedure rollout_{clock_};
+  // A replica that does not answer within a lease (plus the fence margin) is not coming soon.
+  ReconfigureProcedure reconfigure_{opts_.lease_ttl + opts_.fence_margin};
 };
 
 // The value of `key` in `m`, or an empty one; no copy either way (the controller's indexes).

@@ -30,8 +30,38 @@ void Controller::StartFailover(RoleRecord& role, const std::string& reason, bool
   AdvanceOp(ops_[op.id]);
 }
 
+void Controller::StartReconfiguration(const RoleRecord& role, const std::string& reason,
+                                      bool planned, const std::string& to, bool accept_data_loss) {
+  if (ActiveOp(role.spec.name) != nullptr) return;
+  Operation op;
+  op.id = "op-" + std::to_string(NextSeq());
+  op.role = role.spec.name;
+  op.reason = reason;
+  op.owner = id_;
+  ReconfigureOp& r = op.part.emplace<ReconfigureOp>();
+  r.planned = planned;
+  r.to = to;
+  r.accept_data_loss = accept_data_loss;
+  r.old_primary = role.primary;
+  if (const InstanceRecord* old = FindInstance(role.primary)) r.old_node = old->node;
+  r.epoch = role.epoch + 1;
+  op.step = kReconfigureSteps[0];
+  op.created_ms = WallMs(clock_);
+  PutOp(op);
+  JournalEvent started = reconfigure_.Started(op);
+  Emit(started.type, started.message, std::move(started.fields));
+  AdvanceOp(ops_[op.id]);
+}
+
 Procedure& Controller::ProcedureFor(const Operation& op) {
-  if (op.kind() == wire::OpKind::kRollout) return rollout_;
+  switch (op.kind()) {
+    case wire::OpKind::kRollout:
+      return rollout_;
+    case wire::OpKind::kReconfigure:
+      return reconfigure_;
+    case wire::OpKind::kFailover:
+      break;
+  }
   return failover_;
 }
 
@@ -69,9 +99,7 @@ const InstanceRecord* Controller::Instance(const std::string& name) const {
 
 std::vector<const InstanceRecord*> Controller::InstancesOf(const std::string& role) const {
   std::vector<const InstanceRecord*> out;
-  for (const auto& [name, inst] : instances_) {
-    if (inst.role == role) out.push_back(&inst);
-  }
+  for (const auto& name : FoundOrEmpty(by_role_, role)) out.push_back(&instances_.at(name));
   return out;
 }
 

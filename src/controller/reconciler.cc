@@ -189,6 +189,9 @@ void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
   if (ap && !names.empty() && (role.primary.empty() || !instances_.count(role.primary))) {
     StartFailover(role, "role has no primary", false, "");
   }
+  if (replicated && !names.empty() && (role.primary.empty() || !instances_.count(role.primary))) {
+    StartReconfiguration(role, "role has no primary", false, "", false);
+  }
 }
 
 bool Controller::ScaleDownDrained(const RoleRecord& role, const std::string& name) {
@@ -222,6 +225,24 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
   bool current = o != nullptr && (o->epoch == 0 || o->epoch >= inst.epoch);
   bool crashed =
       current && inst.run && (o->state == wire::InstanceState::kFailed || RestartsExceeded(inst));
+  if (role.spec.mode == RoleMode::kReplicated) {
+    // A replica stays on its node (its data is there); only the primary's loss moves
+    // anything: the primary, to the most advanced replica.
+    if (inst.name != role.primary || ActiveOp(role.spec.name) != nullptr) return;
+    if (declared_down) {
+      StartReconfiguration(role, "node " + inst.node + " of primary " + inst.name + " is down",
+                           false, "", false);
+    } else if (drained) {
+      StartReconfiguration(role, "node " + inst.node + " is drained", true, "", false);
+    } else if (crashed) {
+      StartReconfiguration(role,
+                           "primary " + inst.name + " failed (state " +
+                               std::string(wire::InstanceStateName(o->state)) + ", restarts " +
+                               std::to_string(o->restarts) + ")",
+                           false, "", false);
+    }
+    return;
+  }
   if (role.spec.mode != RoleMode::kActivePassive) {
     if (declared_down) {
       Relocate(role, inst, "node " + inst.node + " is down");

@@ -315,6 +315,8 @@ json ToJson(const Operation& r) {
   // Every record carries the failover's fields (a rollout's at their defaults), as it always
   // has: readers (the CLI, older controllers) find them.
   const FailoverOp* f = std::get_if<FailoverOp>(&r.part);
+  const ReconfigureOp* rc = std::get_if<ReconfigureOp>(&r.part);
+  if (rc != nullptr) f = rc;
   const FailoverOp none;
   if (f == nullptr) f = &none;
   json j = {{"id", r.id},
@@ -338,6 +340,12 @@ json ToJson(const Operation& r) {
             {"finished_ms", r.finished_ms},
             {"error", r.error},
             {"steps", steps}};
+  if (rc != nullptr) {
+    json positions = json::object();
+    for (const auto& [name, p] : rc->positions) positions[name] = wire::ToJson(p);
+    j["positions"] = std::move(positions);
+    j["accept_data_loss"] = rc->accept_data_loss;
+  }
   if (const RolloutOp* ro = std::get_if<RolloutOp>(&r.part)) {
     json domains = json::array();
     for (const auto& d : ro->domains) {
@@ -401,11 +409,24 @@ Result<Operation> OperationFromJson(const json& j) {
   return Guard<Operation>("operation", [&] {
     Operation r;
     r.id = j.at("id").get<std::string>();
-    if (EnumOr(j, "kind", wire::OpKind::kFailover, wire::ParseOpKind, wire::OpKindNames) ==
-        wire::OpKind::kRollout) {
-      r.part = RolloutFromJson(j);
-    } else {
-      r.part = FailoverFromJson(j);
+    switch (EnumOr(j, "kind", wire::OpKind::kFailover, wire::ParseOpKind, wire::OpKindNames)) {
+      case wire::OpKind::kRollout:
+        r.part = RolloutFromJson(j);
+        break;
+      case wire::OpKind::kReconfigure: {
+        ReconfigureOp rc;
+        static_cast<FailoverOp&>(rc) = FailoverFromJson(j);
+        const json positions = j.value("positions", json::object());
+        for (const auto& [name, p] : positions.items()) {
+          rc.positions[name] = {p.value("epoch", int64_t{0}), p.value("index", int64_t{0})};
+        }
+        rc.accept_data_loss = j.value("accept_data_loss", false);
+        r.part = std::move(rc);
+        break;
+      }
+      case wire::OpKind::kFailover:
+        r.part = FailoverFromJson(j);
+        break;
     }
     r.role = j.value("role", "");
     r.reason = j.value("reason", "");

@@ -104,6 +104,17 @@ struct FailoverOp {
   int64_t epoch = 0;  // the epoch the new primary serves
 };
 
+// A reconfiguration's part (reconfigure_procedure.h): a replicated role's primary moves. The
+// failover's fields mean the same (old and new primary, the epoch of the new configuration,
+// `to`: the instance a planned one asked for); the volume and old_node_fenced are not used.
+struct ReconfigureOp : FailoverOp {
+  // The replicas that took the new epoch and where their logs ended then (collect).
+  std::map<std::string, wire::Position> positions;
+  // Promote even with fewer replicas than every write quorum overlaps (hafab failover
+  // --accept-data-loss): acknowledged writes may be lost.
+  bool accept_data_loss = false;
+};
+
 // A rollout's part of an operation (rollout.h): the revision instances move to (and come
 // from), whether this is a rollback, the update domains in order with their state, the wave
 // (max_unavailable_domains domains at a time) under way and its instances.
@@ -133,17 +144,20 @@ struct Operation {
   int64_t finished_ms = 0;
   std::string error;
   std::vector<StepRecord> steps;
-  std::variant<FailoverOp, RolloutOp> part;
+  std::variant<FailoverOp, RolloutOp, ReconfigureOp> part;
 
   wire::OpKind kind() const {
-    return std::holds_alternative<RolloutOp>(part) ? wire::OpKind::kRollout
-                                                   : wire::OpKind::kFailover;
+    if (std::holds_alternative<RolloutOp>(part)) return wire::OpKind::kRollout;
+    if (std::holds_alternative<ReconfigureOp>(part)) return wire::OpKind::kReconfigure;
+    return wire::OpKind::kFailover;
   }
   // REQUIRES: the operation is of that kind.
   FailoverOp& failover() { return std::get<FailoverOp>(part); }
   const FailoverOp& failover() const { return std::get<FailoverOp>(part); }
   RolloutOp& rollout() { return std::get<RolloutOp>(part); }
   const RolloutOp& rollout() const { return std::get<RolloutOp>(part); }
+  ReconfigureOp& reconfigure() { return std::get<ReconfigureOp>(part); }
+  const ReconfigureOp& reconfigure() const { return std::get<ReconfigureOp>(part); }
 };
 
 struct Event {

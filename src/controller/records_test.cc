@@ -86,5 +86,29 @@ TEST(RecordsTest, ReplicationRoundTripsAndIsAbsentByDefault) {
   EXPECT_EQ(back->replication, role.replication);
 }
 
+// A reconfiguration round-trips with its positions; its kind is its own.
+TEST(RecordsTest, ReconfigurationRoundTrips) {
+  Operation op;
+  op.id = "op-40";
+  op.role = "kv";
+  op.step = "collect";
+  ReconfigureOp& r = op.part.emplace<ReconfigureOp>();
+  r.old_primary = "kv-0";
+  r.old_node = "n1";
+  r.epoch = 6;
+  r.positions = {{"kv-1", {5, 10}}, {"kv-2", {5, 12}}};
+  r.accept_data_loss = true;
+  const json j = ToJson(op);
+  EXPECT_EQ(j["kind"], "reconfigure");
+  EXPECT_EQ(j["positions"]["kv-2"], json({{"epoch", 5}, {"index", 12}}));
+  auto back = OperationFromJson(j);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->kind(), wire::OpKind::kReconfigure);
+  EXPECT_EQ(back->reconfigure().positions, r.positions);
+  EXPECT_EQ(back->reconfigure().old_primary, "kv-0");
+  EXPECT_EQ(back->reconfigure().epoch, 6);
+  EXPECT_TRUE(back->reconfigure().accept_data_loss);
+}
+
 }  // namespace
 }  // namespace hafab::controller

@@ -20,7 +20,39 @@ manifest::Role KvRole(int instances = 3) {
   return r;
 }
 
-class ReplicatedTest : public ClusterTest {};
+class ReplicatedTest : public ClusterTest {
+ protected:
+  // kv up, its primary kv-0 routed; each replica's log ends where `positions` says.
+  void StartKv(std::map<std::string, wire::Position> positions = {}) {
+    Run(100ms);
+    ApplyRoles({KvRole()});
+    Run(300ms);
+    ASSERT_EQ(Endpoint("kv")["backends"][0]["ready"], true);
+    for (const auto& [name, p] : positions) agent(Inst(name).node).SetPosition(name, p);
+    Run(100ms);
+  }
+  const Operation* LastOp() {
+    const Operation* last = nullptr;
+    for (const auto& [id, op] : c_->ops()) {
+      if (last == nullptr || op.created_ms >= last->created_ms) last = &op;
+    }
+    return last;
+  }
+  bool Happened(const std::string& type) {
+    for (const auto& e : c_->EventsAfter(0, 100000)) {
+      if (e.type == type) return true;
+    }
+    return false;
+  }
+  // Routed to `instance` alone, ready, at the role's epoch.
+  void ExpectRoutedTo(const std::string& instance) {
+    auto e = Endpoint("kv");
+    ASSERT_EQ(e["backends"].size(), 1u) << e.dump();
+    EXPECT_EQ(e["backends"][0]["instance"], instance);
+    EXPECT_EQ(e["backends"][0]["ready"], true);
+    EXPECT_EQ(e["epoch"], Role("kv").epoch);
+  }
+};
 
 TEST_F(ReplicatedTest, ThreeReplicasInThreeDomainsEachWithTheWholeConfiguration) {
   Run(100ms);
@@ -86,6 +118,96 @@ TEST_F(ReplicatedTest, TheReplicaCountIsKept) {
   EXPECT_EQ(s.status().message(), "instances: role kv is replicated: it keeps its 3 replicas");
   EXPECT_EQ(c_->instances().size(), 3u);
 }
+
+// The primary's node dies: the most advanced secondary is promoted at a new epoch, the other
+// follows it, and the gateways route to it once it says it is the primary.
+TEST_F(ReplicatedTest, ThePrimarysLossPromotesTheMostAdvancedSecondary) {
+  StartKv({{"kv-0", {1, 40}}, {"kv-1", {1, 38}}, {"kv-2", {1, 40}}});
+  const int64_t epoch = Role("kv").epoch;
+  agent(Inst("kv-0").node).Kill();
+  Run(3s);
+  EXPECT_EQ(Role("kv").primary, "kv-2");  // kv-1 is behind
+  EXPECT_EQ(Role("kv").epoch, epoch + 1);
+  EXPECT_EQ(Inst("kv-2").replica, wire::ReplicaRole::kPrimary);
+  EXPECT_EQ(Inst("kv-0").replica, wire::ReplicaRole::kSecondary);
+  auto c = agent(Inst("kv-1").node).Replica("kv-1");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->role, wire::ReplicaRole::kSecondary);
+  ASSERT_TRUE(c->primary.has_value());
+  EXPECT_EQ(c->primary->instance, "kv-2");
+  EXPECT_EQ(c->epoch, epoch + 1);
+  ExpectRoutedTo("kv-2");
+  const Operation* op = LastOp();
+  ASSERT_NE(op, nullptr);
+  EXPECT_EQ(op->kind(), wire::OpKind::kReconfigure);
+  EXPECT_EQ(op->state, wire::OpState::kDone);
+  EXPECT_EQ(op->reconfigure().positions.size(), 2u);
+  std::vector<std::string> steps;
+  for (const auto& s : op->steps) steps.push_back(s.name);
+  EXPECT_EQ(steps, (std::vector<std::string>{"detect", "fence", "collect", "promote", "confirm",
+                                             "route"}));
+  EXPECT_TRUE(Happened("reconfigure-done"));
+  // Back, the old primary is a secondary of the new epoch.
+  agent(Inst("kv-0").node).Revive();
+  Run(500ms);
+  auto old = agent(Inst("kv-0").node).Replica("kv-0");
+  ASSERT_TRUE(old.has_value());
+  EXPECT_EQ(old->role, wire::ReplicaRole::kSecondary);
+  EXPECT_EQ(old->primary->instance, "kv-2");
+}
+
+// Two of three replicas lost: nothing is promoted (an event says which are missing) until
+// one of them is back; then the most advanced one leads, nothing acknowledged is lost.
+TEST_F(ReplicatedTest, WithoutAQuorumNothingIsPromotedUntilAReplicaReturns) {
+  StartKv({{"kv-0", {1, 40}}, {"kv-1", {1, 38}}, {"kv-2", {1, 40}}});
+  agent(Inst("kv-0").node).Kill();
+  agent(Inst("kv-2").node).Kill();
+  Run(5s);
+  EXPECT_EQ(Role("kv").primary, "");
+  EXPECT_TRUE(Happened("quorum-lost"));
+  const Operation* op = LastOp();
+  ASSERT_NE(op, nullptr);
+  EXPECT_EQ(op->state, wire::OpState::kRunning);
+  EXPECT_EQ(op->step, "collect");
+  ASSERT_FALSE(op->steps.empty());
+  EXPECT_NE(op->steps.back().note.find("quorum lost: 1 of the 2 replicas needed"),
+            std::string::npos)
+      << op->steps.back().note;
+  EXPECT_NE(op->steps.back().note.find("missing kv-0, kv-2"), std::string::npos);
+  EXPECT_EQ(Endpoint("kv")["backends"].size(), 0u);
+
+  agent(Inst("kv-2").node).Revive();
+  Run(2s);
+  EXPECT_EQ(Role("kv").primary, "kv-2");  // 1:40, ahead of kv-1's 1:38
+  ExpectRoutedTo("kv-2");
+}
+
+// The controller dies at each step of a reconfiguration; the next one resumes it and ends with
+// one primary, routed, at one new epoch.
+class ReplicatedCrashTest : public ReplicatedTest,
+                            public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(ReplicatedCrashTest, ANewControllerResumesAtTheStep) {
+  StartKv({{"kv-0", {1, 40}}, {"kv-1", {1, 40}}, {"kv-2", {1, 39}}});
+  const int64_t epoch = Role("kv").epoch;
+  NewController(GetParam());
+  Run(200ms);
+  agent(Inst("kv-0").node).Kill();
+  for (int i = 0; i < 60 && !c_->crashed(); ++i) Run(100ms);
+  ASSERT_TRUE(c_->crashed());
+  clock_.Advance(100ms);
+  NewController();
+  Run(4s);
+  EXPECT_EQ(Role("kv").primary, "kv-1");
+  EXPECT_EQ(Role("kv").epoch, epoch + 1);
+  ExpectRoutedTo("kv-1");
+  int begun = 0;
+  for (const auto& s : LastOp()->steps) begun += s.name == GetParam();
+  EXPECT_EQ(begun, 1);  // resumed, not restarted
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryStep, ReplicatedCrashTest,
+                         ::testing::Values("fence", "collect", "promote", "confirm", "route"));
 
 }  // namespace
 }  // namespace hafab::controller::testsupport

@@ -26,8 +26,9 @@ constexpr Table<Readiness, 4> kReadiness{{{Readiness::kUnknown, "unknown"},
 constexpr Table<VolumeState, 3> kVolumeStates{{{VolumeState::kAttached, "attached"},
                                                {VolumeState::kDetaching, "detaching"},
                                                {VolumeState::kDetached, "detached"}}};
-constexpr Table<OpKind, 2> kOpKinds{
-    {{OpKind::kFailover, "failover"}, {OpKind::kRollout, "rollout"}}};
+constexpr Table<OpKind, 3> kOpKinds{{{OpKind::kFailover, "failover"},
+                                     {OpKind::kRollout, "rollout"},
+                                     {OpKind::kReconfigure, "reconfigure"}}};
 constexpr Table<OpState, 3> kOpStates{
     {{OpState::kRunning, "running"}, {OpState::kDone, "done"}, {OpState::kFailed, "failed"}}};
 constexpr Table<DomainState, 5> kDomainStates{{{DomainState::kPending, "pending"},

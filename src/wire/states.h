@@ -19,7 +19,8 @@ enum class Readiness { kUnknown, kReady, kBusy, kFailed };
 enum class VolumeState { kAttached, kDetaching, kDetached };
 // A journaled operation (GET /v1/ops): what it is and whether it still runs. A failed
 // failover is followed by a new one; a failed rollout is rolled back.
-enum class OpKind { kFailover, kRollout };
+// A reconfiguration moves a replicated role's primary (docs/replication.md).
+enum class OpKind { kFailover, kRollout, kReconfigure };
 enum class OpState { kRunning, kDone, kFailed };
 // An update domain in a rollout, in the order it goes through them.
 enum class DomainState { kPending, kDraining, kStopping, kStarting, kDone };
@@ -28,7 +29,7 @@ std::string_view InstanceStateName(InstanceState s);  // "starting", "running", 
 std::string_view LivenessName(Liveness l);            // "unknown", "ok", "failing", "failed"
 std::string_view ReadinessName(Readiness r);          // "unknown", "ready", "busy", "failed"
 std::string_view VolumeStateName(VolumeState s);      // "attached", "detaching", "detached"
-std::string_view OpKindName(OpKind k);                // "failover", "rollout"
+std::string_view OpKindName(OpKind k);                // "failover", "rollout", ...
 std::string_view OpStateName(OpState s);              // "running", "done", "failed"
 std::string_view DomainStateName(DomainState s);      // "pending", "draining", ...
 
