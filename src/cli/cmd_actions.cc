@@ -81,18 +81,29 @@ HAFAB_COMMAND(41, [](CLI::App& app) {
   auto role = std::make_shared<std::string>();
   auto to = std::make_shared<std::string>();
   auto wait = std::make_shared<bool>(true);
-  auto* cmd = app.add_subcommand("failover", "Planned switchover of an active-passive role");
+  auto accept_data_loss = std::make_shared<bool>(false);
+  auto* cmd =
+      app.add_subcommand("failover", "Planned switchover of an active-passive or replicated role");
   cmd->footer(
-      "Examples:\n  hafab failover kvd\n  hafab failover kvd --to n3\n\n"
-      "The old primary is drained first: clients see a pause, not an error.");
-  cmd->add_option("role", *role, "Active-passive role")->required();
-  cmd->add_option("--to", *to, "Node to promote (default: the best standby)");
+      "Examples:\n  hafab failover kvd\n  hafab failover kvd --to n3\n"
+      "  hafab failover kv --to kv-2\n  hafab failover kv --accept-data-loss\n\n"
+      "The old primary is drained first: clients see a pause, not an error. A replicated\n"
+      "role promotes its most advanced replica (--to: that one, if it is as far).\n"
+      "--accept-data-loss: a reconfiguration waiting for a quorum of replicas promotes the\n"
+      "most advanced one that answered; writes acknowledged by the others alone are lost.");
+  cmd->add_option("role", *role, "Active-passive or replicated role")->required();
+  cmd->add_option("--to", *to,
+                  "Node to promote (active-passive; default: the best standby), or replica "
+                  "(replicated)");
+  cmd->add_flag("--accept-data-loss", *accept_data_loss,
+                "Replicated roles: promote without a quorum of replicas");
   cmd->add_flag("--wait,!--no-wait", *wait, "Wait and show the steps (default)");
   AddApiFlags(cmd, o.get());
   cmd->callback([=] {
     WithClient(*o, [&](const ApiClient& c) -> Status {
       json body = json::object();
       if (!to->empty()) body["to"] = *to;
+      if (*accept_data_loss) body["accept_data_loss"] = true;
       HAFAB_ASSIGN_OR_RETURN(json j,
                              c.Call("POST", "/v1/roles/" + *role + "/failover", body.dump()));
       return Started(c, j, *wait);

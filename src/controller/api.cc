@@ -270,11 +270,21 @@ void Api::Route(const http::Request& req, bool redact, http::Responder& respond)
       std::string to;
       if (body->contains("to")) {
         if (!(*body)["to"].is_string()) {
-          return respond(ErrorResponse(Status::InvalidArgument("to: must be a node name")));
+          return respond(ErrorResponse(
+              Status::InvalidArgument("to: must be a node name (a replica's, for a replicated "
+                                      "role)")));
         }
         to = (*body)["to"].get<std::string>();
       }
-      return reply(c_.RequestFailover(p[2], to));
+      bool accept_data_loss = false;
+      if (body->contains("accept_data_loss")) {
+        if (!(*body)["accept_data_loss"].is_boolean()) {
+          return respond(
+              ErrorResponse(Status::InvalidArgument("accept_data_loss: must be true or false")));
+        }
+        accept_data_loss = (*body)["accept_data_loss"].get<bool>();
+      }
+      return reply(c_.RequestFailover(p[2], to, accept_data_loss));
     }
     if (p[3] == "scale") {
       // Checked as a 64-bit number: 4294967298 is out of range, not 2.

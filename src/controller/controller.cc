@@ -921,14 +921,22 @@ Result<json> Controller::Drain(const std::string& node, bool drain) {
   return json{{"node", node}, {"drained", drain}};
 }
 
-Result<json> Controller::RequestFailover(const std::string& role, const std::string& to) {
+Result<json> Controller::RequestFailover(const std::string& role, const std::string& to,
+                                         bool accept_data_loss) {
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   auto it = roles_.find(role);
   if (it == roles_.end()) return Status::NotFound("role " + role + " does not exist");
   RoleRecord& r = it->second;
+  if (r.spec.mode == manifest::RoleMode::kReplicated) {
+    return RequestReconfiguration(r, to, accept_data_loss);
+  }
   if (r.spec.mode != manifest::RoleMode::kActivePassive) {
     return Status::InvalidArgument("role: " + role + " is " + ModeName(r.spec.mode) +
-                                   "; failover is for active-passive roles");
+                                   "; failover is for active-passive and replicated roles");
+  }
+  if (accept_data_loss) {
+    return Status::InvalidArgument("accept_data_loss: only for replicated roles (" + role +
+                                   " is active-passive: its data moves with its volume)");
   }
   if (const Operation* op = ActiveOp(role)) {
     return Status::Conflict("role: " + role + " already has operation " + op->id + " at step " +
@@ -957,6 +965,62 @@ Result<json> Controller::RequestFailover(const std::string& role, const std::str
     for (const auto& [oid, o] : ops_) {
       if (o.role == role) id = oid;
     }
+  }
+  return json{{"operation", id}, {"role", role}, {"to", to}};
+}
+
+// A planned move of a replicated role's primary (to the replica `to`, else the most advanced);
+// or, with `accept_data_loss`, the operator's word to a reconfiguration waiting for a quorum.
+Result<json> Controller::RequestReconfiguration(RoleRecord& r, const std::string& to,
+                                                bool accept_data_loss) {
+  const std::string& role = r.spec.name;
+  auto running = running_ops_.find(role);
+  auto found = running == running_ops_.end() ? ops_.end() : ops_.find(running->second);
+  if (found != ops_.end()) {
+    Operation* op = &found->second;
+    if (accept_data_loss && op->kind() == wire::OpKind::kReconfigure && op->step == "collect") {
+      op->reconfigure().accept_data_loss = true;
+      PutOp(*op);
+      Emit("data-loss-accepted-requested",
+           role + " (" + op->id + "): the operator accepts data loss to promote a replica",
+           {{"role", role}, {"op", op->id}});
+      AdvanceOp(*op);
+      const std::string id = op->id;
+      HAFAB_RETURN_IF_ERROR(Commit());
+      Publish();
+      return json{{"operation", id}, {"role", role}, {"to", to}};
+    }
+    return Status::Conflict("role: " + role + " already has operation " + op->id + " at step " +
+                            op->step +
+                            (op->kind() == wire::OpKind::kReconfigure && op->step == "collect"
+                                 ? " (waiting for a quorum: --accept-data-loss promotes the "
+                                   "most advanced replica that answered)"
+                                 : ""));
+  }
+  if (!to.empty()) {
+    const InstanceRecord* target = FindInstance(to);
+    if (target == nullptr || target->role != role) {
+      return Status::NotFound("to: " + to + " is not a replica of role " + role);
+    }
+    if (target->replica != wire::ReplicaRole::kSecondary) {
+      return Status::InvalidArgument("to: " + to + " is " +
+                                     std::string(wire::ReplicaRoleName(
+                                         target->replica.value_or(wire::ReplicaRole::kBuilding))) +
+                                     "; only a secondary can be promoted");
+    }
+    if (NodeDown(target->node)) {
+      return Status::InvalidArgument("to: node " + target->node + " of " + to + " is down");
+    }
+  }
+  StartReconfiguration(r, to.empty() ? "planned switchover" : "planned switchover to " + to, true,
+                       to, accept_data_loss);
+  const Operation* op = ActiveOp(role);
+  Status st = Commit();
+  Publish();
+  if (!st.ok()) return st;
+  std::string id = op ? op->id : "";
+  for (const auto& [oid, o] : ops_) {
+    if (id.empty() && o.role == role) id = oid;  // it completed at once
   }
   return json{{"operation", id}, {"role", role}, {"to", to}};
 }

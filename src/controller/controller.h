@@ -34,8 +34,8 @@
 #include "controller/op_view.h"
 #include "controller/placement.h"
 #include "controller/procedure.h"
-#include "controller/records.h"
 #include "controller/reconfigure_procedure.h"
+#include "controller/records.h"
 #include "controller/rollout_procedure.h"
 #include "core/clock.h"
 #include "core/prometheus.h"
@@ -136,7 +136,10 @@ class Controller : private JournalStore, private OpView {
   // Planned switchover of an active-passive role to a standby (on node `to`, "" = any).
   // NotFound (role, node), InvalidArgument (not active-passive, no standby on `to`),
   // Conflict (an operation is already running for the role).
-  Result<nlohmann::json> RequestFailover(const std::string& role, const std::string& to);
+  // A planned switchover (`to`: a node of an active-passive role, a replica of a replicated
+  // one). `accept_data_loss` (replicated roles only): promote even without a quorum.
+  Result<nlohmann::json> RequestFailover(const std::string& role, const std::string& to,
+                                         bool accept_data_loss = false);
   // NotFound; InvalidArgument "instances: ..." beyond manifest/limits.h (per role, in all).
   Result<nlohmann::json> Scale(const std::string& role, int instances);
   // Drains (or, with drain=false, returns to service) a node. NotFound for an unknown node.
@@ -301,6 +304,8 @@ class Controller : private JournalStore, private OpView {
   void StartFailover(RoleRecord& role, const std::string& reason, bool planned,
                      const std::string& to);
   // A replicated role's primary moves (reconfigure_procedure.h); `to`: an instance.
+  Result<nlohmann::json> RequestReconfiguration(RoleRecord& r, const std::string& to,
+                                                bool accept_data_loss);
   void StartReconfiguration(const RoleRecord& role, const std::string& reason, bool planned,
                             const std::string& to, bool accept_data_loss);
   Procedure& ProcedureFor(const Operation& op);

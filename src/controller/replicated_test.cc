@@ -182,6 +182,45 @@ TEST_F(ReplicatedTest, WithoutAQuorumNothingIsPromotedUntilAReplicaReturns) {
   ExpectRoutedTo("kv-2");
 }
 
+// hafab failover kv --to kv-2: the old primary, alive, takes the new epoch as a secondary;
+// kv-2, as far as the others, is promoted.
+TEST_F(ReplicatedTest, APlannedSwitchoverPromotesTheAskedReplica) {
+  StartKv({{"kv-0", {1, 40}}, {"kv-1", {1, 40}}, {"kv-2", {1, 40}}});
+  EXPECT_EQ(c_->RequestFailover("kv", "kv-9").status().message(),
+            "to: kv-9 is not a replica of role kv");
+  EXPECT_EQ(c_->RequestFailover("kv", "kv-0").status().message(),
+            "to: kv-0 is primary; only a secondary can be promoted");
+  auto r = c_->RequestFailover("kv", "kv-2");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  Run(1s);
+  EXPECT_EQ(Role("kv").primary, "kv-2");
+  ExpectRoutedTo("kv-2");
+  auto old = agent(Inst("kv-0").node).Replica("kv-0");
+  ASSERT_TRUE(old.has_value());
+  EXPECT_EQ(old->role, wire::ReplicaRole::kSecondary);
+  EXPECT_TRUE(LastOp()->reconfigure().planned);
+}
+
+// Two of three replicas gone for good: only the operator's --accept-data-loss promotes the one
+// left, and an event says what may be lost.
+TEST_F(ReplicatedTest, AcceptingDataLossPromotesWithoutAQuorum) {
+  StartKv({{"kv-0", {1, 40}}, {"kv-1", {1, 38}}, {"kv-2", {1, 40}}});
+  agent(Inst("kv-0").node).Kill();
+  agent(Inst("kv-2").node).Kill();
+  Run(3s);
+  auto busy = c_->RequestFailover("kv", "");
+  ASSERT_FALSE(busy.ok());
+  EXPECT_NE(busy.status().message().find("--accept-data-loss promotes"), std::string::npos)
+      << busy.status().message();
+  EXPECT_EQ(c_->RequestFailover("kvd-none", "", true).status().code(), StatusCode::kNotFound);
+  auto r = c_->RequestFailover("kv", "", true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  Run(1s);
+  EXPECT_EQ(Role("kv").primary, "kv-1");
+  ExpectRoutedTo("kv-1");
+  EXPECT_TRUE(Happened("data-loss-accepted"));
+}
+
 // The controller dies at each step of a reconfiguration; the next one resumes it and ends with
 // one primary, routed, at one new epoch.
 class ReplicatedCrashTest : public ReplicatedTest,
