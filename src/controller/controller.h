@@ -275,6 +275,10 @@ class Controller : private JournalStore, private OpView {
                                             const std::set<std::string>& exclude) const;
   // An instance came to (+1) or left (-1) `node` during a reconcile pass (placement_pass_).
   void PassLoad(const std::string& node, int delta);
+  // A replicated role's replica given up with its node is rebuilt on another (CheckHealth).
+  void Rebuild(RoleRecord& role, const InstanceRecord& inst, const std::string& why);
+  // When `node` was last heard from (this controller's start, if never).
+  TimePoint SilentSince(const std::string& node) const;
   // A replica's configuration as its assignment carries it (docs/replication.md).
   wire::ReplicaConfig ReplicaConfigFor(const RoleRecord& role, const InstanceRecord& inst) const;
   // Whether a replica says it is the primary of the role's epoch (then it is routed).

@@ -226,9 +226,31 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
   bool crashed =
       current && inst.run && (o->state == wire::InstanceState::kFailed || RestartsExceeded(inst));
   if (role.spec.mode == RoleMode::kReplicated) {
-    // A replica stays on its node (its data is there); only the primary's loss moves
-    // anything: the primary, to the most advanced replica.
-    if (inst.name != role.primary || ActiveOp(role.spec.name) != nullptr) return;
+    // A replica stays on its node (its data is there). The primary's loss moves the primary to
+    // the most advanced replica; a replica whose node stays down (or is drained) is rebuilt
+    // on another node; a rebuilt one joins the quorum once it has caught up.
+    if (ActiveOp(role.spec.name) != nullptr) return;
+    if (inst.name != role.primary) {
+      if (drained) {
+        Rebuild(role, inst, "node " + inst.node + " is drained");
+      } else if (declared_down &&
+                 clock_.Now() >= SilentSince(inst.node) + role.spec.replication.rebuild_after) {
+        Rebuild(role, inst,
+                "node " + inst.node + " has been down for " +
+                    std::to_string(ToMs(clock_.Now() - SilentSince(inst.node))) + "ms");
+      } else if (inst.replica == wire::ReplicaRole::kBuilding && o != nullptr && o->replica &&
+                 o->replica->epoch == role.epoch && o->replica->state == "streaming") {
+        InstanceRecord r = inst;
+        r.replica = wire::ReplicaRole::kSecondary;
+        PutInstance(r);
+        Emit("replica-joined",
+             "replica " + inst.name + " on node " + inst.node + " has caught up (position " +
+                 std::to_string(o->replica->position.epoch) + ":" +
+                 std::to_string(o->replica->position.index) + ") and joins the quorum",
+             {{"role", role.spec.name}, {"instance", inst.name}, {"node", inst.node}});
+      }
+      return;
+    }
     if (declared_down) {
       StartReconfiguration(role, "node " + inst.node + " of primary " + inst.name + " is down",
                            false, "", false);
@@ -278,6 +300,54 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
     Relocate(role, inst, "node " + inst.node + " is drained");
   }
   // A standby on a down node stays: when the node returns it is a standby again.
+}
+
+// The replica `inst` is given up with its node: a new one, building, on another node copies
+// the primary's data; the old record goes, so that the old node, back, stops it rather than
+// bringing it back as a voter (its data stays on that node's disk).
+void Controller::Rebuild(RoleRecord& role, const InstanceRecord& inst, const std::string& why) {
+  const std::string rname = role.spec.name;
+  std::set<std::string> exclude;
+  std::set<int> ordinals;
+  for (const auto& name : FoundOrEmpty(by_role_, rname)) {
+    exclude.insert(instances_.at(name).node);
+    ordinals.insert(instances_.at(name).ordinal);
+  }
+  auto node = Place(rname, "", exclude);
+  if (!node) {
+    if (warned_.insert("unrebuildable/" + inst.name).second) {
+      Emit("unplaceable",
+           "role " + rname + ": replica " + inst.name + " cannot be rebuilt (" + why +
+               "): no live node with room and without a replica of the role",
+           {{"role", rname}, {"instance", inst.name}});
+    }
+    return;
+  }
+  warned_.erase("unrebuildable/" + inst.name);
+  int ord = 0;
+  while (ordinals.count(ord)) ++ord;
+  InstanceRecord r;
+  r.name = rname + "-" + std::to_string(ord);
+  r.role = rname;
+  r.ordinal = ord;
+  r.node = *node;
+  r.port = PortFor(role.spec, *node, "");
+  r.epoch = role.epoch;
+  r.revision = role.revision;
+  r.replica = wire::ReplicaRole::kBuilding;
+  r.created_ms = WallMs(clock_);
+  const std::string old = inst.name, old_node = inst.node;
+  DeleteInstance(old);
+  PutInstance(r);
+  Emit("replica-rebuilding",
+       "replica " + old + " on node " + old_node + " is given up (" + why + "): " + r.name +
+           " is rebuilt on node " + r.node + " from the primary " + role.primary,
+       {{"role", rname}, {"instance", r.name}, {"node", r.node}});
+}
+
+TimePoint Controller::SilentSince(const std::string& node) const {
+  const NodeObservation* obs = Observation(node);
+  return obs != nullptr ? obs->last_heartbeat : started_at_;
 }
 
 int Controller::CarriedRestarts(const RoleRecord& role, const InstanceRecord& inst) const {

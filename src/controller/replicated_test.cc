@@ -221,6 +221,46 @@ TEST_F(ReplicatedTest, AcceptingDataLossPromotesWithoutAQuorum) {
   EXPECT_TRUE(Happened("data-loss-accepted"));
 }
 
+// A secondary's node stays down past replication.rebuild_after: a new replica, building, is
+// placed on a node without one; it joins the quorum once it says it streams. The old node,
+// back, no longer runs the old replica.
+TEST_F(ReplicatedTest, AReplicaLostWithItsNodeIsRebuiltElsewhereAndJoinsOnceCaughtUp) {
+  agents_.push_back(std::make_unique<FakeAgent>("n4", "fd4", "ud4", &provider_));
+  Run(100ms);
+  manifest::Role kv = KvRole();
+  kv.replication.rebuild_after = 3s;
+  ApplyRoles({kv});
+  Run(300ms);
+  const std::string lost = Inst("kv-1").node;
+  agent(lost).SetReplicaSilent("kv-3", true);  // the new one is still copying at first
+  for (auto& a : agents_) a->SetReplicaSilent("kv-3", true);
+  agent(lost).Kill();
+  Run(2s);
+  EXPECT_TRUE(c_->instances().count("kv-1"));  // down, not yet for rebuild_after
+  Run(2s);
+  ASSERT_FALSE(c_->instances().count("kv-1"));
+  ASSERT_TRUE(c_->instances().count("kv-3"));
+  std::set<std::string> nodes;
+  for (const auto& [name, inst] : c_->instances()) nodes.insert(inst.node);
+  EXPECT_EQ(nodes.size(), 3u);
+  EXPECT_FALSE(nodes.count(lost));
+  EXPECT_EQ(Inst("kv-3").replica, wire::ReplicaRole::kBuilding);
+  EXPECT_TRUE(Happened("replica-rebuilding"));
+  auto c = agent(Inst("kv-0").node).Replica("kv-0");
+  ASSERT_TRUE(c.has_value());
+  ASSERT_EQ(c->replicas.size(), 3u);  // kv-0, kv-2, kv-3 (building, not in the quorum)
+
+  for (auto& a : agents_) a->SetReplicaSilent("kv-3", false);
+  Run(500ms);
+  EXPECT_EQ(Inst("kv-3").replica, wire::ReplicaRole::kSecondary);
+  EXPECT_TRUE(Happened("replica-joined"));
+
+  agent(lost).Revive();
+  Run(500ms);
+  EXPECT_EQ(agent(lost).State("kv-1"), "");  // not assigned there any more
+  EXPECT_EQ(c_->instances().size(), 3u);
+}
+
 // The controller dies at each step of a reconfiguration; the next one resumes it and ends with
 // one primary, routed, at one new epoch.
 class ReplicatedCrashTest : public ReplicatedTest,
