@@ -48,10 +48,11 @@ struct GetArgs {
 
 // The answer `get` shows: GET /v1/KIND, or the instances of GET /v1/status.
 Result<json> Fetch(const ApiClient& c, const GetArgs& a) {
-  if (a.kind != "instances") return c.Call("GET", "/v1/" + a.kind);
+  if (a.kind != "instances" && a.kind != "replicas") return c.Call("GET", "/v1/" + a.kind);
   HAFAB_ASSIGN_OR_RETURN(json st, c.Call("GET", "/v1/status"));
   json out = {{"instances", json::array()}};
   for (const auto& i : st.value("instances", json::array())) {
+    if (a.kind == "replicas" && !i.contains("replica")) continue;
     if (a.role.empty() || i.value("role", "") == a.role) out["instances"].push_back(i);
   }
   if (!a.role.empty() && out["instances"].empty()) {
@@ -133,16 +134,18 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
 HAFAB_COMMAND(31, [](CLI::App& app) {
   auto o = std::make_shared<ApiOptions>();
   auto a = std::make_shared<GetArgs>();
-  auto* cmd =
-      app.add_subcommand("get", "List roles, instances, nodes, volumes, gateways or operations");
+  auto* cmd = app.add_subcommand(
+      "get", "List roles, instances, replicas, nodes, volumes, gateways or operations");
   cmd->footer(
       "Examples:\n  hafab get nodes\n  hafab get instances kvd -o wide\n"
       "  hafab get instances --watch     # the table, then each change, until Ctrl-C\n"
+      "  hafab get replicas kv           # a replicated role's replicas: epoch, position, lag\n"
       "  hafab get roles -o json");
-  cmd->add_option("kind", a->kind, "roles, instances, nodes, volumes, gateways or ops")
+  cmd->add_option("kind", a->kind, "roles, instances, replicas, nodes, volumes, gateways or ops")
       ->required()
-      ->check(CLI::IsMember({"roles", "instances", "nodes", "volumes", "gateways", "ops"}));
-  cmd->add_option("role", a->role, "With instances: only this role's");
+      ->check(
+          CLI::IsMember({"roles", "instances", "replicas", "nodes", "volumes", "gateways", "ops"}));
+  cmd->add_option("role", a->role, "With instances or replicas: only this role's");
   cmd->add_option("-o,--output", a->output,
                   "table, wide (more columns), json or yaml (the controller's answer as is)")
       ->check(CLI::IsMember({"table", "wide", "json", "yaml"}))
@@ -152,9 +155,9 @@ HAFAB_COMMAND(31, [](CLI::App& app) {
   AddApiFlags(cmd, o.get());
   cmd->callback([=] {
     std::string usage;
-    if (!a->role.empty() && a->kind != "instances") {
-      usage =
-          "a role name goes with `get instances` only (got `get " + a->kind + " " + a->role + "`)";
+    if (!a->role.empty() && a->kind != "instances" && a->kind != "replicas") {
+      usage = "a role name goes with `get instances` or `get replicas` only (got `get " + a->kind +
+              " " + a->role + "`)";
     } else if (a->watch && (a->kind == "ops" || a->output == "json" || a->output == "yaml")) {
       usage =
           "--watch prints table rows: not with ops (follow those with `hafab events -f`) "

@@ -61,9 +61,19 @@ Rows RoleRows(const json& doc, bool wide) {
   Rows rows{{"NAME", "MODE", "READY", "PRIMARY", "ENDPOINT", "VERSION"}};
   if (wide) rows[0].insert(rows[0].end(), {"PLACED", "EPOCH", "PORT", "VOLUME", "OPERATION"});
   for (const auto& r : Items(doc, "roles")) {
+    std::string primary = Str(r, "primary");
+    if (r.contains("quorum") && r["quorum"].is_object()) {
+      // A replicated role: how many replicas follow at its epoch, of those that vote.
+      const json& q = r["quorum"];
+      primary = (primary.empty() || primary == "-" ? "(none)" : primary) + " [" +
+                std::to_string(q.value("following", 0)) + "/" +
+                std::to_string(q.value("voters", 0)) + " following, quorum " +
+                std::to_string(q.value("quorum", 0)) +
+                (q.value("writable", false) ? "]" : ": NOT WRITABLE]");
+    }
     rows.push_back({Str(r, "name"), Str(r, "mode"),
-                    Str(r, "ready", "0") + "/" + Str(r, "instances"), Str(r, "primary"),
-                    Str(r, "endpoint"), Str(r, "version")});
+                    Str(r, "ready", "0") + "/" + Str(r, "instances"), primary, Str(r, "endpoint"),
+                    Str(r, "version")});
     if (wide) {
       rows.back().insert(rows.back().end(), {Str(r, "placed", "0"), Str(r, "epoch"), Str(r, "port"),
                                              Str(r, "volume"), Str(r, "operation")});
@@ -117,6 +127,32 @@ Rows InstanceRows(const json& doc, bool wide) {
       rows.back().insert(rows.back().end(),
                          {Str(i, "mode"), FdUd(i), Str(i, "epoch"), Str(i, "port"), pid,
                           Str(i, "version"), Str(i, "volume")});
+    }
+  }
+  return rows;
+}
+
+// The replicas of replicated roles (hafab get replicas): each one's place in the
+// configuration, what it last said and how far behind the primary it is.
+Rows ReplicaRows(const json& doc, bool wide) {
+  Rows rows{{"NAME", "ROLE", "NODE", "REPLICA", "EPOCH", "POSITION", "LAG", "STATE"}};
+  if (wide) rows[0].insert(rows[0].end(), {"SAYS", "FD/UD", "PORT", "AGE"});
+  for (const auto& i : Items(doc, "instances")) {
+    if (!i.contains("replica")) continue;
+    const json& r = i["replica"];
+    const json& says = r.contains("says") ? r["says"] : json();
+    std::string position = "-", state = Str(i, "state"), told = "-";
+    if (says.is_object()) {
+      position = std::to_string(says["position"].value("epoch", 0)) + ":" +
+                 std::to_string(says["position"].value("index", 0));
+      state = says.value("state", "");
+      told = says.value("role", "") + "@" + std::to_string(says.value("epoch", 0));
+    }
+    rows.push_back({Str(i, "instance"), Str(i, "role"), Str(i, "node"), r.value("role", ""),
+                    std::to_string(r.value("epoch", 0)), position,
+                    r.contains("lag") ? std::to_string(r["lag"].get<int64_t>()) : "-", state});
+    if (wide) {
+      rows.back().insert(rows.back().end(), {told, FdUd(i), Str(i, "port"), Age(i, "age_ms")});
     }
   }
   return rows;
@@ -200,6 +236,7 @@ Rows ListingRows(const std::string& kind, const json& doc, bool wide) {
   if (kind == "nodes") return NodeRows(doc, wide);
   if (kind == "volumes") return VolumeRows(doc, wide);
   if (kind == "instances") return InstanceRows(doc, wide);
+  if (kind == "replicas") return ReplicaRows(doc, wide);
   return GatewayRows(doc);
 }
 

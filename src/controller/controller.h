@@ -275,6 +275,9 @@ class Controller : private JournalStore, private OpView {
                                             const std::set<std::string>& exclude) const;
   // An instance came to (+1) or left (-1) `node` during a reconcile pass (placement_pass_).
   void PassLoad(const std::string& node, int delta);
+  nlohmann::json QuorumJson(const RoleRecord& role) const;
+  nlohmann::json ReplicaJson(const RoleRecord& role, const InstanceRecord& inst,
+                             const ObservedInstance* o) const;
   // A replicated role's replica given up with its node is rebuilt on another (CheckHealth).
   void Rebuild(RoleRecord& role, const InstanceRecord& inst, const std::string& why);
   // When `node` was last heard from (this controller's start, if never).

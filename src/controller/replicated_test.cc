@@ -261,6 +261,33 @@ TEST_F(ReplicatedTest, AReplicaLostWithItsNodeIsRebuiltElsewhereAndJoinsOnceCaug
   EXPECT_EQ(c_->instances().size(), 3u);
 }
 
+// What operators read (hafab status, hafab get replicas): each replica's place, what it said
+// and how far behind the primary it is; the role's quorum health.
+TEST_F(ReplicatedTest, StatusShowsEachReplicaAndTheQuorum) {
+  StartKv({{"kv-0", {1, 40}}, {"kv-1", {1, 38}}, {"kv-2", {1, 40}}});
+  auto find = [](const nlohmann::json& list, const char* key, const std::string& name) {
+    for (const auto& x : list) {
+      if (x[key] == name) return x;
+    }
+    return nlohmann::json();
+  };
+  nlohmann::json st = c_->StatusJson();
+  nlohmann::json kv1 = find(st["instances"], "instance", "kv-1");
+  EXPECT_EQ(kv1["kind"], "secondary");
+  EXPECT_EQ(kv1["replica"]["role"], "secondary");
+  EXPECT_EQ(kv1["replica"]["says"]["position"], nlohmann::json({{"epoch", 1}, {"index", 38}}));
+  EXPECT_EQ(kv1["replica"]["lag"], 2);
+  nlohmann::json quorum = find(st["roles"], "name", "kv")["quorum"];
+  EXPECT_EQ(quorum,
+            nlohmann::json({{"quorum", 2}, {"voters", 3}, {"following", 3}, {"writable", true}}));
+  agent(Inst("kv-1").node).Kill();
+  agent(Inst("kv-2").node).Kill();
+  Run(2s);
+  quorum = find(c_->StatusJson()["roles"], "name", "kv")["quorum"];
+  EXPECT_EQ(quorum["following"], 1);
+  EXPECT_EQ(quorum["writable"], false);
+}
+
 // The controller dies at each step of a reconfiguration; the next one resumes it and ends with
 // one primary, routed, at one new epoch.
 class ReplicatedCrashTest : public ReplicatedTest,

@@ -6,6 +6,51 @@ namespace hafab::controller {
 using manifest::RoleMode;
 using nlohmann::json;
 
+// A replicated role's quorum health: of its voters (primary and secondaries), how many say
+// they are at the role's epoch and follow (or are) the primary; writes are acknowledged while
+// that is at least the quorum.
+json Controller::QuorumJson(const RoleRecord& role) const {
+  int voters = 0, following = 0;
+  for (const auto& name : FoundOrEmpty(by_role_, role.spec.name)) {
+    const InstanceRecord& inst = instances_.at(name);
+    if (inst.replica != wire::ReplicaRole::kPrimary &&
+        inst.replica != wire::ReplicaRole::kSecondary) {
+      continue;
+    }
+    ++voters;
+    const ObservedInstance* o = NodeDown(inst.node) ? nullptr : Observed(inst);
+    if (o != nullptr && o->replica && o->replica->epoch == role.epoch &&
+        o->replica->role == *inst.replica && !role.primary.empty()) {
+      ++following;
+    }
+  }
+  const int quorum = role.spec.replication.QuorumOf(role.spec.instances);
+  return {{"quorum", quorum},
+          {"voters", voters},
+          {"following", following},
+          {"writable", following >= quorum}};
+}
+
+// A replica as operators see it (hafab get replicas): its place in the configuration, what it
+// last said (role, epoch, where its log ends, its state) and how many records it is behind the
+// primary's last report.
+json Controller::ReplicaJson(const RoleRecord& role, const InstanceRecord& inst,
+                             const ObservedInstance* o) const {
+  json j = {{"role", wire::ReplicaRoleName(*inst.replica)}, {"epoch", role.epoch}};
+  if (o == nullptr || !o->replica) {
+    j["says"] = nullptr;
+    return j;
+  }
+  j["says"] = wire::ToJson(*o->replica);
+  if (const InstanceRecord* p = Instance(role.primary); p != nullptr) {
+    const ObservedInstance* po = NodeDown(p->node) ? nullptr : Observed(*p);
+    if (po != nullptr && po->replica) {
+      j["lag"] = std::max<int64_t>(0, po->replica->position.index - o->replica->position.index);
+    }
+  }
+  return j;
+}
+
 json Controller::RolesJson() const {
   json out = json::array();
   for (const auto& [name, r] : roles_) {
@@ -32,6 +77,7 @@ json Controller::RolesJson() const {
                    {"revision", r.revision},
                    {"autoscale", AutoscaleJson(name)},
                    {"operation", op ? op->id : ""}});
+    if (r.spec.mode == RoleMode::kReplicated) out.back()["quorum"] = QuorumJson(r);
   }
   return out;
 }
@@ -129,6 +175,7 @@ json Controller::StatusJson() const {
     bool ready = InstanceReady(r, inst, &busy);
     std::string kind = "instance";
     if (r.spec.mode == RoleMode::kActivePassive) kind = name == r.primary ? "primary" : "standby";
+    if (inst.replica) kind = wire::ReplicaRoleName(*inst.replica);
     instances.push_back({{"instance", name},
                          {"role", inst.role},
                          {"mode", ModeName(r.spec.mode)},
@@ -153,6 +200,7 @@ json Controller::StatusJson() const {
                          {"pid", o ? o->pid : 0},
                          {"age_s", inst.created_ms > 0 ? (now_ms - inst.created_ms) / 1000 : 0},
                          {"age_ms", inst.created_ms > 0 ? now_ms - inst.created_ms : 0}});
+    if (inst.replica) instances.back()["replica"] = ReplicaJson(r, inst, o);
   }
   json ops = OpsJson();
   if (ops.size() > 20) ops.erase(ops.begin() + 20, ops.end());
