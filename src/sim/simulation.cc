@@ -185,6 +185,10 @@ class Simulation final : public ProcessObserver {
                       std::function<std::optional<uint64_t>(const std::string& node, pid_t pid)> at,
                       std::function<void(uint64_t)> reply);
   void Strike(const Fault& f);
+  // `node` is back (booted, partition healed) before or after the controller noticed: its
+  // silence measures no detection any more; its roles, unless a failover started for them
+  // within two leases, none.
+  void ForgetSilence(const std::string& node);
   void ReadEvents();
   void Trace(const std::string& line);
   void Violation(const std::string& what);
@@ -220,9 +224,14 @@ class Simulation final : public ProcessObserver {
   std::vector<std::string> client_roles_;
   std::map<std::string, uint64_t> client_seq_;
   // Detection: node -> when it went silent (crash or isolation); role -> when its primary did.
+  // A node the faults silenced (a crash, a partition) since when, until the controller says it
+  // is down or it is heard again; the active-passive roles whose primary it ran, until their
+  // failover is done or it is clearly not needed (ForgetSilence).
   std::map<std::string, TimePoint> silent_since_;
   std::map<std::string, TimePoint> role_silent_since_;
-  std::map<std::string, TimePoint> process_fault_at_;  // role -> its primary's process fault
+  std::map<std::string, std::string> role_silent_node_;  // role -> the node it lost
+  std::set<std::string> failing_over_;                   // roles with a failover under way
+  std::map<std::string, TimePoint> process_fault_at_;    // role -> its primary's process fault
   std::vector<double> detection_, failover_;
   std::deque<std::string> trace_;
   uint64_t hash_ = 1469598103934665603ULL;
@@ -396,6 +405,7 @@ void Simulation::ReadEvents() {
     } else if (e.type == "failover-started") {
       ++result_.failovers;
       const std::string role = field("role");
+      failing_over_.insert(role);
       const controller::Operation* op = c->ActiveOp(role);
       const controller::FailoverOp* f =
           op == nullptr ? nullptr : std::get_if<controller::FailoverOp>(&op->part);
@@ -415,14 +425,32 @@ void Simulation::ReadEvents() {
         ++result_.false_failovers;
         Trace("(a failover no fault explains)");
       }
-    } else if (e.type == "failover-done") {
+    } else if (e.type == "failover-done" || e.type == "failover-failed") {
+      failing_over_.erase(field("role"));
       auto s = role_silent_since_.find(field("role"));
-      if (s != role_silent_since_.end()) {
+      if (s != role_silent_since_.end() && e.type == "failover-done") {
         failover_.push_back(Ms(now - s->second));
         role_silent_since_.erase(s);
+        role_silent_node_.erase(field("role"));
       }
     }
   }
+}
+
+void Simulation::ForgetSilence(const std::string& node) {
+  silent_since_.erase(node);
+  const TimePoint healed = clock_.Now();
+  events_.After(2 * o_.lease_ttl, [this, node, healed] {
+    for (auto it = role_silent_node_.begin(); it != role_silent_node_.end();) {
+      if (it->second == node && !failing_over_.count(it->first) &&
+          role_silent_since_[it->first] <= healed) {
+        role_silent_since_.erase(it->first);
+        it = role_silent_node_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  });
 }
 
 void Simulation::StartNode(const std::string& name) {
@@ -629,8 +657,10 @@ void Simulation::Strike(const Fault& f) {
     for (const auto& [role, r] : c->roles()) {
       if (r.spec.mode != manifest::RoleMode::kActivePassive) continue;
       auto i = c->instances().find(r.primary);
-      if (i != c->instances().end() && i->second.node == node) {
-        role_silent_since_.emplace(role, clock_.Now());
+      // A failover under way keeps the silence that started it.
+      if (i != c->instances().end() && i->second.node == node && !failing_over_.count(role)) {
+        role_silent_since_[role] = clock_.Now();
+        role_silent_node_[role] = node;
       }
     }
   };
@@ -645,6 +675,7 @@ void Simulation::Strike(const Fault& f) {
       heal_at([this, node] {
         Trace("node " + node + " boots again");
         StartNode(node);
+        ForgetSilence(node);
       });
       return;
     }
@@ -660,7 +691,7 @@ void Simulation::Strike(const Fault& f) {
       heal_at([this, node] {
         Trace("partition of " + node + " healed");
         net_.Heal(node);
-        silent_since_.erase(node);
+        ForgetSilence(node);
       });
       return;
     }
