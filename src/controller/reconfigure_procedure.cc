@@ -186,9 +186,10 @@ Step ReconfigureProcedure::Promote(Operation& op, const OpView& view, OpWrites& 
   const InstanceRecord* chosen = view.Instance(rc.new_primary);
   if (chosen == nullptr) return Step::Abort("replica " + rc.new_primary + " was removed");
   bool changed = false;
-  if (chosen->replica != wire::ReplicaRole::kPrimary) {
+  if (chosen->replica != wire::ReplicaRole::kPrimary || chosen->epoch != rc.epoch) {
     InstanceRecord r = *chosen;
     r.replica = wire::ReplicaRole::kPrimary;
+    r.epoch = rc.epoch;  // the gateways route the endpoint's epoch to the backend of that epoch
     changed |= out.PutInstance(r);
   }
   RoleRecord r = *view.Role(op.role);

@@ -124,6 +124,7 @@ TEST_F(ReconfigureProcedureTest, PromoteTakesTheMostAdvancedThenTheAskedOneThenN
   EXPECT_EQ(op_.reconfigure().new_primary, "kv-1");  // kv-0 is as far, but the old primary
   EXPECT_EQ(state_.roles["kv"].primary, "kv-1");
   EXPECT_EQ(Inst("kv-1").replica, wire::ReplicaRole::kPrimary);
+  EXPECT_EQ(Inst("kv-1").epoch, 6);   // routed at the endpoint's epoch
   EXPECT_EQ(Run("promote"), "done");  // again: nothing new to write
   EXPECT_EQ(state_.generation, generation + 1);
 }

@@ -51,6 +51,8 @@ class ReplicatedTest : public ClusterTest {
     EXPECT_EQ(e["backends"][0]["instance"], instance);
     EXPECT_EQ(e["backends"][0]["ready"], true);
     EXPECT_EQ(e["epoch"], Role("kv").epoch);
+    // The gateway routes to the backend of the endpoint's epoch only.
+    EXPECT_EQ(e["backends"][0]["epoch"], e["epoch"]);
   }
 };
 

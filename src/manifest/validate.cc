@@ -241,11 +241,6 @@ class Validator {
         }
         break;
       case RoleMode::kReplicated:
-        // Refused until the fabric implements the replicated-role contract (per-replica
-        // volumes, roles and positions, quorum-checked promotion): running it as three
-        // unrelated load-balanced instances would pretend to replicate.
-        Error(p + ".mode", p + ".mode: replicated roles are not supported yet (the fabric does "
-                               "not replicate their data); use active-passive with a volume");
         if (role.instances < 3 || role.instances % 2 == 0) {
           Error(p + ".instances",
                 p +

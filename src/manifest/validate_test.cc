@@ -188,27 +188,21 @@ TEST(ValidateTest, ActivePassiveWarnings) {
               IsEmpty());
 }
 
-TEST(ValidateTest, ReplicatedIsRefusedUntilTheFabricReplicates) {
+TEST(ValidateTest, AReplicatedRoleNeedsAnOddNumberOfReplicas) {
   EXPECT_THAT(DiagnosticsOf("roles:\n"
                             "  - {name: r, mode: replicated, command: r, instances: 3}\n"),
-              ElementsAre("m.yaml:2:21: error: roles[0].mode: replicated roles are not "
-                          "supported yet (the fabric does not replicate their data); use "
-                          "active-passive with a volume"));
-  // The instance count is still checked, so a later fix shows every mistake at once.
+              IsEmpty());
   EXPECT_THAT(DiagnosticsOf("roles:\n  - {name: r, mode: replicated, command: r, instances: 2}\n"),
-              ElementsAre(::testing::HasSubstr("roles[0].mode: replicated roles are not"),
-                          "m.yaml:2:56: error: roles[0].instances: a replicated role needs an "
+              ElementsAre("m.yaml:2:56: error: roles[0].instances: a replicated role needs an "
                           "odd number of instances, 3 or more, so that a majority survives a "
                           "failure (got 2)"));
+  EXPECT_THAT(DiagnosticsOf("roles:\n  - {name: r, mode: replicated, command: r, instances: 1}\n"),
+              ElementsAre(::testing::HasSubstr("(got 1)")));
 }
 
 TEST(ValidateTest, ReplicationIsCheckedAgainstTheRole) {
   const auto mistakes = [](const std::string& role) {
-    std::vector<std::string> out;
-    for (const auto& d : DiagnosticsOf("roles:\n  - " + role + "\n")) {
-      if (d.find("not supported yet") == std::string::npos) out.push_back(d);
-    }
-    return out;
+    return DiagnosticsOf("roles:\n  - " + role + "\n");
   };
   EXPECT_THAT(mistakes("{name: w, command: w, instances: 3, replication: {quorum: 2}}"),
               ElementsAre("m.yaml:2:54: error: roles[0].replication: only replicated roles "
