@@ -23,6 +23,7 @@ namespace {
 
 constexpr char kPath[] = "/hafab/v1/replica";
 constexpr size_t kMaxAnswer = 64 * 1024;
+constexpr Duration kBecomingInterval = std::chrono::milliseconds(20);
 
 Result<wire::ReplicaStatus> ParseStatus(const std::string& what, const std::string& body) {
   auto j = json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -192,9 +193,15 @@ struct ReplicaLink::Linked : std::enable_shared_from_this<Linked> {
                     what + ": HTTP " + std::to_string(http_status) + ": " + *answer))
               : ParseStatus(what, *answer);
       if (status.ok() && configure) self->accepted = sent;
+      // A newer configuration that arrived during the call goes at once; a replica that is not
+      // yet what its configuration says (a promotion under way) is asked again soon, so that
+      // the controller routes to it as soon as it serves.
+      const bool becoming = status.ok() && (status->role != self->target.config.role ||
+                                            status->epoch != self->target.config.epoch);
       self->report(self->target.instance, self->target.pid, std::move(status));
-      // A newer configuration that arrived during the call goes at once.
-      self->Schedule(std::exchange(self->again, false) ? Duration::zero() : self->interval);
+      self->Schedule(std::exchange(self->again, false) ? Duration::zero()
+                     : becoming ? std::min<Duration>(self->interval, kBecomingInterval)
+                                : self->interval);
     };
     if (!target.hook.empty()) {
       std::map<std::string, std::string> env = target.env;

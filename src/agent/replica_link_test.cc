@@ -70,7 +70,7 @@ class HttpReplica {
             EXPECT_TRUE(c.ok());
             if (c->epoch < status_.epoch) return respond(http::Response::Text(409, "older"));
             puts_.push_back(*c);
-            status_.role = c->role;
+            if (!slow_) status_.role = c->role;
             status_.epoch = c->epoch;
           } else {
             ++gets_;
@@ -84,12 +84,16 @@ class HttpReplica {
   const std::vector<wire::ReplicaConfig>& puts() const { return puts_; }
   int gets() const { return gets_; }
   wire::ReplicaStatus& status() { return status_; }
+  // Takes a configuration's epoch at once but its role only when status() says so (a promotion
+  // waiting for its first record to reach a quorum).
+  void set_slow(bool slow) { slow_ = slow; }
 
  private:
   http::Server server_;
   int port_ = 0;
   std::vector<wire::ReplicaConfig> puts_;
   int gets_ = 0;
+  bool slow_ = false;
   wire::ReplicaStatus status_{wire::ReplicaRole::kSecondary, 0, {0, 0}, "streaming", "kv-0"};
 };
 
@@ -126,6 +130,26 @@ TEST(ReplicaLinkTest, ConfiguresOverHttpThenAsksForTheStatusAndReconfiguresOnACh
   const int gets = replica.gets();
   io.run_for(100ms);
   EXPECT_EQ(replica.gets(), gets);
+}
+
+// A replica that has taken a promotion but does not serve yet is asked again soon, not a
+// whole interval later: the controller routes to it as soon as it says it is primary.
+TEST(ReplicaLinkTest, AReplicaBecomingWhatItsConfigurationSaysIsAskedAgainSoon) {
+  boost::asio::io_context io;
+  HttpReplica replica(io);
+  replica.set_slow(true);
+  Reports reports;
+  ReplicaLink link(io, "127.0.0.1", 10s, 2s, reports.Fn());
+  link.Sync({{"kv-1", 42, replica.port(), {}, Config(4, wire::ReplicaRole::kPrimary), ""}});
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return replica.gets() >= 3; }, 2s));  // not 10 s apart
+  replica.status().role = wire::ReplicaRole::kPrimary;
+  ASSERT_TRUE(RunUntil(io, [&] {
+    return reports.got.back().ok() && reports.got.back()->role == wire::ReplicaRole::kPrimary;
+  }));
+  const int gets = replica.gets();
+  io.run_for(300ms);
+  EXPECT_EQ(replica.gets(), gets);  // what it should be: back to the interval
 }
 
 TEST(ReplicaLinkTest, AnOlderConfigurationRefusedIsReportedAndTriedAgain) {
