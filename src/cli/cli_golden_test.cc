@@ -85,6 +85,7 @@ std::string RunHafab(const std::vector<std::string>& args) {
 
 TEST(CliGoldenTest, StatusTable) {
   auto j = nlohmann::json::parse(Read(std::string(HAFAB_GOLDEN_DIR) + "/status.json"));
+  j["roles"] = nlohmann::json::parse(Read(std::string(HAFAB_GOLDEN_DIR) + "/roles.json"))["roles"];
   ExpectGolden("status_table", RenderStatusTable(j));
 }
 
@@ -188,7 +189,8 @@ TEST(CliGoldenTest, GetListings) {
        std::vector<std::pair<std::string, std::string>>{{"roles", "roles"},
                                                         {"nodes", "nodes"},
                                                         {"volumes", "volumes"},
-                                                        {"instances", "status"}}) {
+                                                        {"instances", "status"},
+                                                        {"replicas", "status"}}) {
     SCOPED_TRACE(kind);
     json j = Fixture(fixture);
     ExpectGolden("get_" + kind, FormatTable(ListingRows(kind, j, false)));
@@ -213,6 +215,7 @@ TEST(CliGoldenTest, GetVerbs) {
   const std::vector<std::string> at = {"--state-dir", state.path()};
   ExpectVerbGolden({{"get_nodes", With({"get", "nodes"}, at)},
                     {"get_instances_of_role", With({"get", "instances", "kvd"}, at)},
+                    {"get_replicas_of_role", With({"get", "replicas", "kv"}, at)},
                     {"get_instances_no_such_role", With({"get", "instances", "nosuch"}, at)},
                     {"get_role_not_instances", With({"get", "nodes", "kvd"}, at)},
                     {"get_watch_json", With({"get", "nodes", "-w", "-o", "json"}, at)}},

@@ -213,6 +213,21 @@ std::string RenderStatusTable(const json& status) {
                 "): " + DomainProgress(op) + "\n";
   }
   if (!rollouts.empty()) out += "\n" + rollouts;
+  // Replicated roles: who is primary and whether a quorum follows it (a write needs one).
+  std::string replicated;
+  for (const auto& r : status.value("roles", json::array())) {
+    if (!r.contains("quorum") || !r["quorum"].is_object()) continue;
+    const json& q = r["quorum"];
+    const std::string op = Str(r, "operation", "");
+    replicated += "replicated " + Str(r, "name") + ": primary " +
+                  (Str(r, "primary", "").empty() ? std::string("(none)") : Str(r, "primary")) +
+                  " at epoch " + Str(r, "epoch") + ", " + std::to_string(q.value("following", 0)) +
+                  " of " + std::to_string(q.value("voters", 0)) + " replicas following, quorum " +
+                  std::to_string(q.value("quorum", 0)) +
+                  (q.value("writable", false) ? "" : ": NOT WRITABLE") +
+                  (op.empty() ? "" : " (operation " + op + ")") + "\n";
+  }
+  if (!replicated.empty()) out += "\n" + replicated;
   const json store = status.value("store", json::object());
   if (store.value("failed_commits", 0) > 0) {
     out += "\nstore: " + Str(store, "failed_commits") +
