@@ -21,6 +21,8 @@ struct LaunchSpec {
   std::map<std::string, std::string> env;
   std::string cwd;       // "" = the agent's working directory
   std::string log_path;  // stdout and stderr, opened O_APPEND|O_CREAT; "" = /dev/null
+  // When >= 0 (SpawnProcess only): the child's stdout instead (its stderr still goes to
+  // log_path) — a hook whose answer the agent reads. The caller keeps and closes it.
   // When not empty, stdout and stderr go instead through a pipe to this program (its stdin),
   // started detached (a session of its own, reparented away from the agent) so that it
   // outlives an agent restart: `hafab log-writer`, which writes and rotates the log
@@ -36,6 +38,7 @@ struct LaunchSpec {
   std::vector<gid_t> groups;
   // Directories the program must be able to use (its volume): checked after the switch.
   std::vector<std::string> reach_dirs;
+  int stdout_fd = -1;
   uint64_t rlimit_as_bytes = 0;  // RLIMIT_AS when no memory cgroup is available; 0 = none
   int nice = 0;                  // added to the child's niceness when no cpu cgroup is available
 };

@@ -236,7 +236,8 @@ Result<pid_t> SpawnProcess(const LaunchSpec& spec) {
     }
     // Default signal dispositions and an empty mask: the agent's are not the program's.
     ResetSignals();
-    if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) {
+    if (dup2(null_fd, 0) < 0 || dup2(spec.stdout_fd >= 0 ? spec.stdout_fd : log_fd, 1) < 0 ||
+        dup2(log_fd, 2) < 0) {
       ChildFail(err_pipe[1], errno);
     }
     CloseFrom(3, err_pipe[1]);

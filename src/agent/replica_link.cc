@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "agent/process_launcher.h"
 #include "core/json.h"
 #include "http/http.h"
 
@@ -41,33 +41,18 @@ class HookRun : public std::enable_shared_from_this<HookRun> {
   HookRun(asio::io_context& io, Duration timeout, Done done)
       : timer_(io), out_(io), timeout_(timeout), done_(std::move(done)) {}
 
-  void Start(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+  // Runs `spec` (its argv set), its stdout read through a pipe.
+  void Start(LaunchSpec spec) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return Finish(Status::Internal("pipe failed"));
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);  // killed as a group on timeout
-    std::vector<std::string> env_text;
-    for (const auto& [k, v] : env) env_text.push_back(k + "=" + v);
-    std::vector<char*> args, envp;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    for (auto& e : env_text) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    int rc = posix_spawn(&pid_, argv[0].c_str(), &actions, &attr, args.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
+    spec.stdout_fd = fds[1];
+    auto pid = SpawnProcess(spec);  // its own process group: killed as one on timeout
     close(fds[1]);
-    if (rc != 0) {
+    if (!pid.ok()) {
       close(fds[0]);
-      pid_ = 0;
-      return Finish(Status::Unavailable(argv[0] + ": cannot run: " + std::strerror(rc)));
+      return Finish(Status::Unavailable(pid.status().message()));
     }
+    pid_ = *pid;
     out_.assign(fds[0]);
     deadline_ = RealClock().Now() + timeout_;
     Read();
@@ -204,11 +189,14 @@ struct ReplicaLink::Linked : std::enable_shared_from_this<Linked> {
                                 : self->interval);
     };
     if (!target.hook.empty()) {
-      std::map<std::string, std::string> env = target.env;
+      std::map<std::string, std::string> env = target.hook_spec.env;
       for (auto& [k, v] : wire::ReplicaEnvironment(sent)) env[k] = v;
       hook = std::make_shared<HookRun>(io, timeout,
                                        [done](Result<std::string> r) { done(std::move(r), 200); });
-      hook->Start({target.hook, configure ? "configure" : "status"}, env);
+      LaunchSpec spec = target.hook_spec;
+      spec.argv = {target.hook, configure ? "configure" : "status"};
+      spec.env = std::move(env);
+      hook->Start(std::move(spec));
       return;
     }
     const std::string url = "http://" + address + ":" + std::to_string(target.port) + kPath;

@@ -102,7 +102,7 @@ TEST(ReplicaLinkTest, ConfiguresOverHttpThenAsksForTheStatusAndReconfiguresOnACh
   HttpReplica replica(io);
   Reports reports;
   ReplicaLink link(io, "127.0.0.1", 20ms, 2s, reports.Fn());
-  ReplicaTarget t{"kv-1", 42, replica.port(), {}, Config(3, wire::ReplicaRole::kSecondary), ""};
+  ReplicaTarget t{"kv-1", 42, replica.port(), Config(3, wire::ReplicaRole::kSecondary), "", {}};
   link.Sync({t});
   ASSERT_TRUE(RunUntil(io, [&] { return replica.gets() >= 2; }));
   ASSERT_EQ(replica.puts().size(), 1u);  // accepted once, then only asked
@@ -140,7 +140,7 @@ TEST(ReplicaLinkTest, AReplicaBecomingWhatItsConfigurationSaysIsAskedAgainSoon) 
   replica.set_slow(true);
   Reports reports;
   ReplicaLink link(io, "127.0.0.1", 10s, 2s, reports.Fn());
-  link.Sync({{"kv-1", 42, replica.port(), {}, Config(4, wire::ReplicaRole::kPrimary), ""}});
+  link.Sync({{"kv-1", 42, replica.port(), Config(4, wire::ReplicaRole::kPrimary), "", {}}});
   ASSERT_TRUE(RunUntil(
       io, [&] { return replica.gets() >= 3; }, 2s));  // not 10 s apart
   replica.status().role = wire::ReplicaRole::kPrimary;
@@ -158,7 +158,7 @@ TEST(ReplicaLinkTest, AnOlderConfigurationRefusedIsReportedAndTriedAgain) {
   replica.status().epoch = 9;
   Reports reports;
   ReplicaLink link(io, "127.0.0.1", 20ms, 2s, reports.Fn());
-  link.Sync({{"kv-1", 42, replica.port(), {}, Config(3, wire::ReplicaRole::kSecondary), ""}});
+  link.Sync({{"kv-1", 42, replica.port(), Config(3, wire::ReplicaRole::kSecondary), "", {}}});
   ASSERT_TRUE(RunUntil(io, [&] { return reports.got.size() >= 2; }));
   for (const auto& r : reports.got) {
     ASSERT_FALSE(r.ok());
@@ -174,7 +174,7 @@ TEST(ReplicaLinkTest, ANoAnswerIsReported) {
   boost::asio::io_context io;
   Reports reports;
   ReplicaLink link(io, "127.0.0.1", 20ms, 500ms, reports.Fn());
-  link.Sync({{"kv-1", 42, 1, {}, Config(3, wire::ReplicaRole::kSecondary), ""}});  // port 1: closed
+  link.Sync({{"kv-1", 42, 1, Config(3, wire::ReplicaRole::kSecondary), "", {}}});  // port 1: closed
   ASSERT_TRUE(RunUntil(io, [&] { return !reports.got.empty(); }));
   EXPECT_FALSE(reports.got[0].ok());
 }
@@ -186,6 +186,7 @@ TEST(ReplicaLinkTest, TheHookGetsTheConfigurationInItsEnvironmentAndPrintsTheSta
   {
     std::ofstream f(hook);
     f << "#!/bin/sh\n"
+         "echo \"to the log, not the answer\" >&2\n"
          "echo \"$1 $HAFAB_REPLICA_ROLE $HAFAB_REPLICA_EPOCH $HAFAB_REPLICA_PRIMARY "
          "$APP_SETTING\" >> "
       << calls
@@ -197,17 +198,16 @@ TEST(ReplicaLinkTest, TheHookGetsTheConfigurationInItsEnvironmentAndPrintsTheSta
   boost::asio::io_context io;
   Reports reports;
   ReplicaLink link(io, "127.0.0.1", 20ms, 2s, reports.Fn());
-  link.Sync({{"kv-1",
-              42,
-              1,
-              {{"APP_SETTING", "x"}, {"PATH", "/usr/bin:/bin"}},
-              Config(3, wire::ReplicaRole::kSecondary),
-              hook}});
+  ReplicaTarget t{"kv-1", 42, 1, Config(3, wire::ReplicaRole::kSecondary), hook, {}};
+  t.hook_spec.env = {{"APP_SETTING", "x"}, {"PATH", "/usr/bin:/bin"}};
+  t.hook_spec.log_path = dir.path() + "/hook.log";  // its stderr
+  link.Sync({t});
   ASSERT_TRUE(RunUntil(io, [&] { return reports.ok() >= 2; }));
   const std::string text = testing::ReadWhole(calls);
   EXPECT_EQ(text.substr(0, text.find('\n')), "configure secondary 3 127.0.0.1:1 x");
   EXPECT_NE(text.find("status secondary 3 127.0.0.1:1 x"), std::string::npos) << text;
   EXPECT_EQ(reports.got[0]->position, (wire::Position{2, 5}));
+  EXPECT_NE(testing::ReadWhole(dir.path() + "/hook.log").find("to the log"), std::string::npos);
 }
 
 TEST(ReplicaLinkTest, AHookThatHangsIsKilledAtTheTimeout) {
@@ -221,12 +221,9 @@ TEST(ReplicaLinkTest, AHookThatHangsIsKilledAtTheTimeout) {
   boost::asio::io_context io;
   Reports reports;
   ReplicaLink link(io, "127.0.0.1", 20ms, 200ms, reports.Fn());
-  link.Sync({{"kv-1",
-              42,
-              1,
-              {{"PATH", "/usr/bin:/bin"}},
-              Config(3, wire::ReplicaRole::kSecondary),
-              hook}});
+  ReplicaTarget t{"kv-1", 42, 1, Config(3, wire::ReplicaRole::kSecondary), hook, {}};
+  t.hook_spec.env = {{"PATH", "/usr/bin:/bin"}};
+  link.Sync({t});
   ASSERT_TRUE(RunUntil(
       io, [&] { return !reports.got.empty(); }, 5s));
   ASSERT_FALSE(reports.got[0].ok());

@@ -85,6 +85,9 @@ struct Supervisor::Instance {
   TimePoint last_cpu_at{};
   double cpu_percent = 0;
   uint64_t rss_bytes = 0;
+  // The account the process runs as (user:, group:), resolved at its start or at the first
+  // hook of an adopted process; hooks run as it too.
+  std::optional<Account> account;
   // A replica: what this process last answered about itself, or why it did not.
   std::optional<wire::ReplicaStatus> replica;
   std::string replica_error;
@@ -425,6 +428,7 @@ void Supervisor::Launch(Instance& in) {
       return;
     }
     RunAs(*account, a, &spec);
+    in.account = *account;
   } else if (geteuid() == 0 && warned_root_.insert(a.role).second) {
     spdlog::warn("role {}: runs as root on this node (its manifest names no user:)", a.role);
   }
@@ -535,26 +539,37 @@ bool Supervisor::KillStrays(const std::string& instance) {
 
 // The drain hook runs with the instance's environment (HAFAB_HOST, HAFAB_PORT, ...), in its
 // working directory, its output in the instance's log.
-bool Supervisor::StartDrainHook(Instance& in, const std::string& reason) {
+Result<LaunchSpec> Supervisor::HookSpec(Instance& in) {
   const std::string& name = in.running.instance;
   LaunchSpec spec;
-  spec.argv = in.running.drain->command;
   spec.env = in.running_env;
   if (!spec.env.count("PATH")) spec.env["PATH"] = options_.path_env;
   spec.cwd = options_.data_dir + "/work/" + name;
   spec.log_path = LogPath(name);
-  if (!in.running.user.empty() || !in.running.group.empty()) {  // as the instance runs
+  if (!in.account && (!in.running.user.empty() || !in.running.group.empty())) {  // adopted
     auto account = ResolveAccount(in.running.user, in.running.group);
-    if (!account.ok()) {
-      spdlog::warn("instance {}: drain hook cannot run as its account: {}; sending SIGTERM", name,
-                   account.status().ToString());
-      return false;
-    }
-    spec.switch_account = true;
-    spec.uid = account->uid;
-    spec.gid = account->gid;
-    spec.groups = account->groups;
+    if (!account.ok()) return account.status();
+    in.account = *account;
   }
+  if (in.account) {  // as the instance runs
+    spec.switch_account = true;
+    spec.uid = in.account->uid;
+    spec.gid = in.account->gid;
+    spec.groups = in.account->groups;
+  }
+  return spec;
+}
+
+bool Supervisor::StartDrainHook(Instance& in, const std::string& reason) {
+  const std::string& name = in.running.instance;
+  auto hook = HookSpec(in);
+  if (!hook.ok()) {
+    spdlog::warn("instance {}: drain hook cannot run as its account: {}; sending SIGTERM", name,
+                 hook.status().ToString());
+    return false;
+  }
+  LaunchSpec spec = std::move(*hook);
+  spec.argv = in.running.drain->command;
   // Written first: the hook's own output follows it.
   AppendToLog(name, "drain hook " + spec.argv[0] + " starting (" + reason + ")");
   auto pid = launcher_.Start(spec);
@@ -903,12 +918,21 @@ void Supervisor::RecordReplica(const std::string& instance, pid_t pid,
   in.replica_error = status.status().message();
 }
 
-std::vector<ReplicaTarget> Supervisor::ReplicaTargets() const {
+std::vector<ReplicaTarget> Supervisor::ReplicaTargets() {
   std::vector<ReplicaTarget> out;
   for (const auto& [name, in] : instances_) {
     if (in->pid == 0 || in->state != InstanceState::kRunning || !in->desired.replica) continue;
-    out.push_back({name, in->pid, in->running.port, in->running_env, *in->desired.replica,
-                   in->desired.replica_hook});
+    ReplicaTarget t{name, in->pid, in->running.port, *in->desired.replica, in->desired.replica_hook,
+                    {}};
+    if (!t.hook.empty()) {
+      auto spec = HookSpec(*in);
+      if (!spec.ok()) {
+        RecordReplica(name, in->pid, Status::Unavailable("hook: " + spec.status().message()));
+        continue;
+      }
+      t.hook_spec = std::move(*spec);
+    }
+    out.push_back(std::move(t));
   }
   return out;
 }

@@ -60,9 +60,10 @@ struct ReplicaTarget {
   std::string instance;
   pid_t pid = 0;
   int port = 0;
-  std::map<std::string, std::string> env;  // the instance's, for the hook
-  wire::ReplicaConfig config;              // what it is to be now
-  std::string hook;                        // "" = over HTTP
+  wire::ReplicaConfig config;  // what it is to be now
+  std::string hook;            // "" = over HTTP
+  // How the hook runs: the instance's environment, account, directory and log (stderr).
+  LaunchSpec hook_spec;
 };
 
 class Supervisor {
@@ -137,7 +138,7 @@ class Supervisor {
   std::vector<InstanceReport> Report() const;
   std::vector<ProbeTarget> ProbeTargets() const;
   // The running replicas of replicated roles, with the configuration each is to have.
-  std::vector<ReplicaTarget> ReplicaTargets() const;
+  std::vector<ReplicaTarget> ReplicaTargets();
   // Where a replica keeps its data on this node: <data-dir>/replicas/<instance>
   // (HAFAB_VOLUME_DIR); it stays when the instance stops.
   std::string ReplicaDataDir(const std::string& instance) const;
@@ -159,6 +160,9 @@ class Supervisor {
   void Launch(Instance& in);
   // Fills `spec` to run `a` as `account` and gives it its directories.
   void RunAs(const Account& account, const Assignment& a, LaunchSpec* spec);
+  // How a hook of the running instance runs (drain, replica): its environment, working
+  // directory and log, as its account. Errors: the account cannot be resolved.
+  Result<LaunchSpec> HookSpec(Instance& in);
   void CheckHung(Instance& in, ProbeOutcome outcome);
   void BeginStop(Instance& in, const std::string& reason, bool kill_now, bool counts_as_failure);
   // Signals the process group of `in` and every process the tracker finds for it.

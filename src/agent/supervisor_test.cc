@@ -160,6 +160,17 @@ TEST_F(SupervisorTest, AReplicaGetsItsConfigurationAndDataDirectoryAndIsNotResta
   EXPECT_EQ(Get("kvd-0").replica->position, (wire::Position{4, 9}));
   supervisor_->RecordReplica("kvd-0", pid, Status::Unavailable("GET /hafab/v1/replica: refused"));
   EXPECT_EQ(Get("kvd-0").message, "replica: GET /hafab/v1/replica: refused");
+  // Through a hook: it runs in the instance's directory, its stderr in the instance's log.
+  Apply({replica(4, "primary")
+             .insert(replica(4, "primary").size() - 1, R"(, "replica_hook": "/opt/kv/hook")")},
+        3);
+  targets = supervisor_->ReplicaTargets();
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(targets[0].hook, "/opt/kv/hook");
+  EXPECT_EQ(targets[0].hook_spec.cwd, dir_.path() + "/data/work/kvd-0");
+  EXPECT_EQ(targets[0].hook_spec.log_path, supervisor_->LogPath("kvd-0"));
+  EXPECT_EQ(targets[0].hook_spec.env.at("HAFAB_PORT"), "7101");
+  EXPECT_FALSE(targets[0].hook_spec.switch_account);  // the role names no user
 }
 
 TEST_F(SupervisorTest, RestartBackoffDoublesUpToMax) {
