@@ -192,15 +192,15 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(rank, v.size()) - 1];
 }
 
-std::unique_ptr<Cluster> StartCluster(bool quickstart, bool tcp_liveness) {
+std::unique_ptr<Cluster> StartCluster(const std::string& example, bool tcp_liveness) {
   e2e::ClusterOptions co;
   co.nodes = 3;
   co.kvd_instances = 2;
   co.echo_instances = 0;
   co.lease_ttl = "";       // the manifest default
   co.revive_after = "3s";  // longer than lease + fence margin: the node is seen down first
-  co.quickstart = quickstart;
-  if (tcp_liveness) co.quickstart_edits = {e2e::kQuickstartKvdTcpLiveness};
+  co.example = example;
+  if (tcp_liveness) co.example_edits = {e2e::kQuickstartKvdTcpLiveness};
   auto c = std::make_unique<Cluster>(co);
   Status s = c->Start(60s);
   if (!s.ok()) {
@@ -217,7 +217,7 @@ void RunScenario(Scenario& sc, Fault fault, bool tcp_liveness, const Options& o,
   int attempts = 0;
   for (int run = 0; static_cast<int>(sc.runs.size()) < o.runs; ++run) {
     if (++attempts > o.runs * 2) break;
-    if (!c) c = StartCluster(fault == Fault::kHang, tcp_liveness);
+    if (!c) c = StartCluster(fault == Fault::kHang ? e2e::kQuickstart : "", tcp_liveness);
     if (!c) break;
     RunResult r;
     bool violation = false;

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -71,24 +72,36 @@ std::string Manifest(const ClusterOptions& o, int kvd_port, int echo_port, int k
   return m.str();
 }
 
-// The quickstart with its fixed ports replaced; Internal if a text to replace is missing.
-Result<std::string> Quickstart(const ClusterOptions& o, int kvd_port, int echo_port, int kvd_app,
-                               int echo_app) {
-  std::string m = ReadFile(std::string(HAFAB_SOURCE_DIR) + "/examples/quickstart.yaml");
-  std::vector<std::pair<std::string, std::string>> edits = {
-      {"listen: 127.0.0.1:7000", "listen: 127.0.0.1:" + std::to_string(kvd_port)},
-      {"listen: 127.0.0.1:7080", "listen: 127.0.0.1:" + std::to_string(echo_port)},
-      {"port: 7101", "port: " + std::to_string(kvd_app)},
-      {"port: 7201", "port: " + std::to_string(echo_app)}};
-  edits.insert(edits.end(), o.quickstart_edits.begin(), o.quickstart_edits.end());
-  for (const auto& [from, to] : edits) {
+// opts.example with the edits applied and its fixed ports replaced (see ClusterOptions);
+// Internal if a text to replace is missing.
+Result<std::string> Example(const ClusterOptions& o, std::vector<int>* endpoints, int app_port) {
+  std::string m = ReadFile(std::string(HAFAB_SOURCE_DIR) + "/" + o.example);
+  if (m.empty()) return Status::Internal(o.example + " is missing or empty");
+  for (const auto& [from, to] : o.example_edits) {
     size_t at = m.find(from);
     if (at == std::string::npos) {
-      return Status::Internal("examples/quickstart.yaml has no \"" + from + "\" to replace");
+      return Status::Internal(o.example + " has no \"" + from + "\" to replace");
     }
     m.replace(at, from.size(), to);
   }
-  return m;
+  // App ports 100 apart: a role's instances take the ports after its own.
+  static const std::regex kPort(R"((listen: 127\.0\.0\.1:|\bport: )(\d+))");
+  std::string out;
+  auto last = m.cbegin();
+  for (std::sregex_iterator it(m.begin(), m.end(), kPort), end; it != end; ++it) {
+    int port = 0;
+    if ((*it)[1].str() == "port: ") {
+      port = app_port;
+      app_port += 100;
+    } else {
+      port = FreePort();
+      endpoints->push_back(port);
+    }
+    out.append(last, (*it)[0].first).append((*it)[1].str() + std::to_string(port));
+    last = (*it)[0].second;
+  }
+  out.append(last, m.cend());
+  return out;
 }
 
 }  // namespace
@@ -120,9 +133,13 @@ Status Cluster::Start(Duration timeout) {
   int kvd_app = FreePort();
   int echo_app = kvd_app + 100;
   std::string file = dir_ + "/cluster.yaml";
-  if (opts_.quickstart) {
-    HAFAB_ASSIGN_OR_RETURN(std::string m,
-                           Quickstart(opts_, kvd_port_, echo_port_, kvd_app, echo_app));
+  bool replicated = false;
+  if (!opts_.example.empty()) {
+    std::vector<int> endpoints;
+    HAFAB_ASSIGN_OR_RETURN(std::string m, Example(opts_, &endpoints, kvd_app));
+    if (!endpoints.empty()) kvd_port_ = endpoints[0];
+    if (endpoints.size() > 1) echo_port_ = endpoints[1];
+    replicated = m.find("mode: replicated") != std::string::npos;
     std::ofstream(file) << m;
   } else {
     std::ofstream(file) << Manifest(opts_, kvd_port_, echo_port_, kvd_app, echo_app);
@@ -142,6 +159,17 @@ Status Cluster::Start(Duration timeout) {
     argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
+  }
+  if (replicated) {
+    return WaitFor(
+        "the replicated role's primary to answer through the gateway at " + kvd_url(),
+        [&] {
+          auto r = http::Fetch("GET", kvd_url() + "/hafab/v1/replica", "", {}, 500ms);
+          if (!r.ok() || r->status != 200) return false;
+          json j = json::parse(r->body, nullptr, false);
+          return j.is_object() && j.value("role", "") == "primary";
+        },
+        timeout);
   }
   return WaitFor(
       "kvd to answer through the gateway at " + kvd_url(),
@@ -217,11 +245,11 @@ Status Cluster::WaitFor(const std::string& what, const std::function<bool()>& pr
                                   ReadTrimmed(dir_ + "/up.log"));
 }
 
-std::pair<std::string, std::string> Cluster::KvdPrimary() {
+std::pair<std::string, std::string> Cluster::Primary(const std::string& role) {
   auto st = Api("GET", "/v1/status");
   if (!st.ok()) return {};
   for (const auto& i : st->value("instances", json::array())) {
-    if (i.value("role", "") == "kvd" && i.value("primary", false) &&
+    if (i.value("role", "") == role && i.value("primary", false) &&
         i.value("state", "") == "running") {
       return {i.value("instance", ""), i.value("node", "")};
     }

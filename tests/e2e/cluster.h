@@ -27,14 +27,19 @@ struct ClusterOptions {
   std::string echo_extra;
   std::string api_listen = "127.0.0.1:0";   // the controller's API (settings.api_listen)
   std::vector<std::string> node_addresses;  // node i's `address` (n1 first); none = default
-  // Run examples/quickstart.yaml as shipped (its ports replaced by free ones) instead of the
-  // manifest built from the fields above (only revive_after and extra_up_args apply), after
-  // replacing each `first` text in it by `second` (each must occur).
-  bool quickstart = false;
-  std::vector<std::pair<std::string, std::string>> quickstart_edits;
+  // A manifest of examples/ to run as shipped (e.g. kQuickstart) instead of the one built from
+  // the fields above (only revive_after and extra_up_args apply), after replacing each `first`
+  // text in it by `second` (each must occur) and its fixed ports by free ones: the endpoints'
+  // `listen: 127.0.0.1:N` in order (the first is kvd_url(), the second echo_url()) and the
+  // roles' `port: N`. With a `mode: replicated` role, Start waits for its primary.
+  std::string example;
+  std::vector<std::pair<std::string, std::string>> example_edits;
 };
 
-// A quickstart_edits entry: the quickstart's kvd liveness probe as tcp, which a hung
+inline constexpr const char* kQuickstart = "examples/quickstart.yaml";
+inline constexpr const char* kReplicated = "examples/replicated.yaml";
+
+// An example_edits entry: the quickstart's kvd liveness probe as tcp, which a hung
 // process passes (then only readiness failover_after replaces it).
 extern const std::pair<std::string, std::string> kQuickstartKvdTcpLiveness;
 
@@ -44,7 +49,8 @@ class Cluster {
   ~Cluster();  // stops `up` if still running
 
   // Writes the manifest and starts `hafab up`. Then waits until kvd has a ready primary
-  // that answers through the gateway. Errors explain what was still missing.
+  // that answers through the gateway (of a replicated example: a replica that says it is the
+  // primary). Errors explain what was still missing.
   Status Start(Duration timeout = std::chrono::seconds(30));
   // SIGTERM to `up`, waits for it to exit. OK if it exited 0 and left no process behind.
   Status Stop(Duration timeout = std::chrono::seconds(30));
@@ -58,8 +64,10 @@ class Cluster {
   // Polls `pred` every 20ms until it holds or `timeout` passes.
   Status WaitFor(const std::string& what, const std::function<bool()>& pred, Duration timeout);
 
-  // The kvd primary's instance id and node, from /v1/status ("" if none is running).
-  std::pair<std::string, std::string> KvdPrimary();
+  // The running primary of `role` (active-passive or replicated): its instance id and node,
+  // from /v1/status ("" if none is running).
+  std::pair<std::string, std::string> Primary(const std::string& role);
+  std::pair<std::string, std::string> KvdPrimary() { return Primary("kvd"); }
 
   std::string kvd_url() const { return "http://127.0.0.1:" + std::to_string(kvd_port_); }
   std::string echo_url() const { return "http://127.0.0.1:" + std::to_string(echo_port_); }

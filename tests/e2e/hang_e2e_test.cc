@@ -92,7 +92,7 @@ bool AnyEvent(Cluster& c, const std::string& type, const std::string& text) {
 
 TEST(HangE2eTest, QuickstartReplacesAHungKvdPrimaryAndAHungEchoInstance) {
   ClusterOptions co;
-  co.quickstart = true;
+  co.example = kQuickstart;
   Cluster c(co);
   Status started = c.Start(60s);
   ASSERT_TRUE(started.ok()) << started.ToString();
@@ -138,8 +138,8 @@ TEST(HangE2eTest, QuickstartReplacesAHungKvdPrimaryAndAHungEchoInstance) {
 
 TEST(HangE2eTest, WithTcpLivenessAHungPrimaryFailsOverAfterFailoverAfter) {
   ClusterOptions co;
-  co.quickstart = true;
-  co.quickstart_edits = {kQuickstartKvdTcpLiveness};  // the kvd role before issue 17
+  co.example = kQuickstart;
+  co.example_edits = {kQuickstartKvdTcpLiveness};  // the kvd role before issue 17
   Cluster c(co);
   Status started = c.Start(60s);
   ASSERT_TRUE(started.ok()) << started.ToString();

@@ -221,7 +221,7 @@ std::vector<int64_t> WaveDurations(const json& op) {
 // does not wait stop_grace for connections a keep-alive client never closes.
 TEST(RolloutE2eTest, QuickstartUpgradeUnderKeepAliveLoadFailsNoRequestAndTakesUnder3sADomain) {
   ClusterOptions o;
-  o.quickstart = true;
+  o.example = kQuickstart;
   Cluster c(o);
   Status started = c.Start(60s);
   ASSERT_TRUE(started.ok()) << started.ToString();
@@ -268,7 +268,7 @@ TEST(RolloutE2eTest, QuickstartUpgradeUnderKeepAliveLoadFailsNoRequestAndTakesUn
 // cutting them at the epoch change; reconnections wait at the gateway for the new primary.
 TEST(RolloutE2eTest, QuickstartPlannedSwitchoverUnderKeepAliveLoadFailsNoRequest) {
   ClusterOptions o;
-  o.quickstart = true;
+  o.example = kQuickstart;
   Cluster c(o);
   Status started = c.Start(60s);
   ASSERT_TRUE(started.ok()) << started.ToString();
