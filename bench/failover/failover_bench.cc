@@ -6,9 +6,12 @@
 // a client writes through the gateway every 5 ms. Downtime of a run = last write acknowledged
 // before the kill -> first write sent after the kill and acknowledged. For node kills it also reads
 // the failover operation's step timeline (GET /v1/ops/{id}). Every run must lose no acknowledged
-// write and show no split brain; the exit code is non-zero otherwise.
+// write and show no split brain; the exit code is non-zero otherwise. (e) `replicated`: the
+// primary's node SIGKILLed on examples/replicated.yaml as shipped (3 kvd replicas, quorum 2):
+// the same measurement, with the reconfiguration's step timeline.
 //
-//   failover_bench [--runs N] [--scenario instance|node|both|hang|hang-tcp|all] [--verbose]
+//   failover_bench [--runs N] [--scenario instance|node|both|hang|hang-tcp|replicated|all]
+//                  [--verbose]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -34,7 +37,9 @@ using e2e::Cluster;
 using e2e::KvChecker;
 using nlohmann::json;
 
-enum class Fault { kInstanceKill, kNodeKill, kHang };
+enum class Fault { kInstanceKill, kNodeKill, kHang, kReplicaNodeKill };
+
+constexpr const char* kReplicatedRole = "kv";  // examples/replicated.yaml's role
 
 struct Options {
   int runs = 20;
@@ -42,12 +47,13 @@ struct Options {
   bool node = true;
   bool hang = false;
   bool hang_tcp = false;
+  bool replicated = false;
   bool verbose = false;
 };
 
 struct RunResult {
   double downtime_ms = 0;
-  std::map<std::string, double> steps_ms;  // node kills: failover step -> duration
+  std::map<std::string, double> steps_ms;  // node kills: failover/reconfigure step -> duration
   std::vector<std::string> step_order;
 };
 
@@ -92,17 +98,48 @@ bool Steady(Cluster& c) {
   return primary && standby;
 }
 
+// Steady, replicated: every node up, three replicas each saying what the controller's record
+// says (one primary, two secondaries) at the role's epoch, no operation in progress.
+bool SteadyReplicated(Cluster& c) {
+  auto st = c.Api("GET", "/v1/status");
+  if (!st.ok()) return false;
+  for (const auto& n : st->value("nodes", json::array())) {
+    if (n.value("state", "") != "up") return false;
+  }
+  for (const auto& op : st->value("operations", json::array())) {
+    if (op.value("state", "") == "running") return false;
+  }
+  int primaries = 0;
+  int settled = 0;
+  for (const auto& i : st->value("instances", json::array())) {
+    if (i.value("role", "") != kReplicatedRole || !i.contains("replica")) continue;
+    const json& r = i["replica"];
+    if (!r.contains("says") || !r["says"].is_object()) return false;
+    const json& says = r["says"];
+    if (says.value("role", "") != r.value("role", "") ||
+        says.value("epoch", int64_t{-1}) != r.value("epoch", int64_t{0})) {
+      return false;
+    }
+    primaries += r.value("role", "") == "primary";
+    ++settled;
+  }
+  return primaries == 1 && settled == 3;
+}
+
 // One kill and its measurement. Returns an error text, or "" on success (then *out is set).
 // `expect_failover`: wait for the failover operation and record its step times.
 std::string RunOnce(Cluster& c, Fault fault, bool expect_failover, int run, const Options& o,
                     RunResult* out, bool* violation) {
-  const bool node_kill = fault == Fault::kNodeKill;
-  const char* tag = node_kill ? "n" : fault == Fault::kHang ? "h" : "i";
+  const bool replicated = fault == Fault::kReplicaNodeKill;
+  const bool node_kill = fault == Fault::kNodeKill || replicated;
+  const char* tag = replicated ? "r" : node_kill ? "n" : fault == Fault::kHang ? "h" : "i";
+  // The operation that moves the primary: a reconfiguration for a replicated role.
+  const std::string op_kind = replicated ? "reconfigure" : "failover";
   Status steady = c.WaitFor(
-      "a steady cluster", [&] { return Steady(c); }, 60s);
+      "a steady cluster", [&] { return replicated ? SteadyReplicated(c) : Steady(c); }, 60s);
   if (!steady.ok()) return steady.message();
-  auto [instance, node] = c.KvdPrimary();
-  if (instance.empty()) return "no kvd primary";
+  auto [instance, node] = replicated ? c.Primary(kReplicatedRole) : c.KvdPrimary();
+  if (instance.empty()) return "no primary";
   const std::string target = node_kill ? node : instance;
 
   KvChecker checker(c.kvd_url(), 5ms, "r" + std::to_string(run) + tag + "-");
@@ -139,12 +176,12 @@ std::string RunOnce(Cluster& c, Fault fault, bool expect_failover, int run, cons
   std::string op_id;
   if (expect_failover) {
     Status done = c.WaitFor(
-        "the failover away from " + node + " to finish",
+        "the " + op_kind + " away from " + node + " to finish",
         [&] {
           auto ops = c.Api("GET", "/v1/ops");
           if (!ops.ok()) return false;
           for (const auto& op : ops->value("operations", json::array())) {
-            if (op.value("kind", "") == "failover" && op.value("old_node", "") == node &&
+            if (op.value("kind", "") == op_kind && op.value("old_node", "") == node &&
                 !before.count(op.value("id", "")) && op.value("state", "") == "done") {
               op_id = op.value("id", "");
               return true;
@@ -217,12 +254,18 @@ void RunScenario(Scenario& sc, Fault fault, bool tcp_liveness, const Options& o,
   int attempts = 0;
   for (int run = 0; static_cast<int>(sc.runs.size()) < o.runs; ++run) {
     if (++attempts > o.runs * 2) break;
-    if (!c) c = StartCluster(fault == Fault::kHang ? e2e::kQuickstart : "", tcp_liveness);
+    if (!c) {
+      c = StartCluster(fault == Fault::kHang              ? e2e::kQuickstart
+                       : fault == Fault::kReplicaNodeKill ? e2e::kReplicated
+                                                          : "",
+                       tcp_liveness);
+    }
     if (!c) break;
     RunResult r;
     bool violation = false;
-    std::string err =
-        RunOnce(*c, fault, fault == Fault::kNodeKill || tcp_liveness, run, o, &r, &violation);
+    const bool expect_op =
+        fault == Fault::kNodeKill || fault == Fault::kReplicaNodeKill || tcp_liveness;
+    std::string err = RunOnce(*c, fault, expect_op, run, o, &r, &violation);
     if (violation) ++sc.violations;
     if (!err.empty()) {
       ++sc.failed_runs;
@@ -252,7 +295,7 @@ void Print(const Scenario& sc) {
 void PrintSteps(const Scenario& sc) {
   if (sc.runs.empty() || sc.runs.front().step_order.empty()) return;
   std::printf(
-      "\nfailover steps (%s), mean over %zu runs:\n\n| step | mean ms | max ms "
+      "\nsteps (%s), mean over %zu runs:\n\n| step | mean ms | max ms "
       "|\n|---|---:|---:|\n",
       sc.name.c_str(), sc.runs.size());
   double total = 0;
@@ -283,11 +326,13 @@ int Main(int argc, char** argv) {
       o.node = s == "node" || s == "both" || s == "all";
       o.hang = s == "hang" || s == "all";
       o.hang_tcp = s == "hang-tcp" || s == "all";
+      o.replicated = s == "replicated" || s == "all";
     } else if (a == "--verbose" || a == "-v") {
       o.verbose = true;
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--runs N] [--scenario instance|node|both|hang|hang-tcp|all] "
+                   "usage: %s [--runs N] [--scenario "
+                   "instance|node|both|hang|hang-tcp|replicated|all] "
                    "[--verbose]\n",
                    argv[0]);
       return 2;
@@ -303,6 +348,8 @@ int Main(int argc, char** argv) {
   hang.name = "hang, quickstart (hafab kill kvd-N --signal STOP)";
   Scenario hang_tcp;
   hang_tcp.name = "hang, quickstart with tcp liveness";
+  Scenario repl;
+  repl.name = "replicated kvd, node kill (hafab kill nX)";
   if (o.instance) RunScenario(inst, Fault::kInstanceKill, false, o, c);
   if (o.node) RunScenario(node, Fault::kNodeKill, false, o, c);
   if (c) (void)c->Stop(30s);
@@ -312,6 +359,9 @@ int Main(int argc, char** argv) {
   c.reset();
   if (o.hang_tcp) RunScenario(hang_tcp, Fault::kHang, true, o, c);
   if (c) (void)c->Stop(30s);
+  c.reset();
+  if (o.replicated) RunScenario(repl, Fault::kReplicaNodeKill, false, o, c);
+  if (c) (void)c->Stop(30s);
 
   std::printf(
       "\n| scenario | runs | p50 ms | p99 ms | max ms | min ms | mean ms | restarts | "
@@ -320,11 +370,14 @@ int Main(int argc, char** argv) {
   if (o.node) Print(node);
   if (o.hang) Print(hang);
   if (o.hang_tcp) Print(hang_tcp);
+  if (o.replicated) Print(repl);
   if (o.node) PrintSteps(node);
   if (o.hang_tcp) PrintSteps(hang_tcp);
+  if (o.replicated) PrintSteps(repl);
   bool ok = true;
-  for (const auto& [want, sc] : {std::pair(o.instance, &inst), std::pair(o.node, &node),
-                                 std::pair(o.hang, &hang), std::pair(o.hang_tcp, &hang_tcp)}) {
+  for (const auto& [want, sc] :
+       {std::pair(o.instance, &inst), std::pair(o.node, &node), std::pair(o.hang, &hang),
+        std::pair(o.hang_tcp, &hang_tcp), std::pair(o.replicated, &repl)}) {
     if (sc->violations != 0 || (want && static_cast<int>(sc->runs.size()) < o.runs)) ok = false;
   }
   if (!ok) std::fprintf(stderr, "FAILED: violations or incomplete runs\n");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds hafab, kvd and the failover benchmark in build-bench-failover, then runs it:
-#   bench/failover/run.sh [--runs N] [--scenario instance|node|both|hang|hang-tcp|all] [--verbose]
+#   bench/failover/run.sh [--runs N] [--scenario instance|node|both|hang|hang-tcp|replicated|all] [--verbose]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${BUILD_DIR:-$root/build-bench-failover}"
