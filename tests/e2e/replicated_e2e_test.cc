@@ -281,6 +281,12 @@ TEST(ReplicatedE2e, TwoOfThreeReplicasLostNothingIsAcknowledgedOrPromotedUntilOn
                    "writes", [&] { return checker.acked() >= 50; }, 20s)
                   .ok());
 
+  // Should the test end early, the stopped node resumes so that `up` can stop it.
+  struct Resume {
+    Cluster& c;
+    const std::string& node;
+    ~Resume() { c.Hafab({"kill", node, "--signal", "CONT", "--state-dir", c.state_dir()}); }
+  } resume{c, stopped_node};
   std::string out;
   TimePoint t_kill = RealClock().Now();
   ASSERT_EQ(c.Hafab({"kill", stopped_node, "--signal", "STOP", "--state-dir", c.state_dir()}, &out),
