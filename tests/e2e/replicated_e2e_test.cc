@@ -359,7 +359,10 @@ TEST(ReplicatedE2e, PlannedSwitchoverToANamedSecondary) {
       c.WaitFor(
            "a write acknowledged by " + target,
            [&] { return (first = FirstAckSentAfter(checker, t_start, target)).has_value(); }, 20s)
-          .ok());
+          .ok())
+      << "(a target behind the most advanced replica is passed over: event "
+         "reconfigure-target-behind)\nthe switchover: "
+      << Reconfiguration(c, {}).dump();
   std::cout << "hafab failover " << kRole << " --to " << target << ": " << target
             << " acknowledged a write " << ToMillis(first->acked - t_start) << " ms after\n";
   ReplicaSet after = WaitSettled(c, "the switchover to settle", 20s);
