@@ -438,8 +438,10 @@ class Controller : private JournalStore, private OpView {
   OpJournal journal_{clock_, *this, *this, {opts_.crash_at_step, opts_.crash_exits}};
   FailoverProcedure failover_{provider_, opts_.unsafe_skip_stop_wait};
   RolloutProcedure rollout_{clock_};
-  // A replica that does not answer within a lease (plus the fence margin) is not coming soon.
-  ReconfigureProcedure reconfigure_{opts_.lease_ttl + opts_.fence_margin};
+  // A replica that does not answer within a lease (plus the fence margin) is not coming soon;
+  // a planned switchover's target has as long to catch up.
+  ReconfigureProcedure reconfigure_{opts_.lease_ttl + opts_.fence_margin,
+                                    opts_.lease_ttl + opts_.fence_margin};
 };
 
 // The value of `key` in `m`, or an empty one; no copy either way (the controller's indexes).

@@ -33,6 +33,7 @@ Step ReconfigureProcedure::Run(Operation& op, const OpView& view, OpWrites& out)
   if (view.Role(op.role) == nullptr) return Step::Abort("role " + op.role + " was removed");
   const std::string& s = op.step;
   if (s == "detect") return Step::Done();  // the trigger is recorded in the operation
+  if (s == "drain") return Drain(op, view, out);
   if (s == "fence") return Fence(op, view, out);
   if (s == "collect") return Collect(op, view, out);
   if (s == "promote") return Promote(op, view, out);
@@ -84,6 +85,30 @@ JournalEvent ReconfigureProcedure::Finished(const Operation& op,
 void ReconfigureProcedure::Forget(const Operation& op) {
   routes_ack_.Forget(op.id);
   quorum_lost_told_.erase(op.id);
+}
+
+// A planned switchover to `to`: unrouted (every live gateway has taken it), the old primary
+// takes no new write; done once `to` reports the old primary's position, or after drain_for_.
+Step ReconfigureProcedure::Drain(Operation& op, const OpView& view, OpWrites& out) {
+  const ReconfigureOp& rc = op.reconfigure();
+  const InstanceRecord* old = view.Instance(rc.old_primary);
+  const InstanceRecord* target = view.Instance(rc.to);
+  if (!rc.planned || old == nullptr || target == nullptr) return Step::Done();
+  RoleRecord r = *view.Role(op.role);
+  r.routed = false;
+  if (out.PutRole(r)) return Step::Publish();
+  if (Step acked = routes_ack_.Check(op, view); acked.result != StepResult::kDone) return acked;
+  const ObservedInstance* from = view.Observed(*old);
+  const ObservedInstance* to = view.Observed(*target);
+  if (from == nullptr || !from->replica || to == nullptr || !to->replica ||
+      to->replica->position >= from->replica->position ||
+      view.StepElapsed(op) >= drain_for_) {  // then promote takes the furthest
+    routes_ack_.Forget(op.id);              // fence waits for a version of its own
+    return Step::Done();
+  }
+  return Step::Wait("waiting for " + rc.to + " (" + PositionText(to->replica->position) +
+                    ") to catch up with " + rc.old_primary + " (" +
+                    PositionText(from->replica->position) + ")");
 }
 
 // The new epoch, with no primary: the old primary's record becomes a secondary's, and the role

@@ -1,6 +1,10 @@
 // ReconfigureProcedure: a replicated role's primary moves (docs/replication.md), as a
 // procedure (procedure.h) on the operation journal, every step idempotent:
-//   detect -> fence -> collect -> promote -> confirm -> route
+//   detect -> drain -> fence -> collect -> promote -> confirm -> route
+// drain:   a planned switchover to a chosen replica only: the role leaves the routing table
+//          (no new write reaches the old primary), and the target catches up with the old
+//          primary, so that it is as far as any replica when the replicas freeze (bounded:
+//          then promote takes the most advanced, nothing acknowledged is lost either way).
 // fence:   a new epoch with no primary in anyone's configuration: every replica that takes it
 //          stops following (and acknowledging) the old primary, and the old primary, if it
 //          hears it, stops acknowledging writes; the role leaves the routing table and every
@@ -29,15 +33,16 @@
 
 namespace hafab::controller {
 
-inline constexpr const char* kReconfigureSteps[] = {"detect",  "fence",   "collect",
+inline constexpr const char* kReconfigureSteps[] = {"detect",  "drain",   "fence", "collect",
                                                     "promote", "confirm", "route"};
 
 class ReconfigureProcedure : public Procedure {
  public:
   // `quorum_lost_after`: how long collect waits for enough replicas before it says so (an
   // event; it goes on waiting).
-  explicit ReconfigureProcedure(Duration quorum_lost_after)
-      : quorum_lost_after_(quorum_lost_after) {}
+  // `drain_for`: how long a planned switchover's drain waits for its target to catch up.
+  ReconfigureProcedure(Duration quorum_lost_after, Duration drain_for)
+      : quorum_lost_after_(quorum_lost_after), drain_for_(drain_for) {}
 
   Step Run(Operation& op, const OpView& view, OpWrites& out) override;
   bool Advance(Operation& op) override;
@@ -53,6 +58,7 @@ class ReconfigureProcedure : public Procedure {
   static int Needed(const RoleRecord& role, int voters);
 
  private:
+  Step Drain(Operation& op, const OpView& view, OpWrites& out);
   Step Fence(Operation& op, const OpView& view, OpWrites& out);
   Step Collect(Operation& op, const OpView& view, OpWrites& out);
   Step Promote(Operation& op, const OpView& view, OpWrites& out);
@@ -60,6 +66,7 @@ class ReconfigureProcedure : public Procedure {
   Step Route(Operation& op, const OpView& view, OpWrites& out);
 
   Duration quorum_lost_after_;
+  Duration drain_for_;
   RoutesAck routes_ack_;
   std::set<std::string> quorum_lost_told_;  // op ids whose quorum-lost event went out
 };

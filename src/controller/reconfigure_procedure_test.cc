@@ -71,9 +71,39 @@ class ReconfigureProcedureTest : public ::testing::Test {
   testing::FakeClock clock_;
   FakeOpState state_{clock_};
   OpJournal journal_{clock_, state_, state_, {}};
-  ReconfigureProcedure procedure_{1500ms};
+  ReconfigureProcedure procedure_{1500ms, 1500ms};
   Operation op_;
 };
+
+// A planned switchover to kv-2: the role is unrouted first (no new write), and kv-2 catches up
+// with the old primary before the replicas freeze, so that it can be the one promoted.
+TEST_F(ReconfigureProcedureTest, APlannedDrainWaitsForTheTargetToCatchUp) {
+  ReconfigureOp& r = op_.reconfigure();
+  r.planned = true;
+  r.to = "kv-2";
+  Says("kv-0", wire::ReplicaRole::kPrimary, 5, {5, 40});
+  Says("kv-2", wire::ReplicaRole::kSecondary, 5, {5, 38});
+  EXPECT_EQ(Run("drain"), "wait");
+  EXPECT_FALSE(state_.roles["kv"].routed);
+  EXPECT_EQ(state_.roles["kv"].epoch, 5);  // not fenced yet: kv-0 still streams to kv-2
+  EXPECT_NE(Note().find("waiting for gateway gw1"), std::string::npos) << Note();
+  state_.AckRoutes("gw1");
+  EXPECT_EQ(Run("drain"), "wait");
+  EXPECT_NE(Note().find("waiting for kv-2 (5:38) to catch up with kv-0 (5:40)"),
+            std::string::npos)
+      << Note();
+  Says("kv-2", wire::ReplicaRole::kSecondary, 5, {5, 40});
+  EXPECT_EQ(Run("drain"), "done");
+  // Fence waits for its own routes version, not the drain's.
+  EXPECT_EQ(Run("fence"), "wait");
+  state_.AckRoutes("gw1");
+  EXPECT_EQ(Run("fence"), "done");
+}
+
+TEST_F(ReconfigureProcedureTest, AnUnplannedReconfigurationDoesNotDrain) {
+  EXPECT_EQ(Run("drain"), "done");
+  EXPECT_TRUE(state_.roles["kv"].routed);
+}
 
 TEST_F(ReconfigureProcedureTest, FenceLeavesNoPrimaryAtTheNewEpochAndWaitsForTheGateway) {
   EXPECT_EQ(Run("fence"), "wait");  // published; gw1 has not taken it

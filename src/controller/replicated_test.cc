@@ -146,8 +146,8 @@ TEST_F(ReplicatedTest, ThePrimarysLossPromotesTheMostAdvancedSecondary) {
   EXPECT_EQ(op->reconfigure().positions.size(), 2u);
   std::vector<std::string> steps;
   for (const auto& s : op->steps) steps.push_back(s.name);
-  EXPECT_EQ(steps, (std::vector<std::string>{"detect", "fence", "collect", "promote", "confirm",
-                                             "route"}));
+  EXPECT_EQ(steps, (std::vector<std::string>{"detect", "drain", "fence", "collect", "promote",
+                                             "confirm", "route"}));
   EXPECT_TRUE(Happened("reconfigure-done"));
   // Back, the old primary is a secondary of the new epoch.
   agent(Inst("kv-0").node).Revive();
@@ -315,7 +315,8 @@ TEST_P(ReplicatedCrashTest, ANewControllerResumesAtTheStep) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryStep, ReplicatedCrashTest,
-                         ::testing::Values("fence", "collect", "promote", "confirm", "route"));
+                         ::testing::Values("drain", "fence", "collect", "promote", "confirm",
+                                           "route"));
 
 }  // namespace
 }  // namespace hafab::controller::testsupport
