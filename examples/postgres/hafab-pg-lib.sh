@@ -10,7 +10,7 @@
 #   pgpass                  the superuser's password for libpq (psql, pg_basebackup, pg_rewind,
 #                           the standby's primary_conninfo): it is not written in any setting
 #   aside/                  what a replica moved aside instead of deleting (never deleted)
-#   hook.log                what the hook and the start script did (the hook's stderr is not kept)
+#   hook.log                what the hook and the start script did
 
 set -euo pipefail
 

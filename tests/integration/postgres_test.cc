@@ -224,7 +224,7 @@ TEST_F(PostgresTest, PrimaryAndSecondaryLossLoseNoAcknowledgedCommit) {
   ReplaceOnce(manifest, "port: 7401", "port: " + std::to_string(port));
   std::ofstream(dir_ + "/postgres.yaml") << manifest;
 
-  // From the repository root, as the README runs it: the command on PATH, the hook relative.
+  // As the README runs it: from the repository root, the scripts on PATH.
   const char* path = std::getenv("PATH");
   up_ = e2e::Spawn({HAFAB_BINARY, "up", dir_ + "/postgres.yaml", "--state-dir", state_,
                     "--no-watch", "--revive-after", "3s"},
