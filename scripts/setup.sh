@@ -6,19 +6,26 @@ pkgs=(
   libboost-dev libboost-system-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev libsqlite3-dev libssl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
   curl iproute2 procps etcd-server etcd-client haproxy wrk
+  postgresql-15 postgresql-client-15  # examples/postgres and its integration test
   clang-14 libclang-rt-14-dev llvm-14  # sanitizer and libFuzzer builds (scripts/sanitize.sh)
 )
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# The Debian etcd and haproxy packages start system services; hafab's tests start their own.
+# The Debian etcd, haproxy and postgresql packages start system services; hafab's tests start
+# their own. postgresql-15 also creates a cluster "main" on port 5432: stopped and not started
+# at boot (its data stays; `pg_dropcluster 15 main` removes it).
 if command -v systemctl >/dev/null 2>&1; then
-  systemctl disable --now etcd haproxy >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now etcd haproxy postgresql >/dev/null 2>&1 || true
+fi
+if command -v pg_ctlcluster >/dev/null 2>&1 && [ -f /etc/postgresql/15/main/start.conf ]; then
+  $SUDO pg_ctlcluster 15 main stop >/dev/null 2>&1 || true
+  echo disabled | $SUDO tee /etc/postgresql/15/main/start.conf >/dev/null
 fi
