@@ -463,6 +463,33 @@ TEST_F(AgentIntegrationTest, AdoptedPrimaryIsFencedWhenLeaseRanOutWhileAgentWasD
   EXPECT_EQ(controller_.FenceReports()[0]["killed"], json::array({"kvd-0"}));
 }
 
+// A command given as a path relative to the agent's directory runs, though the process starts
+// in its own working directory (the manifest's `command: dir/script`).
+TEST(ProcessLauncherTest, ARelativeCommandIsFoundFromTheAgentsDirectory) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/bin");
+  std::filesystem::create_directories(dir.path() + "/work");
+  {
+    std::ofstream f(dir.path() + "/bin/hello");
+    f << "#!/bin/sh\necho ran in $(pwd)\n";
+  }
+  ASSERT_EQ(chmod((dir.path() + "/bin/hello").c_str(), 0755), 0);
+  const auto before = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  LaunchSpec spec;
+  spec.argv = {"bin/hello"};
+  spec.env = {{"PATH", "/usr/bin:/bin"}};
+  spec.cwd = dir.path() + "/work";
+  spec.log_path = dir.path() + "/out";
+  auto pid = SpawnProcess(spec);
+  std::filesystem::current_path(before);
+  ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+  int status = 0;
+  ASSERT_EQ(waitpid(*pid, &status, 0), *pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(testing::ReadWhole(dir.path() + "/out"), "ran in " + dir.path() + "/work\n");
+}
+
 TEST(FenceWatchdogTest, KillsOnlyPrimariesAndOnlyAfterTheLease) {
   testing::TempDir dir;
   std::filesystem::create_directories(dir.path() + "/run");

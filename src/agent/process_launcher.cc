@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "agent/procfs.h"
 
@@ -180,6 +181,11 @@ Result<pid_t> SpawnProcess(const LaunchSpec& spec) {
   if (exe.empty() || access(exe.c_str(), X_OK) != 0) {
     return Status::NotFound("launch: '" + spec.argv[0] + "' not found or not executable on PATH " +
                             path_var);
+  }
+  // Found from here: the child runs it after changing into spec.cwd.
+  if (exe[0] != '/') {
+    std::error_code ec;
+    exe = (std::filesystem::current_path(ec) / exe).string();
   }
   // Everything the child needs is prepared before fork.
   ExecArgs exec(spec.argv, spec.env);

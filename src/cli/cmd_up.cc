@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -143,6 +144,18 @@ Status Up::Prepare(const manifest::Manifest& m) {
   state_ = fs::canonical(opts_.state_dir).string();
   fs::create_directories(state_ + "/volumes", ec);
   fs::create_directories(state_ + "/nodes", ec);
+  // An instance that runs as another account (user:) must reach its directories under
+  // nodes/<node>/ (its agent makes those searchable): the two above it become searchable too
+  // (0711: entered, not listed). Without such roles the state stays private to its owner.
+  const bool other_accounts = std::any_of(m.roles.begin(), m.roles.end(), [](const auto& r) {
+    return !r.user.empty() || !r.group.empty();
+  });
+  if (other_accounts) {
+    for (const std::string& dir : {state_, state_ + "/nodes"}) {
+      fs::permissions(dir, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec,
+                      ec);
+    }
+  }
 
   // One `up` per state directory.
   std::ifstream in(state_ + "/up.json");

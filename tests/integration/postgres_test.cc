@@ -158,12 +158,10 @@ class PostgresTest : public ::testing::Test {
     }
     char tmpl[] = "/tmp/hafab-pg-XXXXXX";
     dir_ = mkdtemp(tmpl);
-    // The postgres account must reach its directories under the state directory.
+    // The postgres account must reach its directories under the state directory: `up` makes
+    // the state directory searchable (the manifest has a user:), its parent is the test's.
     chmod(dir_.c_str(), 0711);
     state_ = dir_ + "/state";
-    fs::create_directories(state_ + "/nodes");
-    chmod(state_.c_str(), 0711);
-    chmod((state_ + "/nodes").c_str(), 0711);
   }
 
   void TearDown() override {
