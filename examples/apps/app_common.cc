@@ -67,12 +67,14 @@ Result<AppConfig> LoadAppConfig(int argc, char** argv) {
   return config;
 }
 
-http::Handler WithIdentity(const AppConfig& config, http::Handler handler) {
-  return [instance = config.instance, epoch = config.epoch, handler = std::move(handler)](
+http::Handler WithIdentity(const AppConfig& config, http::Handler handler,
+                           std::function<std::string()> epoch) {
+  if (!epoch) epoch = [started = config.epoch] { return started; };
+  return [instance = config.instance, epoch = std::move(epoch), handler = std::move(handler)](
              http::Request&& request, http::Responder respond) {
     handler(std::move(request), [instance, epoch, respond](http::Response response) {
       response.headers.emplace_back("X-Hafab-Instance", instance);
-      response.headers.emplace_back("X-Hafab-Epoch", epoch);
+      response.headers.emplace_back("X-Hafab-Epoch", epoch());
       respond(std::move(response));
     });
   };

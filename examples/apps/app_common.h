@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,11 @@ struct AppConfig {
 // Errors: InvalidArgument naming the bad flag or value, or saying HAFAB_PORT is missing.
 Result<AppConfig> LoadAppConfig(int argc, char** argv);
 
-// Wraps `handler` so that every response carries X-Hafab-Instance and X-Hafab-Epoch.
-http::Handler WithIdentity(const AppConfig& config, http::Handler handler);
+// Wraps `handler` so that every response carries X-Hafab-Instance and X-Hafab-Epoch (the
+// epoch it started with, or what `epoch` says at each answer: a replica's moves without a
+// restart).
+http::Handler WithIdentity(const AppConfig& config, http::Handler handler,
+                           std::function<std::string()> epoch = nullptr);
 
 // Listens on config.host:config.port and runs `io` until SIGTERM or SIGINT, then drains
 // (the drain contract, README.md): stops accepting, answers every request already received,

@@ -64,6 +64,8 @@ class KvReplica {
   void Start(wire::ReplicaConfig config);
   // Serves /kv/KEY and /hafab/v1/replica[/log]; 404 for anything else.
   void Handle(http::Request&& request, http::Responder respond);
+  // The configuration epoch it applied (what its X-Hafab-Epoch says).
+  int64_t epoch() const { return config_.epoch; }
 
  private:
   struct Unacknowledged {  // a record of this primary's epoch not yet quorum-durable

@@ -123,11 +123,14 @@ int Main(int argc, char** argv) {
   if (replica_config) {
     KvReplica replica(io, **log, *committer, std::move(entries), *replica_options);
     replica.Start(*std::move(replica_config));
-    http::Server server(
-        io, WithIdentity(*config, [&](http::Request&& request, http::Responder respond) {
-          if (request.path == "/health") return respond(http::Response::Text(200, "ok\n"));
-          replica.Handle(std::move(request), std::move(respond));
-        }));
+    http::Server server(io, WithIdentity(
+                                *config,
+                                [&](http::Request&& request, http::Responder respond) {
+                                  if (request.path == "/health")
+                                    return respond(http::Response::Text(200, "ok\n"));
+                                  replica.Handle(std::move(request), std::move(respond));
+                                },
+                                [&replica] { return std::to_string(replica.epoch()); }));
     return ServeUntilSignal("kvd", *config, io, server);
   }
 

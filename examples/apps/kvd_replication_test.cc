@@ -236,6 +236,8 @@ TEST_F(KvdReplicationTest, APromotedSecondaryHasEveryAcknowledgedWrite) {
   auto refused = Put(2, "k", "v");
   ASSERT_TRUE(refused.ok());
   EXPECT_EQ(refused->Header("x-hafab-primary"), "kv-1");
+  // Its answers name the epoch it serves now, not the one it started with.
+  EXPECT_EQ(refused->Header("x-hafab-epoch"), "2");
 }
 
 // The old primary wrote records nobody else has (its secondaries were gone, so they were
