@@ -103,7 +103,7 @@ Step ReconfigureProcedure::Drain(Operation& op, const OpView& view, OpWrites& ou
   if (from == nullptr || !from->replica || to == nullptr || !to->replica ||
       to->replica->position >= from->replica->position ||
       view.StepElapsed(op) >= drain_for_) {  // then promote takes the furthest
-    routes_ack_.Forget(op.id);              // fence waits for a version of its own
+    routes_ack_.Forget(op.id);               // fence waits for a version of its own
     return Step::Done();
   }
   return Step::Wait("waiting for " + rc.to + " (" + PositionText(to->replica->position) +

@@ -89,8 +89,7 @@ TEST_F(ReconfigureProcedureTest, APlannedDrainWaitsForTheTargetToCatchUp) {
   EXPECT_NE(Note().find("waiting for gateway gw1"), std::string::npos) << Note();
   state_.AckRoutes("gw1");
   EXPECT_EQ(Run("drain"), "wait");
-  EXPECT_NE(Note().find("waiting for kv-2 (5:38) to catch up with kv-0 (5:40)"),
-            std::string::npos)
+  EXPECT_NE(Note().find("waiting for kv-2 (5:38) to catch up with kv-0 (5:40)"), std::string::npos)
       << Note();
   Says("kv-2", wire::ReplicaRole::kSecondary, 5, {5, 40});
   EXPECT_EQ(Run("drain"), "done");
