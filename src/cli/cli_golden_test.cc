@@ -257,6 +257,8 @@ class Output {
 TEST(CliGoldenTest, GetWatchPrintsTheTableThenEachChange) {
   std::mutex mu;
   json status = Fixture("status");
+  // The active-passive and load-balanced rows only (the replicated role's are the listings').
+  status["instances"].erase(status["instances"].begin() + 3, status["instances"].end());
   int status_requests = 0;
   bool ageing = true;
   StandIn controller([&](const http::Request& req) {
