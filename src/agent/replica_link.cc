@@ -117,7 +117,9 @@ class HookRun : public std::enable_shared_from_this<HookRun> {
     timer_.cancel();
     boost::system::error_code ignored;
     out_.close(ignored);
-    done_(std::move(r));
+    // Released before it runs: it holds the link that holds this run.
+    Done done = std::exchange(done_, nullptr);
+    done(std::move(r));
   }
 
   asio::steady_timer timer_;
