@@ -308,6 +308,9 @@ class Controller : private JournalStore, private OpView {
   std::vector<std::string> ResolveAllow(const std::vector<std::string>& allow) const;
 
   // --- ops.cc: operations (the journal runs them: failover_procedure.h, rollout_procedure.h)
+  Operation NewOperation(const RoleRecord& role, const std::string& reason, const char* first_step);
+  void MovePrimary(const RoleRecord& role, bool planned, const std::string& to, FailoverOp* f);
+  void BeginOperation(const Operation& op, JournalEvent started);
   void StartFailover(RoleRecord& role, const std::string& reason, bool planned,
                      const std::string& to);
   // A replicated role's primary moves (reconfigure_procedure.h); `to`: an instance.

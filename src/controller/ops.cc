@@ -7,50 +7,54 @@
 
 namespace hafab::controller {
 
-void Controller::StartFailover(RoleRecord& role, const std::string& reason, bool planned,
-                               const std::string& to) {
-  if (ActiveOp(role.spec.name) != nullptr) return;
+// A new operation on `role` at its first step; its kind's part is the caller's.
+Operation Controller::NewOperation(const RoleRecord& role, const std::string& reason,
+                                   const char* first_step) {
   Operation op;
   op.id = "op-" + std::to_string(NextSeq());
   op.role = role.spec.name;
   op.reason = reason;
   op.owner = id_;
-  FailoverOp& f = op.part.emplace<FailoverOp>();
-  f.planned = planned;
-  f.to = to;
-  f.old_primary = role.primary;
-  if (const InstanceRecord* old = FindInstance(role.primary)) f.old_node = old->node;
-  f.volume = role.spec.volume;
-  f.epoch = role.epoch + 1;
-  op.step = kFailoverSteps[0];
+  op.step = first_step;
   op.created_ms = WallMs(clock_);
+  return op;
+}
+
+// What a failover and a reconfiguration both move: from the role's primary (and its node) to
+// the next epoch; planned, `to` the target asked for.
+void Controller::MovePrimary(const RoleRecord& role, bool planned, const std::string& to,
+                             FailoverOp* f) {
+  f->planned = planned;
+  f->to = to;
+  f->old_primary = role.primary;
+  if (const InstanceRecord* old = FindInstance(role.primary)) f->old_node = old->node;
+  f->epoch = role.epoch + 1;
+}
+
+void Controller::BeginOperation(const Operation& op, JournalEvent started) {
   PutOp(op);
-  JournalEvent started = failover_.Started(op);
   Emit(started.type, started.message, std::move(started.fields));
   AdvanceOp(ops_[op.id]);
+}
+
+void Controller::StartFailover(RoleRecord& role, const std::string& reason, bool planned,
+                               const std::string& to) {
+  if (ActiveOp(role.spec.name) != nullptr) return;
+  Operation op = NewOperation(role, reason, kFailoverSteps[0]);
+  FailoverOp& f = op.part.emplace<FailoverOp>();
+  MovePrimary(role, planned, to, &f);
+  f.volume = role.spec.volume;
+  BeginOperation(op, failover_.Started(op));
 }
 
 void Controller::StartReconfiguration(const RoleRecord& role, const std::string& reason,
                                       bool planned, const std::string& to, bool accept_data_loss) {
   if (ActiveOp(role.spec.name) != nullptr) return;
-  Operation op;
-  op.id = "op-" + std::to_string(NextSeq());
-  op.role = role.spec.name;
-  op.reason = reason;
-  op.owner = id_;
+  Operation op = NewOperation(role, reason, kReconfigureSteps[0]);
   ReconfigureOp& r = op.part.emplace<ReconfigureOp>();
-  r.planned = planned;
-  r.to = to;
+  MovePrimary(role, planned, to, &r);
   r.accept_data_loss = accept_data_loss;
-  r.old_primary = role.primary;
-  if (const InstanceRecord* old = FindInstance(role.primary)) r.old_node = old->node;
-  r.epoch = role.epoch + 1;
-  op.step = kReconfigureSteps[0];
-  op.created_ms = WallMs(clock_);
-  PutOp(op);
-  JournalEvent started = reconfigure_.Started(op);
-  Emit(started.type, started.message, std::move(started.fields));
-  AdvanceOp(ops_[op.id]);
+  BeginOperation(op, reconfigure_.Started(op));
 }
 
 Procedure& Controller::ProcedureFor(const Operation& op) {
