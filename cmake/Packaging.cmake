@@ -5,6 +5,8 @@
 #   /usr/lib/systemd/system/hafab-*.service          the units of deploy/systemd (enabled by nobody)
 #   /usr/share/doc/hafab/                            README, docs/*.md, the manifest format
 #   /usr/share/hafab/examples/                       the example manifests
+#   /usr/share/hafab/grafana/, /usr/share/hafab/prometheus/   the Grafana dashboard and the
+#                                                    Prometheus alert rules of deploy/
 # Dependencies are computed from the binaries by dpkg-shlibdeps (package dpkg-dev).
 install(TARGETS hafab kvd echo-app RUNTIME DESTINATION bin)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/deploy/systemd/ DESTINATION lib/systemd/system
@@ -14,6 +16,9 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/architectur
         DESTINATION share/doc/hafab)
 install(FILES ${CMAKE_SOURCE_DIR}/examples/quickstart.yaml ${CMAKE_SOURCE_DIR}/examples/bad.yaml
         DESTINATION share/hafab/examples)
+install(FILES ${CMAKE_SOURCE_DIR}/deploy/grafana/hafab.json DESTINATION share/hafab/grafana)
+install(FILES ${CMAKE_SOURCE_DIR}/deploy/prometheus/hafab-alerts.yml
+        DESTINATION share/hafab/prometheus)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME hafab)

@@ -62,6 +62,9 @@ done
 for doc in README.md deploy.md architecture.md FORMAT.md; do
   [ -s "/usr/share/doc/hafab/$doc" ] || fail "/usr/share/doc/hafab/$doc missing"
 done
+for f in grafana/hafab.json prometheus/hafab-alerts.yml; do
+  [ -s "/usr/share/hafab/$f" ] || fail "/usr/share/hafab/$f missing"
+done
 
 # The units run the installed binary and nothing enables them.
 units=(hafab-controller hafab-agent hafab-gateway)

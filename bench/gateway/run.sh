@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The gateway benchmark: the same HTTP load (wrk) through
 #   (a) a direct connection to the backend, (b) HAProxy (Debian 2.6, TCP mode),
-#   (c) hafab's gateway (static routes file, load-balanced endpoint),
-# measuring short connections/s (Connection: close), bulk throughput (1 MiB responses on
-# keep-alive connections) and p50/p99 latency (keep-alive, small responses), plus the
-# gateway's idle RSS. Prints a Markdown table with ratios vs HAProxy.
+#   (c) hafab's gateway on its user-space data path (--data-path user: epoll + splice),
+#   (d) hafab's gateway on its kernel data path (--data-path kernel: BPF sockmap; left out,
+#       with a note, where the program cannot be loaded),
+# measuring keep-alive requests/s, short connections/s (Connection: close), bulk throughput
+# (1 MiB responses on keep-alive connections) and p50/p99 latency (keep-alive, small
+# responses), the gateway's CPU time per keep-alive request, and its idle RSS. Prints a
+# Markdown table with ratios vs HAProxy and vs direct.
 #
 # usage: bench/gateway/run.sh [--threads N] [--duration SECS] [--rounds R] [--no-pin]
 #   --threads N   data-path threads of both proxies (gateway --threads, haproxy nbthread); 1
 #   --duration    seconds per wrk run; 5
 #   --rounds R    each measurement is repeated R times, targets interleaved; median shown; 3
 #   --no-pin      do not pin; by default the proxy runs on CPU 0, wrk and the backend on CPU 1
-# env: BUILD (build dir, default build-bench), HAFAB_BIN (use this hafab binary, do not build it), WRK_CONNS (connections for conn/s, 32),
-#      LAT_CONNS (connections for the latency run, 8).
+# env: BUILD (build dir, default build-bench), HAFAB_BIN (use this hafab binary, do not build it), WRK_CONNS (connections for conn/s
+#      and keep-alive req/s, 32), LAT_CONNS (connections for the latency run, 8).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -118,29 +121,54 @@ cat > "$WORK/routes.json" <<JSON
                 "ready": true}]}]}
 JSON
 spawn "$PROXY_CPUS" "$WORK/gateway.log" "$HAFAB" --log-level warn gateway --id bench \
-  --routes-file "$WORK/routes.json" --threads "$THREADS"
+  --routes-file "$WORK/routes.json" --threads "$THREADS" --data-path user
 GATEWAY_PID=$!
 PIDS+=($GATEWAY_PID)
 wait_port "$GATEWAY_PORT"
+
+declare -A PORT=([direct]=$BACKEND_PORT [haproxy]=$HAPROXY_PORT [gateway]=$GATEWAY_PORT)
+declare -A PID=([haproxy]=$HAPROXY_PID [gateway]=$GATEWAY_PID)
+TARGETS=(direct haproxy gateway)
+KERNEL_NOTE=""
+KERNEL_PORT=$(free_port)
+sed "s/:$GATEWAY_PORT\"/:$KERNEL_PORT\"/" "$WORK/routes.json" >"$WORK/routes-kernel.json"
+spawn "$PROXY_CPUS" "$WORK/gateway-kernel.log" "$HAFAB" --log-level warn gateway --id bench-k \
+  --routes-file "$WORK/routes-kernel.json" --threads "$THREADS" --data-path kernel
+KERNEL_PID=$!
+for _ in $(seq 100); do
+  if ! kill -0 "$KERNEL_PID" 2>/dev/null; then break; fi
+  if (exec 3<>/dev/tcp/127.0.0.1/"$KERNEL_PORT") 2>/dev/null; then break; fi
+  sleep 0.05
+done
+if kill -0 "$KERNEL_PID" 2>/dev/null; then
+  PIDS+=($KERNEL_PID)
+  PORT[gateway_kernel]=$KERNEL_PORT
+  PID[gateway_kernel]=$KERNEL_PID
+  TARGETS+=(gateway_kernel)
+else
+  KERNEL_NOTE="kernel data path not measured: $(tail -n 1 "$WORK/gateway-kernel.log")"
+fi
 sleep 0.5
 GW_RSS_IDLE=$(rss_kib "$GATEWAY_PID")
 HA_RSS_IDLE=$(rss_kib "$HAPROXY_PID")
-
-declare -A PORT=([direct]=$BACKEND_PORT [haproxy]=$HAPROXY_PORT [gateway]=$GATEWAY_PORT)
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }  # utime + stime of the process
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
 
 # run_wrk TARGET KIND: appends "TARGET KIND value" lines (parsed from wrk's output).
 run_wrk() {
-  local target=$1 kind=$2 url="http://127.0.0.1:${PORT[$1]}" out
+  local target=$1 kind=$2 url="http://127.0.0.1:${PORT[$1]}" out ticks0=0 ticks1=0
+  [[ -n ${PID[$target]:-} ]] && ticks0=$(cpu_ticks "${PID[$target]}")
   case $kind in
+    ka) out=$(pin "$LOAD_CPUS" wrk -t1 -c"$WRK_CONNS" -d"${DURATION}s" "$url/") ;;
     conn) out=$(pin "$LOAD_CPUS" wrk -t1 -c"$WRK_CONNS" -d"${DURATION}s" -H 'Connection: close' "$url/") ;;
     bulk) out=$(pin "$LOAD_CPUS" wrk -t1 -c4 -d"${DURATION}s" "$url/bulk") ;;
     lat) out=$(pin "$LOAD_CPUS" wrk -t1 -c"$LAT_CONNS" -d"${DURATION}s" --latency "$url/") ;;
   esac
-  python3 - "$target" "$kind" >>"$RESULTS" <<PY
+  [[ -n ${PID[$target]:-} ]] && ticks1=$(cpu_ticks "${PID[$target]}")
+  python3 - "$target" "$kind" "$((ticks1 - ticks0))" "$(getconf CLK_TCK)" >>"$RESULTS" <<PY
 import re, sys
-target, kind = sys.argv[1], sys.argv[2]
+target, kind, ticks, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 out = """$out"""
 def dur_us(s):
     m = re.match(r"([\d.]+)(us|ms|s)", s)
@@ -152,7 +180,12 @@ def size_mb(s):
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 errs = re.search(r"Socket errors: (.*)", out)
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-if kind == "conn":
+if kind == "ka":
+    print(target, "ka_rps", rps)
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    if ticks and reqs:
+        print(target, "cpu_us_per_req", ticks / hz * 1e6 / reqs)
+elif kind == "conn":
     print(target, "conn_per_s", rps)
 elif kind == "bulk":
     print(target, "mb_per_s", size_mb(re.search(r"Transfer/sec:\s+(\S+)", out).group(1)))
@@ -166,8 +199,8 @@ PY
 }
 
 for round in $(seq "$ROUNDS"); do
-  for kind in conn bulk lat; do
-    for target in direct haproxy gateway; do
+  for kind in ka conn bulk lat; do
+    for target in "${TARGETS[@]}"; do
       run_wrk "$target" "$kind"
     done
   done
@@ -187,26 +220,33 @@ m = {key: statistics.median(v) for key, v in vals.items()}
 def g(t, k): return m.get((t, k), float("nan"))
 print("machine: $NCPU CPUs ($(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}')), kernel $(uname -r)")
 print("setup: threads=$THREADS, $PIN_DESC, ${DURATION}s per run, median of $ROUNDS rounds")
-print("       conn/s: wrk -t1 -c$WRK_CONNS -H 'Connection: close' GET / (13-byte body);")
+print("       keep-alive req/s: wrk -t1 -c$WRK_CONNS GET / (13-byte body);")
+print("       conn/s: wrk -t1 -c$WRK_CONNS -H 'Connection: close' GET /;")
 print("       throughput: wrk -t1 -c4 GET /bulk (1 MiB bodies, keep-alive);")
 print("       latency: wrk -t1 -c$LAT_CONNS --latency GET / (keep-alive)")
 print()
-print("| metric | direct | HAProxy 2.6 | hafab gateway | gateway / HAProxy |")
-print("|---|---:|---:|---:|---:|")
-def row(name, k, fmt, higher_better=True):
-    d, h, w = g("direct", k), g("haproxy", k), g("gateway", k)
-    print(f"| {name} | {fmt.format(d)} | {fmt.format(h)} | {fmt.format(w)} | {w / h:.2f}x |")
+print("| metric | direct | HAProxy 2.6 | gateway, user path | gateway, kernel path | user / HAProxy | kernel / HAProxy | kernel / direct |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+def row(name, k, fmt):
+    d, h, w, kp = g("direct", k), g("haproxy", k), g("gateway", k), g("gateway_kernel", k)
+    print(f"| {name} | {fmt.format(d)} | {fmt.format(h)} | {fmt.format(w)} | {fmt.format(kp)} "
+          f"| {w / h:.2f}x | {kp / h:.2f}x | {kp / d:.2f}x |")
+row("keep-alive req/s", "ka_rps", "{:.0f}")
+row("proxy CPU us per keep-alive request (process only)", "cpu_us_per_req", "{:.1f}")
 row("connections/s", "conn_per_s", "{:.0f}")
 row("throughput MB/s", "mb_per_s", "{:.0f}")
 row("p50 latency us", "p50_us", "{:.0f}")
 row("p99 latency us", "p99_us", "{:.0f}")
 row("req/s in latency run", "lat_rps", "{:.0f}")
-add_h = g("haproxy", "p99_us") - g("direct", "p99_us")
-add_w = g("gateway", "p99_us") - g("direct", "p99_us")
-print(f"| added p99 vs direct, us | - | {add_h:.0f} | {add_w:.0f} | |")
+add = {t: g(t, "p99_us") - g("direct", "p99_us") for t in ("haproxy", "gateway", "gateway_kernel")}
+print(f"| added p99 vs direct, us | - | {add['haproxy']:.0f} | {add['gateway']:.0f} | {add['gateway_kernel']:.0f} | | | |")
 print()
 print("RSS: gateway idle $GW_RSS_IDLE KiB ($((GW_RSS_IDLE / 1024)) MiB), after load $GW_RSS_LOADED KiB; "
       "HAProxy idle $HA_RSS_IDLE KiB, after load $HA_RSS_LOADED KiB")
+if "$KERNEL_NOTE":
+    print("$KERNEL_NOTE")
+print("CPU per request counts the proxy process only: on the kernel path the bytes are moved in "
+      "softirq and kworker context, charged to no process (and, pinned, mostly on the load CPU).")
 for t, e in errors.items():
     print(f"wrk errors via {t}: " + "; ".join(e))
 PY

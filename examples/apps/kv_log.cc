@@ -8,6 +8,7 @@
 #include <boost/crc.hpp>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 
@@ -171,6 +172,8 @@ Result<std::unique_ptr<KvLog>> KvLog::Open(const std::string& path, Replay* repl
 
   Replay found;
   std::vector<Indexed> index;
+  std::vector<std::pair<size_t, size_t>> stale;  // offset, length
+  uint64_t stale_epoch = 0;
   size_t offset = 0;
   while (offset < data.size()) {
     Parsed r = ParseRecord(data.data() + offset, data.size() - offset);
@@ -196,15 +199,38 @@ Result<std::unique_ptr<KvLog>> KvLog::Open(const std::string& path, Replay* repl
       ++found.legacy_records;
     }
     std::string why = OutOfOrder(found.last, position);
+    if (!why.empty() && position.epoch < found.last.epoch && position.index <= found.last.index) {
+      // A late append of a primary of an older epoch (stopped, then resumed after the next
+      // primary took the volume and wrote: its write was never acknowledged): set aside.
+      stale.emplace_back(offset, r.length);
+      if (stale_epoch == 0) stale_epoch = position.epoch;
+      offset += r.length;
+      continue;
+    }
     if (!why.empty()) {
       return Status::Internal("record at offset " + std::to_string(offset) + " of " + path +
                               " is out of order (" + why + ")");
     }
-    if (!r.key.empty()) found.entries.insert_or_assign(std::string(r.key), std::string(r.value));
+    if (!r.key.empty()) {
+      found.entries.insert_or_assign(std::string(r.key), std::string(r.value));
+    } else {
+      found.markers[position.index] = {position, "", std::string(r.value)};
+    }
     index.push_back({position.epoch, offset});
     found.last = position;
     ++found.records;
     offset += r.length;
+  }
+  if (!stale.empty()) {
+    log.reset();
+    auto aside = SetStaleAside(path, data, stale, stale_epoch);
+    if (!aside.ok()) return aside.status();
+    auto reopened = Open(path, replay);
+    if (reopened.ok() && replay != nullptr) {
+      replay->stale_records = stale.size();
+      replay->stale_file = *aside;
+    }
+    return reopened;
   }
   {
     std::lock_guard lock(log->mu_);
@@ -213,6 +239,35 @@ Result<std::unique_ptr<KvLog>> KvLog::Open(const std::string& path, Replay* repl
   }
   if (replay != nullptr) *replay = std::move(found);
   return log;
+}
+
+Result<std::string> KvLog::SetStaleAside(const std::string& path, const std::string& data,
+                                         const std::vector<std::pair<size_t, size_t>>& stale,
+                                         uint64_t epoch) {
+  std::string kept, set_aside;
+  size_t from = 0;
+  for (const auto& [offset, length] : stale) {
+    kept.append(data, from, offset - from);
+    set_aside.append(data, offset, length);
+    from = offset + length;
+  }
+  kept.append(data, from, std::string::npos);
+  const std::string aside = path + ".stale-epoch-" + std::to_string(epoch) + "-" +
+                            std::to_string(static_cast<long long>(::time(nullptr)));
+  auto write_file = [](const std::string& file, const std::string& bytes) -> Status {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::Internal(OsError("cannot create", file));
+    KvLog out(file, fd);  // closes it
+    return out.WriteAndSync(bytes);
+  };
+  HAFAB_RETURN_IF_ERROR(write_file(aside, set_aside));
+  const std::string tmp = path + ".unstale";
+  HAFAB_RETURN_IF_ERROR(write_file(tmp, kept));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::Internal(OsError("cannot rename " + tmp + " to", path));
+  }
+  HAFAB_RETURN_IF_ERROR(FsyncDirectoryOf(path));
+  return aside;
 }
 
 Status KvLog::Compact(const std::string& path, const std::map<std::string, std::string>& entries) {

@@ -5,8 +5,8 @@
 // host byte order; the checksum covers the lengths, the position and the payload. Indexes
 // are consecutive from 1; epochs never decrease. A log written before records carried a
 // position ("hkv1": the same without epoch and index) still replays: its records get
-// epoch 0 and the next index. A record with an empty key is a marker (a new primary's first
-// record of its epoch), not a key.
+// epoch 0 and the next index. A record with an empty key is a marker (the first record of
+// each run of a primary, its value an id of that run: kv_replica.h), not a key.
 #pragma once
 
 #include <compare>
@@ -44,10 +44,15 @@ class KvLog {
   // What Open found in an existing log.
   struct Replay {
     std::map<std::string, std::string> entries;  // last value of each key
+    std::map<uint64_t, KvRecord> markers;        // the markers, by index
     size_t records = 0;                          // markers included
     size_t legacy_records = 0;                   // of them, in the format without positions
     size_t torn_bytes = 0;  // bytes of an incomplete last record that were truncated away
-    KvPosition last;        // of the last record, {0, 0} for an empty log
+    // Records of an older epoch after a newer one's (a fenced primary that appended after it
+    // was resumed): taken out of the log into `stale_file`, never acknowledged.
+    size_t stale_records = 0;
+    std::string stale_file;
+    KvPosition last;  // of the last record, {0, 0} for an empty log
   };
 
   ~KvLog();
@@ -59,7 +64,11 @@ class KvLog {
   // Errors: Internal if the file cannot be opened, read or truncated (message names the
   // path and the OS error); Internal if a record before the last one is corrupt (a torn
   // write can only be the last record, so that is damage we must not silently discard) or
-  // if a record's index does not follow the one before it.
+  // if a record's index does not follow the one before it. The exception: records of an
+  // older epoch than the one before them, at an index already taken — the late append of a
+  // primary that was stopped (SIGSTOP, a frozen VM) and resumed after the next primary took
+  // the volume — are moved into `<path>.stale-epoch-E-<time>` and the log rewritten without
+  // them (Replay::stale_records, stale_file).
   static Result<std::unique_ptr<KvLog>> Open(const std::string& path, Replay* replay);
 
   // Appends one record at the next index, in the epoch of the last record, and fsyncs it;
@@ -117,6 +126,11 @@ class KvLog {
   };
   KvLog(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   Status WriteAndSync(const std::string& bytes);
+  // Writes the `stale` ranges of `data` (the log's bytes) to a file of their own and `path`
+  // without them; the file's name.
+  static Result<std::string> SetStaleAside(const std::string& path, const std::string& data,
+                                           const std::vector<std::pair<size_t, size_t>>& stale,
+                                           uint64_t epoch);
 
   std::string path_;
   int fd_;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "core/json.h"
 
@@ -22,8 +23,11 @@ using namespace std::chrono_literals;
 
 constexpr std::string_view kKeyPrefix = "/kv/";
 constexpr size_t kMaxPullBytes = 1u << 20;
+// How much of its durable log a primary keeps in memory for followers beyond what is not
+// durable yet (which it always keeps).
+constexpr size_t kSentBytes = 8u << 20;
 // Headers of the primary's answer to a follower.
-constexpr const char* kLastHeader = "X-Kvd-Last";            // the primary's last durable index
+constexpr const char* kLastHeader = "X-Kvd-Last";  // the primary's last index (maybe not durable)
 constexpr const char* kSharedHeader = "X-Kvd-Shared-Until";  // with 412: the shared prefix
 
 std::optional<uint64_t> ParseU64(std::string_view text) {
@@ -81,7 +85,8 @@ Result<wire::ReplicaConfig> ReadReplicaConfig(std::string_view json) {
 }
 
 KvReplica::KvReplica(boost::asio::io_context& io, KvLog& log, GroupCommitter& committer,
-                     std::map<std::string, std::string> entries, Options options)
+                     std::map<std::string, std::string> entries,
+                     std::map<uint64_t, KvRecord> markers, Options options)
     : io_(io),
       log_(log),
       committer_(committer),
@@ -89,7 +94,8 @@ KvReplica::KvReplica(boost::asio::io_context& io, KvLog& log, GroupCommitter& co
       pool_(io),
       sweep_(io),
       retry_(io),
-      entries_(std::move(entries)) {}
+      entries_(std::move(entries)),
+      markers_(std::move(markers)) {}
 
 void KvReplica::Start(wire::ReplicaConfig config) {
   Apply(std::move(config));
@@ -159,7 +165,7 @@ void KvReplica::Apply(wire::ReplicaConfig config) {
   if (config_.role == ReplicaRole::kPrimary) {
     if (was_primary && same_epoch) return AdvanceCommit();  // replicas changed roles
     if (was_primary) StopBeingPrimary("no longer the primary of this epoch");
-    return BecomePrimary();
+    return BecomePrimary(was_primary);
   }
   if (was_primary) {
     StopBeingPrimary("no longer the primary: now " +
@@ -207,60 +213,84 @@ http::Response KvReplica::NotPrimary() const {
 
 void KvReplica::ClientPut(std::string key, std::string value, http::Responder respond) {
   if (config_.role != ReplicaRole::kPrimary) return respond(NotPrimary());
-  const uint64_t epoch = LogEpoch();
-  const auto deadline = Clock::now() + options_.ack_timeout;
-  ++appends_in_flight_;
+  if (opening_) {
+    return respond(
+        http::Response::Text(503, "not stored: this replica is becoming the primary of epoch " +
+                                      std::to_string(config_.epoch) + ": try again later\n"));
+  }
   std::string key_copy = key;
   std::string value_copy = value;
-  committer_.Append(
-      std::move(key_copy), std::move(value_copy), epoch,
-      [this, epoch, deadline, key = std::move(key), value = std::move(value),
-       respond = std::move(respond)](Status written, KvPosition position) mutable {
-        --appends_in_flight_;
-        if (!written.ok()) {
-          std::fprintf(stderr, "kvd: a write failed: %s\n", written.message().c_str());
-          return respond(http::Response::Text(500, written.message() + "\n"));
-        }
-        if (!PrimaryAt(epoch)) {
-          // Durable here but never acknowledged; a secondary's map follows its log.
-          entries_.insert_or_assign(std::move(key), std::move(value));
-          return respond(http::Response::Text(
-              503,
-              "not acknowledged: this replica is no longer the primary (the write may or "
-              "may not survive)\n"));
-        }
-        unacknowledged_[position.index] = {std::move(key), std::move(value), std::move(respond),
-                                           deadline};
-        OnLocalDurable(position.index);
-      });
+  const uint64_t index = AppendAsPrimary(std::move(key_copy), std::move(value_copy));
+  unacknowledged_[index] = {std::move(key), std::move(value), std::move(respond),
+                            Clock::now() + options_.ack_timeout};
 }
 
-bool KvReplica::PrimaryAt(uint64_t epoch) const {
-  return config_.role == ReplicaRole::kPrimary && LogEpoch() == epoch;
+void KvReplica::AppendDone() {
+  --appends_in_flight_;
+  if (appends_in_flight_ == 0 && opening_) OpenEpoch(/*was_primary=*/false);
 }
 
-void KvReplica::BecomePrimary() {
+void KvReplica::BecomePrimary(bool was_primary) {
   ++generation_;  // stops following
   epoch_start_ = 0;
   commit_ = 0;
   match_.clear();
-  durable_ = log_.last().index;
   state_ = "promoting: waiting for a quorum to hold the first record of epoch " +
            std::to_string(config_.epoch);
-  const uint64_t epoch = LogEpoch();
+  // A follower's batch still in the committer has positions this replica did not choose:
+  // position the marker after it once it is written.
+  if (was_primary || appends_in_flight_ == 0) return OpenEpoch(was_primary);
+  opening_ = true;
+}
+
+void KvReplica::OpenEpoch(bool was_primary) {
+  opening_ = false;
+  if (!was_primary) {  // the records it positioned as primary before are in its log
+    assigned_ = log_.last();
+    durable_ = assigned_.index;
+    sent_.clear();
+    sent_first_ = assigned_.index + 1;
+    sent_bytes_ = 0;
+  }
+  // This run's marker: its id tells a follower's records from those of an earlier run.
+  std::random_device random;
+  char id[17];
+  std::snprintf(id, sizeof id, "%08x%08x", random(), random());
+  epoch_start_ = AppendAsPrimary("", id);
+}
+
+uint64_t KvReplica::AppendAsPrimary(std::string key, std::string value) {
+  KvRecord record = {{LogEpoch(), assigned_.index + 1}, std::move(key), std::move(value)};
+  assigned_ = record.position;
+  if (record.key.empty()) markers_[record.position.index] = record;
+  std::string bytes = EncodeKvRecord(record);
+  sent_bytes_ += bytes.size();
+  sent_.push_back({record.position.epoch, std::move(bytes)});
   ++appends_in_flight_;
-  committer_.Append("", "", epoch, [this, epoch](Status written, KvPosition position) {
-    --appends_in_flight_;
+  const uint64_t index = record.position.index;
+  std::vector<KvRecord> records;
+  records.push_back(std::move(record));
+  committer_.AppendRecords(std::move(records), [this, index](Status written) {
     if (!written.ok()) {
-      // Without its marker this replica cannot commit anything: stop, the fabric fails over.
-      std::fprintf(stderr, "kvd: cannot open epoch %llu: %s; exiting\n",
-                   static_cast<unsigned long long>(epoch), written.message().c_str());
+      // Followers may hold this record (it was sent before its fsync): a later record must
+      // not take its position. Restarting replays the log, and followers ahead of it move
+      // their extra records aside (kv_replica.h).
+      std::fprintf(stderr, "kvd: cannot append record %llu as primary: %s; exiting\n",
+                   static_cast<unsigned long long>(index), written.message().c_str());
       std::exit(1);
     }
-    if (!PrimaryAt(epoch)) return;
-    epoch_start_ = position.index;
-    OnLocalDurable(position.index);
+    AppendDone();
+    if (config_.role == ReplicaRole::kPrimary) OnLocalDurable(index);
   });
+  // Answered after the handlers already due, so that concurrent writes go out together.
+  if (!polls_woken_) {
+    polls_woken_ = true;
+    boost::asio::post(io_, [this] {
+      polls_woken_ = false;
+      AnswerPolls();
+    });
+  }
+  return index;
 }
 
 void KvReplica::StopBeingPrimary(const std::string& why) {
@@ -274,35 +304,48 @@ void KvReplica::StopBeingPrimary(const std::string& why) {
   unacknowledged_.clear();
   for (auto& poll : polls_) poll.respond(NotPrimary());
   polls_.clear();
+  opening_ = false;
   epoch_start_ = 0;
   match_.clear();
 }
 
-void KvReplica::OnLocalDurable(uint64_t index) {
-  durable_ = std::max(durable_, index);
+void KvReplica::AnswerPolls() {
+  if (config_.role != ReplicaRole::kPrimary) return;
   std::vector<Poll> waiting;
   waiting.swap(polls_);
   for (auto& poll : waiting) {
-    if (poll.after < durable_) {
+    if (poll.after < assigned_.index) {
       poll.respond(Records(poll.after));
     } else {
       polls_.push_back(std::move(poll));
     }
+  }
+}
+
+void KvReplica::OnLocalDurable(uint64_t index) {
+  durable_ = std::max(durable_, index);
+  while (!sent_.empty() && sent_first_ <= durable_ && sent_bytes_ > kSentBytes) {
+    sent_bytes_ -= sent_.front().bytes.size();
+    sent_.pop_front();
+    ++sent_first_;
   }
   AdvanceCommit();
 }
 
 void KvReplica::AdvanceCommit() {
   if (config_.role != ReplicaRole::kPrimary || epoch_start_ == 0) return;
-  std::vector<uint64_t> held = {durable_};
+  // Itself and quorum - 1 secondaries. A secondary can be ahead of it: records go out
+  // before the primary's own fsync.
+  std::vector<uint64_t> held;
   for (const auto& peer : config_.replicas) {
     if (peer.role != ReplicaRole::kSecondary || peer.instance == config_.instance) continue;
     auto it = match_.find(peer.instance);
     held.push_back(it == match_.end() ? 0 : it->second);
   }
-  if (held.size() < static_cast<size_t>(config_.quorum)) return;
+  const size_t others = static_cast<size_t>(config_.quorum) - 1;
+  if (held.size() < others) return;
   std::sort(held.begin(), held.end(), std::greater<>());
-  const uint64_t quorum_holds = held[static_cast<size_t>(config_.quorum) - 1];
+  const uint64_t quorum_holds = others == 0 ? durable_ : std::min(durable_, held[others - 1]);
   // Only a record of this epoch commits by counting replicas; earlier ones with it.
   if (quorum_holds < epoch_start_ || quorum_holds <= commit_) return;
   commit_ = quorum_holds;
@@ -342,33 +385,73 @@ void KvReplica::ServeLog(const http::Request& request, http::Responder respond) 
     return respond(http::Response::Text(
         409, replica + " is not a follower at epoch " + std::to_string(config_.epoch) + "\n"));
   }
-  auto epoch_here = log_.EpochAt(*last_index);
+  if (opening_) {
+    return respond(http::Response::Text(
+        503, "this primary is opening epoch " + std::to_string(config_.epoch) + "\n"));
+  }
+  std::optional<uint64_t> shared;
+  auto epoch_here = EpochAt(*last_index);
   if (!epoch_here || *epoch_here != *last_epoch) {
     // Record last_index differs (or is not here): the logs share at most what precedes it.
-    uint64_t shared =
-        *last_index == 0 ? 0 : std::min(log_.EndOfEpoch(*last_epoch), *last_index - 1);
-    shared = std::min(shared, durable_);
+    shared = *last_index == 0 ? 0 : std::min(EndOfEpoch(*last_epoch), *last_index - 1);
+  }
+  auto marker_index = ParseU64(request.Query("marker_index"));
+  if (*last_epoch == LogEpoch() && marker_index && *marker_index > 0) {
+    // Which run of this primary sent the follower's records of this epoch (kv_replica.h).
+    uint64_t ours_until = *last_index;
+    auto marker = markers_.find(*marker_index);
+    if (marker == markers_.end() || marker->second.position.epoch != *last_epoch ||
+        marker->second.value != request.Query("marker_id")) {
+      ours_until = *marker_index - 1;
+    } else if (auto next = markers_.upper_bound(*marker_index); next != markers_.end()) {
+      ours_until = std::min(ours_until, next->first - 1);
+    }
+    if (ours_until < *last_index) shared = std::min(shared.value_or(ours_until), ours_until);
+  }
+  if (shared) {
     http::Response response = http::Response::Text(
-        412, "your log diverges from the primary's after index " + std::to_string(shared) + "\n");
-    response.headers.emplace_back(kSharedHeader, std::to_string(shared));
+        412, "your log diverges from the primary's after index " + std::to_string(*shared) + "\n");
+    response.headers.emplace_back(kSharedHeader, std::to_string(*shared));
     return respond(std::move(response));
   }
   if (peer->role == ReplicaRole::kSecondary) {
     match_[replica] = *last_index;
     AdvanceCommit();
   }
-  if (*last_index < durable_) return respond(Records(*last_index));
+  if (*last_index < assigned_.index) return respond(Records(*last_index));
   polls_.push_back({*last_index, std::move(respond), Clock::now() + options_.poll_wait});
+}
+
+std::optional<uint64_t> KvReplica::EpochAt(uint64_t index) const {
+  if (index < sent_first_) return log_.EpochAt(index);
+  if (index > assigned_.index) return std::nullopt;
+  return sent_[index - sent_first_].epoch;
+}
+
+uint64_t KvReplica::EndOfEpoch(uint64_t epoch) const {
+  // Epochs never decrease along the log.
+  for (size_t i = sent_.size(); i > 0; --i) {
+    if (sent_[i - 1].epoch <= epoch) return sent_first_ + i - 1;
+  }
+  return log_.EndOfEpoch(epoch);
 }
 
 http::Response KvReplica::Records(uint64_t after) {
   http::Response response;
   response.content_type = "application/octet-stream";
-  response.headers.emplace_back(kLastHeader, std::to_string(durable_));
-  if (after >= durable_) return response;
-  auto bytes = log_.ReadRange(after + 1, durable_, kMaxPullBytes);
-  if (!bytes.ok()) return http::Response::Text(500, bytes.status().message() + "\n");
-  response.body = *std::move(bytes);
+  response.headers.emplace_back(kLastHeader, std::to_string(assigned_.index));
+  if (after >= assigned_.index) return response;
+  if (after + 1 < sent_first_) {  // durable, no longer in memory
+    auto bytes = log_.ReadRange(after + 1, sent_first_ - 1, kMaxPullBytes);
+    if (!bytes.ok()) return http::Response::Text(500, bytes.status().message() + "\n");
+    response.body = *std::move(bytes);
+    return response;
+  }
+  for (uint64_t i = after + 1 - sent_first_; i < sent_.size(); ++i) {
+    if (!response.body.empty() && response.body.size() + sent_[i].bytes.size() > kMaxPullBytes)
+      break;
+    response.body += sent_[i].bytes;
+  }
   return response;
 }
 
@@ -402,11 +485,19 @@ void KvReplica::Pull(uint64_t generation) {
   if (generation != generation_) return;
   if (appends_in_flight_ > 0) return RetryPull(generation, 5ms);
   const KvPosition last = log_.last();
-  const std::string url = "http://" + config_.primary->address +
-                          "/hafab/v1/replica/log?epoch=" + std::to_string(config_.epoch) +
-                          "&replica=" + http::PercentEncode(config_.instance) +
-                          "&last_epoch=" + std::to_string(last.epoch) +
-                          "&last_index=" + std::to_string(last.index);
+  std::string url = "http://" + config_.primary->address +
+                    "/hafab/v1/replica/log?epoch=" + std::to_string(config_.epoch) +
+                    "&replica=" + http::PercentEncode(config_.instance) +
+                    "&last_epoch=" + std::to_string(last.epoch) +
+                    "&last_index=" + std::to_string(last.index);
+  // The last marker of its last record's epoch: which run of the primary wrote it.
+  if (auto marker = markers_.upper_bound(last.index); marker != markers_.begin()) {
+    --marker;
+    if (marker->second.position.epoch == last.epoch) {
+      url += "&marker_index=" + std::to_string(marker->first) +
+             "&marker_id=" + http::PercentEncode(marker->second.value);
+    }
+  }
   pool_.Fetch("GET", url, "", {}, options_.poll_wait + 5s,
               [this, generation, last](Result<http::Response> response) {
                 OnPulled(generation, last, std::move(response));
@@ -455,25 +546,28 @@ void KvReplica::OnPulled(uint64_t generation, KvPosition sent, Result<http::Resp
   const uint64_t last = records->back().position.index;
   std::vector<std::pair<std::string, std::string>> updates;
   for (const auto& record : *records) {
-    if (!record.key.empty()) updates.emplace_back(record.key, record.value);
+    if (!record.key.empty()) {
+      updates.emplace_back(record.key, record.value);
+    } else {
+      markers_[record.position.index] = record;
+    }
   }
   ++appends_in_flight_;
-  committer_.AppendRecords(*std::move(records),
-                           [this, generation, last, updates = std::move(updates)](Status written) {
-                             --appends_in_flight_;
-                             if (!written.ok()) {
-                               if (generation == generation_)
-                                 state_ = "cannot append: " + written.message();
-                               return RetryPull(generation, 100ms);
-                             }
-                             // A follower's map follows its durable log (it can be ahead of the
-                             // primary's commit).
-                             for (const auto& [key, value] : updates)
-                               entries_.insert_or_assign(key, value);
-                             if (generation != generation_) return;
-                             Followed(last);
-                             Pull(generation);
-                           });
+  committer_.AppendRecords(
+      *std::move(records), [this, generation, last, updates = std::move(updates)](Status written) {
+        AppendDone();
+        if (!written.ok()) {
+          markers_.erase(markers_.upper_bound(log_.last().index), markers_.end());
+          if (generation == generation_) state_ = "cannot append: " + written.message();
+          return RetryPull(generation, 100ms);
+        }
+        // A follower's map follows its durable log (it can be ahead of the
+        // primary's commit).
+        for (const auto& [key, value] : updates) entries_.insert_or_assign(key, value);
+        if (generation != generation_) return;
+        Followed(last);
+        Pull(generation);
+      });
 }
 
 void KvReplica::MoveAside(uint64_t shared_until, KvPosition last) {
@@ -499,6 +593,7 @@ void KvReplica::MoveAside(uint64_t shared_until, KvPosition last) {
     std::exit(1);
   }
   entries_ = std::move(replay.entries);
+  markers_ = std::move(replay.markers);
 }
 
 void KvReplica::Followed(uint64_t index) {

@@ -8,18 +8,29 @@
 // Replication is pulled: a follower asks its primary for the records after its last one
 // (epoch, index); the primary first checks that the follower's last record is in its own
 // log (else answers 412 with the last index they share: the follower moves the rest aside
-// into kvd.log.diverged-epoch-E and asks again), then answers at once or when new records
-// are durable (long poll). The next request of a follower also says what it now holds
-// durably; the primary acknowledges a client write once `quorum` replicas (itself and
-// secondaries, not building ones) hold it, and only writes of its own epoch, after its
-// first record of that epoch (a marker) is quorum-durable: from then on it reports
-// `role: primary`.
+// into kvd.log.diverged-epoch-E and asks again), then answers at once or when it has new
+// records (long poll). The primary positions each record itself and sends it from memory
+// as soon as it is queued for its own fsync: the two fsyncs run in parallel. The next
+// request of a follower also says what it now holds durably; the primary acknowledges a
+// client write once it holds it durably itself and `quorum` - 1 secondaries (not building
+// ones) do, and only writes of its own epoch, after its first record of that epoch (a
+// marker) is quorum-durable: from then on it reports `role: primary`.
+//
+// Because a follower can hold records its primary has not fsynced, a primary restarted in
+// the same epoch (its configuration is in its environment) can give their positions to
+// other records. So each run of a primary opens with a marker whose value is a random id,
+// and a follower whose last record is of the primary's epoch also names its last marker:
+// unless the primary holds that marker, the follower's records from it on are diverged;
+// if it does, those from the primary's next marker on are (they were sent by a run that
+// lost them). None of them was acknowledged: the primary acknowledges only what it holds.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,10 +64,11 @@ class KvReplica {
     std::chrono::milliseconds poll_wait{500};
   };
 
-  // `log` and `committer` outlive this; `entries` is the state the log replayed. Not
-  // thread-safe: runs on `io`'s thread, like every method below.
+  // `log` and `committer` outlive this; `entries` and `markers` are what the log replayed
+  // (KvLog::Replay). Not thread-safe: runs on `io`'s thread, like every method below.
   KvReplica(boost::asio::io_context& io, KvLog& log, GroupCommitter& committer,
-            std::map<std::string, std::string> entries, Options options);
+            std::map<std::string, std::string> entries, std::map<uint64_t, KvRecord> markers,
+            Options options);
   KvReplica(const KvReplica&) = delete;
   KvReplica& operator=(const KvReplica&) = delete;
 
@@ -80,6 +92,11 @@ class KvReplica {
     std::chrono::steady_clock::time_point deadline;
   };
 
+  struct Sent {  // a record in the primary's memory, as it goes to followers
+    uint64_t epoch;
+    std::string bytes;  // EncodeKvRecord
+  };
+
   void Apply(wire::ReplicaConfig config);
   void ApplyRequest(const std::string& body, const http::Responder& respond);
   http::Response StatusResponse() const;  // 200 with the contract's status
@@ -88,13 +105,24 @@ class KvReplica {
   void ClientPut(std::string key, std::string value, http::Responder respond);
   http::Response NotPrimary() const;
 
+  // Called when an append queued in the committer is done.
+  void AppendDone();
+
   // As primary.
-  void BecomePrimary();
+  void BecomePrimary(bool was_primary);
+  void OpenEpoch(bool was_primary);
   void StopBeingPrimary(const std::string& why);
-  bool PrimaryAt(uint64_t epoch) const;
+  // Positions a record after the last one, keeps it for followers, queues it for the fsync
+  // and wakes the followers' polls. Returns its index.
+  uint64_t AppendAsPrimary(std::string key, std::string value);
+  void AnswerPolls();
   void OnLocalDurable(uint64_t index);
   void AdvanceCommit();
   void ServeLog(const http::Request& request, http::Responder respond);
+  // The epoch of record `index` in this primary's log or memory (nullopt past the end), and
+  // the last index of a record of epoch `epoch` or earlier.
+  std::optional<uint64_t> EpochAt(uint64_t index) const;
+  uint64_t EndOfEpoch(uint64_t epoch) const;
   http::Response Records(uint64_t after);
   void Sweep();
 
@@ -113,6 +141,8 @@ class KvReplica {
   boost::asio::steady_timer sweep_;
   boost::asio::steady_timer retry_;
   std::map<std::string, std::string> entries_;  // what GET serves
+  // The markers in the log (and, as primary, the one not yet durable), by index.
+  std::map<uint64_t, KvRecord> markers_;
   wire::ReplicaConfig config_;
   bool configured_ = false;
   wire::ReplicaRole acting_ = wire::ReplicaRole::kSecondary;  // what the status reports
@@ -120,8 +150,16 @@ class KvReplica {
   int appends_in_flight_ = 0;  // in the committer; a follower pulls only when none is
 
   // As primary.
-  uint64_t epoch_start_ = 0;               // index of the marker opening this epoch, once durable
-  uint64_t durable_ = 0;                   // last index durable here
+  bool opening_ = false;      // waiting for a follower's appends to finish to open the epoch
+  KvPosition assigned_;       // of the last record positioned (the log's end once written)
+  uint64_t epoch_start_ = 0;  // index of the marker opening this epoch
+  uint64_t durable_ = 0;      // last index durable here
+  // Records from index sent_first_ on, from the last few durable ones to assigned_; older
+  // ones are read from the log.
+  std::deque<Sent> sent_;
+  uint64_t sent_first_ = 1;
+  size_t sent_bytes_ = 0;
+  bool polls_woken_ = false;               // an AnswerPolls is posted
   uint64_t commit_ = 0;                    // last index quorum-durable
   std::map<std::string, uint64_t> match_;  // secondary -> last index it holds durably
   std::map<uint64_t, Unacknowledged> unacknowledged_;

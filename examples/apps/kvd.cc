@@ -8,6 +8,7 @@
 //   GET /health                  -> 200
 // Every response carries X-Hafab-Instance and X-Hafab-Epoch.
 // With HAFAB_REPLICA_CONFIG set it is one replica of a replicated role (kv_replica.h).
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <charconv>
 #include <cstdio>
@@ -91,6 +92,12 @@ int Main(int argc, char** argv) {
   if (replay.torn_bytes > 0) {
     notes += ", truncated a torn last record of " + std::to_string(replay.torn_bytes) + " bytes";
   }
+  if (replay.stale_records > 0) {
+    notes += ", moved " + std::to_string(replay.stale_records) +
+             " records a primary of an older epoch appended after a newer one's (never "
+             "acknowledged) to " +
+             replay.stale_file;
+  }
   std::fprintf(stderr,
                "kvd: data dir %s: replayed %zu records, %zu keys, last position %llu/%llu%s\n",
                config->data_dir.c_str(), replay.records, entries.size(),
@@ -121,7 +128,8 @@ int Main(int argc, char** argv) {
   auto committer = std::make_unique<GroupCommitter>(io, **log);
 
   if (replica_config) {
-    KvReplica replica(io, **log, *committer, std::move(entries), *replica_options);
+    KvReplica replica(io, **log, *committer, std::move(entries), std::move(replay.markers),
+                      *replica_options);
     replica.Start(*std::move(replica_config));
     http::Server server(io, WithIdentity(
                                 *config,
@@ -134,6 +142,15 @@ int Main(int argc, char** argv) {
     return ServeUntilSignal("kvd", *config, io, server);
   }
 
+  // The records carry the instance's epoch (HAFAB_EPOCH, raised by each failover), never
+  // below the log's: a primary stopped and resumed after the next one took the volume
+  // appends at an older epoch, which the next replay sets aside (KvLog::Open).
+  std::optional<uint64_t> epoch;
+  if (!config->epoch.empty() &&
+      config->epoch.find_first_not_of("0123456789") == std::string::npos &&
+      config->epoch.size() < 19) {
+    epoch = std::max<uint64_t>(std::stoull(config->epoch), (*log)->last().epoch);
+  }
   auto handler = [&](http::Request&& request, http::Responder respond) {
     if (request.path == "/health") {
       return respond(request.method == "GET" || request.method == "HEAD"
@@ -147,7 +164,7 @@ int Main(int argc, char** argv) {
     if (request.method == "PUT") {
       std::string value = request.body;
       committer->Append(
-          key, std::move(request.body), std::nullopt,
+          key, std::move(request.body), epoch,
           [&entries, key, value = std::move(value), respond](Status written, KvPosition) mutable {
             if (!written.ok()) {
               std::fprintf(stderr, "kvd: PUT %s failed: %s\n", key.c_str(),

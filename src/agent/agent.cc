@@ -9,6 +9,7 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "agent/fence_watchdog.h"
@@ -70,6 +71,7 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
     : io_(io),
       clock_(clock),
       options_(std::move(options)),
+      metrics_(std::make_unique<AgentMetrics>(options_.node, limiter, ClockTicksPerSecond())),
       worker_(std::make_unique<Worker>(io)),
       limiter_(limiter),
       link_(link),
@@ -79,7 +81,8 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
       fence_timer_(io),
       poll_retry_timer_(io),
       sigchld_(io, SIGCHLD),
-      boot_id_(ReadBootId()) {
+      boot_id_(ReadBootId()),
+      keepalive_(options_.heartbeat_interval) {
   Worker* worker = worker_.get();
   volumes_ = std::make_unique<VolumeManager>(
       clock_, provider, options_.node,
@@ -87,6 +90,9 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
         worker->Run(std::move(op), std::move(done));
       },
       [](const std::string& dir) { return ProcessesHolding(dir); });
+  volumes_->on_result = [this](std::string_view op, std::string_view outcome) {
+    metrics_->RecordVolumeOp(op, outcome);
+  };
   Supervisor::Options so;
   so.node = options_.node;
   so.address = options_.address;
@@ -102,7 +108,8 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
   so.log_writer_argv = options_.log_writer_argv;
   so.log_max_bytes = options_.log_max_bytes;
   so.log_keep = options_.log_keep;
-  so.usage = [](const std::vector<pid_t>& pgids) { return UsageOfGroups(pgids); };
+  so.usage = options_.usage ? options_.usage
+                            : [](const std::vector<pid_t>& pgids) { return UsageOfGroups(pgids); };
   so.ticks_per_second = ClockTicksPerSecond();
   so.lease_valid = [this] { return lease_.Valid(); };
   so.start_time_of = [](pid_t pid) -> std::optional<uint64_t> {
@@ -111,12 +118,14 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
     return st->start_time;
   };
   supervisor_ = std::make_unique<Supervisor>(clock_, launcher, *volumes_, std::move(so));
-  probes_ = std::make_unique<ProbeRunner>(
-      io_, options_.address,
-      [this](const std::string& instance, pid_t pid, ProbeType type, ProbeOutcome outcome) {
-        supervisor_->RecordProbe(instance, pid, type, outcome);
-        HeartbeatOnChange();
-      });
+  probes_ =
+      std::make_unique<ProbeRunner>(io_, options_.address,
+                                    [this](const std::string& instance, pid_t pid, ProbeType type,
+                                           ProbeOutcome outcome, Duration latency) {
+                                      metrics_->RecordProbe(instance, type, outcome, latency);
+                                      supervisor_->RecordProbe(instance, pid, type, outcome);
+                                      HeartbeatOnChange();
+                                    });
   // Asked as often as heartbeats go, so that each carries a fresh position.
   replicas_ = std::make_unique<ReplicaLink>(
       io_, options_.address, options_.heartbeat_interval, std::chrono::seconds(2),
@@ -229,7 +238,27 @@ void Agent::Tick() {
     return;
   }
   HeartbeatOnChange();
+  if (publish_metrics_) PublishMetrics();
   ScheduleTick();
+}
+
+void Agent::PublishMetrics() {
+  const std::map<std::string, uint64_t> ticks = supervisor_->SampledCpuTicks();
+  std::vector<InstanceMetrics> instances;
+  for (const InstanceReport& r : supervisor_->Report()) {
+    InstanceMetrics m;
+    m.instance = r.instance;
+    m.role = r.role;
+    m.state = r.state;
+    m.readiness = r.readiness;
+    m.liveness = r.liveness;
+    m.restarts = r.restarts;
+    m.pid = static_cast<pid_t>(r.pid);
+    if (auto t = ticks.find(r.instance); t != ticks.end()) m.group_cpu_ticks = t->second;
+    m.group_rss_bytes = r.rss_bytes;
+    instances.push_back(std::move(m));
+  }
+  metrics_->SetInstances(std::move(instances), lease_.Valid(), supervisor_->fenced());
 }
 
 void Agent::CheckLease() {
@@ -241,6 +270,7 @@ void Agent::CheckLease() {
                                                  std::to_string(ToMs(options_.lease_ttl)) +
                                                  "ms; controllers " + link_.Describe() + ")";
   std::vector<std::string> killed = supervisor_->Fence(reason);
+  metrics_->RecordSelfFence(killed.size());
   fenced_at_ = clock_.Now();
   if (!killed.empty() || heartbeats_ok_ > 0) {
     unreported_fence_ = wire::FenceReport{reason, clock_.WallNow(), killed};
@@ -292,7 +322,7 @@ void Agent::RestoreLease() {
 }
 
 void Agent::ScheduleHeartbeat() {
-  heartbeat_timer_.expires_after(options_.heartbeat_interval);
+  heartbeat_timer_.expires_after(keepalive_);
   heartbeat_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     SendHeartbeat();
@@ -325,7 +355,7 @@ void Agent::HeartbeatOnChange() {
 }
 
 void Agent::HeartbeatNow() {
-  if (heartbeat_in_flight_) {
+  if (heartbeats_in_flight_ > 0) {
     heartbeat_again_ = true;
     return;
   }
@@ -334,7 +364,11 @@ void Agent::HeartbeatNow() {
 
 void Agent::SendHeartbeat() {
   ScheduleHeartbeat();
-  if (heartbeat_in_flight_) return;  // never pile up: the next one goes when this returns
+  if (heartbeats_in_flight_ >= 2 ||
+      (heartbeats_in_flight_ == 1 &&
+       clock_.Now() - heartbeat_sent_at_ < options_.heartbeat_interval)) {
+    return;  // the next one goes when this returns
+  }
   heartbeat_again_ = false;
   sent_digest_ = ReportDigest();
   wire::AgentHeartbeat in;
@@ -348,45 +382,71 @@ void Agent::SendHeartbeat() {
   in.volumes = volumes_->Report();
   in.fence = unreported_fence_;
   if (limiter_ != nullptr) in.resource_limits = limiter_->Mechanism();
+  // The ring: every standing suspicion (a controller that restarted learns them again) and the
+  // suspicions that ended since the last answer.
+  std::set<std::string> refutes_sent;  // per heartbeat: two may be in flight
+  if (ring_) {
+    for (const auto& s : ring_->monitor().suspected()) in.ring.push_back({s, true});
+    for (const auto& r : ring_refutes_) {
+      if (in.ring.size() >= wire::kMaxRingPeers) break;  // the rest with the next heartbeat
+      in.ring.push_back({r, false});
+      refutes_sent.insert(r);
+    }
+    const RingCounters& c = ring_->counters();
+    in.ring_endpoint = wire::RingEndpoint{ring_->port(), c.sent, c.received, c.dropped_invalid};
+  }
   const bool carried_fence = unreported_fence_.has_value();
   const TimePoint sent_at = clock_.Now();
-  heartbeat_in_flight_ = true;
+  ++heartbeats_in_flight_;
+  heartbeat_sent_at_ = sent_at;
   // Half a lease at most: a heartbeat whose connection was not accepted (its SYN dropped by a
   // listen queue an anonymous flood keeps full, retransmitted only after 1 s) is given up
   // and sent again on a new connection while the lease still holds.
   Duration timeout = std::min<Duration>(options_.lease_ttl / 2, std::chrono::seconds(1));
-  link_.Heartbeat(in, timeout, [this, sent_at, carried_fence](Result<wire::HeartbeatAnswer> r) {
-    heartbeat_in_flight_ = false;
-    if (!r.ok()) {
-      if (heartbeat_failures_++ % 25 == 0) {
-        if (heartbeats_ok_ == 0) {  // never answered: started before the controller
-          spdlog::warn("agent {}: waiting for the controller ({}), heartbeat every {}ms: {}",
-                       options_.node, link_.Describe(), ToMillis(options_.heartbeat_interval),
-                       r.status().ToString());
-        } else {
-          spdlog::warn("agent {}: heartbeat failed ({} in a row): {}", options_.node,
-                       heartbeat_failures_, r.status().ToString());
+  link_.Heartbeat(
+      in, timeout,
+      [this, sent_at, carried_fence,
+       refutes_sent = std::move(refutes_sent)](Result<wire::HeartbeatAnswer> r) {
+        --heartbeats_in_flight_;
+        metrics_->RecordHeartbeat(r.ok(), clock_.Now() - sent_at);
+        if (!r.ok()) {
+          if (heartbeat_failures_++ % 25 == 0) {
+            if (heartbeats_ok_ == 0) {  // never answered: started before the controller
+              spdlog::warn("agent {}: waiting for the controller ({}), heartbeat every {}ms: {}",
+                           options_.node, link_.Describe(), ToMillis(options_.heartbeat_interval),
+                           r.status().ToString());
+            } else {
+              spdlog::warn("agent {}: heartbeat failed ({} in a row): {}", options_.node,
+                           heartbeat_failures_, r.status().ToString());
+            }
+          }
+          return;
         }
-      }
-      return;
-    }
-    if (heartbeat_failures_ > 0) {
-      spdlog::info("agent {}: heartbeat answered again after {} failures", options_.node,
-                   heartbeat_failures_);
-    }
-    heartbeat_failures_ = 0;
-    ++heartbeats_ok_;
-    options_.lease_ttl = r->lease_ttl;
-    lease_.Renewed(sent_at, r->lease_ttl);
-    PersistLease();
-    ArmFenceTimer();
-    if (carried_fence) unreported_fence_.reset();
-    controller_generation_ = r->assignments_generation;
-    if (!have_list_ || controller_generation_ != applied_generation_ || supervisor_->fenced()) {
-      Poll(/*immediate=*/true);
-    }
-    if (heartbeat_again_) SendHeartbeat();
-  });
+        if (heartbeat_failures_ > 0) {
+          spdlog::info("agent {}: heartbeat answered again after {} failures", options_.node,
+                       heartbeat_failures_);
+        }
+        heartbeat_failures_ = 0;
+        ++heartbeats_ok_;
+        for (const auto& n : refutes_sent) ring_refutes_.erase(n);
+        // The ring's keep-alive (longer for a node without an active-passive primary), or ours.
+        const Duration keepalive = r->keepalive.value_or(options_.heartbeat_interval);
+        if (keepalive != keepalive_) {
+          const bool sooner = keepalive < keepalive_;
+          keepalive_ = keepalive;
+          if (sooner) ScheduleHeartbeat();
+        }
+        options_.lease_ttl = r->lease_ttl;
+        lease_.Renewed(sent_at, r->lease_ttl);
+        PersistLease();
+        ArmFenceTimer();
+        if (carried_fence) unreported_fence_.reset();
+        controller_generation_ = r->assignments_generation;
+        if (!have_list_ || controller_generation_ != applied_generation_ || supervisor_->fenced()) {
+          Poll(/*immediate=*/true);
+        }
+        if (heartbeat_again_) SendHeartbeat();
+      });
 }
 
 void Agent::Poll(bool immediate) {
@@ -403,6 +463,7 @@ void Agent::Poll(bool immediate) {
                            OnAssignments(seq, sent_at, std::move(r));
                            if (immediate) return;
                            if (ok) {
+                             AfterLongPoll(sent_at);
                              Poll(false);
                              return;
                            }
@@ -428,6 +489,7 @@ void Agent::OnAssignments(uint64_t seq, TimePoint sent_at, Result<wire::Assignme
   if (newer) {
     spdlog::info("agent {}: applying assignments generation {} ({} instances)", options_.node,
                  list.generation, list.assignments.size());
+    ApplyRing(list);
     supervisor_->Apply(list);
     applied_generation_ = list.generation;
     have_list_ = true;
@@ -440,7 +502,57 @@ void Agent::OnAssignments(uint64_t seq, TimePoint sent_at, Result<wire::Assignme
     supervisor_->Unfence();
   }
   supervisor_->Tick();
+  // A replica's new configuration (a fence, a promotion) goes now, not at the next tick.
+  replicas_->Sync(supervisor_->ReplicaTargets());
   HeartbeatOnChange();  // the new generation (and what it started) reaches the controller now
+}
+
+void Agent::AfterLongPoll(TimePoint sent_at) {
+  // Answered well before its wait: the ring arbiter's check (controller/api.cc) or a new list;
+  // either way the controller hears from us now.
+  if (ring_ && clock_.Now() - sent_at < options_.assignments_wait * 9 / 10) HeartbeatNow();
+}
+
+void Agent::ApplyRing(const wire::AssignmentList& list) {
+  if (!ring_) {
+    if (list.ring.empty()) return;
+    RingOptions ro;
+    // Not hafab::Random: the first seq is what makes an ack recorded in an earlier run useless
+    // to a replayer (ring_datagram.h), so it must not be predictable.
+    std::random_device rd;
+    ro.first_seq = (static_cast<uint64_t>(rd()) << 32 | rd()) >> 1;
+    auto ring = std::make_unique<RingTransport>(io_, clock_, options_.node, ro,
+                                                [this] { OnRingReports(); });
+    auto port = ring->Listen(options_.address, options_.ring_port);
+    if (!port.ok()) {
+      spdlog::error(
+          "agent {}: failure_detector ring: {}; not probing (the neighbours will "
+          "suspect this node, and the controller will find it isolated)",
+          options_.node, port.status().ToString());
+      return;
+    }
+    spdlog::info("agent {}: ring probes on udp {}:{}", options_.node, options_.address, *port);
+    ring_ = std::move(ring);
+    HeartbeatNow();  // the controller learns the port, its watchers where to probe
+  }
+  ring_->SetPeers(list.ring, list.ring_key);
+}
+
+void Agent::OnRingReports() {
+  bool changed = false;
+  for (const wire::RingReport& r : ring_->monitor().TakeReports()) {
+    changed = true;
+    if (r.suspect) {
+      spdlog::warn("agent {}: ring: neighbour {} does not answer its probes (suspected)",
+                   options_.node, r.about);
+      ring_refutes_.erase(r.about);
+    } else {
+      spdlog::info("agent {}: ring: neighbour {} answers again", options_.node, r.about);
+      ring_refutes_.insert(r.about);
+    }
+  }
+  // A change in what the agent suspects is reported at once (the controller arbitrates).
+  if (changed && heartbeats_ok_ > 0) HeartbeatNow();
 }
 
 }  // namespace hafab::agent

@@ -6,19 +6,24 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "agent/agent_metrics.h"
 #include "agent/control_link.h"
 #include "agent/launcher.h"
 #include "agent/lease.h"
 #include "agent/probe_runner.h"
 #include "agent/process_tracker.h"
+#include "agent/procfs.h"
 #include "agent/replica_link.h"
 #include "agent/resource_limiter.h"
+#include "agent/ring_transport.h"
 #include "agent/supervisor.h"
 #include "agent/volume_manager.h"
 #include "provider/provider.h"
@@ -47,6 +52,14 @@ struct AgentOptions {
   std::vector<std::string> log_writer_argv;
   uint64_t log_max_bytes = 10 << 20;
   int log_keep = 3;
+  // failure_detector ring: the UDP port ring probes arrive on, on `address` (0 = any free
+  // port; the controller learns it from the heartbeats). Opened with the first assignment
+  // list that names ring neighbours.
+  uint16_t ring_port = 0;
+  // The CPU and memory of the instances' process groups (Supervisor::Options::usage); null =
+  // one /proc scan per second (UsageOfGroups). The load generator (bench/controller_load), whose
+  // instances are not processes, gives one that measures nothing.
+  std::function<std::map<pid_t, GroupUsage>(const std::vector<pid_t>&)> usage;
 };
 
 class Agent {
@@ -66,6 +79,12 @@ class Agent {
   const LeaseTracker& lease() const { return lease_; }
   uint64_t applied_generation() const { return applied_generation_; }
   int heartbeats_ok() const { return heartbeats_ok_; }
+  // What GET /metrics shows (agent/metrics_server.h serves it); thread-safe. The instances'
+  // states are published into it on each tick once EnableMetrics() was called (an agent
+  // without a metrics endpoint, or the simulator's thousands, skip that work). Call before the
+  // io_context runs.
+  const AgentMetrics& metrics() const { return *metrics_; }
+  void EnableMetrics() { publish_metrics_ = true; }
 
  private:
   void Tick();
@@ -80,7 +99,13 @@ class Agent {
   std::string ReportDigest() const;
   void Poll(bool immediate);
   void OnAssignments(uint64_t seq, TimePoint sent_at, Result<wire::AssignmentList> r);
+  // The ring neighbours of a new list: the transport opened at the first, given the peers.
+  void ApplyRing(const wire::AssignmentList& list);
+  void OnRingReports();
+  void AfterLongPoll(TimePoint sent_at);
   void CheckLease();
+  // The instances, the lease and the fence as of now, for the next scrape.
+  void PublishMetrics();
   void ArmFenceTimer();
   void PersistLease();
   void RestoreLease();
@@ -91,6 +116,8 @@ class Agent {
   boost::asio::io_context& io_;
   Clock& clock_;
   AgentOptions options_;
+  std::unique_ptr<AgentMetrics> metrics_;
+  bool publish_metrics_ = false;
   class Worker;
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<VolumeManager> volumes_;
@@ -106,7 +133,12 @@ class Agent {
   boost::asio::steady_timer poll_retry_timer_;
   boost::asio::signal_set sigchld_;
   std::string boot_id_;
-  bool heartbeat_in_flight_ = false;
+  // Heartbeats sent and not answered yet, and when the last one went. One unanswered for a
+  // whole interval (its request or its answer lost, or slow) does not hold back the next: a
+  // lost message costs an interval, not the timeout, and two in a row do not cost the lease.
+  // Never more than two.
+  int heartbeats_in_flight_ = 0;
+  TimePoint heartbeat_sent_at_{};
   bool heartbeat_again_ = false;  // a change happened while a heartbeat was in flight
   std::string sent_digest_;       // ReportDigest() as of the last heartbeat sent
   bool long_poll_in_flight_ = false;
@@ -123,6 +155,9 @@ class Agent {
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
   pid_t watchdog_pid_ = 0;
+  Duration keepalive_;  // the heartbeat timer's period: the controller's keep-alive, if it says
+  std::set<std::string> ring_refutes_;   // suspicions that ended, not yet told the controller
+  std::unique_ptr<RingTransport> ring_;  // last: destroyed first, its callbacks name this agent
 };
 
 }  // namespace hafab::agent

@@ -34,6 +34,24 @@ uint64_t ReadKeyed(const std::string& path, const std::string& key) {
   return 0;
 }
 
+// The first number in a file (memory.current, cpuacct.usage); nullopt if unreadable.
+std::optional<uint64_t> ReadNumber(const std::string& path) {
+  std::ifstream in(path);
+  uint64_t v;
+  if (!(in >> v)) return std::nullopt;
+  return v;
+}
+
+std::optional<uint64_t> ReadKeyedIfPresent(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  std::string k;
+  uint64_t v;
+  while (in >> k >> v) {
+    if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
 bool Writable(const std::string& dir) { return access(dir.c_str(), W_OK) == 0; }
 
 Status MakeDir(const std::string& dir) {
@@ -88,6 +106,16 @@ void CgroupV1Limiter::Release(const std::string& instance) {
   oom_baseline_.erase(instance);
 }
 
+std::optional<CgroupUsage> CgroupV1Limiter::Usage(const std::string& instance) const {
+  CgroupUsage u;
+  u.memory_bytes = ReadNumber(memory_base_ + "/" + instance + "/memory.usage_in_bytes");
+  if (auto ns = ReadNumber(cpu_base_ + "/" + instance + "/cpuacct.usage")) {
+    u.cpu_seconds = static_cast<double>(*ns) / 1e9;
+  }
+  if (!u.memory_bytes && !u.cpu_seconds) return std::nullopt;
+  return u;
+}
+
 CgroupV2Limiter::CgroupV2Limiter(std::string base) : base_(std::move(base)) {}
 
 CgroupV2Limiter::~CgroupV2Limiter() { rmdir(base_.c_str()); }
@@ -118,6 +146,17 @@ bool CgroupV2Limiter::OomKilled(const std::string& instance) {
 void CgroupV2Limiter::Release(const std::string& instance) {
   rmdir((base_ + "/" + instance).c_str());
   oom_baseline_.erase(instance);
+}
+
+std::optional<CgroupUsage> CgroupV2Limiter::Usage(const std::string& instance) const {
+  const std::string dir = base_ + "/" + instance;
+  CgroupUsage u;
+  u.memory_bytes = ReadNumber(dir + "/memory.current");
+  if (auto us = ReadKeyedIfPresent(dir + "/cpu.stat", "usage_usec")) {
+    u.cpu_seconds = static_cast<double>(*us) / 1e6;
+  }
+  if (!u.memory_bytes && !u.cpu_seconds) return std::nullopt;
+  return u;
 }
 
 Status RlimitLimiter::Prepare(const std::string& instance, const manifest::Resources& r,

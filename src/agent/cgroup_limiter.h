@@ -26,6 +26,8 @@ class CgroupV1Limiter final : public ResourceLimiter {
                  LaunchSpec* spec) override;
   bool OomKilled(const std::string& instance) override;
   void Release(const std::string& instance) override;
+  // memory.usage_in_bytes; cpuacct.usage where cpuacct is mounted with cpu (else no CPU).
+  std::optional<CgroupUsage> Usage(const std::string& instance) const override;
 
  private:
   std::string memory_base_;
@@ -43,6 +45,8 @@ class CgroupV2Limiter final : public ResourceLimiter {
                  LaunchSpec* spec) override;
   bool OomKilled(const std::string& instance) override;
   void Release(const std::string& instance) override;
+  // cpu.stat usage_usec and memory.current.
+  std::optional<CgroupUsage> Usage(const std::string& instance) const override;
 
  private:
   std::string base_;

@@ -8,6 +8,7 @@
 
 #include "agent/process_launcher.h"
 #include "http/http.h"
+#include "http/pool.h"
 
 namespace hafab::agent {
 
@@ -23,7 +24,8 @@ struct ProbeRunner::Probing : std::enable_shared_from_this<Probing> {
         target(std::move(target)),
         type(type),
         probe(std::move(probe)),
-        report(std::move(report)) {}
+        report(std::move(report)),
+        pool(io) {}
 
   void Schedule() {
     timer.expires_after(probe.interval);
@@ -35,11 +37,12 @@ struct ProbeRunner::Probing : std::enable_shared_from_this<Probing> {
 
   void Done(ProbeOutcome outcome) {
     if (stopped) return;
-    report(target.instance, target.pid, type, outcome);
+    report(target.instance, target.pid, type, outcome, RealClock().Now() - started);
     Schedule();
   }
 
   void RunOnce() {
+    started = RealClock().Now();
     switch (probe.kind) {
       case manifest::ProbeKind::kTcp:
         return RunTcp();
@@ -78,14 +81,14 @@ struct ProbeRunner::Probing : std::enable_shared_from_this<Probing> {
   void RunHttp() {
     std::string path = probe.path.empty() || probe.path[0] != '/' ? "/" + probe.path : probe.path;
     std::string url = "http://" + address + ":" + std::to_string(target.port) + path;
-    http::AsyncFetch(io, "GET", url, "", {}, probe.timeout,
-                     [self = shared_from_this()](Result<http::Response> r) {
-                       if (!r.ok()) return self->Done(ProbeOutcome::kFailed);
-                       int s = r->status;
-                       if (s >= 200 && s < 300) return self->Done(ProbeOutcome::kOk);
-                       if (s == 503) return self->Done(ProbeOutcome::kBusy);
-                       self->Done(ProbeOutcome::kFailed);
-                     });
+    pool.Fetch("GET", url, "", {}, probe.timeout,
+               [self = shared_from_this()](Result<http::Response> r) {
+                 if (!r.ok()) return self->Done(ProbeOutcome::kFailed);
+                 int s = r->status;
+                 if (s >= 200 && s < 300) return self->Done(ProbeOutcome::kOk);
+                 if (s == 503) return self->Done(ProbeOutcome::kBusy);
+                 self->Done(ProbeOutcome::kFailed);
+               });
   }
 
   void RunExec() {
@@ -144,9 +147,15 @@ struct ProbeRunner::Probing : std::enable_shared_from_this<Probing> {
   ProbeType type;
   manifest::Probe probe;
   ReportFn report;
+  // http: the probe's connection is kept alive between probes (as Envoy's health checks do),
+  // so an app whose listen queue a flood fills (the kernel drops new SYNs: the 1 s
+  // retransmit is longer than any probe's timeout) is still asked and not taken for hung.
+  // A request that times out closes its connection: a hung app is still seen.
+  http::ConnectionPool pool;
   bool stopped = false;
   pid_t exec_pid = 0;
   TimePoint exec_deadline;
+  TimePoint started;
 };
 
 ProbeRunner::ProbeRunner(asio::io_context& io, std::string address, ReportFn report)

@@ -20,8 +20,9 @@ namespace hafab::agent {
 
 class ProbeRunner {
  public:
-  using ReportFn =
-      std::function<void(const std::string& instance, pid_t pid, ProbeType, ProbeOutcome)>;
+  // `latency`: from the probe's start to its result.
+  using ReportFn = std::function<void(const std::string& instance, pid_t pid, ProbeType,
+                                      ProbeOutcome, Duration latency)>;
 
   // `address`: where instances listen (the node's address, e.g. 127.0.0.1).
   ProbeRunner(boost::asio::io_context& io, std::string address, ReportFn report);

@@ -59,7 +59,18 @@ class HookRun : public std::enable_shared_from_this<HookRun> {
     Wait();
   }
 
-  void Kill() {
+  // Kills the hook's process group; no answer is given.
+  void Cancel() {
+    KillGroup();
+    finished_ = true;
+    done_ = nullptr;
+    timer_.cancel();
+    boost::system::error_code ignored;
+    out_.close(ignored);
+  }
+
+ private:
+  void KillGroup() {
     if (pid_ <= 0) return;
     kill(-pid_, SIGKILL);
     int status;
@@ -67,7 +78,6 @@ class HookRun : public std::enable_shared_from_this<HookRun> {
     pid_ = 0;
   }
 
- private:
   void Read() {
     out_.async_read_some(asio::buffer(buf_),
                          [self = shared_from_this()](boost::system::error_code ec, size_t n) {
@@ -99,7 +109,7 @@ class HookRun : public std::enable_shared_from_this<HookRun> {
         pid_ = 0;
         exit_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       } else if (r < 0 || RealClock().Now() >= deadline_) {
-        Kill();
+        KillGroup();
         return Finish(
             Status::DeadlineExceeded("no answer within " + std::to_string(ToMs(timeout_)) + " ms"));
       } else {
@@ -161,13 +171,16 @@ struct ReplicaLink::Linked : std::enable_shared_from_this<Linked> {
   void Run() {
     busy = true;
     const bool configure = accepted != target.config;
+    configuring = configure;
+    const uint64_t id = ++calls;
     const wire::ReplicaConfig sent = target.config;
     const std::string what =
         (target.hook.empty() ? std::string(configure ? "PUT " : "GET ") + kPath
                              : target.hook + (configure ? " configure" : " status")) +
         " (epoch " + std::to_string(sent.epoch) + ")";
-    auto done = [self = shared_from_this(), configure, sent, what](Result<std::string> answer,
-                                                                   int http_status) {
+    auto done = [self = shared_from_this(), configure, sent, what, id](Result<std::string> answer,
+                                                                       int http_status) {
+      if (id != self->calls) return;  // a status call given up for a new configuration
       self->busy = false;
       if (self->stopped) return;
       Result<wire::ReplicaStatus> status =
@@ -209,10 +222,26 @@ struct ReplicaLink::Linked : std::enable_shared_from_this<Linked> {
                      });
   }
 
+  // A new configuration while a call is in flight: a status call is given up (its answer
+  // would be of the old configuration) and the configuration goes at once — a promotion or a
+  // fence does not wait for a status hook to finish. A configuration call in flight is never
+  // interrupted (it may be changing the replica): the new one goes when it ends.
+  void Reconfigure() {
+    if (!busy) return Schedule(Duration::zero());
+    if (configuring) {
+      again = true;
+      return;
+    }
+    ++calls;  // its answer, if it still comes (HTTP), is ignored
+    busy = false;
+    if (hook) hook->Cancel();
+    Schedule(Duration::zero());
+  }
+
   void Stop() {
     stopped = true;
     timer.cancel();
-    if (hook) hook->Kill();
+    if (hook) hook->Cancel();
   }
 
   asio::io_context& io;
@@ -224,8 +253,10 @@ struct ReplicaLink::Linked : std::enable_shared_from_this<Linked> {
   ReportFn report;
   std::optional<wire::ReplicaConfig> accepted;  // the configuration it last accepted
   std::shared_ptr<HookRun> hook;
-  bool busy = false;   // a call is in flight
-  bool again = false;  // a new configuration arrived during it
+  bool busy = false;         // a call is in flight
+  bool configuring = false;  // ... and it is a configuration
+  uint64_t calls = 0;        // calls made; the number of the one whose answer counts
+  bool again = false;        // a new configuration arrived during it
   bool stopped = false;
 };
 
@@ -256,8 +287,7 @@ void ReplicaLink::Sync(const std::vector<ReplicaTarget>& targets) {
     linked_.erase(it);
     const bool changed = l->target.config != t.config;
     l->target = t;
-    if (changed && l->busy) l->again = true;
-    if (changed) l->Schedule(Duration::zero());
+    if (changed) l->Reconfigure();
     next[key] = std::move(l);
   }
   for (auto& [key, l] : linked_) l->Stop();

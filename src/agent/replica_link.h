@@ -1,6 +1,7 @@
 // ReplicaLink: the agent's half of the replicated-role contract (docs/replication.md). For
 // each running replica it gives the replica its configuration whenever that changes, without
-// a restart, and asks for its status every interval, so that each heartbeat carries where the
+// a restart and without waiting for a status call in flight (given up: a status hook is killed),
+// and asks for its status every interval, so that each heartbeat carries where the
 // replica's log ends. Over HTTP by default (`PUT`/`GET /hafab/v1/replica` on the replica's
 // port), or through the manifest's hook (`hook configure` with the configuration on stdin,
 // `hook status`; each prints the status on stdout). Runs on the agent's io_context, one timer

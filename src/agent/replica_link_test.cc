@@ -2,6 +2,7 @@
 #include "agent/replica_link.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <boost/asio/io_context.hpp>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "core/json.h"
 #include "http/http.h"
 #include "testing/read_file.h"
+#include "testing/run_io.h"
 #include "testing/temp_dir.h"
 
 namespace hafab::agent {
@@ -18,16 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-// Runs `io` until `cond` holds or `timeout` passes (real time).
-bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& cond,
-              Duration timeout = 10s) {
-  const TimePoint deadline = RealClock().Now() + timeout;
-  while (!cond() && RealClock().Now() < deadline) {
-    io.run_for(std::chrono::milliseconds(5));
-    io.restart();
-  }
-  return cond();
-}
+using testing::RunUntil;
 
 wire::ReplicaConfig Config(int64_t epoch, wire::ReplicaRole role) {
   wire::ReplicaConfig c;
@@ -125,10 +118,13 @@ TEST(ReplicaLinkTest, ConfiguresOverHttpThenAsksForTheStatusAndReconfiguresOnACh
   }));
   EXPECT_EQ(reports.got.back()->epoch, 4);
 
-  // Not listed any more: no more calls.
+  // Not listed any more: no more calls. A call sent before (the interval is 20 ms; under TSan
+  // one turn of the loop can take longer) may still reach the replica: let it land first.
   link.Sync({});
-  const int gets = replica.gets();
   io.run_for(100ms);
+  io.restart();
+  const int gets = replica.gets();
+  io.run_for(200ms);
   EXPECT_EQ(replica.gets(), gets);
 }
 
@@ -208,6 +204,43 @@ TEST(ReplicaLinkTest, TheHookGetsTheConfigurationInItsEnvironmentAndPrintsTheSta
   EXPECT_NE(text.find("status secondary 3 127.0.0.1:1 x"), std::string::npos) << text;
   EXPECT_EQ(reports.got[0]->position, (wire::Position{2, 5}));
   EXPECT_NE(testing::ReadWhole(dir.path() + "/hook.log").find("to the log"), std::string::npos);
+}
+
+// A new configuration (a promotion, a fence) does not wait for a status call in flight: the
+// status hook is killed and the configuration goes at once.
+TEST(ReplicaLinkTest, ANewConfigurationDoesNotWaitForAStatusCallInFlight) {
+  testing::TempDir dir;
+  const std::string hook = dir.path() + "/hook";
+  const std::string status_pid = dir.path() + "/status.pid";
+  {
+    std::ofstream f(hook);
+    f << "#!/bin/sh\n"
+         "if [ \"$1\" = status ]; then echo $$ > "
+      << status_pid << ".tmp && mv " << status_pid << ".tmp " << status_pid
+      << " && exec sleep 30; fi\n"
+         "echo '{\"role\": \"'$HAFAB_REPLICA_ROLE'\", \"epoch\": '$HAFAB_REPLICA_EPOCH', "
+         "\"position\": {\"epoch\": 2, \"index\": 5}, \"state\": \"streaming\"}'\n";
+  }
+  ASSERT_EQ(chmod(hook.c_str(), 0755), 0);
+  boost::asio::io_context io;
+  Reports reports;
+  ReplicaLink link(io, "127.0.0.1", 20ms, 60s, reports.Fn());
+  ReplicaTarget t{"kv-1", 42, 1, Config(3, wire::ReplicaRole::kSecondary), hook, {}};
+  t.hook_spec.env = {{"PATH", "/usr/bin:/bin"}};
+  link.Sync({t});
+  // Configured, then asked for its status, which hangs.
+  ASSERT_TRUE(
+      RunUntil(io, [&] { return reports.ok() == 1 && !testing::ReadWhole(status_pid).empty(); }));
+  const pid_t hung = std::stoi(testing::ReadWhole(status_pid));
+
+  t.config = Config(4, wire::ReplicaRole::kPrimary);
+  link.Sync({t});
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return reports.ok() == 2; }, 10s));  // not after the status's 30 s
+  EXPECT_EQ(reports.got.back()->role, wire::ReplicaRole::kPrimary);
+  EXPECT_EQ(reports.got.back()->epoch, 4);
+  EXPECT_EQ(reports.got.size(), 2u);  // the status given up is not reported
+  EXPECT_NE(kill(hung, 0), 0);        // killed (and reaped)
 }
 
 TEST(ReplicaLinkTest, AHookThatHangsIsKilledAtTheTimeout) {

@@ -3,12 +3,21 @@
 // memory hierarchies, else setrlimit(RLIMIT_AS) and nice.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "agent/launcher.h"
 #include "manifest/model.h"
 
 namespace hafab::agent {
+
+// What an instance's cgroup accounts: CPU time since it was created and memory in use now
+// (page cache included, as the kernel charges it); nullopt where the mechanism keeps none.
+struct CgroupUsage {
+  std::optional<double> cpu_seconds;
+  std::optional<uint64_t> memory_bytes;
+};
 
 class ResourceLimiter {
  public:
@@ -24,6 +33,11 @@ class ResourceLimiter {
   virtual bool OomKilled(const std::string& instance) = 0;
   // The instance is gone for good: remove its cgroups.
   virtual void Release(const std::string& instance) = 0;
+  // The usage its cgroups account (read from their files now), nullopt when it has none
+  // (rlimit, or not prepared). Thread-safe: a metrics scrape calls it off the agent's thread.
+  virtual std::optional<CgroupUsage> Usage(const std::string& instance) const {
+    return std::nullopt;
+  }
 };
 
 }  // namespace hafab::agent

@@ -871,6 +871,14 @@ void Supervisor::RemovePidFile(const std::string& instance) {
   fs::remove(PidFilePath(instance), ec);
 }
 
+std::map<std::string, uint64_t> Supervisor::SampledCpuTicks() const {
+  std::map<std::string, uint64_t> out;
+  for (const auto& [name, in] : instances_) {
+    if (in->pid != 0 && in->cpu_valid) out[name] = in->last_cpu_ticks;
+  }
+  return out;
+}
+
 std::vector<InstanceReport> Supervisor::Report() const {
   std::vector<InstanceReport> out;
   for (const auto& [name, in] : instances_) {

@@ -148,6 +148,9 @@ class Supervisor {
   std::map<std::string, std::string> DesiredVolumes() const;
   // Pids of the live instance processes.
   std::vector<pid_t> Pids() const;
+  // CPU ticks of each running instance's process group at its last usage sample (its live
+  // members only), by instance; instances not sampled yet are absent.
+  std::map<std::string, uint64_t> SampledCpuTicks() const;
 
   std::string LogPath(const std::string& instance) const;
   std::string PidFilePath(const std::string& instance) const;

@@ -126,6 +126,11 @@ void VolumeManager::StartAttach(const std::string& name, Volume& v) {
           [this, name](Status st) {
             Volume& v = volumes_[name];
             v.op_in_flight = false;
+            if (on_result) {
+              on_result("attach", st.ok()                              ? "ok"
+                                  : st.code() == StatusCode::kConflict ? "conflict"
+                                                                       : "failed");
+            }
             if (st.ok()) {
               spdlog::info("volume {}: attached to {} for {}", name, node_, v.instance);
               v.state = VolumeState::kAttached;
@@ -163,6 +168,7 @@ void VolumeManager::StepDetaching(const std::string& name, Volume& v) {
             v.op_in_flight = false;
             if (st.code() == StatusCode::kNotFound && v.state == VolumeState::kDetaching) {
               spdlog::info("volume {}: no longer attached to {} (force-detached)", name, node_);
+              if (on_result) on_result("detach", "force_detached");
               v.state = VolumeState::kDetached;
               v.error.clear();
             }
@@ -175,6 +181,7 @@ void VolumeManager::StepDetaching(const std::string& name, Volume& v) {
           [this, name](Status st) {
             Volume& v = volumes_[name];
             v.op_in_flight = false;
+            if (on_result) on_result("detach", st.ok() ? "ok" : "failed");
             if (st.ok()) {
               spdlog::info("volume {}: detached from {}", name, node_);
               v.state = VolumeState::kDetached;

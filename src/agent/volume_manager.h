@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -63,6 +64,9 @@ class VolumeManager {
   Duration holder_check_interval = std::chrono::milliseconds(100);
   // While holders remain, how often to ask the provider whether the volume is still ours.
   Duration describe_interval = std::chrono::seconds(2);
+  // Told each provider call's result (on the caller's thread): op "attach" or "detach",
+  // outcome "ok", "failed", "conflict" (attached elsewhere) or "force_detached".
+  std::function<void(std::string_view op, std::string_view outcome)> on_result;
 
  private:
   struct Volume {

@@ -89,6 +89,32 @@ TEST(CliGoldenTest, StatusTable) {
   ExpectGolden("status_table", RenderStatusTable(j));
 }
 
+// A replicated role that cannot take writes says which operation holds it and what it waits for.
+TEST(CliGoldenTest, StatusTableSaysWhyAReplicatedRoleIsNotWritable) {
+  auto j = nlohmann::json::parse(Read(std::string(HAFAB_GOLDEN_DIR) + "/status.json"));
+  j["roles"] = nlohmann::json::parse(Read(std::string(HAFAB_GOLDEN_DIR) + "/roles.json"))["roles"];
+  j["roles"][2]["primary"] = "";
+  j["roles"][2]["operation"] = "op-31";
+  j["roles"][2]["quorum"]["following"] = 0;
+  j["roles"][2]["quorum"]["writable"] = false;
+  j["operations"].push_back(
+      {{"id", "op-31"},
+       {"kind", "reconfigure"},
+       {"role", "kv"},
+       {"state", "running"},
+       {"step", "collect"},
+       {"steps",
+        {{{"name", "fence"}, {"note", ""}},
+         {{"name", "collect"},
+          {"note", "quorum lost: 1 of the 2 replicas needed took epoch 3"}}}}});
+  EXPECT_NE(RenderStatusTable(j).find("\nreplicated kv: primary (none) at epoch 2, 0 of 3 replicas "
+                                      "following, quorum 2: NOT WRITABLE (operation op-31, step "
+                                      "collect: quorum lost: 1 of the 2 replicas needed took "
+                                      "epoch 3)\n"),
+            std::string::npos)
+      << RenderStatusTable(j);
+}
+
 TEST(CliGoldenTest, StatusTableSaysWhenStoreCommitsFailed) {
   auto j = nlohmann::json::parse(Read(std::string(HAFAB_GOLDEN_DIR) + "/status.json"));
   EXPECT_EQ(RenderStatusTable(j).find("store:"), std::string::npos);

@@ -16,12 +16,14 @@
 #include "agent/controller_client.h"
 #include "agent/fence_watchdog.h"
 #include "agent/log_writer.h"
+#include "agent/metrics_server.h"
 #include "agent/process_launcher.h"
 #include "agent/process_tracker.h"
 #include "agent/procfs.h"
 #include "cli/command.h"
 #include "cli/tls_flags.h"
 #include "core/duration.h"
+#include "manifest/units.h"
 #include "provider/exec_provider.h"
 #include "provider/local_provider.h"
 
@@ -39,6 +41,12 @@ exits at once, leaving instances running). An agent killed with SIGKILL leaves i
 running; the next agent started with the same --data-dir adopts them (or stops those that
 no longer match their assignment), so an agent upgrade does not restart applications.
 
+--metrics-listen HOST:PORT serves GET /metrics (Prometheus text: instance states, restarts,
+probe results and latency, heartbeat round trips, CPU and memory per instance, volume
+operations; docs/architecture.md, "Operators") on its own thread; port 0 picks a free one.
+The bound address is written to DATA_DIR/metrics.addr (`hafab up` gives every agent one).
+An address that cannot be bound is logged and the agent runs on without /metrics.
+
 Example:
   hafab token create --node n1 --out n1.token     # where the controller's cluster.key is
   hafab agent --node n1 --controller http://127.0.0.1:7070 --token-file n1.token \
@@ -55,12 +63,37 @@ struct Flags {
   std::string fault_domain;
   std::string update_domain;
   std::string heartbeat_interval = "200ms";
+  uint16_t ring_port = 0;
   std::string provider = "local";
   std::string provider_config;
   bool no_limits = false;
   uint64_t log_max_bytes = 10 << 20;
   int log_keep = 3;
+  std::string metrics_listen;  // "" = no metrics endpoint
 };
+
+// Serves the agent's /metrics on `listen` and writes the bound address to
+// DATA_DIR/metrics.addr. Errors: InvalidArgument (not HOST:PORT), Unavailable (cannot bind).
+Result<std::unique_ptr<agent::MetricsServer>> ServeMetrics(agent::Agent& a,
+                                                           const std::string& listen,
+                                                           const std::string& data_dir) {
+  auto hp = manifest::ParseHostPort(listen, 0);
+  if (!hp.ok()) return Status::InvalidArgument("--metrics-listen: " + hp.status().message());
+  auto server = std::make_unique<agent::MetricsServer>(a.metrics());
+  auto port = server->Listen(hp->host, static_cast<uint16_t>(hp->port));
+  if (!port.ok()) return Status::Unavailable("--metrics-listen: " + port.status().message());
+  a.EnableMetrics();
+  const bool v6 = hp->host.find(':') != std::string::npos;
+  const std::string bound = (v6 ? "[" + hp->host + "]" : hp->host) + ":" + std::to_string(*port);
+  const std::string file = data_dir + "/metrics.addr";
+  {
+    std::ofstream out(file + ".tmp", std::ios::trunc);
+    out << bound << "\n";
+  }
+  std::rename((file + ".tmp").c_str(), file.c_str());
+  spdlog::info("agent {}: metrics on http://{}/metrics ({})", a.metrics().node(), bound, file);
+  return server;
+}
 
 void RunAgent(const Flags& f) {
   signal(SIGPIPE, SIG_IGN);
@@ -78,6 +111,7 @@ void RunAgent(const Flags& f) {
     return;
   }
   o.heartbeat_interval = *interval;
+  o.ring_port = f.ring_port;
   o.log_max_bytes = f.log_max_bytes;
   o.log_keep = f.log_keep;
   if (f.controllers.empty()) {
@@ -165,8 +199,26 @@ void RunAgent(const Flags& f) {
     });
   };
   wait_signal();
+  std::unique_ptr<agent::MetricsServer> metrics;  // destroyed before the agent
+  if (!f.metrics_listen.empty()) {
+    auto served = ServeMetrics(a, f.metrics_listen, o.data_dir);
+    if (served.ok()) {
+      metrics = std::move(served).value();
+    } else if (served.status().code() == StatusCode::kInvalidArgument) {
+      spdlog::error("{}", served.status().message());
+      SetExitCode(kExitUsage);
+      return;
+    } else {
+      // Not fatal: an agent that exits takes its node's lease (and primaries) with it.
+      spdlog::error("{}; the agent runs without /metrics", served.status().message());
+    }
+  }
   a.Start();
   io.run();
+  if (metrics) {
+    metrics.reset();
+    std::remove((o.data_dir + "/metrics.addr").c_str());
+  }
   SetExitCode(kExitOk);
 }
 
@@ -190,6 +242,10 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
   cmd->add_option("--fault-domain", f->fault_domain, "Label fault_domain");
   cmd->add_option("--update-domain", f->update_domain, "Label update_domain");
   cmd->add_option("--heartbeat-interval", f->heartbeat_interval, "e.g. 200ms");
+  cmd->add_option("--ring-port", f->ring_port,
+                  "failure_detector ring: the UDP port for ring probes, on --address (0 = any "
+                  "free port; the controller tells the neighbours)")
+      ->capture_default_str();
   cmd->add_option("--provider", f->provider, "Volume provider: local or exec")
       ->check(CLI::IsMember({"local", "exec"}));
   cmd->add_option("--provider-config", f->provider_config,
@@ -203,6 +259,9 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
   cmd->add_option("--log-keep", f->log_keep, "Rotated log files kept per instance")
       ->capture_default_str()
       ->check(CLI::Range(0, 100));
+  cmd->add_option("--metrics-listen", f->metrics_listen,
+                  "Serve GET /metrics (Prometheus) on HOST:PORT (port 0: a free one; the bound "
+                  "address goes to DATA_DIR/metrics.addr); off unless given");
   AddTlsFlags(cmd, &f->tls, "this node's certificate (hafab certs create)");
   cmd->callback([f] { RunAgent(*f); });
 });

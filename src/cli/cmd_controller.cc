@@ -53,6 +53,10 @@ struct Flags {
   std::string leader_ttl = "2s";
   std::string provider = "local";
   std::string provider_config;
+  std::string failure_detector;
+  std::string heartbeat_interval = "200ms";
+  size_t max_connections = 0;
+  size_t max_connections_per_peer = 0;
   http::TlsFiles tls;
   http::TlsFiles etcd_tls;
 };
@@ -69,11 +73,17 @@ void Run(const Flags& f) {
   o.provider_config = f.provider_config;
   o.tls = f.tls;
   o.etcd_tls = f.etcd_tls;
-  for (auto [flag, text, out] : {std::tuple{"--lease-ttl", f.lease_ttl, &o.lease_ttl},
-                                 std::tuple{"--fence-margin", f.fence_margin, &o.fence_margin},
-                                 std::tuple{"--leader-ttl", f.leader_ttl, &o.leader_ttl}}) {
+  o.failure_detector = f.failure_detector;
+  o.max_connections = f.max_connections;
+  o.max_connections_per_peer = f.max_connections_per_peer;
+  for (auto [flag, text, out] :
+       {std::tuple{"--lease-ttl", f.lease_ttl, &o.lease_ttl},
+        std::tuple{"--heartbeat-interval", f.heartbeat_interval, &o.heartbeat_interval},
+        std::tuple{"--fence-margin", f.fence_margin, &o.fence_margin},
+        std::tuple{"--leader-ttl", f.leader_ttl, &o.leader_ttl}}) {
     auto d = ParseDuration(text);
-    if (!d.ok() || *d < Duration::zero() || (*d == Duration::zero() && out == &o.lease_ttl)) {
+    if (!d.ok() || *d < Duration::zero() ||
+        (*d == Duration::zero() && (out == &o.lease_ttl || out == &o.heartbeat_interval))) {
       spdlog::error("{}: {}", flag, d.ok() ? "must be positive" : d.status().message());
       SetExitCode(kExitUsage);
       return;
@@ -118,6 +128,21 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--manifest", f->manifest, "Apply this manifest at start");
   cmd->add_option("--lease-ttl", f->lease_ttl, "Node and gateway lease")->capture_default_str();
+  cmd->add_option("--failure-detector", f->failure_detector,
+                  "star (every agent heartbeats the controller) or ring (agents probe their ring "
+                  "neighbours over UDP; docs/architecture.md); default: the --manifest's "
+                  "settings.failure_detector, else star")
+      ->check(CLI::IsMember({"star", "ring"}));
+  cmd->add_option("--heartbeat-interval", f->heartbeat_interval,
+                  "The agents' heartbeat interval (the ring's keep-alive for nodes with a primary)")
+      ->capture_default_str();
+  cmd->add_option("--max-connections", f->max_connections,
+                  "Connections the API keeps open at most (default 4096; each agent holds two: "
+                  "raise it above twice the nodes for clusters of more than ~2 000)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-connections-per-peer", f->max_connections_per_peer,
+                  "Connections from one address at most (default 1024)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--volume-root", f->volume_root,
                   "Root of the local volumes (LocalProvider), as given to the agents");
   cmd->add_option("--provider", f->provider,

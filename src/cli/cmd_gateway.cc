@@ -9,6 +9,7 @@
 #include "cli/tls_flags.h"
 #include "core/duration.h"
 #include "gateway/daemon.h"
+#include "gateway/proxy.h"
 
 namespace hafab::cli {
 namespace {
@@ -22,6 +23,13 @@ endpoints go to the ready, non-busy instance with the fewest connections.
 Routes come from the controller (long-poll of /v1/routes; heartbeats renew the gateway's
 lease; without a lease, active-passive endpoints are not routed), or from a static JSON file
 in the same format (--routes-file; no lease; SIGHUP reloads it).
+
+Data path (--data-path): by default (user) bytes move in user space (epoll + splice(2)). With
+kernel, established connections are spliced in the kernel (a BPF sockhash and stream verdict
+program move the bytes; the gateway sees only half-closes and resets); auto does that when the
+program loads and falls back to user space with one log line saying why when it cannot (not
+root, no CAP_BPF, built without libbpf). The kernel path is not yet faster here
+(bench/RESULTS.md): it is not the default.
 
 Counters: GET http://METRICS/metrics (Prometheus) and /stats (JSON).
 SIGTERM or SIGINT: stop accepting, let connections finish up to --drain-timeout, exit 0.
@@ -44,6 +52,7 @@ struct Flags {
   size_t max_connections = 0;
   std::string metrics_listen = "127.0.0.1:0";
   std::string state_dir;
+  std::string data_path = "user";
   bool no_splice = false;
 };
 
@@ -94,6 +103,13 @@ void RunGatewayCommand(const Flags& f) {
   o.max_connections = f.max_connections;
   o.metrics_listen = f.metrics_listen;
   o.state_dir = f.state_dir;
+  auto data_path = gateway::ParseDataPath(f.data_path);
+  if (!data_path.ok()) {
+    spdlog::error("--data-path: {}", data_path.status().message());
+    SetExitCode(kExitUsage);
+    return;
+  }
+  o.data_path = *data_path;
   o.splice = !f.no_splice;
   SetExitCode(gateway::RunGateway(o) == 0 ? kExitOk : kExitError);
 }
@@ -121,7 +137,12 @@ HAFAB_COMMAND(40, [](CLI::App& app) {
                   "limit less 512)");
   cmd->add_option("--metrics-listen", f->metrics_listen, "host:port of /metrics and /stats");
   cmd->add_option("--state-dir", f->state_dir, "Directory for gateway.addr (metrics address)");
-  cmd->add_flag("--no-splice", f->no_splice, "Copy through user space instead of splice(2)");
+  cmd->add_option("--data-path", f->data_path,
+                  "Where established connections' bytes move: kernel (BPF sockmap; needs root "
+                  "or CAP_BPF+CAP_NET_ADMIN), user (epoll/splice; the default), or auto "
+                  "(kernel if it loads, else user, logging why)");
+  cmd->add_flag("--no-splice", f->no_splice,
+                "User-space path: copy through user space instead of splice(2)");
   AddTlsFlags(cmd, &f->tls, "this gateway's certificate (hafab certs create)");
   cmd->callback([f] { RunGatewayCommand(*f); });
 });

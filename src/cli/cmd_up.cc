@@ -201,8 +201,18 @@ Status Up::Prepare(const manifest::Manifest& m) {
                      fs::absolute(opts_.provider_config).string()};
   }
   std::vector<std::string> controller_argv = {
-      self_,           "--log-format",      opts_.log_format, "controller",
-      "--volume-root", state_ + "/volumes", "--lease-ttl",    FormatDuration(lease_ttl_)};
+      self_,
+      "--log-format",
+      opts_.log_format,
+      "controller",
+      "--volume-root",
+      state_ + "/volumes",
+      "--lease-ttl",
+      FormatDuration(lease_ttl_),
+      "--heartbeat-interval",
+      FormatDuration(m.settings.heartbeat_interval),
+      "--failure-detector",
+      std::string(manifest::FailureDetectorName(m.settings.failure_detector))};
   controller_argv.insert(controller_argv.end(), provider_args.begin(), provider_args.end());
   if (opts_.ha) {
     HAFAB_RETURN_IF_ERROR(PrepareHa(controller_argv));
@@ -244,6 +254,9 @@ Status Up::Prepare(const manifest::Manifest& m) {
                        state_ + "/logs/agent-" + n.name + ".log"};
     agents_[n.name].node = true;
     std::vector<std::string>& argv = agents_[n.name].argv;
+    // Its /metrics on a free port of the node's address: nodes/<node>/metrics.addr.
+    const bool v6 = n.address.find(':') != std::string::npos;
+    argv.insert(argv.end(), {"--metrics-listen", (v6 ? "[" + n.address + "]" : n.address) + ":0"});
     argv.insert(argv.end(), provider_args.begin(), provider_args.end());
     std::vector<std::string> wrapper;
     std::istringstream words(opts_.agent_wrapper);
@@ -501,6 +514,9 @@ void Up::PrintBanner(const manifest::Manifest& m) {
               << "  node lease " << FormatDuration(lease_ttl_) << ", leader key lease "
               << kHaLeaderTtl << "\n";
   }
+  std::cout << "  metrics: " << api_->url() << "/metrics (read.token); gateway and agents: the "
+            << "addresses in " << state_ << "/gateway.addr and " << state_
+            << "/nodes/<node>/metrics.addr (Grafana: deploy/grafana/hafab.json)\n";
   std::cout << "  logs:   " << state_ << "/logs/\n\n"
             << "  try:    hafab status    hafab events --follow    hafab ops\n"
             << "          hafab kill NODE (a node crash; it comes back after " << opts_.revive_after

@@ -41,6 +41,18 @@ std::string DomainProgress(const json& op) {
   return out;
 }
 
+// ", step collect: quorum lost: ..." — where operation `id` stands and what it waits for, when
+// the status lists it; "" otherwise.
+std::string OpWait(const json& status, const std::string& id) {
+  for (const auto& op : status.value("operations", json::array())) {
+    if (Str(op, "id") != id) continue;
+    const json steps = op.value("steps", json::array());
+    const std::string note = steps.empty() ? "" : Str(steps.back(), "note", "");
+    return ", step " + Str(op, "step") + (note.empty() ? "" : ": " + note);
+  }
+  return "";
+}
+
 // Time since the last heartbeat: "850ms" under a second, then "2s", "3m"; "-" when none was heard.
 std::string Heartbeat(const json& n) {
   if (!n.contains("last_heartbeat_ms_ago") || !n["last_heartbeat_ms_ago"].is_number()) return "-";
@@ -225,7 +237,7 @@ std::string RenderStatusTable(const json& status) {
                   " of " + std::to_string(q.value("voters", 0)) + " replicas following, quorum " +
                   std::to_string(q.value("quorum", 0)) +
                   (q.value("writable", false) ? "" : ": NOT WRITABLE") +
-                  (op.empty() ? "" : " (operation " + op + ")") + "\n";
+                  (op.empty() ? "" : " (operation " + op + OpWait(status, op) + ")") + "\n";
   }
   if (!replicated.empty()) out += "\n" + replicated;
   const json store = status.value("store", json::object());

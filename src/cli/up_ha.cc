@@ -66,6 +66,8 @@ std::vector<std::string> HaLayout::EtcdArgv(const std::string& binary, int i,
   const std::string client = "http://" + Local(e.client_port);
   const std::string peer = "http://" + Local(e.peer_port);
   // With data from an earlier run etcd ignores the --initial-* flags and rejoins its cluster.
+  // The controller commits an apply in one transaction: etcd's default 128 operations per
+  // transaction (--max-txn-ops) refuse a manifest that places more than ~60 instances.
   return {binary,
           "--name=e" + std::to_string(i + 1),
           "--data-dir=" + data_dir,
@@ -78,6 +80,8 @@ std::vector<std::string> HaLayout::EtcdArgv(const std::string& binary, int i,
           "--initial-cluster-token=" + cluster_token,
           "--heartbeat-interval=50",
           "--election-timeout=500",
+          "--max-txn-ops=100000",
+          "--max-request-bytes=33554432",
           "--logger=zap",
           "--log-outputs=stderr",
           "--log-level=warn"};

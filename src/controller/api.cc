@@ -95,6 +95,14 @@ Api::Api(Controller& controller, Clock& clock, Tokens tokens)
   ControllerListener l;
   l.assignments_changed = [this](const std::string& node) { Wake(Kind::kAssignments, node); };
   l.routes_changed = [this] { Wake(Kind::kRoutes, ""); };
+  // The ring arbiter's check: the node's long poll is answered now (the list it has), and its
+  // agent heartbeats at once when a poll ends before its wait (agent.cc, Poll).
+  l.check_node = [this](const std::string& node) {
+    std::vector<uint64_t> ids;
+    auto range = by_node_.equal_range(node);
+    for (auto n = range.first; n != range.second; ++n) ids.push_back(n->second);
+    for (uint64_t id : ids) Answered(id);
+  };
   // Events are announced before they are committed: answer after the call that made them.
   l.event_added = [this] { events_pending_ = true; };
   c_.SetListener(std::move(l));

@@ -78,11 +78,12 @@ Status Controller::Start() {
   id_ = "ctl-" + std::to_string(NextSeq());
   // A new controller knows nothing of liveness: every node that was up gets one full TTL
   // before it can be declared down, and every known gateway must acknowledge (or let its
-  // lease expire) before a fence completes.
+  // lease expire) before a fence completes. (With the ring a node's keep-alive may be due
+  // later: FirstLeaseEnd gives it that.)
   const TimePoint first_lease_end = started_at_ + opts_.lease_ttl + opts_.takeover_grace;
   for (const auto& [name, n] : nodes_) {
     if (n.down) down_at_start_.insert(name);
-    if (!n.down) node_leases_.Renew(name, first_lease_end);
+    if (!n.down) node_leases_.Renew(name, FirstLeaseEnd(name));
     node_generation_[name] = NextSeq();
     dirty_nodes_.insert(name);
   }
@@ -286,6 +287,10 @@ void Controller::DeleteInstance(const std::string& name) {
 void Controller::PutNode(const NodeRecord& r) {
   auto it = nodes_.find(r.name);
   if (it != nodes_.end() && it->second == r) return;
+  if (it == nodes_.end() || it->second.down != r.down || it->second.drained != r.drained ||
+      it->second.address != r.address) {
+    ring_dirty_ = true;
+  }
   json j = ToJson(r);
   if (it != nodes_.end()) nodes_at_address_[it->second.address].erase(r.name);
   nodes_at_address_[r.address].insert(r.name);
@@ -560,10 +565,9 @@ bool Controller::NodeDeclaredDown(const std::string& node) const {
 bool Controller::SilentPastMargin(const std::string& node) const {
   if (node_leases_.Live(node)) return false;
   const NodeObservation* obs = Observation(node);
-  TimePoint lease_end = obs != nullptr ? obs->last_heartbeat + opts_.lease_ttl
-                        : down_at_start_.count(node)
-                            ? started_at_
-                            : started_at_ + opts_.lease_ttl + opts_.takeover_grace;
+  TimePoint lease_end = obs != nullptr               ? obs->lease_end
+                        : down_at_start_.count(node) ? started_at_
+                                                     : FirstLeaseEnd(node);
   return clock_.Now() >= lease_end + opts_.fence_margin;
 }
 
@@ -573,10 +577,11 @@ void Controller::OnNodeExpired(const std::string& node) {
   NodeRecord r = it->second;
   r.down = true;
   PutNode(r);
-  Emit(
-      "node-down",
-      "node " + node + " is down: no heartbeat for " + std::to_string(ToMs(opts_.lease_ttl)) + "ms",
-      {{"node", node}});
+  const NodeObservation* obs = Observation(node);
+  const Duration lease = obs != nullptr ? obs->lease_ttl : LeaseFor(node).first;
+  Emit("node-down",
+       "node " + node + " is down: no heartbeat for " + std::to_string(ToMs(lease)) + "ms",
+       {{"node", node}});
 }
 
 Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node,
@@ -634,12 +639,24 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
              (killed.empty() ? "" : ", killing " + killed),
          {{"node", node}});
   }
+  const auto [lease, keepalive] = LeaseFor(node);
   next.heard = true;
   next.last_heartbeat = now;
+  next.lease_ttl = lease;
+  next.lease_end = std::max(obs.lease_end, now + lease);
   next.address = addr.empty() ? obs.address : addr;
+  next.ring_endpoint = hb.ring_endpoint;
+  auto ring_port = [](const NodeObservation& o) {
+    return o.ring_endpoint ? o.ring_endpoint->port : 0;
+  };
+  if (ring_port(next) != ring_port(obs)) ring_dirty_ = true;  // its watchers learn the new port
   obs = std::move(next);
 
-  node_leases_.Renew(node, now + opts_.lease_ttl);
+  node_leases_.Renew(node, now + lease);
+  if (opts_.ring_detector) {
+    arbiter_.Heard(node);
+    for (const wire::RingReport& r : hb.ring) arbiter_.Report(node, r);
+  }
   // The node's agent takes this answer as a renewed lease: an operation's record that it was
   // silent past its margin no longer holds (committed below, before the answer leaves).
   for (const auto& [role, id] : running_ops_) {
@@ -677,8 +694,8 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   Status st = Commit();
   Publish();
   if (!st.ok()) return LeaseFromMemory(node, st);
-  return wire::HeartbeatAnswer{opts_.lease_ttl, static_cast<uint64_t>(AssignmentsGeneration(node)),
-                               std::nullopt};
+  return wire::HeartbeatAnswer{lease, static_cast<uint64_t>(AssignmentsGeneration(node)),
+                               std::nullopt, keepalive};
 }
 
 // The store cannot take a commit now (an etcd election, a partition from the store). The
@@ -696,12 +713,18 @@ Result<wire::HeartbeatAnswer> Controller::LeaseFromMemory(const std::string& nod
   for (const auto& [id, fenced] : stored_fenced_) {
     if (fenced == node) return error;
   }
-  node_leases_.Renew(node, clock_.Now() + opts_.lease_ttl);
+  const auto [lease, keepalive] = LeaseFor(node);
+  node_leases_.Renew(node, clock_.Now() + lease);
+  if (auto o = observed_.find(node); o != observed_.end()) {
+    o->second.last_heartbeat = clock_.Now();
+    o->second.lease_ttl = lease;
+    o->second.lease_end = std::max(o->second.lease_end, clock_.Now() + lease);
+  }
   ++node_leases_from_memory_;
   auto g = node_generation_.find(node);
-  return wire::HeartbeatAnswer{opts_.lease_ttl,
+  return wire::HeartbeatAnswer{lease,
                                static_cast<uint64_t>(g == node_generation_.end() ? 0 : g->second),
-                               std::nullopt};
+                               std::nullopt, keepalive};
 }
 
 int64_t Controller::AssignmentsGeneration(const std::string& node) {
@@ -716,7 +739,10 @@ int64_t Controller::AssignmentsGeneration(const std::string& node) {
 Result<wire::AssignmentList> Controller::AssignmentListFor(const std::string& node) {
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   int64_t gen = AssignmentsGeneration(node);
-  return wire::AssignmentList{static_cast<uint64_t>(gen), BuildAssignments(node)};
+  std::vector<wire::RingPeer> ring = RingPeersOf(node);
+  std::string key = ring.empty() ? std::string() : opts_.ring_key;
+  return wire::AssignmentList{static_cast<uint64_t>(gen), BuildAssignments(node), std::move(ring),
+                              std::move(key)};
 }
 
 Result<json> Controller::Assignments(const std::string& node) {
@@ -759,7 +785,7 @@ Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id
     if (!stored_gateways_.count(id)) return st;  // not ok: unstored gateways returned above
     ++gateway_leases_from_memory_;
   }
-  wire::HeartbeatAnswer answer{opts_.lease_ttl, 0, std::nullopt};
+  wire::HeartbeatAnswer answer{opts_.lease_ttl, 0, std::nullopt, std::nullopt};
   answer.lease = deadline > now ? deadline - now : Duration::zero();
   return answer;
 }
@@ -775,6 +801,15 @@ Result<json> Controller::Apply(const manifest::Manifest& m) {
   if (crashed_) return Status::Unavailable("controller stopping");
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
   // Changes a running cluster cannot take are refused before anything is written.
+  const bool ring = m.settings.failure_detector == manifest::FailureDetector::kRing;
+  if (m.settings.failure_detector_pos.line > 0 && ring != opts_.ring_detector) {
+    return Status::InvalidArgument(
+        PosString(m.settings.failure_detector_pos) + ": error: settings.failure_detector: " +
+        std::string(manifest::FailureDetectorName(m.settings.failure_detector)) +
+        ", but the controllers run the " + (opts_.ring_detector ? "ring" : "star") +
+        ", chosen when they start (hafab up, hafab controller --manifest or "
+        "--failure-detector): restart them to change it; nothing was applied");
+  }
   std::map<std::string, std::string> volume_owner;
   for (size_t i = 0; i < m.roles.size(); ++i) {
     const manifest::Role& r = m.roles[i];
@@ -969,6 +1004,28 @@ Result<json> Controller::RequestFailover(const std::string& role, const std::str
   return json{{"operation", id}, {"role", role}, {"to", to}};
 }
 
+// The secondary a planned switchover without a named target moves the primary to: the most
+// advanced one that reports its position, on a live node (the lowest name on a tie). Without
+// it the old primary, always at least as far, would be promoted again: an outage that moves
+// nothing. "" when there is none.
+std::string Controller::SwitchoverTarget(const std::string& role) const {
+  std::string target;
+  std::optional<wire::Position> best;
+  auto instances = by_role_.find(role);
+  if (instances == by_role_.end()) return target;
+  for (const std::string& name : instances->second) {
+    const InstanceRecord& inst = instances_.at(name);
+    const ObservedInstance* o = Observed(inst);
+    if (inst.replica != wire::ReplicaRole::kSecondary || NodeDown(inst.node) || o == nullptr ||
+        !o->replica || (best && o->replica->position <= *best)) {
+      continue;
+    }
+    best = o->replica->position;
+    target = name;
+  }
+  return target;
+}
+
 // A planned move of a replicated role's primary (to the replica `to`, else the most advanced);
 // or, with `accept_data_loss`, the operator's word to a reconfiguration waiting for a quorum.
 Result<json> Controller::RequestReconfiguration(RoleRecord& r, const std::string& to,
@@ -1012,8 +1069,12 @@ Result<json> Controller::RequestReconfiguration(RoleRecord& r, const std::string
       return Status::InvalidArgument("to: node " + target->node + " of " + to + " is down");
     }
   }
-  StartReconfiguration(r, to.empty() ? "planned switchover" : "planned switchover to " + to, true,
-                       to, accept_data_loss);
+  const std::string target = to.empty() ? SwitchoverTarget(role) : to;
+  if (target.empty()) {
+    return Status::InvalidArgument("role: " + role +
+                                   " has no secondary on a live node to switch over to");
+  }
+  StartReconfiguration(r, "planned switchover to " + target, true, target, accept_data_loss);
   const Operation* op = ActiveOp(role);
   Status st = Commit();
   Publish();
@@ -1022,7 +1083,7 @@ Result<json> Controller::RequestReconfiguration(RoleRecord& r, const std::string
   for (const auto& [oid, o] : ops_) {
     if (id.empty() && o.role == role) id = oid;  // it completed at once
   }
-  return json{{"operation", id}, {"role", role}, {"to", to}};
+  return json{{"operation", id}, {"role", role}, {"to", target}};
 }
 
 const Operation* Controller::ActiveOp(const std::string& role) const {
@@ -1043,6 +1104,10 @@ void Controller::Tick() {
   for (const auto& node : node_leases_.PopExpired(now)) {
     OnNodeExpired(node);
     expired = true;
+  }
+  if (opts_.ring_detector) {
+    RebuildRing();
+    expired |= ArbitrateRing();
   }
   for (const auto& gw : gateway_leases_.PopExpired(now)) {
     Emit("gateway-lease-expired",

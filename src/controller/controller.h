@@ -36,6 +36,8 @@
 #include "controller/procedure.h"
 #include "controller/reconfigure_procedure.h"
 #include "controller/records.h"
+#include "controller/ring.h"
+#include "controller/ring_arbiter.h"
 #include "controller/rollout_procedure.h"
 #include "core/clock.h"
 #include "core/prometheus.h"
@@ -81,12 +83,29 @@ struct ControllerOptions {
   // TEST ONLY (hafab-sim --break stop-wait): failover's stop step does not wait for the old
   // primary to stop or fence itself, so two primaries may run; proves the simulator sees it.
   bool unsafe_skip_stop_wait = false;
+  // Failure detection (docs/architecture.md, "Ring failure detection"). false: the star — every
+  // agent heartbeats every heartbeat_interval and a node is down when its lease runs out.
+  // true: the ring — agents watch their ring neighbours (ring_k on each side), the
+  // RingArbiter decides, and a node with no active-passive instance keeps alive only every
+  // nodes / keepalives_per_second (so the controller handles about that many, whatever the
+  // size), with a lease of 3 keep-alives plus lease_ttl. A node with one keeps the
+  // heartbeat_interval and lease_ttl: fencing is unchanged.
+  bool ring_detector = false;
+  int ring_k = 2;
+  // The key agents sign their ring datagrams with (agent/ring_datagram.h), handed out with the
+  // assignments: the daemon derives it from the cluster key (tokens.h, RingKey).
+  std::string ring_key;
+  ArbiterOptions arbiter;
+  Duration heartbeat_interval = std::chrono::milliseconds(200);  // the agents'
+  double keepalives_per_second = 500;
 };
 
 // Callbacks for long-polls; run on the caller's thread at the end of the call that made
 // the change.
 struct ControllerListener {
   std::function<void(const std::string& node)> assignments_changed;
+  // Ring detection: ask the node's agent to heartbeat now (the arbiter's check).
+  std::function<void(const std::string& node)> check_node;
   std::function<void()> routes_changed;
   std::function<void()> event_added;
 };
@@ -133,11 +152,11 @@ class Controller : private JournalStore, private OpView {
   const wire::Routes& Routes() const { return routes_; }
   int64_t RoutesVersion() const override { return routes_version_; }
 
-  // Planned switchover of an active-passive role to a standby (on node `to`, "" = any).
-  // NotFound (role, node), InvalidArgument (not active-passive, no standby on `to`),
-  // Conflict (an operation is already running for the role).
-  // A planned switchover (`to`: a node of an active-passive role, a replica of a replicated
-  // one). `accept_data_loss` (replicated roles only): promote even without a quorum.
+  // A planned switchover: of an active-passive role to a standby (on node `to`, "" = any), of
+  // a replicated one to the replica `to` ("" = its most advanced secondary). `accept_data_loss`
+  // (replicated roles only): promote even without a quorum. NotFound (role, node, replica),
+  // InvalidArgument (another mode, no standby or secondary to move to), Conflict (an operation
+  // is already running for the role).
   Result<nlohmann::json> RequestFailover(const std::string& role, const std::string& to,
                                          bool accept_data_loss = false);
   // NotFound; InvalidArgument "instances: ..." beyond manifest/limits.h (per role, in all).
@@ -248,6 +267,22 @@ class Controller : private JournalStore, private OpView {
   // the first newer version was published (TimePoint::max() when `acked` is the newest).
   TimePoint AckDeadline(int64_t acked) const;
   void OnNodeExpired(const std::string& node);
+  // --- ring detection (controller.cc)
+  // The ring rebuilt from the nodes up and not drained; nodes whose neighbours changed get
+  // them in new assignments. O(n) when the membership changed, else nothing.
+  void RebuildRing();
+  // The arbiter's verdicts acted on; true when a node went down.
+  bool ArbitrateRing();
+  std::vector<wire::RingPeer> RingPeersOf(const std::string& node) const;
+  // A node with an instance of an active-passive role, primary or standby (a standby may be
+  // promoted): it keeps the short lease, which fencing waits for.
+  bool NeedsShortLease(const std::string& node) const;
+  // The lease granted to `node` and its keep-alive (nullopt: the star's, its own interval).
+  std::pair<Duration, std::optional<Duration>> LeaseFor(const std::string& node) const;
+  // The end of the lease a node this controller has not heard yet is given at its start.
+  TimePoint FirstLeaseEnd(const std::string& node) const {
+    return started_at_ + LeaseFor(node).first + opts_.takeover_grace;
+  }
   // A heartbeat the store could not record: its lease is renewed in memory when the store
   // agrees the node may hold one; else `error`.
   Result<wire::HeartbeatAnswer> LeaseFromMemory(const std::string& node, const Status& error);
@@ -318,6 +353,8 @@ class Controller : private JournalStore, private OpView {
                                                 bool accept_data_loss);
   void StartReconfiguration(const RoleRecord& role, const std::string& reason, bool planned,
                             const std::string& to, bool accept_data_loss);
+  // The most advanced secondary of a replicated role on a live node; "" if none.
+  std::string SwitchoverTarget(const std::string& role) const;
   Procedure& ProcedureFor(const Operation& op);
   void AdvanceOp(Operation& op);
   bool AssignmentsTaken(const std::string& node) const override;
@@ -392,6 +429,12 @@ class Controller : private JournalStore, private OpView {
   // Observed state, memory only.
   std::map<std::string, NodeObservation> observed_;
   LeaseTable node_leases_;
+  Ring ring_{opts_.ring_k};
+  RingArbiter arbiter_{clock_, opts_.arbiter};
+  bool ring_dirty_ = true;
+  // The neighbours, with their addresses, of each ring member as last published.
+  std::map<std::string, std::vector<wire::RingPeer>> ring_peers_;
+  uint64_t ring_checks_ = 0;  // arbiter checks asked (/metrics)
   LeaseTable gateway_leases_;
   std::map<std::string, int64_t> gateway_acked_;
   std::map<std::string, RestartTrack> restarts_;

@@ -14,6 +14,13 @@ std::string Controller::MetricsText() const {
            "Nodes by state: up (live lease), down (declared down or lease expired), drained");
   for (const auto& [state, n] : nodes) w.Sample("hafab_controller_nodes", {{"state", state}}, n);
 
+  // A follower replica answers /metrics from a read-only view that was never started.
+  const bool leading = !id_.empty() && !deposed_ && !crashed_;
+  w.Family("hafab_controller_leader", "gauge",
+           "1 on the controller that leads (runs operations, takes heartbeats), 0 on a follower "
+           "replica");
+  w.Sample("hafab_controller_leader", {}, leading ? 1 : 0);
+
   w.Family("hafab_controller_gateways", "gauge", "Gateways holding a live lease");
   w.Sample("hafab_controller_gateways", {}, static_cast<double>(gateway_leases_.Holders().size()));
 
@@ -52,6 +59,36 @@ std::string Controller::MetricsText() const {
               {{"kind", key.first}, {"step", key.second}}, h);
   }
 
+  w.Family("hafab_controller_operation_seconds", "histogram",
+           "Duration of each finished operation, from its creation to its end, by kind and "
+           "outcome");
+  for (const auto& [key, h] : ops.seconds) {
+    w.Samples("hafab_controller_operation_seconds", {{"kind", key.first}, {"outcome", key.second}},
+              h);
+  }
+
+  w.Family("hafab_controller_role_quorum_writable", "gauge",
+           "1 while a replicated role has a quorum of replicas following its primary, else 0");
+  for (const auto& [name, role] : roles_) {
+    if (role.spec.mode != manifest::RoleMode::kReplicated) continue;
+    w.Sample("hafab_controller_role_quorum_writable", {{"role", name}},
+             QuorumJson(role)["writable"].get<bool>() ? 1 : 0);
+  }
+  w.Family(
+      "hafab_controller_role_routable", "gauge",
+      "1 while a role's endpoint has a ready, non-busy instance (as hafab sla counts), else 0");
+  for (const auto& [name, log] : availability_) {
+    w.Sample("hafab_controller_role_routable", {{"role", name}}, log.routable() ? 1 : 0);
+  }
+  w.Family("hafab_controller_role_availability_ratio", "gauge",
+           "Fraction of the last hour (or of the time recorded, when shorter) during which the "
+           "role was routable: hafab sla ROLE --window 1h");
+  const int64_t now_ms = WallMs(clock_);
+  for (const auto& [name, log] : availability_) {
+    w.Sample("hafab_controller_role_availability_ratio", {{"role", name}, {"window", "1h"}},
+             log.Over(3600 * 1000, now_ms).availability());
+  }
+
   w.Family("hafab_controller_store_commit_seconds", "histogram",
            "Latency of the controller's store transactions");
   w.Samples("hafab_controller_store_commit_seconds", {}, commit_seconds_);
@@ -73,6 +110,24 @@ std::string Controller::MetricsText() const {
            static_cast<double>(node_leases_from_memory_));
   w.Sample("hafab_controller_leases_from_memory_total", {{"holder", "gateway"}},
            static_cast<double>(gateway_leases_from_memory_));
+
+  if (opts_.ring_detector) {
+    w.Family("hafab_controller_ring_checks_total", "counter",
+             "Nodes the ring arbiter asked to report at once because neighbours suspected them");
+    w.Sample("hafab_controller_ring_checks_total", {}, static_cast<double>(ring_checks_));
+    w.Family("hafab_agent_ring_datagrams_total", "counter",
+             "Ring probe datagrams each agent sent, received (valid) and dropped as invalid "
+             "(oversize, malformed or forged) since it started, as of its last heartbeat");
+    for (const auto& [node, obs] : observed_) {
+      if (!obs.ring_endpoint) continue;
+      const wire::RingEndpoint& e = *obs.ring_endpoint;
+      for (auto [what, n] : {std::pair{"sent", e.sent}, std::pair{"received", e.received},
+                             std::pair{"dropped_invalid", e.dropped_invalid}}) {
+        w.Sample("hafab_agent_ring_datagrams_total", {{"node", node}, {"what", what}},
+                 static_cast<double>(n));
+      }
+    }
+  }
 
   w.Family("hafab_controller_routes_version", "gauge", "The routing table's version");
   w.Sample("hafab_controller_routes_version", {}, static_cast<double>(routes_version_));

@@ -397,6 +397,30 @@ TEST_F(ClusterTest, ApplyRefusesModeChangeAndAppliesNothing) {
   EXPECT_FALSE(c_->roles().count("web"));  // nothing half-applied
 }
 
+// The failure detector is chosen when the controllers start: a manifest that names another
+// is refused, with its position; one that does not name it takes the controllers' choice.
+TEST_F(ClusterTest, ApplyRefusesAFailureDetectorTheControllersDoNotRun) {
+  manifest::Manifest m;
+  m.roles = {WebRole(2)};
+  m.settings.failure_detector = manifest::FailureDetector::kRing;
+  m.settings.failure_detector_pos = {"m.yaml", 3, 21};
+  auto r = c_->Apply(m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message().rfind(
+                "m.yaml:3:21: error: settings.failure_detector: ring, but the controllers run "
+                "the star",
+                0),
+            0u)
+      << r.status().message();
+  EXPECT_FALSE(c_->roles().count("web"));  // nothing applied
+  m.settings.failure_detector = manifest::FailureDetector::kStar;
+  EXPECT_TRUE(c_->Apply(m).ok());
+  m.settings.failure_detector = manifest::FailureDetector::kRing;
+  m.settings.failure_detector_pos = {};
+  EXPECT_TRUE(c_->Apply(m).ok());  // not written: the controllers' choice
+}
+
 TEST_F(ClusterTest, ApplyIsOneTransaction) {
   Run(100ms);
   manifest::Manifest m;

@@ -163,6 +163,18 @@ Status RunDaemon(const DaemonOptions& opts) {
   co.fence_margin = opts.fence_margin;
   co.crash_at_step = opts.crash_at_step;
   co.crash_exits = true;
+  co.heartbeat_interval = opts.heartbeat_interval;
+  std::string detector = opts.failure_detector;
+  if (detector.empty()) {
+    detector = initial
+                   ? std::string(manifest::FailureDetectorName(initial->settings.failure_detector))
+                   : "star";
+  }
+  if (detector != "star" && detector != "ring") {
+    return Status::InvalidArgument("--failure-detector: want star or ring, got '" + detector + "'");
+  }
+  co.ring_detector = detector == "ring";
+  co.ring_key = RingKey(tokens.key);
 
   boost::asio::io_context io;
   std::unique_ptr<Replica> replica;  // made once the bound address is known; io runs later
@@ -171,8 +183,15 @@ Status RunDaemon(const DaemonOptions& opts) {
   });
   // Tokens and body sizes are checked from the header, before any body is read; the listener's
   // connection limits keep an anonymous flood from starving heartbeats (http.h ServerLimits).
-  server.SetHeaderCheck(
-      [&tokens](const http::Request& head) { return AdmitRequest(tokens, head); });
+  server.SetHeaderCheck([&replica](const http::Request& head) { return replica->Admit(head); });
+  if (opts.max_connections > 0 || opts.max_connections_per_peer > 0) {
+    http::ServerLimits limits;
+    if (opts.max_connections > 0) limits.max_connections = opts.max_connections;
+    if (opts.max_connections_per_peer > 0) limits.max_per_peer = opts.max_connections_per_peer;
+    server.SetLimits(limits);
+    spdlog::info("controller: at most {} connections, {} from one address", limits.max_connections,
+                 limits.max_per_peer);
+  }
   if (!opts.tls.empty()) {
     HAFAB_RETURN_IF_ERROR(http::CheckTlsFiles(opts.tls));
     HAFAB_RETURN_IF_ERROR(server.UseTls(opts.tls));
@@ -209,6 +228,7 @@ Status RunDaemon(const DaemonOptions& opts) {
   ro.leader.renew_interval = opts.leader_ttl / 4;
   ro.leader.recheck_interval = opts.leader_ttl / 2;
   ro.leader.sole_owner = !shared_store;
+  ro.https = !opts.tls.empty();
   replica = std::make_unique<Replica>(*st, RealClock(), prov.get(), tokens, ro);
   // --manifest is applied once per process, at its first term as leader.
   replica->SetOnElected([&initial, path = opts.manifest](Controller& c) -> Status {
@@ -222,9 +242,10 @@ Status RunDaemon(const DaemonOptions& opts) {
   HAFAB_RETURN_IF_ERROR(WriteFileAtomically(state + "/api.url", url + "\n"));
   spdlog::info(
       "controller {} listening on {}, advertised as {} ({}; store {}, lease {}ms, fence margin "
-      "{}ms, leader ttl {}ms, store call budget {}ms)",
+      "{}ms, leader ttl {}ms, store call budget {}ms, failure detector {})",
       ro.leader.id, url, ro.leader.url, replica->leading() ? "leader" : "follower", db,
-      ToMs(opts.lease_ttl), ToMs(opts.fence_margin), ToMs(opts.leader_ttl), ToMs(store_budget));
+      ToMs(opts.lease_ttl), ToMs(opts.fence_margin), ToMs(opts.leader_ttl), ToMs(store_budget),
+      detector);
 
   boost::asio::steady_timer timer(io);
   std::function<void()> tick = [&] {

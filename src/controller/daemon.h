@@ -27,12 +27,21 @@ struct DaemonOptions {
   std::string provider_config;     // ExecProvider JSON config (provider/exec_provider.h)
   Duration lease_ttl = std::chrono::milliseconds(1500);
   Duration fence_margin = std::chrono::milliseconds(500);
+  // settings.failure_detector ("star", "ring"); "" = the --manifest's, else the star.
+  std::string failure_detector;
+  // The agents' heartbeat interval: the ring's keep-alive for nodes with a primary.
+  Duration heartbeat_interval = std::chrono::milliseconds(200);
   std::string crash_at_step;  // HAFAB_TEST_CRASH_AT_STEP
   // Set: the API speaks only TLS and takes only clients with a certificate of tls.ca (agents,
   // gateways, the CLI, the other replicas, to which it is the client too); URLs are https.
   http::TlsFiles tls;
   // Set: the etcd store is spoken to over TLS with this client certificate.
   http::TlsFiles etcd_tls;
+  // The API listener's connection limits (http.h ServerLimits): every agent keeps two
+  // connections open (its heartbeats and its long poll), so a cluster of more than ~2 000
+  // nodes needs more than the default 4 096. 0 = the default.
+  size_t max_connections = 0;
+  size_t max_connections_per_peer = 0;
 };
 
 // Runs until SIGTERM/SIGINT. An etcd store that does not answer is waited for (logged,

@@ -124,9 +124,12 @@ Step FailoverProcedure::Stop(Operation& op, const OpView& view, OpWrites& out) {
     // A controller that just started has not heard this node yet: what it runs is unknown.
     return Step::Wait("waiting for the first heartbeat of node " + node);
   }
+  // Only a report from the agent after it took the assignments that say run: false is
+  // believed. One composed before them (or overtaken by them on the way: heartbeats are not
+  // ordered) may say stopped while the agent, fenced and then handed fresh assignments, starts
+  // the old primary again (hafab-sim found two primaries so).
   const ObservedInstance* o = view.Observed(*old);
-  if (o == nullptr || (!RunningState(o->state) && (o->state != wire::InstanceState::kBackoff ||
-                                                   view.AssignmentsTaken(node)))) {
+  if (view.AssignmentsTaken(node) && (o == nullptr || !RunningState(o->state))) {
     return Step::Done();
   }
   return Step::Wait("waiting for node " + node + " to stop " + old->name);

@@ -150,6 +150,19 @@ TEST_F(FailoverProcedureTest, StopWaitsForTheLiveAgentToStopThePrimary) {
   EXPECT_EQ(Run("stop"), "done");
 }
 
+// A report that the old primary is stopped from before its agent took the assignments that
+// stop it is not believed: that agent may start it again (fenced, then handed fresh
+// assignments from before the failover).
+TEST_F(FailoverProcedureTest, StopBelievesAStoppedReportOnlyFromAfterTheNewAssignments) {
+  state_.Report(Inst("kvd-0"), wire::InstanceState::kStopped);
+  EXPECT_EQ(Run("stop"), "wait");
+  EXPECT_EQ(state_.generation, 2);
+  EXPECT_EQ(Run("stop"), "wait");  // stopped, but as of generation 1
+  EXPECT_EQ(Note(), "waiting for node n1 to stop kvd-0");
+  state_.TakeAssignments("n1");
+  EXPECT_EQ(Run("stop"), "done");
+}
+
 TEST_F(FailoverProcedureTest, DetachForceDetachesFromASilentNodeOnlyAfterTheMargin) {
   state_.live.erase("n1");
   state_.silent_since["n1"] = clock_.Now();

@@ -339,6 +339,11 @@ TEST_F(FailoverTest, EventsNameEveryStep) {
       metrics.find("hafab_controller_operations_total{kind=\"failover\",outcome=\"done\"} 1\n"),
       std::string::npos)
       << metrics;
+  EXPECT_NE(metrics.find("hafab_controller_operation_seconds_count{kind=\"failover\",outcome="
+                         "\"done\"} 1\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("hafab_controller_role_routable{role=\"kvd\"}"), std::string::npos);
   for (const char* step : kFailoverSteps) {
     EXPECT_NE(
         metrics.find("hafab_controller_operation_step_seconds_count{kind=\"failover\",step=\"" +

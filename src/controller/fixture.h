@@ -58,7 +58,7 @@ class ClusterTest : public ::testing::Test {
 
   // A new controller object on the same store: what a restarted process sees.
   void NewController(std::string crash_at = "", bool drive_ops = true) {
-    ControllerOptions o;
+    ControllerOptions o = options_;
     o.crash_at_step = std::move(crash_at);
     o.crash_exits = false;
     o.drive_ops = drive_ops;
@@ -120,6 +120,7 @@ class ClusterTest : public ::testing::Test {
   testing::FakeClock clock_;
   MemoryStore store_{clock_};
   FakeProvider provider_;
+  ControllerOptions options_;  // NewController's, but for the crash and drive_ops members
   std::unique_ptr<Controller> c_;
   std::vector<std::unique_ptr<FakeAgent>> agents_;
   bool gateway_alive_ = true;

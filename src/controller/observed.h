@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "core/clock.h"
@@ -32,6 +33,11 @@ inline bool RunningState(wire::InstanceState s) {
 struct NodeObservation {
   bool heard = false;  // a heartbeat arrived since this controller started
   TimePoint last_heartbeat{};
+  Duration lease_ttl{};  // the lease granted with the last answer
+  // The latest end of any lease granted to the node (from when each heartbeat arrived). The
+  // agent keeps the latest deadline it was given, so a shorter lease granted later does not
+  // shorten its wait: fencing counts from this.
+  TimePoint lease_end{};
   std::string address;
   std::string agent_version;
   std::string boot_id;
@@ -39,6 +45,7 @@ struct NodeObservation {
   WallTime last_fence{};               // the agent's last self-fence reported
   std::map<std::string, ObservedInstance> instances;
   std::map<std::string, ObservedVolume> volumes;
+  std::optional<wire::RingEndpoint> ring_endpoint;  // failure_detector ring: its UDP port, counters
 };
 
 }  // namespace hafab::controller

@@ -116,7 +116,11 @@ void OpJournal::Finish(Operation& op, Procedure& procedure, wire::OpState state,
   op.step_begun = false;
   op.error = error;
   op.finished_ms = WallMs(clock_);
-  ++metrics_.finished[{KindName(op), std::string(wire::OpStateName(state))}];
+  const std::pair<std::string, std::string> outcome{KindName(op),
+                                                    std::string(wire::OpStateName(state))};
+  ++metrics_.finished[outcome];
+  metrics_.seconds.try_emplace(outcome, Histogram::Seconds())
+      .first->second.Observe(static_cast<double>(op.finished_ms - op.created_ms) / 1000.0);
   store_.PutOp(op);
   step_began_.erase(op.id);
   procedure.Forget(op);

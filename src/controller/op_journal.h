@@ -49,6 +49,9 @@ struct OpMetrics {
   std::map<std::pair<std::string, std::string>, uint64_t> finished;
   // (kind, step) -> how long the step took, as in the operation's timeline.
   std::map<std::pair<std::string, std::string>, Histogram> step_seconds;
+  // (kind, state) -> from the operation's creation to its end, by the wall clock (a failover
+  // resumed by the next controller counts the time between).
+  std::map<std::pair<std::string, std::string>, Histogram> seconds;
 };
 
 // Not thread-safe: the controller's thread.

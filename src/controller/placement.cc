@@ -1,23 +1,35 @@
 #include "controller/placement.h"
 
 #include <tuple>
+#include <unordered_map>
 
 namespace hafab::controller {
 
 std::optional<std::string> PickNode(const std::vector<NodeCandidate>& candidates,
                                     const std::vector<Peer>& peers,
                                     const std::function<bool(std::string_view)>& skip) {
+  // The peers counted once per node, fault domain and update domain: a look-up per candidate,
+  // not a pass over the peers (placing a 1 000-instance role on 1 000 nodes compared ~10^9
+  // strings and held the controller's loop for seconds: bench/controller_load).
+  std::unordered_map<std::string_view, int> on_node, in_fault_domain, in_update_domain;
+  for (const auto& p : peers) {
+    ++on_node[p.node];
+    ++in_fault_domain[p.fault_domain];
+    ++in_update_domain[p.update_domain];
+  }
+  auto count = [](const std::unordered_map<std::string_view, int>& m, std::string_view key) {
+    auto it = m.find(key);
+    return it == m.end() ? 0 : it->second;
+  };
   const NodeCandidate* best = nullptr;
   std::tuple<int, int, int, std::string_view> best_score;
   for (const auto& c : candidates) {
     if ((c.capacity > 0 && c.load >= c.capacity) || (skip && skip(c.name))) continue;
-    int on_node = 0, shared = 0;
-    for (const auto& p : peers) {
-      if (p.node == c.name) ++on_node;
-      if (!c.fault_domain.empty() && p.fault_domain == c.fault_domain) ++shared;
-      if (!c.update_domain.empty() && p.update_domain == c.update_domain) ++shared;
-    }
-    std::tuple<int, int, int, std::string_view> score{on_node, shared, c.load, c.name};
+    int shared = 0;
+    if (!c.fault_domain.empty()) shared += count(in_fault_domain, c.fault_domain);
+    if (!c.update_domain.empty()) shared += count(in_update_domain, c.update_domain);
+    std::tuple<int, int, int, std::string_view> score{count(on_node, c.name), shared, c.load,
+                                                      c.name};
     if (best == nullptr || score < best_score) {
       best = &c;
       best_score = score;

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <map>
+#include <random>
+#include <set>
+#include <tuple>
+
 namespace hafab::controller {
 namespace {
 
@@ -63,6 +69,78 @@ TEST(PlacementTest, SpreadsManyInstancesAcrossDomains) {
   std::set<std::string> used;
   for (const auto& p : peers) used.insert(std::string(p.node));
   EXPECT_EQ(used.size(), 4u);
+}
+
+// The rules as first written: a pass over every peer for each candidate. PickNode counts the
+// peers once instead (a 1 000-instance role on 1 000 nodes held the controller's loop for
+// seconds); it must choose what this chooses.
+std::optional<std::string> PickNodeByScan(const std::vector<NodeCandidate>& candidates,
+                                          const std::vector<Peer>& peers,
+                                          const std::function<bool(std::string_view)>& skip) {
+  const NodeCandidate* best = nullptr;
+  std::tuple<int, int, int, std::string_view> best_score;
+  for (const auto& c : candidates) {
+    if ((c.capacity > 0 && c.load >= c.capacity) || (skip && skip(c.name))) continue;
+    int on_node = 0, shared = 0;
+    for (const auto& p : peers) {
+      if (p.node == c.name) ++on_node;
+      if (!c.fault_domain.empty() && p.fault_domain == c.fault_domain) ++shared;
+      if (!c.update_domain.empty() && p.update_domain == c.update_domain) ++shared;
+    }
+    std::tuple<int, int, int, std::string_view> score{on_node, shared, c.load, c.name};
+    if (best == nullptr || score < best_score) {
+      best = &c;
+      best_score = score;
+    }
+  }
+  if (best == nullptr) return std::nullopt;
+  return std::string(best->name);
+}
+
+TEST(PlacementTest, ChoosesAsAScanOfEveryPeerWould) {
+  std::mt19937 rng(7);
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+  // Names from small sets, so that nodes, domains and peers collide; "" domains included.
+  std::vector<std::string> names, fds = {"", "fd1", "fd2", "fd3"}, uds = {"", "ud1", "ud2"};
+  for (int i = 0; i < 12; ++i) names.push_back("n" + std::to_string(i));
+  for (int round = 0; round < 2000; ++round) {
+    std::vector<NodeCandidate> candidates;
+    for (int i = 0, n = pick(8); i < n; ++i) {
+      candidates.push_back({names[pick(12)], fds[pick(4)], uds[pick(3)], pick(3), pick(4)});
+    }
+    std::vector<Peer> peers;
+    for (int i = 0, n = pick(10); i < n; ++i) {
+      peers.push_back({names[pick(12)], fds[pick(4)], uds[pick(3)]});
+    }
+    std::string skipped = names[pick(12)];
+    std::function<bool(std::string_view)> skip;
+    if (pick(2) == 0) skip = [&](std::string_view node) { return node == skipped; };
+    ASSERT_EQ(PickNode(candidates, peers, skip), PickNodeByScan(candidates, peers, skip))
+        << "round " << round;
+  }
+}
+
+TEST(PlacementTest, AThousandInstancesOnAThousandNodesOneEach) {
+  std::vector<std::string> names, fds, uds;
+  for (int i = 0; i < 1000; ++i) {
+    names.push_back("n" + std::to_string(i));
+    fds.push_back("fd" + std::to_string(i % 5));
+    uds.push_back("ud" + std::to_string(i % 10));
+  }
+  std::vector<NodeCandidate> nodes;
+  for (int i = 0; i < 1000; ++i) nodes.push_back({names[i], fds[i], uds[i], 0, 0});
+  std::vector<Peer> peers;
+  for (int i = 0; i < 1000; ++i) {
+    auto n = PickNode(nodes, peers);
+    ASSERT_TRUE(n);
+    for (auto& c : nodes) {
+      if (c.name == *n) {
+        ++c.load;
+        peers.push_back({c.name, c.fault_domain, c.update_domain});
+      }
+    }
+  }
+  for (const auto& c : nodes) EXPECT_EQ(c.load, 1) << c.name;
 }
 
 TEST(PlacementTest, StandbyOutsideTheFailedFaultDomainThenReportedThenLowestOrdinal) {

@@ -255,7 +255,8 @@ void Controller::CheckHealth(RoleRecord& role, InstanceRecord& inst) {
       StartReconfiguration(role, "node " + inst.node + " of primary " + inst.name + " is down",
                            false, "", false);
     } else if (drained) {
-      StartReconfiguration(role, "node " + inst.node + " is drained", true, "", false);
+      StartReconfiguration(role, "node " + inst.node + " is drained", true,
+                           SwitchoverTarget(role.spec.name), false);
     } else if (crashed) {
       StartReconfiguration(role,
                            "primary " + inst.name + " failed (state " +

@@ -153,7 +153,18 @@ Step ReconfigureProcedure::Collect(Operation& op, const OpView& view, OpWrites& 
     out.PutOp(op);
   }
   const int needed = Needed(role, static_cast<int>(voters.size()));
-  if (static_cast<int>(positions.size()) >= needed) return Step::Done();
+  if (static_cast<int>(positions.size()) >= needed) {
+    // A planned switchover's target (caught up by drain) can be promoted only if it is among
+    // them: enough others may answer first. Wait for it, as long as drain would.
+    const bool target_live = std::any_of(voters.begin(), voters.end(), [&](const auto* inst) {
+      return inst->name == rc.to && view.NodeLive(inst->node);
+    });
+    if (rc.planned && target_live && !positions.count(rc.to) && view.StepElapsed(op) < drain_for_) {
+      return Step::Wait("waiting for " + rc.to + ", the switchover's target, to take epoch " +
+                        std::to_string(rc.epoch));
+    }
+    return Step::Done();
+  }
   if (rc.accept_data_loss && !positions.empty()) {
     out.Emit("data-loss-accepted",
              op.role + " (" + op.id + "): promoting from " + std::to_string(positions.size()) +
@@ -164,12 +175,23 @@ Step ReconfigureProcedure::Collect(Operation& op, const OpView& view, OpWrites& 
              {{"op", op.id}, {"role", op.role}});
     return Step::Done();
   }
-  const std::string why = "quorum lost: " + std::to_string(positions.size()) + " of the " +
-                          std::to_string(needed) + " replicas needed took epoch " +
-                          std::to_string(rc.epoch) + " (" +
-                          (answered.empty() ? "none answered" : answered) + "; missing " + missing +
-                          "); nothing is promoted until enough answer";
-  if (view.StepElapsed(op) >= quorum_lost_after_ && quorum_lost_told_.insert(op.id).second) {
+  const std::string counts =
+      std::to_string(positions.size()) + " of the " + std::to_string(needed) +
+      " replicas needed took epoch " + std::to_string(rc.epoch) + " (" +
+      (answered.empty() ? "none answered" : answered) + "; missing " + missing + ")";
+  // The replicas usually answer within a heartbeat or two: until a lease and the margin have
+  // passed this is a wait, not a loss.
+  if (view.StepElapsed(op) < quorum_lost_after_) return Step::Wait("so far " + counts);
+  const std::string why =
+      "quorum lost: " + counts +
+      "; nothing is promoted until enough answer: bring a missing replica's node back (its data "
+      "is kept)" +
+      (answered.empty() ? std::string()
+                        : ", or `hafab failover " + op.role +
+                              " --accept-data-loss` to promote the most advanced that answered, "
+                              "losing writes acknowledged only by " +
+                              missing);
+  if (quorum_lost_told_.insert(op.id).second) {
     out.Emit("quorum-lost", op.role + " (" + op.id + "): " + why,
              {{"op", op.id}, {"role", op.role}});
   }

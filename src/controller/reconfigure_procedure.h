@@ -13,7 +13,8 @@
 //          enough of them to overlap every write quorum (voters - quorum + 1): then the most
 //          advanced holds every acknowledged write. Fewer: nothing is promoted (an event
 //          `quorum-lost` names the missing replicas) until enough answer, unless the operator
-//          accepted data loss.
+//          accepted data loss. A planned switchover also waits (as long as drain may) for
+//          its target to answer, so that promote can take it.
 // promote: the most advanced replica becomes the primary of the epoch; the others follow it.
 // confirm: it says it is the primary of the epoch (it takes writes).
 // route:   the gateways route to it.

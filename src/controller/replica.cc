@@ -29,7 +29,8 @@ Replica::Replica(store::Store& store, Clock& clock, provider::Provider* provider
       tokens_(std::move(tokens)),
       opts_(std::move(opts)),
       election_(store, clock, opts_.leader),
-      probe_(clock, opts_.probe) {}
+      probe_(clock, opts_.probe),
+      dashboard_(tokens_, clock, opts_.https) {}
 
 Replica::~Replica() {
   if (api_) api_->FlushAll();
@@ -137,6 +138,11 @@ void Replica::Handle(http::Request&& req, http::Responder respond) {
     r.headers.emplace_back("X-Hafab-Leader", leader);
     respond(std::move(r));
   };
+  if (Dashboard::Serves(req.path)) return tagged(dashboard_.Handle(req));
+  dashboard_.Authorize(req);
+  if (req.method == "GET" && req.path == "/v1/dashboard/login") {
+    return tagged(dashboard_.NewLogin(req));
+  }
   if (req.method == "GET" && req.path == "/v1/leader") {
     if (Authenticate(tokens_, req.Header("authorization")).access == Access::kNone) {
       return tagged(http::Response::Json(
@@ -148,6 +154,13 @@ void Replica::Handle(http::Request&& req, http::Responder respond) {
   // margin would renew a node's lease on behalf of a leader that may have been replaced.
   if (leading()) return api_->Handle(std::move(req), std::move(tagged));
   HandleFollower(std::move(req), std::move(tagged));
+}
+
+http::Admission Replica::Admit(const http::Request& head) const {
+  if (Dashboard::Serves(head.path)) return http::Admission{.refuse = std::nullopt, .body_limit = 0};
+  http::Request authorized = head;
+  dashboard_.Authorize(authorized);
+  return AdmitRequest(tokens_, authorized);
 }
 
 void Replica::HandleFollower(http::Request&& req, http::Responder respond) {

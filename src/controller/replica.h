@@ -14,6 +14,8 @@
 //   (a redirected POST would be re-sent blindly, and during an election there is no one
 //   to redirect to), and heartbeats must count as failures, not be retried in a loop.
 // - `GET /v1/leader` (either role): who leads, this replica's role, terms, step-downs.
+// - The dashboard (/ui, `GET /v1/dashboard/login`; dashboard.h), either role: a follower's
+//   page shows its store view and names the leader.
 // Every answer carries `X-Hafab-Leader: <url>`.
 //
 // Each term gets a fresh Controller: Start() loads the store, gives every known node and
@@ -34,6 +36,7 @@
 
 #include "controller/api.h"
 #include "controller/controller.h"
+#include "controller/dashboard.h"
 #include "controller/leader.h"
 #include "controller/leader_probe.h"
 #include "controller/tokens.h"
@@ -52,6 +55,7 @@ struct ReplicaOptions {
   // (LeaderProbe, LeaderElection::TakeOver). Off: only the leader key's lease decides.
   bool probe_leader = true;
   LeaderProbeOptions probe;
+  bool https = false;  // the API is served over TLS: the dashboard's cookie is marked Secure
 };
 
 // Not thread-safe: the daemon's event-loop thread calls everything.
@@ -69,6 +73,9 @@ class Replica {
   // Election; the leader's controller tick and long-poll expiry. Call every ~20 ms.
   void Tick();
   void Handle(http::Request&& req, http::Responder respond);
+  // The listener's http::HeaderCheck: AdmitRequest, after a dashboard session cookie stands
+  // for the read token (Dashboard::Authorize); the dashboard's own pages need no credential.
+  http::Admission Admit(const http::Request& head) const;
   // Answers every long-poll and resigns, so a follower takes over without waiting for the
   // leader lease to expire. For SIGTERM.
   void Shutdown();
@@ -93,6 +100,7 @@ class Replica {
   LeaderElection election_;
   LeaderProbe probe_;
   std::function<Status(Controller&)> on_elected_;
+  Dashboard dashboard_;
 
   // The current term (leader only).
   std::unique_ptr<Controller> controller_;

@@ -203,6 +203,24 @@ TEST_F(ReplicatedTest, APlannedSwitchoverPromotesTheAskedReplica) {
   EXPECT_TRUE(LastOp()->reconfigure().planned);
 }
 
+// hafab failover kv (no --to): the most advanced secondary is the target, and the switchover
+// waits for it to catch up with the old primary, which is ahead by what it wrote last. Without
+// a target the old primary, the most advanced of all, was promoted again: nothing moved.
+TEST_F(ReplicatedTest, APlannedSwitchoverWithoutATargetMovesThePrimaryToTheBestSecondary) {
+  StartKv({{"kv-0", {1, 40}}, {"kv-1", {1, 38}}, {"kv-2", {1, 39}}});
+  auto r = c_->RequestFailover("kv", "");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ((*r)["to"], "kv-2");
+  Run(100ms);
+  agent(Inst("kv-2").node).SetPosition("kv-2", {1, 40});  // caught up while unrouted
+  Run(1s);
+  EXPECT_EQ(Role("kv").primary, "kv-2");
+  ExpectRoutedTo("kv-2");
+  auto old = agent(Inst("kv-0").node).Replica("kv-0");
+  ASSERT_TRUE(old.has_value());
+  EXPECT_EQ(old->role, wire::ReplicaRole::kSecondary);
+}
+
 // Two of three replicas gone for good: only the operator's --accept-data-loss promotes the one
 // left, and an event says what may be lost.
 TEST_F(ReplicatedTest, AcceptingDataLossPromotesWithoutAQuorum) {

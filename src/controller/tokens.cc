@@ -29,17 +29,17 @@ std::string Hex(std::string_view raw) {
   return out;
 }
 
-// "<kind>.<name>.<hex HMAC-SHA256 of '<kind>.<name>' under key>". Names hold no '.'.
-std::string Credential(const std::string& key, std::string_view kind, const std::string& name) {
-  const std::string message = std::string(kind) + "." + name;
+}  // namespace
+
+std::string HmacSha256Hex(const std::string& key, const std::string& message) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
-  return message + "." + Hex(std::string_view(reinterpret_cast<const char*>(mac), len));
+  return Hex(std::string_view(reinterpret_cast<const char*>(mac), len));
 }
 
-Result<std::string> RandomHex(size_t bytes) {
+Result<std::string> RandomSecretHex(size_t bytes) {
   int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::Unavailable(std::string("/dev/urandom: ") + std::strerror(errno));
   std::string raw(bytes, '\0');
@@ -56,10 +56,18 @@ Result<std::string> RandomHex(size_t bytes) {
   return Hex(raw);
 }
 
+namespace {
+
+// "<kind>.<name>.<hex HMAC-SHA256 of '<kind>.<name>' under key>". Names hold no '.'.
+std::string Credential(const std::string& key, std::string_view kind, const std::string& name) {
+  const std::string message = std::string(kind) + "." + name;
+  return message + "." + HmacSha256Hex(key, message);
+}
+
 Result<std::string> ReadOrCreate(const std::string& path) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (::access(path.c_str(), F_OK) == 0) return ReadTokenFile(path);
-    HAFAB_ASSIGN_OR_RETURN(std::string token, RandomHex(32));
+    HAFAB_ASSIGN_OR_RETURN(std::string token, RandomSecretHex(32));
     int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
       if (errno == EEXIST) continue;  // another starter won: read theirs
@@ -127,6 +135,8 @@ Result<Tokens> LoadOrCreateTokens(const std::string& state_dir) {
 std::string AgentCredential(const std::string& key, const std::string& node) {
   return Credential(key, "agent", node);
 }
+
+std::string RingKey(const std::string& key) { return HmacSha256Hex(key, "ring"); }
 
 std::string GatewayCredential(const std::string& key, const std::string& id) {
   return Credential(key, "gateway", id);

@@ -29,6 +29,11 @@ struct Tokens {
 // Errors: Unavailable naming the file that cannot be read or written.
 Result<Tokens> LoadOrCreateTokens(const std::string& state_dir);
 
+// HMAC-SHA256 of `message` under `key`, hex.
+std::string HmacSha256Hex(const std::string& key, const std::string& message);
+// `bytes` random bytes from /dev/urandom, hex. Unavailable when it cannot be read.
+Result<std::string> RandomSecretHex(size_t bytes);
+
 // A token or key file's content without its trailing newline. Unavailable naming the file when
 // it cannot be read or is empty.
 Result<std::string> ReadTokenFile(const std::string& path);
@@ -39,6 +44,11 @@ Status WriteSecretFile(const std::string& path, const std::string& secret);
 // REQUIRES: the name is a valid name (manifest::IsValidName) and `key` is not empty.
 std::string AgentCredential(const std::string& key, const std::string& node);
 std::string GatewayCredential(const std::string& key, const std::string& id);
+
+// The key agents sign their ring datagrams with (settings.failure_detector: ring;
+// agent/ring_datagram.h): HMAC-SHA256 (hex) of `ring` under the cluster `key`. Agents get it with
+// their assignments; replacing cluster.key replaces it. REQUIRES: `key` is not empty.
+std::string RingKey(const std::string& key);
 
 // Compares in time independent of where the strings differ.
 bool TokenEquals(const std::string& a, const std::string& b);

@@ -103,6 +103,16 @@ json Controller::NodesJson() const {
               {"assignments_generation", obs ? obs->assignments_generation : 0}};
     j["last_heartbeat_ms_ago"] =
         obs ? json(static_cast<int64_t>(ToMillis(now - obs->last_heartbeat))) : json(nullptr);
+    if (obs != nullptr && obs->ring_endpoint) {
+      // failure_detector ring: where its probes arrive, what its transport counted, and which
+      // neighbours suspect it now.
+      const wire::RingEndpoint& e = *obs->ring_endpoint;
+      j["ring"] = {{"port", e.port},
+                   {"sent", e.sent},
+                   {"received", e.received},
+                   {"dropped_invalid", e.dropped_invalid},
+                   {"suspected_by", arbiter_.AccusersOf(name)}};
+    }
     out.push_back(std::move(j));
   }
   return out;

@@ -105,6 +105,7 @@ int RunGateway(const GatewayOptions& o) {
   }
   spdlog::info("gateway: at most {} client connections (open-file limit {})", po.max_connections,
                open_files);
+  po.data_path = o.data_path;
   po.splice = o.splice;
   auto started = Proxy::Start(po);
   if (!started.ok()) {

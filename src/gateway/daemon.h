@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "gateway/proxy.h"
 
 namespace hafab::gateway {
 
@@ -23,6 +24,7 @@ struct GatewayOptions {
   size_t max_connections = 0;
   std::string metrics_listen = "127.0.0.1:0";
   std::string state_dir;  // if set: gateway.addr holds the bound metrics address
+  DataPath data_path = DataPath::kUser;
   bool splice = true;
 };
 

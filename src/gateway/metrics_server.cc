@@ -57,8 +57,12 @@ std::string MetricsServer::Prometheus() const {
   if (control_) {
     ControlPlaneStatus s = control_->status();
     extra += fmt::format(
+        "# HELP hafab_gateway_route_poll_failures_total Route polls of the controller that "
+        "failed\n"
         "# TYPE hafab_gateway_route_poll_failures_total counter\n"
         "hafab_gateway_route_poll_failures_total {}\n"
+        "# HELP hafab_gateway_heartbeat_failures_total Heartbeats to the controller that "
+        "failed\n"
         "# TYPE hafab_gateway_heartbeat_failures_total counter\n"
         "hafab_gateway_heartbeat_failures_total {}\n",
         s.poll_failures, s.heartbeat_failures);

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 
+#include "gateway/kernel_splice.h"
 #include "gateway/worker.h"
 
 namespace hafab::gateway {
@@ -63,6 +64,25 @@ Result<std::vector<std::shared_ptr<Listener>>> OpenListeners(const SocketAddress
 
 }  // namespace
 
+const char* DataPathName(DataPath p) {
+  switch (p) {
+    case DataPath::kAuto:
+      return "auto";
+    case DataPath::kKernel:
+      return "kernel";
+    case DataPath::kUser:
+      return "user";
+  }
+  return "?";
+}
+
+Result<DataPath> ParseDataPath(const std::string& text) {
+  for (DataPath p : {DataPath::kAuto, DataPath::kKernel, DataPath::kUser}) {
+    if (text == DataPathName(p)) return p;
+  }
+  return Status::InvalidArgument("data path \"" + text + "\": expected auto, kernel or user");
+}
+
 Proxy::Proxy(ProxyOptions options) : shared_(std::make_unique<internal::Shared>()) {
   shared_->options = options;
   shared_->clock = options.clock ? options.clock : &RealClock();
@@ -75,7 +95,22 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
                               : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   options.threads = n;
   std::unique_ptr<Proxy> p(new Proxy(options));
-  p->stats_ = std::make_unique<StatsRegistry>(n);
+  if (options.data_path == DataPath::kUser) {
+    spdlog::info("gateway: data path: user space (--data-path user)");
+  } else {
+    auto k = KernelSplice::Load();
+    if (k.ok()) {
+      p->kernel_ = std::move(k).value();
+      p->shared_->kernel = p->kernel_.get();
+      spdlog::info("gateway: data path: kernel (BPF sockhash, sk_skb stream verdict)");
+    } else if (options.data_path == DataPath::kKernel) {
+      return Status::Unavailable("--data-path kernel: " + k.status().message());
+    } else {
+      spdlog::warn("gateway: data path: user space, the kernel's is unavailable: {}",
+                   k.status().message());
+    }
+  }
+  p->stats_ = std::make_unique<StatsRegistry>(n, p->kernel_.get());
   size_t per_thread = 0;
   if (options.max_connections > 0) {
     per_thread = std::max<size_t>(1, (options.max_connections + n - 1) / n);

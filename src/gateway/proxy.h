@@ -23,6 +23,18 @@
 
 namespace hafab::gateway {
 
+class KernelSplice;
+
+// Where the bytes of an established connection are moved.
+enum class DataPath {
+  kAuto,    // the kernel if it can be loaded, else user space (with one log line saying why)
+  kKernel,  // the kernel (BPF sockmap, KernelSplice); Proxy::Start fails if it cannot load
+  kUser,    // user space: epoll and splice(2) (or read/write) in the worker threads
+};
+const char* DataPathName(DataPath p);
+// "auto", "kernel" or "user". Errors: InvalidArgument otherwise.
+Result<DataPath> ParseDataPath(const std::string& text);
+
 struct ProxyOptions {
   int threads = 0;  // 0: one per core
   // How long a new active-passive connection waits for a routable primary.
@@ -32,7 +44,9 @@ struct ProxyOptions {
   // Open client connections beyond which the gateway stops accepting (backpressure:
   // clients queue in the kernel backlog). Split evenly across threads. 0: no limit.
   size_t max_connections = 0;
-  // splice(2) through pipes; false forces read/write through a buffer (for measurement).
+  DataPath data_path = DataPath::kUser;
+  // User-space path: splice(2) through pipes; false forces read/write through a buffer
+  // (for measurement).
   bool splice = true;
   int listen_backlog = 4096;
   Clock* clock = nullptr;  // nullptr: RealClock()
@@ -46,7 +60,8 @@ class Worker;
 class Proxy {
  public:
   // Starts the threads with an empty table (no listeners). Errors: Internal if epoll or
-  // threads cannot be created.
+  // threads cannot be created; Unavailable if options.data_path is kKernel and the kernel
+  // data path cannot be loaded (the message says why).
   static Result<std::unique_ptr<Proxy>> Start(ProxyOptions options);
   // Drains with a zero deadline if Drain was not called.
   ~Proxy();
@@ -87,6 +102,10 @@ class Proxy {
   void Drain(Duration deadline);
 
   StatsRegistry& stats() { return *stats_; }
+  // kKernel or kUser: the data path in use (established connections that the kernel refuses,
+  // e.g. a client that half-closed before the backend answered, are still proxied in user
+  // space on the kernel path).
+  DataPath data_path() const { return kernel_ ? DataPath::kKernel : DataPath::kUser; }
   int threads() const { return static_cast<int>(workers_.size()); }
   // Client connections open now, across threads.
   uint64_t ActiveConnections() const;
@@ -96,6 +115,7 @@ class Proxy {
   void WakeAll();
 
   std::unique_ptr<internal::Shared> shared_;
+  std::unique_ptr<KernelSplice> kernel_;  // before stats_, which reads its counters
   std::unique_ptr<StatsRegistry> stats_;
   std::vector<std::unique_ptr<internal::Worker>> workers_;
   std::vector<std::thread> threads_;

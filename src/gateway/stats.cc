@@ -26,10 +26,13 @@ std::string Escape(const std::string& v) {
 
 }  // namespace
 
-EndpointStats::EndpointStats(std::string role, std::string listen, int threads)
+EndpointStats::EndpointStats(std::string role, std::string listen, int threads, uint32_t counter,
+                             const ByteCounterSource* kernel)
     : role_(std::move(role)),
       listen_(std::move(listen)),
       threads_(threads),
+      counter_(counter),
+      kernel_(kernel),
       slots_(new EndpointSlot[threads]) {}
 
 EndpointTotals EndpointStats::Sum() const {
@@ -48,14 +51,19 @@ EndpointTotals EndpointStats::Sum() const {
     t.fenced += Load(s.fenced);
     t.no_backend += Load(s.no_backend);
     t.idle_closed += Load(s.idle_closed);
+    t.spliced += Load(s.spliced);
   }
+  if (kernel_) kernel_->Add(counter_, &t.bytes_in, &t.bytes_out);
   return t;
 }
 
-BackendStats::BackendStats(std::string instance, std::string address, int threads)
+BackendStats::BackendStats(std::string instance, std::string address, int threads, uint32_t counter,
+                           const ByteCounterSource* kernel)
     : instance_(std::move(instance)),
       address_(std::move(address)),
       threads_(threads),
+      counter_(counter),
+      kernel_(kernel),
       slots_(new BackendSlot[threads]) {}
 
 uint64_t BackendStats::Active() const {
@@ -75,6 +83,7 @@ BackendTotals BackendStats::Sum() const {
     t.connect_errors += Load(s.connect_errors);
     t.fenced += Load(s.fenced);
   }
+  if (kernel_) kernel_->Add(counter_, &t.bytes_in, &t.bytes_out);
   return t;
 }
 
@@ -82,7 +91,7 @@ std::shared_ptr<EndpointStats> StatsRegistry::GetEndpoint(const std::string& rol
                                                           const std::string& listen) {
   std::lock_guard lock(mu_);
   auto& e = endpoints_[role];
-  if (!e) e = std::make_shared<EndpointStats>(role, listen, threads_);
+  if (!e) e = std::make_shared<EndpointStats>(role, listen, threads_, next_counter_++, kernel_);
   return e;
 }
 
@@ -91,7 +100,7 @@ std::shared_ptr<BackendStats> StatsRegistry::GetBackend(const std::string& role,
                                                         const std::string& address) {
   std::lock_guard lock(mu_);
   auto& b = backends_[{role, instance + " " + address}];
-  if (!b) b = std::make_shared<BackendStats>(instance, address, threads_);
+  if (!b) b = std::make_shared<BackendStats>(instance, address, threads_, next_counter_++, kernel_);
   return b;
 }
 
@@ -155,6 +164,8 @@ std::string StatsRegistry::RenderPrometheus(const std::string& extra) const {
        &EndpointTotals::no_backend},
       {"idle_closed_total", "counter", "Connections closed by the idle timeout",
        &EndpointTotals::idle_closed},
+      {"spliced_total", "counter", "Connections whose bytes the kernel moved (BPF sockmap)",
+       &EndpointTotals::spliced},
   };
   std::map<std::string, EndpointTotals> sums;
   for (const auto& [role, e] : endpoints_) sums[role] = e->Sum();
@@ -176,20 +187,29 @@ std::string StatsRegistry::RenderPrometheus(const std::string& extra) const {
   struct BMetric {
     const char* name;
     const char* type;
+    const char* help;
     uint64_t BackendTotals::*field;
   };
   static const BMetric kBackend[] = {
-      {"backend_connections_active", "gauge", &BackendTotals::active},
-      {"backend_connections_total", "counter", &BackendTotals::total},
-      {"backend_bytes_in_total", "counter", &BackendTotals::bytes_in},
-      {"backend_bytes_out_total", "counter", &BackendTotals::bytes_out},
-      {"backend_connect_errors_total", "counter", &BackendTotals::connect_errors},
-      {"backend_fenced_total", "counter", &BackendTotals::fenced},
+      {"backend_connections_active", "gauge", "Connections open to the backend now",
+       &BackendTotals::active},
+      {"backend_connections_total", "counter", "Connections made to the backend",
+       &BackendTotals::total},
+      {"backend_bytes_in_total", "counter", "Bytes from clients to the backend",
+       &BackendTotals::bytes_in},
+      {"backend_bytes_out_total", "counter", "Bytes from the backend to clients",
+       &BackendTotals::bytes_out},
+      {"backend_connect_errors_total", "counter", "Connects to the backend that failed",
+       &BackendTotals::connect_errors},
+      {"backend_fenced_total", "counter",
+       "Connections to the backend closed by an epoch change or lease loss",
+       &BackendTotals::fenced},
   };
   std::vector<std::pair<const std::pair<std::string, std::string>*, BackendTotals>> bsums;
   for (const auto& [key, b] : backends_) bsums.emplace_back(&key, b->Sum());
   for (const auto& m : kBackend) {
-    out += fmt::format("# TYPE hafab_gateway_{} {}\n", m.name, m.type);
+    out += fmt::format("# HELP hafab_gateway_{} {}\n# TYPE hafab_gateway_{} {}\n", m.name, m.help,
+                       m.name, m.type);
     for (const auto& [key, t] : bsums) {
       const auto& b = backends_.at(*key);
       out += fmt::format("hafab_gateway_{}{{endpoint=\"{}\",backend=\"{}\",address=\"{}\"}} {}\n",
@@ -220,6 +240,7 @@ std::string StatsRegistry::RenderJson() const {
                         {"fenced", t.fenced},
                         {"no_backend", t.no_backend},
                         {"idle_closed", t.idle_closed},
+                        {"spliced", t.spliced},
                         {"backends", nlohmann::json::array()}};
     for (const auto& [key, b] : backends_) {
       if (key.first != role) continue;

@@ -14,6 +14,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "gateway/connection.h"
+
 namespace hafab::gateway::internal {
 namespace {
 
@@ -29,8 +31,6 @@ constexpr Duration kSweepEvery = std::chrono::seconds(1);
 constexpr Duration kAcceptBackoffMin = std::chrono::milliseconds(10);
 constexpr Duration kAcceptBackoffMax = std::chrono::seconds(1);
 
-enum Tag : uint8_t { kTagWake, kTagListener, kTagClient, kTagBackend };
-
 void SetNoDelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -39,57 +39,6 @@ void SetNoDelay(int fd) {
 bool WouldBlock(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
 
 }  // namespace
-
-// Everything a tagged epoll registration points at starts with its tag.
-struct TaggedHandle {
-  uint8_t tag;
-  void* owner;
-};
-
-struct Direction {
-  int src = -1, dst = -1;
-  int pipe_r = -1, pipe_w = -1;  // splice mode, taken from the pool on first use
-  size_t pending = 0;            // bytes read and not yet written
-  bool eof = false;              // src sent FIN
-  bool done = false;             // FIN passed on to dst
-  bool buffered = true;          // read/send; false: splice through the pipe
-  bool splice_ok = false;        // may move to splice on a bulk transfer
-  std::unique_ptr<char[]> buf;   // the unsent rest of a read, in copy mode
-  size_t off = 0;
-};
-
-struct EndpointState {
-  std::string listen;
-  const Endpoint* ep = nullptr;
-  const PublishedEndpoint* pub = nullptr;
-  EndpointSlot* slot = nullptr;
-  std::shared_ptr<Listener> listener;
-  bool listening = false;
-  TaggedHandle handle{kTagListener, this};
-  Conn* head = nullptr;  // intrusive list of this endpoint's connections
-};
-
-struct Conn {
-  enum class State { kWaiting, kConnecting, kProxying, kClosed };
-  TaggedHandle client_handle{kTagClient, this};
-  TaggedHandle backend_handle{kTagBackend, this};
-  State state = State::kWaiting;
-  int client_fd = -1;
-  int backend_fd = -1;
-  EndpointState* es = nullptr;
-  Backend target;                // where backend_fd goes (a copy: tables change)
-  BackendSlot* bslot = nullptr;  // non-null while counted as active on a backend
-  bool waited = false;           // has been counted as waiting for a primary
-  bool wait_ended = false;
-  TimePoint wait_start{}, wait_deadline{}, last_active{};
-  std::vector<int> tried;  // backend indices tried in generation `tried_generation`
-  uint64_t tried_generation = 0;
-  bool rerouting = false;
-  Direction up;    // client -> backend
-  Direction down;  // backend -> client
-  Conn* prev = nullptr;
-  Conn* next = nullptr;
-};
 
 namespace {
 
@@ -209,6 +158,7 @@ void Worker::Run() {
       ApplySnapshot();
     }
     if (now_ >= next_sweep_) Sweep();
+    if (!flushing_.empty()) RetryFlushes();  // last: it drops the pairs closed meanwhile
     for (Conn* c : graveyard_) delete c;
     graveyard_.clear();
     if (draining_ && (conns_ == 0 || now_ >= drain_deadline_)) break;
@@ -230,6 +180,8 @@ int Worker::TimeoutMillis() const {
   if (paused_ && accept_resume_ > now_) next = std::min(next, accept_resume_);
   if (next <= now_) return 0;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now_).count() + 1;
+  // Pending flushes are polled by real time, not the clock: the kernel's work queue is.
+  if (!flushing_.empty()) ms = std::min<int64_t>(ms, flush_retry_ms_);
   return static_cast<int>(std::min<int64_t>(ms, 1000));
 }
 
@@ -338,11 +290,12 @@ void Worker::Sweep() {
           next = std::min(next, c->wait_deadline);
         }
       } else if (c->state == Conn::State::kProxying && idle > Duration::zero()) {
+        const TimePoint check = c->spliced ? CheckSplicedIdle(c, idle) : c->last_active + idle;
         if (now_ - c->last_active >= idle) {
           Bump(es->slot->idle_closed);
           Close(c);
         } else {
-          next = std::min(next, c->last_active + idle);
+          next = std::min(next, check);
         }
       }
       c = n;
@@ -483,6 +436,7 @@ void Worker::StartConnect(Conn* c, int i) {
   c->tried.push_back(i);
   c->target = b;
   c->bslot = &c->es->pub->backend_stats[i]->slot(index_);
+  c->backend_counter = c->es->pub->backend_stats[i]->counter();
   Bump(c->bslot->active);
   Bump(c->bslot->total);
   c->state = Conn::State::kConnecting;
@@ -601,13 +555,18 @@ void Worker::OnConnected(Conn* c) {
   if (shared_.options.idle_timeout > Duration::zero()) {
     next_sweep_ = std::min(next_sweep_, now_ + shared_.options.idle_timeout);
   }
+  if (shared_.kernel && Splice(c)) return;
   PumpConn(c);
 }
 
 void Worker::OnClientEvent(Conn* c, uint32_t events) {
   switch (c->state) {
     case Conn::State::kProxying:
-      PumpOnEvent(c, /*client_side=*/true, events);
+      if (c->spliced) {
+        OnSplicedEvent(c, /*client_side=*/true, events);
+      } else {
+        PumpOnEvent(c, /*client_side=*/true, events);
+      }
       break;
     case Conn::State::kWaiting:
     case Conn::State::kConnecting:
@@ -622,7 +581,11 @@ void Worker::OnClientEvent(Conn* c, uint32_t events) {
 
 void Worker::OnBackendEvent(Conn* c, uint32_t events) {
   if (c->state == Conn::State::kProxying) {
-    PumpOnEvent(c, /*client_side=*/false, events);
+    if (c->spliced) {
+      OnSplicedEvent(c, /*client_side=*/false, events);
+    } else {
+      PumpOnEvent(c, /*client_side=*/false, events);
+    }
     return;
   }
   if (c->state != Conn::State::kConnecting) return;
@@ -643,6 +606,11 @@ void Worker::PumpOnEvent(Conn* c, bool client_side, uint32_t events) {
   bool ok = true;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ok = Pump(c, from, client_side);
   if (ok && (to.pending > 0 || (events & (EPOLLHUP | EPOLLERR)))) ok = Pump(c, to, !client_side);
+  // A reset socket takes nothing more: the direction into it is over (what it held is lost, as
+  // the reset says). Its error is reported once, and a pump that did not write to it (a read
+  // after its FIN returns EOF, not the reset; a source with nothing to send) would otherwise
+  // leave the pair waiting for an edge that never comes.
+  if (ok && (events & EPOLLERR)) to.done = true;
   if (!ok) {
     Close(c);
     return;
@@ -816,6 +784,8 @@ void Worker::Close(Conn* c) {
   Drop(c->es->slot->active);
   --conns_;
   active_.fetch_sub(1, std::memory_order_relaxed);
+  // The sockets leave the sockhash as they close; their state in the kernel goes first.
+  if (c->spliced) shared_.kernel->Remove(c->pair);
   close(c->client_fd);
   if (c->backend_fd >= 0) close(c->backend_fd);
   for (Direction* d : {&c->up, &c->down}) {

@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "gateway/kernel_splice.h"
 #include "gateway/proxy.h"
 #include "gateway/route_table.h"
 #include "gateway/stats.h"
@@ -71,6 +72,8 @@ struct Shared {
   std::atomic<int64_t> lease_deadline{ToTicks(TimePoint::max())};
   std::atomic<bool> draining{false};
   std::atomic<int64_t> drain_deadline{ToTicks(TimePoint::max())};
+  // The kernel data path; null: every connection is proxied in user space.
+  KernelSplice* kernel = nullptr;
 };
 
 struct Conn;
@@ -135,6 +138,19 @@ class Worker {
   // Listens again once under the connection limit and past an accept backoff.
   void MaybeResumeListeners();
 
+  // The kernel data path (worker_spliced.cc).
+  // Hands a connected pair to the kernel; false if it stays in user space.
+  bool Splice(Conn* c);
+  void OnSplicedEvent(Conn* c, bool client_side, uint32_t events);
+  // Whether an error on one socket of a spliced pair is the kernel's report of forwarding
+  // the other's FIN (not a reset); if so, clears it and notes that FIN.
+  bool ForwardedFin(Conn* c, bool client_side);
+  // Passes on each FIN the kernel has flushed the bytes before; closes the pair when done.
+  void FinishSpliced(Conn* c);
+  void RetryFlushes();
+  // Idle check of a spliced pair (its bytes never pass the worker); the time of its next.
+  TimePoint CheckSplicedIdle(Conn* c, Duration idle);
+
   bool GetPipe(Pipe* p);
   void PutPipe(Pipe* p, bool empty);
 
@@ -153,6 +169,8 @@ class Worker {
   std::map<std::string, std::unique_ptr<EndpointState>> endpoints_;  // by listen
   std::vector<Conn*> graveyard_;  // closed in this batch, freed after it
   std::vector<Conn*> reroute_;    // to route again after this batch
+  std::vector<Conn*> flushing_;   // spliced pairs with a FIN waiting for the kernel's bytes
+  int flush_retry_ms_ = 1;        // doubles while flushes stay pending
   std::vector<Pipe> pipe_pool_;
   std::unique_ptr<char[]> scratch_;  // copy mode reads land here
   size_t conns_ = 0;

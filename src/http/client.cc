@@ -1,5 +1,6 @@
 // http::Fetch and http::AsyncFetch on Boost.Beast: one connection per request, one
 // steady_timer as the deadline over resolve + connect + write + read.
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -23,6 +24,11 @@ using boost::system::error_code;
 using internal::Stream;
 
 constexpr uint64_t kResponseBodyLimit = 256u << 20;
+// A connection attempt not established within this is started again from a fresh socket,
+// the wait doubling up to kMaxConnectWait: a server's full listen queue drops a SYN without a
+// word, and the kernel would send it again only after 1 s (then 3 s, 7 s).
+constexpr Duration kFirstConnectWait = std::chrono::milliseconds(250);
+constexpr Duration kMaxConnectWait = std::chrono::seconds(2);
 
 // "Connection refused" -> "connection refused", to read well after a colon.
 std::string Explain(const error_code& ec) {
@@ -43,6 +49,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
         tls_(url_.tls ? internal::ClientTlsContext() : nullptr),
         stream_(tls_ ? Stream(tcp::socket(io), *tls_) : Stream(tcp::socket(io))),
         timer_(io),
+        connect_timer_(io),
         done_(std::move(done)) {}
 
   void Start(const std::string& method, std::string body, const Headers& headers,
@@ -79,9 +86,26 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   void OnResolve(error_code ec, tcp::resolver::results_type results) {
     if (finished_) return;
     if (ec) return Finish(Status::Unavailable("cannot resolve " + url_.host + ": " + Explain(ec)));
-    asio::async_connect(
-        stream_.socket(), results,
-        [self = shared_from_this()](error_code ec, const tcp::endpoint&) { self->OnConnect(ec); });
+    endpoints_ = std::move(results);
+    Connect();
+  }
+
+  void Connect() {
+    const uint64_t attempt = ++connect_attempt_;
+    connect_timer_.expires_after(connect_wait_);
+    connect_timer_.async_wait([self = shared_from_this(), attempt](error_code ec) {
+      if (ec || self->finished_ || attempt != self->connect_attempt_) return;
+      self->connect_wait_ = std::min(self->connect_wait_ * 2, kMaxConnectWait);
+      error_code ignored;
+      self->stream_.socket().close(ignored);  // the abandoned attempt's handler is ignored
+      self->Connect();
+    });
+    asio::async_connect(stream_.socket(), endpoints_,
+                        [self = shared_from_this(), attempt](error_code ec, const tcp::endpoint&) {
+                          if (attempt != self->connect_attempt_) return;
+                          self->connect_timer_.cancel();
+                          self->OnConnect(ec);
+                        });
   }
 
   void OnConnect(error_code ec) {
@@ -137,6 +161,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     finished_ = true;
     error_code ignored;
     timer_.cancel();
+    connect_timer_.cancel();
     resolver_.cancel();
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
@@ -150,6 +175,10 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
   std::shared_ptr<asio::ssl::context> tls_;  // https: the process's (SetClientTls)
   Stream stream_;
   asio::steady_timer timer_;
+  tcp::resolver::results_type endpoints_;
+  asio::steady_timer connect_timer_;  // the current connection attempt's
+  Duration connect_wait_ = kFirstConnectWait;
+  uint64_t connect_attempt_ = 0;
   std::function<void(Result<Response>)> done_;
   bhttp::request<bhttp::string_body> request_;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser_;

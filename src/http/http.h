@@ -152,7 +152,9 @@ std::string PercentEncode(std::string_view text);
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-// Blocking request with a deadline, for the CLI, tests and tools.
+// Blocking request with a deadline, for the CLI, tests and tools. A connection not
+// established within 250 ms is tried again from a fresh socket (the wait doubling up to 2 s):
+// a server's full listen queue drops a SYN silently, and the kernel resends it only after 1 s.
 // Errors: Unavailable (connect refused/reset, a failed TLS handshake; the message names
 // host:port), DeadlineExceeded (no full response within `timeout`), InvalidArgument (an
 // https:// URL in a process without SetClientTls). Any HTTP status is a Response.

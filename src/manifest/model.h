@@ -15,6 +15,9 @@ namespace hafab::manifest {
 enum class RoleMode { kActivePassive, kLoadBalanced, kReplicated };
 enum class ProbeKind { kTcp, kHttp, kExec };
 enum class RestartPolicy { kAlways, kOnFailure, kNever };
+// How node failures are detected (docs/architecture.md): every agent heartbeats the controller
+// (the star), or agents probe their ring neighbours and the controller arbitrates (the ring).
+enum class FailureDetector { kStar, kRing };
 
 // Inline: the wire module (which does not link the manifest library) writes them too.
 inline std::string_view RoleModeName(RoleMode m) {
@@ -27,6 +30,10 @@ inline std::string_view RoleModeName(RoleMode m) {
       return "replicated";
   }
   return "?";
+}
+
+inline std::string_view FailureDetectorName(FailureDetector d) {
+  return d == FailureDetector::kRing ? "ring" : "star";
 }
 
 inline std::string_view ProbeKindName(ProbeKind k) {
@@ -204,6 +211,9 @@ struct Settings {
   // 5 heartbeats; with the 500 ms fence margin a silent node fails over in ~1.7 s.
   Duration lease_ttl = std::chrono::milliseconds(1000);
   std::string api_listen = "127.0.0.1:0";  // controller API; port 0 = pick a free one
+  FailureDetector failure_detector = FailureDetector::kStar;
+  // Where failure_detector was written (line 0: not written, the controller's choice stands).
+  SourcePos failure_detector_pos;
 
   bool operator==(const Settings&) const = default;
 };

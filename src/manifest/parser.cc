@@ -21,7 +21,9 @@ namespace hafab::manifest {
 namespace {
 
 constexpr std::string_view kTopKeys[] = {"cluster", "settings", "nodes", "roles"};
-constexpr std::string_view kSettingsKeys[] = {"heartbeat_interval", "lease_ttl", "api_listen"};
+constexpr std::string_view kSettingsKeys[] = {"heartbeat_interval", "lease_ttl", "api_listen",
+                                              "failure_detector"};
+constexpr std::string_view kFailureDetectors[] = {"star", "ring"};  // FailureDetector's order
 constexpr std::string_view kNodeKeys[] = {"name", "fault_domain", "update_domain", "address",
                                           "capacity"};
 constexpr std::string_view kRoleKeys[] = {
@@ -107,6 +109,12 @@ class ManifestReader {
         r_.ReadDuration(g, false, &s->lease_ttl);
       } else if (g.key == "api_listen") {
         r_.ReadString(g, &s->api_listen);
+      } else if (g.key == "failure_detector") {
+        size_t choice = 0;
+        if (r_.ReadChoice(g, kFailureDetectors, &choice)) {
+          s->failure_detector = static_cast<FailureDetector>(choice);
+          s->failure_detector_pos = r_.Pos(g);
+        }
       }
     });
   }

@@ -27,6 +27,7 @@ TEST(ParseTest, MinimalManifestHasDefaults) {
   EXPECT_EQ(m.cluster, "hafab");
   EXPECT_EQ(m.settings.heartbeat_interval, 200ms);
   EXPECT_EQ(m.settings.lease_ttl, 1000ms);
+  EXPECT_EQ(m.settings.failure_detector, FailureDetector::kStar);
   EXPECT_TRUE(m.nodes.empty());
   ASSERT_EQ(m.roles.size(), 1u);
   const Role& r = m.roles[0];
@@ -41,7 +42,8 @@ TEST(ParseTest, MinimalManifestHasDefaults) {
 
 TEST(ParseTest, ReadsEveryField) {
   ParseOutcome out = ParseManifest(R"(cluster: prod
-settings: {heartbeat_interval: 100ms, lease_ttl: 1s, api_listen: "0.0.0.0:8400"}
+settings: {heartbeat_interval: 100ms, lease_ttl: 1s, api_listen: "0.0.0.0:8400",
+           failure_detector: ring}
 nodes:
   - {name: a, fault_domain: rack1, update_domain: ud1, address: 10.0.0.1, capacity: 4}
   - {name: b}
@@ -78,6 +80,7 @@ roles:
   EXPECT_EQ(m.settings.heartbeat_interval, 100ms);
   EXPECT_EQ(m.settings.lease_ttl, 1s);
   EXPECT_EQ(m.settings.api_listen, "0.0.0.0:8400");
+  EXPECT_EQ(m.settings.failure_detector, FailureDetector::kRing);
   ASSERT_EQ(m.nodes.size(), 2u);
   EXPECT_EQ(m.nodes[0].fault_domain, "rack1");
   EXPECT_EQ(m.nodes[0].address, "10.0.0.1");
@@ -300,6 +303,9 @@ TEST(ParseErrorTest, InvalidNames) {
 }
 
 TEST(ParseErrorTest, EnumsNameTheAllowedValues) {
+  EXPECT_THAT(DiagnosticsOf("settings: {failure_detector: mesh}\n" + std::string(kOneRole)),
+              ElementsAre("m.yaml:1:30: error: settings.failure_detector: \"mesh\" is not one of "
+                          "star, ring"));
   EXPECT_THAT(DiagnosticsOf(WithRole("    mode: activ-passive\n")),
               ElementsAre("m.yaml:4:11: error: roles[0].mode: \"activ-passive\" is not one of "
                           "active-passive, load-balanced, replicated"));

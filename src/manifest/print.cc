@@ -171,6 +171,8 @@ std::string PrintManifest(const Manifest& m) {
       << FormatDuration(m.settings.heartbeat_interval);
   out << YAML::Key << "lease_ttl" << YAML::Value << FormatDuration(m.settings.lease_ttl);
   out << YAML::Key << "api_listen" << YAML::Value << Text{m.settings.api_listen};
+  out << YAML::Key << "failure_detector" << YAML::Value
+      << std::string(FailureDetectorName(m.settings.failure_detector));
   out << YAML::EndMap;
   if (!m.nodes.empty()) {
     out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;

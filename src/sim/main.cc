@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
   CLI::App app{"hafab-sim: the whole fabric on simulated time, with faults, checking invariants"};
   sim::SimOptions o;
   std::string duration = "5m", settle = "30s", fault_interval = "5s", heartbeat = "200ms",
-              tick = "50ms", probe = "100ms", lease = "1s", reconcile = "100ms";
+              tick = "50ms", probe = "100ms", lease = "1s", reconcile = "100ms",
+              ring_probe = "100ms", slow_pause = "200ms", detector = "star";
   std::vector<std::string> faults, breaks;
   std::string only;
   int seeds = 1;
@@ -51,7 +52,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--faults", faults,
                  "fault kinds (node-crash process-crash process-hang partition isolation "
-                 "store-outage controller-crash switchover; default all, 'none' for none)")
+                 "store-outage controller-crash switchover, and slow-node; default all but "
+                 "slow-node, 'none' for none)")
       ->delimiter(',');
   app.add_option("--only", only, "replay only these faults of the schedule: 3,7,12");
   app.add_option("--loss", o.loss, "message loss probability")
@@ -68,6 +70,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--break", breaks, "TEST ONLY: break a safety rule (stop-wait, self-fence)")
       ->delimiter(',');
+  app.add_option("--detector", detector, "failure detection: star (heartbeats) or ring")
+      ->check(CLI::IsMember({"star", "ring"}))
+      ->capture_default_str();
+  app.add_option("--ring-k", o.ring_k, "ring: neighbours watched on each side")
+      ->check(CLI::Range(1, 8))
+      ->capture_default_str();
+  app.add_option("--ring-probe-interval", ring_probe, "ring: one neighbour probed per interval")
+      ->capture_default_str();
+  app.add_option("--keepalives-per-second", o.keepalives_per_second,
+                 "ring: the keep-alives the controller asks for, in all")
+      ->check(CLI::Range(1.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--slow-pause", slow_pause, "slow-node: the longest pause")->capture_default_str();
   app.add_flag("--trace", o.print_trace, "print the trace (faults, the controller's events)");
   app.add_flag("--no-shrink", no_shrink, "on a violation, do not look for a smaller fault set");
   CLI11_PARSE(app, argc, argv);
@@ -92,9 +107,12 @@ int main(int argc, char** argv) {
       !ReadDuration("--tick", tick, &o.tick_interval) ||
       !ReadDuration("--lease-ttl", lease, &o.lease_ttl) ||
       !ReadDuration("--reconcile-interval", reconcile, &o.reconcile_interval) ||
-      !ReadDuration("--probe-interval", probe, &o.probe_interval)) {
+      !ReadDuration("--probe-interval", probe, &o.probe_interval) ||
+      !ReadDuration("--ring-probe-interval", ring_probe, &o.ring_probe_interval) ||
+      !ReadDuration("--slow-pause", slow_pause, &o.slow_pause)) {
     return 2;
   }
+  o.ring = detector == "ring";
   if (!faults.empty()) {
     o.faults.clear();
     for (const auto& f : faults) {

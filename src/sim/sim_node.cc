@@ -34,14 +34,76 @@ SimNode::SimNode(EventQueue& events, Clock& clock, testing::FakeProvider& provid
   };
   supervisor_ = std::make_unique<agent::Supervisor>(clock_, launcher_, *volumes_, std::move(so));
   boot_id_ = options_.name + "@" + std::to_string(clock_.Now().time_since_epoch().count());
+  keepalive_ = options_.heartbeat_interval;
+  if (options_.ring) {
+    ring_ = std::make_unique<agent::RingMonitor>(clock_, options_.name, options_.ring_options,
+                                                 options_.ring_send);
+  }
 }
 
 SimNode::~SimNode() { *alive_ = false; }
 
 void SimNode::Later(Duration d, std::function<void()> fn) {
-  events_.After(d, [alive = std::weak_ptr<bool>(alive_), fn = std::move(fn)] {
-    if (auto a = alive.lock(); a && *a) fn();
+  events_.After(d, [this, alive = std::weak_ptr<bool>(alive_), fn = std::move(fn)]() mutable {
+    if (auto a = alive.lock(); a && *a) WhenAwake(std::move(fn));
   });
+}
+
+void SimNode::WhenAwake(std::function<void()> fn) {
+  if (!Paused()) {
+    fn();
+    return;
+  }
+  Later(paused_until_ - clock_.Now(), std::move(fn));
+}
+
+void SimNode::ScheduleHeartbeat(Duration d) {
+  const uint64_t timer = ++heartbeat_timer_;
+  Later(d, [this, timer] {
+    if (timer == heartbeat_timer_) SendHeartbeat(/*scheduled=*/true);
+  });
+}
+
+void SimNode::OnRing(const wire::RingMessage& m) {
+  if (!ring_) return;
+  WhenAwake([this, m] {
+    ring_->OnMessage(m);
+    TakeRingReports();
+  });
+}
+
+void SimNode::Check() {
+  WhenAwake([this] { SendHeartbeat(/*scheduled=*/false); });
+}
+
+void SimNode::RingTick() {
+  ring_due_ = TimePoint::max();
+  ring_->Tick();
+  TakeRingReports();
+  ScheduleRing();
+}
+
+void SimNode::ScheduleRing() {
+  const TimePoint due = ring_->NextDue();
+  if (due >= ring_due_) return;
+  ring_due_ = due;
+  Later(std::max(Duration::zero(), due - clock_.Now()), [this, due] {
+    if (due == ring_due_) RingTick();
+  });
+}
+
+// A change in what the agent suspects is reported at once (the controller arbitrates).
+void SimNode::TakeRingReports() {
+  bool changed = false;
+  for (const wire::RingReport& r : ring_->TakeReports()) {
+    changed = true;
+    if (r.suspect) {
+      refutes_.erase(r.about);
+    } else {
+      refutes_.insert(r.about);
+    }
+  }
+  if (changed && heartbeats_ok_ > 0) SendHeartbeat(/*scheduled=*/false);
 }
 
 void SimNode::Start() {
@@ -55,6 +117,7 @@ void SimNode::Start() {
   Tick();
   SendHeartbeat(/*scheduled=*/true);
   Poll();
+  if (ring_) ScheduleRing();
 }
 
 void SimNode::Tick() {
@@ -141,10 +204,15 @@ std::string SimNode::Digest() const {
 }
 
 void SimNode::SendHeartbeat(bool scheduled) {
-  if (scheduled) Later(options_.heartbeat_interval, [this] { SendHeartbeat(true); });
-  if (heartbeat_in_flight_) {
-    if (!scheduled) heartbeat_again_ = true;
-    return;
+  if (scheduled) ScheduleHeartbeat(keepalive_);
+  if (heartbeats_in_flight_ > 0) {
+    // Agent::SendHeartbeat: a change waits for the answer; the schedule does not wait for one
+    // unanswered for an interval.
+    if (!scheduled || heartbeats_in_flight_ >= 2 ||
+        clock_.Now() - heartbeat_sent_at_ < options_.heartbeat_interval) {
+      if (!scheduled) heartbeat_again_ = true;
+      return;
+    }
   }
   heartbeat_again_ = false;
   sent_digest_ = Digest();
@@ -158,17 +226,32 @@ void SimNode::SendHeartbeat(bool scheduled) {
   hb.instances = supervisor_->Report();
   hb.volumes = volumes_->Report();
   hb.fence = unreported_fence_;
+  // The ring: every standing suspicion (a controller that restarted learns them again) and
+  // the suspicions that ended since the last answer.
+  std::set<std::string> refutes_sent;
+  if (ring_) {
+    for (const auto& s : ring_->suspected()) hb.ring.push_back({s, true});
+    for (const auto& r : refutes_) hb.ring.push_back({r, false});
+    refutes_sent = refutes_;
+  }
   const bool carried_fence = unreported_fence_.has_value();
   const TimePoint sent_at = clock_.Now();
-  heartbeat_in_flight_ = true;
+  ++heartbeats_in_flight_;
+  heartbeat_sent_at_ = sent_at;
   const Duration timeout = std::min<Duration>(options_.lease_ttl / 2, std::chrono::seconds(1));
   link_.Heartbeat(hb, timeout,
-                  [this, alive = std::weak_ptr<bool>(alive_), sent_at,
-                   carried_fence](Result<wire::HeartbeatAnswer> r) {
+                  [this, alive = std::weak_ptr<bool>(alive_), sent_at, carried_fence,
+                   refutes_sent](Result<wire::HeartbeatAnswer> r) {
                     if (auto a = alive.lock(); !a || !*a) return;
-                    heartbeat_in_flight_ = false;
+                    --heartbeats_in_flight_;
                     if (!r.ok()) return;
                     ++heartbeats_ok_;
+                    for (const auto& n : refutes_sent) refutes_.erase(n);
+                    if (r->keepalive && *r->keepalive != keepalive_) {
+                      const bool sooner = *r->keepalive < keepalive_;
+                      keepalive_ = *r->keepalive;
+                      if (sooner) ScheduleHeartbeat(keepalive_);
+                    }
                     options_.lease_ttl = r->lease_ttl;
                     lease_.Renewed(sent_at, r->lease_ttl);
                     // The agent's fence timer: the lease is checked right after it ends.
@@ -197,12 +280,20 @@ void SimNode::Poll() {
 }
 
 void SimNode::Deliver(const wire::AssignmentList& list, TimePoint asked_at) {
-  Apply(list, asked_at);
+  WhenAwake([this, list, asked_at] { Apply(list, asked_at); });
 }
 
 // Agent::OnAssignments.
 void SimNode::Apply(const wire::AssignmentList& list, TimePoint asked_at) {
   const bool newer = !have_list_ || list.generation > applied_generation_;
+  if (newer && ring_) {
+    std::vector<std::string> neighbours;
+    for (const auto& p : list.ring) neighbours.push_back(p.node);
+    if (neighbours != ring_->neighbours()) {
+      ring_->SetNeighbours(std::move(neighbours));
+      ScheduleRing();
+    }
+  }
   if (newer) {
     supervisor_->Apply(list);
     applied_generation_ = list.generation;

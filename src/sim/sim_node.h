@@ -16,6 +16,7 @@
 
 #include "agent/control_link.h"
 #include "agent/lease.h"
+#include "agent/ring_monitor.h"
 #include "agent/supervisor.h"
 #include "agent/volume_manager.h"
 #include "sim/event_queue.h"
@@ -55,6 +56,10 @@ struct SimNodeOptions {
   Duration lease_ttl = std::chrono::milliseconds(1000);
   // TEST ONLY (--break self-fence): the lease running out fences nothing.
   bool skip_self_fence = false;
+  // Ring failure detection: the agent's RingMonitor, its messages sent through `ring_send`.
+  bool ring = false;
+  agent::RingOptions ring_options;
+  std::function<void(const std::string& to, const wire::RingMessage&)> ring_send;
 };
 
 // Not thread-safe. Schedules its own events on `events`; they do nothing once Crash() ran or
@@ -68,6 +73,15 @@ class SimNode {
   void Start();
   // The controller pushed a newer assignment list (the answer of the agent's long poll).
   void Deliver(const wire::AssignmentList& list, TimePoint asked_at);
+  // A ring probe from another agent.
+  void OnRing(const wire::RingMessage& m);
+  // The controller asks for a heartbeat now (its ring arbiter's check).
+  void Check();
+  // The agent stops for `d` (a long GC pause, a stalled disk): nothing it would do or receive
+  // in that time is handled before it resumes.
+  void Pause(Duration d) { paused_until_ = std::max(paused_until_, clock_.Now() + d); }
+  bool Paused() const { return clock_.Now() < paused_until_; }
+  const agent::RingMonitor* ring() const { return ring_.get(); }
 
   // Faults.
   void KillProcess(pid_t pid) { launcher_.Kill(pid, 9); }
@@ -93,8 +107,14 @@ class SimNode {
   void Poll();
   void Apply(const wire::AssignmentList& list, TimePoint asked_at);
   std::string Digest() const;
-  // Schedules `fn` unless this node is gone by then.
+  // Schedules `fn` unless this node is gone by then; while it is paused, until it resumes.
   void Later(Duration d, std::function<void()> fn);
+  // Runs `fn` now, or when the node resumes.
+  void WhenAwake(std::function<void()> fn);
+  void ScheduleHeartbeat(Duration d);
+  void RingTick();
+  void ScheduleRing();
+  void TakeRingReports();
 
   EventQueue& events_;
   Clock& clock_;
@@ -106,6 +126,12 @@ class SimNode {
   std::unique_ptr<agent::Supervisor> supervisor_;
   agent::LeaseTracker lease_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  TimePoint paused_until_{};
+  Duration keepalive_{};          // between scheduled heartbeats (the controller's word)
+  uint64_t heartbeat_timer_ = 0;  // the scheduled heartbeat that counts
+  std::unique_ptr<agent::RingMonitor> ring_;
+  TimePoint ring_due_ = TimePoint::max();   // the ring tick scheduled
+  std::set<std::string> refutes_;           // ends of suspicions the controller has not had
   std::map<pid_t, std::string> volume_of_;  // pid -> the volume directory it holds
   std::set<pid_t> hung_;
   std::map<std::pair<std::string, int>, TimePoint> next_probe_;
@@ -114,7 +140,8 @@ class SimNode {
   TimePoint next_probe_due_{};
   size_t probed_starts_ = 0;
   std::string boot_id_;
-  bool heartbeat_in_flight_ = false;
+  int heartbeats_in_flight_ = 0;  // as the agent: at most two, the second after an interval
+  TimePoint heartbeat_sent_at_{};
   bool heartbeat_again_ = false;
   std::string sent_digest_;
   bool poll_in_flight_ = false;

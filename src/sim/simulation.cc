@@ -28,7 +28,7 @@ using std::chrono::milliseconds;
 
 constexpr const char* kFaultNames[] = {"node-crash",       "process-crash", "process-hang",
                                        "partition",        "isolation",     "store-outage",
-                                       "controller-crash", "switchover"};
+                                       "controller-crash", "switchover",    "slow-node"};
 
 double Ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
@@ -166,6 +166,8 @@ class Simulation final : public ProcessObserver {
   }
   EventQueue& events() { return events_; }
   SimNetwork& net() { return net_; }
+  void CountNodeMessage() { ++result_.node_messages; }
+  void CountControllerHeartbeat() { ++result_.controller_heartbeats; }
   void Started(const SimProcess& p) override;
 
  private:
@@ -179,6 +181,9 @@ class Simulation final : public ProcessObserver {
   void FetchRoutes(SimGateway& gw);
   void Installed(SimGateway& gw);
   void ClientWrite(const std::string& role, int key);
+  // An agent's ring probe to `to`; a suspicion is checked against the truth on the way.
+  void RingSend(const std::string& from, const std::string& to, const wire::RingMessage& m);
+  void CheckSuspicions(const std::string& node);
   // The client's request through a gateway to `role`'s primary: `at` runs at the node if the
   // message gets there, and its answer comes back to `reply` at the client.
   void ThroughGateway(const std::string& role,
@@ -229,10 +234,12 @@ class Simulation final : public ProcessObserver {
   // failover is done or it is clearly not needed (ForgetSilence).
   std::map<std::string, TimePoint> silent_since_;
   std::map<std::string, TimePoint> role_silent_since_;
-  std::map<std::string, std::string> role_silent_node_;  // role -> the node it lost
-  std::set<std::string> failing_over_;                   // roles with a failover under way
-  std::map<std::string, TimePoint> process_fault_at_;    // role -> its primary's process fault
+  std::map<std::string, std::string> role_silent_node_;     // role -> the node it lost
+  std::set<std::string> failing_over_;                      // roles with a failover under way
+  std::map<std::string, TimePoint> process_fault_at_;       // role -> its primary's process fault
+  std::map<std::string, std::set<std::string>> suspected_;  // node -> whom its ring suspects
   std::vector<double> detection_, failover_;
+  TimePoint controller_started_{};
   std::deque<std::string> trace_;
   uint64_t hash_ = 1469598103934665603ULL;
   SimResult result_;
@@ -255,6 +262,7 @@ void SimControlLink::Call(Duration timeout, const char* what,
   };
   sim_.events().After(
       timeout, [fire, what] { fire(Status::DeadlineExceeded(std::string(what) + " timed out")); });
+  sim_.CountNodeMessage();
   sim_.net().Send(node_, kController, [this, call = std::move(call), fire] {
     controller::Controller* c = sim_.LiveController();
     if (c == nullptr) return;
@@ -268,7 +276,10 @@ void SimControlLink::Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration t
                                std::function<void(Result<wire::HeartbeatAnswer>)> done) {
   Call<wire::HeartbeatAnswer>(
       timeout, "heartbeat",
-      [this, heartbeat](controller::Controller& c) { return c.AgentHeartbeat(node_, heartbeat); },
+      [this, heartbeat](controller::Controller& c) {
+        sim_.CountControllerHeartbeat();
+        return c.AgentHeartbeat(node_, heartbeat);
+      },
       std::move(done));
 }
 
@@ -314,6 +325,11 @@ void Simulation::StartController() {
   co.fence_margin = milliseconds(500);
   co.crash_exits = false;
   co.unsafe_skip_stop_wait = o_.break_stop_wait;
+  co.ring_detector = o_.ring;
+  co.ring_k = o_.ring_k;
+  co.heartbeat_interval = o_.heartbeat_interval;
+  co.keepalives_per_second = o_.keepalives_per_second;
+  co.arbiter.check_timeout = 4 * o_.ring_probe_interval;
   // Some incarnations die at the start of a failover step (the journal's test crash).
   if (incarnation_ > 0 && o_.faults.count(FaultKind::kControllerCrash) && random_.OneIn(0.3)) {
     co.crash_at_step = controller::kFailoverSteps[1 + random_.Uniform(8)];
@@ -333,6 +349,7 @@ void Simulation::StartController() {
   }
   ++incarnation_;
   if (incarnation_ > 1) ++result_.controller_restarts;
+  controller_started_ = clock_.Now();
   // Operations a previous incarnation left running must be running again (resumed).
   for (const auto& [id, op] : c->ops()) {
     if (op.state == wire::OpState::kRunning && c->ActiveOp(op.role) == nullptr) {
@@ -357,6 +374,12 @@ void Simulation::StartController() {
     });
   };
   l.routes_changed = [this] { events_.After(Duration::zero(), [this] { PushRoutes(); }); };
+  l.check_node = [this](const std::string& node) {
+    net_.Send(kController, node, [this, node] {
+      auto n = nodes_.find(node);
+      if (n != nodes_.end() && n->second) n->second->Check();
+    });
+  };
   c->SetListener(std::move(l));
   controller_ = std::move(c);
   controller_down_ = false;
@@ -396,11 +419,18 @@ void Simulation::ReadEvents() {
       auto it = e.fields.find(k);
       return it == e.fields.end() ? std::string() : it->second;
     };
+    if (e.type == "node-isolated") ++result_.isolations;
     if (e.type == "node-down") {
-      auto s = silent_since_.find(field("node"));
+      const std::string node = field("node");
+      auto s = silent_since_.find(node);
       if (s != silent_since_.end()) {
         detection_.push_back(Ms(now - s->second));
         silent_since_.erase(s);
+      } else if (nodes_.count(node) && nodes_[node] && !net_.Partitioned(node) &&
+                 now - controller_started_ > o_.lease_ttl + o_.heartbeat_interval) {
+        // Up, reachable, and not a controller that has just started and not heard it yet.
+        ++result_.false_downs;
+        Trace("(a node-down no fault explains)");
       }
     } else if (e.type == "failover-started") {
       ++result_.failovers;
@@ -437,6 +467,36 @@ void Simulation::ReadEvents() {
   }
 }
 
+void Simulation::RingSend(const std::string& from, const std::string& to,
+                          const wire::RingMessage& m) {
+  ++result_.node_messages;
+  net_.Send(from, to, [this, to, m] {
+    auto n = nodes_.find(to);
+    if (n == nodes_.end() || !n->second) return;
+    n->second->OnRing(m);
+    CheckSuspicions(to);
+  });
+  CheckSuspicions(from);
+}
+
+// A suspicion the agent just raised of a neighbour that is alive, not paused and reachable
+// from it is false (the loss of a probe, its ack and the indirect probes all at once).
+void Simulation::CheckSuspicions(const std::string& node) {
+  auto n = nodes_.find(node);
+  if (n == nodes_.end() || !n->second || n->second->ring() == nullptr) return;
+  auto& seen = suspected_[node];
+  const std::set<std::string>& now = n->second->ring()->suspected();
+  for (const auto& s : now) {
+    if (seen.count(s)) continue;
+    auto t = nodes_.find(s);
+    if (t != nodes_.end() && t->second && !t->second->Paused() && net_.Connected(node, s)) {
+      ++result_.false_suspicions;
+      Trace("(" + node + " suspects " + s + ", which is up and reachable)");
+    }
+  }
+  seen = now;
+}
+
 void Simulation::ForgetSilence(const std::string& node) {
   silent_since_.erase(node);
   const TimePoint healed = clock_.Now();
@@ -471,6 +531,13 @@ void Simulation::StartNode(const std::string& name) {
   so.tick_interval = o_.tick_interval;
   so.lease_ttl = o_.lease_ttl;
   so.skip_self_fence = o_.break_self_fence;
+  so.ring = o_.ring;
+  so.ring_options.probe_interval = o_.ring_probe_interval;
+  so.ring_options.probe_timeout = o_.ring_probe_interval / 2;
+  so.ring_options.indirect_timeout = o_.ring_probe_interval;
+  so.ring_send = [this, name](const std::string& to, const wire::RingMessage& m) {
+    RingSend(name, to, m);
+  };
   auto node = std::make_unique<SimNode>(events_, clock_, provider_, *link, *this, so);
   SimNode* n = node.get();
   nodes_[name] = std::move(node);
@@ -737,6 +804,16 @@ void Simulation::Strike(const Fault& f) {
       if (!r.ok()) Trace("switchover refused: " + r.status().ToString());
       return;
     }
+    case FaultKind::kSlowNode: {
+      if (live.empty()) return;
+      const std::string node = live[f.pick % live.size()];
+      const Duration pause(static_cast<Duration::rep>(
+          f.pick % static_cast<uint64_t>(std::max<Duration::rep>(1, o_.slow_pause.count()))));
+      Trace("fault #" + std::to_string(f.index) + " " + kind + " " + node + " paused for " +
+            std::to_string(ToMs(pause)) + "ms");
+      nodes_[node]->Pause(pause);
+      return;
+    }
     case FaultKind::kControllerCrash:
       if (controller_down_) return;
       Trace("fault #" + std::to_string(f.index) + " " + kind);
@@ -926,6 +1003,15 @@ nlohmann::json SimResult::ToJson(const SimOptions& o) const {
   j["failover_ms"] = hafab::sim::ToJson(failover_ms);
   j["failovers"] = failovers;
   j["false_failovers"] = false_failovers;
+  j["detector"] = o.ring ? "ring" : "star";
+  j["false_downs"] = false_downs;
+  if (o.ring) {
+    j["false_suspicions"] = false_suspicions;
+    j["isolations"] = isolations;
+  }
+  const double seconds = ToMs(o.duration + o.settle) / 1000.0;
+  j["node_messages_per_node_s"] = static_cast<double>(node_messages) / o.nodes / seconds;
+  j["controller_heartbeats_per_s"] = static_cast<double>(controller_heartbeats) / seconds;
   j["controller_restarts"] = controller_restarts;
   j["messages"] = messages;
   j["messages_lost"] = messages_lost;

@@ -28,7 +28,8 @@ enum class FaultKind {
   kIsolation,        // a node reaches nobody; healed after a while
   kStoreOutage,      // every store call fails for a while
   kControllerCrash,  // the controller dies now, or at the start of a chosen failover step
-  kSwitchover        // an operator's planned switchover of an active-passive role
+  kSwitchover,       // an operator's planned switchover of an active-passive role
+  kSlowNode          // a node's agent pauses for up to SimOptions::slow_pause, then goes on
 };
 const char* FaultKindName(FaultKind k);
 // "node-crash" ... as FaultKindName; nullopt for an unknown name.
@@ -74,9 +75,17 @@ struct SimOptions {
   // TEST ONLY: break one safety rule on purpose, to prove the checks catch it.
   bool break_stop_wait = false;   // failover does not wait for the old primary to stop
   bool break_self_fence = false;  // an agent whose lease runs out fences nothing
-  std::string work_dir;           // "": a fresh directory under /dev/shm (or /tmp)
-  size_t trace_keep = 60;         // trace lines printed with a violation
-  bool print_trace = false;       // every trace line to stderr as it happens
+  // Failure detection (--detector ring|star): the ring's agents probe ring_k neighbours on
+  // each side, one every ring_probe_interval (agent/ring_monitor.h), and the controller
+  // arbitrates (controller/ring_arbiter.h), asking keep-alives at keepalives_per_second.
+  bool ring = false;
+  int ring_k = 2;
+  Duration ring_probe_interval = std::chrono::milliseconds(100);
+  double keepalives_per_second = 500;
+  Duration slow_pause = std::chrono::milliseconds(200);  // kSlowNode: at most this long
+  std::string work_dir;      // "": a fresh directory under /dev/shm (or /tmp)
+  size_t trace_keep = 60;    // trace lines printed with a violation
+  bool print_trace = false;  // every trace line to stderr as it happens
 };
 
 struct Percentiles {
@@ -92,6 +101,11 @@ struct SimResult {
   Percentiles detection_ms;  // node silent -> the controller declares it down
   Percentiles failover_ms;   // node silent -> its primaries' failovers done
   int false_failovers = 0;
+  int false_downs = 0;                 // a node declared down that no fault silenced
+  int false_suspicions = 0;            // an agent suspecting a neighbour that is up and reachable
+  int isolations = 0;                  // node-isolated events
+  uint64_t node_messages = 0;          // sent by agents: heartbeats, polls, ring probes
+  uint64_t controller_heartbeats = 0;  // agent heartbeats the controller handled
   int failovers = 0;
   uint64_t messages = 0, messages_lost = 0;
   uint64_t writes_acked = 0, reads_checked = 0;

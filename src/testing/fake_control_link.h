@@ -79,7 +79,7 @@ class FakeAgentController {
     }
     return nullptr;
   }
-  wire::AssignmentList List() const { return {generation_, assignments_}; }
+  wire::AssignmentList List() const { return {generation_, assignments_, {}, {}}; }
   // REQUIRES: mu_ held. Answers the waiting long polls (on their links' threads).
   void AnswerPolls();
 
@@ -119,9 +119,10 @@ class FakeControlLink final : public agent::ControlLink {
     nlohmann::json body = wire::ToJson(heartbeat);
     auto parsed = wire::ParseAgentHeartbeat(body);
     Result<wire::HeartbeatAnswer> answer =
-        parsed.ok() ? Result<wire::HeartbeatAnswer>(wire::HeartbeatAnswer{
-                          controller_.lease_ttl_, controller_.generation_, std::nullopt})
-                    : Result<wire::HeartbeatAnswer>(parsed.status());
+        parsed.ok()
+            ? Result<wire::HeartbeatAnswer>(wire::HeartbeatAnswer{
+                  controller_.lease_ttl_, controller_.generation_, std::nullopt, std::nullopt})
+            : Result<wire::HeartbeatAnswer>(parsed.status());
     if (parsed.ok()) {
       controller_.last_heartbeat_ = body;
       ++controller_.heartbeats_;

@@ -135,7 +135,8 @@ class FakeGatewayLink final : public gateway::ControlLink {
       ++controller_.heartbeats_;
       if (controller_.answer_heartbeats_) {
         controller_.acked_ = heartbeat.routes_version;
-        answer = wire::HeartbeatAnswer{controller_.lease_ttl_, 0, controller_.granted_};
+        answer =
+            wire::HeartbeatAnswer{controller_.lease_ttl_, 0, controller_.granted_, std::nullopt};
       } else {
         answer = Status::Unavailable("fake controller: not leader");
       }

@@ -77,6 +77,14 @@ void TestBackend::Serve(int fd) {
       shutdown(fd, SHUT_WR);
       line.clear();
     }
+    if (line.find("reset\n") != std::string::npos) {
+      // Disconnecting a TCP socket (connect to AF_UNSPEC) sends a reset, and the descriptor
+      // stays open for Stop to close.
+      sockaddr unspec{};
+      unspec.sa_family = AF_UNSPEC;
+      connect(fd, &unspec, sizeof unspec);
+      break;
+    }
   }
   --active_;
   shutdown(fd, SHUT_RDWR);

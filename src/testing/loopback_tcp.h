@@ -14,8 +14,8 @@ namespace hafab::testing {
 
 // A backend on 127.0.0.1:0. Each connection gets "<name>\n" at once, then every byte it
 // sends is echoed. A line "close-write\n" makes the backend shut its write side (after
-// echoing that line) and keep reading. When the client half-closes, the backend writes
-// "eof\n" and closes.
+// echoing that line) and keep reading; a line "reset\n" makes it reset the connection (after
+// echoing that line). When the client half-closes, the backend writes "eof\n" and closes.
 class TestBackend {
  public:
   explicit TestBackend(std::string name);

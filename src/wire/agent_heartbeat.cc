@@ -41,6 +41,18 @@ json ToJson(const AgentHeartbeat& hb) {
          {"instances", std::move(instances)},
          {"volumes", std::move(volumes)}};
   if (!hb.resource_limits.empty()) j["resource_limits"] = hb.resource_limits;
+  if (!hb.ring.empty()) {
+    j["ring"] = json::array();
+    for (const RingReport& r : hb.ring)
+      j["ring"].push_back({{"about", r.about}, {"suspect", r.suspect}});
+  }
+  if (hb.ring_endpoint) {
+    const RingEndpoint& e = *hb.ring_endpoint;
+    j["ring_endpoint"] = {{"port", e.port},
+                          {"sent", e.sent},
+                          {"received", e.received},
+                          {"dropped_invalid", e.dropped_invalid}};
+  }
   if (hb.fence) {
     j["fence"] = {{"reason", hb.fence->reason},
                   {"at_unix_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -117,6 +129,24 @@ Result<AgentHeartbeat> ParseAgentHeartbeat(const json& body) {
   for (size_t i = 0; i < list->size(); ++i) {
     HAFAB_RETURN_IF_ERROR(ParseVolume((*list)[i], At("volumes", i), &hb.volumes[i]));
   }
+  HAFAB_RETURN_IF_ERROR(ReadArray(body, "ring", "", kMaxRingPeers, &list));
+  hb.ring.resize(list->size());
+  for (size_t i = 0; i < list->size(); ++i) {
+    const json& r = (*list)[i];
+    if (!r.is_object()) return Status::InvalidArgument(At("ring", i) + ": must be an object");
+    HAFAB_RETURN_IF_ERROR(Read(r, "about", At("ring", i), &hb.ring[i].about));
+    HAFAB_RETURN_IF_ERROR(Read(r, "suspect", At("ring", i), &hb.ring[i].suspect));
+  }
+  if (auto e = body.find("ring_endpoint"); e != body.end() && !e->is_null()) {
+    if (!e->is_object()) return Status::InvalidArgument("ring_endpoint: must be an object");
+    RingEndpoint& out = hb.ring_endpoint.emplace();
+    int64_t port = 0;
+    HAFAB_RETURN_IF_ERROR(Read(*e, "port", "ring_endpoint", &port, 0, 65535));
+    out.port = static_cast<uint16_t>(port);
+    HAFAB_RETURN_IF_ERROR(Read(*e, "sent", "ring_endpoint", &out.sent));
+    HAFAB_RETURN_IF_ERROR(Read(*e, "received", "ring_endpoint", &out.received));
+    HAFAB_RETURN_IF_ERROR(Read(*e, "dropped_invalid", "ring_endpoint", &out.dropped_invalid));
+  }
   auto fence = body.find("fence");
   if (fence != body.end() && !fence->is_null()) {
     if (!fence->is_object()) return Status::InvalidArgument("fence: must be an object");
@@ -141,6 +171,7 @@ json ToJson(const HeartbeatAnswer& answer) {
   if (answer.lease) {
     j["lease_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(*answer.lease).count();
   }
+  if (answer.keepalive) j["keepalive_ms"] = ToMs(*answer.keepalive);
   return j;
 }
 
@@ -158,6 +189,12 @@ Result<HeartbeatAnswer> ParseHeartbeatAnswer(std::string_view body) {
     HAFAB_RETURN_IF_ERROR(Read(j, "lease_ms", "", &lease_ms, 0,
                                std::chrono::milliseconds(manifest::kMaxLeaseTtl).count()));
     a.lease = std::chrono::milliseconds(lease_ms);
+  }
+  if (j.contains("keepalive_ms") && !j["keepalive_ms"].is_null()) {
+    int64_t keepalive_ms = 0;
+    HAFAB_RETURN_IF_ERROR(Read(j, "keepalive_ms", "", &keepalive_ms, 1,
+                               std::chrono::milliseconds(manifest::kMaxLeaseTtl).count()));
+    a.keepalive = std::chrono::milliseconds(keepalive_ms);
   }
   return a;
 }

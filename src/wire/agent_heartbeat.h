@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/result.h"
 #include "wire/replica.h"
+#include "wire/ring.h"
 #include "wire/states.h"
 
 namespace hafab::wire {
@@ -62,6 +63,11 @@ struct AgentHeartbeat {
   std::vector<VolumeReport> volumes;
   std::optional<FenceReport> fence;
   std::string resource_limits;  // "cgroup v2", ...; "" = none
+  // failure_detector ring: the neighbours it stopped (or started again) hearing since the last
+  // heartbeat the controller answered.
+  std::vector<RingReport> ring;
+  // failure_detector ring: its UDP endpoint and counters ("ring_endpoint"; absent = none).
+  std::optional<RingEndpoint> ring_endpoint;
 };
 
 nlohmann::json ToJson(const AgentHeartbeat& hb);
@@ -77,6 +83,10 @@ struct HeartbeatAnswer {
   // less than lease_ttl, 0 for none, while the gateway has not acknowledged routes published up
   // to a lease_ttl ago). Absent: a full lease_ttl.
   std::optional<Duration> lease;
+  // failure_detector ring: when the agent's next keep-alive is due ("keepalive_ms"; it grows
+  // with the cluster: a node with no active-passive primary reports changes at once and
+  // otherwise this rarely). Absent: the agent's own heartbeat interval.
+  std::optional<Duration> keepalive;
 };
 
 nlohmann::json ToJson(const HeartbeatAnswer& answer);

@@ -75,7 +75,14 @@ json ToJson(const Assignment& a) {
 json ToJson(const AssignmentList& list) {
   json assignments = json::array();
   for (const Assignment& a : list.assignments) assignments.push_back(ToJson(a));
-  return {{"generation", list.generation}, {"assignments", std::move(assignments)}};
+  json j = {{"generation", list.generation}, {"assignments", std::move(assignments)}};
+  if (!list.ring.empty()) {
+    j["ring"] = json::array();
+    for (const RingPeer& p : list.ring)
+      j["ring"].push_back({{"node", p.node}, {"address", p.address}});
+  }
+  if (!list.ring_key.empty()) j["ring_key"] = list.ring_key;
+  return j;
 }
 
 namespace {
@@ -236,6 +243,15 @@ Result<AssignmentList> ParseAssignments(std::string_view text) {
       return Status::InvalidArgument(Which(At("assignments", i), a) + ": " + st.message());
     }
   }
+  HAFAB_RETURN_IF_ERROR(ReadArray(body, "ring", "", kMaxRingPeers, &items));
+  list.ring.resize(items->size());
+  for (size_t i = 0; i < items->size(); ++i) {
+    const json& p = (*items)[i];
+    if (!p.is_object()) return Status::InvalidArgument(At("ring", i) + ": must be an object");
+    HAFAB_RETURN_IF_ERROR(Read(p, "node", At("ring", i), &list.ring[i].node));
+    HAFAB_RETURN_IF_ERROR(Read(p, "address", At("ring", i), &list.ring[i].address));
+  }
+  HAFAB_RETURN_IF_ERROR(Read(body, "ring_key", "", &list.ring_key));
   return list;
 }
 

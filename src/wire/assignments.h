@@ -16,6 +16,7 @@
 #include "core/result.h"
 #include "manifest/model.h"
 #include "wire/replica.h"
+#include "wire/ring.h"
 
 namespace hafab::wire {
 
@@ -58,6 +59,10 @@ struct Assignment {
 struct AssignmentList {
   uint64_t generation = 0;
   std::vector<Assignment> assignments;
+  // The ring neighbours the node watches (failure_detector: ring); empty with the star.
+  std::vector<RingPeer> ring;
+  // The key the node's ring datagrams are signed with (agent/ring_datagram.h); with `ring`.
+  std::string ring_key;
 
   bool operator==(const AssignmentList&) const = default;
 };

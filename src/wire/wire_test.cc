@@ -42,6 +42,8 @@ AgentHeartbeat Example() {
   hb.volumes = {{"kvd-data", VolumeState::kDetaching, "kvd-0", "still held by pid 7"}};
   hb.fence = FenceReport{"lease expired", WallTime(std::chrono::seconds(10)), {"kvd-0"}};
   hb.resource_limits = "cgroup v2";
+  hb.ring = {{"n2", true}, {"n3", false}};
+  hb.ring_endpoint = RingEndpoint{40001, 12, 11, 3};
   return hb;
 }
 
@@ -87,6 +89,8 @@ TEST(AgentHeartbeatTest, RoundTrips) {
   ASSERT_TRUE(out->fence.has_value());
   EXPECT_EQ(out->fence->at, in.fence->at);
   EXPECT_EQ(out->fence->killed, in.fence->killed);
+  EXPECT_EQ(out->ring, in.ring);
+  EXPECT_EQ(out->ring_endpoint, in.ring_endpoint);
 }
 
 TEST(AgentHeartbeatTest, MissingMembersTakeTheirDefaults) {
@@ -128,6 +132,11 @@ TEST(AgentHeartbeatTest, ErrorsNameTheMember) {
       // Beyond a WallTime's nanoseconds (year 2262): the conversion would overflow.
       {R"({"fence": {"at_unix_ms": 9223372036855}})",
        "fence.at_unix_ms: must be between 0 and 9223372036854"},
+      {R"({"ring": [{"about": "n2", "suspect": "yes"}]})",
+       "ring[0].suspect: must be true or false"},
+      {R"({"ring": [7]})", "ring[0]: must be an object"},
+      {R"({"ring_endpoint": {"port": 70000}})", "ring_endpoint.port: must be between 0 and 65535"},
+      {R"({"ring_endpoint": 1})", "ring_endpoint: must be an object"},
   };
   for (const Case& c : cases) {
     auto hb = ParseAgentHeartbeat(json::parse(c.body));
@@ -147,8 +156,16 @@ TEST(AgentHeartbeatTest, RefusesMoreInstancesThanAClusterHolds) {
 }
 
 TEST(HeartbeatAnswerTest, RoundTripsAndRefusesGarbage) {
-  auto a = ParseHeartbeatAnswer(Dump(ToJson(HeartbeatAnswer{milliseconds(900), 13, std::nullopt})));
+  auto a = ParseHeartbeatAnswer(
+      Dump(ToJson(HeartbeatAnswer{milliseconds(900), 13, std::nullopt, std::nullopt})));
   ASSERT_TRUE(a.ok());
+  EXPECT_FALSE(a->keepalive.has_value());
+  auto k = ParseHeartbeatAnswer(
+      Dump(ToJson(HeartbeatAnswer{milliseconds(900), 13, std::nullopt, milliseconds(2000)})));
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->keepalive, milliseconds(2000));
+  EXPECT_EQ(ParseHeartbeatAnswer(R"({"lease_ttl_ms": 900, "keepalive_ms": 0})").status().message(),
+            "keepalive_ms: must be between 1 and 3600000");
   EXPECT_EQ(a->lease_ttl, milliseconds(900));
   EXPECT_EQ(a->assignments_generation, 13u);
   EXPECT_FALSE(ParseHeartbeatAnswer("not json").ok());
@@ -159,7 +176,7 @@ TEST(HeartbeatAnswerTest, RoundTripsAndRefusesGarbage) {
             "lease_ttl_ms: must be between 1 and 3600000");
   EXPECT_FALSE(a->lease.has_value());
   // A gateway's answer carries what is left of its lease.
-  HeartbeatAnswer g{milliseconds(1500), 0, milliseconds(0)};
+  HeartbeatAnswer g{milliseconds(1500), 0, milliseconds(0), std::nullopt};
   auto b = ParseHeartbeatAnswer(Dump(ToJson(g)));
   ASSERT_TRUE(b.ok());
   ASSERT_TRUE(b->lease.has_value());
@@ -275,7 +292,7 @@ AssignmentList ExampleAssignments() {
   web.run = false;
   web.command = "/path/web";
   web.probes.liveness = manifest::Probe{};
-  return {13, {kvd, web}};
+  return {13, {kvd, web}, {{"n2", "10.0.0.2:7946"}, {"n5", "10.0.0.5:7946"}}, "5ecret"};
 }
 
 TEST(AssignmentsTest, RoundTrips) {

@@ -39,8 +39,9 @@ std::string Manifest(const ClusterOptions& o, int kvd_port, int echo_port, int k
   m << "cluster: e2e\n"
     << "settings:\n";
   if (!o.lease_ttl.empty()) m << "  lease_ttl: " << o.lease_ttl << "\n";
-  m << "  api_listen: " << o.api_listen << "\n"
-    << "nodes:\n";
+  m << "  api_listen: " << o.api_listen << "\n";
+  if (!o.failure_detector.empty()) m << "  failure_detector: " << o.failure_detector << "\n";
+  m << "nodes:\n";
   for (int i = 1; i <= o.nodes; ++i) {
     m << "  - name: n" << i << "\n    fault_domain: fd" << i << "\n    update_domain: ud" << i
       << "\n";

@@ -26,6 +26,7 @@ struct ClusterOptions {
   // "    update: {ready_timeout: 10s}\n"); with "    min:" in it, instances is left out.
   std::string echo_extra;
   std::string api_listen = "127.0.0.1:0";   // the controller's API (settings.api_listen)
+  std::string failure_detector;             // settings.failure_detector; "" = left out (star)
   std::vector<std::string> node_addresses;  // node i's `address` (n1 first); none = default
   // A manifest of examples/ to run as shipped (e.g. kQuickstart) instead of the one built from
   // the fields above (only revive_after and extra_up_args apply), after replacing each `first`

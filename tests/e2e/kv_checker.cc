@@ -42,6 +42,11 @@ std::vector<Ack> KvChecker::Acks() {
   return acks_;
 }
 
+std::vector<TimePoint> KvChecker::UnacknowledgedSends() {
+  std::lock_guard<std::mutex> l(mu_);
+  return failed_sent_;
+}
+
 void KvChecker::Loop() {
   if (!netns_.empty()) {
     // setns(CLONE_NEWNET) moves only this thread: its sockets live in that namespace.
@@ -59,7 +64,7 @@ void KvChecker::Loop() {
   while (running_) {
     TimePoint sent = RealClock().Now();
     std::string k = prefix_ + std::to_string(key);
-    auto r = http::Fetch("PUT", url_ + "/kv/" + k, "v" + std::to_string(key), {}, 3s);
+    auto r = http::Fetch("PUT", url_ + "/kv/" + k, "v" + std::to_string(key), {}, request_timeout_);
     TimePoint done = RealClock().Now();
     if (r.ok() && r->status == 200) {
       Ack a;
@@ -75,6 +80,7 @@ void KvChecker::Loop() {
     } else {
       std::lock_guard<std::mutex> l(mu_);
       failures_.push_back(done);
+      failed_sent_.push_back(sent);
     }
     next += interval_;
     TimePoint now = RealClock().Now();

@@ -50,6 +50,11 @@ class KvChecker {
   // The writer thread joins this network namespace (e.g. "/run/netns/NAME") before its first
   // write: a client on the other side of a partition. Call before Start().
   void set_netns(std::string path) { netns_ = std::move(path); }
+  // How long a write may take before the client gives up on it (3 s unless set). Call
+  // before Start().
+  void set_request_timeout(Duration d) { request_timeout_ = d; }
+  // When each write that was not acknowledged was sent, in order (safe while running).
+  std::vector<TimePoint> UnacknowledgedSends();
   // A copy of the acknowledged writes so far, in ack order (safe while running).
   std::vector<Ack> AcksSnapshot();
 
@@ -72,12 +77,14 @@ class KvChecker {
   std::string prefix_;
   std::string read_url_;  // "" = url_
   std::string netns_;     // "" = this process's namespace
+  Duration request_timeout_ = std::chrono::seconds(3);
   std::atomic<bool> running_{false};
   std::atomic<int64_t> acked_count_{0};
   std::thread thread_;
   std::mutex mu_;
-  std::vector<Ack> acks_;            // GUARDED_BY(mu_)
-  std::vector<TimePoint> failures_;  // GUARDED_BY(mu_)
+  std::vector<Ack> acks_;               // GUARDED_BY(mu_)
+  std::vector<TimePoint> failures_;     // GUARDED_BY(mu_) when each failed write ended
+  std::vector<TimePoint> failed_sent_;  // GUARDED_BY(mu_) when each failed write was sent
 };
 
 }  // namespace hafab::e2e

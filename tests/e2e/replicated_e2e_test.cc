@@ -19,6 +19,7 @@
 
 #include "tests/e2e/cluster.h"
 #include "tests/e2e/kv_checker.h"
+#include "tests/e2e/replica_set.h"
 
 namespace hafab::e2e {
 namespace {
@@ -29,74 +30,7 @@ using nlohmann::json;
 constexpr const char* kRole = "kv";     // the replicated role of examples/replicated.yaml
 constexpr auto kNewPrimaryWithin = 3s;  // the test's bound; the target is < 2 s
 
-struct Replica {
-  std::string instance;
-  std::string node;
-  std::string kind;       // what the controller's record says: primary, secondary, building
-  std::string says_role;  // what the replica says ("" when it says nothing)
-  int64_t says_epoch = -1;
-};
-
-struct ReplicaSet {
-  int64_t epoch = 0;  // the role's configuration epoch
-  std::vector<Replica> replicas;
-
-  const Replica* Find(const std::string& instance) const {
-    for (const auto& r : replicas) {
-      if (r.instance == instance) return &r;
-    }
-    return nullptr;
-  }
-  const Replica* Primary() const {
-    for (const auto& r : replicas) {
-      if (r.kind == "primary") return &r;
-    }
-    return nullptr;
-  }
-  // Three voters, one primary, each saying what its record says at the role's epoch.
-  bool Settled() const {
-    int primaries = 0;
-    for (const auto& r : replicas) {
-      if (r.kind != r.says_role || r.says_epoch != epoch || r.kind == "building") return false;
-      primaries += r.kind == "primary";
-    }
-    return replicas.size() == 3 && primaries == 1;
-  }
-  std::string ToString() const {
-    std::string s = "epoch " + std::to_string(epoch) + ":";
-    for (const auto& r : replicas) {
-      s += " " + r.instance + "@" + r.node + " " + r.kind + " (says " +
-           (r.says_role.empty() ? "nothing" : r.says_role) + " at " + std::to_string(r.says_epoch) +
-           ")";
-    }
-    return s;
-  }
-};
-
-// The role's replicas from `{"instances": [...]}` (GET /v1/status or `hafab get replicas`).
-ReplicaSet ParseReplicas(const json& j) {
-  ReplicaSet set;
-  for (const auto& i : j.value("instances", json::array())) {
-    if (i.value("role", "") != kRole || !i.contains("replica")) continue;
-    const json& rep = i["replica"];
-    set.epoch = rep.value("epoch", int64_t{0});
-    Replica r;
-    r.instance = i.value("instance", "");
-    r.node = i.value("node", "");
-    r.kind = rep.value("role", "");
-    if (rep.contains("says") && rep["says"].is_object()) {
-      r.says_role = rep["says"].value("role", "");
-      r.says_epoch = rep["says"].value("epoch", int64_t{-1});
-    }
-    set.replicas.push_back(r);
-  }
-  return set;
-}
-
-ReplicaSet Replicas(Cluster& c) {
-  auto st = c.Api("GET", "/v1/status");
-  return st.ok() ? ParseReplicas(*st) : ReplicaSet{};
-}
+ReplicaSet Replicas(Cluster& c) { return e2e::Replicas(c, kRole); }
 
 // As an operator sees them: `hafab get replicas kv -o json`.
 ReplicaSet ReplicasFromCli(Cluster& c) {
@@ -105,7 +39,7 @@ ReplicaSet ReplicasFromCli(Cluster& c) {
     return {};
   }
   json j = json::parse(out, nullptr, false);
-  return j.is_object() ? ParseReplicas(j) : ReplicaSet{};
+  return j.is_object() ? ParseReplicas(j, kRole) : ReplicaSet{};
 }
 
 ReplicaSet WaitSettled(Cluster& c, const std::string& what, Duration timeout) {
@@ -307,6 +241,13 @@ TEST(ReplicatedE2e, TwoOfThreeReplicasLostNothingIsAcknowledgedOrPromotedUntilOn
   EXPECT_EQ(lost.Primary(), nullptr) << lost.ToString();
   EXPECT_FALSE(FirstAckSentAfter(checker, t_killed).has_value())
       << "a write was acknowledged without a quorum";
+  // `hafab status` says why nothing is promoted and what the operator can do.
+  ASSERT_EQ(c.Hafab({"status", "--state-dir", c.state_dir()}, &out), 0) << out;
+  EXPECT_NE(
+      out.find("NOT WRITABLE (operation " + op.value("id", "") + ", step collect: quorum lost"),
+      std::string::npos)
+      << out;
+  EXPECT_NE(out.find("bring a missing replica's node back"), std::string::npos) << out;
   std::cout << "quorum lost " << ToMillis(RealClock().Now() - t_kill) << " ms after the kill; "
             << checker.acked() - acked_at_kill << " writes acknowledged since the kill\n";
 

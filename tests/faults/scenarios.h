@@ -37,8 +37,9 @@ class Scenario {
   virtual Status Finish() = 0;
 };
 
-// Names of every scenario, in the order `all` runs them.
-std::vector<std::string> ScenarioNames();
+// Names of the scenarios of `group`, in the order they run: "active-passive" (the e2e
+// manifest's kvd), "replicated" (examples/replicated.yaml's kv) or anything else for all.
+std::vector<std::string> ScenarioNames(const std::string& group = "all");
 // Errors: NotFound for an unknown name.
 Result<std::unique_ptr<Scenario>> MakeScenario(const std::string& name);
 

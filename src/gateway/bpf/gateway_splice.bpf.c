@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The gateway's kernel data path: established client/backend pairs live in a sockhash keyed
+// by socket cookie, and this stream verdict program sends every byte a socket receives
+// straight out of its peer, without waking the gateway. User space decides everything else
+// (routing, ACL, epochs) before it inserts a pair, and removes it by closing the sockets.
+#include <linux/bpf.h>
+// After linux/bpf.h, whose types it uses.
+#include <bpf/bpf_helpers.h>
+
+// What the verdict needs to know about one socket of a spliced pair.
+struct splice_side {
+  __u64 peer;          // the peer's socket cookie: its key in `socks`
+  __u64 bytes;         // received on this socket and redirected to the peer
+  __u32 endpoint_ctr;  // index in `bytes_by_counter` of the endpoint's counters
+  __u32 backend_ctr;   // and of the backend's
+  __u32 upstream;      // 1: this is the client socket (its bytes go client -> backend)
+  __u32 pad;
+};
+
+struct byte_counts {
+  __u64 in;   // client -> backend
+  __u64 out;  // backend -> client
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
+  __uint(max_entries, 1 << 18);
+  __type(key, __u64);
+  __type(value, __u64);
+} socks SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1 << 18);
+  __type(key, __u64);
+  __type(value, struct splice_side);
+} sides SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1 << 16);
+  __type(key, __u32);
+  __type(value, struct byte_counts);
+} bytes_by_counter SEC(".maps");
+
+static __always_inline void count(__u32 ctr, __u32 upstream, __u64 len) {
+  struct byte_counts* c = bpf_map_lookup_elem(&bytes_by_counter, &ctr);
+  if (!c) return;
+  if (upstream)
+    c->in += len;
+  else
+    c->out += len;
+}
+
+SEC("sk_skb/stream_verdict")
+int splice_verdict(struct __sk_buff* skb) {
+  __u64 cookie = bpf_get_socket_cookie(skb);
+  struct splice_side* s = bpf_map_lookup_elem(&sides, &cookie);
+  // Not (or no longer) a pair: the bytes stay on this socket for the gateway to read.
+  if (!s) return SK_PASS;
+  __sync_fetch_and_add(&s->bytes, skb->len);
+  count(s->endpoint_ctr, s->upstream, skb->len);
+  count(s->backend_ctr, s->upstream, skb->len);
+  return bpf_sk_redirect_hash(skb, &socks, &s->peer, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,158 @@
+// The worker's side of the kernel data path (KernelSplice): a connected pair goes into the
+// kernel, which moves its bytes; the worker passes half-closes on, ends the pair on a
+// reset, fencing, drain or idle timeout, exactly as for a pair it proxies itself.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "gateway/connection.h"
+#include "gateway/worker.h"
+
+namespace hafab::gateway::internal {
+namespace {
+
+// A spliced socket wakes the worker for FIN (EPOLLRDHUP) and reset (EPOLLERR, always
+// reported), never for data: the kernel's redirects signal readiness on the socket, and
+// the mask keeps those wake-ups out of epoll.
+constexpr uint32_t kSplicedEvents = EPOLLRDHUP | EPOLLET;
+constexpr int kFlushRetryMaxMs = 64;
+constexpr uint8_t kTcpClose = 7;  // TCP_CLOSE (include/net/tcp_states.h)
+
+int TakeSocketError(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+  return err;
+}
+
+// False once the connection is gone (reset, or closed both ways): state TCP_CLOSE.
+bool Open(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state != kTcpClose;
+}
+
+bool PeerSentFin(int fd) {
+  pollfd p{fd, POLLRDHUP, 0};
+  return poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
+}
+
+}  // namespace
+
+// The kernel forwards a FIN's empty segment like any other; sending zero bytes counts as a
+// broken pipe, which it reports on the receiving socket (EPOLLERR, SO_ERROR EPIPE) although
+// nothing was lost and the connection is still open. Taking SO_ERROR clears it. (A reset
+// after the peer's FIN also reads as EPIPE, but leaves the socket closed.)
+bool Worker::ForwardedFin(Conn* c, bool client_side) {
+  const int fd = client_side ? c->client_fd : c->backend_fd;
+  const int peer = client_side ? c->backend_fd : c->client_fd;
+  if (TakeSocketError(fd) != EPIPE || !Open(fd) || !PeerSentFin(peer)) return false;
+  (client_side ? c->down : c->up).eof = true;
+  return true;
+}
+
+bool Worker::Splice(Conn* c) {
+  const uint32_t endpoint_counter = c->es->pub->stats->counter();
+  if (endpoint_counter >= KernelSplice::kCounters ||
+      c->backend_counter >= KernelSplice::kCounters) {
+    return false;  // its bytes could not be counted
+  }
+  Status s = shared_.kernel->Insert(c->client_fd, c->backend_fd, endpoint_counter,
+                                    c->backend_counter, &c->pair);
+  if (s.code() == StatusCode::kInternal) {
+    spdlog::warn("gateway worker {}: {}; closing the connection", index_, s.message());
+    Close(c);
+    return true;
+  }
+  if (!s.ok()) {
+    spdlog::debug("gateway worker {}: proxied in user space: {}", index_, s.message());
+    return false;
+  }
+  c->spliced = true;
+  Bump(c->es->slot->spliced);
+  for (TaggedHandle* h : {&c->client_handle, &c->backend_handle}) {
+    epoll_event ev{};
+    ev.events = kSplicedEvents;
+    ev.data.ptr = h;
+    const int fd = h == &c->client_handle ? c->client_fd : c->backend_fd;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
+      Close(c);
+      return true;
+    }
+  }
+  const Duration idle = shared_.options.idle_timeout;
+  if (idle > Duration::zero()) next_sweep_ = std::min(next_sweep_, now_ + idle / 2);
+  return true;
+}
+
+void Worker::OnSplicedEvent(Conn* c, bool client_side, uint32_t events) {
+  if ((events & EPOLLERR) && !ForwardedFin(c, client_side)) {
+    Close(c);  // a reset ends the pair at once, as a failed read does
+    return;
+  }
+  if (events & (EPOLLRDHUP | EPOLLHUP)) {
+    (client_side ? c->up : c->down).eof = true;
+    c->last_active = now_;
+  }
+  FinishSpliced(c);
+}
+
+void Worker::FinishSpliced(Conn* c) {
+  for (Direction* d : {&c->up, &c->down}) {
+    if (!d->eof || d->done) continue;
+    if (!shared_.kernel->Flushed(c->pair, d == &c->up, d->dst)) {
+      if (!Open(d->dst)) {  // reset meanwhile: those bytes will never be sent
+        Close(c);
+        return;
+      }
+      // The kernel still holds bytes that came before this FIN: shutting down now would
+      // cut them off. Poll until its work queue has handed them over.
+      if (!c->flushing) {
+        c->flushing = true;
+        if (flushing_.empty()) flush_retry_ms_ = 1;
+        flushing_.push_back(c);
+      }
+      continue;
+    }
+    if (!FinishDirection(*d)) {
+      Close(c);
+      return;
+    }
+  }
+  if (c->up.done && c->down.done) Close(c);
+}
+
+void Worker::RetryFlushes() {
+  std::vector<Conn*> pending;
+  pending.swap(flushing_);
+  for (Conn* c : pending) {
+    c->flushing = false;
+    if (c->state == Conn::State::kProxying) FinishSpliced(c);
+  }
+  const bool progress = flushing_.size() < pending.size();
+  flush_retry_ms_ = progress ? 1 : std::min(flush_retry_ms_ * 2, kFlushRetryMaxMs);
+}
+
+// The worker never sees a spliced pair's bytes, so activity is read from the kernel's count,
+// at half the idle timeout: a pair is closed between one and one and a half idle timeouts
+// after its last byte, at one map lookup per direction per half timeout.
+TimePoint Worker::CheckSplicedIdle(Conn* c, Duration idle) {
+  const Duration half = idle / 2;
+  if (now_ - c->last_active < half) return c->last_active + half;
+  const uint64_t moved =
+      shared_.kernel->Moved(c->pair, true) + shared_.kernel->Moved(c->pair, false);
+  if (moved != c->moved_seen) {
+    c->moved_seen = moved;
+    c->last_active = now_;
+    return now_ + half;
+  }
+  return c->last_active + idle;
+}
+
+}  // namespace hafab::gateway::internal
