@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 
 #include "agent/process_launcher.h"
 #include "agent/procfs.h"
@@ -83,6 +85,41 @@ TEST(ProcessTrackerTest, EnvironTrackerFindsAndKillsADaemon) {
   testing::TempDir dir;
   EnvironTracker tracker(dir.path());
   ExpectFindsAndKillsDaemon(tracker, dir.path());
+}
+
+// An instance that execs itself over and over is found by every scan: in the middle of an
+// exec its environment reads empty for an instant (a scan that missed it left a daemon alive
+// after a kill).
+TEST(ProcessTrackerTest, EnvironTrackerDoesNotMissAProcessInTheMiddleOfAnExec) {
+  testing::TempDir dir;
+  EnvironTracker tracker(dir.path());
+  const std::string script = dir.path() + "/reexec.sh";
+  std::ofstream(script) << "[ \"$1\" -gt 0 ] && exec /bin/sh \"$0\" $(($1 - 1))\n"
+                           "exec sleep 3000.92\n";
+  LaunchSpec spec;
+  spec.argv = {"/bin/sh", script, "100000"};
+  spec.cwd = InstanceDirOf(dir.path(), "exec-0");
+  spec.env["HAFAB_INSTANCE_DIR"] = spec.cwd;
+  std::filesystem::create_directories(spec.cwd);
+  ASSERT_TRUE(tracker.Prepare("exec-0", &spec).ok());
+  auto pid = SpawnProcess(spec);
+  ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+
+  int scans = 0, misses = 0;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < end) {
+    ++scans;
+    std::vector<pid_t> members = tracker.Members("exec-0");
+    if (members != std::vector<pid_t>{*pid}) {
+      ++misses;
+      ADD_FAILURE() << "scan " << scans << " found " << members.size() << " processes";
+    }
+  }
+  EXPECT_EQ(tracker.Signal("exec-0", SIGKILL), 1);
+  int status;
+  waitpid(*pid, &status, 0);
+  EXPECT_GT(scans, 20);
+  EXPECT_EQ(misses, 0) << "of " << scans << " scans";
 }
 
 TEST(ProcessTrackerTest, CgroupTrackerFindsAndKillsADaemon) {

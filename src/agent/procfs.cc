@@ -70,6 +70,7 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
     if (*p == '\0') break;
     char* end = nullptr;
     if (field == 5) st.pgid = static_cast<pid_t>(std::strtol(p, &end, 10));
+    if (field == 9) st.flags = static_cast<uint32_t>(std::strtoul(p, &end, 10));
     if (field == 14) utime = std::strtoull(p, &end, 10);
     if (field == 15) stime = std::strtoull(p, &end, 10);
     if (field == 22) {
@@ -148,13 +149,44 @@ std::map<pid_t, GroupUsage> UsageOfGroups(const std::vector<pid_t>& pgids) {
   return out;
 }
 
+namespace {
+
+constexpr uint32_t kPfKthread = 0x00200000;
+
+bool EmptyFile(const std::string& path) {
+  std::string text;
+  return ReadSmallFile(path, &text) && text.empty();
+}
+
+// /proc/<pid>/environ. It reads empty for a zombie, a kernel thread and a process that cleared
+// its environment, but also for an instant of an exec: opened on the old image and gone by
+// the read, or read before the new image's strings are laid out (its command line empty too,
+// or being filled). So an empty environment is believed only when read twice, 1 ms apart,
+// with the command line laid out both times (or after ~100 ms).
+bool ReadEnviron(pid_t pid, std::string* text) {
+  const std::string base = "/proc/" + std::to_string(pid);
+  bool laid_out_before = false;
+  for (int attempt = 0;; ++attempt) {
+    if (!ReadSmallFile(base + "/environ", text)) return false;
+    if (!text->empty() || attempt == 100) return true;
+    auto st = ReadProcStat(pid);
+    if (!st || st->state == 'Z' || (st->flags & kPfKthread) != 0) return true;
+    const bool laid_out = !EmptyFile(base + "/cmdline");
+    if (laid_out && laid_out_before) return true;
+    laid_out_before = laid_out;
+    usleep(1000);
+  }
+}
+
+}  // namespace
+
 std::map<pid_t, std::string> ProcessesWithEnv(const std::string& name) {
   std::map<pid_t, std::string> out;
   const std::string prefix = name + "=";
   const pid_t self = getpid();
   std::string text;
   ForEachPid([&](pid_t pid) {
-    if (pid == self || !ReadSmallFile("/proc/" + std::to_string(pid) + "/environ", &text)) return;
+    if (pid == self || !ReadEnviron(pid, &text)) return;
     size_t start = 0;
     while (start < text.size()) {
       size_t end = text.find('\0', start);

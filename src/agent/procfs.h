@@ -16,6 +16,7 @@ struct ProcStat {
   pid_t pid = 0;
   pid_t pgid = 0;
   char state = '?';         // R, S, D, T (stopped), Z, ...
+  uint32_t flags = 0;       // field 9: PF_* flags
   uint64_t cpu_ticks = 0;   // utime + stime, in clock ticks
   uint64_t start_time = 0;  // field 22: clock ticks after boot
 };
@@ -43,7 +44,9 @@ struct GroupUsage {
 std::map<pid_t, GroupUsage> UsageOfGroups(const std::vector<pid_t>& pgids);
 
 // The value of environment variable `name` of every process that has it (scans
-// /proc/*/environ; processes whose environment cannot be read are skipped).
+// /proc/*/environ; processes whose environment cannot be read are skipped). A process in the
+// middle of an exec shows an empty environment for an instant: it is read again until its new
+// one is laid out, so a scan does not miss it.
 std::map<pid_t, std::string> ProcessesWithEnv(const std::string& name);
 
 // This process's cgroup path in the hierarchy of `controller` ("" = the cgroup v2 one), from
