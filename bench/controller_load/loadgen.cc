@@ -217,6 +217,8 @@ double Percentile(std::vector<uint32_t>& v, double p) {
 Result<std::string> ReadTrimmed(const std::string& path) { return controller::ReadTokenFile(path); }
 
 int Run(const Flags& f) {
+  // Progress lines ("# ...") reach a pipe or file as they are printed: scripts wait on them.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   spdlog::set_level(f.verbose ? spdlog::level::info : spdlog::level::err);
   if (f.nodes < 1 || f.threads < 1) {
     spdlog::error("--nodes and --threads: must be at least 1");

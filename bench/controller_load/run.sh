@@ -93,6 +93,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ -s "$dir/state/api.url" ] || { echo "run.sh: the controller wrote no api.url in 30 s" >&2; exit 1; }
+echo "# controller pid $controller, state directory $dir/state"
 
 "$loadgen" --state-dir "$dir/state" --controller-pid "$controller" --label "$store" "${gen_args[@]}"
 if [ "$check" = 1 ]; then
