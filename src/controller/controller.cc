@@ -113,6 +113,7 @@ Status Controller::Load() {
   // Read first: a store that cannot be read leaves memory as it was (LeaseFromMemory and the
   // views keep working from it).
   HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
+  changed_since_reconcile_ = true;
   roles_.clear();
   listen_ports_.reset();
   spec_hashes_.clear();
@@ -353,6 +354,7 @@ Status Controller::Commit() {
     return Status::Unavailable("store: reloading state after a failed commit");
   }
   if (pending_.empty()) return Status::Ok();
+  changed_since_reconcile_ = true;
   // A key written twice since the last commit: only the last write counts (a store
   // transaction may name each key once, as in etcd).
   store::Txn txn;
@@ -611,9 +613,19 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
         o.state, o.liveness, o.readiness, o.epoch,
         o.replica ? std::optional(std::pair(o.replica->role, o.replica->epoch)) : std::nullopt);
   };
-  if (obs.instances.size() != next.instances.size()) RoutesDirtyOnNode(node);
+  // What the reconcile pass acts on besides: restarts, a replica's state (not its position).
+  auto acted_on = [&](const ObservedInstance& o) {
+    return std::make_tuple(shown(o), o.restarts, o.replica ? o.replica->state : std::string());
+  };
+  if (obs.instances.size() != next.instances.size()) {
+    RoutesDirtyOnNode(node);
+    changed_since_reconcile_ = true;
+  }
   for (const auto& [name, o] : next.instances) {
     auto old = obs.instances.find(name);
+    if (old == obs.instances.end() || acted_on(old->second) != acted_on(o)) {
+      changed_since_reconcile_ = true;
+    }
     if (old == obs.instances.end() || shown(old->second) != shown(o)) {
       if (auto ii = instances_.find(name); ii != instances_.end()) RoutesDirty(ii->second.role);
     }
@@ -768,6 +780,8 @@ Result<wire::HeartbeatAnswer> Controller::GatewayHeartbeat(const std::string& id
   if (gateway_leases_.Live(id)) deadline = std::max(deadline, gateway_leases_.Deadline(id));
   if (deadline > now) gateway_leases_.Renew(id, deadline);
   gateway_acked_[id] = version;
+  // A scale-down waits for its instance to drain (ScaleDownDrained).
+  if (!scale_drain_.empty() && gateway_active_[id] != hb.active) changed_since_reconcile_ = true;
   gateway_active_[id] = hb.active;
   if (!gateways_.count(id)) {
     gateways_.insert(id);
@@ -1120,7 +1134,9 @@ void Controller::Tick() {
     next_autoscale_ = now + opts_.autoscale_interval;
     Autoscale();
   }
-  if (expired || now >= next_reconcile_) {
+  if (expired ||
+      (now >= next_reconcile_ && (changed_since_reconcile_ ||
+                                  now >= last_reconcile_ + opts_.reconcile_idle_interval))) {
     next_reconcile_ = now + opts_.reconcile_interval;
     Reconcile();
   }

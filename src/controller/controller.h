@@ -60,7 +60,13 @@ struct ControllerOptions {
   // A node declared by a manifest but never heard from gets this long to show up before
   // it is declared down (its agent is usually started right after the apply).
   Duration first_contact_grace = std::chrono::seconds(5);
+  // The reconcile pass runs at most this often while records or observations change, and at
+  // once after a node expired...
   Duration reconcile_interval = std::chrono::milliseconds(100);
+  // ...and this often when nothing has changed: a net for what only time changes (a replica's
+  // rebuild_after, a restart window, a scale-down's drain deadline). A steady cluster of
+  // 1 000 nodes spent ~7 % of a core in passes that found nothing to do.
+  Duration reconcile_idle_interval = std::chrono::seconds(1);
   Duration gc_interval = std::chrono::seconds(1);
   // Tests and the fault harness: stop right after recording the start of this step.
   std::string crash_at_step;
@@ -393,6 +399,7 @@ class Controller : private JournalStore, private OpView {
   int64_t failed_commits_ = 0;  // since start, with the last error (StatusJson "store")
   Histogram commit_seconds_{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
   uint64_t agent_heartbeats_ = 0;  // handled since start (/metrics)
+  uint64_t reconcile_passes_ = 0;  // since start (/metrics)
   uint64_t gateway_heartbeats_ = 0;
   uint64_t node_leases_from_memory_ = 0;  // LeaseFromMemory (/metrics)
   uint64_t gateway_leases_from_memory_ = 0;
@@ -478,6 +485,10 @@ class Controller : private JournalStore, private OpView {
   std::map<int64_t, TimePoint> routes_published_;
   int64_t routes_forgotten_ = 0;
   TimePoint next_reconcile_{};
+  TimePoint last_reconcile_{};
+  // Set by whatever a pass may act on (a commit, an instance's state as reported, a
+  // gateway's connection counts); cleared when a pass starts.
+  bool changed_since_reconcile_ = true;
   TimePoint next_gc_{};
 
   // Operations: the journal and the procedures it runs.

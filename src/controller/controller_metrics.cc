@@ -103,6 +103,10 @@ std::string Controller::MetricsText() const {
            static_cast<double>(agent_heartbeats_));
   w.Sample("hafab_controller_heartbeats_total", {{"from", "gateway"}},
            static_cast<double>(gateway_heartbeats_));
+  w.Family("hafab_controller_reconcile_passes_total", "counter",
+           "Reconcile passes since this controller started (every 100 ms while something "
+           "changes, every second in a steady cluster)");
+  w.Sample("hafab_controller_reconcile_passes_total", {}, static_cast<double>(reconcile_passes_));
   w.Family("hafab_controller_leases_from_memory_total", "counter",
            "Leases renewed while the store could not take a commit (a store outage rides on "
            "memory), by holder");

@@ -38,6 +38,9 @@ std::pair<std::string, int> SplitHostPort(const std::string& hp) {
 
 void Controller::Reconcile() {
   if (crashed_) return;
+  ++reconcile_passes_;
+  last_reconcile_ = clock_.Now();
+  changed_since_reconcile_ = false;
   // Leases and nodes stay as they are during the pass: the live nodes are listed once, and
   // PutInstance / DeleteInstance keep their loads.
   placement_pass_.emplace();
