@@ -1135,8 +1135,8 @@ void Controller::Tick() {
     Autoscale();
   }
   if (expired ||
-      (now >= next_reconcile_ && (changed_since_reconcile_ ||
-                                  now >= last_reconcile_ + opts_.reconcile_idle_interval))) {
+      (now >= next_reconcile_ &&
+       (changed_since_reconcile_ || now >= last_reconcile_ + opts_.reconcile_idle_interval))) {
     next_reconcile_ = now + opts_.reconcile_interval;
     Reconcile();
   }
