@@ -57,9 +57,10 @@ struct Flags {
   std::string settle = "5s";
   std::string window = "20s";
   std::string label;
-  std::string lease_ttl;                     // settings.lease_ttl of the manifest; "" = left out
-  std::string heartbeat_interval = "200ms";  // the agents' (the star's); the ring's controller
-                                             // sets its own keep-alive
+  std::string lease_ttl;                      // settings.lease_ttl of the manifest; "" = left out
+  std::string heartbeat_interval = "200ms";   // the agents' (the star's); the ring's controller
+                                              // sets its own keep-alive
+  std::string ring_probe_interval = "100ms";  // the agents' ring probes (the product's default)
   bool check = false;
   bool verbose = false;
 };
@@ -240,11 +241,13 @@ int Run(const Flags& f) {
     }
     url = *u;
   }
-  Duration ramp = std::chrono::milliseconds(2) * f.nodes, settle, window, interval;
+  Duration ramp = std::chrono::milliseconds(2) * f.nodes, settle, window, interval,
+           probe = std::chrono::milliseconds(100);
   for (auto [flag, text, out] :
        {std::tuple{"--ramp", f.ramp, &ramp}, std::tuple{"--settle", f.settle, &settle},
         std::tuple{"--window", f.window, &window},
-        std::tuple{"--heartbeat-interval", f.heartbeat_interval, &interval}}) {
+        std::tuple{"--heartbeat-interval", f.heartbeat_interval, &interval},
+        std::tuple{"--ring-probe-interval", f.ring_probe_interval, &probe}}) {
     if (text.empty()) continue;
     auto d = ParseDuration(text);
     if (!d.ok() || *d < Duration::zero()) {
@@ -253,8 +256,8 @@ int Run(const Flags& f) {
     }
     *out = *d;
   }
-  if (window <= Duration::zero() || interval <= Duration::zero()) {
-    spdlog::error("--window, --heartbeat-interval: must be positive");
+  if (window <= Duration::zero() || interval <= Duration::zero() || probe <= Duration::zero()) {
+    spdlog::error("--window, --heartbeat-interval, --ring-probe-interval: must be positive");
     return 2;
   }
   std::string data_dir = f.data_dir;
@@ -280,6 +283,7 @@ int Run(const Flags& f) {
     o.node = name;
     o.data_dir = data_dir + "/" + name;
     o.heartbeat_interval = interval;
+    o.ring.probe_interval = probe;
     o.labels = {{"fault_domain", "fd" + std::to_string(i % 5)},
                 {"update_domain", "ud" + std::to_string(i % 10)}};
     o.usage = [](const std::vector<pid_t>&) { return std::map<pid_t, agent::GroupUsage>(); };
@@ -451,6 +455,11 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-interval", f.heartbeat_interval,
                  "The agents' heartbeat interval (with the star; the ring's controller answers "
                  "with its own keep-alive)")
+      ->capture_default_str();
+  app.add_option("--ring-probe-interval", f.ring_probe_interval,
+                 "How often each agent probes a ring neighbour (with --detector ring). The "
+                 "controller sees the same messages either way; a longer one lets one "
+                 "generator process on a small machine keep 1 000 ring agents on time")
       ->capture_default_str();
   app.add_option("--label", f.label, "First column of the table row (e.g. the store)");
   app.add_flag("--check", f.check,

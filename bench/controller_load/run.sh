@@ -5,7 +5,7 @@
 #
 #   bench/controller_load/run.sh --nodes 1000 [--store sqlite|etcd] [--detector star|ring]
 #       [--window 20s] [--settle 5s] [--threads 2] [--ramp 2s] [--lease-ttl D] [--leader-ttl D]
-#       [--heartbeat-interval 200ms]
+#       [--heartbeat-interval 200ms] [--ring-probe-interval 100ms]
 #       [--check] [--hafab BIN] [--loadgen BIN]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     --store) store="$2"; shift 2 ;;
     --detector) detector="$2"; gen_args+=(--detector "$2"); shift 2 ;;
     --nodes) nodes="$2"; gen_args+=("$1" "$2"); shift 2 ;;
-    --window|--settle|--threads|--ramp|--heartbeat-interval) gen_args+=("$1" "$2"); shift 2 ;;
+    --window|--settle|--threads|--ramp|--heartbeat-interval|--ring-probe-interval) gen_args+=("$1" "$2"); shift 2 ;;
     # A busy machine can starve the controller for over a second: longer leases keep it from
     # losing its leader lease (and the agents theirs) without changing the heartbeat rate.
     --lease-ttl) ctl_args+=(--lease-ttl "$2"); gen_args+=(--lease-ttl "$2"); shift 2 ;;

@@ -516,7 +516,7 @@ void Agent::AfterLongPoll(TimePoint sent_at) {
 void Agent::ApplyRing(const wire::AssignmentList& list) {
   if (!ring_) {
     if (list.ring.empty()) return;
-    RingOptions ro;
+    RingOptions ro = options_.ring;
     // Not hafab::Random: the first seq is what makes an ack recorded in an earlier run useless
     // to a replayer (ring_datagram.h), so it must not be predictable.
     std::random_device rd;

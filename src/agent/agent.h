@@ -56,6 +56,9 @@ struct AgentOptions {
   // port; the controller learns it from the heartbeats). Opened with the first assignment
   // list that names ring neighbours.
   uint16_t ring_port = 0;
+  // Its probes' timing (first_seq is the agent's own). The defaults are the product's;
+  // hafab-loadgen probes less often, to simulate 1 000 agents on one machine.
+  RingOptions ring;
   // The CPU and memory of the instances' process groups (Supervisor::Options::usage); null =
   // one /proc scan per second (UsageOfGroups). The load generator (bench/controller_load), whose
   // instances are not processes, gives one that measures nothing.
