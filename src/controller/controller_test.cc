@@ -46,7 +46,7 @@ TEST_F(ClusterTest, PlacesActivePassivePrimaryAndStandbyInDifferentDomains) {
 }
 
 // A steady cluster is reconciled once a second, not at every tick (at 1 000 nodes the passes
-// that found nothing cost ~7 % of a core); a change an agent reports brings a pass at once.
+// that found nothing cost 1-3 % of a core); a change an agent reports brings a pass at once.
 TEST_F(ClusterTest, ASteadyClusterIsReconciledOnceASecondAndAChangeAtTheNextTick) {
   Run(100ms);
   ApplyRoles({KvdRole(2), WebRole(3)});
