@@ -105,6 +105,10 @@ TEST(ProcessTrackerTest, EnvironTrackerDoesNotMissAProcessInTheMiddleOfAnExec) {
   auto pid = SpawnProcess(spec);
   ASSERT_TRUE(pid.ok()) << pid.status().ToString();
 
+  // Between the fork and its first exec the child still has the test's environment: counted
+  // from when it is the instance.
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return tracker.Members("exec-0") == std::vector<pid_t>{*pid}; }));
   int scans = 0, misses = 0;
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (std::chrono::steady_clock::now() < end) {
