@@ -161,20 +161,20 @@ bool EmptyFile(const std::string& path) {
 // /proc/<pid>/environ. It reads empty for a zombie, a kernel thread and a process that cleared
 // its environment, but also for an instant of an exec: opened on the old image and gone by
 // the read, or read before the new image's strings are laid out (its command line empty too,
-// or being filled). So an empty environment is believed only when read twice, 1 ms apart,
-// with the command line laid out both times (or after ~100 ms).
+// or being filled). So an empty environment is believed only when read three times over
+// ~10 ms with the command line laid out each time (a process preempted in the middle of its
+// exec), or after ~200 ms.
 bool ReadEnviron(pid_t pid, std::string* text) {
   const std::string base = "/proc/" + std::to_string(pid);
-  bool laid_out_before = false;
+  int laid_out_reads = 0;
   for (int attempt = 0;; ++attempt) {
     if (!ReadSmallFile(base + "/environ", text)) return false;
-    if (!text->empty() || attempt == 100) return true;
+    if (!text->empty() || attempt == 200) return true;
     auto st = ReadProcStat(pid);
     if (!st || st->state == 'Z' || (st->flags & kPfKthread) != 0) return true;
-    const bool laid_out = !EmptyFile(base + "/cmdline");
-    if (laid_out && laid_out_before) return true;
-    laid_out_before = laid_out;
-    usleep(1000);
+    laid_out_reads = EmptyFile(base + "/cmdline") ? 0 : laid_out_reads + 1;
+    if (laid_out_reads == 3) return true;
+    usleep(laid_out_reads > 0 ? 5000 : 1000);
   }
 }
 
