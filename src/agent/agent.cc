@@ -21,6 +21,17 @@ namespace hafab::agent {
 
 namespace asio = boost::asio;
 
+namespace {
+
+// 63 random bits from the kernel, not hafab::Random: ids that must not repeat across runs of
+// the agent (a report's, ring_datagram.h's first seq), nor be predictable.
+uint64_t UnpredictableId() {
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32 | rd()) >> 1;
+}
+
+}  // namespace
+
 // Runs provider calls (which may run operator scripts for seconds) one at a time off the
 // io thread, and posts each result back to it.
 class Agent::Worker {
@@ -82,6 +93,7 @@ Agent::Agent(asio::io_context& io, Clock& clock, Launcher& launcher, provider::P
       poll_retry_timer_(io),
       sigchld_(io, SIGCHLD),
       boot_id_(ReadBootId()),
+      reports_(UnpredictableId()),
       keepalive_(options_.heartbeat_interval) {
   Worker* worker = worker_.get();
   volumes_ = std::make_unique<VolumeManager>(
@@ -395,6 +407,7 @@ void Agent::SendHeartbeat() {
     const RingCounters& c = ring_->counters();
     in.ring_endpoint = wire::RingEndpoint{ring_->port(), c.sent, c.received, c.dropped_invalid};
   }
+  reports_.Prepare(in);
   const bool carried_fence = unreported_fence_.has_value();
   const TimePoint sent_at = clock_.Now();
   ++heartbeats_in_flight_;
@@ -405,9 +418,16 @@ void Agent::SendHeartbeat() {
   Duration timeout = std::min<Duration>(options_.lease_ttl / 2, std::chrono::seconds(1));
   link_.Heartbeat(
       in, timeout,
-      [this, sent_at, carried_fence,
+      [this, sent_at, carried_fence, report = in.report,
        refutes_sent = std::move(refutes_sent)](Result<wire::HeartbeatAnswer> r) {
         --heartbeats_in_flight_;
+        if (!r.ok() && r.status().code() == StatusCode::kConflict) {
+          // A keep-alive the controller cannot take (it does not hold our report: it
+          // restarted or took over): the whole report goes now.
+          reports_.Refused();
+          HeartbeatNow();
+          return;
+        }
         metrics_->RecordHeartbeat(r.ok(), clock_.Now() - sent_at);
         if (!r.ok()) {
           if (heartbeat_failures_++ % 25 == 0) {
@@ -428,6 +448,7 @@ void Agent::SendHeartbeat() {
         }
         heartbeat_failures_ = 0;
         ++heartbeats_ok_;
+        reports_.Answered(report);
         for (const auto& n : refutes_sent) ring_refutes_.erase(n);
         // The ring's keep-alive (longer for a node without an active-passive primary), or ours.
         const Duration keepalive = r->keepalive.value_or(options_.heartbeat_interval);
@@ -482,7 +503,9 @@ void Agent::OnAssignments(uint64_t seq, TimePoint sent_at, Result<wire::Assignme
     }
     return;
   }
-  if (shutting_down_) return;
+  // "unchanged": the long poll's wait passed with the list we have (an immediate poll, which
+  // a fence's end waits for, always gets the list).
+  if (shutting_down_ || r->unchanged) return;
   const AssignmentList& list = *r;
   const bool newer = !have_list_ || list.generation > applied_generation_ ||
                      (list.generation != applied_generation_ && seq > applied_seq_);
@@ -517,10 +540,9 @@ void Agent::ApplyRing(const wire::AssignmentList& list) {
   if (!ring_) {
     if (list.ring.empty()) return;
     RingOptions ro = options_.ring;
-    // Not hafab::Random: the first seq is what makes an ack recorded in an earlier run useless
-    // to a replayer (ring_datagram.h), so it must not be predictable.
-    std::random_device rd;
-    ro.first_seq = (static_cast<uint64_t>(rd()) << 32 | rd()) >> 1;
+    // The first seq is what makes an ack recorded in an earlier run useless to a replayer
+    // (ring_datagram.h).
+    ro.first_seq = UnpredictableId();
     auto ring = std::make_unique<RingTransport>(io_, clock_, options_.node, ro,
                                                 [this] { OnRingReports(); });
     auto port = ring->Listen(options_.address, options_.ring_port);

@@ -23,6 +23,7 @@
 #include "agent/procfs.h"
 #include "agent/replica_link.h"
 #include "agent/resource_limiter.h"
+#include "agent/report_tracker.h"
 #include "agent/ring_transport.h"
 #include "agent/supervisor.h"
 #include "agent/volume_manager.h"
@@ -144,6 +145,7 @@ class Agent {
   TimePoint heartbeat_sent_at_{};
   bool heartbeat_again_ = false;  // a change happened while a heartbeat was in flight
   std::string sent_digest_;       // ReportDigest() as of the last heartbeat sent
+  ReportTracker reports_;         // a whole report or a keep-alive
   bool long_poll_in_flight_ = false;
   bool immediate_poll_in_flight_ = false;
   bool have_list_ = false;

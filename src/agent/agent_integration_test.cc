@@ -191,6 +191,28 @@ TEST_F(AgentIntegrationTest, SigkilledInstanceIsRestarted) {
   EXPECT_EQ(CountProcesses("1000.12"), 1);
 }
 
+// An unchanged report goes as keep-alives; a change goes whole at once, and so does the report
+// after a controller that does not hold it (restarted) refuses a keep-alive.
+TEST_F(AgentIntegrationTest, AnUnchangedReportGoesAsKeepAlives) {
+  AgentHarness agent(controller_, data_dir(), volume_root());
+  controller_.SetAssignments({Assignment("sleeper-0", {"sleep", "1000.19"})});
+  pid_t pid = WaitInstance("sleeper-0", Running)["pid"].get<pid_t>();
+  ASSERT_TRUE(WaitFor([&] { return controller_.keepalives() >= 3; }));
+  kill(pid, SIGKILL);
+  WaitInstance("sleeper-0", [&](const json& i) {
+    return Running(i) && i["pid"].get<pid_t>() != pid && i["restarts"] == 1;
+  });
+  const int before = controller_.keepalives();
+  ASSERT_TRUE(WaitFor([&] { return controller_.keepalives() >= before + 3; }));
+  EXPECT_EQ(controller_.refused_keepalives(), 0);
+  // As a controller that restarted: the next keep-alive is refused, the report goes whole.
+  controller_.ForgetReport();
+  ASSERT_TRUE(WaitFor([&] { return controller_.refused_keepalives() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return controller_.keepalives() >= before + 6; }));
+  EXPECT_EQ(controller_.refused_keepalives(), 1);
+  EXPECT_EQ(controller_.Instance("sleeper-0")["restarts"], 1);
+}
+
 TEST_F(AgentIntegrationTest, StopEscalatesToSigkillAfterGrace) {
   AgentHarness agent(controller_, data_dir(), volume_root());
   wire::Assignment stubborn = Assignment(

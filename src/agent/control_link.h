@@ -22,12 +22,15 @@ class ControlLink {
 
   // Reports the node (heartbeat.node) and renews its lease. Errors: Unavailable or
   // DeadlineExceeded (no answer within `timeout`: try again), PermissionDenied (the
-  // credential was refused), InvalidArgument or Internal (the controller refused the report).
+  // credential was refused), InvalidArgument or Internal (the controller refused the report),
+  // Conflict (a keep-alive naming a report the controller does not hold: send the whole one).
   virtual void Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration timeout,
                          std::function<void(Result<wire::HeartbeatAnswer>)> done) = 0;
 
   // The node's assignments: at once when the controller's generation for the node is greater
   // than `after` (or `wait` is zero), else when it changes or `wait` has passed (a long poll).
+  // A long poll whose wait passes with the generation still `after` (> 0) may be answered
+  // `unchanged` (wire::AssignmentList::unchanged: no list; keep the one you have).
   // Errors as Heartbeat; InvalidArgument when the answer does not parse.
   virtual void FetchAssignments(const std::string& node, uint64_t after, Duration wait,
                                 std::function<void(Result<wire::AssignmentList>)> done) = 0;

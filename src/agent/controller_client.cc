@@ -60,6 +60,8 @@ void ControllerClient::Call(const std::string& method, const std::string& path, 
                 std::string msg = url + ": HTTP " + std::to_string(resp.status) + ": " + error;
                 if (resp.status == 401 || resp.status == 403) {
                   done(Status::PermissionDenied(msg));
+                } else if (resp.status == 409) {
+                  done(Status::Conflict(msg));
                 } else if (resp.status == 503) {
                   // A follower replica answers "not leader" and names the leader: go
                   // there next when it is one of ours, else try the next URL.
@@ -95,7 +97,7 @@ void ControllerClient::FetchAssignments(const std::string& node, uint64_t after,
   auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait).count();
   Call("GET",
        "/v1/agents/" + node + "/assignments?after=" + std::to_string(after) +
-           "&wait_ms=" + std::to_string(wait_ms),
+           "&wait_ms=" + std::to_string(wait_ms) + (after > 0 && wait_ms > 0 ? "&brief=true" : ""),
        "", wait + std::chrono::seconds(3), [done = std::move(done)](Result<std::string> r) {
          if (!r.ok()) {
            done(r.status());

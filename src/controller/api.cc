@@ -198,7 +198,7 @@ void Api::Route(const http::Request& req, bool redact, http::Responder& respond)
       if (!after.ok()) return respond(ErrorResponse(after.status()));
       if (!wait.ok()) return respond(ErrorResponse(wait.status()));
       return Wait(what == "events" ? Kind::kEvents : Kind::kRoutes, "", *after, *wait, redact,
-                  std::move(respond));
+                  false, std::move(respond));
     }
   }
   if (m == "GET" && p.size() == 4 && what == "roles" && p[3] == "sla") {
@@ -259,7 +259,13 @@ void Api::Route(const http::Request& req, bool redact, http::Responder& respond)
       auto wait = QueryInt(req, "wait_ms", 0);
       if (!after.ok()) return respond(ErrorResponse(after.status()));
       if (!wait.ok()) return respond(ErrorResponse(wait.status()));
-      return Wait(Kind::kAssignments, node, *after, *wait, redact, std::move(respond));
+      const std::string brief = req.Query("brief");
+      if (!brief.empty() && brief != "true" && brief != "false") {
+        return respond(ErrorResponse(
+            Status::InvalidArgument("brief: '" + brief + "' is not one of true, false")));
+      }
+      return Wait(Kind::kAssignments, node, *after, *wait, redact, brief == "true",
+                  std::move(respond));
     }
   }
   if (m == "POST" && p.size() == 4 && what == "gateways" && p[3] == "heartbeat") {
@@ -332,10 +338,11 @@ void Api::Route(const http::Request& req, bool redact, http::Responder& respond)
 }
 
 void Api::Wait(Kind kind, const std::string& node, int64_t after, int64_t wait_ms, bool redact,
-               http::Responder respond) {
+               bool brief, http::Responder respond) {
   Waiter w{kind,   node,
            after,  clock_.Now() + std::chrono::milliseconds(std::min(wait_ms, kMaxWaitMs)),
-           redact, std::move(respond)};
+           redact, brief,
+           std::move(respond)};
   if (wait_ms == 0 || Ready(w)) {
     w.respond(Answer(w));
     return;
@@ -358,10 +365,10 @@ bool Api::Ready(const Waiter& w) {
   return true;
 }
 
-http::Response Api::Answer(const Waiter& w) {
+http::Response Api::Answer(const Waiter& w, bool expired) {
   switch (w.kind) {
     case Kind::kAssignments: {
-      auto r = c_.Assignments(w.node);
+      auto r = c_.Assignments(w.node, expired && w.brief ? std::optional(w.after) : std::nullopt);
       return r.ok() ? Ok(*r, w.redact) : ErrorResponse(r.status());
     }
     case Kind::kRoutes:
@@ -375,7 +382,7 @@ http::Response Api::Answer(const Waiter& w) {
   return Ok(json::object());
 }
 
-void Api::Answered(uint64_t id) {
+void Api::Answered(uint64_t id, bool expired) {
   auto it = waiters_.find(id);
   if (it == waiters_.end()) return;
   for (auto d = by_deadline_.lower_bound(it->second.deadline);
@@ -396,7 +403,7 @@ void Api::Answered(uint64_t id) {
   }
   Waiter w = std::move(it->second);
   waiters_.erase(it);
-  w.respond(Answer(w));
+  w.respond(Answer(w, expired));
 }
 
 void Api::Wake(Kind kind, const std::string& node) {
@@ -422,7 +429,7 @@ void Api::ExpireWaits() {
   for (auto it = by_deadline_.begin(); it != by_deadline_.end() && it->first <= now; ++it) {
     due.push_back(it->second);
   }
-  for (uint64_t id : due) Answered(id);
+  for (uint64_t id : due) Answered(id, /*expired=*/true);
 }
 
 void Api::FlushAll() {

@@ -42,17 +42,21 @@ class Api {
     int64_t after = 0;
     TimePoint deadline;
     bool redact = false;  // for the read token (RedactEnv)
+    // kAssignments: a wait that ends with the generation still `after` is answered
+    // "unchanged" (wire::AssignmentList::unchanged), not with the whole list again.
+    bool brief = false;
     http::Responder respond;
   };
 
   // `redact`: the answer goes to the read token (env values hidden).
   void Route(const http::Request& req, bool redact, http::Responder& respond);
   void Wait(Kind kind, const std::string& node, int64_t after, int64_t wait_ms, bool redact,
-            http::Responder respond);
-  http::Response Answer(const Waiter& w);
+            bool brief, http::Responder respond);
+  // `expired`: its wait has passed (a brief assignments poll may be answered "unchanged").
+  http::Response Answer(const Waiter& w, bool expired = false);
   bool Ready(const Waiter& w);
   void Wake(Kind kind, const std::string& node);
-  void Answered(uint64_t id);
+  void Answered(uint64_t id, bool expired = false);
 
   Controller& c_;
   Clock& clock_;

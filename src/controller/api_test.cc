@@ -205,6 +205,95 @@ TEST_F(ApiTest, AssignmentsLongPollAnswersOnChangeOrTimeout) {
   EXPECT_EQ(json::parse(answer->body)["generation"], gen2);
 }
 
+// An agent's long poll asks `brief`: a wait that ends with nothing newer is answered
+// "unchanged" instead of the whole list again; a change still brings the whole list.
+TEST_F(ApiTest, ABriefLongPollEndsUnchangedWithoutTheList) {
+  Heartbeat("n1", "fd1");
+  Send("POST", "/v1/apply", kManifest);
+  const int64_t gen = Body(Send("GET", "/v1/agents/n1/assignments"))["generation"];
+  auto poll = [&](int64_t after, std::optional<http::Response>& answer) {
+    http::Request req;
+    req.method = "GET";
+    req.path = "/v1/agents/n1/assignments";
+    req.query = {{"after", std::to_string(after)}, {"wait_ms", "1000"}, {"brief", "true"}};
+    req.headers["authorization"] = "Bearer admintok";
+    api_->Handle(std::move(req), [&](http::Response resp) { answer = std::move(resp); });
+  };
+  std::optional<http::Response> answer;
+  poll(gen, answer);
+  EXPECT_FALSE(answer);
+  clock_.Advance(1001ms);
+  api_->ExpireWaits();
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(json::parse(answer->body), (json{{"generation", gen}, {"unchanged", true}}));
+  auto list = wire::ParseAssignments(answer->body);
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(list->unchanged);
+
+  answer.reset();
+  poll(gen, answer);
+  ASSERT_EQ(Send("POST", "/v1/roles/web/scale", R"({"instances": 1})")->status, 200);
+  ASSERT_TRUE(answer);
+  EXPECT_FALSE(json::parse(answer->body).contains("unchanged"));
+  EXPECT_GT(json::parse(answer->body)["generation"], gen);
+
+  // An agent behind (after < generation) gets the list at once, brief or not.
+  answer.reset();
+  poll(gen, answer);
+  ASSERT_TRUE(answer);
+  EXPECT_TRUE(json::parse(answer->body).contains("assignments"));
+
+  auto r = Send("GET", "/v1/agents/n1/assignments", "", "admintok", {{"brief", "yes"}});
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(Body(r)["error"], "brief: 'yes' is not one of true, false");
+  auto metrics = c_.MetricsText();
+  EXPECT_NE(metrics.find("hafab_controller_assignment_answers_total{kind=\"unchanged\"} 1"),
+            std::string::npos)
+      << metrics;
+}
+
+// A keep-alive names the report the controller holds; one it does not hold is refused with
+// 409 and the agent sends the whole report.
+TEST_F(ApiTest, AKeepAliveNamesTheReportTheControllerHolds) {
+  json full = {{"node", "n1"},      {"boot_id", "b1"},
+               {"report", 41},      {"address", "10.0.0.1"},
+               {"labels", {{"fault_domain", "fd1"}}},
+               {"instances", json::array()},
+               {"volumes", json::array()}};
+  auto keepalive = [](uint64_t same_as, const std::string& boot) {
+    return json{{"node", "n1"}, {"boot_id", boot}, {"same_as", same_as}}.dump();
+  };
+  auto r = Send("POST", "/v1/agents/n1/heartbeat", keepalive(41, "b1"));
+  EXPECT_EQ(r->status, 409);  // nothing held yet
+  EXPECT_EQ(Body(r)["error"],
+            "same_as: this controller does not hold report 41 of node n1; send the full report");
+  ASSERT_EQ(Send("POST", "/v1/agents/n1/heartbeat", full.dump())->status, 200);
+  r = Send("POST", "/v1/agents/n1/heartbeat", keepalive(41, "b1"));
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(Body(r)["lease_ttl_ms"], 1500);
+  EXPECT_EQ(Send("POST", "/v1/agents/n1/heartbeat", keepalive(40, "b1"))->status, 409);
+  EXPECT_EQ(Send("POST", "/v1/agents/n1/heartbeat", keepalive(41, "b2"))->status, 409);
+  // The node is as the full report said: its address and fault domain stay.
+  auto nodes = Body(Send("GET", "/v1/nodes"))["nodes"];
+  ASSERT_EQ(nodes.size(), 1u);
+  EXPECT_EQ(nodes[0]["address"], "10.0.0.1");
+  EXPECT_EQ(nodes[0]["fault_domain"], "fd1");
+  // A keep-alive that carries a report is refused as malformed.
+  json both = full;
+  both["same_as"] = 41;
+  r = Send("POST", "/v1/agents/n1/heartbeat", both.dump());
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(Body(r)["error"], "same_as: a keep-alive carries no report, but 'report' is given");
+  auto metrics = c_.MetricsText();
+  EXPECT_NE(metrics.find("hafab_controller_agent_keepalives_total{result=\"held\"} 1"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(
+      metrics.find("hafab_controller_agent_keepalives_total{result=\"report_requested\"} 3"),
+      std::string::npos)
+      << metrics;
+}
+
 TEST_F(ApiTest, RoutesLongPollAndGatewayAck) {
   Heartbeat("n1", "fd1");
   Heartbeat("n2", "fd2");

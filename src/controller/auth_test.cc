@@ -58,6 +58,26 @@ TEST(CredentialsTest, DerivedPerNameAndCheckedByTheirMac) {
   EXPECT_EQ(Authenticate(kTokens, n1).access, Access::kNone);  // no "Bearer "
 }
 
+TEST(CredentialsTest, AVerifiedCredentialIsRememberedUnderItsKeyOnly) {
+  Tokens t{"admintok", "readtok", "k1"};
+  const std::string n1 = AgentCredential("k1", "n1");
+  EXPECT_FALSE(t.verified->Find("k1", n1));
+  EXPECT_EQ(Who(n1, t).access, Access::kAgent);
+  ASSERT_TRUE(t.verified->Find("k1", n1));
+  EXPECT_EQ(t.verified->Find("k1", n1)->name, "n1");
+  EXPECT_EQ(Who(n1, t).name, "n1");
+  // A forged one is not remembered.
+  EXPECT_EQ(Who("agent.n2.0000", t).access, Access::kNone);
+  EXPECT_FALSE(t.verified->Find("k1", "agent.n2.0000"));
+  // A copy shares the set; under another key what k1 verified is not valid.
+  Tokens rotated = t;
+  rotated.key = "k2";
+  EXPECT_EQ(Who(n1, rotated).access, Access::kNone);
+  EXPECT_EQ(Who(AgentCredential("k2", "n1"), rotated).access, Access::kAgent);
+  EXPECT_FALSE(t.verified->Find("k1", n1));  // the set started over under k2
+  EXPECT_EQ(Who(n1, t).access, Access::kAgent);
+}
+
 TEST(PermitTest, EachCredentialHasItsOwnScope) {
   const Principal admin{Access::kAdmin, ""}, read{Access::kRead, ""};
   const Principal agent{Access::kAgent, "n1"}, gateway{Access::kGateway, "gw1"};

@@ -590,22 +590,99 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
                                                          const wire::AgentHeartbeat& hb) {
   if (crashed_) return Status::Unavailable("controller stopping");
   if (Status st = ReloadIfNeeded(); !st.ok()) return LeaseFromMemory(node, st);
+  const bool keepalive = hb.same_as != 0;
+  if (keepalive) {
+    const NodeObservation* held = Observation(node);
+    if (held == nullptr || held->report != hb.same_as || held->boot_id != hb.boot_id) {
+      ++reports_requested_;
+      return Status::Conflict("same_as: this controller does not hold report " +
+                              std::to_string(hb.same_as) + " of node " + node +
+                              "; send the full report");
+    }
+    ++agent_keepalives_;
+  }
   ++agent_heartbeats_;
-  NodeObservation next;
-  next.agent_version = hb.agent_version;
-  next.boot_id = hb.boot_id;
-  next.assignments_generation = static_cast<int64_t>(hb.assignments_generation);
-  for (const wire::InstanceReport& r : hb.instances) next.instances[r.instance] = r;
-  for (const wire::VolumeReport& v : hb.volumes) next.volumes[v.name] = v;
+  NodeObservation& obs = observed_[node];
+  if (!keepalive) TakeReport(node, hb, obs);
+  // The agent repeats an unacknowledged self-fence until a heartbeat is answered: once each.
+  if (hb.fence && hb.fence->at != obs.last_fence) {
+    obs.last_fence = hb.fence->at;
+    std::string killed;
+    for (const auto& name : hb.fence->killed) killed += (killed.empty() ? "" : ", ") + name;
+    Emit("node-self-fenced",
+         "node " + node + " fenced itself (" + hb.fence->reason + ")" +
+             (killed.empty() ? "" : ", killing " + killed),
+         {{"node", node}});
+  }
+  const TimePoint now = clock_.Now();
+  const auto [lease, keepalive_interval] = LeaseFor(node);
+  obs.heard = true;
+  obs.last_heartbeat = now;
+  obs.lease_ttl = lease;
+  obs.lease_end = std::max(obs.lease_end, now + lease);
+  auto ring_port = [](const std::optional<wire::RingEndpoint>& e) { return e ? e->port : 0; };
+  if (ring_port(hb.ring_endpoint) != ring_port(obs.ring_endpoint)) {
+    ring_dirty_ = true;  // its watchers learn the new port
+  }
+  obs.ring_endpoint = hb.ring_endpoint;
+
+  node_leases_.Renew(node, now + lease);
+  if (opts_.ring_detector) {
+    arbiter_.Heard(node);
+    for (const wire::RingReport& r : hb.ring) arbiter_.Report(node, r);
+  }
+  // The node's agent takes this answer as a renewed lease: an operation's record that it was
+  // silent past its margin no longer holds (committed below, before the answer leaves).
+  for (const auto& [role, id] : running_ops_) {
+    auto op = ops_.find(id);
+    if (op == ops_.end()) continue;
+    auto* f = std::get_if<FailoverOp>(&op->second.part);
+    if (f != nullptr && f->old_node == node && f->old_node_fenced) {
+      f->old_node_fenced = false;
+      PutOp(op->second);
+    }
+  }
   auto label = [&](const char* key) {
     auto it = hb.labels.find(key);
     return it == hb.labels.end() ? std::string() : it->second;
   };
-  const std::string& addr = hb.address;
-  const std::string fd = label("fault_domain"), ud = label("update_domain");
+  NodeRecord rec;
+  auto it = nodes_.find(node);
+  bool known = it != nodes_.end();
+  if (known) rec = it->second;
+  rec.name = node;
+  if (!hb.address.empty()) rec.address = hb.address;
+  if (const std::string fd = label("fault_domain"); !fd.empty()) rec.fault_domain = fd;
+  if (const std::string ud = label("update_domain"); !ud.empty()) rec.update_domain = ud;
+  bool was_down = known && rec.down;
+  rec.down = false;
+  PutNode(rec);
+  if (!known) Emit("node-joined", "node " + node + " joined", {{"node", node}});
+  if (was_down) Emit("node-up", "node " + node + " is back", {{"node", node}});
 
-  TimePoint now = clock_.Now();
-  NodeObservation& obs = observed_[node];
+  // Failures of this node's instances are acted on now, not at the next reconcile (a
+  // keep-alive reports none: the reconcile pass covers what only time changes).
+  if (!keepalive || was_down) {
+    std::set<std::string> here = by_node_[node];  // a copy: relocation edits the index
+    for (const auto& name : here) {
+      auto ii = instances_.find(name);
+      if (ii == instances_.end()) continue;
+      auto ri = roles_.find(ii->second.role);
+      if (ri != roles_.end()) CheckHealth(ri->second, ii->second);
+    }
+  }
+  AdvanceOps();
+  Status st = Commit();
+  Publish();
+  if (!st.ok()) return LeaseFromMemory(node, st);
+  return wire::HeartbeatAnswer{lease, static_cast<uint64_t>(AssignmentsGeneration(node)),
+                               std::nullopt, keepalive_interval};
+}
+
+void Controller::TakeReport(const std::string& node, const wire::AgentHeartbeat& hb,
+                            NodeObservation& obs) {
+  std::map<std::string, ObservedInstance> instances;
+  for (const wire::InstanceReport& r : hb.instances) instances[r.instance] = r;
   // Anything the gateway shows (state, readiness, epoch) changes the routing table.
   // So does a replica's role and epoch (ReplicaServes), not its position.
   auto shown = [](const ObservedInstance& o) {
@@ -617,11 +694,11 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   auto acted_on = [&](const ObservedInstance& o) {
     return std::make_tuple(shown(o), o.restarts, o.replica ? o.replica->state : std::string());
   };
-  if (obs.instances.size() != next.instances.size()) {
+  if (obs.instances.size() != instances.size()) {
     RoutesDirtyOnNode(node);
     changed_since_reconcile_ = true;
   }
-  for (const auto& [name, o] : next.instances) {
+  for (const auto& [name, o] : instances) {
     auto old = obs.instances.find(name);
     if (old == obs.instances.end() || acted_on(old->second) != acted_on(o)) {
       changed_since_reconcile_ = true;
@@ -640,74 +717,14 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
            {{"role", o.role}, {"instance", name}, {"node", node}});
     }
   }
-  // The agent repeats an unacknowledged self-fence until a heartbeat is answered: once each.
-  next.last_fence = obs.last_fence;
-  if (hb.fence && hb.fence->at != obs.last_fence) {
-    next.last_fence = hb.fence->at;
-    std::string killed;
-    for (const auto& name : hb.fence->killed) killed += (killed.empty() ? "" : ", ") + name;
-    Emit("node-self-fenced",
-         "node " + node + " fenced itself (" + hb.fence->reason + ")" +
-             (killed.empty() ? "" : ", killing " + killed),
-         {{"node", node}});
-  }
-  const auto [lease, keepalive] = LeaseFor(node);
-  next.heard = true;
-  next.last_heartbeat = now;
-  next.lease_ttl = lease;
-  next.lease_end = std::max(obs.lease_end, now + lease);
-  next.address = addr.empty() ? obs.address : addr;
-  next.ring_endpoint = hb.ring_endpoint;
-  auto ring_port = [](const NodeObservation& o) {
-    return o.ring_endpoint ? o.ring_endpoint->port : 0;
-  };
-  if (ring_port(next) != ring_port(obs)) ring_dirty_ = true;  // its watchers learn the new port
-  obs = std::move(next);
-
-  node_leases_.Renew(node, now + lease);
-  if (opts_.ring_detector) {
-    arbiter_.Heard(node);
-    for (const wire::RingReport& r : hb.ring) arbiter_.Report(node, r);
-  }
-  // The node's agent takes this answer as a renewed lease: an operation's record that it was
-  // silent past its margin no longer holds (committed below, before the answer leaves).
-  for (const auto& [role, id] : running_ops_) {
-    auto op = ops_.find(id);
-    if (op == ops_.end()) continue;
-    auto* f = std::get_if<FailoverOp>(&op->second.part);
-    if (f != nullptr && f->old_node == node && f->old_node_fenced) {
-      f->old_node_fenced = false;
-      PutOp(op->second);
-    }
-  }
-  NodeRecord rec;
-  auto it = nodes_.find(node);
-  bool known = it != nodes_.end();
-  if (known) rec = it->second;
-  rec.name = node;
-  if (!addr.empty()) rec.address = addr;
-  if (!fd.empty()) rec.fault_domain = fd;
-  if (!ud.empty()) rec.update_domain = ud;
-  bool was_down = known && rec.down;
-  rec.down = false;
-  PutNode(rec);
-  if (!known) Emit("node-joined", "node " + node + " joined", {{"node", node}});
-  if (was_down) Emit("node-up", "node " + node + " is back", {{"node", node}});
-
-  // Failures of this node's instances are acted on now, not at the next reconcile.
-  std::set<std::string> here = by_node_[node];  // a copy: relocation edits the index
-  for (const auto& name : here) {
-    auto ii = instances_.find(name);
-    if (ii == instances_.end()) continue;
-    auto ri = roles_.find(ii->second.role);
-    if (ri != roles_.end()) CheckHealth(ri->second, ii->second);
-  }
-  AdvanceOps();
-  Status st = Commit();
-  Publish();
-  if (!st.ok()) return LeaseFromMemory(node, st);
-  return wire::HeartbeatAnswer{lease, static_cast<uint64_t>(AssignmentsGeneration(node)),
-                               std::nullopt, keepalive};
+  obs.instances = std::move(instances);
+  obs.volumes.clear();
+  for (const wire::VolumeReport& v : hb.volumes) obs.volumes[v.name] = v;
+  obs.agent_version = hb.agent_version;
+  obs.boot_id = hb.boot_id;
+  obs.report = hb.report;
+  obs.assignments_generation = static_cast<int64_t>(hb.assignments_generation);
+  if (!hb.address.empty()) obs.address = hb.address;
 }
 
 // The store cannot take a commit now (an etcd election, a partition from the store). The
@@ -757,7 +774,15 @@ Result<wire::AssignmentList> Controller::AssignmentListFor(const std::string& no
                               std::move(key)};
 }
 
-Result<json> Controller::Assignments(const std::string& node) {
+Result<json> Controller::Assignments(const std::string& node, std::optional<int64_t> held) {
+  if (held && ReloadIfNeeded().ok() && AssignmentsGeneration(node) == *held) {
+    ++assignments_unchanged_;
+    wire::AssignmentList unchanged;
+    unchanged.generation = static_cast<uint64_t>(*held);
+    unchanged.unchanged = true;
+    return wire::ToJson(unchanged);
+  }
+  ++assignment_lists_;
   auto list = AssignmentListFor(node);
   if (!list.ok()) return list.status();
   return wire::ToJson(*list);

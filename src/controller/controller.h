@@ -143,7 +143,10 @@ class Controller : private JournalStore, private OpView {
   // empty for an unknown node).
   // Unavailable while the store cannot be read back after a failed commit: memory is then
   // ahead of the store and is not shown.
-  Result<nlohmann::json> Assignments(const std::string& node);
+  // With `held`, the generation the node's agent holds (a brief long poll whose wait ended,
+  // api.h): when it is still the node's, {"generation": G, "unchanged": true} instead.
+  Result<nlohmann::json> Assignments(const std::string& node,
+                                     std::optional<int64_t> held = std::nullopt);
   // The same list as a struct (the simulator's agents take it so).
   Result<wire::AssignmentList> AssignmentListFor(const std::string& node);
   int64_t AssignmentsGeneration(const std::string& node);
@@ -330,6 +333,9 @@ class Controller : private JournalStore, private OpView {
   int PortFor(const manifest::Role& spec, const std::string& node,
               const std::string& moving) const override;
   bool RestartsExceeded(const InstanceRecord& inst) const override;
+  // A full report's instances, volumes and versions into `obs`, marking what changed for the
+  // routes and the reconcile pass.
+  void TakeReport(const std::string& node, const wire::AgentHeartbeat& hb, NodeObservation& obs);
   // Counts the restarts an agent reports and emits instance-restarted for each new one.
   void TrackRestarts(const std::string& instance, const std::string& node,
                      const ObservedInstance& o);
@@ -399,6 +405,10 @@ class Controller : private JournalStore, private OpView {
   int64_t failed_commits_ = 0;  // since start, with the last error (StatusJson "store")
   Histogram commit_seconds_{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
   uint64_t agent_heartbeats_ = 0;  // handled since start (/metrics)
+  uint64_t agent_keepalives_ = 0;  // of them keep-alives (wire/agent_heartbeat.h)
+  uint64_t reports_requested_ = 0;  // keep-alives refused: the report they name is not held
+  uint64_t assignment_lists_ = 0;   // assignment answers: whole lists
+  uint64_t assignments_unchanged_ = 0;  // and "unchanged"
   uint64_t reconcile_passes_ = 0;  // since start (/metrics)
   uint64_t gateway_heartbeats_ = 0;
   uint64_t node_leases_from_memory_ = 0;  // LeaseFromMemory (/metrics)

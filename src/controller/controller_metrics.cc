@@ -103,6 +103,21 @@ std::string Controller::MetricsText() const {
            static_cast<double>(agent_heartbeats_));
   w.Sample("hafab_controller_heartbeats_total", {{"from", "gateway"}},
            static_cast<double>(gateway_heartbeats_));
+  w.Family("hafab_controller_agent_keepalives_total", "counter",
+           "Agent heartbeats that were keep-alives (the node's report unchanged since one the "
+           "controller holds), by result: held, or refused because the controller does not hold "
+           "that report (the agent then sends it whole)");
+  w.Sample("hafab_controller_agent_keepalives_total", {{"result", "held"}},
+           static_cast<double>(agent_keepalives_));
+  w.Sample("hafab_controller_agent_keepalives_total", {{"result", "report_requested"}},
+           static_cast<double>(reports_requested_));
+  w.Family("hafab_controller_assignment_answers_total", "counter",
+           "Answers to agents' assignment requests: the whole list, or 'unchanged' (a long poll "
+           "whose wait ended with the node's list as the agent has it)");
+  w.Sample("hafab_controller_assignment_answers_total", {{"kind", "list"}},
+           static_cast<double>(assignment_lists_));
+  w.Sample("hafab_controller_assignment_answers_total", {{"kind", "unchanged"}},
+           static_cast<double>(assignments_unchanged_));
   w.Family("hafab_controller_reconcile_passes_total", "counter",
            "Reconcile passes since this controller started (every 100 ms while something "
            "changes, every second in a steady cluster)");

@@ -41,6 +41,7 @@ struct NodeObservation {
   std::string address;
   std::string agent_version;
   std::string boot_id;
+  uint64_t report = 0;  // the id of the full report this holds (0: the agent sends no keep-alives)
   int64_t assignments_generation = 0;  // the generation the agent says it runs
   WallTime last_fence{};               // the agent's last self-fence reported
   std::map<std::string, ObservedInstance> instances;

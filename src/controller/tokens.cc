@@ -159,16 +159,41 @@ Principal Authenticate(const Tokens& tokens, const std::string& authorization) {
   const size_t first = token.find('.');
   const size_t last = token.rfind('.');
   if (tokens.key.empty() || first == std::string::npos || last == first) return {};
+  if (tokens.verified) {
+    if (auto who = tokens.verified->Find(tokens.key, token)) return *who;
+  }
   const std::string kind = token.substr(0, first);
   const std::string name = token.substr(first + 1, last - first - 1);
   if (!manifest::IsValidName(name)) return {};
+  Principal who;
   if (kind == "agent" && TokenEquals(token, AgentCredential(tokens.key, name))) {
-    return {Access::kAgent, name};
+    who = {Access::kAgent, name};
+  } else if (kind == "gateway" && TokenEquals(token, GatewayCredential(tokens.key, name))) {
+    who = {Access::kGateway, name};
+  } else {
+    return {};
   }
-  if (kind == "gateway" && TokenEquals(token, GatewayCredential(tokens.key, name))) {
-    return {Access::kGateway, name};
+  if (tokens.verified) tokens.verified->Add(tokens.key, token, who);
+  return who;
+}
+
+std::optional<Principal> VerifiedCredentials::Find(const std::string& key,
+                                                   const std::string& token) {
+  std::lock_guard lock(mu_);
+  if (key != key_) return std::nullopt;
+  auto it = by_token_.find(token);
+  if (it == by_token_.end()) return std::nullopt;
+  return it->second;
+}
+
+void VerifiedCredentials::Add(const std::string& key, const std::string& token,
+                              const Principal& who) {
+  std::lock_guard lock(mu_);
+  if (key != key_ || by_token_.size() >= kMaxEntries) {
+    by_token_.clear();
+    key_ = key;
   }
-  return {};
+  by_token_.emplace(token, who);
 }
 
 Status Permit(const Principal& who, const std::string& method, const std::string& path) {

@@ -10,17 +10,25 @@
 // credential at once.
 #pragma once
 
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.h"
 
 namespace hafab::controller {
 
+class VerifiedCredentials;
+
 struct Tokens {
   std::string admin;
   std::string read;
   std::string key;  // cluster key; empty: no agent or gateway credential is valid
+  // The component credentials verified so far, shared by the copies of these tokens.
+  std::shared_ptr<VerifiedCredentials> verified = std::make_shared<VerifiedCredentials>();
 };
 
 // Reads the tokens and the cluster key, creating any that is missing (32 random bytes from the
@@ -66,6 +74,24 @@ struct Principal {
   std::string name;  // the node (kAgent) or gateway id (kGateway)
 };
 Principal Authenticate(const Tokens& tokens, const std::string& authorization);
+
+// Component credentials that verified under a cluster key, so that each request does not
+// compute an HMAC again (two per request, ~4 µs each with OpenSSL 3's algorithm look-ups: a
+// tenth of the controller's time per heartbeat at 1 000 nodes). Only credentials that verified
+// are kept, so a caller without the key cannot fill it; at kMaxEntries it starts over.
+// Thread-safe.
+class VerifiedCredentials {
+ public:
+  static constexpr size_t kMaxEntries = 65536;
+
+  std::optional<Principal> Find(const std::string& key, const std::string& token);
+  void Add(const std::string& key, const std::string& token, const Principal& who);
+
+ private:
+  std::mutex mu_;
+  std::string key_;  // the key they verified under (another key empties the set)
+  std::unordered_map<std::string, Principal> by_token_;
+};
 
 // "/v1/agents/n1/heartbeat" -> {"v1", "agents", "n1", "heartbeat"} (empty parts dropped).
 std::vector<std::string> SplitPath(const std::string& path);

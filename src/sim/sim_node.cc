@@ -11,7 +11,10 @@ SimNode::SimNode(EventQueue& events, Clock& clock, testing::FakeProvider& provid
       link_(link),
       observer_(observer),
       options_(std::move(options)),
-      lease_(clock) {
+      lease_(clock),
+      // The agent draws its first report id at random; here each boot of the node has its own
+      // range, so that the run stays a function of the seed.
+      reports_((static_cast<uint64_t>(options_.incarnation) << 40) + 1) {
   std::filesystem::create_directories(options_.data_dir);
   volumes_ = std::make_unique<agent::VolumeManager>(
       clock_, provider, options_.name,
@@ -234,6 +237,7 @@ void SimNode::SendHeartbeat(bool scheduled) {
     for (const auto& r : refutes_) hb.ring.push_back({r, false});
     refutes_sent = refutes_;
   }
+  reports_.Prepare(hb);
   const bool carried_fence = unreported_fence_.has_value();
   const TimePoint sent_at = clock_.Now();
   ++heartbeats_in_flight_;
@@ -241,11 +245,17 @@ void SimNode::SendHeartbeat(bool scheduled) {
   const Duration timeout = std::min<Duration>(options_.lease_ttl / 2, std::chrono::seconds(1));
   link_.Heartbeat(hb, timeout,
                   [this, alive = std::weak_ptr<bool>(alive_), sent_at, carried_fence,
-                   refutes_sent](Result<wire::HeartbeatAnswer> r) {
+                   refutes_sent, report = hb.report](Result<wire::HeartbeatAnswer> r) {
                     if (auto a = alive.lock(); !a || !*a) return;
                     --heartbeats_in_flight_;
+                    if (!r.ok() && r.status().code() == StatusCode::kConflict) {
+                      reports_.Refused();  // Agent::SendHeartbeat: the whole report, now
+                      SendHeartbeat(false);
+                      return;
+                    }
                     if (!r.ok()) return;
                     ++heartbeats_ok_;
+                    reports_.Answered(report);
                     for (const auto& n : refutes_sent) refutes_.erase(n);
                     if (r->keepalive && *r->keepalive != keepalive_) {
                       const bool sooner = *r->keepalive < keepalive_;

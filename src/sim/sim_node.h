@@ -16,6 +16,7 @@
 
 #include "agent/control_link.h"
 #include "agent/lease.h"
+#include "agent/report_tracker.h"
 #include "agent/ring_monitor.h"
 #include "agent/supervisor.h"
 #include "agent/volume_manager.h"
@@ -125,6 +126,7 @@ class SimNode {
   std::unique_ptr<agent::VolumeManager> volumes_;
   std::unique_ptr<agent::Supervisor> supervisor_;
   agent::LeaseTracker lease_;
+  agent::ReportTracker reports_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   TimePoint paused_until_{};
   Duration keepalive_{};          // between scheduled heartbeats (the controller's word)

@@ -46,7 +46,8 @@ class FakeAgentController {
     lease_ttl_ = ttl;
   }
 
-  // The last heartbeat received, as JSON (wire::ToJson); null if none.
+  // The last heartbeat received, as JSON (wire::ToJson); null if none. A keep-alive shows as
+  // the report it names (the controller's view), with its own ring and fence members.
   nlohmann::json LastHeartbeat() {
     std::lock_guard lock(mu_);
     return last_heartbeat_;
@@ -54,6 +55,21 @@ class FakeAgentController {
   int heartbeats() {
     std::lock_guard lock(mu_);
     return heartbeats_;
+  }
+  // Of them, keep-alives taken (wire/agent_heartbeat.h), and keep-alives refused.
+  int keepalives() {
+    std::lock_guard lock(mu_);
+    return keepalives_;
+  }
+  int refused_keepalives() {
+    std::lock_guard lock(mu_);
+    return refused_keepalives_;
+  }
+  // Forgets the report held, as a controller that restarted: the next keep-alive is refused
+  // (Conflict) and the agent must send its whole report.
+  void ForgetReport() {
+    std::lock_guard lock(mu_);
+    report_ = 0;
   }
   // The "fence" member of every heartbeat that carried one.
   std::vector<nlohmann::json> FenceReports() {
@@ -90,7 +106,11 @@ class FakeAgentController {
   Duration lease_ttl_ = std::chrono::milliseconds(1500);
   std::vector<Poll> polls_;  // long polls waiting for a change
   nlohmann::json last_heartbeat_;
+  uint64_t report_ = 0;  // the id of the full report held (last_report_)
+  nlohmann::json last_report_;
   int heartbeats_ = 0;
+  int keepalives_ = 0;
+  int refused_keepalives_ = 0;
   std::vector<nlohmann::json> fence_reports_;
 };
 
@@ -123,8 +143,23 @@ class FakeControlLink final : public agent::ControlLink {
             ? Result<wire::HeartbeatAnswer>(wire::HeartbeatAnswer{
                   controller_.lease_ttl_, controller_.generation_, std::nullopt, std::nullopt})
             : Result<wire::HeartbeatAnswer>(parsed.status());
-    if (parsed.ok()) {
-      controller_.last_heartbeat_ = body;
+    if (parsed.ok() && heartbeat.same_as != 0 && heartbeat.same_as != controller_.report_) {
+      answer = Status::Conflict("same_as: report " + std::to_string(heartbeat.same_as) +
+                                " is not held; send the full report");
+      ++controller_.refused_keepalives_;
+    } else if (parsed.ok()) {
+      if (heartbeat.same_as == 0) {
+        controller_.report_ = heartbeat.report;
+        controller_.last_report_ = body;
+      } else {
+        ++controller_.keepalives_;
+      }
+      nlohmann::json shown = controller_.last_report_;
+      for (const char* member : {"ring", "ring_endpoint", "fence"}) {
+        shown.erase(member);
+        if (body.contains(member)) shown[member] = body[member];
+      }
+      controller_.last_heartbeat_ = std::move(shown);
       ++controller_.heartbeats_;
       if (body.contains("fence")) controller_.fence_reports_.push_back(body["fence"]);
     }

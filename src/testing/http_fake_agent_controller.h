@@ -101,7 +101,13 @@ class HttpFakeAgentController {
       }
       link_.Heartbeat(*hb, kNeverAnswered,
                       [respond = std::move(respond)](Result<wire::HeartbeatAnswer> r) mutable {
-                        if (r.ok()) respond(http::Response::Json(200, wire::ToJson(*r).dump()));
+                        if (r.ok()) {
+                          respond(http::Response::Json(200, wire::ToJson(*r).dump()));
+                        } else {
+                          const int code = r.status().code() == StatusCode::kConflict ? 409 : 400;
+                          respond(http::Response::Json(
+                              code, nlohmann::json{{"error", r.status().message()}}.dump()));
+                        }
                       });
       return;
     }

@@ -8,39 +8,43 @@ namespace hafab::wire {
 using nlohmann::json;
 
 json ToJson(const AgentHeartbeat& hb) {
-  json instances = json::array();
-  for (const InstanceReport& r : hb.instances) {
-    json o = {{"instance", r.instance},
-              {"role", r.role},
-              {"epoch", r.epoch},
-              {"run", r.run},
-              {"state", InstanceStateName(r.state)},
-              {"pid", r.pid},
-              {"liveness", LivenessName(r.liveness)},
-              {"readiness", ReadinessName(r.readiness)},
-              {"restarts", r.restarts},
-              {"last_exit", r.last_exit},
-              {"message", r.message},
-              {"cpu_percent", r.cpu_percent},
-              {"rss_bytes", r.rss_bytes}};
-    if (r.replica) o["replica"] = ToJson(*r.replica);
-    instances.push_back(std::move(o));
+  json j{{"node", hb.node}, {"boot_id", hb.boot_id}};
+  if (hb.same_as != 0) {
+    j["same_as"] = hb.same_as;
+  } else {
+    json instances = json::array();
+    for (const InstanceReport& r : hb.instances) {
+      json o = {{"instance", r.instance},
+                {"role", r.role},
+                {"epoch", r.epoch},
+                {"run", r.run},
+                {"state", InstanceStateName(r.state)},
+                {"pid", r.pid},
+                {"liveness", LivenessName(r.liveness)},
+                {"readiness", ReadinessName(r.readiness)},
+                {"restarts", r.restarts},
+                {"last_exit", r.last_exit},
+                {"message", r.message},
+                {"cpu_percent", r.cpu_percent},
+                {"rss_bytes", r.rss_bytes}};
+      if (r.replica) o["replica"] = ToJson(*r.replica);
+      instances.push_back(std::move(o));
+    }
+    json volumes = json::array();
+    for (const VolumeReport& v : hb.volumes) {
+      json o{{"name", v.name}, {"state", VolumeStateName(v.state)}, {"instance", v.instance}};
+      if (!v.error.empty()) o["error"] = v.error;
+      volumes.push_back(std::move(o));
+    }
+    if (hb.report != 0) j["report"] = hb.report;
+    j["address"] = hb.address;
+    j["agent_version"] = hb.agent_version;
+    j["labels"] = hb.labels;
+    j["assignments_generation"] = hb.assignments_generation;
+    j["instances"] = std::move(instances);
+    j["volumes"] = std::move(volumes);
+    if (!hb.resource_limits.empty()) j["resource_limits"] = hb.resource_limits;
   }
-  json volumes = json::array();
-  for (const VolumeReport& v : hb.volumes) {
-    json o{{"name", v.name}, {"state", VolumeStateName(v.state)}, {"instance", v.instance}};
-    if (!v.error.empty()) o["error"] = v.error;
-    volumes.push_back(std::move(o));
-  }
-  json j{{"node", hb.node},
-         {"address", hb.address},
-         {"agent_version", hb.agent_version},
-         {"boot_id", hb.boot_id},
-         {"labels", hb.labels},
-         {"assignments_generation", hb.assignments_generation},
-         {"instances", std::move(instances)},
-         {"volumes", std::move(volumes)}};
-  if (!hb.resource_limits.empty()) j["resource_limits"] = hb.resource_limits;
   if (!hb.ring.empty()) {
     j["ring"] = json::array();
     for (const RingReport& r : hb.ring)
@@ -104,31 +108,53 @@ Status ParseVolume(const json& j, const std::string& path, VolumeReport* v) {
   return Status::Ok();
 }
 
+// The members of a full report (a keep-alive carries none of them).
+constexpr const char* kReportMembers[] = {"report",    "address",        "agent_version",
+                                          "labels",    "assignments_generation",
+                                          "instances", "volumes",        "resource_limits"};
+
+Status ParseReport(const json& body, AgentHeartbeat* hb) {
+  HAFAB_RETURN_IF_ERROR(Read(body, "report", "", &hb->report));
+  HAFAB_RETURN_IF_ERROR(Read(body, "address", "", &hb->address));
+  HAFAB_RETURN_IF_ERROR(Read(body, "agent_version", "", &hb->agent_version));
+  HAFAB_RETURN_IF_ERROR(Read(body, "labels", "", &hb->labels));
+  HAFAB_RETURN_IF_ERROR(Read(body, "assignments_generation", "", &hb->assignments_generation));
+  HAFAB_RETURN_IF_ERROR(Read(body, "resource_limits", "", &hb->resource_limits));
+  const json* list = nullptr;
+  HAFAB_RETURN_IF_ERROR(
+      ReadArray(body, "instances", "", static_cast<size_t>(manifest::kMaxTotalInstances), &list));
+  hb->instances.resize(list->size());
+  for (size_t i = 0; i < list->size(); ++i) {
+    HAFAB_RETURN_IF_ERROR(ParseInstance((*list)[i], At("instances", i), &hb->instances[i]));
+  }
+  HAFAB_RETURN_IF_ERROR(
+      ReadArray(body, "volumes", "", static_cast<size_t>(manifest::kMaxRoles), &list));
+  hb->volumes.resize(list->size());
+  for (size_t i = 0; i < list->size(); ++i) {
+    HAFAB_RETURN_IF_ERROR(ParseVolume((*list)[i], At("volumes", i), &hb->volumes[i]));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<AgentHeartbeat> ParseAgentHeartbeat(const json& body) {
   if (!body.is_object()) return Status::InvalidArgument("body: must be a JSON object");
   AgentHeartbeat hb;
   HAFAB_RETURN_IF_ERROR(Read(body, "node", "", &hb.node));
-  HAFAB_RETURN_IF_ERROR(Read(body, "address", "", &hb.address));
-  HAFAB_RETURN_IF_ERROR(Read(body, "agent_version", "", &hb.agent_version));
   HAFAB_RETURN_IF_ERROR(Read(body, "boot_id", "", &hb.boot_id));
-  HAFAB_RETURN_IF_ERROR(Read(body, "labels", "", &hb.labels));
-  HAFAB_RETURN_IF_ERROR(Read(body, "assignments_generation", "", &hb.assignments_generation));
-  HAFAB_RETURN_IF_ERROR(Read(body, "resource_limits", "", &hb.resource_limits));
+  HAFAB_RETURN_IF_ERROR(Read(body, "same_as", "", &hb.same_as));
+  if (hb.same_as == 0) {
+    HAFAB_RETURN_IF_ERROR(ParseReport(body, &hb));
+  } else {
+    for (const char* member : kReportMembers) {
+      if (body.contains(member)) {
+        return Status::InvalidArgument(std::string("same_as: a keep-alive carries no report, but '") +
+                                       member + "' is given");
+      }
+    }
+  }
   const json* list = nullptr;
-  HAFAB_RETURN_IF_ERROR(
-      ReadArray(body, "instances", "", static_cast<size_t>(manifest::kMaxTotalInstances), &list));
-  hb.instances.resize(list->size());
-  for (size_t i = 0; i < list->size(); ++i) {
-    HAFAB_RETURN_IF_ERROR(ParseInstance((*list)[i], At("instances", i), &hb.instances[i]));
-  }
-  HAFAB_RETURN_IF_ERROR(
-      ReadArray(body, "volumes", "", static_cast<size_t>(manifest::kMaxRoles), &list));
-  hb.volumes.resize(list->size());
-  for (size_t i = 0; i < list->size(); ++i) {
-    HAFAB_RETURN_IF_ERROR(ParseVolume((*list)[i], At("volumes", i), &hb.volumes[i]));
-  }
   HAFAB_RETURN_IF_ERROR(ReadArray(body, "ring", "", kMaxRingPeers, &list));
   hb.ring.resize(list->size());
   for (size_t i = 0; i < list->size(); ++i) {

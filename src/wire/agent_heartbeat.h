@@ -52,11 +52,23 @@ struct FenceReport {
   std::vector<std::string> killed;  // the instances it killed
 };
 
+// A heartbeat is a full report or a keep-alive. A full report carries the node's report (its
+// address, versions, labels, assignments_generation, instances, volumes and resource_limits)
+// under an id (`report`) that the agent draws at random at start and increments with each
+// full report, so that an id names one content. Once a controller has answered report R and
+// nothing in it has changed (cpu_percent by under a point, rss_bytes by under 1 MiB: agent.cc,
+// SameReport), the agent sends keep-alives (`same_as` R) without the report: the controller
+// holds R, renews the lease and compares nothing. A controller that does not hold R (it
+// restarted, took over, or a report overtook it) refuses the keep-alive with Conflict, and the
+// agent sends a full report at once. The rest (ring, ring_endpoint, fence) goes with both.
 struct AgentHeartbeat {
   std::string node;
+  std::string boot_id;
+  uint64_t report = 0;   // a full report: its id (0: an agent that does not send keep-alives)
+  uint64_t same_as = 0;  // a keep-alive: the id of the report that still holds (0: a full report)
+
   std::string address;  // the node's address, where its instances listen
   std::string agent_version;
-  std::string boot_id;
   std::map<std::string, std::string> labels;  // fault_domain, update_domain
   uint64_t assignments_generation = 0;        // the assignments the agent runs
   std::vector<InstanceReport> instances;
@@ -70,10 +82,11 @@ struct AgentHeartbeat {
   std::optional<RingEndpoint> ring_endpoint;
 };
 
+// A keep-alive (same_as != 0) is written without the report's members.
 nlohmann::json ToJson(const AgentHeartbeat& hb);
 // Errors: InvalidArgument naming the member ("instances[1].state: 'x' is not one of ...");
 // more instances than manifest/limits.h allows in a cluster, or volumes than roles, are
-// refused.
+// refused; so is a keep-alive that also carries a report ("same_as: ...").
 Result<AgentHeartbeat> ParseAgentHeartbeat(const nlohmann::json& body);
 
 struct HeartbeatAnswer {

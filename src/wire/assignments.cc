@@ -73,6 +73,7 @@ json ToJson(const Assignment& a) {
 }
 
 json ToJson(const AssignmentList& list) {
+  if (list.unchanged) return {{"generation", list.generation}, {"unchanged", true}};
   json assignments = json::array();
   for (const Assignment& a : list.assignments) assignments.push_back(ToJson(a));
   json j = {{"generation", list.generation}, {"assignments", std::move(assignments)}};
@@ -233,6 +234,8 @@ Result<AssignmentList> ParseAssignments(std::string_view text) {
   if (!body.is_object()) return Status::InvalidArgument("assignments: not a JSON object");
   AssignmentList list;
   HAFAB_RETURN_IF_ERROR(Read(body, "generation", "", &list.generation));
+  HAFAB_RETURN_IF_ERROR(Read(body, "unchanged", "", &list.unchanged));
+  if (list.unchanged) return list;
   const json* items = nullptr;
   HAFAB_RETURN_IF_ERROR(ReadArray(body, "assignments", "",
                                   static_cast<size_t>(manifest::kMaxTotalInstances), &items));

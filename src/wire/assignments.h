@@ -63,6 +63,9 @@ struct AssignmentList {
   std::vector<RingPeer> ring;
   // The key the node's ring datagrams are signed with (agent/ring_datagram.h); with `ring`.
   std::string ring_key;
+  // The answer to a long poll asked with `brief` whose wait ended with the generation still
+  // `after`: no assignments, no ring; the node keeps the list of that generation.
+  bool unchanged = false;
 
   bool operator==(const AssignmentList&) const = default;
 };

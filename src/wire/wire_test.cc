@@ -93,6 +93,41 @@ TEST(AgentHeartbeatTest, RoundTrips) {
   EXPECT_EQ(out->ring_endpoint, in.ring_endpoint);
 }
 
+TEST(AgentHeartbeatTest, AKeepAliveCarriesNoReport) {
+  AgentHeartbeat full = Example();
+  full.report = 77;
+  auto parsed = ParseAgentHeartbeat(json::parse(Dump(ToJson(full))));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(parsed->report, 77u);
+  EXPECT_EQ(parsed->same_as, 0u);
+
+  AgentHeartbeat keepalive = Example();  // what a keep-alive's report holds is not written
+  keepalive.same_as = 77;
+  const json j = ToJson(keepalive);
+  for (const char* member : {"report", "address", "agent_version", "labels",
+                             "assignments_generation", "instances", "volumes",
+                             "resource_limits"}) {
+    EXPECT_FALSE(j.contains(member)) << member;
+  }
+  auto out = ParseAgentHeartbeat(j);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->same_as, 77u);
+  EXPECT_EQ(out->node, keepalive.node);
+  EXPECT_EQ(out->boot_id, keepalive.boot_id);
+  EXPECT_TRUE(out->instances.empty());
+  EXPECT_EQ(out->ring, keepalive.ring);
+  EXPECT_EQ(out->ring_endpoint, keepalive.ring_endpoint);
+  ASSERT_TRUE(out->fence.has_value());
+
+  json both = j;
+  both["instances"] = json::array();
+  EXPECT_EQ(ParseAgentHeartbeat(both).status().message(),
+            "same_as: a keep-alive carries no report, but 'instances' is given");
+  both = j;
+  both["same_as"] = "x";
+  EXPECT_FALSE(ParseAgentHeartbeat(both).ok());
+}
+
 TEST(AgentHeartbeatTest, MissingMembersTakeTheirDefaults) {
   auto hb = ParseAgentHeartbeat(json::parse(R"({"instances": [{"instance": "a-0"}]})"));
   ASSERT_TRUE(hb.ok()) << hb.status().ToString();
