@@ -281,6 +281,9 @@ int Run(const Flags& f) {
     const std::string name = NodeName(i);
     agent::AgentOptions o;
     o.node = name;
+    // An address of its own, as a machine has (all of 127/8 is loopback): with one address
+    // for all, every placement would look at every instance for a free port (PortFor).
+    o.address = "127.1." + std::to_string(i / 250) + "." + std::to_string(1 + i % 250);
     o.data_dir = data_dir + "/" + name;
     o.heartbeat_interval = interval;
     o.ring.probe_interval = probe;
@@ -350,8 +353,10 @@ int Run(const Flags& f) {
 
   // The window.
   const std::string hb_metric = "hafab_controller_heartbeats_total{from=\"agent\"}";
+  const std::string ka_metric = "hafab_controller_agent_keepalives_total{result=\"held\"}";
   for (auto& g : groups) (void)g->stats.Take();
   const double hb0 = api.Metric(hb_metric);
+  const double ka0 = api.Metric(ka_metric);
   const uint64_t ctl0 = f.controller_pid > 0 ? CpuTicks(f.controller_pid) : 0;
   const uint64_t own0 = CpuTicks(getpid());
   const auto t0 = std::chrono::steady_clock::now();
@@ -360,6 +365,7 @@ int Run(const Flags& f) {
   const uint64_t own1 = CpuTicks(getpid());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double hb1 = api.Metric(hb_metric);
+  const double ka1 = api.Metric(ka_metric);
   std::vector<uint32_t> rtt;
   int64_t failed = 0;
   for (auto& g : groups) {
@@ -377,13 +383,16 @@ int Run(const Flags& f) {
   const double own_cpu = 100.0 * static_cast<double>(own1 - own0) / tps / secs;
   const double answered = static_cast<double>(rtt.size());
   const double handled = hb0 >= 0 && hb1 >= 0 ? (hb1 - hb0) / secs : -1;
+  // Of them keep-alives (-1: a controller without them).
+  const double keepalives = ka0 >= 0 && ka1 >= 0 ? (ka1 - ka0) / secs : -1;
   const double p50 = Percentile(rtt, 0.50), p99 = Percentile(rtt, 0.99),
                max = rtt.empty() ? 0 : *std::max_element(rtt.begin(), rtt.end()) / 1000.0;
   std::printf(
       "nodes=%d detector=%s window_s=%.1f controller_cpu_pct=%.1f loadgen_cpu_pct=%.1f "
-      "heartbeats_per_s_handled=%.0f heartbeats_per_s_answered=%.0f failed=%lld "
-      "rtt_p50_ms=%.2f rtt_p99_ms=%.2f rtt_max_ms=%.2f nodes_up=%d instances_running=%d\n",
-      f.nodes, f.detector.c_str(), secs, ctl_cpu, own_cpu, handled, answered / secs,
+      "heartbeats_per_s_handled=%.0f keepalives_per_s=%.0f heartbeats_per_s_answered=%.0f "
+      "failed=%lld rtt_p50_ms=%.2f rtt_p99_ms=%.2f rtt_max_ms=%.2f nodes_up=%d "
+      "instances_running=%d\n",
+      f.nodes, f.detector.c_str(), secs, ctl_cpu, own_cpu, handled, keepalives, answered / secs,
       static_cast<long long>(failed), p50, p99, max, up_after, running_after);
   std::printf("| %s | %d | %s | %.1f | %.0f | %.2f | %.2f | %lld | %.1f |\n",
               f.label.empty() ? "-" : f.label.c_str(), f.nodes, f.detector.c_str(), ctl_cpu,
@@ -395,6 +404,12 @@ int Run(const Flags& f) {
     // answered throughout the window (each node at least once a second), none failed.
     if (up_after != f.nodes) {
       spdlog::error("check: {} of {} nodes up at the end", up_after, f.nodes);
+      exit_code = 1;
+    }
+    // A steady node's heartbeats are keep-alives (its report unchanged).
+    if (keepalives < handled / 2) {
+      spdlog::error("check: {:.0f} of {:.0f} heartbeats a second were keep-alives", keepalives,
+                    handled);
       exit_code = 1;
     }
     if (running_after < want_running) {

@@ -39,7 +39,11 @@ struct AgentOptions {
   Duration heartbeat_interval = std::chrono::milliseconds(200);
   Duration tick_interval = std::chrono::milliseconds(50);
   Duration lease_ttl = std::chrono::milliseconds(1500);  // until the controller says otherwise
-  Duration assignments_wait = std::chrono::seconds(5);
+  // The long poll's wait. A change answers it at once and a heartbeat's answer names the
+  // generation, so the wait only sets how often an idle node asks again (with `brief`: one
+  // small answer per node per wait; 1 000 nodes at 5 s were a tenth of the controller's
+  // requests).
+  Duration assignments_wait = std::chrono::seconds(30);
   Duration retry_interval = std::chrono::milliseconds(200);
   std::string path_env;  // PATH for instances; "" = the agent's own
   // The fence watchdog to start (fence_watchdog.h), e.g. {"/proc/self/exe", "agent-watchdog",
