@@ -7,8 +7,8 @@ namespace hafab::agent {
 namespace {
 
 bool SameInstance(const wire::InstanceReport& a, const wire::InstanceReport& b) {
-  const uint64_t rss_drift = a.rss_bytes > b.rss_bytes ? a.rss_bytes - b.rss_bytes
-                                                       : b.rss_bytes - a.rss_bytes;
+  const uint64_t rss_drift =
+      a.rss_bytes > b.rss_bytes ? a.rss_bytes - b.rss_bytes : b.rss_bytes - a.rss_bytes;
   return a.instance == b.instance && a.role == b.role && a.epoch == b.epoch && a.run == b.run &&
          a.state == b.state && a.pid == b.pid && a.liveness == b.liveness &&
          a.readiness == b.readiness && a.restarts == b.restarts && a.last_exit == b.last_exit &&
@@ -17,8 +17,7 @@ bool SameInstance(const wire::InstanceReport& a, const wire::InstanceReport& b) 
 }
 
 bool SameVolume(const wire::VolumeReport& a, const wire::VolumeReport& b) {
-  return a.name == b.name && a.state == b.state && a.instance == b.instance &&
-         a.error == b.error;
+  return a.name == b.name && a.state == b.state && a.instance == b.instance && a.error == b.error;
 }
 
 template <typename T, typename Eq>
@@ -36,7 +35,8 @@ bool SameReport(const wire::AgentHeartbeat& a, const wire::AgentHeartbeat& b) {
   return a.node == b.node && a.boot_id == b.boot_id && a.address == b.address &&
          a.agent_version == b.agent_version && a.labels == b.labels &&
          a.assignments_generation == b.assignments_generation &&
-         a.resource_limits == b.resource_limits && SameList(a.instances, b.instances, SameInstance) &&
+         a.resource_limits == b.resource_limits &&
+         SameList(a.instances, b.instances, SameInstance) &&
          SameList(a.volumes, b.volumes, SameVolume);
 }
 

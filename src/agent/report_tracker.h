@@ -11,12 +11,12 @@
 
 namespace hafab::agent {
 
-inline constexpr double kCpuPointsSame = 1.0;             // percentage points of one core
+inline constexpr double kCpuPointsSame = 1.0;                 // percentage points of one core
 inline constexpr uint64_t kRssBytesSame = uint64_t{1} << 20;  // 1 MiB
 
-// Whether `a` and `b` report the same: every member of the report equal (wire.h's order of
-// instances and volumes included), cpu_percent and rss_bytes within the drifts above. The rest
-// of a heartbeat (ring, ring_endpoint, fence) is not part of the report.
+// Whether `a` and `b` report the same: every member of the report equal (instances and volumes
+// in the same order), cpu_percent and rss_bytes within the drifts above. The rest of a
+// heartbeat (ring, ring_endpoint, fence) is not part of the report.
 bool SameReport(const wire::AgentHeartbeat& a, const wire::AgentHeartbeat& b);
 
 // Not thread-safe: the agent's io thread.

@@ -339,9 +339,12 @@ void Api::Route(const http::Request& req, bool redact, http::Responder& respond)
 
 void Api::Wait(Kind kind, const std::string& node, int64_t after, int64_t wait_ms, bool redact,
                bool brief, http::Responder respond) {
-  Waiter w{kind,   node,
-           after,  clock_.Now() + std::chrono::milliseconds(std::min(wait_ms, kMaxWaitMs)),
-           redact, brief,
+  Waiter w{kind,
+           node,
+           after,
+           clock_.Now() + std::chrono::milliseconds(std::min(wait_ms, kMaxWaitMs)),
+           redact,
+           brief,
            std::move(respond)};
   if (wait_ms == 0 || Ready(w)) {
     w.respond(Answer(w));

@@ -255,8 +255,10 @@ TEST_F(ApiTest, ABriefLongPollEndsUnchangedWithoutTheList) {
 // A keep-alive names the report the controller holds; one it does not hold is refused with
 // 409 and the agent sends the whole report.
 TEST_F(ApiTest, AKeepAliveNamesTheReportTheControllerHolds) {
-  json full = {{"node", "n1"},      {"boot_id", "b1"},
-               {"report", 41},      {"address", "10.0.0.1"},
+  json full = {{"node", "n1"},
+               {"boot_id", "b1"},
+               {"report", 41},
+               {"address", "10.0.0.1"},
                {"labels", {{"fault_domain", "fd1"}}},
                {"instances", json::array()},
                {"volumes", json::array()}};
@@ -288,9 +290,8 @@ TEST_F(ApiTest, AKeepAliveNamesTheReportTheControllerHolds) {
   EXPECT_NE(metrics.find("hafab_controller_agent_keepalives_total{result=\"held\"} 1"),
             std::string::npos)
       << metrics;
-  EXPECT_NE(
-      metrics.find("hafab_controller_agent_keepalives_total{result=\"report_requested\"} 3"),
-      std::string::npos)
+  EXPECT_NE(metrics.find("hafab_controller_agent_keepalives_total{result=\"report_requested\"} 3"),
+            std::string::npos)
       << metrics;
 }
 

@@ -404,12 +404,12 @@ class Controller : private JournalStore, private OpView {
   bool reload_needed_ = false;  // a commit failed: memory may be ahead of the store
   int64_t failed_commits_ = 0;  // since start, with the last error (StatusJson "store")
   Histogram commit_seconds_{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
-  uint64_t agent_heartbeats_ = 0;  // handled since start (/metrics)
-  uint64_t agent_keepalives_ = 0;  // of them keep-alives (wire/agent_heartbeat.h)
-  uint64_t reports_requested_ = 0;  // keep-alives refused: the report they name is not held
-  uint64_t assignment_lists_ = 0;   // assignment answers: whole lists
+  uint64_t agent_heartbeats_ = 0;       // handled since start (/metrics)
+  uint64_t agent_keepalives_ = 0;       // of them keep-alives (wire/agent_heartbeat.h)
+  uint64_t reports_requested_ = 0;      // keep-alives refused: the report they name is not held
+  uint64_t assignment_lists_ = 0;       // assignment answers: whole lists
   uint64_t assignments_unchanged_ = 0;  // and "unchanged"
-  uint64_t reconcile_passes_ = 0;  // since start (/metrics)
+  uint64_t reconcile_passes_ = 0;       // since start (/metrics)
   uint64_t gateway_heartbeats_ = 0;
   uint64_t node_leases_from_memory_ = 0;  // LeaseFromMemory (/metrics)
   uint64_t gateway_leases_from_memory_ = 0;

@@ -244,8 +244,8 @@ void SimNode::SendHeartbeat(bool scheduled) {
   heartbeat_sent_at_ = sent_at;
   const Duration timeout = std::min<Duration>(options_.lease_ttl / 2, std::chrono::seconds(1));
   link_.Heartbeat(hb, timeout,
-                  [this, alive = std::weak_ptr<bool>(alive_), sent_at, carried_fence,
-                   refutes_sent, report = hb.report](Result<wire::HeartbeatAnswer> r) {
+                  [this, alive = std::weak_ptr<bool>(alive_), sent_at, carried_fence, refutes_sent,
+                   report = hb.report](Result<wire::HeartbeatAnswer> r) {
                     if (auto a = alive.lock(); !a || !*a) return;
                     --heartbeats_in_flight_;
                     if (!r.ok() && r.status().code() == StatusCode::kConflict) {

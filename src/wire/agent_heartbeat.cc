@@ -109,9 +109,9 @@ Status ParseVolume(const json& j, const std::string& path, VolumeReport* v) {
 }
 
 // The members of a full report (a keep-alive carries none of them).
-constexpr const char* kReportMembers[] = {"report",    "address",        "agent_version",
-                                          "labels",    "assignments_generation",
-                                          "instances", "volumes",        "resource_limits"};
+constexpr const char* kReportMembers[] = {
+    "report",    "address", "agent_version",  "labels", "assignments_generation",
+    "instances", "volumes", "resource_limits"};
 
 Status ParseReport(const json& body, AgentHeartbeat* hb) {
   HAFAB_RETURN_IF_ERROR(Read(body, "report", "", &hb->report));
@@ -149,8 +149,8 @@ Result<AgentHeartbeat> ParseAgentHeartbeat(const json& body) {
   } else {
     for (const char* member : kReportMembers) {
       if (body.contains(member)) {
-        return Status::InvalidArgument(std::string("same_as: a keep-alive carries no report, but '") +
-                                       member + "' is given");
+        return Status::InvalidArgument(
+            std::string("same_as: a keep-alive carries no report, but '") + member + "' is given");
       }
     }
   }

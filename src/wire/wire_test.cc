@@ -105,8 +105,7 @@ TEST(AgentHeartbeatTest, AKeepAliveCarriesNoReport) {
   keepalive.same_as = 77;
   const json j = ToJson(keepalive);
   for (const char* member : {"report", "address", "agent_version", "labels",
-                             "assignments_generation", "instances", "volumes",
-                             "resource_limits"}) {
+                             "assignments_generation", "instances", "volumes", "resource_limits"}) {
     EXPECT_FALSE(j.contains(member)) << member;
   }
   auto out = ParseAgentHeartbeat(j);
