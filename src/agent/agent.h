@@ -41,7 +41,7 @@ struct AgentOptions {
   Duration lease_ttl = std::chrono::milliseconds(1500);  // until the controller says otherwise
   // The long poll's wait. A change answers it at once and a heartbeat's answer names the
   // generation, so the wait only sets how often an idle node asks again (with `brief`: one
-  // small answer per node per wait; 1 000 nodes at 5 s were a tenth of the controller's
+  // small answer per node per wait; 1 000 nodes at 5 s were a fifth of the controller's
   // requests).
   Duration assignments_wait = std::chrono::seconds(30);
   Duration retry_interval = std::chrono::milliseconds(200);

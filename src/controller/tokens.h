@@ -76,9 +76,10 @@ struct Principal {
 Principal Authenticate(const Tokens& tokens, const std::string& authorization);
 
 // Component credentials that verified under a cluster key, so that each request does not
-// compute an HMAC again (two per request, ~4 µs each with OpenSSL 3's algorithm look-ups: a
-// tenth of the controller's time per heartbeat at 1 000 nodes). Only credentials that verified
-// are kept, so a caller without the key cannot fill it; at kMaxEntries it starts over.
+// compute an HMAC again (two per request, with OpenSSL 3's algorithm look-ups: 9 % of the
+// controller's time at 1 000 ring nodes, bench/RESULTS.md "Keep-alives"). Only credentials
+// that verified are kept, so a caller without the key cannot fill it; at kMaxEntries it starts
+// over.
 // Thread-safe.
 class VerifiedCredentials {
  public:

@@ -56,9 +56,9 @@ struct FenceReport {
 // address, versions, labels, assignments_generation, instances, volumes and resource_limits)
 // under an id (`report`) that the agent draws at random at start and increments with each
 // full report, so that an id names one content. Once a controller has answered report R and
-// nothing in it has changed (cpu_percent by under a point, rss_bytes by under 1 MiB: agent.cc,
-// SameReport), the agent sends keep-alives (`same_as` R) without the report: the controller
-// holds R, renews the lease and compares nothing. A controller that does not hold R (it
+// nothing in it has changed (cpu_percent by under a point, rss_bytes by under 1 MiB:
+// agent/report_tracker.h), the agent sends keep-alives (`same_as` R) without the report: the
+// controller holds R, renews the lease and compares nothing. A controller that does not hold R (it
 // restarted, took over, or a report overtook it) refuses the keep-alive with Conflict, and the
 // agent sends a full report at once. The rest (ring, ring_endpoint, fence) goes with both.
 struct AgentHeartbeat {
