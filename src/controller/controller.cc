@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cstring>
 
+#include "core/fnv.h"
 #include "core/json.h"
 #include "manifest/limits.h"
 
@@ -58,13 +59,8 @@ std::string PosString(const manifest::SourcePos& p) {
 }  // namespace
 
 std::string StableHash(const std::string& text) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
   char buf[20];
-  std::snprintf(buf, sizeof buf, "%016" PRIx64, h);
+  std::snprintf(buf, sizeof buf, "%016" PRIx64, Fnv1a().Add(text).value());
   return buf;
 }
 

@@ -519,7 +519,7 @@ const typename Map::mapped_type& FoundOrEmpty(const Map& m, const typename Map::
   return it == m.end() ? empty : it->second;
 }
 
-// A stable 64-bit FNV-1a hash in hex, for spec_hash.
+// Fnv1a (core/fnv.h) of `text` in hex, for spec_hash.
 std::string StableHash(const std::string& text);
 
 }  // namespace hafab::controller

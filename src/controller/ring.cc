@@ -2,16 +2,11 @@
 
 #include <algorithm>
 
+#include "core/fnv.h"
+
 namespace hafab::controller {
 
-uint64_t RingHash(std::string_view name) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : name) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
+uint64_t RingHash(std::string_view name) { return Fnv1a().Add(name).value(); }
 
 void Ring::Set(std::vector<std::string> members) {
   std::sort(members.begin(), members.end(), [](const std::string& a, const std::string& b) {

@@ -12,7 +12,7 @@
 
 namespace hafab::controller {
 
-// FNV-1a, 64 bits: stable across builds and platforms (std::hash is not).
+// Fnv1a (core/fnv.h) of the name: stable across builds and platforms (std::hash is not).
 uint64_t RingHash(std::string_view name);
 
 class Ring {

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "controller/controller.h"
+#include "core/fnv.h"
 #include "core/random.h"
 #include "sim/event_queue.h"
 #include "sim/kv_model.h"
@@ -241,7 +242,7 @@ class Simulation final : public ProcessObserver {
   std::vector<double> detection_, failover_;
   TimePoint controller_started_{};
   std::deque<std::string> trace_;
-  uint64_t hash_ = 1469598103934665603ULL;
+  Fnv1a hash_;  // of the trace
   SimResult result_;
 };
 
@@ -301,12 +302,7 @@ std::string Simulation::Now() const {
 
 void Simulation::Trace(const std::string& line) {
   std::string l = Now() + " " + line;
-  for (unsigned char ch : l) {
-    hash_ ^= ch;
-    hash_ *= 1099511628211ULL;
-  }
-  hash_ ^= '\n';
-  hash_ *= 1099511628211ULL;
+  hash_.Add(l).Add("\n");
   if (o_.print_trace) fprintf(stderr, "%s\n", l.c_str());
   trace_.push_back(std::move(l));
   if (trace_.size() > o_.trace_keep) trace_.pop_front();
@@ -926,7 +922,7 @@ SimResult Simulation::Run() {
   result_.detection_ms = Summarize(detection_);
   result_.failover_ms = Summarize(failover_);
   char hex[17];
-  snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_));
+  snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash_.value()));
   result_.trace_hash = hex;
   result_.trace_tail.assign(trace_.begin(), trace_.end());
   result_.wall_seconds =
