@@ -214,8 +214,8 @@ int64_t Controller::NextSeq() {
 
 bool Controller::PutRole(const RoleRecord& r) {
   auto it = roles_.find(r.spec.name);
+  if (it != roles_.end() && it->second == r) return false;
   json j = ToJson(r);
-  if (it != roles_.end() && ToJson(it->second) == j) return false;
   auto listen = [](const RoleRecord& role) {
     return role.spec.endpoint ? role.spec.endpoint->listen : std::string();
   };

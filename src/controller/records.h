@@ -42,6 +42,8 @@ struct RoleRecord {
   int64_t revision = 0;
   std::optional<manifest::Role> previous;
   int64_t previous_revision = 0;
+
+  bool operator==(const RoleRecord&) const = default;
 };
 
 // One instance `<role>-<ordinal>` and what its node's agent must do with it.
