@@ -15,6 +15,7 @@
 #include "agent/fence_watchdog.h"
 #include "agent/process_launcher.h"
 #include "agent/procfs.h"
+#include "core/fnv.h"
 #include "core/version.h"
 
 namespace hafab::agent {
@@ -341,24 +342,8 @@ void Agent::ScheduleHeartbeat() {
   });
 }
 
-std::string Agent::ReportDigest() const {
-  std::string d = std::to_string(applied_generation_) + (supervisor_->fenced() ? "F" : "-");
-  for (const auto& i : supervisor_->Report()) {
-    d += "|" + i.instance + ":" + std::to_string(i.epoch) + ":" + std::to_string(i.run) + ":" +
-         std::to_string(static_cast<int>(i.state)) + ":" + std::to_string(i.pid) + ":" +
-         std::to_string(static_cast<int>(i.liveness)) + ":" +
-         std::to_string(static_cast<int>(i.readiness)) + ":" + std::to_string(i.restarts);
-    // A replica's role and epoch (a promotion waits for them), not its position (it moves
-    // with every write and goes with the regular heartbeats).
-    if (i.replica) {
-      d += ":" + std::string(wire::ReplicaRoleName(i.replica->role)) + "@" +
-           std::to_string(i.replica->epoch);
-    }
-  }
-  for (const auto& v : volumes_->Report()) {
-    d += "|" + v.name + ":" + std::to_string(static_cast<int>(v.state)) + ":" + v.instance;
-  }
-  return d;
+uint64_t Agent::ReportDigest() const {
+  return Fnv1a().Add(applied_generation_).Add(supervisor_->ReportDigest()).value();
 }
 
 void Agent::HeartbeatOnChange() {

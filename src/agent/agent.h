@@ -104,7 +104,7 @@ class Agent {
   // HeartbeatNow() if an instance, a volume, the applied generation or the fence changed
   // since the last heartbeat sent: the controller's failover steps wait on these reports.
   void HeartbeatOnChange();
-  std::string ReportDigest() const;
+  uint64_t ReportDigest() const;
   void Poll(bool immediate);
   void OnAssignments(uint64_t seq, TimePoint sent_at, Result<wire::AssignmentList> r);
   // The ring neighbours of a new list: the transport opened at the first, given the peers.
@@ -148,7 +148,7 @@ class Agent {
   int heartbeats_in_flight_ = 0;
   TimePoint heartbeat_sent_at_{};
   bool heartbeat_again_ = false;  // a change happened while a heartbeat was in flight
-  std::string sent_digest_;       // ReportDigest() as of the last heartbeat sent
+  uint64_t sent_digest_ = 0;       // ReportDigest() as of the last heartbeat sent
   ReportTracker reports_;         // a whole report or a keep-alive
   bool long_poll_in_flight_ = false;
   bool immediate_poll_in_flight_ = false;

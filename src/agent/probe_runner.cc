@@ -94,7 +94,7 @@ struct ProbeRunner::Probing : std::enable_shared_from_this<Probing> {
   void RunExec() {
     LaunchSpec spec;
     spec.argv = probe.command;
-    spec.env = target.env;
+    if (target.env) spec.env = *target.env;
     auto pid = SpawnProcess(spec);
     if (!pid.ok()) return Done(ProbeOutcome::kFailed);
     exec_pid = *pid;

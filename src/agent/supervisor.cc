@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "agent/fence_watchdog.h"
+#include "core/fnv.h"
 #include "core/json.h"
 
 namespace hafab::agent {
@@ -62,7 +63,7 @@ struct Supervisor::Instance {
   // starts and the volume stays pinned until they are gone.
   bool strays = false;
   Assignment running;
-  std::map<std::string, std::string> running_env;
+  std::shared_ptr<const std::map<std::string, std::string>> running_env;
   TimePoint started_at{};
   InstanceState state = InstanceState::kStopped;
   TimePoint kill_at{};
@@ -453,7 +454,7 @@ void Supervisor::Launch(Instance& in) {
     return;
   }
   in.pid = *pid;
-  in.running_env = spec.env;
+  in.running_env = std::make_shared<const std::map<std::string, std::string>>(spec.env);
   in.state = InstanceState::kRunning;
   in.message.clear();
   in.kill_sent = false;
@@ -542,7 +543,7 @@ bool Supervisor::KillStrays(const std::string& instance) {
 Result<LaunchSpec> Supervisor::HookSpec(Instance& in) {
   const std::string& name = in.running.instance;
   LaunchSpec spec;
-  spec.env = in.running_env;
+  if (in.running_env) spec.env = *in.running_env;
   if (!spec.env.count("PATH")) spec.env["PATH"] = options_.path_env;
   spec.cwd = options_.data_dir + "/work/" + name;
   spec.log_path = LogPath(name);
@@ -904,6 +905,31 @@ std::vector<InstanceReport> Supervisor::Report() const {
     out.push_back(std::move(r));
   }
   return out;
+}
+
+uint64_t Supervisor::ReportDigest() const {
+  Fnv1a d;
+  d.Add(fenced_ ? 1 : 0);
+  for (const auto& [name, in] : instances_) {
+    const bool probed = in->pid != 0 && in->state == InstanceState::kRunning;
+    d.Add(name)
+        .Add(in->pid != 0 ? in->running.epoch : in->desired.epoch)
+        .Add(in->desired.run && !in->removed ? 1 : 0)
+        .Add(static_cast<uint64_t>(in->state))
+        .Add(static_cast<uint64_t>(in->pid))
+        .Add(static_cast<uint64_t>(probed && in->liveness ? in->liveness->liveness()
+                                                          : wire::Liveness{}))
+        .Add(static_cast<uint64_t>(probed && in->readiness ? in->readiness->readiness()
+                                                           : wire::Readiness{}))
+        .Add(static_cast<uint64_t>(in->restarts));
+    if (in->pid != 0 && in->replica) {
+      d.Add(static_cast<uint64_t>(in->replica->role)).Add(in->replica->epoch);
+    }
+  }
+  for (const auto& v : volumes_.Report()) {
+    d.Add(v.name).Add(static_cast<uint64_t>(v.state)).Add(v.instance);
+  }
+  return d.value();
 }
 
 std::string Supervisor::ReplicaDataDir(const std::string& instance) const {

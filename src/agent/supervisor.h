@@ -50,7 +50,9 @@ struct ProbeTarget {
   std::string instance;
   pid_t pid = 0;
   int port = 0;
-  std::map<std::string, std::string> env;  // for exec probes
+  // For exec probes: the process's environment, shared with the supervisor (not copied for
+  // every target list).
+  std::shared_ptr<const std::map<std::string, std::string>> env;
   std::optional<manifest::Probe> liveness;
   std::optional<manifest::Probe> readiness;
 };
@@ -136,6 +138,12 @@ class Supervisor {
   void RecordReplica(const std::string& instance, pid_t pid, Result<wire::ReplicaStatus> status);
 
   std::vector<InstanceReport> Report() const;
+  // What the agent's heartbeat-on-change compares: a digest of the fence and, for each
+  // instance, what Report() says of its epoch, run, state, pid, probe results, restarts and
+  // replica role and epoch; for each volume its state and holder. Not cpu, memory, messages
+  // or a replica's position: they go with the regular heartbeats. Allocates nothing for the
+  // instances: it runs at every agent tick.
+  uint64_t ReportDigest() const;
   std::vector<ProbeTarget> ProbeTargets() const;
   // The running replicas of replicated roles, with the configuration each is to have.
   std::vector<ReplicaTarget> ReplicaTargets();

@@ -436,6 +436,26 @@ TEST_F(SupervisorTest, FenceKillsPrimariesOnlyUntilFreshAssignments) {
   EXPECT_EQ(launcher_.LiveCount(), 2u);
 }
 
+// The heartbeat-on-change digest moves with what the controller acts on (a start, a probe
+// result, a fence, a restart) and with nothing else.
+TEST_F(SupervisorTest, ReportDigestMovesWithStateNotWithUsage) {
+  const uint64_t empty = supervisor_->ReportDigest();
+  Apply({Kvd(R"(, "probes": {"liveness": {"kind": "tcp", "interval_ms": 100, "timeout_ms": 50,
+                                          "failure_threshold": 3, "success_threshold": 1}})")});
+  const pid_t pid = launcher_.last_started().pid;
+  const uint64_t started = supervisor_->ReportDigest();
+  EXPECT_NE(started, empty);
+  Advance(milliseconds(10));
+  EXPECT_EQ(supervisor_->ReportDigest(), started);  // a tick with nothing new
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kLiveness, ProbeOutcome::kOk);
+  const uint64_t live = supervisor_->ReportDigest();
+  EXPECT_NE(live, started);
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kLiveness, ProbeOutcome::kOk);
+  EXPECT_EQ(supervisor_->ReportDigest(), live);  // the same result again
+  supervisor_->Fence("lease expired");
+  EXPECT_NE(supervisor_->ReportDigest(), live);
+}
+
 TEST_F(SupervisorTest, PrimaryWaitsForLease) {
   lease_valid_ = false;
   Apply({Kvd()});

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "core/fnv.h"
+
 namespace hafab::sim {
 
 SimNode::SimNode(EventQueue& events, Clock& clock, testing::FakeProvider& provider,
@@ -182,6 +184,20 @@ void SimNode::Probe() {
   if (next_probe_due_ == TimePoint::max()) next_probe_due_ = now;  // nothing to probe yet
 }
 
+// The agent's fence timer: the lease is checked right after it ends. One timer, as the
+// agent's: a renewal does not add one, the timer moves on to the new end when it fires early.
+void SimNode::ArmLeaseTimer() {
+  const TimePoint due = lease_.deadline() + std::chrono::milliseconds(1);
+  if (lease_timer_due_ != TimePoint{} && lease_timer_due_ <= due) return;
+  lease_timer_due_ = due;
+  Later(due - clock_.Now(), [this, due] {
+    if (due != lease_timer_due_) return;  // an earlier end took its place
+    lease_timer_due_ = TimePoint{};
+    CheckLease();
+    if (!lease_.Expired()) ArmLeaseTimer();
+  });
+}
+
 void SimNode::CheckLease() {
   if (!lease_.Expired() || supervisor_->fenced() || options_.skip_self_fence) return;
   std::vector<std::string> killed = supervisor_->Fence("lease expired");
@@ -193,17 +209,9 @@ void SimNode::CheckLease() {
   SupervisorTick();
 }
 
-std::string SimNode::Digest() const {
-  std::string d = std::to_string(applied_generation_) + (supervisor_->fenced() ? "F" : "-");
-  for (const auto& i : supervisor_->Report()) {
-    d += "|" + i.instance + ":" + std::to_string(i.epoch) + ":" + std::to_string(i.run) + ":" +
-         std::to_string(static_cast<int>(i.state)) + ":" + std::to_string(i.pid) + ":" +
-         std::to_string(static_cast<int>(i.readiness)) + ":" + std::to_string(i.restarts);
-  }
-  for (const auto& v : volumes_->Report()) {
-    d += "|" + v.name + ":" + std::to_string(static_cast<int>(v.state));
-  }
-  return d;
+// Agent::ReportDigest.
+uint64_t SimNode::Digest() const {
+  return Fnv1a().Add(applied_generation_).Add(supervisor_->ReportDigest()).value();
 }
 
 void SimNode::SendHeartbeat(bool scheduled) {
@@ -264,9 +272,7 @@ void SimNode::SendHeartbeat(bool scheduled) {
                     }
                     options_.lease_ttl = r->lease_ttl;
                     lease_.Renewed(sent_at, r->lease_ttl);
-                    // The agent's fence timer: the lease is checked right after it ends.
-                    Later(lease_.deadline() - clock_.Now() + std::chrono::milliseconds(1),
-                          [this] { CheckLease(); });
+                    ArmLeaseTimer();
                     if (carried_fence) unreported_fence_.reset();
                     if (!have_list_ || r->assignments_generation != applied_generation_ ||
                         supervisor_->fenced()) {

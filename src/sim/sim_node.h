@@ -103,11 +103,12 @@ class SimNode {
   // Supervisor::Tick, then the processes it started are told to the observer.
   void SupervisorTick();
   void Probe();
+  void ArmLeaseTimer();
   void CheckLease();
   void SendHeartbeat(bool scheduled);
   void Poll();
   void Apply(const wire::AssignmentList& list, TimePoint asked_at);
-  std::string Digest() const;
+  uint64_t Digest() const;
   // Schedules `fn` unless this node is gone by then; while it is paused, until it resumes.
   void Later(Duration d, std::function<void()> fn);
   // Runs `fn` now, or when the node resumes.
@@ -145,11 +146,12 @@ class SimNode {
   int heartbeats_in_flight_ = 0;  // as the agent: at most two, the second after an interval
   TimePoint heartbeat_sent_at_{};
   bool heartbeat_again_ = false;
-  std::string sent_digest_;
+  uint64_t sent_digest_ = 0;
   bool poll_in_flight_ = false;
   bool have_list_ = false;
   uint64_t applied_generation_ = 0;
   std::optional<TimePoint> fenced_at_;
+  TimePoint lease_timer_due_{};  // the fence timer's; {} = not armed
   std::optional<wire::FenceReport> unreported_fence_;
   int heartbeats_ok_ = 0;
   uint64_t fences_ = 0;
