@@ -148,7 +148,7 @@ class Agent {
   int heartbeats_in_flight_ = 0;
   TimePoint heartbeat_sent_at_{};
   bool heartbeat_again_ = false;  // a change happened while a heartbeat was in flight
-  uint64_t sent_digest_ = 0;       // ReportDigest() as of the last heartbeat sent
+  uint64_t sent_digest_ = 0;      // ReportDigest() as of the last heartbeat sent
   ReportTracker reports_;         // a whole report or a keep-alive
   bool long_poll_in_flight_ = false;
   bool immediate_poll_in_flight_ = false;

@@ -57,6 +57,11 @@ class SupervisorTest : public ::testing::Test {
       if (!launcher_.Alive(pid)) return std::nullopt;
       return 5000 + pid;
     };
+    o.usage = [this](const std::vector<pid_t>& pids) {
+      std::map<pid_t, GroupUsage> out;
+      for (pid_t pid : pids) out[pid] = usage_;
+      return out;
+    };
     supervisor_ = std::make_unique<Supervisor>(clock_, launcher_, volumes_, o);
   }
 
@@ -95,6 +100,7 @@ class SupervisorTest : public ::testing::Test {
   std::vector<pid_t> holders_;
   VolumeManager volumes_;
   bool lease_valid_ = true;
+  GroupUsage usage_;  // what every process uses, as the usage sampler reads it
   std::vector<std::string> log_writer_argv_;
   std::unique_ptr<Supervisor> supervisor_;
 };
@@ -447,6 +453,11 @@ TEST_F(SupervisorTest, ReportDigestMovesWithStateNotWithUsage) {
   EXPECT_NE(started, empty);
   Advance(milliseconds(10));
   EXPECT_EQ(supervisor_->ReportDigest(), started);  // a tick with nothing new
+  usage_.cpu_ticks += 500;
+  usage_.rss_bytes += 64 << 20;
+  Advance(milliseconds(2000));  // a usage sample
+  ASSERT_GT(Get("kvd-0").rss_bytes, 0u);
+  EXPECT_EQ(supervisor_->ReportDigest(), started);  // usage goes with the regular heartbeats
   supervisor_->RecordProbe("kvd-0", pid, ProbeType::kLiveness, ProbeOutcome::kOk);
   const uint64_t live = supervisor_->ReportDigest();
   EXPECT_NE(live, started);
