@@ -642,17 +642,21 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
     auto it = hb.labels.find(key);
     return it == hb.labels.end() ? std::string() : it->second;
   };
-  NodeRecord rec;
   auto it = nodes_.find(node);
-  bool known = it != nodes_.end();
-  if (known) rec = it->second;
-  rec.name = node;
-  if (!hb.address.empty()) rec.address = hb.address;
-  if (const std::string fd = label("fault_domain"); !fd.empty()) rec.fault_domain = fd;
-  if (const std::string ud = label("update_domain"); !ud.empty()) rec.update_domain = ud;
-  bool was_down = known && rec.down;
-  rec.down = false;
-  PutNode(rec);
+  const bool known = it != nodes_.end();
+  const bool was_down = known && it->second.down;
+  // A keep-alive of a node that is up changes nothing in its record (it carries no address
+  // and no labels).
+  if (!keepalive || !known || was_down) {
+    NodeRecord rec;
+    if (known) rec = it->second;
+    rec.name = node;
+    if (!hb.address.empty()) rec.address = hb.address;
+    if (const std::string fd = label("fault_domain"); !fd.empty()) rec.fault_domain = fd;
+    if (const std::string ud = label("update_domain"); !ud.empty()) rec.update_domain = ud;
+    rec.down = false;
+    PutNode(rec);
+  }
   if (!known) Emit("node-joined", "node " + node + " joined", {{"node", node}});
   if (was_down) Emit("node-up", "node " + node + " is back", {{"node", node}});
 
