@@ -175,7 +175,8 @@ class Simulation final : public ProcessObserver {
   void StartController();
   void ControllerDown(const std::string& why);
   void ControllerTick();
-  void StartNode(const std::string& name);
+  // `rebooted`: its silence since a crash ends when its agent starts, not before.
+  void StartNode(const std::string& name, bool rebooted = false);
   void GatewayHeartbeat(SimGateway& gw);
   void PushRoutes();
   void AnswerPoll(SimGateway& gw);
@@ -509,7 +510,7 @@ void Simulation::ForgetSilence(const std::string& node) {
   });
 }
 
-void Simulation::StartNode(const std::string& name) {
+void Simulation::StartNode(const std::string& name, bool rebooted) {
   const manifest::Node* spec = nullptr;
   for (const auto& n : manifest_.nodes) {
     if (n.name == name) spec = &n;
@@ -540,9 +541,11 @@ void Simulation::StartNode(const std::string& name) {
   // Agents start spread over one heartbeat interval, as real ones do.
   events_.After(
       Duration(static_cast<Duration::rep>(random_.Uniform(o_.heartbeat_interval.count()))),
-      [this, name, n] {
+      [this, name, n, rebooted] {
         auto it = nodes_.find(name);
-        if (it != nodes_.end() && it->second.get() == n) n->Start();
+        if (it == nodes_.end() || it->second.get() != n) return;
+        n->Start();
+        if (rebooted) ForgetSilence(name);
       });
 }
 
@@ -737,8 +740,7 @@ void Simulation::Strike(const Fault& f) {
       nodes_[node].reset();
       heal_at([this, node] {
         Trace("node " + node + " boots again");
-        StartNode(node);
-        ForgetSilence(node);
+        StartNode(node, /*rebooted=*/true);
       });
       return;
     }
