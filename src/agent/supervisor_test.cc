@@ -442,8 +442,8 @@ TEST_F(SupervisorTest, FenceKillsPrimariesOnlyUntilFreshAssignments) {
   EXPECT_EQ(launcher_.LiveCount(), 2u);
 }
 
-// The heartbeat-on-change digest moves with what the controller acts on (a start, a probe
-// result, a fence, a restart) and with nothing else.
+// The heartbeat-on-change digest moves with what the controller acts on (a start, a new probe
+// result, a fence), not with a tick that changes nothing, a usage sample or a repeated result.
 TEST_F(SupervisorTest, ReportDigestMovesWithStateNotWithUsage) {
   const uint64_t empty = supervisor_->ReportDigest();
   Apply({Kvd(R"(, "probes": {"liveness": {"kind": "tcp", "interval_ms": 100, "timeout_ms": 50,
