@@ -15,7 +15,7 @@
 
 namespace hafab::gateway::internal {
 
-enum Tag : uint8_t { kTagWake, kTagListener, kTagClient, kTagBackend };
+enum Tag : uint8_t { kTagWake, kTagListener, kTagClient, kTagBackend, kTagPaused };
 
 // Everything a tagged epoll registration points at starts with its tag.
 struct TaggedHandle {
@@ -31,7 +31,12 @@ struct Direction {
   bool done = false;             // FIN passed on to dst
   bool buffered = true;          // read/send; false: splice through the pipe
   bool splice_ok = false;        // may move to splice on a bulk transfer
-  std::unique_ptr<char[]> buf;   // the unsent rest of a read, in copy mode
+  // Spliced pairs (kernel_splice.h): the kernel stopped moving this direction (its queue
+  // for the destination was full), and, once it had handed over what it held, the worker
+  // moves it (copy mode).
+  bool paused = false;
+  bool taken_over = false;
+  std::unique_ptr<char[]> buf;  // the unsent rest of a read, in copy mode
   size_t off = 0;
 };
 
@@ -68,6 +73,8 @@ struct Conn {
   // The kernel data path: once spliced, the kernel moves the bytes; the worker only sees
   // FIN and reset (Direction's eof and done still say where each half-close is).
   bool spliced = false;
+  uint8_t turns = 0;     // changes of direction of the bytes moved in user space, capped
+  bool last_up = false;  // the last bytes moved went client -> backend
   KernelSplice::Pair pair;
   uint64_t moved_seen = 0;  // bytes the kernel had moved (both ways) at the last idle check
   bool flushing = false;    // in Worker::flushing_: a FIN waits for bytes still in the kernel

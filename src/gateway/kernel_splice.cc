@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #ifdef HAFAB_HAVE_BPF
@@ -30,10 +31,12 @@ constexpr uint8_t kTcpEstablished = 1;  // TCP_ESTABLISHED (include/net/tcp_stat
 struct SpliceSide {
   uint64_t peer = 0;
   uint64_t bytes = 0;
+  uint64_t peer_base = 0;
+  uint64_t checked = 0;
   uint32_t endpoint_ctr = 0;
   uint32_t backend_ctr = 0;
   uint32_t upstream = 0;
-  uint32_t pad = 0;
+  uint32_t paused = 0;
 };
 struct ByteCounts {
   uint64_t in = 0, out = 0;
@@ -84,10 +87,16 @@ bool Established(int fd) {
 }  // namespace
 
 struct KernelSplice::Bpf {
-  ~Bpf() { gateway_splice_bpf::destroy(skel); }
+  ~Bpf() {
+    ring_buffer__free(paused_ring);
+    gateway_splice_bpf::destroy(skel);
+  }
   gateway_splice_bpf* skel = nullptr;
   int socks = -1, sides = -1, counters = -1;
   int cpus = 1;
+  ring_buffer* paused_ring = nullptr;
+  std::mutex mu;                 // consuming the ring, and `paused`
+  std::vector<uint64_t> paused;  // cookies read from the ring, not yet taken
 };
 
 Result<std::unique_ptr<KernelSplice>> KernelSplice::Load() {
@@ -102,6 +111,20 @@ Result<std::unique_ptr<KernelSplice>> KernelSplice::Load() {
   bpf->socks = bpf_map__fd(bpf->skel->maps.socks);
   bpf->sides = bpf_map__fd(bpf->skel->maps.sides);
   bpf->counters = bpf_map__fd(bpf->skel->maps.bytes_by_counter);
+  bpf->paused_ring = ring_buffer__new(
+      bpf_map__fd(bpf->skel->maps.paused_sides),
+      [](void* ctx, void* data, size_t size) {
+        if (size >= sizeof(uint64_t)) {
+          uint64_t cookie;
+          std::memcpy(&cookie, data, sizeof cookie);
+          static_cast<Bpf*>(ctx)->paused.push_back(cookie);
+        }
+        return 0;
+      },
+      bpf.get(), nullptr);
+  if (!bpf->paused_ring) {
+    return Status::Unavailable(std::string("cannot open the BPF ring buffer: ") + strerror(errno));
+  }
   bpf->cpus = libbpf_num_possible_cpus();
   if (bpf->cpus <= 0) return Status::Unavailable("cannot count the possible CPUs");
   if (bpf_prog_attach(bpf_program__fd(bpf->skel->progs.splice_verdict), bpf->socks,
@@ -123,12 +146,15 @@ Status KernelSplice::Insert(int client_fd, int backend_fd, uint32_t endpoint_cou
   pair->backend_base = HandedToSocket(backend_fd);
   SpliceSide up{.peer = pair->backend_cookie,
                 .bytes = 0,
+                .peer_base = pair->backend_base,
+                .checked = 0,
                 .endpoint_ctr = endpoint_counter,
                 .backend_ctr = backend_counter,
                 .upstream = 1,
-                .pad = 0};
+                .paused = 0};
   SpliceSide down = up;
   down.peer = pair->client_cookie;
+  down.peer_base = pair->client_base;
   down.upstream = 0;
   // The sides first: `sides` is as large as `socks` and holds an entry for every socket in
   // it, so once both sides are in, both sockets fit.
@@ -180,6 +206,23 @@ bool KernelSplice::Flushed(const Pair& pair, bool from_client, int dst_fd) const
   return HandedToSocket(dst_fd) - base >= Moved(pair, from_client);
 }
 
+int KernelSplice::PausedFd() const { return ring_buffer__epoll_fd(bpf_->paused_ring); }
+
+bool KernelSplice::TakePaused(const std::function<bool(uint64_t)>& mine,
+                              std::vector<uint64_t>* cookies) {
+  std::lock_guard lock(bpf_->mu);
+  ring_buffer__consume(bpf_->paused_ring);
+  std::erase_if(bpf_->paused, [&](uint64_t cookie) {
+    if (mine(cookie)) {
+      cookies->push_back(cookie);
+      return true;
+    }
+    SpliceSide side;  // a pair closed since it paused has no side left
+    return bpf_map_lookup_elem(bpf_->sides, &cookie, &side) != 0;
+  });
+  return !bpf_->paused.empty();
+}
+
 void KernelSplice::Add(uint32_t counter, uint64_t* in, uint64_t* out) const {
   std::vector<ByteCounts> per_cpu(bpf_->cpus);
   if (bpf_map_lookup_elem(bpf_->counters, &counter, per_cpu.data()) != 0) return;
@@ -204,6 +247,10 @@ Status KernelSplice::Insert(int, int, uint32_t, uint32_t, Pair*) {
 void KernelSplice::Remove(const Pair&) {}
 uint64_t KernelSplice::Moved(const Pair&, bool) const { return 0; }
 bool KernelSplice::Flushed(const Pair&, bool, int) const { return true; }
+int KernelSplice::PausedFd() const { return -1; }
+bool KernelSplice::TakePaused(const std::function<bool(uint64_t)>&, std::vector<uint64_t>*) {
+  return false;
+}
 void KernelSplice::Add(uint32_t, uint64_t*, uint64_t*) const {}
 
 #endif

@@ -5,11 +5,20 @@
 // user space and never wake a worker. The worker keeps both descriptors, polled for
 // half-close and reset only, and ends a pair by closing them (a closed socket leaves the
 // sockhash by itself). Byte counters per endpoint and backend live in a per-CPU BPF array.
+//
+// The kernel queues redirected bytes for the peer's socket without a limit of its own, so a
+// destination that stops reading would let its source fill the machine's memory. The
+// verdict therefore pauses a side once more than 1 MiB waits for its peer (looking once per
+// 256 KiB it redirects): that side's bytes
+// stay on its socket from then on (its receive window closes, as on the user path), and its
+// cookie is announced on PausedFd for the worker to take the direction over.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 #include "core/status.h"
@@ -39,10 +48,10 @@ class KernelSplice : public ByteCounterSource {
 
   // Splices an established pair. Bytes that arrived on either socket before the call are
   // forwarded too (the call makes the kernel look at both receive queues). From here on the
-  // caller must not read from or write to either socket, only shut down its write side
-  // (once Flushed) and close it. `endpoint_counter` and `backend_counter` name the counters
-  // the pair's bytes are added to.
-  // REQUIRES: both connected, nothing read from or written to either by the caller;
+  // caller must not read from or write to either socket (but for a direction that paused,
+  // once Flushed), only shut down its write side (once Flushed) and close it.
+  // `endpoint_counter` and `backend_counter` name the counters the pair's bytes are added to.
+  // REQUIRES: both connected; every byte the caller read from either written to the other;
   // counters < kCounters. Errors: Unavailable if a socket is no longer established (its
   // peer sent FIN or reset), the maps are full or the kernel refuses a socket: the pair is
   // left as it was and the caller may proxy it in user space. Internal if the kernel took
@@ -59,6 +68,13 @@ class KernelSplice : public ByteCounterSource {
   // socket (`dst_fd`), so that its write side may be shut down without cutting them off:
   // the kernel sends redirected bytes from a work queue, after the source already saw them.
   bool Flushed(const Pair& pair, bool from_client, int dst_fd) const;
+
+  // A descriptor (epoll, readable) that becomes ready when sides pause.
+  int PausedFd() const;
+  // Appends to `cookies` the cookies of paused sides for which `mine` is true, and keeps the
+  // others of open pairs for the worker they belong to; true if any are kept (that worker
+  // may not have been woken: the ring was read before it looked). Thread-safe.
+  bool TakePaused(const std::function<bool(uint64_t)>& mine, std::vector<uint64_t>* cookies);
 
   // ByteCounterSource: the bytes the kernel counted for one counter, over all CPUs.
   void Add(uint32_t counter, uint64_t* in, uint64_t* out) const override;

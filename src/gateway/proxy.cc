@@ -118,6 +118,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(ProxyOptions options) {
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<internal::Worker>(i, *p->shared_, per_thread);
     HAFAB_RETURN_IF_ERROR(w->Init());
+    p->shared_->workers.push_back(w.get());
     p->workers_.push_back(std::move(w));
   }
   for (int i = 0; i < n; ++i) {

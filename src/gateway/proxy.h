@@ -48,6 +48,12 @@ struct ProxyOptions {
   // User-space path: splice(2) through pipes; false forces read/write through a buffer
   // (for measurement).
   bool splice = true;
+  // Kernel path: a connection is handed to the kernel once its bytes have changed direction
+  // this many times (counting the first bytes as one), with nothing held in user space and
+  // neither direction moving bulk through splice(2): 3 is a request, its answer and the next
+  // request. Connections of one exchange and bulk transfers stay in user space, where they
+  // are cheaper (bench/RESULTS.md); 0 hands every pair over as soon as it is connected.
+  int splice_after_turns = 3;
   int listen_backlog = 4096;
   Clock* clock = nullptr;  // nullptr: RealClock()
 };

@@ -52,6 +52,7 @@ EndpointTotals EndpointStats::Sum() const {
     t.no_backend += Load(s.no_backend);
     t.idle_closed += Load(s.idle_closed);
     t.spliced += Load(s.spliced);
+    t.spliced_paused += Load(s.spliced_paused);
   }
   if (kernel_) kernel_->Add(counter_, &t.bytes_in, &t.bytes_out);
   return t;
@@ -166,6 +167,10 @@ std::string StatsRegistry::RenderPrometheus(const std::string& extra) const {
        &EndpointTotals::idle_closed},
       {"spliced_total", "counter", "Connections whose bytes the kernel moved (BPF sockmap)",
        &EndpointTotals::spliced},
+      {"spliced_paused_total", "counter",
+       "Directions of spliced connections moved back to user space: the destination read "
+       "too slowly and the kernel had 1 MiB queued for it",
+       &EndpointTotals::spliced_paused},
   };
   std::map<std::string, EndpointTotals> sums;
   for (const auto& [role, e] : endpoints_) sums[role] = e->Sum();
@@ -241,6 +246,7 @@ std::string StatsRegistry::RenderJson() const {
                         {"no_backend", t.no_backend},
                         {"idle_closed", t.idle_closed},
                         {"spliced", t.spliced},
+                        {"spliced_paused", t.spliced_paused},
                         {"backends", nlohmann::json::array()}};
     for (const auto& [key, b] : backends_) {
       if (key.first != role) continue;

@@ -68,7 +68,8 @@ Worker::Worker(int index, Shared& shared, size_t connection_limit)
       shared_(shared),
       limit_(connection_limit),
       clock_(*shared.clock),
-      wake_handle_{kTagWake} {}
+      wake_handle_{kTagWake},
+      paused_handle_{kTagPaused} {}
 
 Worker::~Worker() {
   for (auto& [listen, es] : endpoints_) {
@@ -98,6 +99,13 @@ Status Worker::Init() {
   ev.data.ptr = &wake_handle_;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
     return Status::Internal(std::string("epoll_ctl: ") + strerror(errno));
+  }
+  if (shared_.kernel) {  // every worker hears of every pause and takes its own
+    ev.events = EPOLLIN | EPOLLET;
+    ev.data.ptr = &paused_handle_;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, shared_.kernel->PausedFd(), &ev) != 0) {
+      return Status::Internal(std::string("epoll_ctl: ") + strerror(errno));
+    }
   }
   return Status::Ok();
 }
@@ -134,6 +142,9 @@ void Worker::Run() {
           woken = true;
           break;
         }
+        case kTagPaused:
+          OnPaused();
+          break;
         case kTagListener: {
           auto* h = reinterpret_cast<TaggedHandle*>(tag);
           OnAccept(*static_cast<EndpointState*>(h->owner));
@@ -154,6 +165,7 @@ void Worker::Run() {
     ProcessReroutes();
     MaybeResumeListeners();
     if (woken) {
+      if (shared_.kernel) OnPaused();
       if (shared_.draining.load(std::memory_order_acquire) && !draining_) BeginDrain();
       ApplySnapshot();
     }
@@ -555,8 +567,15 @@ void Worker::OnConnected(Conn* c) {
   if (shared_.options.idle_timeout > Duration::zero()) {
     next_sweep_ = std::min(next_sweep_, now_ + shared_.options.idle_timeout);
   }
-  if (shared_.kernel && Splice(c)) return;
+  if (shared_.kernel && shared_.options.splice_after_turns == 0 && Splice(c)) return;
   PumpConn(c);
+}
+
+bool Worker::MaySplice(const Conn* c) const {
+  const int after = shared_.options.splice_after_turns;
+  return shared_.kernel && !c->spliced && after > 0 && c->turns >= after &&
+         c->state == Conn::State::kProxying && c->up.pending == 0 && c->down.pending == 0 &&
+         c->up.buffered && c->down.buffered && !c->up.eof && !c->down.eof;
 }
 
 void Worker::OnClientEvent(Conn* c, uint32_t events) {
@@ -615,7 +634,11 @@ void Worker::PumpOnEvent(Conn* c, bool client_side, uint32_t events) {
     Close(c);
     return;
   }
-  if (c->up.done && c->down.done) Close(c);
+  if (c->up.done && c->down.done) {
+    Close(c);
+  } else if (MaySplice(c)) {
+    Splice(c);
+  }
 }
 
 void Worker::PumpConn(Conn* c) {
@@ -623,7 +646,11 @@ void Worker::PumpConn(Conn* c) {
     Close(c);
     return;
   }
-  if (c->up.done && c->down.done) Close(c);
+  if (c->up.done && c->down.done) {
+    Close(c);
+  } else if (MaySplice(c)) {
+    Splice(c);
+  }
 }
 
 bool Worker::Pump(Conn* c, Direction& d, bool upstream) {
@@ -634,6 +661,10 @@ bool Worker::Pump(Conn* c, Direction& d, bool upstream) {
 
 void Worker::Account(Conn* c, bool upstream, size_t n) {
   c->last_active = now_;
+  if (c->turns == 0 || c->last_up != upstream) {
+    c->last_up = upstream;
+    if (c->turns < UINT8_MAX) ++c->turns;
+  }
   if (upstream) {
     Bump(c->es->slot->bytes_in, n);
     Bump(c->bslot->bytes_in, n);
@@ -785,7 +816,11 @@ void Worker::Close(Conn* c) {
   --conns_;
   active_.fetch_sub(1, std::memory_order_relaxed);
   // The sockets leave the sockhash as they close; their state in the kernel goes first.
-  if (c->spliced) shared_.kernel->Remove(c->pair);
+  if (c->spliced) {
+    shared_.kernel->Remove(c->pair);
+    spliced_.erase(c->pair.client_cookie);
+    spliced_.erase(c->pair.backend_cookie);
+  }
   close(c->client_fd);
   if (c->backend_fd >= 0) close(c->backend_fd);
   for (Direction* d : {&c->up, &c->down}) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/clock.h"
@@ -74,6 +75,7 @@ struct Shared {
   std::atomic<int64_t> drain_deadline{ToTicks(TimePoint::max())};
   // The kernel data path; null: every connection is proxied in user space.
   KernelSplice* kernel = nullptr;
+  std::vector<Worker*> workers;  // all of them, set before they run
 };
 
 struct Conn;
@@ -139,6 +141,8 @@ class Worker {
   void MaybeResumeListeners();
 
   // The kernel data path (worker_spliced.cc).
+  // Whether a pair proxied in user space is due for the kernel (splice_after_turns).
+  bool MaySplice(const Conn* c) const;
   // Hands a connected pair to the kernel; false if it stays in user space.
   bool Splice(Conn* c);
   void OnSplicedEvent(Conn* c, bool client_side, uint32_t events);
@@ -148,6 +152,14 @@ class Worker {
   // Passes on each FIN the kernel has flushed the bytes before; closes the pair when done.
   void FinishSpliced(Conn* c);
   void RetryFlushes();
+  // Takes over the directions the kernel paused (KernelSplice::PausedFd) in this worker's
+  // pairs, and wakes the others if it read theirs.
+  void OnPaused();
+  // Moves a paused direction in user space from now on; false if the pair was closed.
+  bool TakeOver(Conn* c, Direction& d);
+  // Registers a spliced pair's sockets for FIN and reset, and for the data of the
+  // directions taken over; false (the pair closed) if the kernel refuses.
+  bool ArmSpliced(Conn* c);
   // Idle check of a spliced pair (its bytes never pass the worker); the time of its next.
   TimePoint CheckSplicedIdle(Conn* c, Duration idle);
 
@@ -162,7 +174,7 @@ class Worker {
   int wake_fd_ = -1;
   struct WakeHandle {
     uint8_t tag;
-  } wake_handle_;
+  } wake_handle_, paused_handle_;
 
   std::shared_ptr<const Snapshot> snap_;
   uint64_t generation_ = 0;  // bumped per snapshot applied: resets connect retries
@@ -170,7 +182,8 @@ class Worker {
   std::vector<Conn*> graveyard_;  // closed in this batch, freed after it
   std::vector<Conn*> reroute_;    // to route again after this batch
   std::vector<Conn*> flushing_;   // spliced pairs with a FIN waiting for the kernel's bytes
-  int flush_retry_ms_ = 1;        // doubles while flushes stay pending
+  std::unordered_map<uint64_t, Conn*> spliced_;  // by each socket's cookie
+  int flush_retry_ms_ = 1;                       // doubles while flushes stay pending
   std::vector<Pipe> pipe_pool_;
   std::unique_ptr<char[]> scratch_;  // copy mode reads land here
   size_t conns_ = 0;

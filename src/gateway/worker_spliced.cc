@@ -75,19 +75,58 @@ bool Worker::Splice(Conn* c) {
     return false;
   }
   c->spliced = true;
+  spliced_[c->pair.client_cookie] = c;
+  spliced_[c->pair.backend_cookie] = c;
   Bump(c->es->slot->spliced);
-  for (TaggedHandle* h : {&c->client_handle, &c->backend_handle}) {
-    epoll_event ev{};
-    ev.events = kSplicedEvents;
-    ev.data.ptr = h;
-    const int fd = h == &c->client_handle ? c->client_fd : c->backend_fd;
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
-      Close(c);
-      return true;
-    }
-  }
+  if (!ArmSpliced(c)) return true;
   const Duration idle = shared_.options.idle_timeout;
   if (idle > Duration::zero()) next_sweep_ = std::min(next_sweep_, now_ + idle / 2);
+  return true;
+}
+
+bool Worker::ArmSpliced(Conn* c) {
+  for (bool client : {true, false}) {
+    const Direction& from = client ? c->up : c->down;
+    const Direction& to = client ? c->down : c->up;
+    epoll_event ev{};
+    ev.events = kSplicedEvents | (from.taken_over ? EPOLLIN : 0u) | (to.taken_over ? EPOLLOUT : 0u);
+    ev.data.ptr = client ? &c->client_handle : &c->backend_handle;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, client ? c->client_fd : c->backend_fd, &ev) != 0) {
+      Close(c);
+      return false;
+    }
+  }
+  return true;
+}
+
+void Worker::OnPaused() {
+  std::vector<uint64_t> cookies;
+  if (shared_.kernel->TakePaused([this](uint64_t cookie) { return spliced_.contains(cookie); },
+                                 &cookies)) {
+    for (Worker* w : shared_.workers) {
+      if (w != this) w->Wake();
+    }
+  }
+  for (uint64_t cookie : cookies) {
+    auto it = spliced_.find(cookie);
+    if (it == spliced_.end()) continue;
+    Conn* c = it->second;
+    (cookie == c->pair.client_cookie ? c->up : c->down).paused = true;
+    Bump(c->es->slot->spliced_paused);
+    FinishSpliced(c);
+  }
+}
+
+bool Worker::TakeOver(Conn* c, Direction& d) {
+  d.taken_over = true;
+  d.eof = false;  // a FIN seen meanwhile comes after the bytes still on the socket: read them
+  d.buffered = true;
+  d.splice_ok = false;  // splice(2) would miss what the kernel kept on the socket for us
+  if (!ArmSpliced(c)) return false;
+  if (!Pump(c, d, &d == &c->up)) {
+    Close(c);
+    return false;
+  }
   return true;
 }
 
@@ -96,23 +135,42 @@ void Worker::OnSplicedEvent(Conn* c, bool client_side, uint32_t events) {
     Close(c);  // a reset ends the pair at once, as a failed read does
     return;
   }
+  Direction& from = client_side ? c->up : c->down;
+  Direction& to = client_side ? c->down : c->up;
   if (events & (EPOLLRDHUP | EPOLLHUP)) {
-    (client_side ? c->up : c->down).eof = true;
+    if (!from.taken_over) from.eof = true;  // else its read finds the FIN after the bytes
     c->last_active = now_;
+  }
+  if ((from.taken_over && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) &&
+       !Pump(c, from, client_side)) ||
+      (to.taken_over && to.pending > 0 && (events & (EPOLLOUT | EPOLLHUP)) &&
+       !Pump(c, to, !client_side))) {
+    Close(c);
+    return;
   }
   FinishSpliced(c);
 }
 
 void Worker::FinishSpliced(Conn* c) {
   for (Direction* d : {&c->up, &c->down}) {
-    if (!d->eof || d->done) continue;
-    if (!shared_.kernel->Flushed(c->pair, d == &c->up, d->dst)) {
+    if (d->taken_over) continue;  // its pump passes its FIN on
+    if (d->paused) {
+      // The kernel keeps this direction's new bytes on its source socket; once it has handed
+      // over those it had queued, the worker moves the rest.
+      if (shared_.kernel->Flushed(c->pair, d == &c->up, d->dst)) {
+        if (!TakeOver(c, *d)) return;
+        continue;
+      }
+    } else if (!d->eof || d->done) {
+      continue;
+    }
+    if (d->paused || !shared_.kernel->Flushed(c->pair, d == &c->up, d->dst)) {
       if (!Open(d->dst)) {  // reset meanwhile: those bytes will never be sent
         Close(c);
         return;
       }
-      // The kernel still holds bytes that came before this FIN: shutting down now would
-      // cut them off. Poll until its work queue has handed them over.
+      // The kernel still holds bytes that came before this FIN (shutting down now would cut
+      // them off) or before it paused. Poll until its work queue has handed them over.
       if (!c->flushing) {
         c->flushing = true;
         if (flushing_.empty()) flush_retry_ms_ = 1;
