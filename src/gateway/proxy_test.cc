@@ -5,7 +5,6 @@
 #include "gateway/proxy.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +24,7 @@ using namespace std::chrono_literals;
 using testing::ClosedWithin;
 using testing::DeadPort;
 using testing::Dial;
+using testing::ListenOnLoopback;
 using testing::ReadAll;
 using testing::ReadLine;
 using testing::SendAll;
@@ -111,15 +111,7 @@ class ProxyTest : public ::testing::TestWithParam<DataPath> {
 class LineServer {
  public:
   LineServer() {
-    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    listen(listen_fd_, 4);
-    socklen_t len = sizeof addr;
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = ListenOnLoopback(&port_);
     thread_ = std::thread([this] {
       int fd = accept(listen_fd_, nullptr, nullptr);
       if (fd < 0) return;
@@ -628,14 +620,9 @@ TEST_P(ProxyTest, BackendDeathMidStreamClosesTheClient) {
 // queue for the backend has no limit of its own (kernel_splice.h), so the verdict pauses the
 // direction and the worker moves it once the backend reads again, every byte in order.
 TEST_P(ProxyTest, StalledBackendHoldsTheClientBackAndThenGetsEveryByte) {
-  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
-  socklen_t len = sizeof addr;
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  uint16_t port = 0;
+  int listener = ListenOnLoopback(&port);
+  ASSERT_GE(listener, 0);
   constexpr size_t kTotal = 48u << 20;
   auto pattern = [](size_t i) { return static_cast<char>(i * 131 + (i >> 13)); };
   std::atomic<bool> read_now{false};
@@ -654,7 +641,7 @@ TEST_P(ProxyTest, StalledBackendHoldsTheClientBackAndThenGetsEveryByte) {
     close(fd);
   });
   StartProxy();
-  Install(Table(1, "load-balanced", 0, {{"x", ntohs(addr.sin_port)}}));
+  Install(Table(1, "load-balanced", 0, {{"x", port}}));
   int fd = Dial(Port());
   ASSERT_GE(fd, 0);
   std::string data(kTotal, '\0');

@@ -24,14 +24,21 @@ sockaddr_in Loopback(uint16_t port) {
 
 }  // namespace
 
-TestBackend::TestBackend(std::string name) : name_(std::move(name)) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+int ListenOnLoopback(uint16_t* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a = Loopback(0);
-  bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  listen(listen_fd_, 128);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 128) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
   socklen_t len = sizeof a;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
-  port_ = ntohs(a.sin_port);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+TestBackend::TestBackend(std::string name) : name_(std::move(name)) {
+  listen_fd_ = ListenOnLoopback(&port_);
   acceptor_ = std::thread([this] {
     for (;;) {
       int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);

@@ -43,6 +43,8 @@ class TestBackend {
   std::thread acceptor_;
 };
 
+// A listening socket on 127.0.0.1 and a free port; -1 on failure.
+int ListenOnLoopback(uint16_t* port);
 // A port on 127.0.0.1 where nothing listens (bound to 0, then closed).
 uint16_t DeadPort();
 
