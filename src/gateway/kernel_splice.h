@@ -9,9 +9,9 @@
 // The kernel queues redirected bytes for the peer's socket without a limit of its own, so a
 // destination that stops reading would let its source fill the machine's memory. The
 // verdict therefore pauses a side once more than 1 MiB waits for its peer (looking once per
-// 256 KiB it redirects): that side's bytes
-// stay on its socket from then on (its receive window closes, as on the user path), and its
-// cookie is announced on PausedFd for the worker to take the direction over.
+// 256 KiB it redirects): that side's bytes stay on its socket from then on (its receive
+// window closes, as on the user path), and its cookie is announced on PausedFd for the
+// worker to take the direction over.
 #pragma once
 
 #include <cstdint>
