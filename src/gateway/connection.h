@@ -36,6 +36,8 @@ struct Direction {
   // moves it (copy mode).
   bool paused = false;
   bool taken_over = false;
+  uint64_t taken = 0;           // bytes read since taken over
+  bool early_eof = false;       // a read found the FIN before all of KernelSplice::Passed
   std::unique_ptr<char[]> buf;  // the unsent rest of a read, in copy mode
   size_t off = 0;
 };

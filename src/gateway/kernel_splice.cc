@@ -26,6 +26,7 @@ namespace hafab::gateway {
 namespace {
 
 constexpr uint8_t kTcpEstablished = 1;  // TCP_ESTABLISHED (include/net/tcp_states.h)
+constexpr uint32_t kBroken = 2;         // BROKEN in bpf/gateway_splice.bpf.c
 
 // Must match struct splice_side and struct byte_counts in bpf/gateway_splice.bpf.c.
 struct SpliceSide {
@@ -33,10 +34,12 @@ struct SpliceSide {
   uint64_t bytes = 0;
   uint64_t peer_base = 0;
   uint64_t checked = 0;
+  uint64_t passed = 0;
+  uint64_t read_base = 0;
   uint32_t endpoint_ctr = 0;
   uint32_t backend_ctr = 0;
   uint32_t upstream = 0;
-  uint32_t paused = 0;
+  uint32_t paused = 0;  // 0, PAUSED (1) or BROKEN (2)
 };
 struct ByteCounts {
   uint64_t in = 0, out = 0;
@@ -75,6 +78,16 @@ uint64_t HandedToSocket(int fd) {
   int queued = 0;
   if (ioctl(fd, SIOCOUTQ, &queued) != 0) queued = 0;
   return info.tcpi_bytes_acked + static_cast<uint64_t>(queued);
+}
+
+// Bytes read from a TCP socket so far: received less those still unread. Read in that
+// order, a concurrent arrival can make it too low, never too high.
+uint64_t ReadSoFar(int fd) {
+  tcp_info info{};
+  if (!GetTcpInfo(fd, &info)) return 0;
+  int unread = 0;
+  if (ioctl(fd, SIOCINQ, &unread) != 0) unread = 0;
+  return info.tcpi_bytes_received - static_cast<uint64_t>(unread);
 }
 
 // A sockhash takes only established TCP sockets: one whose peer has already sent its FIN
@@ -148,6 +161,8 @@ Status KernelSplice::Insert(int client_fd, int backend_fd, uint32_t endpoint_cou
                 .bytes = 0,
                 .peer_base = pair->backend_base,
                 .checked = 0,
+                .passed = 0,
+                .read_base = ReadSoFar(client_fd),
                 .endpoint_ctr = endpoint_counter,
                 .backend_ctr = backend_counter,
                 .upstream = 1,
@@ -156,6 +171,7 @@ Status KernelSplice::Insert(int client_fd, int backend_fd, uint32_t endpoint_cou
   down.peer = pair->client_cookie;
   down.peer_base = pair->client_base;
   down.upstream = 0;
+  down.read_base = ReadSoFar(backend_fd);
   // The sides first: `sides` is as large as `socks` and holds an entry for every socket in
   // it, so once both sides are in, both sockets fit.
   if (bpf_map_update_elem(bpf_->sides, &pair->client_cookie, &up, BPF_NOEXIST) != 0) {
@@ -194,11 +210,26 @@ void KernelSplice::Remove(const Pair& pair) {
   bpf_map_delete_elem(bpf_->sides, &pair.backend_cookie);
 }
 
-uint64_t KernelSplice::Moved(const Pair& pair, bool from_client) const {
+namespace {
+SpliceSide Side(int sides, const KernelSplice::Pair& pair, bool from_client) {
   SpliceSide side;
   const uint64_t key = from_client ? pair.client_cookie : pair.backend_cookie;
-  if (bpf_map_lookup_elem(bpf_->sides, &key, &side) != 0) return 0;
-  return side.bytes;
+  if (bpf_map_lookup_elem(sides, &key, &side) != 0) return SpliceSide{};
+  return side;
+}
+}  // namespace
+
+uint64_t KernelSplice::Moved(const Pair& pair, bool from_client) const {
+  return Side(bpf_->sides, pair, from_client).bytes;
+}
+
+uint64_t KernelSplice::Passed(const Pair& pair, bool from_client) const {
+  return Side(bpf_->sides, pair, from_client).passed;
+}
+
+bool KernelSplice::Broken(const Pair& pair) const {
+  return Side(bpf_->sides, pair, true).paused == kBroken ||
+         Side(bpf_->sides, pair, false).paused == kBroken;
 }
 
 bool KernelSplice::Flushed(const Pair& pair, bool from_client, int dst_fd) const {
@@ -246,6 +277,8 @@ Status KernelSplice::Insert(int, int, uint32_t, uint32_t, Pair*) {
 }
 void KernelSplice::Remove(const Pair&) {}
 uint64_t KernelSplice::Moved(const Pair&, bool) const { return 0; }
+uint64_t KernelSplice::Passed(const Pair&, bool) const { return 0; }
+bool KernelSplice::Broken(const Pair&) const { return false; }
 bool KernelSplice::Flushed(const Pair&, bool, int) const { return true; }
 int KernelSplice::PausedFd() const { return -1; }
 bool KernelSplice::TakePaused(const std::function<bool(uint64_t)>&, std::vector<uint64_t>*) {

@@ -64,6 +64,15 @@ class KernelSplice : public ByteCounterSource {
 
   // Bytes the kernel has moved from the client (from_client) or from the backend so far.
   uint64_t Moved(const Pair& pair, bool from_client) const;
+  // Bytes the kernel left on the client's (from_client) or the backend's socket since that
+  // side paused, for the worker to read. The kernel may report the socket's FIN to a reader
+  // before it has handed over all of them (they pass through the same work queue as the
+  // bytes redirected to that socket): a read that ends sooner has not reached the FIN.
+  // Non-zero once the side has paused.
+  uint64_t Passed(const Pair& pair, bool from_client) const;
+  // Whether the kernel showed the verdict more bytes than a paused side's socket received
+  // (a segment twice): the pair must be reset, its stream cannot be trusted.
+  bool Broken(const Pair& pair) const;
   // Whether every byte received on one side so far has been handed to the other side's
   // socket (`dst_fd`), so that its write side may be shut down without cutting them off:
   // the kernel sends redirected bytes from a work queue, after the source already saw them.

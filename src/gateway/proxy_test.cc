@@ -434,10 +434,19 @@ TEST_P(ProxyTest, BulkTransferBothDirectionsIntact) {
     bool eof = false;
     std::string back = ReadAll(fd, &eof);
     writer.join();
-    EXPECT_TRUE(eof);
-    EXPECT_TRUE(back == data + "eof\n") << "splice=" << splice << " got " << back.size();
     close(fd);
     EXPECT_TRUE(WaitFor([&] { return Totals().active == 0; }));
+    if (Totals().spliced_reset > 0) {
+      // The kernel repeated a segment (kernel_splice.h, Broken): the pair was reset, and what
+      // reached the client before is an intact prefix of the echo.
+      EXPECT_TRUE(Kernel());
+      EXPECT_LT(back.size(), data.size() + 4);  // cut short: "eof\n" never came
+      EXPECT_TRUE(data.compare(0, back.size(), back) == 0) << "a corrupted prefix";
+      proxy_.reset();
+      continue;
+    }
+    EXPECT_TRUE(eof);
+    EXPECT_TRUE(back == data + "eof\n") << "splice=" << splice << " got " << back.size();
     // Counted where the bytes moved: the workers' slots, or the kernel's per-CPU array.
     EXPECT_EQ(Totals().spliced, Kernel() ? 1u : 0u);
     EXPECT_EQ(Totals().bytes_in, data.size());

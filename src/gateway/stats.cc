@@ -53,6 +53,7 @@ EndpointTotals EndpointStats::Sum() const {
     t.idle_closed += Load(s.idle_closed);
     t.spliced += Load(s.spliced);
     t.spliced_paused += Load(s.spliced_paused);
+    t.spliced_reset += Load(s.spliced_reset);
   }
   if (kernel_) kernel_->Add(counter_, &t.bytes_in, &t.bytes_out);
   return t;
@@ -171,6 +172,9 @@ std::string StatsRegistry::RenderPrometheus(const std::string& extra) const {
        "Directions of spliced connections moved back to user space: the destination read "
        "too slowly and the kernel had 1 MiB queued for it",
        &EndpointTotals::spliced_paused},
+      {"spliced_reset_total", "counter",
+       "Spliced connections reset because the kernel showed a paused socket's bytes twice",
+       &EndpointTotals::spliced_reset},
   };
   std::map<std::string, EndpointTotals> sums;
   for (const auto& [role, e] : endpoints_) sums[role] = e->Sum();
@@ -247,6 +251,7 @@ std::string StatsRegistry::RenderJson() const {
                         {"idle_closed", t.idle_closed},
                         {"spliced", t.spliced},
                         {"spliced_paused", t.spliced_paused},
+                        {"spliced_reset", t.spliced_reset},
                         {"backends", nlohmann::json::array()}};
     for (const auto& [key, b] : backends_) {
       if (key.first != role) continue;

@@ -46,6 +46,7 @@ struct alignas(64) EndpointSlot {
   std::atomic<uint64_t> idle_closed{0};     // closed by the idle timeout
   std::atomic<uint64_t> spliced{0};         // handed to the kernel data path once connected
   std::atomic<uint64_t> spliced_paused{0};  // directions of those the worker took back
+  std::atomic<uint64_t> spliced_reset{0};   // of those, reset: the kernel repeated a segment
 };
 
 struct alignas(64) BackendSlot {
@@ -61,7 +62,7 @@ struct alignas(64) BackendSlot {
 struct EndpointTotals {
   uint64_t active = 0, total = 0, bytes_in = 0, bytes_out = 0, connect_errors = 0, acl_denied = 0,
            waits = 0, wait_ns = 0, wait_timeouts = 0, fenced = 0, no_backend = 0, idle_closed = 0,
-           spliced = 0, spliced_paused = 0;
+           spliced = 0, spliced_paused = 0, spliced_reset = 0;
 };
 struct BackendTotals {
   uint64_t active = 0, total = 0, bytes_in = 0, bytes_out = 0, connect_errors = 0, fenced = 0;

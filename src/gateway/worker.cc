@@ -748,9 +748,11 @@ bool Worker::PumpBuffer(Conn* c, Direction& d, bool upstream) {
     if (!d.buffered) return PumpSplice(c, d, upstream);
     ssize_t n = read(d.src, scratch_.get(), kBufferSize);
     if (n == 0) {
+      if (d.taken_over && EarlyEof(c, d, upstream)) return true;
       d.eof = true;
       continue;
     }
+    if (n > 0 && d.taken_over) d.taken += n;
     if (n < 0) {
       if (errno == EINTR) continue;
       if (WouldBlock(errno)) return true;

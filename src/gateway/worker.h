@@ -146,17 +146,22 @@ class Worker {
   // Hands a connected pair to the kernel; false if it stays in user space.
   bool Splice(Conn* c);
   void OnSplicedEvent(Conn* c, bool client_side, uint32_t events);
-  // Whether an error on one socket of a spliced pair is the kernel's report of forwarding
-  // the other's FIN (not a reset); if so, clears it and notes that FIN.
-  bool ForwardedFin(Conn* c, bool client_side);
   // Passes on each FIN the kernel has flushed the bytes before; closes the pair when done.
   void FinishSpliced(Conn* c);
   void RetryFlushes();
   // Takes over the directions the kernel paused (KernelSplice::PausedFd) in this worker's
   // pairs, and wakes the others if it read theirs.
   void OnPaused();
+  void MarkPaused(Conn* c, Direction& d);
+  // Closes both sockets with a reset (KernelSplice::Broken).
+  void Reset(Conn* c);
   // Moves a paused direction in user space from now on; false if the pair was closed.
   bool TakeOver(Conn* c, Direction& d);
+  // Whether a read of a direction taken over found its FIN before every byte the kernel
+  // left on its socket: if so the direction is read again (on EPOLLIN, or by RetryFlushes).
+  bool EarlyEof(Conn* c, Direction& d, bool upstream);
+  // Has RetryFlushes look at the pair again, sooner at first, then less often.
+  void RetryLater(Conn* c);
   // Registers a spliced pair's sockets for FIN and reset, and for the data of the
   // directions taken over; false (the pair closed) if the kernel refuses.
   bool ArmSpliced(Conn* c);

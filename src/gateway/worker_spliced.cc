@@ -3,13 +3,11 @@
 // reset, fencing, drain or idle timeout, exactly as for a pair it proxies itself.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <cerrno>
 
 #include "gateway/connection.h"
 #include "gateway/worker.h"
@@ -24,13 +22,6 @@ constexpr uint32_t kSplicedEvents = EPOLLRDHUP | EPOLLET;
 constexpr int kFlushRetryMaxMs = 64;
 constexpr uint8_t kTcpClose = 7;  // TCP_CLOSE (include/net/tcp_states.h)
 
-int TakeSocketError(int fd) {
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
-  return err;
-}
-
 // False once the connection is gone (reset, or closed both ways): state TCP_CLOSE.
 bool Open(int fd) {
   tcp_info info{};
@@ -38,24 +29,7 @@ bool Open(int fd) {
   return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state != kTcpClose;
 }
 
-bool PeerSentFin(int fd) {
-  pollfd p{fd, POLLRDHUP, 0};
-  return poll(&p, 1, 0) == 1 && (p.revents & POLLRDHUP);
-}
-
 }  // namespace
-
-// The kernel forwards a FIN's empty segment like any other; sending zero bytes counts as a
-// broken pipe, which it reports on the receiving socket (EPOLLERR, SO_ERROR EPIPE) although
-// nothing was lost and the connection is still open. Taking SO_ERROR clears it. (A reset
-// after the peer's FIN also reads as EPIPE, but leaves the socket closed.)
-bool Worker::ForwardedFin(Conn* c, bool client_side) {
-  const int fd = client_side ? c->client_fd : c->backend_fd;
-  const int peer = client_side ? c->backend_fd : c->client_fd;
-  if (TakeSocketError(fd) != EPIPE || !Open(fd) || !PeerSentFin(peer)) return false;
-  (client_side ? c->down : c->up).eof = true;
-  return true;
-}
 
 bool Worker::Splice(Conn* c) {
   const uint32_t endpoint_counter = c->es->pub->stats->counter();
@@ -111,10 +85,31 @@ void Worker::OnPaused() {
     auto it = spliced_.find(cookie);
     if (it == spliced_.end()) continue;
     Conn* c = it->second;
-    (cookie == c->pair.client_cookie ? c->up : c->down).paused = true;
-    Bump(c->es->slot->spliced_paused);
+    if (shared_.kernel->Broken(c->pair)) {
+      Bump(c->es->slot->spliced_reset);
+      spdlog::warn(
+          "gateway worker {}: the kernel repeated a segment of a spliced connection "
+          "to {}; resetting it",
+          index_, c->target.instance);
+      Reset(c);
+      continue;
+    }
+    MarkPaused(c, cookie == c->pair.client_cookie ? c->up : c->down);
     FinishSpliced(c);
   }
+}
+
+void Worker::Reset(Conn* c) {
+  const linger reset{1, 0};
+  setsockopt(c->client_fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  setsockopt(c->backend_fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  Close(c);
+}
+
+void Worker::MarkPaused(Conn* c, Direction& d) {
+  if (d.paused) return;
+  d.paused = true;
+  Bump(c->es->slot->spliced_paused);
 }
 
 bool Worker::TakeOver(Conn* c, Direction& d) {
@@ -130,8 +125,21 @@ bool Worker::TakeOver(Conn* c, Direction& d) {
   return true;
 }
 
+bool Worker::EarlyEof(Conn* c, Direction& d, bool upstream) {
+  d.early_eof = d.taken < shared_.kernel->Passed(c->pair, upstream);
+  if (d.early_eof) RetryLater(c);
+  return d.early_eof;
+}
+
+void Worker::RetryLater(Conn* c) {
+  if (c->flushing) return;
+  c->flushing = true;
+  if (flushing_.empty()) flush_retry_ms_ = 1;
+  flushing_.push_back(c);
+}
+
 void Worker::OnSplicedEvent(Conn* c, bool client_side, uint32_t events) {
-  if ((events & EPOLLERR) && !ForwardedFin(c, client_side)) {
+  if (events & EPOLLERR) {
     Close(c);  // a reset ends the pair at once, as a failed read does
     return;
   }
@@ -153,7 +161,18 @@ void Worker::OnSplicedEvent(Conn* c, bool client_side, uint32_t events) {
 
 void Worker::FinishSpliced(Conn* c) {
   for (Direction* d : {&c->up, &c->down}) {
-    if (d->taken_over) continue;  // its pump passes its FIN on
+    if (d->taken_over) {  // its pump passes its FIN on
+      if (d->early_eof && !Pump(c, *d, d == &c->up)) {
+        Close(c);
+        return;
+      }
+      continue;
+    }
+    // A FIN may arrive before the worker reads that its side paused: bytes before it may
+    // wait on the socket.
+    if (d->eof && !d->paused && shared_.kernel->Passed(c->pair, d == &c->up) > 0) {
+      MarkPaused(c, *d);
+    }
     if (d->paused) {
       // The kernel keeps this direction's new bytes on its source socket; once it has handed
       // over those it had queued, the worker moves the rest.
@@ -171,11 +190,7 @@ void Worker::FinishSpliced(Conn* c) {
       }
       // The kernel still holds bytes that came before this FIN (shutting down now would cut
       // them off) or before it paused. Poll until its work queue has handed them over.
-      if (!c->flushing) {
-        c->flushing = true;
-        if (flushing_.empty()) flush_retry_ms_ = 1;
-        flushing_.push_back(c);
-      }
+      RetryLater(c);
       continue;
     }
     if (!FinishDirection(*d)) {
