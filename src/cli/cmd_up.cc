@@ -54,7 +54,8 @@ struct UpOptions {
   std::string provider = "local";  // given to the controller and every agent
   std::string provider_config;
   std::string agent_wrapper;  // prefix of each agent's command line; {node} = the node's name
-  bool ha = false;            // three etcd members and three controller replicas
+  std::string gateway_data_path = "user";  // the gateway's --data-path
+  bool ha = false;                         // three etcd members and three controller replicas
 };
 
 // Under --ha a node's lease must outlast a controller leader change, or every node would
@@ -271,7 +272,8 @@ Status Up::Prepare(const manifest::Manifest& m) {
       gateway_credential, controller::GatewayCredential(tokens->key, "gw1")));
   gateway_ = {"gateway",
               {self_, "--log-format", opts_.log_format, "gateway", "--id", "gw1", "--controller",
-               kApiPlaceholder, "--token-file", gateway_credential, "--state-dir", state_},
+               kApiPlaceholder, "--token-file", gateway_credential, "--state-dir", state_,
+               "--data-path", opts_.gateway_data_path},
               state_ + "/logs/gateway.log"};
   return Status::Ok();
 }
@@ -651,6 +653,11 @@ HAFAB_COMMAND(10, [](CLI::App& app) {
   cmd->add_option("--agent-wrapper", opts->agent_wrapper,
                   "Run each agent under this command, {node} replaced by its node name (e.g. "
                   "\"nsenter --net=/run/netns/{node} --\")");
+  cmd->add_option("--gateway-data-path", opts->gateway_data_path,
+                  "The gateway's --data-path: user (the default), kernel or auto (hafab gateway "
+                  "--help)")
+      ->check(CLI::IsMember({"auto", "kernel", "user"}))
+      ->capture_default_str();
   cmd->callback([opts, &app] {
     auto* fmt = app.get_option("--log-format");
     if (fmt->count() > 0) opts->log_format = fmt->as<std::string>();

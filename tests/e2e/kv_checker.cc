@@ -5,13 +5,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "http/http.h"
+#include "http/pool.h"
 
 namespace hafab::e2e {
 
@@ -59,12 +62,26 @@ void KvChecker::Loop() {
     }
     close(fd);
   }
+  // The pool's sockets are made on this thread, so in its namespace.
+  boost::asio::io_context io;
+  http::ConnectionPool pool(io);
+  auto put = [&](const std::string& url, std::string body) -> Result<http::Response> {
+    if (!keep_alive_) return http::Fetch("PUT", url, std::move(body), {}, request_timeout_);
+    std::optional<Result<http::Response>> got;
+    pool.Fetch("PUT", url, std::move(body), {}, request_timeout_,
+               [&](Result<http::Response> r) { got = std::move(r); });
+    while (!got) {
+      if (io.stopped()) io.restart();
+      io.run_one();
+    }
+    return std::move(*got);
+  };
   int64_t key = 0;
   TimePoint next = RealClock().Now();
   while (running_) {
     TimePoint sent = RealClock().Now();
     std::string k = prefix_ + std::to_string(key);
-    auto r = http::Fetch("PUT", url_ + "/kv/" + k, "v" + std::to_string(key), {}, request_timeout_);
+    auto r = put(url_ + "/kv/" + k, "v" + std::to_string(key));
     TimePoint done = RealClock().Now();
     if (r.ok() && r->status == 200) {
       Ack a;

@@ -53,6 +53,9 @@ class KvChecker {
   // How long a write may take before the client gives up on it (3 s unless set). Call
   // before Start().
   void set_request_timeout(Duration d) { request_timeout_ = d; }
+  // Writes over one kept-alive connection (reconnecting after a failure), as a client
+  // with a connection pool does, instead of a connection per write. Call before Start().
+  void set_keep_alive(bool on) { keep_alive_ = on; }
   // When each write that was not acknowledged was sent, in order (safe while running).
   std::vector<TimePoint> UnacknowledgedSends();
   // A copy of the acknowledged writes so far, in ack order (safe while running).
@@ -78,6 +81,7 @@ class KvChecker {
   std::string read_url_;  // "" = url_
   std::string netns_;     // "" = this process's namespace
   Duration request_timeout_ = std::chrono::seconds(3);
+  bool keep_alive_ = false;
   std::atomic<bool> running_{false};
   std::atomic<int64_t> acked_count_{0};
   std::thread thread_;

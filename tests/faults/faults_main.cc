@@ -20,11 +20,12 @@ struct Options {
   int iterations = 1;
   uint64_t seed = 1;
   bool expect_violation = false;
+  Clients clients;
 };
 
 struct Tally {
   std::vector<double> downtime_ms;
-  int64_t acked = 0, lost = 0, split_brain = 0, errors = 0, skipped = 0;
+  int64_t acked = 0, lost = 0, split_brain = 0, errors = 0, skipped = 0, spliced = 0;
 };
 
 double Percentile(std::vector<double> v, double p) {
@@ -37,9 +38,13 @@ double Percentile(std::vector<double> v, double p) {
 void Usage() {
   std::cerr << "usage: hafab-faults [--scenario NAME|all|active-passive|replicated|random]\n"
                "                    [--iterations N] [--seed S] [--expect-violation]\n"
+               "                    [--data-path user|kernel|auto] [--keep-alive]\n"
                "  all: N iterations of each scenario; active-passive, replicated: of each of that\n"
                "  group's; random: N iterations, each a random scenario\n"
                "  --expect-violation: exit 0 only if a lost write or split brain was seen\n"
+               "  --data-path: the gateway's (hafab up --gateway-data-path); kernel fails the run\n"
+               "  if no connection reached the kernel. --keep-alive: the checking client writes\n"
+               "  over a kept-alive connection (what reaches the kernel: from its third turn)\n"
                "scenarios:";
   for (const auto& n : ScenarioNames()) std::cerr << " " << n;
   std::cerr << "\n";
@@ -69,6 +74,7 @@ int Run(const Options& o) {
         return 2;
       }
       s = std::move(*made);
+      s->set_clients(o.clients);
     }
     // `all` runs scenarios one after another: stop the previous one's cluster first.
     for (auto& [other, os] : scenarios) {
@@ -101,11 +107,13 @@ int Run(const Options& o) {
     t.acked += r->acked;
     t.lost += r->lost;
     t.split_brain += r->split_brain;
+    t.spliced = std::max(t.spliced, r->spliced);
     std::cout << "[" << n << "/" << plan.size() << "] " << name << ": downtime "
               << static_cast<int64_t>(ToMillis(r->downtime)) << "ms acked " << r->acked << " lost "
-              << r->lost << " split_brain " << r->split_brain << " ("
-              << static_cast<int64_t>(ToMillis(RealClock().Now() - t0)) << "ms) " << r->detail
-              << std::endl;
+              << r->lost << " split_brain " << r->split_brain
+              << (o.clients.data_path == "user" ? "" : " spliced " + std::to_string(r->spliced))
+              << " (" << static_cast<int64_t>(ToMillis(RealClock().Now() - t0)) << "ms) "
+              << r->detail << std::endl;
   }
   for (auto& [name, s] : scenarios) {
     Status st = s->Finish();
@@ -115,7 +123,7 @@ int Run(const Options& o) {
     }
   }
 
-  int64_t lost = 0, split = 0, errors = 0, faults = 0, skipped = 0;
+  int64_t lost = 0, split = 0, errors = 0, faults = 0, skipped = 0, spliced = 0;
   std::printf("\n%-18s %6s %10s %10s %10s %8s %6s %12s %7s %8s\n", "scenario", "faults", "p50_ms",
               "p99_ms", "max_ms", "acked", "lost", "split_brain", "errors", "skipped");
   for (const auto& [name, t] : tally) {
@@ -131,6 +139,7 @@ int Run(const Options& o) {
     errors += t.errors;
     skipped += t.skipped;
     faults += static_cast<int64_t>(t.downtime_ms.size());
+    spliced += t.spliced;
   }
   std::printf(
       "total: %lld faults checked, %lld lost writes, %lld split-brain violations, "
@@ -138,6 +147,11 @@ int Run(const Options& o) {
       static_cast<long long>(faults), static_cast<long long>(lost), static_cast<long long>(split),
       static_cast<long long>(errors), static_cast<long long>(skipped),
       static_cast<unsigned long long>(o.seed));
+  if (o.clients.data_path == "kernel" && faults > 0 && spliced == 0) {
+    std::printf(
+        "the gateway's kernel data path carried no connection: nothing was checked on it\n");
+    ++errors;
+  }
   bool violated = lost > 0 || split > 0;
   if (o.expect_violation) {
     std::printf(violated ? "expected violation: caught\n"
@@ -169,6 +183,15 @@ int main(int argc, char** argv) {
       o.seed = std::strtoull(next().c_str(), nullptr, 10);
     } else if (a == "--expect-violation") {
       o.expect_violation = true;
+    } else if (a == "--data-path") {
+      o.clients.data_path = next();
+      if (o.clients.data_path != "user" && o.clients.data_path != "kernel" &&
+          o.clients.data_path != "auto") {
+        hafab::faults::Usage();
+        return 2;
+      }
+    } else if (a == "--keep-alive") {
+      o.clients.keep_alive = true;
     } else {
       hafab::faults::Usage();
       return a == "--help" || a == "-h" ? 0 : 2;

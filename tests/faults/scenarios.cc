@@ -105,6 +105,23 @@ pid_t AgentPid(Cluster& c, const std::string& node) {
   return agents.contains(node) ? agents[node].get<pid_t>() : 0;
 }
 
+// Connections the gateway has handed to its kernel data path so far (its /stats).
+int64_t GatewaySpliced(Cluster& c) {
+  std::ifstream in(c.state_dir() + "/gateway.addr");
+  std::string addr;
+  if (!std::getline(in, addr)) return 0;
+  auto r = http::Fetch("GET", "http://" + addr + "/stats", "", {}, 2s);
+  if (!r.ok() || r->status != 200) return 0;
+  auto stats = json::parse(r->body, nullptr, false);
+  int64_t spliced = 0;
+  if (stats.is_object()) {
+    for (const auto& e : stats.value("endpoints", json::array())) {
+      spliced += e.value("spliced", int64_t{0});
+    }
+  }
+  return spliced;
+}
+
 // What a fault needs to know about the cluster at injection time.
 struct Target {
   std::string primary;
@@ -121,7 +138,12 @@ class ClusterScenario : public Scenario {
     if (!cluster_) {
       e2e::ClusterOptions opts;
       HAFAB_RETURN_IF_ERROR(ConfigureCluster(&opts, &res.skipped));
+      if (clients_.data_path == "kernel" && geteuid() != 0) {
+        res.skipped = "the gateway's kernel data path needs root here";
+      }
       if (!res.skipped.empty()) return res;
+      opts.extra_up_args.insert(opts.extra_up_args.end(),
+                                {"--gateway-data-path", clients_.data_path});
       std::vector<std::pair<std::string, std::string>> env = ClusterEnv(rng, &res.detail);
       for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
       cluster_ = std::make_unique<Cluster>(opts);
@@ -141,6 +163,7 @@ class ClusterScenario : public Scenario {
 
     std::string prefix = "i" + std::to_string(++iteration_) + "-";
     KvChecker gw(c.kvd_url(), 10ms, prefix);
+    gw.set_keep_alive(clients_.keep_alive);
     gw.Start();
     HAFAB_RETURN_IF_ERROR(c.WaitFor(
         "20 acknowledged writes", [&] { return gw.acked() >= 20; }, 20s));
@@ -174,6 +197,7 @@ class ClusterScenario : public Scenario {
     Status cleaned = Cleanup(c, t);
     direct_ = nullptr;
     gw.Stop();
+    res.spliced = GatewaySpliced(c);
     if (direct) direct->Stop();
     HAFAB_RETURN_IF_ERROR(recovered.WithContext(res.detail));
     HAFAB_RETURN_IF_ERROR(cleaned);

@@ -23,6 +23,14 @@ struct IterationResult {
   int64_t split_brain = 0;
   std::string detail;   // the fault injected (e.g. the crash step) and the violations
   std::string skipped;  // not "": the scenario cannot run here (why); nothing was checked
+  int64_t spliced = 0;  // connections the gateway had handed to its kernel data path
+};
+
+// How the checking client reaches kvd: the gateway's data path (`hafab up
+// --gateway-data-path`), and writes over a kept-alive connection or a connection each.
+struct Clients {
+  std::string data_path = "user";
+  bool keep_alive = false;
 };
 
 class Scenario {
@@ -35,6 +43,11 @@ class Scenario {
   virtual Result<IterationResult> RunOnce(Random& rng) = 0;
   // Stops the cluster, if any. Errors: the stop was not clean (processes left behind).
   virtual Status Finish() = 0;
+
+  void set_clients(const Clients& c) { clients_ = c; }
+
+ protected:
+  Clients clients_;
 };
 
 // Names of the scenarios of `group`, in the order they run: "active-passive" (the e2e
