@@ -152,6 +152,7 @@ class Worker {
   // Takes over the directions the kernel paused (KernelSplice::PausedFd) in this worker's
   // pairs, and wakes the others if it read theirs.
   void OnPaused();
+  // Notes that the kernel paused this direction (counted once).
   void MarkPaused(Conn* c, Direction& d);
   // Closes both sockets with a reset (KernelSplice::Broken).
   void Reset(Conn* c);
