@@ -126,6 +126,45 @@ TEST(ProcessTrackerTest, EnvironTrackerDoesNotMissAProcessInTheMiddleOfAnExec) {
   EXPECT_EQ(misses, 0) << "of " << scans << " scans";
 }
 
+// What the environ scan uses to tell one program image from the next (ReadEnviron): the
+// stack's start, which address-space randomisation moves at every exec.
+TEST(ProcessTrackerTest, StackStartChangesAtAnExec) {
+  std::ifstream aslr("/proc/sys/kernel/randomize_va_space");
+  int randomize = 0;
+  if (!(aslr >> randomize) || randomize == 0) GTEST_SKIP() << "address-space randomisation off";
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(go[0], 0);
+    close(go[1]);
+    execl("/bin/sh", "sh", "-c", "read x; exec sleep 30", nullptr);
+    _exit(127);
+  }
+  close(go[0]);
+  auto comm = [&] {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(in, name);
+    return name;
+  };
+  ASSERT_TRUE(testing::WaitFor([&] { return comm() == "sh"; }));
+  const auto shell = ReadProcStat(pid);
+  ASSERT_TRUE(shell.has_value());
+  EXPECT_NE(shell->start_stack, 0u);
+  ASSERT_EQ(write(go[1], "\n", 1), 1);
+  ASSERT_TRUE(testing::WaitFor([&] { return comm() == "sleep"; }));
+  const auto sleeper = ReadProcStat(pid);
+  kill(pid, SIGKILL);
+  int status;
+  waitpid(pid, &status, 0);
+  close(go[1]);
+  ASSERT_TRUE(sleeper.has_value());
+  EXPECT_NE(sleeper->start_stack, shell->start_stack);
+  EXPECT_EQ(sleeper->start_time, shell->start_time);  // the same process
+}
+
 TEST(ProcessTrackerTest, CgroupTrackerFindsAndKillsADaemon) {
   testing::TempDir dir;
   auto tracker = MakeProcessTracker(AgentCgroupName("t", dir.path()), dir.path());

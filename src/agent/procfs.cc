@@ -73,8 +73,9 @@ std::optional<ProcStat> ReadProcStat(pid_t pid) {
     if (field == 9) st.flags = static_cast<uint32_t>(std::strtoul(p, &end, 10));
     if (field == 14) utime = std::strtoull(p, &end, 10);
     if (field == 15) stime = std::strtoull(p, &end, 10);
-    if (field == 22) {
-      st.start_time = std::strtoull(p, &end, 10);
+    if (field == 22) st.start_time = std::strtoull(p, &end, 10);
+    if (field == 28) {
+      st.start_stack = std::strtoull(p, &end, 10);
       break;
     }
     while (*p != ' ' && *p != '\0') ++p;
@@ -159,23 +160,28 @@ bool EmptyFile(const std::string& path) {
 }
 
 // /proc/<pid>/environ. It reads empty for a zombie, a kernel thread and a process that cleared
-// its environment, but also for an instant of an exec: opened on the old image and gone by
-// the read, or read before the new image's strings are laid out (its command line empty too,
-// or being filled). So an empty environment is believed only when read three times over
-// ~10 ms with the command line laid out each time (a process preempted in the middle of its
-// exec), or after ~200 ms.
+// its environment, but also across an exec: the file, opened on the old image, reads empty once
+// that image is gone (a process that execs again and again, read by a preempted scanner, can
+// read empty several times in a row), and a new image reads empty until its strings are laid
+// out (its command line empty too). So an empty environment is believed only when read three
+// times, ~5 ms apart, within one image (the stack's start, random per exec, the same before and
+// after the read) with the command line laid out; or after ~200 ms.
 bool ReadEnviron(pid_t pid, std::string* text) {
   const std::string base = "/proc/" + std::to_string(pid);
-  int laid_out_reads = 0;
-  for (int attempt = 0;; ++attempt) {
+  if (!ReadSmallFile(base + "/environ", text)) return false;
+  int believed = 0;
+  for (int attempt = 0; text->empty() && attempt < 200; ++attempt) {
+    auto before = ReadProcStat(pid);
+    if (!before || before->state == 'Z' || (before->flags & kPfKthread) != 0) return true;
     if (!ReadSmallFile(base + "/environ", text)) return false;
-    if (!text->empty() || attempt == 200) return true;
-    auto st = ReadProcStat(pid);
-    if (!st || st->state == 'Z' || (st->flags & kPfKthread) != 0) return true;
-    laid_out_reads = EmptyFile(base + "/cmdline") ? 0 : laid_out_reads + 1;
-    if (laid_out_reads == 3) return true;
-    usleep(laid_out_reads > 0 ? 5000 : 1000);
+    if (!text->empty()) return true;
+    auto after = ReadProcStat(pid);
+    const bool one_image = after && after->start_stack == before->start_stack;
+    believed = one_image && !EmptyFile(base + "/cmdline") ? believed + 1 : 0;
+    if (believed == 3) return true;
+    usleep(believed > 0 ? 5000 : 1000);
   }
+  return true;
 }
 
 }  // namespace

@@ -15,10 +15,11 @@ namespace hafab::agent {
 struct ProcStat {
   pid_t pid = 0;
   pid_t pgid = 0;
-  char state = '?';         // R, S, D, T (stopped), Z, ...
-  uint32_t flags = 0;       // field 9: PF_* flags
-  uint64_t cpu_ticks = 0;   // utime + stime, in clock ticks
-  uint64_t start_time = 0;  // field 22: clock ticks after boot
+  char state = '?';          // R, S, D, T (stopped), Z, ...
+  uint32_t flags = 0;        // field 9: PF_* flags
+  uint64_t cpu_ticks = 0;    // utime + stime, in clock ticks
+  uint64_t start_time = 0;   // field 22: clock ticks after boot
+  uint64_t start_stack = 0;  // field 28: where the stack starts (random per exec; 0 if hidden)
 };
 
 // /proc/<pid>/stat. nullopt if the process does not exist.
