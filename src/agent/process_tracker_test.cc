@@ -100,6 +100,9 @@ TEST(ProcessTrackerTest, EnvironTrackerDoesNotMissAProcessInTheMiddleOfAnExec) {
   spec.argv = {"/bin/sh", script, "100000"};
   spec.cwd = InstanceDirOf(dir.path(), "exec-0");
   spec.env["HAFAB_INSTANCE_DIR"] = spec.cwd;
+  // Ahead of it, more than the 1 KiB stdio reads of /proc at a time: a read in pieces could
+  // end at an exec before reaching it.
+  spec.env["AAA_PADDING"] = std::string(16 << 10, 'x');
   std::filesystem::create_directories(spec.cwd);
   ASSERT_TRUE(tracker.Prepare("exec-0", &spec).ok());
   auto pid = SpawnProcess(spec);

@@ -1,26 +1,35 @@
 #include "agent/procfs.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string_view>
+#include <vector>
 
 namespace hafab::agent {
 namespace {
 
+// A /proc file, read with as few read(2) calls as its size allows: each call on
+// /proc/PID/environ or cmdline reads the image the file was opened on, and once an exec has
+// replaced that image the next call reads nothing. Read in small pieces (stdio reads /proc in
+// 1 KiB ones), an environment could end after its first kilobyte, without the variable sought.
 bool ReadSmallFile(const std::string& path, std::string* out) {
-  FILE* f = std::fopen(path.c_str(), "re");
-  if (f == nullptr) return false;
-  char buf[1024];
-  size_t n;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  thread_local std::vector<char> buf(64 << 10);
   out->clear();
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out->append(buf, n);
-  std::fclose(f);
+  ssize_t n;
+  while ((n = read(fd, buf.data(), buf.size())) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) out->append(buf.data(), static_cast<size_t>(n));
+  }
+  close(fd);
   return true;
 }
 
@@ -161,11 +170,12 @@ bool EmptyFile(const std::string& path) {
 
 // /proc/<pid>/environ. It reads empty for a zombie, a kernel thread and a process that cleared
 // its environment, but also across an exec: the file, opened on the old image, reads empty once
-// that image is gone (a process that execs again and again, read by a preempted scanner, can
-// read empty several times in a row), and a new image reads empty until its strings are laid
-// out (its command line empty too). So an empty environment is believed only when read three
-// times, ~5 ms apart, within one image (the stack's start, random per exec, the same before and
-// after the read) with the command line laid out; or after ~200 ms.
+// that image is gone; a new image reads empty until its strings are laid out, and while the
+// kernel lays them out its command line is already there (a process preempted there, on a
+// loaded machine, for longer than 10 ms, was missed). So an empty environment is believed only
+// when read three times, ~5 ms apart, within one image (the stack's start, random per exec, the
+// same before and after the read), with the command line laid out and the process not running
+// or waiting to run (in the middle of an exec it is); or after ~200 ms.
 bool ReadEnviron(pid_t pid, std::string* text) {
   const std::string base = "/proc/" + std::to_string(pid);
   if (!ReadSmallFile(base + "/environ", text)) return false;
@@ -177,7 +187,7 @@ bool ReadEnviron(pid_t pid, std::string* text) {
     if (!text->empty()) return true;
     auto after = ReadProcStat(pid);
     const bool one_image = after && after->start_stack == before->start_stack;
-    believed = one_image && !EmptyFile(base + "/cmdline") ? believed + 1 : 0;
+    believed = one_image && after->state != 'R' && !EmptyFile(base + "/cmdline") ? believed + 1 : 0;
     if (believed == 3) return true;
     usleep(believed > 0 ? 5000 : 1000);
   }
