@@ -100,8 +100,8 @@ int splice_verdict(struct __sk_buff* skb) {
   if (s->paused) {
     // Once a side's bytes stay on its socket, this kernel (6.18) has been seen to run the
     // verdict twice over one segment, which user space then reads twice: 64 KiB repeated
-    // in the stream, in 18 of 300 bidirectional 8 MiB transfers. The bytes received so far
-    // bound the bytes seen; past them, the pair is cut (reset), not passed on corrupted.
+    // in the stream of a bidirectional 8 MiB transfer. The bytes received so far bound the
+    // bytes seen; past them, the pair is cut (reset), not passed on corrupted.
     struct tcp_sock* me = skb->sk ? bpf_skc_to_tcp_sock(skb->sk) : NULL;
     if (me && s->read_base + s->bytes + s->passed + skb->len > me->bytes_received) {
       s->paused = BROKEN;
