@@ -1,26 +1,29 @@
 #include "controller/leases.h"
 
+#include <algorithm>
+
 namespace hafab::controller {
 
 bool LeaseTable::Renew(const std::string& holder, TimePoint deadline) {
-  auto it = deadline_.find(holder);
-  if (it == deadline_.end()) {
-    deadline_.emplace(holder, deadline);
-    by_deadline_.emplace(deadline, holder);
+  auto [it, inserted] = deadline_.try_emplace(holder, deadline);
+  if (inserted) {
+    by_deadline_.emplace_hint(by_deadline_.end(), deadline, &it->first);
     return true;
   }
-  by_deadline_.erase({it->second, holder});
+  auto entry = by_deadline_.extract({it->second, &it->first});
   it->second = deadline;
-  by_deadline_.emplace(deadline, holder);
+  entry.value().first = deadline;
+  by_deadline_.insert(by_deadline_.end(), std::move(entry));
   return false;
 }
 
 std::vector<std::string> LeaseTable::PopExpired(TimePoint now) {
   std::vector<std::string> out;
   while (!by_deadline_.empty() && by_deadline_.begin()->first <= now) {
-    out.push_back(by_deadline_.begin()->second);
-    deadline_.erase(by_deadline_.begin()->second);
-    by_deadline_.erase(by_deadline_.begin());
+    auto first = by_deadline_.begin();
+    auto it = deadline_.find(*first->second);
+    by_deadline_.erase(first);
+    out.push_back(std::move(deadline_.extract(it).key()));
   }
   return out;
 }
@@ -28,13 +31,15 @@ std::vector<std::string> LeaseTable::PopExpired(TimePoint now) {
 void LeaseTable::Remove(const std::string& holder) {
   auto it = deadline_.find(holder);
   if (it == deadline_.end()) return;
-  by_deadline_.erase({it->second, holder});
+  by_deadline_.erase({it->second, &it->first});
   deadline_.erase(it);
 }
 
 std::vector<std::string> LeaseTable::Holders() const {
   std::vector<std::string> out;
+  out.reserve(deadline_.size());
   for (const auto& [h, d] : deadline_) out.push_back(h);
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -30,6 +30,20 @@ TEST(LeaseTableTest, RenewedLeaseDoesNotExpireAtItsOldDeadline) {
   EXPECT_TRUE(t.PopExpired(t0 + 10s).empty());
 }
 
+// Leases ending at the same instant expire by name, and Holders lists names in order, whatever
+// order the hash map holds them in.
+TEST(LeaseTableTest, EqualDeadlinesExpireByNameAndHoldersAreSorted) {
+  LeaseTable t;
+  TimePoint t0{};
+  for (const char* n : {"n3", "n1", "n4", "n2"}) t.Renew(n, t0 + 1s);
+  t.Renew("n5", t0 + 2s);
+  t.Renew("n3", t0 + 3s);  // moves past the others
+  EXPECT_EQ(t.Holders(), (std::vector<std::string>{"n1", "n2", "n3", "n4", "n5"}));
+  EXPECT_EQ(t.PopExpired(t0 + 2s), (std::vector<std::string>{"n1", "n2", "n4", "n5"}));
+  EXPECT_EQ(t.Deadline("n3"), t0 + 3s);
+  EXPECT_EQ(t.Holders(), (std::vector<std::string>{"n3"}));
+}
+
 // Expiry looks only at the front of the ordered set: with many live leases, popping the one
 // that expired must not depend on visiting the others. Measured as work: a large table
 // whose leases are far in the future costs the same as a small one.

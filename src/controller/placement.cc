@@ -24,7 +24,14 @@ std::optional<std::string> PickNode(const std::vector<NodeCandidate>& candidates
   const NodeCandidate* best = nullptr;
   std::tuple<int, int, int, std::string_view> best_score;
   for (const auto& c : candidates) {
-    if ((c.capacity > 0 && c.load >= c.capacity) || (skip && skip(c.name))) continue;
+    if (c.capacity > 0 && c.load >= c.capacity) continue;
+    // No candidate scores below (0, 0, its load, its name): once the best is no worse than
+    // that, the look-ups are skipped (placing 30 000 instances on 10 000 nodes: hafab-sim).
+    if (best != nullptr &&
+        !(std::tuple<int, int, int, std::string_view>{0, 0, c.load, c.name} < best_score)) {
+      continue;
+    }
+    if (skip && skip(c.name)) continue;
     int shared = 0;
     if (!c.fault_domain.empty()) shared += count(in_fault_domain, c.fault_domain);
     if (!c.update_domain.empty()) shared += count(in_update_domain, c.update_domain);
