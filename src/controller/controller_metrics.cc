@@ -22,7 +22,7 @@ std::string Controller::MetricsText() const {
   w.Sample("hafab_controller_leader", {}, leading ? 1 : 0);
 
   w.Family("hafab_controller_gateways", "gauge", "Gateways holding a live lease");
-  w.Sample("hafab_controller_gateways", {}, static_cast<double>(gateway_leases_.Holders().size()));
+  w.Sample("hafab_controller_gateways", {}, static_cast<double>(gateway_leases_.size()));
 
   std::map<std::pair<std::string, std::string>, int> instances;  // (role, state)
   for (const auto& [name, inst] : instances_) {

@@ -201,7 +201,7 @@ bool Controller::ScaleDownDrained(const RoleRecord& role, const std::string& nam
   const InstanceRecord& inst = instances_.at(name);
   const TimePoint now = clock_.Now();
   // No live gateway: nothing routes to it, nothing to drain.
-  if (gateway_leases_.Holders().empty()) return true;
+  if (gateway_leases_.size() == 0) return true;
   auto& [since, version] = scale_drain_[name];
   if (inst.routed) {
     InstanceRecord r = inst;
