@@ -18,7 +18,7 @@ std::string ReadAll(const std::string& path) {
   return ss.str();
 }
 
-class KvLogTest : public testing::Test {
+class KvLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char pattern[] = "/tmp/kv_log_test.XXXXXX";

@@ -76,7 +76,7 @@ HAFAB_COMMAND(40, [](CLI::App& app) {
   });
 });
 
-HAFAB_COMMAND(41, [](CLI::App& app) {
+HAFAB_COMMAND(42, [](CLI::App& app) {
   auto o = std::make_shared<ApiOptions>();
   auto role = std::make_shared<std::string>();
   auto to = std::make_shared<std::string>();
@@ -111,7 +111,7 @@ HAFAB_COMMAND(41, [](CLI::App& app) {
   });
 });
 
-HAFAB_COMMAND(42, [](CLI::App& app) {
+HAFAB_COMMAND(43, [](CLI::App& app) {
   auto o = std::make_shared<ApiOptions>();
   auto role = std::make_shared<std::string>();
   auto n = std::make_shared<int>(0);
@@ -132,7 +132,7 @@ HAFAB_COMMAND(42, [](CLI::App& app) {
   });
 });
 
-HAFAB_COMMAND(43, [](CLI::App& app) {
+HAFAB_COMMAND(44, [](CLI::App& app) {
   auto o = std::make_shared<ApiOptions>();
   auto node = std::make_shared<std::string>();
   auto wait = std::make_shared<bool>(true);

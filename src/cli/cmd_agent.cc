@@ -52,7 +52,7 @@ Example:
   hafab agent --node n1 --controller http://127.0.0.1:7070 --token-file n1.token \
       --data-dir state/nodes/n1 --volume-root state/volumes --fault-domain fd1)";
 
-struct Flags {
+struct AgentFlags {
   std::string node;
   std::vector<std::string> controllers;  // --controller a,b or repeated
   std::string token_file;
@@ -95,7 +95,7 @@ Result<std::unique_ptr<agent::MetricsServer>> ServeMetrics(agent::Agent& a,
   return server;
 }
 
-void RunAgent(const Flags& f) {
+void RunAgent(const AgentFlags& f) {
   signal(SIGPIPE, SIG_IGN);
   agent::AgentOptions o;
   o.node = f.node;
@@ -222,10 +222,10 @@ void RunAgent(const Flags& f) {
   SetExitCode(kExitOk);
 }
 
-HAFAB_COMMAND(30, [](CLI::App& app) {
+HAFAB_COMMAND(20, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("agent", "Run the agent of one node");
   cmd->footer(kAgentHelp);
-  auto f = std::make_shared<Flags>();
+  auto f = std::make_shared<AgentFlags>();
   cmd->add_option("--node", f->node, "This node's name")->required();
   cmd->add_option("--controller", f->controllers,
                   "Controller base URL(s), comma-separated; the next is tried on failure")
@@ -268,7 +268,7 @@ HAFAB_COMMAND(30, [](CLI::App& app) {
 
 // The log writer between an instance's output and its log file (agent/log_writer.h); started
 // by the agent, not for people to run.
-HAFAB_COMMAND(32, [](CLI::App& app) {
+HAFAB_COMMAND(22, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("log-writer", "Copy stdin to a size-capped, rotated log");
   cmd->group("");  // hidden from --help
   auto o = std::make_shared<agent::LogWriterOptions>();
@@ -281,7 +281,7 @@ HAFAB_COMMAND(32, [](CLI::App& app) {
 });
 
 // The fence watchdog the agent starts (agent/fence_watchdog.h); not for people to run.
-HAFAB_COMMAND(31, [](CLI::App& app) {
+HAFAB_COMMAND(21, [](CLI::App& app) {
   auto* cmd =
       app.add_subcommand("agent-watchdog", "Kill an agent's primaries if its lease runs out");
   cmd->group("");  // hidden from --help

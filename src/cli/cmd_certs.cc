@@ -28,7 +28,7 @@ Examples:
   hafab certs create m1-agent --dir tls
   hafab certs create operator --dir tls)";
 
-struct Flags {
+struct CertsFlags {
   std::string name;
   std::vector<std::string> hosts;
   std::string dir = "tls";
@@ -36,7 +36,7 @@ struct Flags {
   int days = 825;
 };
 
-void Create(const Flags& f) {
+void Create(const CertsFlags& f) {
   if (f.days < 1) {
     std::cerr << "hafab certs create: --days: must be 1 or more\n";
     return SetExitCode(kExitUsage);
@@ -63,7 +63,7 @@ HAFAB_COMMAND(71, [](CLI::App& app) {
   certs->require_subcommand(1);
   auto* cmd = certs->add_subcommand("create", "Create the certificate of one component");
   cmd->footer(kCertsHelp);
-  auto f = std::make_shared<Flags>();
+  auto f = std::make_shared<CertsFlags>();
   cmd->add_option("name", f->name, "The component (its certificate's common name)")->required();
   cmd->add_option("--host", f->hosts,
                   "DNS names or IP addresses clients dial it by, comma-separated")

@@ -41,7 +41,7 @@ CA (hafab certs create); with --etcd-ca, --etcd-cert and --etcd-key it speaks TL
 Example:
   hafab controller --state-dir state --listen 127.0.0.1:7070 --volume-root state/volumes)";
 
-struct Flags {
+struct ControllerFlags {
   std::string state_dir;
   std::string listen = "127.0.0.1:0";
   std::string store;
@@ -61,7 +61,7 @@ struct Flags {
   http::TlsFiles etcd_tls;
 };
 
-void Run(const Flags& f) {
+void Run(const ControllerFlags& f) {
   controller::DaemonOptions o;
   o.state_dir = f.state_dir;
   o.listen = f.listen;
@@ -103,8 +103,8 @@ void Run(const Flags& f) {
   }
 }
 
-HAFAB_COMMAND(30, [](CLI::App& app) {
-  auto f = std::make_shared<Flags>();
+HAFAB_COMMAND(25, [](CLI::App& app) {
+  auto f = std::make_shared<ControllerFlags>();
   auto* cmd = app.add_subcommand("controller", "Run the fabric controller");
   cmd->footer(kControllerHelp);
   cmd->add_option("--state-dir", f->state_dir, "State directory (tokens, api.url, store)")

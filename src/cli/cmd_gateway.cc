@@ -39,7 +39,7 @@ Examples:
   hafab gateway --id gw1 --controller http://127.0.0.1:7070 --token-file gw1.token
   hafab gateway --id gw1 --routes-file routes.json --threads 2)";
 
-struct Flags {
+struct GatewayFlags {
   std::string id = "gw1";
   std::vector<std::string> controllers;  // --controller a,b or repeated
   std::string token_file;
@@ -66,7 +66,7 @@ bool ParseFlagDuration(const char* flag, const std::string& text, bool allow_zer
   return true;
 }
 
-void RunGatewayCommand(const Flags& f) {
+void RunGatewayCommand(const GatewayFlags& f) {
   gateway::GatewayOptions o;
   o.id = f.id;
   o.controllers = f.controllers;
@@ -114,10 +114,10 @@ void RunGatewayCommand(const Flags& f) {
   SetExitCode(gateway::RunGateway(o) == 0 ? kExitOk : kExitError);
 }
 
-HAFAB_COMMAND(40, [](CLI::App& app) {
+HAFAB_COMMAND(41, [](CLI::App& app) {
   auto* cmd = app.add_subcommand("gateway", "Run the gateway (L4 proxy for role endpoints)");
   cmd->footer(kGatewayHelp);
-  auto f = std::make_shared<Flags>();
+  auto f = std::make_shared<GatewayFlags>();
   cmd->add_option("--id", f->id, "This gateway's id (heartbeats, metrics)");
   cmd->add_option("--controller", f->controllers,
                   "Controller base URL(s), comma-separated; the next is tried on failure")

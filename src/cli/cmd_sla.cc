@@ -24,7 +24,7 @@ std::string Ms(int64_t ms) {
   return buf;
 }
 
-HAFAB_COMMAND(45, [](CLI::App& app) {
+HAFAB_COMMAND(46, [](CLI::App& app) {
   auto o = std::make_shared<ApiOptions>();
   auto role = std::make_shared<std::string>();
   auto window = std::make_shared<std::string>("1h");

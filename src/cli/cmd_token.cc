@@ -24,7 +24,7 @@ Examples:
   hafab token create --node m1 --state-dir /var/lib/hafab/controller --out m1.token
   hafab token create --gateway gw-m1 --key-file cluster.key)";
 
-struct Flags {
+struct TokenFlags {
   std::string node;
   std::string gateway;
   std::string state_dir = ".hafab";
@@ -32,7 +32,7 @@ struct Flags {
   std::string out;
 };
 
-void Create(const Flags& f) {
+void Create(const TokenFlags& f) {
   if (f.node.empty() == f.gateway.empty()) {
     std::cerr << "hafab token create: give one of --node NODE or --gateway ID\n";
     return SetExitCode(kExitUsage);
@@ -66,7 +66,7 @@ HAFAB_COMMAND(70, [](CLI::App& app) {
   token->require_subcommand(1);
   auto* cmd = token->add_subcommand("create", "Print the credential of one agent or gateway");
   cmd->footer(kTokenHelp);
-  auto f = std::make_shared<Flags>();
+  auto f = std::make_shared<TokenFlags>();
   cmd->add_option("--node", f->node, "The agent's node");
   cmd->add_option("--gateway", f->gateway, "The gateway's id (its --id)");
   cmd->add_option("--state-dir", f->state_dir,

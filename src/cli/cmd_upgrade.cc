@@ -86,7 +86,7 @@ Status Follow(const ApiClient& c, const std::string& id, bool want_rollback, Dur
   });
 }
 
-HAFAB_COMMAND(44, [](CLI::App& app) {
+HAFAB_COMMAND(45, [](CLI::App& app) {
   auto o = std::make_shared<ApiOptions>();
   auto role = std::make_shared<std::string>();
   auto sets = std::make_shared<std::vector<std::string>>();

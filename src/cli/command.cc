@@ -3,6 +3,7 @@
 #include "cli/command.h"
 
 #include <algorithm>
+#include <cassert>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,9 @@ void AddAllCommands(CLI::App& app) {
   auto& r = Registry();
   std::stable_sort(r.begin(), r.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
+  assert(std::adjacent_find(r.begin(), r.end(), [](const auto& a, const auto& b) {
+           return a.first == b.first;
+         }) == r.end());  // two commands with one number: an order that depends on the link
   for (auto& [order, add] : r) add(app);
 }
 

@@ -1,6 +1,7 @@
 // Each `hafab` subcommand lives in its own cmd_*.cc beside main.cc and registers itself:
 //   HAFAB_COMMAND(20, [](CLI::App& app) { auto* c = app.add_subcommand("agent", "..."); ... });
-// The number orders `hafab --help`. Handlers set the process exit code through ExitCode.
+// The number orders `hafab --help`; each command has its own (the order in which files'
+// registrations run is unspecified). Handlers set the process exit code through ExitCode.
 #pragma once
 
 #include <CLI/CLI.hpp>

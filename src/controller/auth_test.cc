@@ -121,7 +121,7 @@ TEST(PermitTest, EachCredentialHasItsOwnScope) {
   EXPECT_FALSE(Permit(Principal{}, "GET", "/v1/leader").ok());
 }
 
-constexpr char kManifest[] = R"(cluster: t
+constexpr char kSecretManifest[] = R"(cluster: t
 roles:
   - name: kvd
     mode: active-passive
@@ -176,7 +176,7 @@ TEST_F(AuthApiTest, AnAgentActsForItsOwnNodeOnly) {
   const std::string n1 = AgentCredential("clusterkey", "n1");
   const std::string n2 = AgentCredential("clusterkey", "n2");
   ASSERT_EQ(Send("POST", "/v1/agents/n1/heartbeat", Hb(), n1).status, 200);
-  ASSERT_EQ(Send("POST", "/v1/apply", kManifest, "admintok").status, 200);
+  ASSERT_EQ(Send("POST", "/v1/apply", kSecretManifest, "admintok").status, 200);
   const json before = c_.StatusJson()["instances"];
   const int64_t routes = c_.RoutesVersion();
 
@@ -207,7 +207,7 @@ TEST_F(AuthApiTest, AGatewayReadsRoutesAndAcknowledgesForItselfOnly) {
   EXPECT_EQ(Send("POST", "/v1/gateways/gw2/heartbeat", R"({"routes_version": 0})", gw1).status,
             403);
   EXPECT_EQ(Send("POST", "/v1/agents/n1/heartbeat", Hb(), gw1).status, 403);
-  EXPECT_EQ(Send("POST", "/v1/apply", kManifest, gw1).status, 403);
+  EXPECT_EQ(Send("POST", "/v1/apply", kSecretManifest, gw1).status, 403);
   EXPECT_EQ(Send("GET", "/v1/ops", "", gw1).status, 403);
   ASSERT_EQ(c_.GatewaysJson().size(), 1u);
   EXPECT_EQ(c_.GatewaysJson()[0]["id"], "gw1");
@@ -218,7 +218,7 @@ TEST_F(AuthApiTest, AGatewayReadsRoutesAndAcknowledgesForItselfOnly) {
 // the names of the variables, never their values, on every path it can read.
 TEST_F(AuthApiTest, TheReadTokenSeesNoEnvValue) {
   ASSERT_EQ(Send("POST", "/v1/agents/n1/heartbeat", Hb(), "admintok").status, 200);
-  ASSERT_EQ(Send("POST", "/v1/apply", kManifest, "admintok").status, 200);
+  ASSERT_EQ(Send("POST", "/v1/apply", kSecretManifest, "admintok").status, 200);
   ASSERT_EQ(
       Send("POST", "/v1/roles/web/upgrade", R"({"set": {"env": {"TOKEN": "s3cret"}}})", "admintok")
           .status,

@@ -3,12 +3,16 @@
 #pragma once
 
 #include <boost/beast/http.hpp>
+#include <cstdint>
 #include <string>
 #include <utility>
 
 #include "http/http.h"
 
 namespace hafab::http::internal {
+
+// The largest response body a client reads (Fetch and ConnectionPool).
+inline constexpr uint64_t kResponseBodyLimit = 256u << 20;
 
 // A client's request: HTTP/1.1, Host `host`, a JSON content type when there is a body, then
 // `headers` (which may override those), keep-alive as asked, the body's length set.

@@ -23,7 +23,6 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 using internal::Stream;
 
-constexpr uint64_t kResponseBodyLimit = 256u << 20;
 // A connection attempt not established within this is started again from a fresh socket,
 // the wait doubling up to kMaxConnectWait: a server's full listen queue drops a SYN without a
 // word, and the kernel would send it again only after 1 s (then 3 s, 7 s).
@@ -132,7 +131,7 @@ class FetchOperation : public std::enable_shared_from_this<FetchOperation> {
     if (finished_) return;
     // A server that answers early (413) and closes may make the write fail; still read.
     parser_.emplace();
-    parser_->body_limit(kResponseBodyLimit);
+    parser_->body_limit(internal::kResponseBodyLimit);
     if (head_) parser_->skip(true);
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this(), write_ec = ec](error_code ec, size_t) {

@@ -33,7 +33,6 @@ struct ConnectionPool::Idle {
 
 namespace {
 
-constexpr uint64_t kResponseBodyLimit = 256u << 20;
 using IdleMap = std::map<std::string, std::vector<std::shared_ptr<ConnectionPool::Idle>>>;
 
 class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
@@ -117,7 +116,7 @@ class PooledFetch : public std::enable_shared_from_this<PooledFetch> {
 
   void Read() {
     parser_.emplace();
-    parser_->body_limit(kResponseBodyLimit);
+    parser_->body_limit(internal::kResponseBodyLimit);
     bhttp::async_read(conn_->stream, conn_->buffer, *parser_,
                       [self = shared_from_this()](error_code ec, size_t) { self->OnRead(ec); });
   }

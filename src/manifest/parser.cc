@@ -54,8 +54,6 @@ constexpr std::string_view kProbeKinds[] = {"tcp", "http", "exec"};
 constexpr std::string_view kRestartPolicies[] = {"always", "on-failure", "never"};
 constexpr std::string_view kMetrics[] = {"cpu", "connections"};
 
-std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
 // Turns a yaml-cpp tree into a Manifest, field by field; cross-field checks are validate.cc's.
 class ManifestReader {
  public:

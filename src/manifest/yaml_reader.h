@@ -85,4 +85,7 @@ class YamlReader {
   std::set<std::string> error_paths_;
 };
 
+// `s` in double quotes, as a diagnostic names a value the manifest wrote.
+inline std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
 }  // namespace hafab::manifest
