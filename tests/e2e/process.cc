@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -18,6 +20,23 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string TailLogs(const std::string& dir, size_t bytes) {
+  std::vector<std::string> logs;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->path().extension() == ".log") logs.push_back(it->path().string());
+  }
+  std::sort(logs.begin(), logs.end());
+  std::string out;
+  for (const auto& path : logs) {
+    std::string text = ReadFile(path);
+    if (text.size() > bytes) text = text.substr(text.size() - bytes);
+    out += "--- " + path + " (tail)\n" + text + (text.ends_with('\n') ? "" : "\n");
+  }
+  return out;
 }
 
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& log,

@@ -19,6 +19,10 @@ namespace hafab::e2e {
 // The whole file ("" if it cannot be read).
 std::string ReadFile(const std::string& path);
 
+// The last `bytes` of every *.log file under `dir` (sorted by path), each after a line
+// "--- PATH (tail)": what a failed test prints of a cluster's daemons and instances.
+std::string TailLogs(const std::string& dir, size_t bytes = 3000);
+
 // Starts argv[0] (a path) in a process group of its own, stdout and stderr appended to
 // `log`, with `env` added to the environment, in directory `cwd` ("" = this one). Killing
 // the group (StopGroup) kills what it started too: a node's agent and its instances.

@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -209,9 +210,16 @@ class PostgresTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (HasFailure() && up_ > 0) {  // what the cluster said, while it still runs
+      std::cerr << "--- hafab status\n"
+                << Hafab({"status"}) << "--- hafab get replicas pg\n"
+                << Hafab({"get", "replicas", "pg"}) << "--- hafab events\n"
+                << Hafab({"events"});
+    }
     e2e::StopGroup(up_, SIGTERM, 30s);
     for (pid_t p : e2e::ProcessesNaming(state_)) kill(p, SIGKILL);
     lab_.reset();  // after the cluster: its processes keep a namespace alive
+    if (HasFailure()) std::cerr << e2e::TailLogs(state_);
     std::error_code ec;
     if (!dir_.empty() && !std::getenv("HAFAB_KEEP_TEST_DIRS")) fs::remove_all(dir_, ec);
   }
@@ -297,9 +305,13 @@ class PostgresTest : public ::testing::Test {
                      {{"PATH", std::string(HAFAB_SOURCE_DIR) +
                                    "/examples/postgres:" + (path ? path : "/usr/bin:/bin")}},
                      HAFAB_SOURCE_DIR);
+    // IF NOT EXISTS: a failover while the cluster starts can end the connection of a CREATE
+    // that committed (a client cannot tell), and the next try must not fail for ever.
+    std::string psql;
     ASSERT_TRUE(WaitFor(
         "a table created through the gateway",
-        [&] { return Psql("CREATE TABLE t (i int PRIMARY KEY)"); }, 120s))
+        [&] { return Psql("CREATE TABLE IF NOT EXISTS t (i int PRIMARY KEY)", &psql); }, 120s))
+        << "psql's last answer: " << psql << "\n"
         << ReadFile(dir_ + "/up.log");
   }
 
