@@ -10,6 +10,7 @@ pkgs=(
   clang-14 libclang-rt-14-dev llvm-14  # sanitizer and libFuzzer builds (scripts/sanitize.sh)
   libbpf-dev bpftool  # the gateway's kernel data path (BPF sockmap), compiled with clang-14
   chromium  # the dashboard's browser test (tests/e2e/dashboard, Playwright drives it)
+  libmimalloc-dev  # hafab-sim's allocator (src/sim/CMakeLists.txt)
   prometheus  # promtool: every daemon's /metrics and deploy/prometheus rules are checked
 )
 # Node.js for Playwright: Debian's, unless a node is already installed (nodesource's bundles npm).
