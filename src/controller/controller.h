@@ -40,6 +40,7 @@
 #include "controller/ring_arbiter.h"
 #include "controller/rollout_procedure.h"
 #include "core/clock.h"
+#include "core/name_map.h"
 #include "core/prometheus.h"
 #include "core/result.h"
 #include "manifest/model.h"
@@ -198,9 +199,9 @@ class Controller : private JournalStore, private OpView {
   int64_t LastEventId() const { return events_.empty() ? 0 : events_.back().id; }
 
   // For tests and views.
-  const std::map<std::string, RoleRecord>& roles() const { return roles_; }
-  const std::map<std::string, InstanceRecord>& instances() const { return instances_; }
-  const std::map<std::string, NodeRecord>& nodes() const { return nodes_; }
+  const std::map<std::string, RoleRecord>& roles() const { return roles_.map(); }
+  const std::map<std::string, InstanceRecord>& instances() const { return instances_.map(); }
+  const std::map<std::string, NodeRecord>& nodes() const { return nodes_.map(); }
   const std::map<std::string, Operation>& ops() const { return ops_; }
   const std::string& id() const { return id_; }
   bool crashed() const { return crashed_; }
@@ -421,12 +422,13 @@ class Controller : private JournalStore, private OpView {
   std::set<std::string> down_at_start_;
 
   // Desired state, mirrored from the store.
-  std::map<std::string, RoleRecord> roles_;
-  std::map<std::string, InstanceRecord> instances_;
-  std::map<std::string, std::set<std::string>> by_node_;           // node -> instances
-  std::map<std::string, std::set<std::string>> by_role_;           // role -> instances
+  // Name-ordered, looked up by hash (core/name_map.h): the ordered walks decide placements.
+  NameMap<RoleRecord> roles_;
+  NameMap<InstanceRecord> instances_;
+  NameMap<std::set<std::string>> by_node_;                         // node -> instances
+  NameMap<std::set<std::string>> by_role_;                         // role -> instances
   std::map<std::string, std::set<std::string>> nodes_at_address_;  // address -> nodes
-  std::map<std::string, NodeRecord> nodes_;
+  NameMap<NodeRecord> nodes_;
   std::set<std::string> gateways_;
   std::map<std::string, Operation> ops_;
   std::map<std::string, std::string> running_ops_;  // role -> id of its running operation
@@ -444,7 +446,7 @@ class Controller : private JournalStore, private OpView {
   std::vector<std::string> pending_gateways_;
 
   // Observed state, memory only.
-  std::map<std::string, NodeObservation> observed_;
+  NameMap<NodeObservation> observed_;
   LeaseTable node_leases_;
   Ring ring_{opts_.ring_k};
   RingArbiter arbiter_{clock_, opts_.arbiter};
@@ -454,7 +456,7 @@ class Controller : private JournalStore, private OpView {
   uint64_t ring_checks_ = 0;  // arbiter checks asked (/metrics)
   LeaseTable gateway_leases_;
   std::map<std::string, int64_t> gateway_acked_;
-  std::map<std::string, RestartTrack> restarts_;
+  NameMap<RestartTrack> restarts_;
   // gateway -> instance -> active connections it reported (drain, autoscaling).
   std::map<std::string, std::map<std::string, uint64_t>> gateway_active_;
   Autoscaler autoscaler_{clock_};
@@ -469,8 +471,8 @@ class Controller : private JournalStore, private OpView {
   // Derived and published.
   int64_t seq_ = 0;
   int64_t seq_floor_ = 0;
-  std::map<std::string, int64_t> node_generation_;
-  std::map<std::string, std::vector<wire::Assignment>> assignments_cache_;  // as published
+  NameMap<int64_t> node_generation_;
+  NameMap<std::vector<wire::Assignment>> assignments_cache_;  // as published
   std::set<std::string> dirty_nodes_;
   bool all_routes_dirty_ = true;
   std::set<std::string> dirty_routes_;  // roles whose endpoint may have changed
