@@ -297,8 +297,11 @@ bool Supervisor::WantsRunning(const Instance& in, std::string* why, bool* refuse
 bool Supervisor::NeedsRestartForSpec(const Instance& in) const {
   const Assignment& r = in.running;
   const Assignment& d = in.desired;
-  return r.spec_hash != d.spec_hash || r.volume != d.volume || r.command != d.command ||
-         r.args != d.args || r.env != d.env || r.port != d.port;
+  if (r.spec_hash != d.spec_hash || r.volume != d.volume) return true;
+  // The controller's spec_hash covers command, args, env and port (BuildAssignments): they
+  // are compared (every instance, every tick) only for an assignment that came without one.
+  if (!d.spec_hash.empty()) return false;
+  return r.command != d.command || r.args != d.args || r.env != d.env || r.port != d.port;
 }
 
 void Supervisor::Step(Instance& in) {
