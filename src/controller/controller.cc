@@ -110,9 +110,12 @@ Status Controller::Load() {
   // views keep working from it).
   HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
   changed_since_reconcile_ = true;
-  roles_.clear();
-  listen_ports_.reset();
+  // The roles as they were: their spec hashes are kept for the roles that come back unchanged.
+  NameMap<RoleRecord> held;
+  held.swap(roles_);
+  auto held_hashes = std::move(spec_hashes_);
   spec_hashes_.clear();
+  listen_ports_.reset();
   instances_.clear();
   by_node_.clear();
   by_role_.clear();
@@ -144,18 +147,18 @@ Status Controller::Load() {
     } else if (starts(kRolesPrefix)) {
       auto r = RoleFromJson(j);
       if (!r.ok()) return corrupt(kv.key, r.status().message());
-      roles_[r->spec.name] = *r;
+      roles_[r->spec.name] = std::move(*r);
     } else if (starts(kInstancesPrefix)) {
       auto r = InstanceFromJson(j);
       if (!r.ok()) return corrupt(kv.key, r.status().message());
       by_node_[r->node].insert(r->name);
       by_role_[r->role].insert(r->name);
-      instances_[r->name] = *r;
+      instances_[r->name] = std::move(*r);
     } else if (starts(kNodesPrefix)) {
       auto r = NodeFromJson(j);
       if (!r.ok()) return corrupt(kv.key, r.status().message());
       nodes_at_address_[r->address].insert(r->name);
-      nodes_[r->name] = *r;
+      nodes_[r->name] = std::move(*r);
     } else if (starts(kGatewaysPrefix)) {
       gateways_.insert(kv.key.substr(std::strlen(kGatewaysPrefix)));
     } else if (starts(kOpsPrefix)) {
@@ -182,6 +185,13 @@ Status Controller::Load() {
     }
   }
   while (events_.size() > kEventsInMemory) events_.pop_front();
+  for (auto& [name, hashes] : held_hashes) {
+    auto was = held.find(name);
+    auto is = roles_.find(name);
+    if (was != held.end() && is != roles_.end() && was->second == is->second) {
+      spec_hashes_.emplace(name, std::move(hashes));
+    }
+  }
   stored_down_.clear();
   stored_fenced_.clear();
   stored_gateways_ = gateways_;
