@@ -300,7 +300,7 @@ class Controller : private JournalStore, private OpView {
 
   // --- reconciler.cc
   void Reconcile();
-  void EnsureCount(RoleRecord& role, std::vector<std::string> names);
+  void EnsureCount(RoleRecord& role, const std::set<std::string>& current);
   // A load-balanced instance chosen for a scale-down: out of the rotation (first call), then
   // true once every live gateway routes without it and holds no connection to it, or after
   // the role's stop_grace.

@@ -61,12 +61,7 @@ void Controller::Reconcile() {
          {{"instance", name}});
     DeleteInstance(name);
   }
-  for (auto& [name, role] : roles_) {
-    auto br = by_role_.find(name);
-    EnsureCount(role, br == by_role_.end()
-                          ? std::vector<std::string>{}
-                          : std::vector<std::string>(br->second.begin(), br->second.end()));
-  }
+  for (auto& [name, role] : roles_) EnsureCount(role, FoundOrEmpty(by_role_, name));
   std::vector<std::string> names;
   for (const auto& [name, _] : instances_) names.push_back(name);
   for (const auto& name : names) {
@@ -77,20 +72,22 @@ void Controller::Reconcile() {
   }
 }
 
-void Controller::EnsureCount(RoleRecord& role, std::vector<std::string> names) {
+void Controller::EnsureCount(RoleRecord& role, const std::set<std::string>& current) {
   const std::string& rname = role.spec.name;
   if (ActiveOp(rname) != nullptr) return;  // a failover owns the role's instances now
   const bool ap = role.spec.mode == RoleMode::kActivePassive;
   const bool replicated = role.spec.mode == RoleMode::kReplicated;
   // The steady state, checked first: as many instances as wanted, all in the rotation, and
   // an active-passive or replicated role with its primary (most roles, most passes).
-  if (static_cast<int>(names.size()) == role.spec.instances &&
+  if (static_cast<int>(current.size()) == role.spec.instances &&
       (ap || replicated ? !role.primary.empty() && instances_.count(role.primary) > 0
-                        : std::all_of(names.begin(), names.end(), [&](const std::string& n) {
+                        : std::all_of(current.begin(), current.end(), [&](const std::string& n) {
                             return instances_.at(n).routed;
                           }))) {
     return;
   }
+  // A copy: placing and removing instances below edits the index.
+  std::vector<std::string> names(current.begin(), current.end());
   std::set<int> ordinals;
   for (const auto& n : names) ordinals.insert(instances_.at(n).ordinal);
   // A replicated role's first replicas all start empty: secondaries of the first one. A
