@@ -118,14 +118,12 @@ TEST(ReplicaLinkTest, ConfiguresOverHttpThenAsksForTheStatusAndReconfiguresOnACh
   }));
   EXPECT_EQ(reports.got.back()->epoch, 4);
 
-  // Not listed any more: no more calls. A call sent before (the interval is 20 ms; under TSan
-  // one turn of the loop can take longer) may still reach the replica: let it land first.
-  link.Sync({});
-  io.run_for(100ms);
-  io.restart();
+  // Not listed any more: no more calls. One call sent before may still reach the replica,
+  // however late (a loaded machine, TSan); a link still polling every 20 ms would make ~15.
   const int gets = replica.gets();
-  io.run_for(200ms);
-  EXPECT_EQ(replica.gets(), gets);
+  link.Sync({});
+  io.run_for(300ms);
+  EXPECT_LE(replica.gets(), gets + 1);
 }
 
 // A replica that has taken a promotion but does not serve yet is asked again soon, not a
