@@ -56,7 +56,6 @@ class NameMap {
     return it == index_.end() ? map_.end() : const_iterator(it->second);
   }
   size_t count(std::string_view k) const { return index_.count(k); }
-  bool contains(std::string_view k) const { return index_.count(k) != 0; }
 
   V& at(std::string_view k) {
     auto it = index_.find(k);
@@ -76,18 +75,6 @@ class NameMap {
     auto [it, inserted] = map_.try_emplace(k, std::forward<Args>(args)...);
     index_.emplace(it->first, it);
     return {it, true};
-  }
-  template <typename M>
-  std::pair<iterator, bool> insert_or_assign(const std::string& k, M&& v) {
-    if (auto it = find(k); it != map_.end()) {
-      it->second = std::forward<M>(v);
-      return {it, false};
-    }
-    return try_emplace(k, std::forward<M>(v));
-  }
-  template <typename M>
-  std::pair<iterator, bool> emplace(const std::string& k, M&& v) {
-    return try_emplace(k, std::forward<M>(v));
   }
 
   size_t erase(std::string_view k) {
@@ -110,8 +97,6 @@ class NameMap {
     map_.swap(o.map_);
     index_.swap(o.index_);
   }
-
-  bool operator==(const NameMap& o) const { return map_ == o.map_; }
 
  private:
   void Reindex() {

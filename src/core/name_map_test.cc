@@ -19,8 +19,8 @@ TEST(NameMapTest, IteratesInNameOrderAndFindsByName) {
   NameMap<int> m;
   m["n2"] = 2;
   m.try_emplace("n10", 10);
-  m.insert_or_assign("n1", 1);
-  m.insert_or_assign("n1", 11);
+  m["n1"] = 1;
+  m["n1"] = 11;
   EXPECT_EQ(Keys(m), (std::vector<std::string>{"n1", "n10", "n2"}));
   ASSERT_NE(m.find("n10"), m.end());
   EXPECT_EQ(m.find("n10")->second, 10);
