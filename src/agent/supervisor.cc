@@ -132,6 +132,7 @@ void Supervisor::SaveEpochs() {
 }
 
 void Supervisor::AdoptLeftovers() {
+  Unsettle();
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(options_.data_dir + "/run", ec)) {
     const std::string path = entry.path().string();
@@ -195,6 +196,7 @@ void Supervisor::KillUnadoptedLeftovers() {
 }
 
 void Supervisor::Apply(const AssignmentList& list) {
+  Unsettle();
   bool epochs_changed = false;
   for (const Assignment& a : list.assignments) {
     uint64_t& e = highest_epoch_[a.role];
@@ -251,6 +253,7 @@ std::vector<std::string> Supervisor::Fence(const std::string& reason) {
     return {};
   }
   if (!fenced_) spdlog::warn("self-fencing: {}", reason);
+  Unsettle();
   fenced_ = true;
   std::vector<std::string> killed;
   for (auto& [name, in] : instances_) {
@@ -268,6 +271,7 @@ std::vector<std::string> Supervisor::Fence(const std::string& reason) {
 void Supervisor::Unfence() {
   if (fenced_) spdlog::info("fresh assignments after the fence: primaries may start again");
   fenced_ = false;
+  Unsettle();
 }
 
 bool Supervisor::WantsRunning(const Instance& in, std::string* why, bool* refused) const {
@@ -728,14 +732,24 @@ void Supervisor::RecordProbe(const std::string& instance, pid_t pid, ProbeType t
       !tracker->ever_succeeded() && clock_.Now() - in.started_at < options_.startup_grace) {
     return;  // still starting up
   }
+  auto shown = [&] {
+    return std::pair(in.liveness ? in.liveness->liveness() : Liveness{},
+                     in.readiness ? in.readiness->readiness() : Readiness{});
+  };
+  const auto shown_before = shown();
   tracker->Record(outcome);
   if (type == ProbeType::kLiveness && tracker->liveness() == Liveness::kFailed) {
     spdlog::warn("instance {}: liveness probe failed {} times; killing pid {}", instance,
                  in.running.probes.liveness->failure_threshold, pid);
     BeginStop(in, "liveness failed", /*kill_now=*/true, /*counts_as_failure=*/true);
-    return;
+  } else if (type == ProbeType::kReadiness) {
+    CheckHung(in, outcome);
   }
-  if (type == ProbeType::kReadiness) CheckHung(in, outcome);
+  if (in.state != InstanceState::kRunning) {
+    Unsettle();  // stopped
+  } else if (shown() != shown_before) {
+    Changed();
+  }
 }
 
 // A process that was ready once and has failed readiness for failover_after since is hung
@@ -789,7 +803,18 @@ std::vector<pid_t> Supervisor::Pids() const {
 }
 
 void Supervisor::Tick() {
-  for (const ProcessExit& exit : launcher_.Reap()) {
+  const std::vector<ProcessExit> exits = launcher_.Reap();
+  if (!settled_ || !exits.empty()) StepAll(exits);
+  const TimePoint now = clock_.Now();
+  if (options_.usage && now >= next_usage_) {
+    next_usage_ = now + options_.usage_interval;
+    SampleUsage();
+  }
+}
+
+void Supervisor::StepAll(const std::vector<ProcessExit>& exits) {
+  Unsettle();
+  for (const ProcessExit& exit : exits) {
     bool found = false;
     for (auto& [name, in] : instances_) {
       if (in->pid == exit.pid) {
@@ -831,11 +856,25 @@ void Supervisor::Tick() {
       ++it;
     }
   }
-  const TimePoint now = clock_.Now();
-  if (options_.usage && now >= next_usage_) {
-    next_usage_ = now + options_.usage_interval;
-    SampleUsage();
+  settled_ = Settled();
+}
+
+bool Supervisor::Settled() const {
+  for (const auto& [name, in] : instances_) {
+    if (in->strays || in->drain_pid != 0 || in->removed) return false;
+    std::string why;
+    bool refused = false;
+    const bool wanted = WantsRunning(*in, &why, &refused);
+    if (in->pid != 0) {
+      // Step() has just brought its epoch, drain hook and stop_grace up to date.
+      if (in->state == InstanceState::kStopping || !wanted || NeedsRestartForSpec(*in)) {
+        return false;
+      }
+    } else if (wanted && in->state != InstanceState::kFailed) {
+      return false;  // starting, waiting, or backing off
+    }
   }
+  return volumes_.Settled();
 }
 
 void Supervisor::SampleUsage() {
@@ -857,6 +896,7 @@ void Supervisor::SampleUsage() {
     in->last_cpu_ticks = u->second.cpu_ticks;
     in->last_cpu_at = now;
   }
+  Changed();  // the report's cpu and memory
 }
 
 void Supervisor::WritePidFile(const Instance& in) {
@@ -911,6 +951,7 @@ std::vector<InstanceReport> Supervisor::Report() const {
 }
 
 uint64_t Supervisor::ReportDigest() const {
+  if (digest_) return *digest_;
   Fnv1a d;
   d.Add(fenced_ ? 1 : 0);
   for (const auto& [name, in] : instances_) {
@@ -932,6 +973,7 @@ uint64_t Supervisor::ReportDigest() const {
   for (const auto& v : volumes_.Report()) {
     d.Add(v.name).Add(static_cast<uint64_t>(v.state)).Add(v.instance);
   }
+  if (settled_) digest_ = d.value();
   return d.value();
 }
 
@@ -943,6 +985,7 @@ void Supervisor::RecordReplica(const std::string& instance, pid_t pid,
                                Result<wire::ReplicaStatus> status) {
   auto it = instances_.find(instance);
   if (it == instances_.end() || it->second->pid != pid) return;
+  Unsettle();
   Instance& in = *it->second;
   if (status.ok()) {
     in.replica = std::move(*status);

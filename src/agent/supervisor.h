@@ -130,7 +130,11 @@ class Supervisor {
   // active-passive primary is held failed (not restarted) for the controller to fail over.
   void RecordProbe(const std::string& instance, pid_t pid, ProbeType type, ProbeOutcome outcome);
 
-  // Reaps exits and moves every instance one step. Call on SIGCHLD and every few ms.
+  // Reaps exits and moves every instance one step; samples usage when due. Call on SIGCHLD
+  // and every few ms. Once a tick leaves nothing for the clock to do (every process running as
+  // assigned, every other instance stopped or failed for good, no volume moving), the next ones
+  // only reap and sample, until an exit or an input (Apply, Fence, Unfence, a probe that stops
+  // a process, a replica's answer) comes.
   void Tick();
 
   // A replica's answer to the agent's ReplicaLink (for process `pid`; stale ones ignored):
@@ -142,9 +146,11 @@ class Supervisor {
   // instance, what Report() says of its epoch, run, state, pid, probe results, restarts and
   // replica role and epoch; for each volume its state and holder. Not cpu, memory, messages
   // or a replica's position: they go with the regular heartbeats. Allocates nothing for the
-  // instances: it runs at every agent tick.
+  // instances: it runs at every agent tick; once settled, it is computed once.
   uint64_t ReportDigest() const;
   std::vector<ProbeTarget> ProbeTargets() const;
+  // Changes whenever what Report(), ReportDigest() or ProbeTargets() say may have changed.
+  uint64_t changes() const { return changes_; }
   // The running replicas of replicated roles, with the configuration each is to have.
   std::vector<ReplicaTarget> ReplicaTargets();
   // Where a replica keeps its data on this node: <data-dir>/replicas/<instance>
@@ -165,7 +171,20 @@ class Supervisor {
 
  private:
   struct Instance;
+  // Reaps `exits` and moves every instance one step.
+  void StepAll(const std::vector<ProcessExit>& exits);
   void Step(Instance& in);
+  // Whether a tick now would change nothing but by reaping an exit (see Tick()).
+  bool Settled() const;
+  // Something came in: the next tick moves every instance again.
+  void Unsettle() {
+    settled_ = false;
+    Changed();
+  }
+  void Changed() {
+    ++changes_;
+    digest_.reset();
+  }
   bool WantsRunning(const Instance& in, std::string* why, bool* refused) const;
   bool NeedsRestartForSpec(const Instance& in) const;
   void Launch(Instance& in);
@@ -205,6 +224,9 @@ class Supervisor {
   std::map<std::string, std::unique_ptr<Instance>> instances_;
   std::map<std::string, uint64_t> highest_epoch_;
   bool fenced_ = false;
+  bool settled_ = false;                    // Settled() after the last tick, no input since
+  mutable std::optional<uint64_t> digest_;  // ReportDigest() while settled
+  uint64_t changes_ = 0;
   std::set<std::string> warned_root_;  // roles logged as running as root
   TimePoint next_usage_{};
 };

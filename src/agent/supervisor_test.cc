@@ -528,6 +528,40 @@ TEST_F(SupervisorTest, ReadinessBusyVersusFailed) {
   EXPECT_EQ(Get("kvd-0").state, InstanceState::kRunning);
 }
 
+// Once every instance is where it should be, a tick only reaps and samples: nothing in the
+// report moves until an exit, a probe result that shows, a usage sample or a new assignment.
+TEST_F(SupervisorTest, ASettledTickChangesNothingUntilAnExitAProbeOrAnAssignment) {
+  Apply({Kvd(R"(, "probes": {"readiness": {"kind": "http", "failure_threshold": 2}})")});
+  const pid_t pid = launcher_.last_started().pid;
+  Advance(milliseconds(10));  // settles
+  const uint64_t digest = supervisor_->ReportDigest();
+  uint64_t changes = supervisor_->changes();
+  Advance(milliseconds(10));
+  EXPECT_EQ(supervisor_->changes(), changes);
+  EXPECT_EQ(supervisor_->ReportDigest(), digest);
+
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kReadiness, ProbeOutcome::kOk);
+  EXPECT_GT(supervisor_->changes(), changes) << "readiness went unknown -> ready";
+  EXPECT_NE(supervisor_->ReportDigest(), digest);
+  changes = supervisor_->changes();
+  supervisor_->RecordProbe("kvd-0", pid, ProbeType::kReadiness, ProbeOutcome::kOk);
+  EXPECT_EQ(supervisor_->changes(), changes) << "still ready";
+
+  Advance(std::chrono::seconds(1));  // usage is sampled on the clock, settled or not
+  EXPECT_GT(supervisor_->changes(), changes);
+
+  launcher_.Kill(pid, SIGKILL);
+  Advance(milliseconds(10));
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kBackoff);
+  Advance(milliseconds(100));  // the backoff runs out on the clock alone
+  EXPECT_EQ(launcher_.started().size(), 2u);
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kRunning);
+  Advance(milliseconds(10));
+
+  Apply({}, 2);  // no longer assigned here
+  EXPECT_EQ(Get("kvd-0").state, InstanceState::kStopping);
+}
+
 constexpr char kHangProbes[] =
     R"(, "probes": {"readiness": {"kind": "http", "interval_ms": 100, "failure_threshold": 2,
                                   "failover_after_ms": 500}})";

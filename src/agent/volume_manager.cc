@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -23,6 +24,16 @@ void VolumeManager::SetDesired(std::map<std::string, std::string> desired,
                                std::set<std::string> pinned) {
   desired_ = std::move(desired);
   pinned_ = std::move(pinned);
+}
+
+bool VolumeManager::Settled() const {
+  for (const auto& [name, v] : volumes_) {
+    const VolumeState settled =
+        desired_.count(name) ? VolumeState::kAttached : VolumeState::kDetached;
+    if (v.op_in_flight || v.state != settled) return false;
+  }
+  return std::all_of(desired_.begin(), desired_.end(),
+                     [this](const auto& d) { return volumes_.count(d.first) > 0; });
 }
 
 bool VolumeManager::IsAttached(const std::string& name) const {

@@ -46,6 +46,10 @@ class VolumeManager {
   // Starts the provider calls and holder checks that are due. Call often.
   void Tick();
 
+  // Whether Tick() has nothing to do until SetDesired changes the wanted volumes: each of them
+  // attached, every other one detached, no provider call under way.
+  bool Settled() const;
+
   // True once the provider confirmed the attach (and no detach has begun).
   bool IsAttached(const std::string& name) const;
   // HAFAB_VOLUME_DIR for an instance on this node.

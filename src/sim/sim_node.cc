@@ -166,7 +166,11 @@ void SimNode::Probe() {
   if (now < next_probe_due_ && started_seen_ == probed_starts_) return;
   probed_starts_ = started_seen_;
   next_probe_due_ = TimePoint::max();
-  for (const auto& t : supervisor_->ProbeTargets()) {
+  if (probe_targets_at_ != supervisor_->changes()) {
+    probe_targets_ = supervisor_->ProbeTargets();
+    probe_targets_at_ = supervisor_->changes();
+  }
+  for (const auto& t : probe_targets_) {
     const std::optional<manifest::Probe>* probes[] = {&t.liveness, &t.readiness};
     for (int type = 0; type < 2; ++type) {
       if (!*probes[type]) continue;

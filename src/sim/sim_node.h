@@ -138,6 +138,8 @@ class SimNode {
   std::map<pid_t, std::string> volume_of_;  // pid -> the volume directory it holds
   std::set<pid_t> hung_;
   std::map<std::pair<std::string, int>, TimePoint> next_probe_;
+  std::vector<agent::ProbeTarget> probe_targets_;  // as of the supervisor's changes() below
+  uint64_t probe_targets_at_ = ~uint64_t{0};
   // The earliest probe due, and the processes started when it was computed: until then (and
   // no process started since) there is nothing to probe.
   TimePoint next_probe_due_{};
