@@ -49,6 +49,12 @@ nlohmann::json ToJson(const Percentiles& p) {
   return {{"n", p.n}, {"p50", p.p50}, {"p99", p.p99}, {"max", p.max}};
 }
 
+// Whether `a` and `b` list the same roles in the same order.
+bool SameRoles(const wire::Routes& a, const wire::Routes& b) {
+  return std::equal(a.endpoints.begin(), a.endpoints.end(), b.endpoints.begin(), b.endpoints.end(),
+                    [](const auto& x, const auto& y) { return x.role == y.role; });
+}
+
 std::string LastPart(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -222,7 +228,9 @@ class Simulation final : public ProcessObserver {
   std::map<std::string, std::unique_ptr<SimNode>> nodes_;  // null: crashed, not back yet
   std::map<std::string, int> boots_;
   std::vector<std::unique_ptr<SimGateway>> gateways_;
-  std::shared_ptr<const wire::Routes> routes_snapshot_;  // the newest table answered
+  // The newest table answered. Once no answer holds it any more, the next version is made by
+  // copying only the endpoints whose revision changed.
+  std::shared_ptr<wire::Routes> routes_snapshot_;
   KvModel kv_;
   // role -> the processes started for it: (node, incarnation, pid)
   std::map<std::string, std::vector<std::tuple<std::string, int, pid_t>>> primaries_;
@@ -605,11 +613,22 @@ void Simulation::AnswerPoll(SimGateway& gw) {
     return;
   }
   if (!routes_snapshot_ || routes_snapshot_->version != c->RoutesVersion()) {
-    routes_snapshot_ = std::make_shared<const wire::Routes>(c->Routes());
+    const wire::Routes& now = c->Routes();
+    if (routes_snapshot_.use_count() == 1 && SameRoles(*routes_snapshot_, now)) {
+      routes_snapshot_->version = now.version;
+      for (size_t i = 0; i < now.endpoints.size(); ++i) {
+        const wire::RouteEndpoint& e = now.endpoints[i];
+        if (e.revision == 0 || e.revision != routes_snapshot_->endpoints[i].revision) {
+          routes_snapshot_->endpoints[i] = e;
+        }
+      }
+    } else {
+      routes_snapshot_ = std::make_shared<wire::Routes>(now);
+    }
   }
   gw.poll_in_flight = true;
   SimGateway* g = &gw;
-  auto routes = routes_snapshot_;
+  std::shared_ptr<const wire::Routes> routes = routes_snapshot_;
   const uint64_t poll = ++gw.polls;
   // A lost answer is a broken connection: the gateway polls again (FetchRoutes).
   events_.After(std::chrono::seconds(1), [g, poll] {
