@@ -110,6 +110,9 @@ Status Controller::Load() {
   // views keep working from it).
   HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
   changed_since_reconcile_ = true;
+  recheck_all_ = true;
+  recheck_roles_.clear();
+  recheck_.clear();
   // The roles as they were: their spec hashes are kept for the roles that come back unchanged.
   NameMap<RoleRecord> held;
   held.swap(roles_);
@@ -237,6 +240,7 @@ bool Controller::PutRole(const RoleRecord& r) {
     for (const auto& entry : r.spec.endpoint->allow) allow_referrers_[entry].insert(r.spec.name);
   }
   MarkRoleDirty(r.spec.name);
+  RecheckRole(r.spec.name);
   return true;
 }
 
@@ -256,7 +260,10 @@ bool Controller::PutInstance(const InstanceRecord& r) {
     by_node_[it->second.node].erase(r.name);
     PassLoad(it->second.node, -1);
     dirty_nodes_.insert(it->second.node);
+  } else if (in_health_pass_ && !deleted_in_pass_.count(r.name)) {
+    created_in_pass_.insert(r.name);
   }
+  Recheck(r.role, r.name);
   instances_[r.name] = r;
   by_node_[r.node].insert(r.name);
   PassLoad(r.node, +1);
@@ -285,6 +292,8 @@ void Controller::DeleteInstance(const std::string& name) {
   RoutesDirty(it->second.role);
   const std::string role = it->second.role;
   const bool replica = it->second.replica.has_value();
+  if (in_health_pass_) deleted_in_pass_.insert(name);
+  recheck_roles_.insert(role);
   instances_.erase(it);
   if (replica) MarkRoleDirty(role);
   restarts_.erase(name);
@@ -304,6 +313,7 @@ void Controller::PutNode(const NodeRecord& r) {
   nodes_[r.name] = r;
   dirty_nodes_.insert(r.name);
   RoutesDirtyOnNode(r.name);
+  RecheckNode(r.name);
   for (const auto& name : FoundOrEmpty(by_node_, r.name)) {
     const InstanceRecord& inst = instances_.at(name);
     if (inst.replica) MarkRoleDirty(inst.role);  // its address is in every replica's config
@@ -317,6 +327,7 @@ void Controller::PutOp(const Operation& op) {
   if (&slot != &op) slot = op;
   pending_fenced_[op.id] = FencedNode(op);
   RoutesDirty(op.role);  // a planned switchover's old primary hands over (HandingOver)
+  RecheckRole(op.role);
   if (op.state == wire::OpState::kRunning) {
     running_ops_[op.role] = op.id;
   } else if (auto it = running_ops_.find(op.role);
@@ -706,12 +717,16 @@ void Controller::TakeReport(const std::string& node, const wire::AgentHeartbeat&
   };
   if (obs.instances.size() != instances.size()) {
     RoutesDirtyOnNode(node);
+    RecheckNode(node);
     changed_since_reconcile_ = true;
   }
   for (const auto& [name, o] : instances) {
     auto old = obs.instances.find(name);
     if (old == obs.instances.end() || acted_on(old->second) != acted_on(o)) {
       changed_since_reconcile_ = true;
+      if (auto ii = instances_.find(name); ii != instances_.end()) {
+        Recheck(ii->second.role, name);
+      }
     }
     if (old == obs.instances.end() || shown(old->second) != shown(o)) {
       if (auto ii = instances_.find(name); ii != instances_.end()) RoutesDirty(ii->second.role);

@@ -299,13 +299,26 @@ class Controller : private JournalStore, private OpView {
   void Depose();  // a write_guard failed
 
   // --- reconciler.cc
+  // A pass checks the roles and instances marked since they were last checked (Recheck), not
+  // all of them: only what changed can have anything to act on, but for a replicated role's
+  // replicas on a down node (rebuilt after a time) and a role short of instances (placed
+  // when a node has room), which stay marked. A load checks them all.
   void Reconcile();
+  void Recheck(const std::string& role, const std::string& instance);
+  void RecheckRole(const std::string& role);  // and its instances
+  void RecheckNode(const std::string& node);  // its instances
   void EnsureCount(RoleRecord& role, const std::set<std::string>& current);
+  // Whether `role` has as many instances as it wants, all in the rotation, and an
+  // active-passive or replicated role its primary: EnsureCount has nothing to do.
+  bool CountSteady(const RoleRecord& role, const std::set<std::string>& current) const;
   // A load-balanced instance chosen for a scale-down: out of the rotation (first call), then
   // true once every live gateway routes without it and holds no connection to it, or after
   // the role's stop_grace.
   bool ScaleDownDrained(const RoleRecord& role, const std::string& name);
   void CheckHealth(RoleRecord& role, InstanceRecord& inst);
+  // Whether CheckHealth may act on `inst` (its node down or drained, it failed, a replica): it
+  // stays marked for the next pass.
+  bool MayAct(const RoleRecord& role, const InstanceRecord& inst) const;
   // `crash_loop`: it moves for crashing; the restarts counted here go with it.
   bool Relocate(const RoleRecord& role, InstanceRecord& inst, const std::string& why,
                 bool crash_loop = false);
@@ -411,6 +424,8 @@ class Controller : private JournalStore, private OpView {
   uint64_t assignment_lists_ = 0;       // assignment answers: whole lists
   uint64_t assignments_unchanged_ = 0;  // and "unchanged"
   uint64_t reconcile_passes_ = 0;       // since start (/metrics)
+  uint64_t reconcile_role_checks_ = 0;  // roles and instances a pass checked (/metrics)
+  uint64_t reconcile_instance_checks_ = 0;
   uint64_t gateway_heartbeats_ = 0;
   uint64_t node_leases_from_memory_ = 0;  // LeaseFromMemory (/metrics)
   uint64_t gateway_leases_from_memory_ = 0;
@@ -485,6 +500,13 @@ class Controller : private JournalStore, private OpView {
     std::map<std::string_view, size_t> index;  // node -> its candidate
   };
   std::optional<PlacementPass> placement_pass_;
+  // To check at the next pass (Reconcile); all after a load.
+  bool recheck_all_ = true;
+  std::set<std::string> recheck_roles_, recheck_;
+  // Instances created and deleted during a pass: one created is checked from the next pass on,
+  // as a pass checks those that were there when it began.
+  std::set<std::string> created_in_pass_, deleted_in_pass_;
+  bool in_health_pass_ = false;  // the pass checks instances (Reconcile)
   // host -> the ports gateway endpoints listen on there (PortFor); reset when roles change.
   mutable std::optional<std::map<std::string, std::set<int>>> listen_ports_;
   // role -> (the previous spec?, port) -> spec_hash (BuildAssignments); a role's entries go

@@ -122,6 +122,14 @@ std::string Controller::MetricsText() const {
            "Reconcile passes since this controller started (every 100 ms while something "
            "changes, every second in a steady cluster)");
   w.Sample("hafab_controller_reconcile_passes_total", {}, static_cast<double>(reconcile_passes_));
+  w.Family("hafab_controller_reconcile_checks_total", "counter",
+           "Roles and instances the reconcile passes checked: those that changed since their "
+           "last check, a role short of instances, an instance whose node is down or drained "
+           "or that failed, every replica; all of them after a load from the store");
+  w.Sample("hafab_controller_reconcile_checks_total", {{"of", "role"}},
+           static_cast<double>(reconcile_role_checks_));
+  w.Sample("hafab_controller_reconcile_checks_total", {{"of", "instance"}},
+           static_cast<double>(reconcile_instance_checks_));
   w.Family("hafab_controller_leases_from_memory_total", "counter",
            "Leases renewed while the store could not take a commit (a store outage rides on "
            "memory), by holder");

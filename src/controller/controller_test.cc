@@ -65,9 +65,44 @@ TEST_F(ClusterTest, ASteadyClusterIsReconciledOnceASecondAndAChangeAtTheNextTick
   EXPECT_LE(passes() - steady, 4);
 
   const int before = passes();
+  const double checked = Metric("hafab_controller_reconcile_checks_total{of=\"instance\"}");
   agent(Inst("web-1").node).SetRestarts("web-1", 1);
   Run(100ms);
   EXPECT_EQ(passes(), before + 1);
+  // The pass checks that instance, not all five.
+  EXPECT_EQ(Metric("hafab_controller_reconcile_checks_total{of=\"instance\"}") - checked, 1);
+}
+
+// A pass checks what changed; what it could not do yet is tried again at every pass: a role
+// short of an instance gets it, and an instance on a down node with no room elsewhere moves,
+// once a node has room (nothing else about them changed).
+TEST_F(ClusterTest, WhatAPassCouldNotDoYetIsTriedAgainAtTheNextOnes) {
+  manifest::Manifest m;
+  for (const char* n : {"n1", "n2", "n3"}) {
+    manifest::Node node;
+    node.name = n;
+    node.capacity = 1;
+    m.nodes.push_back(node);
+  }
+  m.roles = {WebRole(4)};
+  ASSERT_TRUE(c_->Apply(m).ok());
+  Run(300ms);
+  ASSERT_EQ(Running("web"), 3);  // the fourth has no room
+  agent("n3").Kill();
+  Run(3s);  // declared down; nowhere to go
+  ASSERT_TRUE(c_->nodes().at("n3").down);
+  std::string stuck;
+  for (const auto& [name, inst] : c_->instances()) {
+    if (inst.node == "n3") stuck = name;
+  }
+  ASSERT_FALSE(stuck.empty());
+  EXPECT_EQ(c_->instances().size(), 3u);
+  m.nodes[0].capacity = 3;  // only n1's record changes
+  ASSERT_TRUE(c_->Apply(m).ok());
+  Run(2s);
+  EXPECT_EQ(Inst(stuck).node, "n1");
+  EXPECT_EQ(c_->instances().size(), 4u);
+  EXPECT_EQ(Running("web"), 3 + 1);
 }
 
 TEST_F(ClusterTest, AssignmentsCarryTheDrainHook) {
@@ -403,6 +438,13 @@ TEST_F(ClusterTest, CapacityIsRespected) {
   bool unplaceable = false;
   for (const auto& e : c_->EventsAfter(0)) unplaceable |= e.type == "unplaceable";
   EXPECT_TRUE(unplaceable);
+  // Nothing about the role changes, but it stays to be checked: a node with room gets it.
+  Run(2s);
+  m.nodes[1].capacity = 2;
+  ASSERT_TRUE(c_->Apply(m).ok());
+  Run(2s);
+  EXPECT_EQ(c_->instances().size(), 4u);
+  EXPECT_EQ(Running("web"), 4);
 }
 
 TEST_F(ClusterTest, ApplyRefusesModeChangeAndAppliesNothing) {

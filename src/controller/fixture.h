@@ -98,6 +98,12 @@ class ClusterTest : public ::testing::Test {
     }
   }
 
+  // A sample of the controller's /metrics, `name{labels}` as printed; -1 when absent.
+  double Metric(const std::string& sample) {
+    const std::string text = "\n" + c_->MetricsText();
+    const size_t at = text.find("\n" + sample + " ");
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + sample.size() + 2));
+  }
   const InstanceRecord& Inst(const std::string& name) { return c_->instances().at(name); }
   const RoleRecord& Role(const std::string& name) { return c_->roles().at(name); }
   std::string PrimaryNode(const std::string& role = "kvd") { return Inst(Role(role).primary).node; }

@@ -41,6 +41,16 @@ void Controller::Reconcile() {
   ++reconcile_passes_;
   last_reconcile_ = clock_.Now();
   changed_since_reconcile_ = false;
+  if (recheck_all_) {
+    recheck_all_ = false;
+    for (const auto& [name, _] : roles_) recheck_roles_.insert(name);
+    for (const auto& [name, _] : instances_) recheck_.insert(name);
+  }
+  std::vector<std::string> orphans;
+  for (const auto& [role, names] : by_role_) {
+    if (!roles_.count(role)) orphans.insert(orphans.end(), names.begin(), names.end());
+  }
+  if (orphans.empty() && recheck_roles_.empty() && recheck_.empty()) return;
   // Leases and nodes stay as they are during the pass: the live nodes are listed once, and
   // PutInstance / DeleteInstance keep their loads.
   placement_pass_.emplace();
@@ -49,27 +59,82 @@ void Controller::Reconcile() {
     placement_pass_->index.emplace(placement_pass_->candidates[i].name, i);
   }
   struct EndPass {
-    std::optional<PlacementPass>& pass;
-    ~EndPass() { pass.reset(); }
-  } end_pass{placement_pass_};
-  std::vector<std::string> orphans;
-  for (const auto& [role, names] : by_role_) {
-    if (!roles_.count(role)) orphans.insert(orphans.end(), names.begin(), names.end());
-  }
+    Controller& c;
+    ~EndPass() {
+      c.placement_pass_.reset();
+      c.in_health_pass_ = false;
+      c.created_in_pass_.clear();
+      c.deleted_in_pass_.clear();
+    }
+  } end_pass{*this};
   for (const auto& name : orphans) {
     Emit("instance-removed", "instance " + name + " removed: its role is no longer applied",
          {{"instance", name}});
     DeleteInstance(name);
   }
-  for (auto& [name, role] : roles_) EnsureCount(role, FoundOrEmpty(by_role_, name));
-  std::vector<std::string> names;
-  for (const auto& [name, _] : instances_) names.push_back(name);
-  for (const auto& name : names) {
-    auto it = instances_.find(name);
-    if (it == instances_.end()) continue;
-    auto ri = roles_.find(it->second.role);
-    if (ri != roles_.end()) CheckHealth(ri->second, it->second);
+  // Marks made during the pass for what comes later in it are taken in it, as a pass over
+  // everything would see them; the others wait for the next pass.
+  for (auto it = recheck_roles_.begin(); it != recheck_roles_.end();) {
+    const std::string name = *it;
+    it = recheck_roles_.erase(it);
+    auto ri = roles_.find(name);
+    if (ri == roles_.end()) continue;
+    ++reconcile_role_checks_;
+    EnsureCount(ri->second, FoundOrEmpty(by_role_, name));
+    if (!CountSteady(ri->second, FoundOrEmpty(by_role_, name))) recheck_roles_.insert(name);
   }
+  in_health_pass_ = true;
+  for (auto it = recheck_.begin(); it != recheck_.end();) {
+    const std::string name = *it;
+    if (created_in_pass_.count(name)) {
+      ++it;
+      continue;
+    }
+    it = recheck_.erase(it);
+    auto ii = instances_.find(name);
+    if (ii == instances_.end()) continue;
+    auto ri = roles_.find(ii->second.role);
+    if (ri == roles_.end()) continue;
+    ++reconcile_instance_checks_;
+    CheckHealth(ri->second, ii->second);
+    // What it could not do yet (no node with room, an operation under way) is tried again.
+    ii = instances_.find(name);
+    if (ii != instances_.end() && MayAct(ri->second, ii->second)) recheck_.insert(name);
+  }
+}
+
+bool Controller::MayAct(const RoleRecord& role, const InstanceRecord& inst) const {
+  // A replica on a down node is rebuilt once rebuild_after has passed, on the clock alone.
+  if (role.spec.mode == RoleMode::kReplicated) return true;
+  auto ni = nodes_.find(inst.node);
+  if (ni == nodes_.end() || ni->second.down || ni->second.drained) return true;
+  const ObservedInstance* o = Observed(inst);
+  const bool current = o != nullptr && (o->epoch == 0 || o->epoch >= inst.epoch);
+  return current && inst.run &&
+         (o->state == wire::InstanceState::kFailed || RestartsExceeded(inst));
+}
+
+void Controller::Recheck(const std::string& role, const std::string& instance) {
+  recheck_roles_.insert(role);
+  recheck_.insert(instance);
+}
+
+void Controller::RecheckRole(const std::string& role) {
+  recheck_roles_.insert(role);
+  for (const auto& name : FoundOrEmpty(by_role_, role)) recheck_.insert(name);
+}
+
+void Controller::RecheckNode(const std::string& node) {
+  for (const auto& name : FoundOrEmpty(by_node_, node)) recheck_.insert(name);
+}
+
+bool Controller::CountSteady(const RoleRecord& role, const std::set<std::string>& current) const {
+  if (static_cast<int>(current.size()) != role.spec.instances) return false;
+  if (role.spec.mode == RoleMode::kActivePassive || role.spec.mode == RoleMode::kReplicated) {
+    return !role.primary.empty() && instances_.count(role.primary) > 0;
+  }
+  return std::all_of(current.begin(), current.end(),
+                     [&](const std::string& n) { return instances_.at(n).routed; });
 }
 
 void Controller::EnsureCount(RoleRecord& role, const std::set<std::string>& current) {
@@ -77,15 +142,7 @@ void Controller::EnsureCount(RoleRecord& role, const std::set<std::string>& curr
   if (ActiveOp(rname) != nullptr) return;  // a failover owns the role's instances now
   const bool ap = role.spec.mode == RoleMode::kActivePassive;
   const bool replicated = role.spec.mode == RoleMode::kReplicated;
-  // The steady state, checked first: as many instances as wanted, all in the rotation, and
-  // an active-passive or replicated role with its primary (most roles, most passes).
-  if (static_cast<int>(current.size()) == role.spec.instances &&
-      (ap || replicated ? !role.primary.empty() && instances_.count(role.primary) > 0
-                        : std::all_of(current.begin(), current.end(), [&](const std::string& n) {
-                            return instances_.at(n).routed;
-                          }))) {
-    return;
-  }
+  if (CountSteady(role, current)) return;  // most roles, most passes
   // A copy: placing and removing instances below edits the index.
   std::vector<std::string> names(current.begin(), current.end());
   std::set<int> ordinals;

@@ -634,9 +634,10 @@ void Simulation::AnswerPoll(SimGateway& gw) {
   events_.After(std::chrono::seconds(1), [g, poll] {
     if (g->polls == poll) g->poll_in_flight = false;
   });
-  net_.Send(kController, gw.id(), [this, g, routes, poll] {
+  net_.Send(kController, gw.id(), [this, g, routes, poll]() mutable {
     if (g->polls == poll) g->poll_in_flight = false;
     if (g->Install(*routes)) Installed(*g);
+    routes.reset();  // the next answer may patch it
     if (std::exchange(g->poll_again, false)) AnswerPoll(*g);
   });
 }
