@@ -111,6 +111,7 @@ Status Controller::Load() {
   HAFAB_ASSIGN_OR_RETURN(store::RangeResult all, store_.Range("/hafab/"));
   changed_since_reconcile_ = true;
   recheck_all_ = true;
+  orphans_possible_ = true;
   recheck_roles_.clear();
   recheck_.clear();
   // The roles as they were: their spec hashes are kept for the roles that come back unchanged.
@@ -246,6 +247,7 @@ bool Controller::PutRole(const RoleRecord& r) {
 
 void Controller::DeleteRole(const std::string& name) {
   if (!roles_.erase(name)) return;
+  orphans_possible_ = true;
   pending_.push_back(store::Op::Delete(kRolesPrefix + name));
   listen_ports_.reset();
   spec_hashes_.erase(name);

@@ -494,14 +494,18 @@ class Controller : private JournalStore, private OpView {
   // role -> the roles whose endpoint's allow: names it (their CIDRs follow its instances).
   std::map<std::string, std::set<std::string>> allow_referrers_;
   bool routes_window_passed_ = false;  // the first lease TTL since the start (BuildEndpoint)
-  // The live nodes listed once for a reconcile pass (Place); empty outside one.
+  // The live nodes listed for a reconcile pass at its first placement (Place), kept for the
+  // rest of it; empty outside one.
   struct PlacementPass {
     std::vector<NodeCandidate> candidates;
     std::map<std::string_view, size_t> index;  // node -> its candidate
   };
-  std::optional<PlacementPass> placement_pass_;
+  mutable std::optional<PlacementPass> placement_pass_;
+  bool in_pass_ = false;
+  const PlacementPass& Pass() const;
   // To check at the next pass (Reconcile); all after a load.
   bool recheck_all_ = true;
+  bool orphans_possible_ = true;  // a role went (or a load): its instances are removed
   std::set<std::string> recheck_roles_, recheck_;
   // Instances created and deleted during a pass: one created is checked from the next pass on,
   // as a pass checks those that were there when it began.

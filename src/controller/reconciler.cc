@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "controller/controller.h"
 #include "controller/placement.h"
@@ -47,20 +48,17 @@ void Controller::Reconcile() {
     for (const auto& [name, _] : instances_) recheck_.insert(name);
   }
   std::vector<std::string> orphans;
-  for (const auto& [role, names] : by_role_) {
-    if (!roles_.count(role)) orphans.insert(orphans.end(), names.begin(), names.end());
+  if (std::exchange(orphans_possible_, false)) {
+    for (const auto& [role, names] : by_role_) {
+      if (!roles_.count(role)) orphans.insert(orphans.end(), names.begin(), names.end());
+    }
   }
   if (orphans.empty() && recheck_roles_.empty() && recheck_.empty()) return;
-  // Leases and nodes stay as they are during the pass: the live nodes are listed once, and
-  // PutInstance / DeleteInstance keep their loads.
-  placement_pass_.emplace();
-  placement_pass_->candidates = LiveCandidates("", {});
-  for (size_t i = 0; i < placement_pass_->candidates.size(); ++i) {
-    placement_pass_->index.emplace(placement_pass_->candidates[i].name, i);
-  }
+  in_pass_ = true;
   struct EndPass {
     Controller& c;
     ~EndPass() {
+      c.in_pass_ = false;
       c.placement_pass_.reset();
       c.in_health_pass_ = false;
       c.created_in_pass_.clear();
@@ -452,6 +450,19 @@ bool Controller::Relocate(const RoleRecord& role, InstanceRecord& inst, const st
   return true;
 }
 
+// Leases and nodes stay as they are during a pass: the live nodes are listed once, at its first
+// placement, and PutInstance / DeleteInstance keep their loads from then on.
+const Controller::PlacementPass& Controller::Pass() const {
+  if (!placement_pass_) {
+    placement_pass_.emplace();
+    placement_pass_->candidates = LiveCandidates("", {});
+    for (size_t i = 0; i < placement_pass_->candidates.size(); ++i) {
+      placement_pass_->index.emplace(placement_pass_->candidates[i].name, i);
+    }
+  }
+  return *placement_pass_;
+}
+
 std::vector<NodeCandidate> Controller::LiveCandidates(const std::string& moving,
                                                       const std::set<std::string>& exclude) const {
   std::vector<NodeCandidate> candidates;
@@ -470,7 +481,7 @@ std::optional<std::string> Controller::Place(const std::string& role, const std:
   // During a reconcile pass the live nodes are listed once (placement_pass_); that list
   // counts the mover on its node, so it serves when the mover's node is excluded anyway.
   const InstanceRecord* mover = moving.empty() ? nullptr : &instances_.at(moving);
-  const bool pass = placement_pass_ && (mover == nullptr || exclude.count(mover->node));
+  const bool pass = in_pass_ && (mover == nullptr || exclude.count(mover->node));
   std::vector<NodeCandidate> own;
   if (!pass) own = LiveCandidates(moving, exclude);
   std::vector<Peer> peers;
@@ -485,7 +496,7 @@ std::optional<std::string> Controller::Place(const std::string& role, const std:
     }
   }
   if (!pass) return PickNode(own, peers);
-  return PickNode(placement_pass_->candidates, peers, [&](std::string_view node) {
+  return PickNode(Pass().candidates, peers, [&](std::string_view node) {
     for (const auto& e : exclude) {
       if (node == e) return true;
     }
