@@ -9,6 +9,19 @@
 namespace hafab::controller::testsupport {
 namespace {
 
+// Nodes n1, n2 and n3 with room for one instance each, and `role`.
+manifest::Manifest RoomForOneEach(manifest::Role role) {
+  manifest::Manifest m;
+  for (const char* n : {"n1", "n2", "n3"}) {
+    manifest::Node node;
+    node.name = n;
+    node.capacity = 1;
+    m.nodes.push_back(node);
+  }
+  m.roles = {std::move(role)};
+  return m;
+}
+
 TEST_F(ClusterTest, PlacesActivePassivePrimaryAndStandbyInDifferentDomains) {
   Run(100ms);  // agents register
   ApplyRoles({KvdRole(2)});
@@ -77,14 +90,7 @@ TEST_F(ClusterTest, ASteadyClusterIsReconciledOnceASecondAndAChangeAtTheNextTick
 // short of an instance gets it, and an instance on a down node with no room elsewhere moves,
 // once a node has room (nothing else about them changed).
 TEST_F(ClusterTest, WhatAPassCouldNotDoYetIsTriedAgainAtTheNextOnes) {
-  manifest::Manifest m;
-  for (const char* n : {"n1", "n2", "n3"}) {
-    manifest::Node node;
-    node.name = n;
-    node.capacity = 1;
-    m.nodes.push_back(node);
-  }
-  m.roles = {WebRole(4)};
+  manifest::Manifest m = RoomForOneEach(WebRole(4));
   ASSERT_TRUE(c_->Apply(m).ok());
   Run(300ms);
   ASSERT_EQ(Running("web"), 3);  // the fourth has no room
@@ -424,14 +430,7 @@ TEST_F(ClusterTest, DrainMovesEverythingOff) {
 }
 
 TEST_F(ClusterTest, CapacityIsRespected) {
-  manifest::Manifest m;
-  for (const char* n : {"n1", "n2", "n3"}) {
-    manifest::Node node;
-    node.name = n;
-    node.capacity = 1;
-    m.nodes.push_back(node);
-  }
-  m.roles = {WebRole(4)};
+  manifest::Manifest m = RoomForOneEach(WebRole(4));
   ASSERT_TRUE(c_->Apply(m).ok());
   Run(300ms);
   EXPECT_EQ(c_->instances().size(), 3u);  // the fourth has no room
