@@ -300,9 +300,9 @@ class Controller : private JournalStore, private OpView {
 
   // --- reconciler.cc
   // A pass checks the roles and instances marked since they were last checked (Recheck), not
-  // all of them: only what changed can have anything to act on, but for a replicated role's
-  // replicas on a down node (rebuilt after a time) and a role short of instances (placed
-  // when a node has room), which stay marked. A load checks them all.
+  // all of them: only what changed can have anything to act on. What it could not do yet stays
+  // marked: a role short of instances (CountSteady), an instance it may still act on (MayAct).
+  // A load marks them all.
   void Reconcile();
   void Recheck(const std::string& role, const std::string& instance);
   void RecheckRole(const std::string& role);  // and its instances

@@ -65,12 +65,7 @@ TEST_F(ClusterTest, ASteadyClusterIsReconciledOnceASecondAndAChangeAtTheNextTick
   ApplyRoles({KvdRole(2), WebRole(3)});
   Run(2s);
   ASSERT_EQ(Running("web"), 3);
-  auto passes = [&] {
-    const std::string text = c_->MetricsText();
-    const std::string name = "\nhafab_controller_reconcile_passes_total ";
-    const size_t at = text.find(name);
-    return at == std::string::npos ? -1 : std::stoi(text.substr(at + name.size()));
-  };
+  auto passes = [&] { return static_cast<int>(Metric("hafab_controller_reconcile_passes_total")); };
   const int steady = passes();
   ASSERT_GT(steady, 0);
   Run(3s);  // 30 ticks
