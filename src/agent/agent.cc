@@ -370,15 +370,20 @@ void Agent::SendHeartbeat() {
   sent_digest_ = ReportDigest();
   wire::AgentHeartbeat in;
   in.node = options_.node;
-  in.address = options_.address;
-  in.agent_version = kVersion;
   in.boot_id = boot_id_;
-  in.labels = options_.labels;
-  in.assignments_generation = applied_generation_;
-  in.instances = supervisor_->Report();
-  in.volumes = volumes_->Report();
   in.fence = unreported_fence_;
-  if (limiter_ != nullptr) in.resource_limits = limiter_->Mechanism();
+  // The report is built only when it may have changed since the last one answered.
+  const ReportVersion version{applied_generation_, supervisor_->changes(), volumes_->changes()};
+  if (!reports_.KeepAlive(version, in)) {
+    in.address = options_.address;
+    in.agent_version = kVersion;
+    in.labels = options_.labels;
+    in.assignments_generation = applied_generation_;
+    in.instances = supervisor_->Report();
+    in.volumes = volumes_->Report();
+    if (limiter_ != nullptr) in.resource_limits = limiter_->Mechanism();
+    reports_.Prepare(in, version);
+  }
   // The ring: every standing suspicion (a controller that restarted learns them again) and the
   // suspicions that ended since the last answer.
   std::set<std::string> refutes_sent;  // per heartbeat: two may be in flight
@@ -392,7 +397,6 @@ void Agent::SendHeartbeat() {
     const RingCounters& c = ring_->counters();
     in.ring_endpoint = wire::RingEndpoint{ring_->port(), c.sent, c.received, c.dropped_invalid};
   }
-  reports_.Prepare(in);
   const bool carried_fence = unreported_fence_.has_value();
   const TimePoint sent_at = clock_.Now();
   ++heartbeats_in_flight_;

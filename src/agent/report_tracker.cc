@@ -40,7 +40,15 @@ bool SameReport(const wire::AgentHeartbeat& a, const wire::AgentHeartbeat& b) {
          SameList(a.volumes, b.volumes, SameVolume);
 }
 
-void ReportTracker::Prepare(wire::AgentHeartbeat& hb) {
+bool ReportTracker::KeepAlive(const ReportVersion& version, wire::AgentHeartbeat& hb) {
+  if (!last_ || !answered_ || version != version_) return false;
+  hb.same_as = last_->report;
+  hb.report = 0;
+  return true;
+}
+
+void ReportTracker::Prepare(wire::AgentHeartbeat& hb, const ReportVersion& version) {
+  version_ = version;
   if (last_ && answered_ && SameReport(hb, *last_)) {
     hb.same_as = last_->report;
     hb.report = 0;

@@ -19,6 +19,15 @@ inline constexpr uint64_t kRssBytesSame = uint64_t{1} << 20;  // 1 MiB
 // heartbeat (ring, ring_endpoint, fence) is not part of the report.
 bool SameReport(const wire::AgentHeartbeat& a, const wire::AgentHeartbeat& b);
 
+// What a report is made of, by the counters that move when it may change: the same version,
+// the same report.
+struct ReportVersion {
+  uint64_t generation = 0;  // the assignments generation applied
+  uint64_t supervisor = 0;  // Supervisor::changes()
+  uint64_t volumes = 0;     // VolumeManager::changes()
+  bool operator==(const ReportVersion&) const = default;
+};
+
 // Not thread-safe: the agent's io thread.
 class ReportTracker {
  public:
@@ -26,9 +35,13 @@ class ReportTracker {
   // report across restarts of the agent (a controller may hold a report of an earlier run).
   explicit ReportTracker(uint64_t first_id) : next_id_(first_id == 0 ? 1 : first_id) {}
 
+  // Makes `hb`, which holds no report, a keep-alive if the report would be the same as the last
+  // one answered, known without building it: `version` has not moved since a report was found
+  // the same (or sent). False: build the report and call Prepare.
+  bool KeepAlive(const ReportVersion& version, wire::AgentHeartbeat& hb);
   // `hb` holds the full report. It becomes a keep-alive when its report is the same as the
   // last one sent and that one was answered; otherwise it goes whole under a new id.
-  void Prepare(wire::AgentHeartbeat& hb);
+  void Prepare(wire::AgentHeartbeat& hb, const ReportVersion& version);
   // The controller answered a heartbeat that carried report `id` (its `report`; 0 for a
   // keep-alive).
   void Answered(uint64_t id) {
@@ -42,6 +55,7 @@ class ReportTracker {
   uint64_t next_id_;
   std::optional<wire::AgentHeartbeat> last_;  // the last full report sent
   bool answered_ = false;                     // and a controller answered it
+  ReportVersion version_;                     // whose report is known to be last_'s
 };
 
 }  // namespace hafab::agent

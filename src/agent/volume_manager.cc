@@ -48,6 +48,7 @@ std::string VolumeManager::MountPath(const std::string& name) const {
 void VolumeManager::NoteAttached(const std::string& name, const std::string& instance) {
   Volume& v = volumes_[name];
   if (v.op_in_flight) return;
+  ++changes_;
   v.state = VolumeState::kAttached;
   v.instance = instance;
 }
@@ -98,6 +99,7 @@ void VolumeManager::Save() {
 }
 
 void VolumeManager::Tick() {
+  ++changes_;
   const TimePoint now = clock_.Now();
   for (const auto& [name, instance] : desired_) {
     Volume& v = volumes_[name];
@@ -137,6 +139,7 @@ void VolumeManager::StartAttach(const std::string& name, Volume& v) {
           [this, name](Status st) {
             Volume& v = volumes_[name];
             v.op_in_flight = false;
+            ++changes_;
             if (on_result) {
               on_result("attach", st.ok()                              ? "ok"
                                   : st.code() == StatusCode::kConflict ? "conflict"
@@ -177,6 +180,7 @@ void VolumeManager::StepDetaching(const std::string& name, Volume& v) {
           [this, name](Status st) {
             Volume& v = volumes_[name];
             v.op_in_flight = false;
+            ++changes_;
             if (st.code() == StatusCode::kNotFound && v.state == VolumeState::kDetaching) {
               spdlog::info("volume {}: no longer attached to {} (force-detached)", name, node_);
               if (on_result) on_result("detach", "force_detached");
@@ -192,6 +196,7 @@ void VolumeManager::StepDetaching(const std::string& name, Volume& v) {
           [this, name](Status st) {
             Volume& v = volumes_[name];
             v.op_in_flight = false;
+            ++changes_;
             if (on_result) on_result("detach", st.ok() ? "ok" : "failed");
             if (st.ok()) {
               spdlog::info("volume {}: detached from {}", name, node_);

@@ -56,6 +56,8 @@ class VolumeManager {
   std::string MountPath(const std::string& name) const;
   // Every volume this node attached since the agent started, desired or not.
   std::vector<VolumeReport> Report() const;
+  // Moves whenever what Report() says may have changed (a tick, a provider call's answer).
+  uint64_t changes() const { return changes_; }
   // A volume the previous agent run left attached here (found through an adopted instance):
   // marks it attached without calling the provider.
   void NoteAttached(const std::string& name, const std::string& instance);
@@ -94,6 +96,7 @@ class VolumeManager {
   std::set<std::string> pinned_;
   std::string state_path_;
   std::map<std::string, Volume> volumes_;
+  uint64_t changes_ = 0;
 };
 
 }  // namespace hafab::agent
