@@ -41,8 +41,8 @@ class SimNetwork {
     // The fate of a message depends on the seed, its link and its number on that link only,
     // not on the traffic elsewhere: a run without one fault keeps the timing of the others
     // (which is what lets a violation's fault set be shrunk).
-    uint64_t r = Mix(seed_ ^ Mix(std::hash<std::string>()(from) * 31 +
-                                 std::hash<std::string>()(to) + ++per_link_[from + ">" + to]));
+    const Link link{std::hash<std::string>()(from), std::hash<std::string>()(to)};
+    uint64_t r = Mix(seed_ ^ Mix(link.from * 31 + link.to + ++per_link_[link]));
     if (!Connected(from, to) ||
         (options_.loss > 0 && static_cast<double>(r >> 11) * 0x1.0p-53 < options_.loss)) {
       ++lost_;
@@ -87,9 +87,18 @@ class SimNetwork {
     return x ^ (x >> 31);
   }
 
+  // A link by the hashes of its ends' names.
+  struct Link {
+    uint64_t from, to;
+    bool operator==(const Link&) const = default;
+  };
+  struct LinkHash {
+    size_t operator()(const Link& l) const { return Mix(l.from * 31 + l.to); }
+  };
+
   EventQueue& events_;
   uint64_t seed_;
-  std::unordered_map<std::string, uint64_t> per_link_;  // "from>to" -> messages sent
+  std::unordered_map<Link, uint64_t, LinkHash> per_link_;  // messages sent
   NetworkOptions options_;
   std::map<std::string, Cut> cuts_;
   uint64_t sent_ = 0;
