@@ -46,15 +46,17 @@ SimNode::SimNode(EventQueue& events, Clock& clock, testing::FakeProvider& provid
   }
 }
 
-SimNode::~SimNode() { *alive_ = false; }
-
-void SimNode::Later(Duration d, std::function<void()> fn) {
-  events_.After(d, [this, alive = std::weak_ptr<bool>(alive_), fn = std::move(fn)]() mutable {
-    if (auto a = alive.lock(); a && *a) WhenAwake(std::move(fn));
+// A tick's event holds only `this` twice: small enough for std::function to keep without
+// allocating.
+template <typename F>
+void SimNode::Later(Duration d, F fn) {
+  events_.After(d, [this, fn = std::move(fn)]() mutable {
+    if (alive_) WhenAwake(std::move(fn));
   });
 }
 
-void SimNode::WhenAwake(std::function<void()> fn) {
+template <typename F>
+void SimNode::WhenAwake(F fn) {
   if (!Paused()) {
     fn();
     return;
@@ -233,14 +235,21 @@ void SimNode::SendHeartbeat(bool scheduled) {
   sent_digest_ = Digest();
   wire::AgentHeartbeat hb;
   hb.node = options_.name;
-  hb.address = options_.address;
-  hb.agent_version = "sim";
   hb.boot_id = boot_id_;
-  hb.labels = {{"fault_domain", options_.fault_domain}, {"update_domain", options_.update_domain}};
-  hb.assignments_generation = applied_generation_;
-  hb.instances = supervisor_->Report();
-  hb.volumes = volumes_->Report();
   hb.fence = unreported_fence_;
+  // Agent::SendHeartbeat: the report is built only when it may have changed.
+  const agent::ReportVersion version{applied_generation_, supervisor_->changes(),
+                                     volumes_->changes()};
+  if (!reports_.KeepAlive(version, hb)) {
+    hb.address = options_.address;
+    hb.agent_version = "sim";
+    hb.labels = {{"fault_domain", options_.fault_domain},
+                 {"update_domain", options_.update_domain}};
+    hb.assignments_generation = applied_generation_;
+    hb.instances = supervisor_->Report();
+    hb.volumes = volumes_->Report();
+    reports_.Prepare(hb, version);
+  }
   // The ring: every standing suspicion (a controller that restarted learns them again) and
   // the suspicions that ended since the last answer.
   std::set<std::string> refutes_sent;
@@ -249,16 +258,15 @@ void SimNode::SendHeartbeat(bool scheduled) {
     for (const auto& r : refutes_) hb.ring.push_back({r, false});
     refutes_sent = refutes_;
   }
-  reports_.Prepare(hb);
   const bool carried_fence = unreported_fence_.has_value();
   const TimePoint sent_at = clock_.Now();
   ++heartbeats_in_flight_;
   heartbeat_sent_at_ = sent_at;
   const Duration timeout = std::min<Duration>(options_.lease_ttl / 2, std::chrono::seconds(1));
   link_.Heartbeat(hb, timeout,
-                  [this, alive = std::weak_ptr<bool>(alive_), sent_at, carried_fence, refutes_sent,
+                  [this, sent_at, carried_fence, refutes_sent,
                    report = hb.report](Result<wire::HeartbeatAnswer> r) {
-                    if (auto a = alive.lock(); !a || !*a) return;
+                    if (!alive_) return;
                     --heartbeats_in_flight_;
                     if (!r.ok() && r.status().code() == StatusCode::kConflict) {
                       reports_.Refused();  // Agent::SendHeartbeat: the whole report, now
@@ -290,13 +298,12 @@ void SimNode::Poll() {
   if (poll_in_flight_) return;
   poll_in_flight_ = true;
   const TimePoint sent_at = clock_.Now();
-  link_.FetchAssignments(
-      options_.name, 0, Duration::zero(),
-      [this, alive = std::weak_ptr<bool>(alive_), sent_at](Result<wire::AssignmentList> r) {
-        if (auto a = alive.lock(); !a || !*a) return;
-        poll_in_flight_ = false;
-        if (r.ok()) Apply(*r, sent_at);
-      });
+  link_.FetchAssignments(options_.name, 0, Duration::zero(),
+                         [this, sent_at](Result<wire::AssignmentList> r) {
+                           if (!alive_) return;
+                           poll_in_flight_ = false;
+                           if (r.ok()) Apply(*r, sent_at);
+                         });
 }
 
 void SimNode::Deliver(const wire::AssignmentList& list, TimePoint asked_at) {

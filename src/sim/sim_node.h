@@ -63,15 +63,16 @@ struct SimNodeOptions {
   std::function<void(const std::string& to, const wire::RingMessage&)> ring_send;
 };
 
-// Not thread-safe. Schedules its own events on `events`; they do nothing once Crash() ran or
-// the object is gone (the events hold a weak token).
+// Not thread-safe. Schedules its own events on `events`, which hold the object: it must outlive
+// them. Once Stop() ran they do nothing.
 class SimNode {
  public:
   SimNode(EventQueue& events, Clock& clock, testing::FakeProvider& provider,
           agent::ControlLink& link, ProcessObserver& observer, SimNodeOptions options);
-  ~SimNode();
 
   void Start();
+  // The node crashed: nothing it scheduled or asked for runs any more.
+  void Stop() { alive_ = false; }
   // The controller pushed a newer assignment list (the answer of the agent's long poll).
   void Deliver(const wire::AssignmentList& list, TimePoint asked_at);
   // A ring probe from another agent.
@@ -109,10 +110,12 @@ class SimNode {
   void Poll();
   void Apply(const wire::AssignmentList& list, TimePoint asked_at);
   uint64_t Digest() const;
-  // Schedules `fn` unless this node is gone by then; while it is paused, until it resumes.
-  void Later(Duration d, std::function<void()> fn);
+  // Schedules `fn` unless this node stopped by then; while it is paused, until it resumes.
+  template <typename F>
+  void Later(Duration d, F fn);
   // Runs `fn` now, or when the node resumes.
-  void WhenAwake(std::function<void()> fn);
+  template <typename F>
+  void WhenAwake(F fn);
   void ScheduleHeartbeat(Duration d);
   void RingTick();
   void ScheduleRing();
@@ -128,7 +131,7 @@ class SimNode {
   std::unique_ptr<agent::Supervisor> supervisor_;
   agent::LeaseTracker lease_;
   agent::ReportTracker reports_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool alive_ = true;
   TimePoint paused_until_{};
   Duration keepalive_{};          // between scheduled heartbeats (the controller's word)
   uint64_t heartbeat_timer_ = 0;  // the scheduled heartbeat that counts

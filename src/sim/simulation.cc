@@ -226,6 +226,7 @@ class Simulation final : public ProcessObserver {
   int64_t last_event_ = 0;
   std::map<std::string, std::unique_ptr<SimControlLink>> links_;
   std::map<std::string, std::unique_ptr<SimNode>> nodes_;  // null: crashed, not back yet
+  std::vector<std::unique_ptr<SimNode>> crashed_nodes_;    // stopped, held for their events
   std::map<std::string, int> boots_;
   std::vector<std::unique_ptr<SimGateway>> gateways_;
   // The newest table answered. Once no answer holds it any more, the next version is made by
@@ -757,7 +758,8 @@ void Simulation::Strike(const Fault& f) {
       Trace("fault #" + std::to_string(f.index) + " " + kind + " " + node + " for " +
             std::to_string(ToMs(f.lasts)) + "ms");
       mark_silent(node);
-      nodes_[node].reset();
+      nodes_[node]->Stop();
+      crashed_nodes_.push_back(std::move(nodes_[node]));
       heal_at([this, node] {
         Trace("node " + node + " boots again");
         StartNode(node, /*rebooted=*/true);
