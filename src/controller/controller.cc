@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstring>
+#include <variant>
 
 #include "core/fnv.h"
 #include "core/json.h"
@@ -369,6 +370,7 @@ Status Controller::Commit() {
   if (reload_needed_) {
     // Memory is ahead of the store since an earlier commit failed: what was computed from
     // it is dropped, not written over the store's truth.
+    for (const store::Op& op : pending_) unsure_keys_.insert(op.key);
     pending_.clear();
     return Status::Unavailable("store: reloading state after a failed commit");
   }
@@ -392,28 +394,35 @@ Status Controller::Commit() {
     return Status::Unavailable("not leader: another controller replica was elected");
   }
   if (r.ok()) {
-    for (const auto& [node, is_down] : down) {
-      if (is_down) {
-        stored_down_.insert(node);
-      } else {
-        stored_down_.erase(node);
-      }
-    }
-    for (const auto& [id, node] : fenced) {
-      if (node.empty()) {
-        stored_fenced_.erase(id);
-      } else {
-        stored_fenced_[id] = node;
-      }
-    }
-    stored_gateways_.insert(gateways.begin(), gateways.end());
+    Committed(down, fenced, gateways);
     return Status::Ok();
   }
   spdlog::error("store commit failed ({}); reloading state from the store", r.status().ToString());
+  for (const store::Op& op : txn.success) unsure_keys_.insert(op.key);
   ++failed_commits_;
   last_commit_error_ = r.status().ToString();
   reload_needed_ = true;
   return r.status();
+}
+
+void Controller::Committed(const std::map<std::string, bool>& down,
+                           const std::map<std::string, std::string>& fenced,
+                           const std::vector<std::string>& gateways) {
+  for (const auto& [node, is_down] : down) {
+    if (is_down) {
+      stored_down_.insert(node);
+    } else {
+      stored_down_.erase(node);
+    }
+  }
+  for (const auto& [id, node] : fenced) {
+    if (node.empty()) {
+      stored_fenced_.erase(id);
+    } else {
+      stored_fenced_[id] = node;
+    }
+  }
+  stored_gateways_.insert(gateways.begin(), gateways.end());
 }
 
 void Controller::Depose() {
@@ -428,11 +437,15 @@ void Controller::Depose() {
 
 Status Controller::ReloadIfNeeded() {
   if (!reload_needed_) return Status::Ok();
-  Status st = Load();
+  // A few keys are read one by one; many (a failed load's publish) in one range.
+  const bool by_key = unsure_keys_.size() <= kReloadKeysAtMost;
+  Status st = by_key ? ReloadUnsureKeys() : Load();
   if (!st.ok()) {
     spdlog::error("store reload failed: {}", st.ToString());
     return st;
   }
+  ++(by_key ? reloads_keys_ : reloads_full_);
+  unsure_keys_.clear();
   reload_needed_ = false;
   // A node whose expiry was not stored is up again in the store but has no lease left:
   // it expires again at once, so its failure is acted on, not forgotten.
@@ -442,6 +455,126 @@ Status Controller::ReloadIfNeeded() {
   }
   spdlog::info("state reloaded from the store after a failed commit");
   return Status::Ok();
+}
+
+Status Controller::ReloadUnsureKeys() {
+  for (const store::Op& op : pending_) unsure_keys_.insert(op.key);
+  unsure_keys_.insert(kSeqKey);  // a failed raise of the floor is not a failed commit
+  // Everything is read and parsed before anything is put back.
+  struct Restored {
+    const std::string& key;
+    bool stored = false;  // false: the store does not have it
+    std::variant<std::monostate, int64_t, RoleRecord, InstanceRecord, NodeRecord, Operation> record;
+  };
+  std::vector<Restored> restored;
+  for (const std::string& key : unsure_keys_) {
+    auto kv = store_.Get(key);
+    if (!kv.ok() && kv.status().code() != StatusCode::kNotFound) return kv.status();
+    Restored& r = restored.emplace_back(Restored{key});
+    if (!kv.ok()) continue;
+    r.stored = true;
+    auto parse = [&](auto from_json) -> Status {
+      json j = json::parse(kv->value, nullptr, false);
+      if (j.is_discarded()) return Status::Internal("not JSON");
+      auto parsed = from_json(j);
+      if (!parsed.ok()) return parsed.status();
+      r.record = std::move(*parsed);
+      return Status::Ok();
+    };
+    auto starts = [&](const char* p) { return key.rfind(p, 0) == 0; };
+    Status st;  // history (events, availability) is not read: only whether the store has it
+    if (key == kSeqKey) {
+      st = parse([](const json& j) -> Result<int64_t> {
+        if (!j.is_number_integer()) return Status::Internal("not an integer");
+        return j.get<int64_t>();
+      });
+    } else if (starts(kRolesPrefix)) {
+      st = parse(RoleFromJson);
+    } else if (starts(kInstancesPrefix)) {
+      st = parse(InstanceFromJson);
+    } else if (starts(kNodesPrefix)) {
+      st = parse(NodeFromJson);
+    } else if (starts(kOpsPrefix)) {
+      st = parse(OperationFromJson);
+    }
+    if (!st.ok()) return Status::Internal("store: " + key + ": " + st.message());
+  }
+
+  pending_.clear();
+  pending_down_.clear();
+  pending_fenced_.clear();
+  pending_gateways_.clear();
+  for (const Restored& r : restored) {
+    auto name = [&](const char* prefix) { return r.key.substr(std::strlen(prefix)); };
+    auto starts = [&](const char* p) { return r.key.rfind(p, 0) == 0; };
+    if (const auto* seq = std::get_if<int64_t>(&r.record)) {
+      seq_ = std::max(seq_, *seq);
+    } else if (const auto* role = std::get_if<RoleRecord>(&r.record)) {
+      PutRole(*role);
+    } else if (const auto* inst = std::get_if<InstanceRecord>(&r.record)) {
+      PutInstance(*inst);
+    } else if (const auto* node = std::get_if<NodeRecord>(&r.record)) {
+      PutNode(*node);
+    } else if (const auto* op = std::get_if<Operation>(&r.record)) {
+      PutOp(*op);
+    } else if (starts(kGatewaysPrefix)) {
+      if (r.stored) {
+        gateways_.insert(name(kGatewaysPrefix));
+        stored_gateways_.insert(name(kGatewaysPrefix));
+      } else {
+        gateways_.erase(name(kGatewaysPrefix));
+        stored_gateways_.erase(name(kGatewaysPrefix));
+      }
+    } else if (r.stored) {
+      continue;  // history (events, availability): memory keeps what it has, as a full load
+    } else if (starts(kRolesPrefix)) {
+      DeleteRole(name(kRolesPrefix));
+    } else if (starts(kInstancesPrefix)) {
+      DeleteInstance(name(kInstancesPrefix));
+    } else if (starts(kNodesPrefix)) {
+      ForgetNode(name(kNodesPrefix));
+    } else if (starts(kOpsPrefix)) {
+      ForgetOp(name(kOpsPrefix));
+    } else if (starts(kEventsPrefix)) {
+      // Not stored: it stays in memory (as after a full load), and Gc does not delete it.
+      std::erase_if(stored_events_, [&](int64_t id) { return EventKey(id) == r.key; });
+    }
+  }
+  seq_floor_ = seq_;  // the next number raises the floor in the store again
+  // What the Put and Delete above wrote is the store's own: it counts as committed.
+  pending_.clear();
+  Committed(pending_down_, pending_fenced_, pending_gateways_);
+  pending_down_.clear();
+  pending_fenced_.clear();
+  pending_gateways_.clear();
+  changed_since_reconcile_ = true;
+  orphans_possible_ = true;
+  return Status::Ok();
+}
+
+void Controller::ForgetNode(const std::string& name) {
+  auto it = nodes_.find(name);
+  if (it == nodes_.end()) return;
+  nodes_at_address_[it->second.address].erase(name);
+  nodes_.erase(it);
+  stored_down_.erase(name);
+  ring_dirty_ = true;
+  dirty_nodes_.insert(name);
+  RoutesDirtyOnNode(name);
+  RecheckNode(name);
+}
+
+void Controller::ForgetOp(const std::string& id) {
+  auto it = ops_.find(id);
+  if (it == ops_.end()) return;
+  const std::string role = it->second.role;
+  if (auto r = running_ops_.find(role); r != running_ops_.end() && r->second == id) {
+    running_ops_.erase(r);
+  }
+  ops_.erase(it);
+  stored_fenced_.erase(id);
+  RoutesDirty(role);
+  RecheckRole(role);
 }
 
 Status Controller::Reload() {

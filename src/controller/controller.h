@@ -234,6 +234,21 @@ class Controller : private JournalStore, private OpView {
   // After a failed commit (reload_needed_), reads the store again and re-arms the leases
   // of nodes whose expiry was lost. Called first by every entry point. Errors: the store's.
   Status ReloadIfNeeded();
+  // Memory differs from the store only at unsure_keys_: each is read again and put back as
+  // the store has it, through the Put and Delete that keep the indexes. Nothing changes when
+  // a read fails or a record cannot be parsed.
+  Status ReloadUnsureKeys();
+  // Unsure keys are read one by one up to this many; more (a failed commit of a whole load's
+  // publish) are read in one range by a full load.
+  static constexpr size_t kReloadKeysAtMost = 1000;
+  // A commit took these: the store now has them (stored_down_, stored_fenced_,
+  // stored_gateways_).
+  void Committed(const std::map<std::string, bool>& down,
+                 const std::map<std::string, std::string>& fenced,
+                 const std::vector<std::string>& gateways);
+  // A node or an operation the store does not have (put in memory by a failed commit).
+  void ForgetNode(const std::string& name);
+  void ForgetOp(const std::string& id);
   int64_t NextSeq();
   // The write set (OpWrites, JournalStore): into memory and the pending transaction.
   bool PutRole(const RoleRecord& r) override;
@@ -416,7 +431,11 @@ class Controller : private JournalStore, private OpView {
   bool crashed_ = false;
   bool deposed_ = false;
   bool reload_needed_ = false;  // a commit failed: memory may be ahead of the store
+  // Where: the keys of the failed commit and of the writes dropped since.
+  std::set<std::string> unsure_keys_;
   int64_t failed_commits_ = 0;  // since start, with the last error (StatusJson "store")
+  int64_t reloads_keys_ = 0;    // reloads of the unsure keys alone (/metrics)
+  int64_t reloads_full_ = 0;    // and of the whole store
   Histogram commit_seconds_{{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
   uint64_t agent_heartbeats_ = 0;       // handled since start (/metrics)
   uint64_t agent_keepalives_ = 0;       // of them keep-alives (wire/agent_heartbeat.h)

@@ -96,6 +96,13 @@ std::string Controller::MetricsText() const {
            "Store transactions that failed (the controller then reloads from the store)");
   w.Sample("hafab_controller_store_commit_failures_total", {},
            static_cast<double>(failed_commits_));
+  w.Family("hafab_controller_store_reloads_total", "counter",
+           "Reloads after a failed store transaction, by what was read again: the keys that "
+           "transaction (and the writes dropped until the reload) named, or the whole store");
+  w.Sample("hafab_controller_store_reloads_total", {{"of", "keys"}},
+           static_cast<double>(reloads_keys_));
+  w.Sample("hafab_controller_store_reloads_total", {{"of", "all"}},
+           static_cast<double>(reloads_full_));
 
   w.Family("hafab_controller_heartbeats_total", "counter",
            "Heartbeats handled since this controller started, by sender");

@@ -121,6 +121,59 @@ TEST_F(FailoverTest, StoreOutageDuringNodeLossPublishesNothingThenFailsOver) {
   EXPECT_EQ(c_->StatusJson()["store"]["reloading"], false);
 }
 
+// A failed commit is undone by reading again the keys it wrote, not the whole store: memory
+// then holds what a controller loading the store holds, and the node's expiry lost with the
+// commit is acted on once the store takes commits again.
+TEST_F(FailoverTest, AFailedCommitIsUndoneByReadingItsKeysAgain) {
+  StartKvd();
+  agent(old_node_).Kill();
+  store_.FailNextCommits(1 << 20);
+  RunChecked(2s);  // past the lease: the node's expiry is committed, and fails, at every tick
+  ASSERT_EQ(c_->StatusJson()["store"]["reloading"], true);
+  ASSERT_TRUE(c_->nodes().at(old_node_).down);  // in memory, not in the store
+  store_.FailNextCommits(0);
+  ASSERT_TRUE(c_->AssignmentListFor("n1").ok());  // reloads, commits nothing
+  EXPECT_EQ(c_->StatusJson()["store"]["reloading"], false);
+  EXPECT_EQ(Metric("hafab_controller_store_reloads_total{of=\"all\"}"), 0);
+  EXPECT_GT(Metric("hafab_controller_store_reloads_total{of=\"keys\"}"), 0);
+
+  Controller stored(store_, clock_, &provider_, ControllerOptions{});
+  ASSERT_TRUE(stored.Reload().ok());
+  auto same = [](const auto& a, const auto& b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (auto i = a.begin(), j = b.begin(); i != a.end(); ++i, ++j) {
+      EXPECT_EQ(i->first, j->first);
+      EXPECT_EQ(ToJson(i->second), ToJson(j->second)) << i->first;
+    }
+  };
+  same(c_->roles(), stored.roles());
+  same(c_->instances(), stored.instances());
+  same(c_->nodes(), stored.nodes());
+  same(c_->ops(), stored.ops());
+  EXPECT_FALSE(c_->nodes().at(old_node_).down);
+
+  RunChecked(4s);
+  ExpectFailedOverFrom(old_node_);
+}
+
+// A record of the failed commit that cannot be read back fails the reload, naming its key;
+// memory keeps waiting for the store rather than acting on a part of it.
+TEST_F(FailoverTest, AnUnreadableKeyOfAFailedCommitFailsTheReload) {
+  StartKvd();
+  agent(old_node_).Kill();
+  store_.FailNextCommits(1 << 20);
+  RunChecked(2s);
+  ASSERT_EQ(c_->StatusJson()["store"]["reloading"], true);
+  store_.FailNextCommits(0);
+  store::Txn txn;
+  txn.success = {store::Op::Put(std::string(kNodesPrefix) + old_node_, "{not json")};
+  ASSERT_TRUE(store_.Commit(txn).ok());
+  auto r = c_->AssignmentListFor("n1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "store: /hafab/nodes/" + old_node_ + ": not JSON");
+  EXPECT_EQ(c_->StatusJson()["store"]["reloading"], true);
+}
+
 // A store outage longer than a lease (an etcd election) that begins with a failed commit:
 // live nodes and gateways keep their leases from memory (hafab-sim found every agent fencing
 // itself and every role failing over once the store came back).
