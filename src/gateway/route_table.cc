@@ -7,7 +7,7 @@
 #include <charconv>
 #include <cstring>
 #include <nlohmann/json.hpp>
-#include <unordered_set>
+#include <optional>
 
 namespace hafab::gateway {
 
@@ -170,31 +170,65 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const wire::Routes
                                                               const RouteTable* previous) {
   Endpoints endpoints;
   endpoints.reserve(routes.endpoints.size());
-  std::unordered_set<std::string_view> listens;
-  listens.reserve(routes.endpoints.size());
+  // The listens of the endpoints compiled anew (with their index), and of those of `previous`
+  // not carried over; each endpoint of `previous` is carried over at most once.
+  std::vector<std::pair<std::string_view, size_t>> added;
+  std::vector<std::string_view> gone;
+  const Endpoints* old = previous != nullptr ? &previous->endpoints_ : nullptr;
   size_t p = 0;  // walks `previous` alongside, both sorted by role
   for (size_t i = 0; i < routes.endpoints.size(); ++i) {
     const wire::RouteEndpoint& in = routes.endpoints[i];
     std::shared_ptr<const Endpoint> e;
-    if (previous != nullptr && in.revision != 0) {
-      const Endpoints& old = previous->endpoints_;
-      while (p < old.size() && old[p]->role < in.role) ++p;
-      if (p < old.size() && old[p]->role == in.role &&
-          old[p]->revision == static_cast<uint64_t>(in.revision) && old[p]->listen == in.listen) {
-        e = old[p];
+    if (old != nullptr && in.revision != 0) {
+      while (p < old->size() && (*old)[p]->role < in.role) gone.push_back((*old)[p++]->listen);
+      if (p < old->size() && (*old)[p]->role == in.role) {
+        const auto& o = (*old)[p++];
+        if (o->revision == static_cast<uint64_t>(in.revision) && o->listen == in.listen) {
+          e = o;
+        } else {
+          gone.push_back(o->listen);
+        }
       }
     }
     if (!e) {
       HAFAB_ASSIGN_OR_RETURN(e, CompileEndpoint(in, i));
-    }
-    if (!listens.insert(e->listen).second) {
-      return Status::InvalidArgument("endpoints[" + std::to_string(i) + "].listen: \"" + e->listen +
-                                     "\" is used by another endpoint");
+      added.emplace_back(e->listen, i);
     }
     endpoints.push_back(std::move(e));
   }
-  return std::shared_ptr<const RouteTable>(
-      std::make_shared<RouteTable>(static_cast<uint64_t>(routes.version), std::move(endpoints)));
+  std::vector<std::string_view> kept;  // what `previous` had, less what is gone
+  if (old != nullptr) {
+    for (; p < old->size(); ++p) gone.push_back((*old)[p]->listen);
+    std::sort(gone.begin(), gone.end());
+    kept.reserve(previous->listens_.size());
+    std::set_difference(previous->listens_.begin(), previous->listens_.end(), gone.begin(),
+                        gone.end(), std::back_inserter(kept));
+  }
+  // In the order of the endpoints, the first compiled anew whose listen is taken (by one kept,
+  // or by an earlier one) is the error.
+  std::sort(added.begin(), added.end());  // by listen, then index
+  std::optional<std::pair<size_t, std::string_view>> first_taken;
+  for (size_t j = 0; j < added.size(); ++j) {
+    const auto& [listen, i] = added[j];
+    const bool taken = (j > 0 && added[j - 1].first == listen) ||
+                       std::binary_search(kept.begin(), kept.end(), listen);
+    if (taken && (!first_taken || i < first_taken->first)) first_taken = {i, listen};
+  }
+  if (first_taken) {
+    return Status::InvalidArgument("endpoints[" + std::to_string(first_taken->first) +
+                                   "].listen: \"" + std::string(first_taken->second) +
+                                   "\" is used by another endpoint");
+  }
+  std::vector<std::string_view> listens;  // kept and added, merged
+  listens.reserve(kept.size() + added.size());
+  auto k = kept.begin();
+  for (const auto& [listen, i] : added) {
+    while (k != kept.end() && *k < listen) listens.push_back(*k++);
+    listens.push_back(listen);
+  }
+  listens.insert(listens.end(), k, kept.end());
+  return std::shared_ptr<const RouteTable>(std::make_shared<RouteTable>(
+      static_cast<uint64_t>(routes.version), std::move(endpoints), std::move(listens)));
 }
 
 }  // namespace hafab::gateway

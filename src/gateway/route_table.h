@@ -77,8 +77,9 @@ class RouteTable {
  public:
   using Endpoints = std::vector<std::shared_ptr<const Endpoint>>;
 
-  RouteTable(uint64_t version, Endpoints endpoints)
-      : version_(version), endpoints_(std::move(endpoints)) {}
+  // `listens`: every endpoint's listen, sorted, none twice (Compile checks it).
+  RouteTable(uint64_t version, Endpoints endpoints, std::vector<std::string_view> listens)
+      : version_(version), endpoints_(std::move(endpoints)), listens_(std::move(listens)) {}
 
   // Parses the JSON of `GET /v1/routes` (wire/routes.h) and compiles it. Errors:
   // InvalidArgument naming the field, e.g. "endpoints[0].backends[1].port: must be between 1
@@ -88,7 +89,8 @@ class RouteTable {
   // With `previous`, an endpoint whose role, listen and (non-zero) revision it already has is
   // shared with it rather than compiled again: a change to one role of thousands costs one
   // endpoint's work (the controller lists endpoints sorted by role; out of order, an endpoint
-  // is compiled anew).
+  // is compiled anew). Its listens are checked against the others' in a sorted list carried
+  // over from `previous`, not hashed all again.
   static Result<std::shared_ptr<const RouteTable>> Compile(const wire::Routes& routes,
                                                            const RouteTable* previous = nullptr);
 
@@ -103,6 +105,7 @@ class RouteTable {
  private:
   uint64_t version_;
   Endpoints endpoints_;
+  std::vector<std::string_view> listens_;  // into endpoints_
 };
 
 }  // namespace hafab::gateway

@@ -93,6 +93,25 @@ TEST(RouteTableTest, KeepsWhatItCompiledForAnUnchangedRevision) {
   auto t3 = RouteTable::Compile(v3, t2->get());
   ASSERT_FALSE(t3.ok());
   EXPECT_NE(t3.status().message().find("endpoints[1].listen"), std::string::npos);
+
+  // A listen given up (d moved from :4 in v2) may be taken again, not twice; the others stay.
+  wire::Routes v4{
+      13, {endpoint("a", 1, 5, true), endpoint("f", 4, 13, true), endpoint("g", 7, 13, true)}};
+  auto t4 = RouteTable::Compile(v4, t2->get());
+  ASSERT_TRUE(t4.ok()) << t4.status().ToString();
+  EXPECT_EQ((*t4)->endpoints()[0], after[0]);
+  wire::Routes v5{
+      14, {endpoint("a", 1, 5, true), endpoint("f", 4, 13, true), endpoint("g", 4, 14, true)}};
+  auto t5 = RouteTable::Compile(v5, t4->get());
+  ASSERT_FALSE(t5.ok());
+  EXPECT_EQ(t5.status().message(),
+            "endpoints[2].listen: \"127.0.0.1:4\" is used by another endpoint");
+  wire::Routes v6{
+      15, {endpoint("a", 1, 5, true), endpoint("f", 4, 13, true), endpoint("g", 1, 15, true)}};
+  auto t6 = RouteTable::Compile(v6, t4->get());
+  ASSERT_FALSE(t6.ok());
+  EXPECT_EQ(t6.status().message(),
+            "endpoints[2].listen: \"127.0.0.1:1\" is used by another endpoint");
 }
 
 // An allow list the controller resolved to nothing (its roles have no node yet) admits
