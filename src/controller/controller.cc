@@ -80,7 +80,7 @@ Status Controller::Start() {
   const TimePoint first_lease_end = started_at_ + opts_.lease_ttl + opts_.takeover_grace;
   for (const auto& [name, n] : nodes_) {
     if (n.down) down_at_start_.insert(name);
-    if (!n.down) node_leases_.Renew(name, FirstLeaseEnd(name));
+    if (!n.down) RenewNodeLease(name, FirstLeaseEnd(name));
     node_generation_[name] = NextSeq();
     dirty_nodes_.insert(name);
   }
@@ -113,6 +113,7 @@ Status Controller::Load() {
   changed_since_reconcile_ = true;
   recheck_all_ = true;
   orphans_possible_ = true;
+  gc_all_nodes_ = true;
   recheck_roles_.clear();
   recheck_.clear();
   // The roles as they were: their spec hashes are kept for the roles that come back unchanged.
@@ -263,6 +264,7 @@ bool Controller::PutInstance(const InstanceRecord& r) {
     by_node_[it->second.node].erase(r.name);
     PassLoad(it->second.node, -1);
     dirty_nodes_.insert(it->second.node);
+    gc_nodes_.insert(it->second.node);
   } else if (in_health_pass_ && !deleted_in_pass_.count(r.name)) {
     created_in_pass_.insert(r.name);
   }
@@ -290,6 +292,7 @@ void Controller::DeleteInstance(const std::string& name) {
   if (it == instances_.end()) return;
   by_node_[it->second.node].erase(name);
   by_role_[it->second.role].erase(name);
+  gc_nodes_.insert(it->second.node);
   PassLoad(it->second.node, -1);
   dirty_nodes_.insert(it->second.node);
   RoutesDirty(it->second.role);
@@ -451,7 +454,7 @@ Status Controller::ReloadIfNeeded() {
   // it expires again at once, so its failure is acted on, not forgotten.
   TimePoint now = clock_.Now();
   for (const auto& [name, n] : nodes_) {
-    if (!n.down && !node_leases_.Live(name)) node_leases_.Renew(name, now);
+    if (!n.down && !node_leases_.Live(name)) RenewNodeLease(name, now);
   }
   spdlog::info("state reloaded from the store after a failed commit");
   return Status::Ok();
@@ -725,6 +728,11 @@ bool Controller::SilentPastMargin(const std::string& node) const {
   return clock_.Now() >= lease_end + opts_.fence_margin;
 }
 
+void Controller::RenewNodeLease(const std::string& node, TimePoint deadline) {
+  if (!node_leases_.Live(node)) gc_nodes_.insert(node);  // live again: Gc looks at it
+  node_leases_.Renew(node, deadline);
+}
+
 void Controller::OnNodeExpired(const std::string& node) {
   auto it = nodes_.find(node);
   if (it == nodes_.end() || it->second.down) return;
@@ -778,7 +786,7 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   }
   obs.ring_endpoint = hb.ring_endpoint;
 
-  node_leases_.Renew(node, now + lease);
+  RenewNodeLease(node, now + lease);
   if (opts_.ring_detector) {
     arbiter_.Heard(node);
     for (const wire::RingReport& r : hb.ring) arbiter_.Report(node, r);
@@ -837,6 +845,7 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
 
 void Controller::TakeReport(const std::string& node, const wire::AgentHeartbeat& hb,
                             NodeObservation& obs) {
+  gc_nodes_.insert(node);
   std::map<std::string, ObservedInstance> instances;
   for (const wire::InstanceReport& r : hb.instances) instances[r.instance] = r;
   // Anything the gateway shows (state, readiness, epoch) changes the routing table.
@@ -903,7 +912,7 @@ Result<wire::HeartbeatAnswer> Controller::LeaseFromMemory(const std::string& nod
     if (fenced == node) return error;
   }
   const auto [lease, keepalive] = LeaseFor(node);
-  node_leases_.Renew(node, clock_.Now() + lease);
+  RenewNodeLease(node, clock_.Now() + lease);
   if (auto o = observed_.find(node); o != observed_.end()) {
     o->second.last_heartbeat = clock_.Now();
     o->second.lease_ttl = lease;
@@ -1086,7 +1095,7 @@ Result<json> Controller::Apply(const manifest::Manifest& m) {
     PutNode(rec);
     // A node declared but not yet heard from gets one lease to show up.
     if (fresh && !node_leases_.Live(n.name)) {
-      node_leases_.Renew(n.name, now + std::max(opts_.lease_ttl, opts_.first_contact_grace));
+      RenewNodeLease(n.name, now + std::max(opts_.lease_ttl, opts_.first_contact_grace));
     }
   }
   Emit("applied",

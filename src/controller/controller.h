@@ -292,6 +292,8 @@ class Controller : private JournalStore, private OpView {
   // the first newer version was published (TimePoint::max() when `acked` is the newest).
   TimePoint AckDeadline(int64_t acked) const;
   void OnNodeExpired(const std::string& node);
+  // node_leases_.Renew, and Gc looks at a node that was not live.
+  void RenewNodeLease(const std::string& node, TimePoint deadline);
   // --- ring detection (controller.cc)
   // The ring rebuilt from the nodes up and not drained; nodes whose neighbours changed get
   // them in new assignments. O(n) when the membership changed, else nothing.
@@ -525,6 +527,10 @@ class Controller : private JournalStore, private OpView {
   // To check at the next pass (Reconcile); all after a load.
   bool recheck_all_ = true;
   bool orphans_possible_ = true;  // a role went (or a load): its instances are removed
+  // Nodes where Gc looks for instances no assignment wants: since its last look, a report
+  // came, the instances assigned there changed, or the lease was renewed after it lapsed.
+  std::set<std::string> gc_nodes_;
+  bool gc_all_nodes_ = true;  // every node heard from (after a load)
   std::set<std::string> recheck_roles_, recheck_;
   // Instances created and deleted during a pass: one created is checked from the next pass on,
   // as a pass checks those that were there when it began.

@@ -578,6 +578,43 @@ TEST_F(ClusterTest, GcResendsAssignmentsToANodeRunningAnUnwantedInstance) {
   EXPECT_TRUE(event);
 }
 
+// Gc looks again at a node whose assigned instances changed, not only at one that reported:
+// an instance moved off a drained node, which has sent only keep-alives since, is found there.
+TEST_F(ClusterTest, GcFindsAnInstanceUnassignedSinceTheNodeLastReported) {
+  Run(100ms);
+  ApplyRoles({WebRole(1)});
+  Run(300ms);
+  const std::string node = c_->instances().at("web-0").node;
+  auto heartbeats = [&](bool keepalive) {
+    for (const auto& n : {"n1", "n2", "n3"}) {
+      wire::AgentHeartbeat hb = agent(n).Heartbeat();
+      if (keepalive) {
+        hb = wire::AgentHeartbeat{};
+        hb.node = n;
+        hb.boot_id = agent(n).Heartbeat().boot_id;
+        hb.same_as = 77;
+      } else {
+        hb.report = 77;
+      }
+      ASSERT_TRUE(c_->AgentHeartbeat(n, hb).ok()) << n;
+    }
+  };
+  heartbeats(false);
+  clock_.Advance(1100ms);
+  c_->Tick();  // Gc looks at the nodes that reported: nothing unwanted
+  for (const auto& e : c_->EventsAfter(0)) ASSERT_NE(e.type, "gc-orphan-instance");
+  heartbeats(true);
+  const int64_t last = c_->LastEventId();
+  ASSERT_TRUE(c_->Drain(node, true).ok());
+  c_->Tick();
+  ASSERT_NE(c_->instances().at("web-0").node, node);  // moved; the node still reports it
+  clock_.Advance(1000ms);
+  c_->Tick();
+  int orphans = 0;
+  for (const auto& e : c_->EventsAfter(last)) orphans += e.type == "gc-orphan-instance";
+  EXPECT_EQ(orphans, 1);
+}
+
 // Heartbeat handling does not grow with the cluster: measured on 2000 nodes.
 TEST(ControllerScaleTest, HeartbeatCostIsIndependentOfClusterSize) {
   testing::FakeClock clock;

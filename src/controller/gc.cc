@@ -24,11 +24,19 @@ void Controller::Gc() {
          {{"op", id}, {"role", op.role}});
   }
 
-  // Instances an agent runs that no assignment wants: tell the agent again.
-  for (const auto& [node, obs] : observed_) {
-    if (!obs.heard || !node_leases_.Live(node)) continue;
-    const auto& wanted = by_node_[node];
-    for (const auto& [name, o] : obs.instances) {
+  // Instances an agent runs that no assignment wants: tell the agent again. Only where that
+  // may have changed: a report, the instances assigned there or the node's lease (gc_nodes_).
+  std::set<std::string> look;
+  look.swap(gc_nodes_);
+  if (gc_all_nodes_) {
+    for (const auto& [node, obs] : observed_) look.insert(node);
+    gc_all_nodes_ = false;
+  }
+  for (const auto& node : look) {
+    const NodeObservation* obs = Observation(node);
+    if (obs == nullptr || !node_leases_.Live(node)) continue;
+    const auto& wanted = FoundOrEmpty(by_node_, node);
+    for (const auto& [name, o] : obs->instances) {
       if (wanted.count(name) ||
           (o.state != wire::InstanceState::kRunning && o.state != wire::InstanceState::kStarting))
         continue;
