@@ -473,7 +473,7 @@ Status Controller::ReloadUnsureKeys() {
   for (const std::string& key : unsure_keys_) {
     auto kv = store_.Get(key);
     if (!kv.ok() && kv.status().code() != StatusCode::kNotFound) return kv.status();
-    Restored& r = restored.emplace_back(Restored{key});
+    Restored& r = restored.emplace_back(Restored{key, false, {}});
     if (!kv.ok()) continue;
     r.stored = true;
     auto parse = [&](auto from_json) -> Status {
