@@ -469,6 +469,9 @@ Status Controller::ReloadUnsureKeys() {
     bool stored = false;  // false: the store does not have it
     std::variant<std::monostate, int64_t, RoleRecord, InstanceRecord, NodeRecord, Operation> record;
   };
+  auto starts = [](const std::string& key, const char* prefix) {
+    return key.rfind(prefix, 0) == 0;
+  };
   std::vector<Restored> restored;
   for (const std::string& key : unsure_keys_) {
     auto kv = store_.Get(key);
@@ -484,32 +487,34 @@ Status Controller::ReloadUnsureKeys() {
       r.record = std::move(*parsed);
       return Status::Ok();
     };
-    auto starts = [&](const char* p) { return key.rfind(p, 0) == 0; };
     Status st;  // history (events, availability) is not read: only whether the store has it
     if (key == kSeqKey) {
       st = parse([](const json& j) -> Result<int64_t> {
         if (!j.is_number_integer()) return Status::Internal("not an integer");
         return j.get<int64_t>();
       });
-    } else if (starts(kRolesPrefix)) {
+    } else if (starts(key, kRolesPrefix)) {
       st = parse(RoleFromJson);
-    } else if (starts(kInstancesPrefix)) {
+    } else if (starts(key, kInstancesPrefix)) {
       st = parse(InstanceFromJson);
-    } else if (starts(kNodesPrefix)) {
+    } else if (starts(key, kNodesPrefix)) {
       st = parse(NodeFromJson);
-    } else if (starts(kOpsPrefix)) {
+    } else if (starts(key, kOpsPrefix)) {
       st = parse(OperationFromJson);
     }
     if (!st.ok()) return Status::Internal("store: " + key + ": " + st.message());
   }
 
-  pending_.clear();
-  pending_down_.clear();
-  pending_fenced_.clear();
-  pending_gateways_.clear();
+  auto drop_pending = [this] {
+    pending_.clear();
+    pending_down_.clear();
+    pending_fenced_.clear();
+    pending_gateways_.clear();
+  };
+  drop_pending();  // their keys are unsure: restored below
+  std::set<std::string> unstored_events;
   for (const Restored& r : restored) {
     auto name = [&](const char* prefix) { return r.key.substr(std::strlen(prefix)); };
-    auto starts = [&](const char* p) { return r.key.rfind(p, 0) == 0; };
     if (const auto* seq = std::get_if<int64_t>(&r.record)) {
       seq_ = std::max(seq_, *seq);
     } else if (const auto* role = std::get_if<RoleRecord>(&r.record)) {
@@ -520,7 +525,7 @@ Status Controller::ReloadUnsureKeys() {
       PutNode(*node);
     } else if (const auto* op = std::get_if<Operation>(&r.record)) {
       PutOp(*op);
-    } else if (starts(kGatewaysPrefix)) {
+    } else if (starts(r.key, kGatewaysPrefix)) {
       if (r.stored) {
         gateways_.insert(name(kGatewaysPrefix));
         stored_gateways_.insert(name(kGatewaysPrefix));
@@ -530,26 +535,27 @@ Status Controller::ReloadUnsureKeys() {
       }
     } else if (r.stored) {
       continue;  // history (events, availability): memory keeps what it has, as a full load
-    } else if (starts(kRolesPrefix)) {
+    } else if (starts(r.key, kRolesPrefix)) {
       DeleteRole(name(kRolesPrefix));
-    } else if (starts(kInstancesPrefix)) {
+    } else if (starts(r.key, kInstancesPrefix)) {
       DeleteInstance(name(kInstancesPrefix));
-    } else if (starts(kNodesPrefix)) {
+    } else if (starts(r.key, kNodesPrefix)) {
       ForgetNode(name(kNodesPrefix));
-    } else if (starts(kOpsPrefix)) {
+    } else if (starts(r.key, kOpsPrefix)) {
       ForgetOp(name(kOpsPrefix));
-    } else if (starts(kEventsPrefix)) {
-      // Not stored: it stays in memory (as after a full load), and Gc does not delete it.
-      std::erase_if(stored_events_, [&](int64_t id) { return EventKey(id) == r.key; });
+    } else if (starts(r.key, kEventsPrefix)) {
+      unstored_events.insert(r.key);
     }
+  }
+  // An event not stored stays in memory (as after a full load), and Gc does not delete it.
+  if (!unstored_events.empty()) {
+    std::erase_if(stored_events_,
+                  [&](int64_t id) { return unstored_events.count(EventKey(id)) > 0; });
   }
   seq_floor_ = seq_;  // the next number raises the floor in the store again
   // What the Put and Delete above wrote is the store's own: it counts as committed.
-  pending_.clear();
   Committed(pending_down_, pending_fenced_, pending_gateways_);
-  pending_down_.clear();
-  pending_fenced_.clear();
-  pending_gateways_.clear();
+  drop_pending();
   changed_since_reconcile_ = true;
   orphans_possible_ = true;
   return Status::Ok();

@@ -100,18 +100,16 @@ TEST(RouteTableTest, KeepsWhatItCompiledForAnUnchangedRevision) {
   auto t4 = RouteTable::Compile(v4, t2->get());
   ASSERT_TRUE(t4.ok()) << t4.status().ToString();
   EXPECT_EQ((*t4)->endpoints()[0], after[0]);
-  wire::Routes v5{
-      14, {endpoint("a", 1, 5, true), endpoint("f", 4, 13, true), endpoint("g", 4, 14, true)}};
-  auto t5 = RouteTable::Compile(v5, t4->get());
-  ASSERT_FALSE(t5.ok());
-  EXPECT_EQ(t5.status().message(),
-            "endpoints[2].listen: \"127.0.0.1:4\" is used by another endpoint");
-  wire::Routes v6{
-      15, {endpoint("a", 1, 5, true), endpoint("f", 4, 13, true), endpoint("g", 1, 15, true)}};
-  auto t6 = RouteTable::Compile(v6, t4->get());
-  ASSERT_FALSE(t6.ok());
-  EXPECT_EQ(t6.status().message(),
-            "endpoints[2].listen: \"127.0.0.1:1\" is used by another endpoint");
+  auto taken = [&](wire::Routes routes, const std::string& listen) {
+    auto t = RouteTable::Compile(routes, t4->get());
+    ASSERT_FALSE(t.ok());
+    EXPECT_EQ(t.status().message(),
+              "endpoints[2].listen: \"" + listen + "\" is used by another endpoint");
+  };
+  taken({14, {endpoint("a", 1, 5, true), endpoint("f", 4, 13, true), endpoint("g", 4, 14, true)}},
+        "127.0.0.1:4");
+  taken({15, {endpoint("a", 1, 5, true), endpoint("f", 4, 13, true), endpoint("g", 1, 15, true)}},
+        "127.0.0.1:1");
 }
 
 // An allow list the controller resolved to nothing (its roles have no node yet) admits
