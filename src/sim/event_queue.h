@@ -14,11 +14,17 @@
 
 namespace hafab::sim {
 
-// Not thread-safe: the simulator has one thread. The heap holds small entries (time, order,
-// slot); the functions stay in their slots, so reordering the heap moves no std::function.
+// Not thread-safe: the simulator has one thread. The queue holds small entries (time, order,
+// slot); the functions stay in their slots, so reordering moves no std::function.
+//
+// A calendar of 1 ms buckets: an event due in the bucket being run goes to a small heap (`near_`),
+// one due within the next kBuckets ms is appended to its bucket unsorted, one later to the
+// `far_` heap. A bucket is heaped only when its turn comes, so most events cost an append and a
+// pop from a heap of the ~100 events of one millisecond instead of one of all pending events.
+// The order is the same as one heap's: time, then order of scheduling.
 class EventQueue {
  public:
-  explicit EventQueue(testing::FakeClock& clock) : clock_(clock) {}
+  explicit EventQueue(testing::FakeClock& clock) : clock_(clock), buckets_(kBuckets) {}
 
   void At(TimePoint t, std::function<void()> fn) {
     if (t < clock_.Now()) t = clock_.Now();
@@ -32,17 +38,19 @@ class EventQueue {
       free_.pop_back();
       fns_[slot] = std::move(fn);
     }
-    heap_.push_back(Item{t, (next_seq_++ << kSlotBits) | slot});
-    std::push_heap(heap_.begin(), heap_.end(), std::greater<Item>());
+    Place(Item{t, (next_seq_++ << kSlotBits) | slot});
+    ++pending_;
   }
   void After(Duration d, std::function<void()> fn) { At(clock_.Now() + d, std::move(fn)); }
 
   // Runs the earliest event if it is due at or before `until`; false when none is.
   bool RunNext(TimePoint until) {
-    if (heap_.empty() || heap_.front().at > until) return false;
-    std::pop_heap(heap_.begin(), heap_.end(), std::greater<Item>());
-    const Item item = heap_.back();
-    heap_.pop_back();
+    if (near_.empty() && !Advance()) return false;
+    if (near_.front().at > until) return false;
+    std::pop_heap(near_.begin(), near_.end(), std::greater<Item>());
+    const Item item = near_.back();
+    near_.pop_back();
+    --pending_;
     const auto slot = static_cast<uint32_t>(item.order & kSlotMask);
     std::function<void()> fn = std::move(fns_[slot]);
     fns_[slot] = nullptr;
@@ -54,21 +62,72 @@ class EventQueue {
   }
 
   uint64_t executed() const { return executed_; }
-  size_t pending() const { return heap_.size(); }
+  size_t pending() const { return pending_; }
 
  private:
   // 16 bytes: the order of scheduling in the high bits, the slot in fns_ in the low ones (2^24
   // events pending at once, 2^40 scheduled in a run).
   static constexpr int kSlotBits = 24;
   static constexpr uint64_t kSlotMask = (uint64_t{1} << kSlotBits) - 1;
+  static constexpr int64_t kBucketNs = 1'000'000;
+  static constexpr int64_t kBuckets = 1 << 16;  // about 65 s ahead
   struct Item {
     TimePoint at;
     uint64_t order;
     bool operator>(const Item& o) const { return at != o.at ? at > o.at : order > o.order; }
   };
 
+  static int64_t BucketOf(TimePoint t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count() /
+           kBucketNs;
+  }
+
+  void Place(const Item& item) {
+    const int64_t b = BucketOf(item.at);
+    if (b <= current_) {
+      near_.push_back(item);
+      std::push_heap(near_.begin(), near_.end(), std::greater<Item>());
+    } else if (b < current_ + kBuckets) {
+      buckets_[static_cast<size_t>(b % kBuckets)].push_back(item);
+      ++in_buckets_;
+    } else {
+      far_.push_back(item);
+      std::push_heap(far_.begin(), far_.end(), std::greater<Item>());
+    }
+  }
+
+  // Moves on to the next bucket that holds events and heaps it; false when nothing is pending.
+  bool Advance() {
+    while (near_.empty()) {
+      if (in_buckets_ == 0) {
+        if (far_.empty()) return false;
+        current_ = std::max(current_, BucketOf(far_.front().at) - 1);  // skip the empty ones
+      }
+      ++current_;
+      // The far events now within reach go to their buckets.
+      while (!far_.empty() && BucketOf(far_.front().at) < current_ + kBuckets) {
+        std::pop_heap(far_.begin(), far_.end(), std::greater<Item>());
+        Item item = far_.back();
+        far_.pop_back();
+        buckets_[static_cast<size_t>(BucketOf(item.at) % kBuckets)].push_back(item);
+        ++in_buckets_;
+      }
+      std::vector<Item>& due = buckets_[static_cast<size_t>(current_ % kBuckets)];
+      if (due.empty()) continue;
+      in_buckets_ -= due.size();
+      near_.swap(due);  // the emptied near_ keeps its capacity in the bucket
+      std::make_heap(near_.begin(), near_.end(), std::greater<Item>());
+    }
+    return true;
+  }
+
   testing::FakeClock& clock_;
-  std::vector<Item> heap_;
+  std::vector<Item> near_;                  // bucket current_ (and any earlier): a heap
+  std::vector<std::vector<Item>> buckets_;  // buckets current_+1 .. current_+kBuckets-1
+  std::vector<Item> far_;                   // later: a heap
+  int64_t current_ = -1;
+  size_t in_buckets_ = 0;
+  size_t pending_ = 0;
   std::vector<std::function<void()>> fns_;
   std::vector<uint32_t> free_;
   uint64_t next_seq_ = 0;

@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
+#include <random>
+
+#include "sim/event_queue.h"
 #include "sim/simulation.h"
+#include "testing/fake_clock.h"
 
 namespace hafab::sim {
 namespace {
@@ -28,6 +32,60 @@ std::string Describe(const SimResult& r) {
   s += "\ntrace:";
   for (const auto& l : r.trace_tail) s += "\n  " + l;
   return s;
+}
+
+// The calendar runs events in the order one heap would: by time, then by order of scheduling,
+// across buckets, beyond the buckets' reach, and for events an event schedules.
+TEST(EventQueueTest, RunsByTimeThenOrderOfSchedulingAsOneHeapWould) {
+  testing::FakeClock clock;
+  EventQueue q(clock);
+  std::mt19937_64 random(7);
+  std::vector<std::pair<TimePoint, int>> expected;  // (time, number) in scheduling order
+  std::vector<int> ran;
+  int next = 0;
+  auto schedule = [&](Duration after) {
+    const int n = next++;
+    expected.emplace_back(clock.Now() + after, n);
+    q.After(after, [&ran, n] { ran.push_back(n); });
+  };
+  for (int i = 0; i < 2000; ++i) {
+    // Mostly within a few ms (many share an instant), some minutes ahead (past the buckets).
+    const int64_t us = random() % 10 == 0 ? static_cast<int64_t>(random() % 300'000'000)
+                                          : static_cast<int64_t>(random() % 5) * 500;
+    schedule(std::chrono::microseconds(us));
+  }
+  // Events that schedule others, now and later: run in order with the rest.
+  q.After(std::chrono::milliseconds(3), [&] {
+    schedule(Duration::zero());
+    schedule(std::chrono::microseconds(700));
+    schedule(std::chrono::seconds(100));
+  });
+  expected.emplace_back(clock.Now() + std::chrono::milliseconds(3), -1);
+  const TimePoint end = clock.Now() + std::chrono::minutes(10);
+  while (q.RunNext(end)) {
+  }
+  EXPECT_EQ(q.pending(), 0u);
+  std::stable_sort(expected.begin(), expected.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<int> want;
+  for (const auto& [t, n] : expected) {
+    if (n >= 0) want.push_back(n);
+  }
+  EXPECT_EQ(ran, want);
+  EXPECT_EQ(q.executed(), want.size() + 1);
+}
+
+TEST(EventQueueTest, AnEventLaterThanTheLimitWaitsAndOnesAddedBeforeItRunFirst) {
+  testing::FakeClock clock;
+  EventQueue q(clock);
+  std::vector<int> ran;
+  q.After(std::chrono::seconds(90), [&] { ran.push_back(2); });
+  EXPECT_FALSE(q.RunNext(clock.Now() + std::chrono::seconds(1)));
+  q.After(std::chrono::seconds(2), [&] { ran.push_back(1); });  // earlier than the one looked at
+  q.After(std::chrono::seconds(90), [&] { ran.push_back(3); });
+  while (q.RunNext(clock.Now() + std::chrono::minutes(5))) {
+  }
+  EXPECT_EQ(ran, (std::vector<int>{1, 2, 3}));
 }
 
 TEST(SimTest, FaultyRunKeepsEveryInvariant) {
