@@ -78,12 +78,14 @@ Status Controller::Start() {
   // lease expire) before a fence completes. (With the ring a node's keep-alive may be due
   // later: FirstLeaseEnd gives it that.)
   const TimePoint first_lease_end = started_at_ + opts_.lease_ttl + opts_.takeover_grace;
+  // Every node gets a new generation; its list is built when its agent asks for it (and kept
+  // then as the published one), not all at once here.
   for (const auto& [name, n] : nodes_) {
     if (n.down) down_at_start_.insert(name);
     if (!n.down) RenewNodeLease(name, FirstLeaseEnd(name));
     node_generation_[name] = NextSeq();
-    dirty_nodes_.insert(name);
   }
+  dirty_nodes_.clear();
   for (const auto& g : gateways_) {
     gateway_leases_.Renew(g, first_lease_end);
     gateway_acked_[g] = 0;
@@ -137,9 +139,22 @@ Status Controller::Load() {
   auto corrupt = [](const std::string& key, const std::string& why) {
     return Status::Internal("store: " + key + ": " + why);
   };
+  // Of the events (history, in id order) only the newest kEventsInMemory are read; the ids of
+  // the older ones, which GC deletes in turn, come from their keys.
+  stored_events_.clear();
+  size_t events_seen = 0;
+  const size_t events_stored = static_cast<size_t>(
+      std::count_if(all.kvs.begin(), all.kvs.end(),
+                    [](const store::KeyValue& kv) { return kv.key.rfind(kEventsPrefix, 0) == 0; }));
   for (const auto& kv : all.kvs) {
-    json j = json::parse(kv.value, nullptr, false);
     auto starts = [&](const char* p) { return kv.key.rfind(p, 0) == 0; };
+    if (starts(kEventsPrefix) && events_stored - events_seen++ > kEventsInMemory) {
+      if (auto id = EventIdOfKey(kv.key)) {
+        stored_events_.push_back(*id);
+        continue;
+      }
+    }
+    json j = json::parse(kv.value, nullptr, false);
     const bool history = starts(kEventsPrefix) || starts(kAvailabilityPrefix);
     if (j.is_discarded()) {
       if (!history) return corrupt(kv.key, "not JSON");
@@ -945,7 +960,10 @@ Result<wire::AssignmentList> Controller::AssignmentListFor(const std::string& no
   int64_t gen = AssignmentsGeneration(node);
   std::vector<wire::RingPeer> ring = RingPeersOf(node);
   std::string key = ring.empty() ? std::string() : opts_.ring_key;
-  return wire::AssignmentList{static_cast<uint64_t>(gen), BuildAssignments(node), std::move(ring),
+  std::vector<wire::Assignment> assignments = BuildAssignments(node);
+  // The first list of a generation Start gave: what the next Publish compares with.
+  if (!dirty_nodes_.count(node)) assignments_cache_.try_emplace(node, assignments);
+  return wire::AssignmentList{static_cast<uint64_t>(gen), std::move(assignments), std::move(ring),
                               std::move(key)};
 }
 

@@ -197,7 +197,14 @@ TEST_F(ClusterTest, GenerationAndRoutesVersionGrowOnEveryChangeOnly) {
   int64_t before = c_->RoutesVersion();
   NewController();
   EXPECT_GT(c_->RoutesVersion(), before);
-  EXPECT_GT(c_->AssignmentsGeneration("n1"), g);
+  const int64_t after_start = c_->AssignmentsGeneration("n1");
+  EXPECT_GT(after_start, g);
+  // Its lists are built as the agents ask; the generation stays until one changes.
+  Run(500ms);
+  EXPECT_EQ(c_->AssignmentsGeneration("n1"), after_start);
+  ASSERT_TRUE(c_->Scale("web", 6).ok());
+  Run(200ms);
+  EXPECT_GT(c_->AssignmentsGeneration("n1"), after_start);
 }
 
 // Each endpoint's revision is the routes version at which it last changed: a gateway compiles
@@ -300,6 +307,35 @@ TEST_F(ClusterTest, AnUnreadableRecordStopsTheLoadNamingItsKey) {
   Status st = broken.Start();
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("/hafab/instances/kvd-0"), std::string::npos) << st.ToString();
+}
+
+// A new controller reads only the newest events into memory; the older ones are known by
+// their keys, so GC still trims the stored history to its limit, oldest first.
+TEST_F(ClusterTest, ANewControllerReadsTheNewestEventsAndTrimsTheOldByKey) {
+  Run(100ms);
+  constexpr int64_t kFirst = 1'000'000'000;
+  store::Txn txn;
+  for (int64_t id = kFirst + 1; id <= kFirst + 6000; ++id) {
+    Event e;
+    e.id = id;
+    e.type = "test";
+    txn.success.push_back(store::Op::Put(EventKey(id), Dump(ToJson(e))));
+  }
+  txn.success.push_back(store::Op::Put(kSeqKey, std::to_string(kFirst + 7000)));  // ids go on
+  ASSERT_TRUE(store_.Commit(txn).ok());
+  NewController();
+  const std::vector<Event> kept = c_->EventsAfter(0, 100000);
+  ASSERT_EQ(kept.size(), 2000u);  // the newest of the store, then its own
+  EXPECT_GT(kept.front().id, kFirst + 4000);
+  EXPECT_GT(kept.back().id, kFirst + 7000);
+  Run(1500ms);  // a GC pass
+  auto stored = store_.Range(kEventsPrefix);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->kvs.size(), 5000u);
+  // The oldest went first: the first controller's, then the oldest thousand and more of the
+  // 6 000 (as many more as this one added).
+  EXPECT_GT(stored->kvs.front().key, EventKey(kFirst + 1000));
+  EXPECT_LT(stored->kvs.front().key, EventKey(kFirst + 1100));
 }
 
 TEST_F(ClusterTest, RestartsInPlaceThenRelocatesAfterTheLimit) {

@@ -1,5 +1,6 @@
 #include "controller/records.h"
 
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <functional>
@@ -473,6 +474,16 @@ std::string EventKey(int64_t id) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%s%020lld", kEventsPrefix, static_cast<long long>(id));
   return buf;
+}
+
+std::optional<int64_t> EventIdOfKey(std::string_view key) {
+  const std::string_view prefix = kEventsPrefix;
+  if (key.size() != prefix.size() + 20 || key.substr(0, prefix.size()) != prefix) return {};
+  int64_t id = 0;
+  const char* end = key.data() + key.size();
+  auto [at, ec] = std::from_chars(key.data() + prefix.size(), end, id);
+  if (ec != std::errc() || at != end) return {};
+  return id;
 }
 
 }  // namespace hafab::controller

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -188,6 +189,8 @@ Result<Event> EventFromJson(const nlohmann::json& j);
 
 // The key of event `id`: ids sort as keys.
 std::string EventKey(int64_t id);
+// The id EventKey wrote into `key`; nullopt for a key it did not write.
+std::optional<int64_t> EventIdOfKey(std::string_view key);
 
 Duration FromMs(int64_t ms);
 // Milliseconds since the Unix epoch of `clock`'s wall time (what records and events carry).

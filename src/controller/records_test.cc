@@ -34,6 +34,14 @@ const char* kOldRollout = R"({
   "wave": 1, "per_wave": 1, "wave_instances": ["web-1"], "from_version": "1",
   "to_version": "2"})";
 
+TEST(RecordsTest, AnEventKeyGivesBackItsId) {
+  EXPECT_EQ(EventIdOfKey(EventKey(42)), 42);
+  EXPECT_EQ(EventIdOfKey(EventKey(1'000'000'000'000)), 1'000'000'000'000);
+  EXPECT_EQ(EventIdOfKey("/hafab/events/42"), std::nullopt);  // not as EventKey writes it
+  EXPECT_EQ(EventIdOfKey("/hafab/events/0000000000000000004x"), std::nullopt);
+  EXPECT_EQ(EventIdOfKey("/hafab/roles/00000000000000000042"), std::nullopt);
+}
+
 TEST(RecordsTest, OldFailoverRecordRoundTrips) {
   json old = json::parse(kOldFailover);
   auto op = OperationFromJson(old);
