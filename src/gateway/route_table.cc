@@ -170,8 +170,10 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const wire::Routes
                                                               const RouteTable* previous) {
   Endpoints endpoints;
   endpoints.reserve(routes.endpoints.size());
-  // The listens of the endpoints compiled anew (with their index), and of those of `previous`
-  // not carried over; each endpoint of `previous` is carried over at most once.
+  std::vector<size_t> compiled;
+  // The listens of the endpoints compiled anew with a listen their role did not have (with
+  // their index), and of those of `previous` not carried over with the same listen; each
+  // endpoint of `previous` is carried over at most once.
   std::vector<std::pair<std::string_view, size_t>> added;
   std::vector<std::string_view> gone;
   const Endpoints* old = previous != nullptr ? &previous->endpoints_ : nullptr;
@@ -179,12 +181,14 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const wire::Routes
   for (size_t i = 0; i < routes.endpoints.size(); ++i) {
     const wire::RouteEndpoint& in = routes.endpoints[i];
     std::shared_ptr<const Endpoint> e;
+    bool listen_kept = false;  // compiled anew, on the listen its role had
     if (old != nullptr && in.revision != 0) {
       while (p < old->size() && (*old)[p]->role < in.role) gone.push_back((*old)[p++]->listen);
       if (p < old->size() && (*old)[p]->role == in.role) {
         const auto& o = (*old)[p++];
-        if (o->revision == static_cast<uint64_t>(in.revision) && o->listen == in.listen) {
-          e = o;
+        if (o->listen == in.listen) {
+          listen_kept = true;
+          if (o->revision == static_cast<uint64_t>(in.revision)) e = o;
         } else {
           gone.push_back(o->listen);
         }
@@ -192,16 +196,24 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const wire::Routes
     }
     if (!e) {
       HAFAB_ASSIGN_OR_RETURN(e, CompileEndpoint(in, i));
-      added.emplace_back(e->listen, i);
+      compiled.push_back(i);
+      if (!listen_kept) added.emplace_back(e->listen, i);
     }
     endpoints.push_back(std::move(e));
   }
-  std::vector<std::string_view> kept;  // what `previous` had, less what is gone
   if (old != nullptr) {
     for (; p < old->size(); ++p) gone.push_back((*old)[p]->listen);
+    if (gone.empty() && added.empty()) {  // the same listens: shared
+      return std::make_shared<const RouteTable>(static_cast<uint64_t>(routes.version),
+                                                std::move(endpoints), previous->listens_,
+                                                std::move(compiled));
+    }
+  }
+  std::vector<std::string_view> kept;  // what `previous` had, less what is gone
+  if (old != nullptr) {
     std::sort(gone.begin(), gone.end());
-    kept.reserve(previous->listens_.size());
-    std::set_difference(previous->listens_.begin(), previous->listens_.end(), gone.begin(),
+    kept.reserve(previous->listens_->size());
+    std::set_difference(previous->listens_->begin(), previous->listens_->end(), gone.begin(),
                         gone.end(), std::back_inserter(kept));
   }
   // In the order of the endpoints, the first compiled anew whose listen is taken (by one kept,
@@ -219,16 +231,17 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const wire::Routes
                                    "].listen: \"" + std::string(first_taken->second) +
                                    "\" is used by another endpoint");
   }
-  std::vector<std::string_view> listens;  // kept and added, merged
-  listens.reserve(kept.size() + added.size());
+  auto listens = std::make_shared<std::vector<std::string>>();  // kept and added, merged
+  listens->reserve(kept.size() + added.size());
   auto k = kept.begin();
   for (const auto& [listen, i] : added) {
-    while (k != kept.end() && *k < listen) listens.push_back(*k++);
-    listens.push_back(listen);
+    while (k != kept.end() && *k < listen) listens->emplace_back(*k++);
+    listens->emplace_back(listen);
   }
-  listens.insert(listens.end(), k, kept.end());
-  return std::shared_ptr<const RouteTable>(std::make_shared<RouteTable>(
-      static_cast<uint64_t>(routes.version), std::move(endpoints), std::move(listens)));
+  listens->insert(listens->end(), k, kept.end());
+  return std::make_shared<const RouteTable>(static_cast<uint64_t>(routes.version),
+                                            std::move(endpoints), std::move(listens),
+                                            std::move(compiled));
 }
 
 }  // namespace hafab::gateway

@@ -77,9 +77,14 @@ class RouteTable {
  public:
   using Endpoints = std::vector<std::shared_ptr<const Endpoint>>;
 
-  // `listens`: every endpoint's listen, sorted, none twice (Compile checks it).
-  RouteTable(uint64_t version, Endpoints endpoints, std::vector<std::string_view> listens)
-      : version_(version), endpoints_(std::move(endpoints)), listens_(std::move(listens)) {}
+  // `listens`: every endpoint's listen, sorted, none twice (Compile checks it); `compiled`:
+  // the indexes of the endpoints compiled for this table (the others were shared).
+  RouteTable(uint64_t version, Endpoints endpoints,
+             std::shared_ptr<const std::vector<std::string>> listens, std::vector<size_t> compiled)
+      : version_(version),
+        endpoints_(std::move(endpoints)),
+        listens_(std::move(listens)),
+        compiled_(std::move(compiled)) {}
 
   // Parses the JSON of `GET /v1/routes` (wire/routes.h) and compiles it. Errors:
   // InvalidArgument naming the field, e.g. "endpoints[0].backends[1].port: must be between 1
@@ -90,12 +95,14 @@ class RouteTable {
   // shared with it rather than compiled again: a change to one role of thousands costs one
   // endpoint's work (the controller lists endpoints sorted by role; out of order, an endpoint
   // is compiled anew). Its listens are checked against the others' in a sorted list carried
-  // over from `previous`, not hashed all again.
+  // over from `previous` (shared when no listen changed), not hashed all again.
   static Result<std::shared_ptr<const RouteTable>> Compile(const wire::Routes& routes,
                                                            const RouteTable* previous = nullptr);
 
   uint64_t version() const { return version_; }
   const Endpoints& endpoints() const { return endpoints_; }
+  // Indexes into endpoints() of those Compile compiled for this table (all without `previous`).
+  const std::vector<size_t>& compiled() const { return compiled_; }
   // nullptr when no endpoint has this `listen`.
   const Endpoint* FindByListen(std::string_view listen) const;
   // nullptr when no endpoint serves `role`. Binary search when sorted by role (the
@@ -105,7 +112,8 @@ class RouteTable {
  private:
   uint64_t version_;
   Endpoints endpoints_;
-  std::vector<std::string_view> listens_;  // into endpoints_
+  std::shared_ptr<const std::vector<std::string>> listens_;
+  std::vector<size_t> compiled_;
 };
 
 }  // namespace hafab::gateway

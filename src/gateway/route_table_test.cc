@@ -87,6 +87,8 @@ TEST(RouteTableTest, KeepsWhatItCompiledForAnUnchangedRevision) {
   EXPECT_NE(after[3], before[3]);
   EXPECT_EQ(after[3]->listen, "127.0.0.1:5");
   EXPECT_EQ(after[4]->role, "e");
+  EXPECT_EQ((*t1)->compiled(), (std::vector<size_t>{0, 1, 2, 3}));
+  EXPECT_EQ((*t2)->compiled(), (std::vector<size_t>{1, 2, 3, 4}));
 
   // A shared endpoint still counts for the listen check.
   wire::Routes v3{12, {endpoint("a", 1, 5, true), endpoint("z", 1, 12, true)}};
@@ -110,6 +112,24 @@ TEST(RouteTableTest, KeepsWhatItCompiledForAnUnchangedRevision) {
         "127.0.0.1:4");
   taken({15, {endpoint("a", 1, 5, true), endpoint("f", 4, 13, true), endpoint("g", 1, 15, true)}},
         "127.0.0.1:1");
+  // f compiled again on the listen it had keeps it: a newcomer on it is the one refused,
+  // wherever it stands.
+  taken({16, {endpoint("a", 1, 5, true), endpoint("f", 4, 16, false), endpoint("g", 4, 16, true)}},
+        "127.0.0.1:4");
+  auto before_f = RouteTable::Compile(
+      {17, {endpoint("a", 1, 5, true), endpoint("e", 4, 17, true), endpoint("f", 4, 17, false)}},
+      t4->get());
+  ASSERT_FALSE(before_f.ok());
+  EXPECT_EQ(before_f.status().message(),
+            "endpoints[1].listen: \"127.0.0.1:4\" is used by another endpoint");
+  // Only readiness changed: compiled again, the listens as they were.
+  auto t5 = RouteTable::Compile(
+      {18, {endpoint("a", 1, 5, true), endpoint("f", 4, 18, false), endpoint("g", 7, 13, true)}},
+      t4->get());
+  ASSERT_TRUE(t5.ok()) << t5.status().ToString();
+  EXPECT_EQ((*t5)->compiled(), (std::vector<size_t>{1}));
+  EXPECT_FALSE((*t5)->endpoints()[1]->Routable(0));
+  EXPECT_EQ((*t5)->FindByListen("127.0.0.1:7"), (*t4)->endpoints()[2].get());
 }
 
 // An allow list the controller resolved to nothing (its roles have no node yet) admits

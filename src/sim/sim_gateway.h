@@ -27,17 +27,9 @@ class SimGateway {
     if (routes.version <= static_cast<int64_t>(version())) return false;
     auto table = gateway::RouteTable::Compile(routes, table_.get());
     if (!table.ok()) return false;
-    std::shared_ptr<const gateway::RouteTable> previous = std::exchange(table_, *table);
+    table_ = *table;
     fresh_.clear();
-    size_t p = 0;
-    for (const auto& e : table_->endpoints()) {
-      if (previous) {
-        const auto& old = previous->endpoints();
-        while (p < old.size() && old[p]->role < e->role) ++p;
-        if (p < old.size() && old[p] == e) continue;
-      }
-      fresh_.push_back(e.get());
-    }
+    for (size_t i : table_->compiled()) fresh_.push_back(table_->endpoints()[i].get());
     return true;
   }
   const std::vector<const gateway::Endpoint*>& fresh() const { return fresh_; }
