@@ -201,6 +201,7 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const wire::Routes
     }
     endpoints.push_back(std::move(e));
   }
+  std::vector<std::string_view> kept;  // what `previous` had, less what is gone
   if (old != nullptr) {
     for (; p < old->size(); ++p) gone.push_back((*old)[p]->listen);
     if (gone.empty() && added.empty()) {  // the same listens: shared
@@ -208,9 +209,6 @@ Result<std::shared_ptr<const RouteTable>> RouteTable::Compile(const wire::Routes
                                                 std::move(endpoints), previous->listens_,
                                                 std::move(compiled));
     }
-  }
-  std::vector<std::string_view> kept;  // what `previous` had, less what is gone
-  if (old != nullptr) {
     std::sort(gone.begin(), gone.end());
     kept.reserve(previous->listens_->size());
     std::set_difference(previous->listens_->begin(), previous->listens_->end(), gone.begin(),
