@@ -145,17 +145,17 @@ Status Controller::Load() {
   size_t events_seen = 0;
   const size_t events_stored = static_cast<size_t>(
       std::count_if(all.kvs.begin(), all.kvs.end(),
-                    [](const store::KeyValue& kv) { return kv.key.rfind(kEventsPrefix, 0) == 0; }));
+                    [](const store::KeyValue& kv) { return kv.key.starts_with(kEventsPrefix); }));
   for (const auto& kv : all.kvs) {
-    auto starts = [&](const char* p) { return kv.key.rfind(p, 0) == 0; };
-    if (starts(kEventsPrefix) && events_stored - events_seen++ > kEventsInMemory) {
+    if (kv.key.starts_with(kEventsPrefix) && events_stored - events_seen++ > kEventsInMemory) {
       if (auto id = EventIdOfKey(kv.key)) {
         stored_events_.push_back(*id);
         continue;
       }
     }
     json j = json::parse(kv.value, nullptr, false);
-    const bool history = starts(kEventsPrefix) || starts(kAvailabilityPrefix);
+    const bool history =
+        kv.key.starts_with(kEventsPrefix) || kv.key.starts_with(kAvailabilityPrefix);
     if (j.is_discarded()) {
       if (!history) return corrupt(kv.key, "not JSON");
       spdlog::error("store: {} is not JSON; ignored", kv.key);
@@ -165,29 +165,29 @@ Status Controller::Load() {
       if (!j.is_number_integer()) return corrupt(kv.key, "not an integer");
       seq_ = std::max(seq_, j.get<int64_t>());
       seq_floor_ = seq_;
-    } else if (starts(kRolesPrefix)) {
+    } else if (kv.key.starts_with(kRolesPrefix)) {
       auto r = RoleFromJson(j);
       if (!r.ok()) return corrupt(kv.key, r.status().message());
       roles_[r->spec.name] = std::move(*r);
-    } else if (starts(kInstancesPrefix)) {
+    } else if (kv.key.starts_with(kInstancesPrefix)) {
       auto r = InstanceFromJson(j);
       if (!r.ok()) return corrupt(kv.key, r.status().message());
       by_node_[r->node].insert(r->name);
       by_role_[r->role].insert(r->name);
       instances_[r->name] = std::move(*r);
-    } else if (starts(kNodesPrefix)) {
+    } else if (kv.key.starts_with(kNodesPrefix)) {
       auto r = NodeFromJson(j);
       if (!r.ok()) return corrupt(kv.key, r.status().message());
       nodes_at_address_[r->address].insert(r->name);
       nodes_[r->name] = std::move(*r);
-    } else if (starts(kGatewaysPrefix)) {
+    } else if (kv.key.starts_with(kGatewaysPrefix)) {
       gateways_.insert(kv.key.substr(std::strlen(kGatewaysPrefix)));
-    } else if (starts(kOpsPrefix)) {
+    } else if (kv.key.starts_with(kOpsPrefix)) {
       auto r = OperationFromJson(j);
       if (!r.ok()) return corrupt(kv.key, r.status().message());
       if (r->state == wire::OpState::kRunning) running_ops_[r->role] = r->id;
       ops_[r->id] = *r;
-    } else if (starts(kAvailabilityPrefix)) {
+    } else if (kv.key.starts_with(kAvailabilityPrefix)) {
       // A role tracked in memory keeps its record (steady state is not written).
       auto log = AvailabilityLog::FromJson(j);
       if (log.ok()) {
@@ -195,7 +195,7 @@ Status Controller::Load() {
       } else {
         spdlog::error("store: {}: {}; ignored", kv.key, log.status().ToString());
       }
-    } else if (starts(kEventsPrefix)) {
+    } else if (kv.key.starts_with(kEventsPrefix)) {
       auto r = EventFromJson(j);
       if (!r.ok()) {
         spdlog::error("store: {}: {}; ignored", kv.key, r.status().ToString());
@@ -484,9 +484,6 @@ Status Controller::ReloadUnsureKeys() {
     bool stored = false;  // false: the store does not have it
     std::variant<std::monostate, int64_t, RoleRecord, InstanceRecord, NodeRecord, Operation> record;
   };
-  auto starts = [](const std::string& key, const char* prefix) {
-    return key.rfind(prefix, 0) == 0;
-  };
   std::vector<Restored> restored;
   for (const std::string& key : unsure_keys_) {
     auto kv = store_.Get(key);
@@ -508,13 +505,13 @@ Status Controller::ReloadUnsureKeys() {
         if (!j.is_number_integer()) return Status::Internal("not an integer");
         return j.get<int64_t>();
       });
-    } else if (starts(key, kRolesPrefix)) {
+    } else if (key.starts_with(kRolesPrefix)) {
       st = parse(RoleFromJson);
-    } else if (starts(key, kInstancesPrefix)) {
+    } else if (key.starts_with(kInstancesPrefix)) {
       st = parse(InstanceFromJson);
-    } else if (starts(key, kNodesPrefix)) {
+    } else if (key.starts_with(kNodesPrefix)) {
       st = parse(NodeFromJson);
-    } else if (starts(key, kOpsPrefix)) {
+    } else if (key.starts_with(kOpsPrefix)) {
       st = parse(OperationFromJson);
     }
     if (!st.ok()) return Status::Internal("store: " + key + ": " + st.message());
@@ -540,7 +537,7 @@ Status Controller::ReloadUnsureKeys() {
       PutNode(*node);
     } else if (const auto* op = std::get_if<Operation>(&r.record)) {
       PutOp(*op);
-    } else if (starts(r.key, kGatewaysPrefix)) {
+    } else if (r.key.starts_with(kGatewaysPrefix)) {
       if (r.stored) {
         gateways_.insert(name(kGatewaysPrefix));
         stored_gateways_.insert(name(kGatewaysPrefix));
@@ -550,15 +547,15 @@ Status Controller::ReloadUnsureKeys() {
       }
     } else if (r.stored) {
       continue;  // history (events, availability): memory keeps what it has, as a full load
-    } else if (starts(r.key, kRolesPrefix)) {
+    } else if (r.key.starts_with(kRolesPrefix)) {
       DeleteRole(name(kRolesPrefix));
-    } else if (starts(r.key, kInstancesPrefix)) {
+    } else if (r.key.starts_with(kInstancesPrefix)) {
       DeleteInstance(name(kInstancesPrefix));
-    } else if (starts(r.key, kNodesPrefix)) {
+    } else if (r.key.starts_with(kNodesPrefix)) {
       ForgetNode(name(kNodesPrefix));
-    } else if (starts(r.key, kOpsPrefix)) {
+    } else if (r.key.starts_with(kOpsPrefix)) {
       ForgetOp(name(kOpsPrefix));
-    } else if (starts(r.key, kEventsPrefix)) {
+    } else if (r.key.starts_with(kEventsPrefix)) {
       unstored_events.insert(r.key);
     }
   }

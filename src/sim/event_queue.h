@@ -39,7 +39,6 @@ class EventQueue {
       fns_[slot] = std::move(fn);
     }
     Place(Item{t, (next_seq_++ << kSlotBits) | slot});
-    ++pending_;
   }
   void After(Duration d, std::function<void()> fn) { At(clock_.Now() + d, std::move(fn)); }
 
@@ -50,7 +49,6 @@ class EventQueue {
     std::pop_heap(near_.begin(), near_.end(), std::greater<Item>());
     const Item item = near_.back();
     near_.pop_back();
-    --pending_;
     const auto slot = static_cast<uint32_t>(item.order & kSlotMask);
     std::function<void()> fn = std::move(fns_[slot]);
     fns_[slot] = nullptr;
@@ -62,7 +60,7 @@ class EventQueue {
   }
 
   uint64_t executed() const { return executed_; }
-  size_t pending() const { return pending_; }
+  size_t pending() const { return near_.size() + in_buckets_ + far_.size(); }
 
  private:
   // 16 bytes: the order of scheduling in the high bits, the slot in fns_ in the low ones (2^24
@@ -127,7 +125,6 @@ class EventQueue {
   std::vector<Item> far_;                   // later: a heap
   int64_t current_ = -1;
   size_t in_buckets_ = 0;
-  size_t pending_ = 0;
   std::vector<std::function<void()>> fns_;
   std::vector<uint32_t> free_;
   uint64_t next_seq_ = 0;

@@ -22,17 +22,14 @@ class SimGateway {
   const gateway::RouteTable* table() const { return table_.get(); }
 
   // Installs a newer table; false when `routes` is not newer or does not compile. What it
-  // compiled anew (not shared with the table before) is in fresh().
+  // compiled anew (not shared with the table before) is in table()->compiled().
   bool Install(const wire::Routes& routes) {
     if (routes.version <= static_cast<int64_t>(version())) return false;
     auto table = gateway::RouteTable::Compile(routes, table_.get());
     if (!table.ok()) return false;
     table_ = *table;
-    fresh_.clear();
-    for (size_t i : table_->compiled()) fresh_.push_back(table_->endpoints()[i].get());
     return true;
   }
-  const std::vector<const gateway::Endpoint*>& fresh() const { return fresh_; }
   void Renewed(TimePoint deadline) {
     if (deadline > lease_deadline_) lease_deadline_ = deadline;
   }
@@ -63,7 +60,6 @@ class SimGateway {
  private:
   std::string id_;
   std::shared_ptr<const gateway::RouteTable> table_;
-  std::vector<const gateway::Endpoint*> fresh_;
   TimePoint lease_deadline_{};
 };
 

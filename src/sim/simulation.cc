@@ -651,8 +651,9 @@ void Simulation::FetchRoutes(SimGateway& gw) {
 
 // Every gateway routes an active-passive role's epoch to one instance, the same everywhere.
 void Simulation::Installed(SimGateway& gw) {
-  for (const gateway::Endpoint* compiled : gw.fresh()) {
-    const gateway::Endpoint& e = *compiled;
+  const gateway::RouteTable& table = *gw.table();
+  for (size_t at : table.compiled()) {
+    const gateway::Endpoint& e = *table.endpoints()[at];
     if (e.mode != gateway::RoutingMode::kActivePassive) continue;
     int routable = 0;
     for (const auto& b : e.backends) routable += b.epoch == e.epoch && b.ready && !b.busy;
