@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +123,9 @@ class AgentBinaryTest : public ::testing::Test {
   void StartAgent() {
     agent_pid_ = fork();
     if (agent_pid_ == 0) {
+      // A test that dies without its TearDown still stops its agent: left running, the agent
+      // would hold ctest's output pipe and the whole run would wait for it.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
       std::string data = dir_.path() + "/n1";
       std::string volumes = dir_.path() + "/volumes";
       std::string log = dir_.path() + "/agent.log";
@@ -236,7 +240,11 @@ TEST_F(AgentBinaryTest, WatchdogFencesPrimaryOfKilledAgent) {
 TEST_F(AgentBinaryTest, DaemonizedChildDiesWithItsInstance) {
   controller_.SetAssignments({Daemonizing("dmn-0", "5", false)});
   StartAgent();
-  ASSERT_TRUE(WaitFor([&] { return DaemonRunning("3000.51") && RunningPids().size() == 1; }));
+  // The main process counts once its shell has exec'd `sleep 3000.50`.
+  ASSERT_TRUE(WaitFor([&] {
+    return DaemonRunning("3000.51") && RunningPids().size() == 1 &&
+           PidsRunning("3000.50").size() == 1;
+  }));
   const pid_t daemon = PidsRunning("3000.51")[0];
   auto daemon_stat = ReadProcStat(daemon);
   ASSERT_TRUE(daemon_stat);
