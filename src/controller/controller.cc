@@ -747,8 +747,7 @@ bool Controller::SilentPastMargin(const std::string& node) const {
 }
 
 void Controller::RenewNodeLease(const std::string& node, TimePoint deadline) {
-  if (!node_leases_.Live(node)) gc_nodes_.insert(node);  // live again: Gc looks at it
-  node_leases_.Renew(node, deadline);
+  if (node_leases_.Renew(node, deadline)) gc_nodes_.insert(node);  // live again: Gc looks at it
 }
 
 void Controller::OnNodeExpired(const std::string& node) {
@@ -769,9 +768,10 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   if (crashed_) return Status::Unavailable("controller stopping");
   if (Status st = ReloadIfNeeded(); !st.ok()) return LeaseFromMemory(node, st);
   const bool keepalive = hb.same_as != 0;
+  auto held = observed_.find(node);
   if (keepalive) {
-    const NodeObservation* held = Observation(node);
-    if (held == nullptr || held->report != hb.same_as || held->boot_id != hb.boot_id) {
+    if (held == observed_.end() || !held->second.heard || held->second.report != hb.same_as ||
+        held->second.boot_id != hb.boot_id) {
       ++reports_requested_;
       return Status::Conflict("same_as: this controller does not hold report " +
                               std::to_string(hb.same_as) + " of node " + node +
@@ -780,7 +780,7 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
     ++agent_keepalives_;
   }
   ++agent_heartbeats_;
-  NodeObservation& obs = observed_[node];
+  NodeObservation& obs = held != observed_.end() ? held->second : observed_[node];
   if (!keepalive) TakeReport(node, hb, obs);
   // The agent repeats an unacknowledged self-fence until a heartbeat is answered: once each.
   if (hb.fence && hb.fence->at != obs.last_fence) {
