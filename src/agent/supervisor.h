@@ -151,6 +151,9 @@ class Supervisor {
   std::vector<ProbeTarget> ProbeTargets() const;
   // Changes whenever what Report(), ReportDigest() or ProbeTargets() say may have changed.
   uint64_t changes() const { return changes_; }
+  // Whether a tick now would do nothing but reap exits: the last tick found every instance
+  // settled and nothing came in since.
+  bool settled() const { return settled_; }
   // The running replicas of replicated roles, with the configuration each is to have.
   std::vector<ReplicaTarget> ReplicaTargets();
   // Where a replica keeps its data on this node: <data-dir>/replicas/<instance>

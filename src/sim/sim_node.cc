@@ -132,7 +132,22 @@ void SimNode::Tick() {
   SupervisorTick();
   Probe();
   if (heartbeats_ok_ > 0 && Digest() != sent_digest_) SendHeartbeat(/*scheduled=*/false);
-  Later(options_.tick_interval, [this] { Tick(); });
+  Wake();
+}
+
+void SimNode::Wake(TimePoint at) {
+  const TimePoint now = clock_.Now();
+  if (!supervisor_->settled() || launcher_.ExitPending()) {
+    at = std::min(at, now + options_.tick_interval);
+  }
+  at = std::min(at, next_probe_due_);
+  if (at >= wake_due_) return;  // an earlier tick is scheduled
+  wake_due_ = at;
+  Later(std::max(Duration::zero(), at - now), [this, at] {
+    if (at != wake_due_) return;  // an earlier one took its place
+    wake_due_ = TimePoint::max();
+    Tick();
+  });
 }
 
 void SimNode::SupervisorTick() {
@@ -161,17 +176,17 @@ void SimNode::SupervisorTick() {
 }
 
 // The agent's ProbeRunner, without sockets: every probe of a running process answers at its
-// interval, ok unless the process hangs. The targets are listed again only when a probe is
-// due or a process started.
+// interval, ok unless the process hangs. The targets are listed again only when the
+// supervisor changed.
 void SimNode::Probe() {
   const TimePoint now = clock_.Now();
-  if (now < next_probe_due_ && started_seen_ == probed_starts_) return;
-  probed_starts_ = started_seen_;
-  next_probe_due_ = TimePoint::max();
-  if (probe_targets_at_ != supervisor_->changes()) {
+  const bool listed = probe_targets_at_ == supervisor_->changes();
+  if (now < next_probe_due_ && listed) return;
+  if (!listed) {
     probe_targets_ = supervisor_->ProbeTargets();
     probe_targets_at_ = supervisor_->changes();
   }
+  next_probe_due_ = TimePoint::max();
   for (const auto& t : probe_targets_) {
     const std::optional<manifest::Probe>* probes[] = {&t.liveness, &t.readiness};
     for (int type = 0; type < 2; ++type) {
@@ -187,7 +202,6 @@ void SimNode::Probe() {
       next_probe_due_ = std::min(next_probe_due_, next);
     }
   }
-  if (next_probe_due_ == TimePoint::max()) next_probe_due_ = now;  // nothing to probe yet
 }
 
 // The agent's fence timer: the lease is checked right after it ends. One timer, as the
@@ -213,6 +227,7 @@ void SimNode::CheckLease() {
     unreported_fence_ = wire::FenceReport{"lease expired", clock_.WallNow(), killed};
   }
   SupervisorTick();
+  Wake();
 }
 
 // Agent::ReportDigest.
@@ -333,7 +348,9 @@ void SimNode::Apply(const wire::AssignmentList& list, TimePoint asked_at) {
     supervisor_->Unfence();
   }
   SupervisorTick();
+  Probe();
   if (heartbeats_ok_ > 0 && Digest() != sent_digest_) SendHeartbeat(false);
+  Wake();
 }
 
 }  // namespace hafab::sim

@@ -2,7 +2,8 @@
 // over a FakeLauncher and a FakeProvider on simulated time; around them, the agent's loop
 // (agent.cc) on simulator events: heartbeat every interval and at once on a change, apply the
 // assignments the controller pushes (its long poll) or that a heartbeat answer says are newer,
-// fence itself when the lease runs out, probe its instances (a hung process fails them).
+// fence itself when the lease runs out, probe its instances (a hung process fails them), tick
+// its supervisor while that has something to do and at once when a process exits.
 // The process's own threads, sockets and the watchdog are not modelled. A crashed node boots
 // again with its disk (its data dir) and a new boot id, its processes gone.
 #pragma once
@@ -86,7 +87,10 @@ class SimNode {
   const agent::RingMonitor* ring() const { return ring_.get(); }
 
   // Faults.
-  void KillProcess(pid_t pid) { launcher_.Kill(pid, 9); }
+  void KillProcess(pid_t pid) {
+    launcher_.Kill(pid, 9);
+    Wake(clock_.Now());  // its SIGCHLD
+  }
   void Hang(pid_t pid) { hung_.insert(pid); }
   // Whether `pid` is alive and answers (not hung).
   bool Serves(pid_t pid) const { return launcher_.Alive(pid) && !hung_.count(pid); }
@@ -100,9 +104,15 @@ class SimNode {
   uint64_t applied_generation() const { return applied_generation_; }
 
  private:
+  // The agent's tick: the lease, the supervisor, the probes due, a heartbeat on a change.
   void Tick();
+  // The next tick: at `at`, at the tick interval while the supervisor has something to do
+  // (or an exit to reap), when a probe is due; whichever comes first. A settled supervisor's
+  // tick only reaps, so a node with nothing to do is not ticked.
+  void Wake(TimePoint at = TimePoint::max());
   // Supervisor::Tick, then the processes it started are told to the observer.
   void SupervisorTick();
+  // Runs the probes due; sets next_probe_due_.
   void Probe();
   void ArmLeaseTimer();
   void CheckLease();
@@ -143,10 +153,9 @@ class SimNode {
   std::map<std::pair<std::string, int>, TimePoint> next_probe_;
   std::vector<agent::ProbeTarget> probe_targets_;  // as of the supervisor's changes() below
   uint64_t probe_targets_at_ = ~uint64_t{0};
-  // The earliest probe due, and the processes started when it was computed: until then (and
-  // no process started since) there is nothing to probe.
-  TimePoint next_probe_due_{};
-  size_t probed_starts_ = 0;
+  // The earliest probe due: until then (and no change in the supervisor) nothing to probe.
+  TimePoint next_probe_due_ = TimePoint::max();
+  TimePoint wake_due_ = TimePoint::max();  // the tick scheduled
   std::string boot_id_;
   int heartbeats_in_flight_ = 0;  // as the agent: at most two, the second after an interval
   TimePoint heartbeat_sent_at_{};

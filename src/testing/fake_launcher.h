@@ -64,6 +64,8 @@ class FakeLauncher final : public agent::Launcher {
   void FailNextStart(Status st) { fail_next_start_ = std::move(st); }
 
   bool Alive(pid_t pid) const { return alive_.count(pid) > 0; }
+  // Whether an exit waits for the next Reap() (a real agent would have its SIGCHLD).
+  bool ExitPending() const { return !exits_.empty(); }
   size_t LiveCount() const { return alive_.size(); }
   const std::vector<Started>& started() const { return started_; }
   const Started& last_started() const { return started_.back(); }
