@@ -41,6 +41,7 @@ class EventQueue {
     Place(Item{t, (next_seq_++ << kSlotBits) | slot});
   }
   void After(Duration d, std::function<void()> fn) { At(clock_.Now() + d, std::move(fn)); }
+  TimePoint Now() const { return clock_.Now(); }
 
   // Runs the earliest event if it is due at or before `until`; false when none is.
   bool RunNext(TimePoint until) {

@@ -34,30 +34,50 @@ class SimNetwork {
   SimNetwork(EventQueue& events, uint64_t seed, NetworkOptions options)
       : events_(events), seed_(Mix(seed)), options_(options) {}
 
-  // Delivers `deliver` at `to` after the network's delay, unless the message is lost or a
-  // partition separates the two ends when it is sent or when it arrives.
-  void Send(const std::string& from, const std::string& to, std::function<void()> deliver) {
+  // A link: its ends and the messages sent on it so far. The fate of a message depends on the
+  // seed, its link and its number on that link only, not on the traffic elsewhere: a run
+  // without one fault keeps the timing of the others (which is what lets a violation's fault
+  // set be shrunk).
+  struct Link {
+    std::string from, to;
+    uint64_t from_hash = 0, to_hash = 0;
+    uint64_t sent = 0;
+  };
+  // The link from `from` to `to`, for as long as the network lives: a party that sends often
+  // keeps it instead of looking it up by name at every message.
+  Link& LinkOf(const std::string& from, const std::string& to) {
+    const LinkKey key{std::hash<std::string>()(from), std::hash<std::string>()(to)};
+    auto [it, added] = links_.try_emplace(key);
+    if (added) it->second = Link{from, to, key.from, key.to, 0};
+    return it->second;
+  }
+
+  // Delivers `deliver` at the link's far end after the network's delay, unless the message is
+  // lost or a partition separates the two ends when it is sent or when it arrives: then
+  // `lost` runs (if given) at that moment, as no party could know it.
+  void Send(Link& link, std::function<void()> deliver, std::function<void()> lost = nullptr) {
     ++sent_;
-    // The fate of a message depends on the seed, its link and its number on that link only,
-    // not on the traffic elsewhere: a run without one fault keeps the timing of the others
-    // (which is what lets a violation's fault set be shrunk).
-    const Link link{std::hash<std::string>()(from), std::hash<std::string>()(to)};
-    uint64_t r = Mix(seed_ ^ Mix(link.from * 31 + link.to + ++per_link_[link]));
-    if (!Connected(from, to) ||
+    uint64_t r = Mix(seed_ ^ Mix(link.from_hash * 31 + link.to_hash + ++link.sent));
+    if (!Connected(link.from, link.to) ||
         (options_.loss > 0 && static_cast<double>(r >> 11) * 0x1.0p-53 < options_.loss)) {
       ++lost_;
+      if (lost) lost();
       return;
     }
     const auto span = static_cast<uint64_t>((options_.max_delay - options_.min_delay).count());
     Duration delay =
         options_.min_delay + Duration(span > 0 ? static_cast<Duration::rep>(Mix(r) % span) : 0);
-    events_.After(delay, [this, from, to, deliver = std::move(deliver)] {
-      if (!Connected(from, to)) {
+    events_.After(delay, [this, &link, deliver = std::move(deliver), lost = std::move(lost)] {
+      if (!Connected(link.from, link.to)) {
         ++lost_;
+        if (lost) lost();
         return;
       }
       deliver();
     });
+  }
+  void Send(const std::string& from, const std::string& to, std::function<void()> deliver) {
+    Send(LinkOf(from, to), std::move(deliver));
   }
 
   bool Connected(const std::string& a, const std::string& b) const {
@@ -88,17 +108,17 @@ class SimNetwork {
   }
 
   // A link by the hashes of its ends' names.
-  struct Link {
+  struct LinkKey {
     uint64_t from, to;
-    bool operator==(const Link&) const = default;
+    bool operator==(const LinkKey&) const = default;
   };
-  struct LinkHash {
-    size_t operator()(const Link& l) const { return Mix(l.from * 31 + l.to); }
+  struct LinkKeyHash {
+    size_t operator()(const LinkKey& l) const { return Mix(l.from * 31 + l.to); }
   };
 
   EventQueue& events_;
   uint64_t seed_;
-  std::unordered_map<Link, uint64_t, LinkHash> per_link_;  // messages sent
+  std::unordered_map<LinkKey, Link, LinkKeyHash> links_;  // references to them stay valid
   NetworkOptions options_;
   std::map<std::string, Cut> cuts_;
   uint64_t sent_ = 0;

@@ -119,7 +119,7 @@ class Simulation;
 // A node's link to the simulated controller over the simulated network (agent/control_link.h).
 class SimControlLink final : public agent::ControlLink {
  public:
-  SimControlLink(Simulation& sim, std::string node) : sim_(sim), node_(std::move(node)) {}
+  SimControlLink(Simulation& sim, std::string node);
   void Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration timeout,
                  std::function<void(Result<wire::HeartbeatAnswer>)> done) override;
   void FetchAssignments(const std::string& node, uint64_t after, Duration wait,
@@ -134,6 +134,8 @@ class SimControlLink final : public agent::ControlLink {
 
   Simulation& sim_;
   std::string node_;
+  SimNetwork::Link& up_;    // to the controller
+  SimNetwork::Link& down_;  // from it
 };
 
 class Simulation final : public ProcessObserver {
@@ -264,24 +266,40 @@ template <typename T>
 void SimControlLink::Call(Duration timeout, const char* what,
                           std::function<Result<T>(controller::Controller&)> call,
                           std::function<void(Result<T>)> done) {
-  auto once = std::make_shared<std::function<void(Result<T>)>>(std::move(done));
-  auto fire = [once](Result<T> r) {
-    if (!*once) return;
-    auto f = std::move(*once);
-    *once = nullptr;
-    f(std::move(r));
+  // The request times out unless it is answered. An answer comes unless the network loses the
+  // request or the answer, or no controller takes the request: only then is the timeout
+  // scheduled, for when it would have fired. (An answer later than the timeout, on a network
+  // slower than any run uses, is taken as the timeout when it comes.)
+  const TimePoint deadline = sim_.events().Now() + timeout;
+  auto answer = std::make_shared<std::function<void(Result<T>)>>(std::move(done));
+  auto timed_out = [what] { return Status::DeadlineExceeded(std::string(what) + " timed out"); };
+  auto unanswered = [this, answer, deadline, timed_out] {
+    sim_.events().At(deadline, [answer, timed_out] { (*answer)(timed_out()); });
   };
-  sim_.events().After(
-      timeout, [fire, what] { fire(Status::DeadlineExceeded(std::string(what) + " timed out")); });
   sim_.CountNodeMessage();
-  sim_.net().Send(node_, kController, [this, call = std::move(call), fire] {
-    controller::Controller* c = sim_.LiveController();
-    if (c == nullptr) return;
-    Result<T> r = call(*c);
-    sim_.AfterControllerCall();
-    sim_.net().Send(kController, node_, [fire, r] { fire(r); });
-  });
+  sim_.net().Send(
+      up_,
+      [this, call = std::move(call), answer, deadline, timed_out, unanswered] {
+        controller::Controller* c = sim_.LiveController();
+        if (c == nullptr) return unanswered();
+        Result<T> r = call(*c);
+        sim_.AfterControllerCall();
+        sim_.net().Send(
+            down_,
+            [this, answer, deadline, timed_out, r = std::move(r)]() mutable {
+              if (sim_.events().Now() > deadline) r = timed_out();
+              (*answer)(std::move(r));
+            },
+            unanswered);
+      },
+      unanswered);
 }
+
+SimControlLink::SimControlLink(Simulation& sim, std::string node)
+    : sim_(sim),
+      node_(std::move(node)),
+      up_(sim.net().LinkOf(node_, kController)),
+      down_(sim.net().LinkOf(kController, node_)) {}
 
 void SimControlLink::Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration timeout,
                                std::function<void(Result<wire::HeartbeatAnswer>)> done) {
