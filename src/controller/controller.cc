@@ -223,6 +223,7 @@ Status Controller::Load() {
     if (std::string node = FencedNode(op); !node.empty()) stored_fenced_[id] = node;
   }
   AllRoutesDirty();
+  availability_all_ = true;  // the records read are judged again with the next routes
   for (const auto& [n, _] : nodes_) dirty_nodes_.insert(n);
   return Status::Ok();
 }
@@ -645,6 +646,7 @@ void Controller::Publish() {
     }
     routes_changed = !changed.empty() || all.size() != endpoints.size();
     if (routes_changed) endpoints = std::move(all);
+    availability_all_ |= routes_changed;
   } else {
     for (const auto& name : dirty_routes_) {
       auto at = RouteOf(endpoints, name);
@@ -653,7 +655,10 @@ void Controller::Publish() {
       std::optional<wire::RouteEndpoint> e;
       if (role != roles_.end()) e = BuildEndpoint(role->second);
       if (!e) {
-        if (present) endpoints.erase(at);
+        if (present) {
+          endpoints.erase(at);
+          availability_dirty_.insert(name);
+        }
         routes_changed |= present;
         continue;
       }
@@ -666,6 +671,7 @@ void Controller::Publish() {
         continue;
       }
       changed.push_back(name);
+      availability_dirty_.insert(name);
       routes_changed = true;
     }
   }

@@ -500,6 +500,8 @@ class Controller : private JournalStore, private OpView {
   TimePoint next_autoscale_{};
   std::map<std::string, AvailabilityLog> availability_;  // role -> outages
   int64_t availability_routes_version_ = 0;              // the routes last judged
+  std::set<std::string> availability_dirty_;  // roles whose endpoint changed since
+  bool availability_all_ = true;              // every role's (a start, a rebuild)
   // instance -> (when it left the rotation for a scale-down, the routes version without it)
   std::map<std::string, std::pair<TimePoint, int64_t>> scale_drain_;
   std::set<std::string> warned_;  // one-shot warnings (unplaceable, ...)

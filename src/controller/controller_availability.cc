@@ -23,39 +23,44 @@ void Controller::TrackAvailability() {
   if (routes_version_ == availability_routes_version_) return;
   availability_routes_version_ = routes_version_;
   const int64_t now_ms = WallMs(clock_);
-  std::map<std::string, bool> routable;
-  for (const wire::RouteEndpoint& ep : routes_.endpoints) {
-    bool any = false;
-    for (const wire::RouteBackend& b : ep.backends) any |= b.ready && !b.busy;
-    routable[ep.role] = any;
+  // Judged: the roles whose endpoint changed since the last judgement (Publish lists them);
+  // every role the first time and after the routes were rebuilt whole.
+  std::set<std::string> judged;
+  judged.swap(availability_dirty_);
+  if (availability_all_) {
+    availability_all_ = false;
+    for (const wire::RouteEndpoint& ep : routes_.endpoints) judged.insert(ep.role);
+    for (const auto& [role, log] : availability_) judged.insert(role);
   }
-  for (const auto& [role, up] : routable) {
+  const auto& endpoints = routes_.endpoints;  // sorted by role
+  for (const std::string& role : judged) {
+    auto ep = std::lower_bound(endpoints.begin(), endpoints.end(), role,
+                               [](const wire::RouteEndpoint& e, const std::string& r) {
+                                 return e.role < r;
+                               });
     auto it = availability_.find(role);
+    if (ep == endpoints.end() || ep->role != role) {  // no endpoint any more: forgotten
+      if (it != availability_.end()) {
+        pending_.push_back(store::Op::Delete(kAvailabilityPrefix + role));
+        availability_.erase(it);
+      }
+      continue;
+    }
+    bool up = false;
+    for (const wire::RouteBackend& b : ep->backends) up |= b.ready && !b.busy;
     if (it == availability_.end()) {
       // Tracked from the first time it is routable; written with its first outage (steady
       // state writes nothing).
       if (up) availability_.emplace(role, AvailabilityLog(now_ms));
       continue;
     }
-    if (it->second.Record(up, now_ms)) {
-      Emit(up ? "role-routable" : "role-unroutable",
-           "role " + role +
-               (up ? " is routable again"
-                   : " has no routable instance: new connections wait or fail"),
-           {{"role", role}});
-    } else {
-      continue;
-    }
+    if (!it->second.Record(up, now_ms)) continue;
+    Emit(up ? "role-routable" : "role-unroutable",
+         "role " + role +
+             (up ? " is routable again" : " has no routable instance: new connections wait or fail"),
+         {{"role", role}});
     it->second.Trim(kOutagesKept);
     pending_.push_back(store::Op::Put(kAvailabilityPrefix + role, Dump(it->second.ToJson())));
-  }
-  for (auto it = availability_.begin(); it != availability_.end();) {
-    if (routable.count(it->first)) {
-      ++it;
-      continue;
-    }
-    pending_.push_back(store::Op::Delete(kAvailabilityPrefix + it->first));
-    it = availability_.erase(it);
   }
 }
 

@@ -2,6 +2,7 @@
 // gateway on a fake clock.
 #include <gtest/gtest.h>
 
+#include "controller/availability.h"
 #include "controller/controller.h"
 #include "controller/fixture.h"
 
@@ -214,6 +215,39 @@ TEST_F(ScalingTest, ANewControllerKeepsInstancesItHasNotHeardYetInRotation) {
     if (b["ready"] == true) nodes.insert(b["node"].get<std::string>());
   }
   EXPECT_EQ(nodes, (std::set<std::string>{"n2", "n3"}));
+}
+
+// Availability is judged for the roles whose routes changed: one role's outage is recorded
+// while the other's steady record is left as it was; a deleted role's record is deleted.
+TEST_F(ScalingTest, AvailabilityFollowsEachRoleAndForgetsADeletedOne) {
+  manifest::Role api = WebRole(3);
+  api.name = "api";
+  api.port = 8081;
+  api.endpoint = manifest::Endpoint{"127.0.0.1:8001", {}};
+  api.command = "/bin/api";
+  Run(100ms);
+  ApplyRoles({WebRole(3), api});
+  Run(3s);
+  ASSERT_TRUE(c_->Sla("api", std::chrono::hours(1)).ok());
+  // Every api instance crashes and fails again wherever it is started.
+  for (auto& a : agents_) a->BreakCommand("/bin/api");
+  for (const auto& [name, inst] : c_->instances()) {
+    if (inst.role == "api") agent(inst.node).Crash(name);
+  }
+  Run(3s);
+  std::vector<std::string> outages;
+  for (const auto& e : c_->EventsAfter(0)) {
+    if (e.type == "role-unroutable") outages.push_back(e.fields.at("role"));
+  }
+  EXPECT_EQ(outages, std::vector<std::string>{"api"});
+  EXPECT_EQ((*c_->Sla("web", std::chrono::hours(1)))["unavailable_ms"], 0);
+  EXPECT_GT((*c_->Sla("api", std::chrono::hours(1)))["unavailable_ms"], 0);
+  EXPECT_TRUE(store_.Get(std::string(kAvailabilityPrefix) + "api").ok());
+  ApplyRoles({WebRole(3)});
+  Run(1s);
+  EXPECT_EQ(store_.Get(std::string(kAvailabilityPrefix) + "api").status().code(),
+            StatusCode::kNotFound);
+  EXPECT_EQ((*c_->Sla("web", std::chrono::hours(1)))["unavailable_ms"], 0);
 }
 
 TEST_F(ScalingTest, SlaCountsTheTimeWithoutARoutableInstance) {
