@@ -252,7 +252,10 @@ bool Controller::PutRole(const RoleRecord& r) {
     return role.spec.endpoint ? role.spec.endpoint->listen : std::string();
   };
   if (it == roles_.end() || listen(it->second) != listen(r)) listen_ports_.reset();
-  spec_hashes_.erase(r.spec.name);
+  // The hashes depend on the specs only (a failover's new epoch keeps them).
+  if (it == roles_.end() || it->second.spec != r.spec || it->second.previous != r.previous) {
+    spec_hashes_.erase(r.spec.name);
+  }
   roles_[r.spec.name] = r;
   pending_.push_back(store::Op::Put(kRolesPrefix + r.spec.name, Dump(j)));
   if (r.spec.endpoint) {

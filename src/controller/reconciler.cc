@@ -592,14 +592,9 @@ std::vector<wire::Assignment> Controller::BuildAssignments(const std::string& no
     if (hash.empty()) {
       // What the hash covers, written as the stored role spec writes it: an upgraded
       // controller must hash a role as the one before did, or every instance would restart.
-      json s = RoleSpecToJson(spec);
-      json hashed = {{"command", s["command"]}, {"args", s["args"]},
-                     {"env", s["env"]},         {"probes", s["probes"]},
-                     {"restart", s["restart"]}, {"resources", s["resources"]},
-                     {"version", s["version"]}, {"port", inst.port}};
-      // Only when set: the hashes of roles without them stay as they were (no restart).
-      if (!spec.user.empty()) hashed["user"] = spec.user;
-      if (!spec.group.empty()) hashed["group"] = spec.group;
+      // (user and group only when set: the hashes of roles without them stay as they were.)
+      json hashed = RoleSpecHashedToJson(spec);
+      hashed["port"] = inst.port;
       hash = StableHash(Dump(hashed));
     }
     wire::Assignment& a = out.emplace_back();

@@ -81,22 +81,27 @@ std::string IsoTime(int64_t ms) {
 
 }  // namespace
 
-json RoleSpecToJson(const manifest::Role& r) {
-  json j = {{"name", r.name},
-            {"mode", ModeName(r.mode)},
-            {"command", r.command},
+json RoleSpecHashedToJson(const manifest::Role& r) {
+  json j = {{"command", r.command},
             {"args", r.args},
             {"env", r.env},
-            {"instances", r.instances},
-            {"port", r.port},
-            {"volume", r.volume},
             {"probes", wire::ToJson(r.probes)},
             {"restart", wire::ToJson(r.restart)},
             {"resources", wire::ToJson(r.resources)},
-            {"stop_grace_ms", ToMs(r.stop_grace)},
             {"version", r.version}};
   if (!r.user.empty()) j["user"] = r.user;
   if (!r.group.empty()) j["group"] = r.group;
+  return j;
+}
+
+json RoleSpecToJson(const manifest::Role& r) {
+  json j = RoleSpecHashedToJson(r);  // an object's keys are written sorted: order is free
+  j["name"] = r.name;
+  j["mode"] = ModeName(r.mode);
+  j["instances"] = r.instances;
+  j["port"] = r.port;
+  j["volume"] = r.volume;
+  j["stop_grace_ms"] = ToMs(r.stop_grace);
   if (r.endpoint) j["endpoint"] = {{"listen", r.endpoint->listen}, {"allow", r.endpoint->allow}};
   if (r.autoscale) {
     j["autoscale"] = {{"min", r.autoscale->min},

@@ -172,6 +172,10 @@ struct Event {
 };
 
 nlohmann::json RoleSpecToJson(const manifest::Role& r);
+// What an instance's spec hash covers of its role's spec (Controller::BuildAssignments):
+// command, args, env, probes, restart, resources, version, and user and group when set; as
+// RoleSpecToJson writes them.
+nlohmann::json RoleSpecHashedToJson(const manifest::Role& r);
 Result<manifest::Role> RoleSpecFromJson(const nlohmann::json& j);
 
 nlohmann::json ToJson(const RoleRecord& r);
