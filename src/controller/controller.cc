@@ -914,8 +914,17 @@ void Controller::TakeReport(const std::string& node, const wire::AgentHeartbeat&
     }
   }
   obs.instances = std::move(instances);
+  for (const auto& [name, v] : obs.volumes) {
+    auto r = volume_reporters_.find(name);
+    if (r != volume_reporters_.end() && r->second.erase(node) && r->second.empty()) {
+      volume_reporters_.erase(r);
+    }
+  }
   obs.volumes.clear();
-  for (const wire::VolumeReport& v : hb.volumes) obs.volumes[v.name] = v;
+  for (const wire::VolumeReport& v : hb.volumes) {
+    obs.volumes[v.name] = v;
+    volume_reporters_[v.name].insert(node);
+  }
   obs.agent_version = hb.agent_version;
   obs.boot_id = hb.boot_id;
   obs.report = hb.report;

@@ -483,6 +483,9 @@ class Controller : private JournalStore, private OpView {
 
   // Observed state, memory only.
   NameMap<NodeObservation> observed_;
+  // volume -> the nodes whose last report lists it (in any state): what Gc and failover look
+  // at without walking every node's report.
+  std::map<std::string, std::set<std::string>> volume_reporters_;
   LeaseTable node_leases_;
   Ring ring_{opts_.ring_k};
   RingArbiter arbiter_{clock_, opts_.arbiter};

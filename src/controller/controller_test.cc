@@ -124,6 +124,28 @@ TEST_F(ClusterTest, AssignmentsCarryTheDrainHook) {
   EXPECT_FALSE(RoleSpecFromJson(RoleSpecToJson(KvdRole(2)))->drain.has_value());
 }
 
+// A live node reports its role's volume attached where no instance has it: Gc says so once
+// and sends that node its assignments again.
+TEST_F(ClusterTest, GcReportsAVolumeAttachedWhereNoInstanceHasIt) {
+  Run(100ms);
+  ApplyRoles({KvdRole(2)});
+  Run(500ms);
+  std::string holder, stray;
+  for (const auto& [name, inst] : c_->instances()) {
+    if (inst.volume) holder = inst.node;
+  }
+  for (const auto& a : agents_) {
+    if (a->node() != holder) stray = a->node();
+  }
+  agent(stray).HoldVolume("kvd-data");
+  Run(2500ms);  // past a gc interval (1 s)
+  std::vector<std::string> said;
+  for (const auto& e : c_->EventsAfter(0)) {
+    if (e.type == "gc-stray-volume") said.push_back(e.fields.at("node"));
+  }
+  EXPECT_EQ(said, std::vector<std::string>{stray});
+}
+
 // The spec hash an agent compares to decide whether to restart an instance: an upgraded
 // controller must compute the same value for the same role, or every instance restarts.
 // The values were computed before the assignment moved to wire/assignments.h.

@@ -52,13 +52,6 @@ void Controller::Gc() {
   }
 
   // Volumes attached where no instance has them.
-  std::map<std::string, std::vector<std::string>> attached_at;  // volume -> live nodes
-  for (const auto& [node, obs] : observed_) {
-    if (!node_leases_.Live(node)) continue;
-    for (const auto& [vol, v] : obs.volumes) {
-      if (v.state == wire::VolumeState::kAttached) attached_at[vol].push_back(node);
-    }
-  }
   for (const auto& [rname, role] : roles_) {
     const std::string& vol = role.spec.volume;
     if (vol.empty() || ActiveOp(rname) != nullptr) continue;
@@ -69,8 +62,12 @@ void Controller::Gc() {
         if (inst.volume) want = inst.node;
       }
     }
-    for (const auto& node : FoundOrEmpty(attached_at, vol)) {
-      if (node != want && warned_.insert("stray-volume/" + node + "/" + vol).second) {
+    for (const auto& node : FoundOrEmpty(volume_reporters_, vol)) {
+      if (node == want || !node_leases_.Live(node) ||
+          observed_.at(node).volumes.at(vol).state != wire::VolumeState::kAttached) {
+        continue;
+      }
+      if (warned_.insert("stray-volume/" + node + "/" + vol).second) {
         Emit("gc-stray-volume",
              "node " + node + " holds volume " + vol +
                  " that no instance there has; re-sending its assignments",

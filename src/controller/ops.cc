@@ -115,9 +115,8 @@ const NodeRecord* Controller::Node(const std::string& name) const {
 std::vector<std::pair<std::string, ObservedVolume>> Controller::VolumeReports(
     const std::string& volume) const {
   std::vector<std::pair<std::string, ObservedVolume>> out;
-  for (const auto& [node, obs] : observed_) {
-    auto v = obs.volumes.find(volume);
-    if (v != obs.volumes.end()) out.emplace_back(node, v->second);
+  for (const auto& node : FoundOrEmpty(volume_reporters_, volume)) {
+    out.emplace_back(node, observed_.at(node).volumes.at(volume));
   }
   return out;
 }

@@ -71,7 +71,7 @@ class FakeAgent {
       }
     }
     for (auto it = volumes_.begin(); it != volumes_.end();) {
-      if (!keep_volumes.count(it->first)) {
+      if (!keep_volumes.count(it->first) && !held_volumes_.count(it->first)) {
         (void)provider_->Detach(it->first, node_);
         it = volumes_.erase(it);
       } else {
@@ -132,6 +132,12 @@ class FakeAgent {
     auto it = inst_.find(inst);
     return it == inst_.end() ? "" : it->second.command;
   }
+  // The node reports `volume` attached, for no instance, whatever its assignments (a leftover
+  // its agent cannot detach).
+  void HoldVolume(const std::string& volume) {
+    held_volumes_.insert(volume);
+    volumes_.emplace(volume, "");
+  }
   void SetRestarts(const std::string& inst, int n) { restarts_[inst] = n; }
   void SetCpu(const std::string& inst, double percent) { cpu_[inst] = percent; }
   // A replica's log ends at `p`; a silent replica answers no status.
@@ -169,6 +175,7 @@ class FakeAgent {
   int64_t generation_ = 0;
   std::map<std::string, Inst> inst_;
   std::map<std::string, std::string> volumes_;
+  std::set<std::string> held_volumes_;
   std::set<std::string> crashed_, hung_, broken_commands_;
   std::map<std::string, int> restarts_;
   std::map<std::string, double> cpu_;
