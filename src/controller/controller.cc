@@ -18,14 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-// The first endpoint of `endpoints` (sorted by role) whose role is not less than `role`.
-std::vector<wire::RouteEndpoint>::iterator RouteOf(std::vector<wire::RouteEndpoint>& endpoints,
-                                                   const std::string& role) {
-  return std::lower_bound(
-      endpoints.begin(), endpoints.end(), role,
-      [](const wire::RouteEndpoint& e, const std::string& r) { return e.role < r; });
-}
-
 constexpr size_t kEventsInMemory = 2000;
 
 // The node a running failover holds fenced (old_node_fenced), or "".

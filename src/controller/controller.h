@@ -14,6 +14,7 @@
 // rollout_procedure.h) that read an OpView and write into an OpWrites, both implemented here.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -503,8 +504,10 @@ class Controller : private JournalStore, private OpView {
   TimePoint next_autoscale_{};
   std::map<std::string, AvailabilityLog> availability_;  // role -> outages
   int64_t availability_routes_version_ = 0;              // the routes last judged
-  std::set<std::string> availability_dirty_;  // roles whose endpoint changed since
-  bool availability_all_ = true;              // every role's (a start, a rebuild)
+  // The roles to judge at the next routes version: those whose endpoint changed since the
+  // last judgement, or every role (after a start or a rebuild of the whole table).
+  std::set<std::string> availability_dirty_;
+  bool availability_all_ = true;
   // instance -> (when it left the rotation for a scale-down, the routes version without it)
   std::map<std::string, std::pair<TimePoint, int64_t>> scale_drain_;
   std::set<std::string> warned_;  // one-shot warnings (unplaceable, ...)
@@ -575,6 +578,15 @@ const typename Map::mapped_type& FoundOrEmpty(const Map& m, const typename Map::
   static const typename Map::mapped_type empty;
   auto it = m.find(key);
   return it == m.end() ? empty : it->second;
+}
+
+// The first of `endpoints` (the controller's, sorted by role) whose role is not less than
+// `role`: the role's endpoint when it has one.
+template <typename Endpoints>
+auto RouteOf(Endpoints& endpoints, const std::string& role) {
+  return std::lower_bound(
+      endpoints.begin(), endpoints.end(), role,
+      [](const wire::RouteEndpoint& e, const std::string& r) { return e.role < r; });
 }
 
 // Fnv1a (core/fnv.h) of `text` in hex, for spec_hash.

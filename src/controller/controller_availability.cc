@@ -34,10 +34,7 @@ void Controller::TrackAvailability() {
   }
   const auto& endpoints = routes_.endpoints;  // sorted by role
   for (const std::string& role : judged) {
-    auto ep = std::lower_bound(endpoints.begin(), endpoints.end(), role,
-                               [](const wire::RouteEndpoint& e, const std::string& r) {
-                                 return e.role < r;
-                               });
+    auto ep = RouteOf(endpoints, role);
     auto it = availability_.find(role);
     if (ep == endpoints.end() || ep->role != role) {  // no endpoint any more: forgotten
       if (it != availability_.end()) {
@@ -55,10 +52,11 @@ void Controller::TrackAvailability() {
       continue;
     }
     if (!it->second.Record(up, now_ms)) continue;
-    Emit(up ? "role-routable" : "role-unroutable",
-         "role " + role +
-             (up ? " is routable again" : " has no routable instance: new connections wait or fail"),
-         {{"role", role}});
+    Emit(
+        up ? "role-routable" : "role-unroutable",
+        "role " + role +
+            (up ? " is routable again" : " has no routable instance: new connections wait or fail"),
+        {{"role", role}});
     it->second.Trim(kOutagesKept);
     pending_.push_back(store::Op::Put(kAvailabilityPrefix + role, Dump(it->second.ToJson())));
   }
