@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
 #ifdef HAFAB_SIM_MIMALLOC
   // mimalloc gives freed memory back to the OS 25 ms after it is free, and the run frees and
   // takes back the same memory all the time (a controller restart drops and rebuilds its whole
-  // state): the madvise calls and page faults cost a tenth of the 10 000-node run. Kept instead.
+  // state): the madvise calls and page faults cost 5-10 % of the 10 000-node run (RESULTS.md,
+  // "session 23"). Kept instead.
   mi_option_disable(mi_option_allow_decommit);
 #endif
   CLI::App app{"hafab-sim: the whole fabric on simulated time, with faults, checking invariants"};
