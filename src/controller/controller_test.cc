@@ -134,6 +134,7 @@ TEST_F(ClusterTest, GcReportsAVolumeAttachedWhereNoInstanceHasIt) {
   for (const auto& [name, inst] : c_->instances()) {
     if (inst.volume) holder = inst.node;
   }
+  ASSERT_FALSE(holder.empty());
   for (const auto& a : agents_) {
     if (a->node() != holder) stray = a->node();
   }
