@@ -58,9 +58,9 @@ class TimedLink final : public agent::ControlLink {
                      });
   }
 
-  void FetchAssignments(const std::string& node, uint64_t after, Duration wait,
+  void FetchAssignments(const std::string& node, uint64_t after, uint64_t digest, Duration wait,
                         std::function<void(Result<wire::AssignmentList>)> done) override {
-    inner_.FetchAssignments(node, after, wait, std::move(done));
+    inner_.FetchAssignments(node, after, digest, wait, std::move(done));
   }
 
   std::string Describe() const override { return inner_.Describe(); }

@@ -379,6 +379,7 @@ void Agent::SendHeartbeat() {
     in.agent_version = kVersion;
     in.labels = options_.labels;
     in.assignments_generation = applied_generation_;
+    in.assignments_digest = applied_digest_;
     in.instances = supervisor_->Report();
     in.volumes = volumes_->Report();
     if (limiter_ != nullptr) in.resource_limits = limiter_->Mechanism();
@@ -466,6 +467,7 @@ void Agent::Poll(bool immediate) {
   const uint64_t seq = ++poll_seq_;
   const TimePoint sent_at = clock_.Now();
   link_.FetchAssignments(options_.node, have_list_ ? applied_generation_ : 0,
+                         have_list_ ? applied_digest_ : 0,
                          immediate ? Duration::zero() : options_.assignments_wait,
                          [this, seq, sent_at, immediate](Result<wire::AssignmentList> r) {
                            (immediate ? immediate_poll_in_flight_ : long_poll_in_flight_) = false;
@@ -504,6 +506,7 @@ void Agent::OnAssignments(uint64_t seq, TimePoint sent_at, Result<wire::Assignme
     ApplyRing(list);
     supervisor_->Apply(list);
     applied_generation_ = list.generation;
+    applied_digest_ = wire::ContentDigest(list);
     have_list_ = true;
   }
   applied_seq_ = std::max(applied_seq_, seq);

@@ -154,6 +154,7 @@ class Agent {
   bool immediate_poll_in_flight_ = false;
   bool have_list_ = false;
   uint64_t applied_generation_ = 0;
+  uint64_t applied_digest_ = 0;  // wire::ContentDigest of that list
   uint64_t poll_seq_ = 0;
   uint64_t applied_seq_ = 0;
   uint64_t controller_generation_ = 0;

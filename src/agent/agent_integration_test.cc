@@ -160,8 +160,9 @@ TEST_F(AgentIntegrationTest, StartsReportsStopsAndForgets) {
   EXPECT_EQ(hb["labels"]["fault_domain"], "fd1");
   EXPECT_EQ(hb["agent_version"], kVersion);
 
-  controller_.SetAssignments({Assignment(
-      "sleeper-0", {"sh", "-c", "echo started $HAFAB_INSTANCE $HAFAB_NODE; exec sleep 1000.11"})});
+  const wire::Assignment sleeper = Assignment(
+      "sleeper-0", {"sh", "-c", "echo started $HAFAB_INSTANCE $HAFAB_NODE; exec sleep 1000.11"});
+  controller_.SetAssignments({sleeper});
   json i = WaitInstance("sleeper-0", Running);
   pid_t pid = i["pid"].get<pid_t>();
   EXPECT_TRUE(ProcessAlive(pid));
@@ -172,6 +173,11 @@ TEST_F(AgentIntegrationTest, StartsReportsStopsAndForgets) {
     return line == "started sleeper-0 n1";
   }));
   EXPECT_EQ(controller_.LastHeartbeat()["assignments_generation"], 2);
+  // With the list's digest, which its long poll names too (Controller::AdoptGeneration).
+  const uint64_t digest = wire::ContentDigest(wire::AssignmentList{2, {sleeper}, {}, {}});
+  EXPECT_EQ(controller_.LastHeartbeat()["assignments_digest"], digest);
+  EXPECT_TRUE(
+      WaitFor([&] { return controller_.LastPoll() == std::pair<uint64_t, uint64_t>(2, digest); }));
   // Unassigned: stopped (SIGTERM) and forgotten.
   controller_.SetAssignments({});
   ASSERT_TRUE(WaitFor([&] { return !ProcessAlive(pid); }));

@@ -31,8 +31,11 @@ class ControlLink {
   // than `after` (or `wait` is zero), else when it changes or `wait` has passed (a long poll).
   // A long poll whose wait passes with the generation still `after` (> 0) may be answered
   // `unchanged` (wire::AssignmentList::unchanged: no list; keep the one you have).
+  // `digest`: wire::ContentDigest of the list of generation `after` (0: none), by which a
+  // controller that took over may keep that generation (Controller::AdoptGeneration).
   // Errors as Heartbeat; InvalidArgument when the answer does not parse.
-  virtual void FetchAssignments(const std::string& node, uint64_t after, Duration wait,
+  virtual void FetchAssignments(const std::string& node, uint64_t after, uint64_t digest,
+                                Duration wait,
                                 std::function<void(Result<wire::AssignmentList>)> done) = 0;
 
   // The controllers the link talks to, the one in use first, for log lines

@@ -92,11 +92,13 @@ void ControllerClient::Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration
        });
 }
 
-void ControllerClient::FetchAssignments(const std::string& node, uint64_t after, Duration wait,
+void ControllerClient::FetchAssignments(const std::string& node, uint64_t after, uint64_t digest,
+                                        Duration wait,
                                         std::function<void(Result<wire::AssignmentList>)> done) {
   auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait).count();
   Call("GET",
        "/v1/agents/" + node + "/assignments?after=" + std::to_string(after) +
+           (digest != 0 ? "&digest=" + std::to_string(digest) : "") +
            "&wait_ms=" + std::to_string(wait_ms) + (after > 0 && wait_ms > 0 ? "&brief=true" : ""),
        "", wait + std::chrono::seconds(3), [done = std::move(done)](Result<std::string> r) {
          if (!r.ok()) {

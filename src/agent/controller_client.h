@@ -30,7 +30,7 @@ class ControllerClient final : public ControlLink {
 
   // GET /v1/agents/{node}/assignments?after=G&wait_ms=W. Errors as Heartbeat, and
   // InvalidArgument when the answer does not parse.
-  void FetchAssignments(const std::string& node, uint64_t after, Duration wait,
+  void FetchAssignments(const std::string& node, uint64_t after, uint64_t digest, Duration wait,
                         std::function<void(Result<wire::AssignmentList>)> done) override;
 
   std::string Describe() const override;

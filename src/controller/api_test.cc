@@ -13,6 +13,7 @@
 #include "testing/fake_clock.h"
 #include "testing/fake_provider.h"
 #include "testing/memory_store.h"
+#include "wire/assignments.h"
 
 namespace hafab::controller {
 namespace {
@@ -250,6 +251,55 @@ TEST_F(ApiTest, ABriefLongPollEndsUnchangedWithoutTheList) {
   EXPECT_NE(metrics.find("hafab_controller_assignment_answers_total{kind=\"unchanged\"} 1"),
             std::string::npos)
       << metrics;
+}
+
+// After a takeover, the agent's long poll names the list it runs (after, digest): the new
+// controller keeps that generation when it would send the same list, and the poll waits for a
+// change instead of bringing the same list under a new generation. A read token may not name one.
+TEST_F(ApiTest, ANewControllerKeepsTheListAnAgentsPollNames) {
+  Heartbeat("n1", "fd1");
+  Send("POST", "/v1/apply", kManifest);
+  auto list = wire::ParseAssignments(Send("GET", "/v1/agents/n1/assignments")->body);
+  ASSERT_TRUE(list.ok());
+  const std::string gen = std::to_string(list->generation);
+  const std::string digest = std::to_string(wire::ContentDigest(*list));
+
+  Controller next{store_, clock_, &provider_, ControllerOptions{}};
+  ASSERT_TRUE(next.Start().ok());
+  Api api{next, clock_, Tokens{"admintok", "readtok", "clusterkey"}};
+  auto poll = [&](Api& to, const std::string& token, const std::string& digest,
+                  std::optional<http::Response>& answer) {
+    http::Request req;
+    req.method = "GET";
+    req.path = "/v1/agents/n1/assignments";
+    req.query = {{"after", gen}, {"digest", digest}, {"wait_ms", "1000"}, {"brief", "true"}};
+    req.headers["authorization"] = "Bearer " + token;
+    to.Handle(std::move(req), [&](http::Response resp) { answer = std::move(resp); });
+  };
+  std::optional<http::Response> read, other, agent;
+  poll(api, "readtok", digest, read);
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->status, 403);
+  EXPECT_EQ(json::parse(read->body)["error"],
+            "digest: only the node's agent names the list it runs (this is a read token)");
+  poll(api, "admintok", "12345", other);  // another list: the new generation's, at once
+  ASSERT_TRUE(other);
+  EXPECT_GT(json::parse(other->body)["generation"].get<uint64_t>(), list->generation);
+  EXPECT_EQ(api.waiting(), 0u);
+
+  Controller third{store_, clock_, &provider_, ControllerOptions{}};
+  ASSERT_TRUE(third.Start().ok());
+  Api api3{third, clock_, Tokens{"admintok", "readtok", "clusterkey"}};
+  poll(api3, "admintok", digest, agent);
+  EXPECT_FALSE(agent);  // the same list: kept, and the poll waits
+  EXPECT_EQ(third.AssignmentsGeneration("n1"), static_cast<int64_t>(list->generation));
+  clock_.Advance(1001ms);
+  api3.ExpireWaits();
+  ASSERT_TRUE(agent);
+  EXPECT_EQ(json::parse(agent->body),
+            (json{{"generation", list->generation}, {"unchanged", true}}));
+  EXPECT_NE(third.MetricsText().find("hafab_controller_assignment_generations_adopted_total 1"),
+            std::string::npos);
 }
 
 // A keep-alive names the report the controller holds; one it does not hold is refused with

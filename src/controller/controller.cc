@@ -617,6 +617,7 @@ void Controller::Publish() {
     }
     assignments_cache_[node] = std::move(assignments);
     node_generation_[node] = NextSeq();
+    adopted_.erase(node);
     if (listener_.assignments_changed) listener_.assignments_changed(node);
   }
   // Endpoints that changed get the new version as their revision (gateways compile only
@@ -782,7 +783,10 @@ Result<wire::HeartbeatAnswer> Controller::AgentHeartbeat(const std::string& node
   }
   ++agent_heartbeats_;
   NodeObservation& obs = held != observed_.end() ? held->second : observed_[node];
-  if (!keepalive) TakeReport(node, hb, obs);
+  if (!keepalive) {
+    TakeReport(node, hb, obs);
+    AdoptGeneration(node, hb.assignments_generation, hb.assignments_digest);
+  }
   // The agent repeats an unacknowledged self-fence until a heartbeat is answered: once each.
   if (hb.fence && hb.fence->at != obs.last_fence) {
     obs.last_fence = hb.fence->at;
@@ -962,16 +966,56 @@ int64_t Controller::AssignmentsGeneration(const std::string& node) {
   return it == node_generation_.end() ? 0 : it->second;  // 0: not published (reload pending)
 }
 
+wire::AssignmentList Controller::BuildList(const std::string& node) const {
+  wire::AssignmentList list;
+  list.assignments = BuildAssignments(node);
+  list.ring = RingPeersOf(node);
+  if (!list.ring.empty()) list.ring_key = opts_.ring_key;
+  return list;
+}
+
 Result<wire::AssignmentList> Controller::AssignmentListFor(const std::string& node) {
   HAFAB_RETURN_IF_ERROR(ReloadIfNeeded());
-  int64_t gen = AssignmentsGeneration(node);
-  std::vector<wire::RingPeer> ring = RingPeersOf(node);
-  std::string key = ring.empty() ? std::string() : opts_.ring_key;
-  std::vector<wire::Assignment> assignments = BuildAssignments(node);
+  const int64_t gen = AssignmentsGeneration(node);
+  wire::AssignmentList list = BuildList(node);
+  list.generation = static_cast<uint64_t>(gen);
   // The first list of a generation Start gave: what the next Publish compares with.
-  if (!dirty_nodes_.count(node)) assignments_cache_.try_emplace(node, assignments);
-  return wire::AssignmentList{static_cast<uint64_t>(gen), std::move(assignments), std::move(ring),
-                              std::move(key)};
+  if (!dirty_nodes_.count(node)) assignments_cache_.try_emplace(node, list.assignments);
+  return list;
+}
+
+bool Controller::AdoptGeneration(const std::string& node, uint64_t generation, uint64_t digest) {
+  if (crashed_ || reload_needed_ || generation == 0) return false;
+  auto g = node_generation_.find(node);
+  if (g == node_generation_.end()) return false;
+  if (adopted_.count(node)) {
+    if (static_cast<uint64_t>(g->second) != generation) {
+      // The agent names another list of an earlier controller than the one kept (an answer
+      // of that controller reached it late). What it runs is not known here: the node gets a
+      // new generation now, before AssignmentsTaken could count that list as taken.
+      adopted_.erase(node);
+      assignments_cache_.erase(node);
+      dirty_nodes_.insert(node);
+      g->second = NextSeq();
+    }
+    return false;
+  }
+  // Only a generation Start gave, which no list has been built for since: the agent's list can
+  // then only be an earlier controller's, and every list this one publishes is newer
+  // (NextSeq). A report it holds must name the same list.
+  const NodeObservation* obs = Observation(node);
+  if (digest == 0 || assignments_cache_.count(node) || dirty_nodes_.count(node) ||
+      static_cast<uint64_t>(g->second) <= generation ||
+      (obs != nullptr && static_cast<uint64_t>(obs->assignments_generation) != generation)) {
+    return false;
+  }
+  wire::AssignmentList list = BuildList(node);
+  if (wire::ContentDigest(list) != digest) return false;
+  g->second = static_cast<int64_t>(generation);
+  assignments_cache_[node] = std::move(list.assignments);
+  adopted_.insert(node);
+  ++generations_adopted_;
+  return true;
 }
 
 Result<json> Controller::Assignments(const std::string& node, std::optional<int64_t> held) {

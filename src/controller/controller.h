@@ -152,6 +152,13 @@ class Controller : private JournalStore, private OpView {
   // The same list as a struct (the simulator's agents take it so).
   Result<wire::AssignmentList> AssignmentListFor(const std::string& node);
   int64_t AssignmentsGeneration(const std::string& node);
+  // The list the node's agent runs: its generation (from an earlier controller) and
+  // wire::ContentDigest. While this controller has not yet sent the node a list, it keeps
+  // that generation as the node's when the list it would send has the same content: the
+  // agent neither fetches the list again nor applies it, and its report stays current. A
+  // full report (AgentHeartbeat) and the agent's assignments request (api.cc) call it. True
+  // when kept. An agent that later names another generation than the one kept gets a new one.
+  bool AdoptGeneration(const std::string& node, uint64_t generation, uint64_t digest);
 
   // A gateway's heartbeat (wire/gateway_heartbeat.h): records its acknowledgement of a routes
   // version and the connections it holds, and renews its lease, up to one lease TTL after the
@@ -373,6 +380,8 @@ class Controller : private JournalStore, private OpView {
                      const ObservedInstance& o);
   bool InstanceReady(const RoleRecord& role, const InstanceRecord& inst, bool* busy) const;
   std::vector<wire::Assignment> BuildAssignments(const std::string& node) const;
+  // The node's list with generation 0: its assignments, ring neighbours and ring key.
+  wire::AssignmentList BuildList(const std::string& node) const;
   // Whether `primary` hands its connections over now: a planned switchover away from it is
   // at fence or stop (routes list it handing_over: no new connection, open ones kept).
   bool HandingOver(const RoleRecord& role, const InstanceRecord& primary) const;
@@ -445,6 +454,7 @@ class Controller : private JournalStore, private OpView {
   uint64_t reports_requested_ = 0;      // keep-alives refused: the report they name is not held
   uint64_t assignment_lists_ = 0;       // assignment answers: whole lists
   uint64_t assignments_unchanged_ = 0;  // and "unchanged"
+  uint64_t generations_adopted_ = 0;    // AdoptGeneration: the agent's list kept as it is
   uint64_t reconcile_passes_ = 0;       // since start (/metrics)
   uint64_t reconcile_role_checks_ = 0;  // roles and instances a pass checked (/metrics)
   uint64_t reconcile_instance_checks_ = 0;
@@ -517,6 +527,7 @@ class Controller : private JournalStore, private OpView {
   int64_t seq_floor_ = 0;
   NameMap<int64_t> node_generation_;
   NameMap<std::vector<wire::Assignment>> assignments_cache_;  // as published
+  std::set<std::string> adopted_;  // nodes whose generation is an earlier controller's (Adopt...)
   std::set<std::string> dirty_nodes_;
   bool all_routes_dirty_ = true;
   std::set<std::string> dirty_routes_;  // roles whose endpoint may have changed

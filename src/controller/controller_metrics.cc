@@ -125,6 +125,11 @@ std::string Controller::MetricsText() const {
            static_cast<double>(assignment_lists_));
   w.Sample("hafab_controller_assignment_answers_total", {{"kind", "unchanged"}},
            static_cast<double>(assignments_unchanged_));
+  w.Family("hafab_controller_assignment_generations_adopted_total", "counter",
+           "Nodes whose agent runs the list this controller would send it, under an earlier "
+           "controller's generation, which this controller kept (no new list, no second report)");
+  w.Sample("hafab_controller_assignment_generations_adopted_total", {},
+           static_cast<double>(generations_adopted_));
   w.Family("hafab_controller_reconcile_passes_total", "counter",
            "Reconcile passes since this controller started (every 100 ms while something "
            "changes, every second in a steady cluster)");

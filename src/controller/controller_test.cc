@@ -216,18 +216,70 @@ TEST_F(ClusterTest, GenerationAndRoutesVersionGrowOnEveryChangeOnly) {
   ASSERT_TRUE(c_->Scale("web", 3).ok());
   Run(200ms);
   EXPECT_GT(c_->RoutesVersion(), v);
-  // A new controller on the same store never goes back in generation or version.
+  // A new controller on the same store never goes back in version, and gives each node a
+  // newer generation than any before...
   int64_t before = c_->RoutesVersion();
+  const int64_t held = c_->AssignmentsGeneration("n1");
   NewController();
   EXPECT_GT(c_->RoutesVersion(), before);
   const int64_t after_start = c_->AssignmentsGeneration("n1");
-  EXPECT_GT(after_start, g);
-  // Its lists are built as the agents ask; the generation stays until one changes.
+  EXPECT_GT(after_start, held);
+  // ...but keeps the one the node's agent runs when that list is the one it would send
+  // (AdoptGeneration), until a list changes.
   Run(500ms);
-  EXPECT_EQ(c_->AssignmentsGeneration("n1"), after_start);
+  EXPECT_EQ(c_->AssignmentsGeneration("n1"), held);
   ASSERT_TRUE(c_->Scale("web", 6).ok());
   Run(200ms);
   EXPECT_GT(c_->AssignmentsGeneration("n1"), after_start);
+}
+
+// After a takeover, an agent whose list is the one the new controller would send keeps it: no
+// new generation, so no list to fetch and apply, and no second report. Any other agent gets a
+// new generation: one that runs another list, one the controller has sent a list to since it
+// started, and one whose digest does not match.
+TEST_F(ClusterTest, ANewControllerKeepsTheGenerationOfAListItWouldSendAsIs) {
+  Run(100ms);
+  ApplyRoles({WebRole(3)});
+  Run(500ms);
+  const int64_t n1 = c_->AssignmentsGeneration("n1");
+  const int64_t n3 = c_->AssignmentsGeneration("n3");
+  NewController();
+  const int64_t start_n2 = c_->AssignmentsGeneration("n2");
+  // n1's report: adopted.
+  wire::AgentHeartbeat hb = agent("n1").Heartbeat();
+  auto answer = c_->AgentHeartbeat("n1", hb);
+  ASSERT_TRUE(answer.ok());
+  EXPECT_EQ(answer->assignments_generation, static_cast<uint64_t>(n1));
+  EXPECT_FALSE(c_->AdoptGeneration("n1", hb.assignments_generation, hb.assignments_digest));
+  // n2's agent asks for its list before it reports: it runs this controller's from then on.
+  ASSERT_TRUE(c_->Assignments("n2").ok());
+  hb = agent("n2").Heartbeat();
+  EXPECT_FALSE(c_->AdoptGeneration("n2", hb.assignments_generation, hb.assignments_digest));
+  EXPECT_EQ(c_->AssignmentsGeneration("n2"), start_n2);
+  // n3's digest is not that of the list it would get.
+  hb = agent("n3").Heartbeat();
+  EXPECT_FALSE(c_->AdoptGeneration("n3", hb.assignments_generation, hb.assignments_digest ^ 1));
+  EXPECT_FALSE(c_->AdoptGeneration("n3", hb.assignments_generation, 0));
+  EXPECT_GT(c_->AssignmentsGeneration("n3"), n3);
+  EXPECT_TRUE(c_->AdoptGeneration("n3", hb.assignments_generation, hb.assignments_digest));
+  EXPECT_EQ(c_->AssignmentsGeneration("n3"), n3);
+  EXPECT_NE(c_->MetricsText().find("hafab_controller_assignment_generations_adopted_total 2"),
+            std::string::npos);
+  // n1's agent then names another list of an earlier controller (that controller's answer
+  // reached it late): not the list kept, so n1 gets a new generation at once.
+  hb = agent("n1").Heartbeat();
+  hb.assignments_generation = static_cast<uint64_t>(n3);
+  ASSERT_TRUE(c_->AgentHeartbeat("n1", hb).ok());
+  EXPECT_GT(c_->AssignmentsGeneration("n1"), start_n2);
+  // A list that changed while no controller ran: the agent gets the new one.
+  NewController();
+  ASSERT_TRUE(c_->Scale("web", 6).ok());
+  const int64_t scaled = c_->AssignmentsGeneration("n2");
+  EXPECT_GT(scaled, start_n2);
+  hb = agent("n2").Heartbeat();
+  EXPECT_FALSE(c_->AdoptGeneration("n2", hb.assignments_generation, hb.assignments_digest));
+  Run(200ms);
+  EXPECT_EQ(agent("n2").Heartbeat().assignments_generation, static_cast<uint64_t>(scaled));
 }
 
 // Each endpoint's revision is the routes version at which it last changed: a gateway compiles

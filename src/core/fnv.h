@@ -3,7 +3,9 @@
 // digit short of the published 14695981039346656037. Kept: spec hashes in the store and the
 // ring's order are computed with it, and a new value would restart every instance at the
 // next controller upgrade. Numbers go in one step per 64-bit word (FNV-1a's step on a word instead
-// of a byte): the digests that use them are compared in memory, never stored or sent.
+// of a byte): the digests that use them are never stored. They are compared in memory, or
+// between an agent and its controller (wire::ContentDigest), where a digest computed another way
+// only costs sending a list again.
 #pragma once
 
 #include <cstdint>

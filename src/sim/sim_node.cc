@@ -261,6 +261,7 @@ void SimNode::SendHeartbeat(bool scheduled) {
     hb.labels = {{"fault_domain", options_.fault_domain},
                  {"update_domain", options_.update_domain}};
     hb.assignments_generation = applied_generation_;
+    hb.assignments_digest = applied_digest_;
     hb.instances = supervisor_->Report();
     hb.volumes = volumes_->Report();
     reports_.Prepare(hb, version);
@@ -313,7 +314,7 @@ void SimNode::Poll() {
   if (poll_in_flight_) return;
   poll_in_flight_ = true;
   const TimePoint sent_at = clock_.Now();
-  link_.FetchAssignments(options_.name, 0, Duration::zero(),
+  link_.FetchAssignments(options_.name, 0, 0, Duration::zero(),
                          [this, sent_at](Result<wire::AssignmentList> r) {
                            if (!alive_) return;
                            poll_in_flight_ = false;
@@ -339,6 +340,7 @@ void SimNode::Apply(const wire::AssignmentList& list, TimePoint asked_at) {
   if (newer) {
     supervisor_->Apply(list);
     applied_generation_ = list.generation;
+    applied_digest_ = wire::ContentDigest(list);
     have_list_ = true;
   }
   if (supervisor_->fenced() && fenced_at_ && asked_at > *fenced_at_ && lease_.Valid()) {

@@ -164,6 +164,7 @@ class SimNode {
   bool poll_in_flight_ = false;
   bool have_list_ = false;
   uint64_t applied_generation_ = 0;
+  uint64_t applied_digest_ = 0;  // wire::ContentDigest of that list
   std::optional<TimePoint> fenced_at_;
   TimePoint lease_timer_due_{};  // the fence timer's; {} = not armed
   std::optional<wire::FenceReport> unreported_fence_;

@@ -122,7 +122,7 @@ class SimControlLink final : public agent::ControlLink {
   SimControlLink(Simulation& sim, std::string node);
   void Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration timeout,
                  std::function<void(Result<wire::HeartbeatAnswer>)> done) override;
-  void FetchAssignments(const std::string& node, uint64_t after, Duration wait,
+  void FetchAssignments(const std::string& node, uint64_t after, uint64_t digest, Duration wait,
                         std::function<void(Result<wire::AssignmentList>)> done) override;
   std::string Describe() const override { return "sim"; }
 
@@ -312,7 +312,7 @@ void SimControlLink::Heartbeat(const wire::AgentHeartbeat& heartbeat, Duration t
       std::move(done));
 }
 
-void SimControlLink::FetchAssignments(const std::string& node, uint64_t, Duration,
+void SimControlLink::FetchAssignments(const std::string& node, uint64_t, uint64_t, Duration,
                                       std::function<void(Result<wire::AssignmentList>)> done) {
   Call<wire::AssignmentList>(
       std::chrono::seconds(1), "assignments",

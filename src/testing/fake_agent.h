@@ -40,6 +40,7 @@ class FakeAgent {
     auto list = wire::ParseAssignments(Dump(*got));
     HAFAB_CHECK(list.ok(), list.status().ToString());
     generation_ = static_cast<int64_t>(list->generation);
+    digest_ = wire::ContentDigest(*list);
     std::map<std::string, wire::Assignment> want;
     for (auto& x : list->assignments) want[x.instance] = std::move(x);
     for (auto it = inst_.begin(); it != inst_.end();) {
@@ -86,6 +87,7 @@ class FakeAgent {
     hb.address = "127.0.0.1";
     hb.labels = {{"fault_domain", fd_}, {"update_domain", ud_}};
     hb.assignments_generation = static_cast<uint64_t>(generation_);
+    hb.assignments_digest = digest_;
     for (const auto& [name, s] : inst_) {
       bool running = s.state == wire::InstanceState::kRunning;
       wire::InstanceReport& r = hb.instances.emplace_back();
@@ -173,6 +175,7 @@ class FakeAgent {
   std::string node_, fd_, ud_;
   FakeProvider* provider_;
   int64_t generation_ = 0;
+  uint64_t digest_ = 0;  // wire::ContentDigest of the list it runs
   std::map<std::string, Inst> inst_;
   std::map<std::string, std::string> volumes_;
   std::set<std::string> held_volumes_;

@@ -52,6 +52,11 @@ class FakeAgentController {
     std::lock_guard lock(mu_);
     return last_heartbeat_;
   }
+  // The last assignments request's `after` and `digest` (ControlLink::FetchAssignments).
+  std::pair<uint64_t, uint64_t> LastPoll() {
+    std::lock_guard lock(mu_);
+    return last_poll_;
+  }
   int heartbeats() {
     std::lock_guard lock(mu_);
     return heartbeats_;
@@ -106,6 +111,7 @@ class FakeAgentController {
   Duration lease_ttl_ = std::chrono::milliseconds(1500);
   std::vector<Poll> polls_;  // long polls waiting for a change
   nlohmann::json last_heartbeat_;
+  std::pair<uint64_t, uint64_t> last_poll_;
   uint64_t report_ = 0;  // the id of the full report held (last_report_)
   nlohmann::json last_report_;
   int heartbeats_ = 0;
@@ -167,10 +173,11 @@ class FakeControlLink final : public agent::ControlLink {
     Post([done = std::move(done), answer = std::move(answer)] { done(answer); });
   }
 
-  void FetchAssignments(const std::string& node, uint64_t after, Duration wait,
+  void FetchAssignments(const std::string& node, uint64_t after, uint64_t digest, Duration wait,
                         std::function<void(Result<wire::AssignmentList>)> done) override {
     (void)node;  // every node gets the same list
     std::unique_lock lock(controller_.mu_);
+    controller_.last_poll_ = {after, digest};
     if (controller_.silent_) {
       lock.unlock();
       TimeOut(wait, std::move(done));

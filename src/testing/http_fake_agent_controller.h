@@ -113,9 +113,10 @@ class HttpFakeAgentController {
     }
     if (req.method == "GET" && req.path.find("/assignments") != std::string::npos) {
       uint64_t after = std::stoull(req.Query("after").empty() ? "0" : req.Query("after"));
+      uint64_t digest = std::stoull(req.Query("digest").empty() ? "0" : req.Query("digest"));
       int64_t wait = std::stoll(req.Query("wait_ms").empty() ? "0" : req.Query("wait_ms"));
       link_.FetchAssignments(
-          "", after, std::chrono::milliseconds(wait),
+          "", after, digest, std::chrono::milliseconds(wait),
           [respond = std::move(respond)](Result<wire::AssignmentList> r) mutable {
             if (r.ok()) respond(http::Response::Json(200, wire::ToJson(*r).dump()));
           });

@@ -41,6 +41,7 @@ json ToJson(const AgentHeartbeat& hb) {
     j["agent_version"] = hb.agent_version;
     j["labels"] = hb.labels;
     j["assignments_generation"] = hb.assignments_generation;
+    if (hb.assignments_digest != 0) j["assignments_digest"] = hb.assignments_digest;
     j["instances"] = std::move(instances);
     j["volumes"] = std::move(volumes);
     if (!hb.resource_limits.empty()) j["resource_limits"] = hb.resource_limits;
@@ -109,9 +110,15 @@ Status ParseVolume(const json& j, const std::string& path, VolumeReport* v) {
 }
 
 // The members of a full report (a keep-alive carries none of them).
-constexpr const char* kReportMembers[] = {
-    "report",    "address", "agent_version",  "labels", "assignments_generation",
-    "instances", "volumes", "resource_limits"};
+constexpr const char* kReportMembers[] = {"report",
+                                          "address",
+                                          "agent_version",
+                                          "labels",
+                                          "assignments_generation",
+                                          "assignments_digest",
+                                          "instances",
+                                          "volumes",
+                                          "resource_limits"};
 
 Status ParseReport(const json& body, AgentHeartbeat* hb) {
   HAFAB_RETURN_IF_ERROR(Read(body, "report", "", &hb->report));
@@ -119,6 +126,7 @@ Status ParseReport(const json& body, AgentHeartbeat* hb) {
   HAFAB_RETURN_IF_ERROR(Read(body, "agent_version", "", &hb->agent_version));
   HAFAB_RETURN_IF_ERROR(Read(body, "labels", "", &hb->labels));
   HAFAB_RETURN_IF_ERROR(Read(body, "assignments_generation", "", &hb->assignments_generation));
+  HAFAB_RETURN_IF_ERROR(Read(body, "assignments_digest", "", &hb->assignments_digest));
   HAFAB_RETURN_IF_ERROR(Read(body, "resource_limits", "", &hb->resource_limits));
   const json* list = nullptr;
   HAFAB_RETURN_IF_ERROR(

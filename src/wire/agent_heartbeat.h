@@ -53,10 +53,10 @@ struct FenceReport {
 };
 
 // A heartbeat is a full report or a keep-alive. A full report carries the node's report (its
-// address, versions, labels, assignments_generation, instances, volumes and resource_limits)
-// under an id (`report`) that the agent draws at random at start and increments with each
-// full report, so that an id names one content. Once a controller has answered report R and
-// nothing in it has changed (cpu_percent by under a point, rss_bytes by under 1 MiB:
+// address, versions, labels, assignments_generation and _digest, instances, volumes and
+// resource_limits) under an id (`report`) that the agent draws at random at start and increments
+// with each full report, so that an id names one content. Once a controller has answered report R
+// and nothing in it has changed (cpu_percent by under a point, rss_bytes by under 1 MiB:
 // agent/report_tracker.h), the agent sends keep-alives (`same_as` R) without the report: the
 // controller holds R, renews the lease and compares nothing. A controller that does not hold R (it
 // restarted, took over, or a report overtook it) refuses the keep-alive with Conflict, and the
@@ -71,6 +71,7 @@ struct AgentHeartbeat {
   std::string agent_version;
   std::map<std::string, std::string> labels;  // fault_domain, update_domain
   uint64_t assignments_generation = 0;        // the assignments the agent runs
+  uint64_t assignments_digest = 0;            // their ContentDigest (0: none applied yet)
   std::vector<InstanceReport> instances;
   std::vector<VolumeReport> volumes;
   std::optional<FenceReport> fence;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/fnv.h"
 #include "manifest/limits.h"
 #include "wire/fields.h"
 
@@ -84,6 +85,61 @@ json ToJson(const AssignmentList& list) {
   }
   if (!list.ring_key.empty()) j["ring_key"] = list.ring_key;
   return j;
+}
+
+namespace {
+
+// Each string with its length first, so that no two contents feed the same bytes.
+class ContentHash {
+ public:
+  ContentHash& Add(std::string_view s) {
+    h_.Add(static_cast<uint64_t>(s.size())).Add(s);
+    return *this;
+  }
+  ContentHash& Add(uint64_t v) {
+    h_.Add(v);
+    return *this;
+  }
+  ContentHash& Add(const ReplicaMember& m) {
+    return Add(m.instance).Add(m.address).Add(static_cast<uint64_t>(m.role));
+  }
+  // 63 bits: a JSON integer that every reader takes (wire/fields.h reads up to INT64_MAX).
+  uint64_t value() const { return std::max<uint64_t>(h_.value() >> 1, 1); }
+
+ private:
+  Fnv1a h_;
+};
+
+}  // namespace
+
+uint64_t ContentDigest(const AssignmentList& list) {
+  ContentHash h;
+  h.Add(list.assignments.size());
+  for (const Assignment& a : list.assignments) {
+    // What spec_hash stands for (command, args, env, port, probes, restart, resources, user,
+    // group) goes in as spec_hash: the controller gives a new one when any of them changes.
+    h.Add(a.instance).Add(a.role).Add(static_cast<uint64_t>(a.mode)).Add(a.run).Add(a.epoch);
+    h.Add(a.spec_hash).Add(a.volume).Add(static_cast<uint64_t>(ToMs(a.stop_grace)));
+    h.Add(static_cast<uint64_t>(a.prior_restarts)).Add(a.replica_hook);
+    h.Add(a.drain.has_value());
+    if (a.drain) {
+      h.Add(a.drain->command.size());
+      for (const std::string& arg : a.drain->command) h.Add(arg);
+      h.Add(static_cast<uint64_t>(ToMs(a.drain->timeout)));
+    }
+    h.Add(a.replica.has_value());
+    if (a.replica) {
+      const ReplicaConfig& c = *a.replica;
+      h.Add(c.instance).Add(static_cast<uint64_t>(c.role)).Add(static_cast<uint64_t>(c.epoch));
+      h.Add(static_cast<uint64_t>(c.quorum)).Add(c.primary.has_value());
+      if (c.primary) h.Add(*c.primary);
+      h.Add(c.replicas.size());
+      for (const ReplicaMember& m : c.replicas) h.Add(m);
+    }
+  }
+  h.Add(list.ring.size());
+  for (const RingPeer& p : list.ring) h.Add(p.node).Add(p.address);
+  return h.Add(list.ring_key).value();
 }
 
 namespace {

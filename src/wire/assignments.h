@@ -72,6 +72,14 @@ struct AssignmentList {
 
 nlohmann::json ToJson(const Assignment& a);
 nlohmann::json ToJson(const AssignmentList& list);
+// The list's content without its generation (63 bits, never 0): every member the wire
+// carries, but what spec_hash stands for (command, args, env, port, probes, restart,
+// resources, user, group) only as spec_hash. The same for the list a controller builds and
+// the one its agent parsed. The agent reports the digest of the list it runs
+// (AgentHeartbeat::assignments_digest), and a controller that took over keeps that list's
+// generation when it would send the same content (Controller::AdoptGeneration). A version
+// that computes it otherwise only makes the agent fetch its list again.
+uint64_t ContentDigest(const AssignmentList& list);
 // The runtime parts of a role an assignment carries. The controller's stored role spec
 // (controller/records.cc) writes them the same way, and its spec_hash hashes them.
 nlohmann::json ToJson(const manifest::Probes& p);

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <vector>
 
 #include "core/json.h"
 #include "wire/agent_heartbeat.h"
@@ -419,6 +421,73 @@ ReplicaConfig ExampleConfig() {
                 {"kv-1", "10.0.0.2:7101", ReplicaRole::kSecondary},
                 {"kv-2", "10.0.0.3:7101", ReplicaRole::kBuilding}};
   return c;
+}
+
+// "/assignments/0/probes/liveness/kind" -> "probes".
+std::string Member(const std::string& pointer) {
+  const size_t index = pointer.find('/', 1);
+  const size_t begin = pointer.find('/', index + 1) + 1;
+  const size_t end = pointer.find('/', begin);
+  return pointer.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
+// The digest stands for everything the list carries to the agent but its generation: a value
+// changed anywhere in the list's JSON changes it, but in the members spec_hash stands for
+// (which change spec_hash). A member added to the wire and left out of ContentDigest fails here.
+TEST(AssignmentsTest, ContentDigestCoversEveryMemberButWhatSpecHashStandsFor) {
+  AssignmentList list = ExampleAssignments();
+  list.assignments[0].replica = ExampleConfig();
+  list.assignments[0].replica_hook = "/opt/kv/hook";
+  const uint64_t digest = ContentDigest(list);
+  EXPECT_NE(digest, 0u);
+  EXPECT_LE(digest, static_cast<uint64_t>(INT64_MAX));  // a JSON integer every reader takes
+  auto parsed = ParseAssignments(Dump(ToJson(list)));
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  EXPECT_EQ(ContentDigest(*parsed), digest);  // what the agent parsed: the same digest
+  list.generation = 99;
+  EXPECT_EQ(ContentDigest(list), digest);
+
+  const std::set<std::string> hashed = {"command", "args",      "env",  "port", "probes",
+                                        "restart", "resources", "user", "group"};
+  const std::vector<std::string> names = {"active-passive", "load-balanced", "replicated",
+                                          "primary",        "secondary",     "building"};
+  const json whole = ToJson(list);
+  int checked = 0;
+  const json leaves = whole.flatten();
+  for (const auto& [pointer, leaf] : leaves.items()) {
+    if (pointer == "/generation") continue;
+    if (pointer.starts_with("/assignments/") && hashed.count(Member(pointer))) continue;
+    std::vector<json> others;
+    if (leaf.is_string()) {
+      others.push_back(leaf.get<std::string>() + "x");
+      for (const auto& n : names) {
+        if (n != leaf) others.push_back(n);
+      }
+    } else if (leaf.is_boolean()) {
+      others.push_back(!leaf.get<bool>());
+    } else if (leaf.is_number_integer()) {
+      others.push_back(leaf.get<int64_t>() + 1);
+    }
+    bool changed = false;
+    for (const json& other : others) {
+      json j = whole;
+      j[json::json_pointer(pointer)] = other;
+      auto m = ParseAssignments(Dump(j));
+      if (!m.ok()) continue;  // not a value this member takes
+      EXPECT_NE(ContentDigest(*m), digest) << pointer << " = " << other;
+      changed = true;
+      break;
+    }
+    EXPECT_TRUE(changed) << pointer << ": no other value of it parses";
+    ++checked;
+  }
+  EXPECT_GE(checked, 30);
+  // And the number of assignments and peers.
+  list.assignments.pop_back();
+  EXPECT_NE(ContentDigest(list), digest);
+  list = ExampleAssignments();
+  list.ring.pop_back();
+  EXPECT_NE(ContentDigest(list), ContentDigest(ExampleAssignments()));
 }
 
 TEST(ReplicaTest, ConfigurationFollowsTheContractAndRoundTrips) {
