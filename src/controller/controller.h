@@ -557,9 +557,15 @@ class Controller : private JournalStore, private OpView {
   bool in_health_pass_ = false;  // the pass checks instances (Reconcile)
   // host -> the ports gateway endpoints listen on there (PortFor); reset when roles change.
   mutable std::optional<std::map<std::string, std::set<int>>> listen_ports_;
-  // role -> (the previous spec?, port) -> spec_hash (BuildAssignments); a role's entries go
-  // when its record changes.
-  mutable std::map<std::string, std::map<std::pair<bool, int>, std::string>> spec_hashes_;
+  // A role spec's spec_hashes (BuildAssignments): its hashed text cut where the port's value
+  // goes (spec_hash = StableHash(before + port + after), built once for all its instances'
+  // ports), and the hashes made of it, by port.
+  struct SpecHashes {
+    std::string before, after;
+    std::map<int, std::string> by_port;
+  };
+  // role -> the previous spec? -> its hashes; a role's entries go when its record changes.
+  mutable std::map<std::string, std::map<bool, SpecHashes>> spec_hashes_;
   wire::Routes routes_;
   int64_t routes_version_ = 0;
   // When each routes version of the last lease TTL (and always the newest) was published, for

@@ -167,6 +167,20 @@ TEST_F(ClusterTest, SpecHashesStayAcrossVersions) {
   };
   EXPECT_EQ(hash("kvd-0"), "79a0125ac1b72077");
   EXPECT_EQ(hash("web-0"), "7f210edc34c07b71");
+  // The hash of the spec's text with the port, whatever its strings hold (the text is built
+  // once per spec and cut where the port goes).
+  manifest::Role odd = WebRole(2);
+  odd.name = "odd";
+  odd.endpoint.reset();
+  odd.env = {{"port", "-1"}};
+  odd.args = {"\"port\":-1"};
+  ApplyRoles({kvd, web, odd});
+  Run(300ms);
+  for (const char* instance : {"odd-0", "odd-1"}) {
+    nlohmann::json hashed = RoleSpecHashedToJson(odd);
+    hashed["port"] = Inst(instance).port;
+    EXPECT_EQ(hash(instance), StableHash(Dump(hashed))) << instance;
+  }
 }
 
 TEST_F(ClusterTest, EmbeddedNodesOnOneAddressGetDistinctPorts) {

@@ -588,15 +588,22 @@ std::vector<wire::Assignment> Controller::BuildAssignments(const std::string& no
     auto ri = roles_.find(inst.role);
     if (ri == roles_.end()) continue;
     const manifest::Role& spec = SpecFor(ri->second, inst);  // mid-rollout: old or new
-    std::string& hash = spec_hashes_[inst.role][{&spec != &ri->second.spec, inst.port}];
-    if (hash.empty()) {
+    SpecHashes& hashes = spec_hashes_[inst.role][&spec != &ri->second.spec];
+    if (hashes.before.empty()) {
       // What the hash covers, written as the stored role spec writes it: an upgraded
       // controller must hash a role as the one before did, or every instance would restart.
       // (user and group only when set: the hashes of roles without them stay as they were.)
+      // The first "port":-1 is the port's: the members before it (args, command, env, group)
+      // hold strings, and the probes' ports come after it.
       json hashed = RoleSpecHashedToJson(spec);
-      hashed["port"] = inst.port;
-      hash = StableHash(Dump(hashed));
+      hashed["port"] = -1;
+      const std::string text = Dump(hashed);
+      const size_t at = text.find("\"port\":-1");
+      hashes.before = text.substr(0, at + 7);
+      hashes.after = text.substr(at + 9);
     }
+    std::string& hash = hashes.by_port[inst.port];
+    if (hash.empty()) hash = StableHash(hashes.before + std::to_string(inst.port) + hashes.after);
     wire::Assignment& a = out.emplace_back();
     a.instance = inst.name;
     a.role = inst.role;
