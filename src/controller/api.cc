@@ -260,10 +260,6 @@ void Api::Route(const http::Request& req, bool redact, http::Responder& respond)
       auto wait = QueryInt(req, "wait_ms", 0);
       if (!after.ok()) return respond(ErrorResponse(after.status()));
       if (!digest.ok()) return respond(ErrorResponse(digest.status()));
-      if (redact && *digest != 0) {
-        return respond(ErrorResponse(Status::PermissionDenied(
-            "digest: only the node's agent names the list it runs (this is a read token)")));
-      }
       if (!wait.ok()) return respond(ErrorResponse(wait.status()));
       const std::string brief = req.Query("brief");
       if (!brief.empty() && brief != "true" && brief != "false") {
@@ -272,7 +268,14 @@ void Api::Route(const http::Request& req, bool redact, http::Responder& respond)
       }
       // The list the agent runs, from the controller before this one: kept when this one
       // would send the same, so that the poll waits for a change instead of answering it again.
-      c_.AdoptGeneration(node, static_cast<uint64_t>(*after), static_cast<uint64_t>(*digest));
+      // Only a digest names it: a poll without one (an operator's) changes nothing.
+      if (*digest != 0) {
+        if (redact) {
+          return respond(ErrorResponse(Status::PermissionDenied(
+              "digest: only the node's agent names the list it runs (this is a read token)")));
+        }
+        c_.AdoptGeneration(node, static_cast<uint64_t>(*after), static_cast<uint64_t>(*digest));
+      }
       return Wait(Kind::kAssignments, node, *after, *wait, redact, brief == "true",
                   std::move(respond));
     }

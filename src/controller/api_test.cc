@@ -300,6 +300,17 @@ TEST_F(ApiTest, ANewControllerKeepsTheListAnAgentsPollNames) {
             (json{{"generation", list->generation}, {"unchanged", true}}));
   EXPECT_NE(third.MetricsText().find("hafab_controller_assignment_generations_adopted_total 1"),
             std::string::npos);
+  // A poll without a digest (an operator's, naming any generation) keeps the list kept.
+  http::Request look;
+  look.method = "GET";
+  look.path = "/v1/agents/n1/assignments";
+  look.query = {{"after", "1"}};
+  look.headers["authorization"] = "Bearer admintok";
+  std::optional<http::Response> looked;
+  api3.Handle(std::move(look), [&](http::Response resp) { looked = std::move(resp); });
+  ASSERT_TRUE(looked);
+  EXPECT_EQ(json::parse(looked->body)["generation"], list->generation);
+  EXPECT_EQ(third.AssignmentsGeneration("n1"), static_cast<int64_t>(list->generation));
 }
 
 // A keep-alive names the report the controller holds; one it does not hold is refused with
