@@ -70,6 +70,9 @@ struct ControllerOptions {
   // 1 000 nodes spent 1-3 % of a core in passes that found nothing to do.
   Duration reconcile_idle_interval = std::chrono::seconds(1);
   Duration gc_interval = std::chrono::seconds(1);
+  // The most volumes a GC pass asks the provider about (each a cloud API call or CLI run):
+  // with more volume roles, a pass goes on where the last one stopped.
+  size_t gc_describes_per_pass = 100;
   // Tests and the fault harness: stop right after recording the start of this step.
   std::string crash_at_step;
   // true: _exit(137) at crash_at_step (the process test); false: the object goes inert,
@@ -433,6 +436,9 @@ class Controller : private JournalStore, private OpView {
 
   // --- gc.cc
   void Gc();
+  void DescribeVolumes();  // asks the provider where volumes are attached, a few per pass
+  // The node of the role's instance that has its volume; "" when none has it.
+  std::string VolumeHolder(const std::string& role) const;
 
   store::Store& store_;
   Clock& clock_;
@@ -455,6 +461,7 @@ class Controller : private JournalStore, private OpView {
   uint64_t assignment_lists_ = 0;       // assignment answers: whole lists
   uint64_t assignments_unchanged_ = 0;  // and "unchanged"
   uint64_t generations_adopted_ = 0;    // AdoptGeneration: the agent's list kept as it is
+  uint64_t gc_volume_describes_ = 0;    // provider Describe calls of Gc (DescribeVolumes)
   uint64_t reconcile_passes_ = 0;       // since start (/metrics)
   uint64_t reconcile_role_checks_ = 0;  // roles and instances a pass checked (/metrics)
   uint64_t reconcile_instance_checks_ = 0;
@@ -549,7 +556,8 @@ class Controller : private JournalStore, private OpView {
   // Nodes where Gc looks for instances no assignment wants: since its last look, a report
   // came, the instances assigned there changed, or the lease was renewed after it lapsed.
   std::set<std::string> gc_nodes_;
-  bool gc_all_nodes_ = true;  // every node heard from (after a load)
+  bool gc_all_nodes_ = true;      // every node heard from (after a load)
+  std::string gc_describe_from_;  // the role DescribeVolumes starts at; "" = the first
   std::set<std::string> recheck_roles_, recheck_;
   // Instances created and deleted during a pass: one created is checked from the next pass on,
   // as a pass checks those that were there when it began.

@@ -130,6 +130,11 @@ std::string Controller::MetricsText() const {
            "controller's generation, which this controller kept (no new list, no second report)");
   w.Sample("hafab_controller_assignment_generations_adopted_total", {},
            static_cast<double>(generations_adopted_));
+  w.Family("hafab_controller_gc_volume_describes_total", "counter",
+           "Provider Describe calls of the GC sweeper, which looks for volumes left attached to "
+           "silent nodes (at most gc_describes_per_pass a pass, in turn)");
+  w.Sample("hafab_controller_gc_volume_describes_total", {},
+           static_cast<double>(gc_volume_describes_));
   w.Family("hafab_controller_reconcile_passes_total", "counter",
            "Reconcile passes since this controller started (every 100 ms while something "
            "changes, every second in a steady cluster)");

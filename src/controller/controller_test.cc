@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "controller/fixture.h"
 
 namespace hafab::controller::testsupport {
@@ -682,6 +686,39 @@ TEST_F(ClusterTest, GcForceDetachesAVolumeLeftOnASilentNode) {
   bool event = false;
   for (const auto& e : c_->EventsAfter(0)) event |= e.type == "gc-force-detach";
   EXPECT_TRUE(event);
+}
+
+// A provider call is a cloud API request: a GC pass asks about at most gc_describes_per_pass
+// volumes, and the next pass goes on where it stopped.
+TEST_F(ClusterTest, GcAsksTheProviderAboutAFewVolumesAPassInTurn) {
+  options_.gc_describes_per_pass = 2;
+  NewController();
+  const std::vector<std::string> volumes = {"a-data", "b-data", "c-data"};
+  std::vector<manifest::Role> roles;
+  for (const char* name : {"a", "b", "c"}) {
+    manifest::Role r = KvdRole(1);
+    r.name = name;
+    r.volume = std::string(name) + "-data";
+    r.endpoint.reset();
+    roles.push_back(r);
+  }
+  Run(100ms);
+  ApplyRoles(roles);
+  Run(1s);
+  provider_.described.clear();
+  for (int pass = 0; pass < 4; ++pass) {  // a GC pass a second
+    const double before = Metric("hafab_controller_gc_volume_describes_total");
+    const size_t asked_before = provider_.described.size();
+    Run(1s);
+    EXPECT_EQ(Metric("hafab_controller_gc_volume_describes_total") - before, 2) << pass;
+    EXPECT_EQ(provider_.described.size() - asked_before, 2u) << pass;
+  }
+  const std::vector<std::string>& asked = provider_.described;
+  ASSERT_EQ(asked.size(), 8u);
+  const size_t first = std::find(volumes.begin(), volumes.end(), asked[0]) - volumes.begin();
+  for (size_t i = 0; i < asked.size(); ++i) {
+    EXPECT_EQ(asked[i], volumes[(first + i) % volumes.size()]) << "call " << i;
+  }
 }
 
 TEST_F(ClusterTest, GcResendsAssignmentsToANodeRunningAnUnwantedInstance) {

@@ -51,17 +51,12 @@ void Controller::Gc() {
     }
   }
 
-  // Volumes attached where no instance has them.
+  // Volumes attached where no instance has them: on a node that reports one (memory only),
+  // and, by the provider, on a node gone silent.
   for (const auto& [rname, role] : roles_) {
     const std::string& vol = role.spec.volume;
     if (vol.empty() || ActiveOp(rname) != nullptr) continue;
-    std::string want;
-    if (auto br = by_role_.find(rname); br != by_role_.end()) {
-      for (const auto& name : br->second) {
-        const InstanceRecord& inst = instances_.at(name);
-        if (inst.volume) want = inst.node;
-      }
-    }
+    const std::string want = VolumeHolder(rname);
     for (const auto& node : FoundOrEmpty(volume_reporters_, vol)) {
       if (node == want || !node_leases_.Live(node) ||
           observed_.at(node).volumes.at(vol).state != wire::VolumeState::kAttached) {
@@ -76,19 +71,8 @@ void Controller::Gc() {
         dirty_nodes_.insert(node);
       }
     }
-    if (provider_ == nullptr) continue;
-    auto d = provider_->Describe(vol);
-    if (!d.ok() || d->node.empty() || d->node == want) continue;
-    if (!node_leases_.Live(d->node) && SilentPastMargin(d->node)) {
-      Status st = provider_->ForceDetach(vol, d->node);
-      if (st.code() == StatusCode::kUnavailable) continue;  // still at it: told when done
-      Emit("gc-force-detach",
-           "volume " + vol + " was attached to silent node " + d->node +
-               " with no instance for it: force-detach " +
-               (st.ok() ? "done" : "failed: " + st.ToString()),
-           {{"node", d->node}, {"role", rname}});
-    }
   }
+  if (provider_ != nullptr) DescribeVolumes();
 
   // Trim history.
   while (stored_events_.size() > kEventsKept) {
@@ -112,6 +96,48 @@ void Controller::Gc() {
   for (size_t i = 0; i + kFinishedOpsKept < finished.size(); ++i) {
     pending_.push_back(store::Op::Delete(kOpsPrefix + finished[i]));
     ops_.erase(finished[i]);
+  }
+}
+
+std::string Controller::VolumeHolder(const std::string& role) const {
+  std::string holder;
+  for (const auto& name : FoundOrEmpty(by_role_, role)) {
+    const InstanceRecord& inst = instances_.at(name);
+    if (inst.volume) holder = inst.node;
+  }
+  return holder;
+}
+
+// A provider call is a cloud API request (or a CLI run): a pass asks about at most
+// gc_describes_per_pass volumes, in turn, the next pass going on after the last it asked
+// about. With fewer volumes than that, every pass asks about all of them.
+void Controller::DescribeVolumes() {
+  const auto& roles = roles_.map();
+  auto it = roles.lower_bound(gc_describe_from_);
+  gc_describe_from_.clear();
+  size_t budget = opts_.gc_describes_per_pass;
+  for (size_t seen = 0; seen < roles.size(); ++seen, ++it) {
+    if (it == roles.end()) it = roles.begin();
+    const auto& [rname, role] = *it;
+    const std::string& vol = role.spec.volume;
+    if (vol.empty() || ActiveOp(rname) != nullptr) continue;
+    if (budget == 0) {
+      gc_describe_from_ = rname;  // the next pass starts here
+      break;
+    }
+    --budget;
+    ++gc_volume_describes_;
+    auto d = provider_->Describe(vol);
+    if (!d.ok() || d->node.empty() || d->node == VolumeHolder(rname)) continue;
+    if (!node_leases_.Live(d->node) && SilentPastMargin(d->node)) {
+      Status st = provider_->ForceDetach(vol, d->node);
+      if (st.code() == StatusCode::kUnavailable) continue;  // still at it: told when done
+      Emit("gc-force-detach",
+           "volume " + vol + " was attached to silent node " + d->node +
+               " with no instance for it: force-detach " +
+               (st.ok() ? "done" : "failed: " + st.ToString()),
+           {{"node", d->node}, {"role", rname}});
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "provider/provider.h"
 
@@ -29,6 +30,7 @@ class FakeProvider final : public provider::Provider {
     return Detach(v, node);
   }
   Result<provider::VolumeAttachment> Describe(const std::string& v) override {
+    described.push_back(v);
     auto it = att_.find(v);
     if (it == att_.end()) return Status::NotFound("volume " + v);
     return it->second;
@@ -46,6 +48,7 @@ class FakeProvider final : public provider::Provider {
   }
 
   int force_detaches = 0;
+  std::vector<std::string> described;  // the volumes Describe was asked about, in order
 
  private:
   std::map<std::string, provider::VolumeAttachment> att_;
