@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   mi_option_disable(mi_option_allow_decommit);
   // In 2 MiB pages where the kernel allows (transparent huge pages, "madvise"): the run reads
   // ~600 MB of small objects scattered, which fewer, larger pages map with fewer TLB misses:
-  // 10-20 % less time side by side (RESULTS.md, "session 25").
+  // 10-30 % less time side by side (RESULTS.md, "session 25").
   mi_option_enable(mi_option_large_os_pages);
 #endif
   CLI::App app{"hafab-sim: the whole fabric on simulated time, with faults, checking invariants"};
